@@ -1,0 +1,77 @@
+"""``Backtest``: ties a feed, a strategy and a config together and runs the Rust engine.
+
+Example:
+    >>> from ml4t.backtest import Backtest, PolarsDataFeed, SignalStrategy
+    >>> from ml4t.backtest.synthetic import make_bars
+    >>> feed = PolarsDataFeed(make_bars(n_assets=2, n_bars=50, seed=1))
+    >>> result = Backtest(feed, SignalStrategy("signal", quantity=10)).run()
+    >>> result.equity.height
+    50
+"""
+
+from __future__ import annotations
+
+from ml4t.backtest import _core
+from ml4t.backtest.config import BacktestConfig
+from ml4t.backtest.data import PolarsDataFeed
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.strategy import (
+    BuiltinStrategy,
+    SignalStrategy,
+    Strategy,
+    TopKStrategy,
+    _BatchDriver,
+)
+
+
+class Backtest:
+    """One backtest: ``Backtest(feed, strategy, config=...).run()``.
+
+    Args:
+        feed: the validated data.
+        strategy: a :class:`Strategy` subclass instance, or a built-in
+            (:class:`SignalStrategy`, :class:`TopKStrategy`) that runs entirely in Rust.
+        config: a :class:`BacktestConfig` (defaults when ``None``).
+    """
+
+    def __init__(
+        self,
+        feed: PolarsDataFeed,
+        strategy: Strategy | BuiltinStrategy,
+        config: BacktestConfig | None = None,
+    ) -> None:
+        if not isinstance(feed, PolarsDataFeed):
+            raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
+        if not isinstance(strategy, (Strategy, SignalStrategy, TopKStrategy)):
+            raise ConfigError(
+                f"strategy: expected a Strategy subclass instance or a built-in strategy, got "
+                f"{type(strategy).__name__}"
+            )
+        self.feed = feed
+        self.strategy = strategy
+        self.config = config or BacktestConfig()
+
+    def run(self) -> BacktestResult:
+        """Runs the backtest and returns its result."""
+        engine_config = self.config.engine_dict()
+        if isinstance(self.strategy, Strategy):
+            mode = self.strategy.call_mode()
+            target: object = (
+                _BatchDriver(self.strategy, self.feed) if mode == "batch" else self.strategy
+            )
+            raw = _core.run_python(
+                self.feed.engine_frame,
+                self.feed.n_assets,
+                engine_config,
+                self.feed.assets,
+                self.feed.to_datetime,
+                target,
+                mode,
+                self.strategy.wants_fills(),
+            )
+        else:
+            raw = _core.run_builtin(
+                self.feed.engine_frame, self.feed.n_assets, engine_config, self.strategy.spec()
+            )
+        return BacktestResult(raw, self.feed, self.config)

@@ -1,0 +1,67 @@
+//! The error type of the core. Every fallible function returns [`Result`].
+
+use thiserror::Error;
+
+/// Everything that can go wrong in a backtest, with enough context to find the cause.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum BacktestError {
+    /// The market data breaks a rule (schema, ordering, values).
+    #[error("data validation failed: column '{column}', row {row}: {rule}")]
+    DataValidation {
+        /// Offending column.
+        column: String,
+        /// First offending row (0-based, in the normalised frame).
+        row: usize,
+        /// The rule that was broken.
+        rule: String,
+    },
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {field}: {rule}")]
+    Config {
+        /// Dotted path of the field.
+        field: String,
+        /// The rule that was broken.
+        rule: String,
+    },
+    /// An order that can never be valid.
+    #[error("invalid order: {field}: {rule}")]
+    Order {
+        /// The order field at fault.
+        field: String,
+        /// The rule that was broken.
+        rule: String,
+    },
+    /// The strategy failed; the message describes where.
+    #[error("strategy failed: {0}")]
+    Strategy(String),
+}
+
+/// Shorthand for results of the core.
+pub type Result<T> = std::result::Result<T, BacktestError>;
+
+impl BacktestError {
+    /// Builds a [`BacktestError::DataValidation`].
+    pub fn data(column: &str, row: usize, rule: impl Into<String>) -> Self {
+        BacktestError::DataValidation {
+            column: column.to_string(),
+            row,
+            rule: rule.into(),
+        }
+    }
+
+    /// Builds a [`BacktestError::Config`].
+    pub fn config(field: &str, rule: impl Into<String>) -> Self {
+        BacktestError::Config {
+            field: field.to_string(),
+            rule: rule.into(),
+        }
+    }
+
+    /// Builds a [`BacktestError::Order`].
+    pub fn order(field: &str, rule: impl Into<String>) -> Self {
+        BacktestError::Order {
+            field: field.to_string(),
+            rule: rule.into(),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! # ml4t-backtest-core
+//!
+//! The pure-Rust heart of ml4t-backtest: market data views over Arrow buffers, the event loop,
+//! order matching, slippage and commission, portfolio accounting and the result builders.
+//! It has no Python dependency; the `ml4t-backtest-py` crate binds it to Python.
+//!
+//! The contract of the loop is documented in `docs/semantics.md` at the repository root.
+
+pub mod commission;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod feed;
+pub mod matching;
+pub mod orders;
+pub mod portfolio;
+pub mod results;
+pub mod slippage;
+pub mod strategies;
+pub mod strategy;
+pub mod trades;
+pub mod types;
+
+pub use config::{EngineConfig, ExecutionMode, ShareRounding};
+pub use engine::{run_backtest, Engine};
+pub use error::{BacktestError, Result};
+pub use feed::MarketData;
+pub use results::BacktestOutput;
+pub use strategy::{Strategy, StrategyContext, TimestampView};
+pub use types::{AssetId, OrderId, Side, Ts};

@@ -1,0 +1,220 @@
+//! Portfolio accounting: cash, signed positions with average cost, last prices.
+
+use crate::types::AssetId;
+
+/// A signed position in one asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Position {
+    /// Shares held: positive long, negative short.
+    pub quantity: f64,
+    /// Average entry price of the shares held (0 when flat).
+    pub avg_cost: f64,
+}
+
+/// What a fill did to a position, for the trade tracker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FillEffect {
+    /// Position before the fill.
+    pub before: f64,
+    /// Position after the fill.
+    pub after: f64,
+    /// Average cost before the fill.
+    pub avg_cost_before: f64,
+    /// PnL realised by the closing part of the fill (before fees).
+    pub realized: f64,
+}
+
+/// Cash, positions and marks of the whole account. Vectors are indexed by [`AssetId`].
+#[derive(Debug, Clone)]
+pub struct Portfolio {
+    cash: f64,
+    positions: Vec<Position>,
+    last_price: Vec<f64>,
+    open_assets: Vec<AssetId>,
+    open_slot: Vec<u32>,
+}
+
+const NOT_OPEN: u32 = u32::MAX;
+
+impl Portfolio {
+    /// A flat account with `cash` and a universe of `n_assets` assets.
+    pub fn new(cash: f64, n_assets: usize) -> Self {
+        Portfolio {
+            cash,
+            positions: vec![Position::default(); n_assets],
+            last_price: vec![f64::NAN; n_assets],
+            open_assets: Vec::with_capacity(n_assets),
+            open_slot: vec![NOT_OPEN; n_assets],
+        }
+    }
+
+    /// Cash balance.
+    #[inline]
+    pub fn cash(&self) -> f64 {
+        self.cash
+    }
+
+    /// The position in `asset`.
+    #[inline]
+    pub fn position(&self, asset: AssetId) -> Position {
+        self.positions[asset as usize]
+    }
+
+    /// Signed share count in `asset`.
+    #[inline]
+    pub fn quantity(&self, asset: AssetId) -> f64 {
+        self.positions[asset as usize].quantity
+    }
+
+    /// All positions, indexed by asset code.
+    pub fn positions(&self) -> &[Position] {
+        &self.positions
+    }
+
+    /// Last close seen for `asset`, NaN before its first bar.
+    #[inline]
+    pub fn last_price(&self, asset: AssetId) -> f64 {
+        self.last_price[asset as usize]
+    }
+
+    /// Last closes of all assets (NaN where none was seen yet).
+    pub fn last_prices(&self) -> &[f64] {
+        &self.last_price
+    }
+
+    /// Assets with a non-zero position, in the order they were opened (swap-removed on close).
+    pub fn open_assets(&self) -> &[AssetId] {
+        &self.open_assets
+    }
+
+    /// Records a new mark for `asset`.
+    #[inline]
+    pub fn mark(&mut self, asset: AssetId, price: f64) {
+        self.last_price[asset as usize] = price;
+    }
+
+    /// Long and short market value at the last marks: `(Σ long q·p, Σ short q·p)`.
+    #[inline]
+    pub fn market_values(&self) -> (f64, f64) {
+        let mut long = 0.0;
+        let mut short = 0.0;
+        for &asset in &self.open_assets {
+            let value = self.positions[asset as usize].quantity * self.last_price[asset as usize];
+            if value >= 0.0 {
+                long += value;
+            } else {
+                short += value;
+            }
+        }
+        (long, short)
+    }
+
+    /// Cash plus positions marked at the last prices.
+    #[inline]
+    pub fn equity(&self) -> f64 {
+        let (long, short) = self.market_values();
+        self.cash + long + short
+    }
+
+    /// Books a fill of signed `quantity` at `price` with fee `fee`.
+    pub fn apply_fill(
+        &mut self,
+        asset: AssetId,
+        quantity: f64,
+        price: f64,
+        fee: f64,
+    ) -> FillEffect {
+        self.cash -= quantity * price + fee;
+        let slot = asset as usize;
+        let pos = self.positions[slot];
+        let before = pos.quantity;
+        let after = before + quantity;
+        let mut realized = 0.0;
+        let mut avg_cost = pos.avg_cost;
+        if before == 0.0 || before.signum() == quantity.signum() {
+            // Opening or adding: the average cost moves to the weighted mean.
+            avg_cost = (before.abs() * pos.avg_cost + quantity.abs() * price) / after.abs();
+        } else {
+            let closed = quantity.abs().min(before.abs());
+            realized = closed * (price - pos.avg_cost) * before.signum();
+            if after == 0.0 {
+                avg_cost = 0.0;
+            } else if after.signum() != before.signum() {
+                // Crossed zero: the remainder opens a new position at this price.
+                avg_cost = price;
+            }
+        }
+        self.positions[slot] = Position {
+            quantity: after,
+            avg_cost,
+        };
+        self.track_open(asset, before, after);
+        FillEffect {
+            before,
+            after,
+            avg_cost_before: pos.avg_cost,
+            realized,
+        }
+    }
+
+    fn track_open(&mut self, asset: AssetId, before: f64, after: f64) {
+        let slot = asset as usize;
+        if before == 0.0 && after != 0.0 {
+            self.open_slot[slot] = self.open_assets.len() as u32;
+            self.open_assets.push(asset);
+        } else if before != 0.0 && after == 0.0 {
+            let idx = self.open_slot[slot] as usize;
+            self.open_assets.swap_remove(idx);
+            if let Some(&moved) = self.open_assets.get(idx) {
+                self.open_slot[moved as usize] = idx as u32;
+            }
+            self.open_slot[slot] = NOT_OPEN;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buy_then_sell_realises_pnl_and_conserves_equity() {
+        let mut p = Portfolio::new(10_000.0, 2);
+        p.apply_fill(0, 100.0, 10.0, 1.0);
+        assert_eq!(p.cash(), 10_000.0 - 1_000.0 - 1.0);
+        p.mark(0, 12.0);
+        assert_eq!(p.equity(), 8_999.0 + 1_200.0);
+        let e = p.apply_fill(0, -40.0, 12.0, 0.5);
+        assert_eq!(e.realized, 40.0 * 2.0);
+        assert_eq!(p.position(0).avg_cost, 10.0);
+        assert_eq!(p.open_assets(), &[0]);
+        p.apply_fill(0, -60.0, 11.0, 0.0);
+        assert_eq!(p.quantity(0), 0.0);
+        assert!(p.open_assets().is_empty());
+    }
+
+    #[test]
+    fn crossing_zero_opens_the_remainder_at_the_fill_price() {
+        let mut p = Portfolio::new(1_000.0, 1);
+        p.apply_fill(0, 10.0, 5.0, 0.0);
+        let e = p.apply_fill(0, -15.0, 6.0, 0.0);
+        assert_eq!(e.realized, 10.0);
+        assert_eq!(p.position(0).quantity, -5.0);
+        assert_eq!(p.position(0).avg_cost, 6.0);
+        let e = p.apply_fill(0, 2.0, 4.0, 0.0);
+        assert_eq!(e.realized, 4.0);
+    }
+
+    #[test]
+    fn open_asset_list_survives_swap_removal() {
+        let mut p = Portfolio::new(1_000.0, 3);
+        for a in 0..3 {
+            p.apply_fill(a, 1.0, 1.0, 0.0);
+        }
+        p.apply_fill(0, -1.0, 1.0, 0.0);
+        p.apply_fill(2, -1.0, 1.0, 0.0);
+        assert_eq!(p.open_assets(), &[1]);
+        p.apply_fill(1, -1.0, 1.0, 0.0);
+        assert!(p.open_assets().is_empty());
+    }
+}

@@ -1,0 +1,337 @@
+//! Columnar result builders: fills, trades, equity and rejected orders become Arrow batches.
+//!
+//! Each recorder appends to plain vectors during the run; [`BacktestOutput`] turns them into
+//! `RecordBatch`es without copying (a `Vec` becomes an Arrow buffer in place).
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
+    UInt8Array,
+};
+use arrow_schema::{DataType, Field, Schema};
+
+use crate::trades::TradeRecord;
+use crate::types::{AssetId, OrderId, RejectReason, Side, Ts};
+
+/// One execution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fill {
+    /// The order filled.
+    pub order_id: OrderId,
+    /// When.
+    pub ts: Ts,
+    /// Asset.
+    pub asset: AssetId,
+    /// Signed shares (+ bought).
+    pub quantity: f64,
+    /// Fill price after slippage and clamping.
+    pub price: f64,
+    /// The bar price the fill was referenced to (open or close).
+    pub reference_price: f64,
+    /// `|price - reference| × |quantity|`.
+    pub slippage: f64,
+    /// Fee charged.
+    pub commission: f64,
+}
+
+fn batch(fields: Vec<(&str, DataType)>, columns: Vec<ArrayRef>) -> RecordBatch {
+    let schema = Schema::new(
+        fields
+            .into_iter()
+            .map(|(name, dtype)| Field::new(name, dtype, false))
+            .collect::<Vec<_>>(),
+    );
+    // Column lengths and types match the schema by construction.
+    RecordBatch::try_new(Arc::new(schema), columns).expect("result schema matches its columns")
+}
+
+/// Fill records, column by column.
+#[derive(Debug, Default, Clone)]
+pub struct FillRecorder {
+    order_id: Vec<u64>,
+    ts: Vec<i64>,
+    asset: Vec<u32>,
+    side: Vec<u8>,
+    quantity: Vec<f64>,
+    price: Vec<f64>,
+    reference_price: Vec<f64>,
+    slippage: Vec<f64>,
+    commission: Vec<f64>,
+}
+
+impl FillRecorder {
+    /// Appends one fill.
+    #[inline]
+    pub fn push(&mut self, fill: &Fill) {
+        self.order_id.push(fill.order_id);
+        self.ts.push(fill.ts);
+        self.asset.push(fill.asset);
+        self.side.push(Side::of(fill.quantity).code());
+        self.quantity.push(fill.quantity.abs());
+        self.price.push(fill.price);
+        self.reference_price.push(fill.reference_price);
+        self.slippage.push(fill.slippage);
+        self.commission.push(fill.commission);
+    }
+
+    /// Number of fills so far.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True before the first fill.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    fn into_batch(self) -> RecordBatch {
+        batch(
+            vec![
+                ("order_id", DataType::UInt64),
+                ("ts", DataType::Int64),
+                ("asset_id", DataType::UInt32),
+                ("side", DataType::UInt8),
+                ("quantity", DataType::Float64),
+                ("price", DataType::Float64),
+                ("reference_price", DataType::Float64),
+                ("slippage", DataType::Float64),
+                ("commission", DataType::Float64),
+            ],
+            vec![
+                Arc::new(UInt64Array::from(self.order_id)),
+                Arc::new(Int64Array::from(self.ts)),
+                Arc::new(UInt32Array::from(self.asset)),
+                Arc::new(UInt8Array::from(self.side)),
+                Arc::new(Float64Array::from(self.quantity)),
+                Arc::new(Float64Array::from(self.price)),
+                Arc::new(Float64Array::from(self.reference_price)),
+                Arc::new(Float64Array::from(self.slippage)),
+                Arc::new(Float64Array::from(self.commission)),
+            ],
+        )
+    }
+}
+
+/// Trade records, column by column.
+#[derive(Debug, Default, Clone)]
+pub struct TradeRecorder {
+    asset: Vec<u32>,
+    long: Vec<bool>,
+    entry_ts: Vec<i64>,
+    exit_ts: Vec<i64>,
+    entry_price: Vec<f64>,
+    exit_price: Vec<f64>,
+    quantity: Vec<f64>,
+    gross_pnl: Vec<f64>,
+    commission: Vec<f64>,
+    bars_held: Vec<u64>,
+    exit_reason: Vec<u8>,
+    open: Vec<bool>,
+}
+
+impl TradeRecorder {
+    /// Appends one trade.
+    pub fn push(&mut self, t: &TradeRecord) {
+        self.asset.push(t.asset);
+        self.long.push(t.long);
+        self.entry_ts.push(t.entry_ts);
+        self.exit_ts.push(t.exit_ts);
+        self.entry_price.push(t.entry_price);
+        self.exit_price.push(t.exit_price);
+        self.quantity.push(t.quantity);
+        self.gross_pnl.push(t.gross_pnl);
+        self.commission.push(t.commission);
+        self.bars_held.push(t.bars_held);
+        self.exit_reason.push(t.exit_reason as u8);
+        self.open.push(t.open);
+    }
+
+    /// Number of trades so far.
+    pub fn len(&self) -> usize {
+        self.asset.len()
+    }
+
+    /// True before the first trade.
+    pub fn is_empty(&self) -> bool {
+        self.asset.is_empty()
+    }
+
+    fn into_batch(self) -> RecordBatch {
+        batch(
+            vec![
+                ("asset_id", DataType::UInt32),
+                ("long", DataType::Boolean),
+                ("entry_ts", DataType::Int64),
+                ("exit_ts", DataType::Int64),
+                ("entry_price", DataType::Float64),
+                ("exit_price", DataType::Float64),
+                ("quantity", DataType::Float64),
+                ("gross_pnl", DataType::Float64),
+                ("commission", DataType::Float64),
+                ("bars_held", DataType::UInt64),
+                ("exit_reason", DataType::UInt8),
+                ("open", DataType::Boolean),
+            ],
+            vec![
+                Arc::new(UInt32Array::from(self.asset)),
+                Arc::new(BooleanArray::from(self.long)),
+                Arc::new(Int64Array::from(self.entry_ts)),
+                Arc::new(Int64Array::from(self.exit_ts)),
+                Arc::new(Float64Array::from(self.entry_price)),
+                Arc::new(Float64Array::from(self.exit_price)),
+                Arc::new(Float64Array::from(self.quantity)),
+                Arc::new(Float64Array::from(self.gross_pnl)),
+                Arc::new(Float64Array::from(self.commission)),
+                Arc::new(UInt64Array::from(self.bars_held)),
+                Arc::new(UInt8Array::from(self.exit_reason)),
+                Arc::new(BooleanArray::from(self.open)),
+            ],
+        )
+    }
+}
+
+/// The equity curve: one row per timestamp.
+#[derive(Debug, Default, Clone)]
+pub struct EquityRecorder {
+    ts: Vec<i64>,
+    cash: Vec<f64>,
+    long_value: Vec<f64>,
+    short_value: Vec<f64>,
+    equity: Vec<f64>,
+}
+
+impl EquityRecorder {
+    /// Reserves room for `additional` more timestamps.
+    pub fn reserve(&mut self, additional: usize) {
+        self.ts.reserve(additional);
+        self.cash.reserve(additional);
+        self.long_value.reserve(additional);
+        self.short_value.reserve(additional);
+        self.equity.reserve(additional);
+    }
+
+    /// Appends one timestamp's account state.
+    #[inline]
+    pub fn push(&mut self, ts: Ts, cash: f64, long_value: f64, short_value: f64) {
+        self.ts.push(ts);
+        self.cash.push(cash);
+        self.long_value.push(long_value);
+        self.short_value.push(short_value);
+        self.equity.push(cash + long_value + short_value);
+    }
+
+    /// Number of timestamps recorded.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True before the first timestamp.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    fn into_batch(self) -> RecordBatch {
+        let positions: Vec<f64> = self
+            .long_value
+            .iter()
+            .zip(&self.short_value)
+            .map(|(l, s)| l + s)
+            .collect();
+        batch(
+            vec![
+                ("ts", DataType::Int64),
+                ("cash", DataType::Float64),
+                ("long_value", DataType::Float64),
+                ("short_value", DataType::Float64),
+                ("positions_value", DataType::Float64),
+                ("equity", DataType::Float64),
+            ],
+            vec![
+                Arc::new(Int64Array::from(self.ts)),
+                Arc::new(Float64Array::from(self.cash)),
+                Arc::new(Float64Array::from(self.long_value)),
+                Arc::new(Float64Array::from(self.short_value)),
+                Arc::new(Float64Array::from(positions)),
+                Arc::new(Float64Array::from(self.equity)),
+            ],
+        )
+    }
+}
+
+/// Orders that did not fill, with the reason.
+#[derive(Debug, Default, Clone)]
+pub struct RejectionRecorder {
+    order_id: Vec<u64>,
+    ts: Vec<i64>,
+    asset: Vec<u32>,
+    quantity: Vec<f64>,
+    reason: Vec<u8>,
+}
+
+impl RejectionRecorder {
+    /// Appends one rejected order (`order_id` 0 when no id was assigned).
+    pub fn push(
+        &mut self,
+        order_id: OrderId,
+        ts: Ts,
+        asset: AssetId,
+        quantity: f64,
+        reason: RejectReason,
+    ) {
+        self.order_id.push(order_id);
+        self.ts.push(ts);
+        self.asset.push(asset);
+        self.quantity.push(quantity);
+        self.reason.push(reason as u8);
+    }
+
+    fn into_batch(self) -> RecordBatch {
+        batch(
+            vec![
+                ("order_id", DataType::UInt64),
+                ("ts", DataType::Int64),
+                ("asset_id", DataType::UInt32),
+                ("quantity", DataType::Float64),
+                ("reason", DataType::UInt8),
+            ],
+            vec![
+                Arc::new(UInt64Array::from(self.order_id)),
+                Arc::new(Int64Array::from(self.ts)),
+                Arc::new(UInt32Array::from(self.asset)),
+                Arc::new(Float64Array::from(self.quantity)),
+                Arc::new(UInt8Array::from(self.reason)),
+            ],
+        )
+    }
+}
+
+/// Everything a run produces, as Arrow batches.
+#[derive(Debug, Clone)]
+pub struct BacktestOutput {
+    /// Every execution.
+    pub fills: RecordBatch,
+    /// Round trips, closed and still open.
+    pub trades: RecordBatch,
+    /// One row per timestamp.
+    pub equity: RecordBatch,
+    /// Orders that never filled.
+    pub rejections: RecordBatch,
+}
+
+impl BacktestOutput {
+    /// Finishes the recorders into batches.
+    pub fn from_recorders(
+        fills: FillRecorder,
+        trades: TradeRecorder,
+        equity: EquityRecorder,
+        rejections: RejectionRecorder,
+    ) -> Self {
+        BacktestOutput {
+            fills: fills.into_batch(),
+            trades: trades.into_batch(),
+            equity: equity.into_batch(),
+            rejections: rejections.into_batch(),
+        }
+    }
+}

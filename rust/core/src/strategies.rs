@@ -1,0 +1,227 @@
+//! Built-in strategies that run entirely in Rust (no Python, the GIL released).
+
+use crate::error::{BacktestError, Result};
+use crate::feed::MarketData;
+use crate::strategy::{Strategy, StrategyContext, TimestampView};
+use crate::types::AssetId;
+
+fn feature_position(data: &MarketData, name: &str, field: &str) -> Result<usize> {
+    data.feature_names()
+        .iter()
+        .position(|n| n == name)
+        .ok_or_else(|| {
+            BacktestError::config(
+                field,
+                format!(
+                    "column '{name}' is not in the feed (feature columns: {:?})",
+                    data.feature_names()
+                ),
+            )
+        })
+}
+
+/// How a [`SignalStrategy`] sizes an entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SignalSizing {
+    /// A fixed number of shares.
+    Quantity(f64),
+    /// A fraction of equity at the decision bar.
+    Weight(f64),
+}
+
+/// Trades a precomputed signal column: long while `signal > long_threshold`, short (or flat, when
+/// shorting is off) while `signal < short_threshold`, otherwise holds. A position is sized when it
+/// is entered and held until the signal changes side.
+#[derive(Debug, Clone)]
+pub struct SignalStrategy {
+    column: String,
+    sizing: SignalSizing,
+    long_threshold: f64,
+    short_threshold: f64,
+    allow_short: bool,
+    column_pos: usize,
+}
+
+impl SignalStrategy {
+    /// A signal strategy over feature column `column`.
+    pub fn new(
+        column: impl Into<String>,
+        sizing: SignalSizing,
+        long_threshold: f64,
+        short_threshold: f64,
+        allow_short: bool,
+    ) -> Result<Self> {
+        let size = match sizing {
+            SignalSizing::Quantity(q) => q,
+            SignalSizing::Weight(w) => w,
+        };
+        if !size.is_finite() || size <= 0.0 {
+            return Err(BacktestError::config(
+                "strategy.size",
+                format!("must be finite and > 0, got {size}"),
+            ));
+        }
+        if !(long_threshold.is_finite() && short_threshold.is_finite())
+            || short_threshold > long_threshold
+        {
+            return Err(BacktestError::config(
+                "strategy.short_threshold",
+                format!(
+                    "thresholds must be finite with short_threshold <= long_threshold, got \
+                     {short_threshold} > {long_threshold}"
+                ),
+            ));
+        }
+        Ok(SignalStrategy {
+            column: column.into(),
+            sizing,
+            long_threshold,
+            short_threshold,
+            allow_short,
+            column_pos: 0,
+        })
+    }
+}
+
+impl Strategy for SignalStrategy {
+    fn on_chunk(&mut self, data: &MarketData) -> Result<()> {
+        self.column_pos = feature_position(data, &self.column, "strategy.column")?;
+        Ok(())
+    }
+
+    #[inline]
+    fn on_timestamp(
+        &mut self,
+        view: &TimestampView<'_>,
+        ctx: &mut StrategyContext<'_>,
+    ) -> Result<()> {
+        let signal = view.data.feature_at(self.column_pos);
+        let assets = view.data.asset_ids();
+        for row in view.rows() {
+            let s = signal[row];
+            let desired = if s > self.long_threshold {
+                1.0
+            } else if s < self.short_threshold {
+                if self.allow_short {
+                    -1.0
+                } else {
+                    0.0
+                }
+            } else {
+                continue;
+            };
+            let asset = assets[row];
+            let current = ctx.position(asset) + ctx.pending(asset);
+            let held = if current > 0.0 {
+                1.0
+            } else if current < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            if held == desired {
+                continue;
+            }
+            match self.sizing {
+                SignalSizing::Quantity(q) => {
+                    ctx.orders.order_target_quantity(asset, desired * q)?
+                }
+                SignalSizing::Weight(w) => ctx.orders.order_target_percent(asset, desired * w)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Holds the `k` highest-scoring assets long (and the `bottom_k` lowest short) at equal weight,
+/// rebalancing every `rebalance_every` timestamps. Only assets with a bar and a finite score at the
+/// rebalance are candidates; ties go to the lower asset code.
+#[derive(Debug, Clone)]
+pub struct TopKStrategy {
+    column: String,
+    k: usize,
+    bottom_k: usize,
+    rebalance_every: u64,
+    column_pos: usize,
+    candidates: Vec<(f64, AssetId)>,
+    weights: Vec<(AssetId, f64)>,
+}
+
+impl TopKStrategy {
+    /// A top-k strategy over score column `column`.
+    pub fn new(
+        column: impl Into<String>,
+        k: usize,
+        bottom_k: usize,
+        rebalance_every: u64,
+    ) -> Result<Self> {
+        if k + bottom_k == 0 {
+            return Err(BacktestError::config(
+                "strategy.k",
+                "k + bottom_k must be > 0",
+            ));
+        }
+        if rebalance_every == 0 {
+            return Err(BacktestError::config(
+                "strategy.rebalance_every",
+                "must be >= 1",
+            ));
+        }
+        Ok(TopKStrategy {
+            column: column.into(),
+            k,
+            bottom_k,
+            rebalance_every,
+            column_pos: 0,
+            candidates: Vec::new(),
+            weights: Vec::new(),
+        })
+    }
+}
+
+impl Strategy for TopKStrategy {
+    fn on_start(&mut self, n_assets: u32) -> Result<()> {
+        self.candidates.reserve(n_assets as usize);
+        self.weights.reserve(self.k + self.bottom_k);
+        Ok(())
+    }
+
+    fn on_chunk(&mut self, data: &MarketData) -> Result<()> {
+        self.column_pos = feature_position(data, &self.column, "strategy.score")?;
+        Ok(())
+    }
+
+    fn on_timestamp(
+        &mut self,
+        view: &TimestampView<'_>,
+        ctx: &mut StrategyContext<'_>,
+    ) -> Result<()> {
+        if view.index % self.rebalance_every != 0 {
+            return Ok(());
+        }
+        let score = view.data.feature_at(self.column_pos);
+        let assets = view.data.asset_ids();
+        self.candidates.clear();
+        self.candidates.extend(
+            view.rows()
+                .filter(|&row| score[row].is_finite())
+                .map(|row| (score[row], assets[row])),
+        );
+        // Highest score first; ties by the lower asset code, so the order is total and stable.
+        self.candidates
+            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let n = self.candidates.len();
+        let longs = self.k.min(n);
+        let shorts = self.bottom_k.min(n - longs);
+        let weight = 1.0 / (self.k + self.bottom_k) as f64;
+        self.weights.clear();
+        self.weights
+            .extend(self.candidates[..longs].iter().map(|&(_, a)| (a, weight)));
+        self.weights.extend(
+            self.candidates[n - shorts..]
+                .iter()
+                .map(|&(_, a)| (a, -weight)),
+        );
+        ctx.orders.rebalance(self.weights.iter().copied())
+    }
+}

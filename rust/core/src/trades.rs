@@ -1,0 +1,189 @@
+//! Round-trip trades: a trade opens when a position leaves zero and closes when it returns.
+
+use crate::portfolio::FillEffect;
+use crate::results::TradeRecorder;
+use crate::types::{AssetId, ExitReason, Ts};
+
+/// The running totals of one asset's open trade.
+#[derive(Debug, Clone, Copy, Default)]
+struct OpenTrade {
+    active: bool,
+    long: bool,
+    entry_ts: Ts,
+    entry_bar: u64,
+    entry_quantity: f64,
+    entry_notional: f64,
+    exit_quantity: f64,
+    exit_notional: f64,
+    gross_pnl: f64,
+    commission: f64,
+}
+
+/// A finished (or, at the end, still open) round trip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TradeRecord {
+    /// Asset.
+    pub asset: AssetId,
+    /// True for a long trade.
+    pub long: bool,
+    /// First entry fill.
+    pub entry_ts: Ts,
+    /// Last exit fill (or the last timestamp for an open trade).
+    pub exit_ts: Ts,
+    /// Mean entry price.
+    pub entry_price: f64,
+    /// Mean exit price (or the last mark for an open trade).
+    pub exit_price: f64,
+    /// Total shares entered.
+    pub quantity: f64,
+    /// Realised PnL (plus the unrealised part for an open trade).
+    pub gross_pnl: f64,
+    /// Fees of all the trade's fills.
+    pub commission: f64,
+    /// The asset's bars from entry to exit.
+    pub bars_held: u64,
+    /// Why it closed.
+    pub exit_reason: ExitReason,
+    /// True when still open at the end of the data.
+    pub open: bool,
+}
+
+/// One fill as the trade tracker needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct TradeFill {
+    /// Asset.
+    pub asset: AssetId,
+    /// Time of the fill.
+    pub ts: Ts,
+    /// The asset's bar counter at the fill.
+    pub bar: u64,
+    /// Signed shares.
+    pub quantity: f64,
+    /// Fill price.
+    pub price: f64,
+    /// Fee.
+    pub fee: f64,
+    /// Reason carried by the order.
+    pub reason: ExitReason,
+}
+
+/// Tracks the open trade of every asset and records the closed ones.
+#[derive(Debug, Clone)]
+pub struct TradeTracker {
+    open: Vec<OpenTrade>,
+}
+
+impl TradeTracker {
+    /// A tracker for `n_assets`.
+    pub fn new(n_assets: usize) -> Self {
+        TradeTracker {
+            open: vec![OpenTrade::default(); n_assets],
+        }
+    }
+
+    /// Folds one fill into the asset's trade, recording a trade when the position returns to 0.
+    pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect, out: &mut TradeRecorder) {
+        let trade = &mut self.open[fill.asset as usize];
+        let size = fill.quantity.abs();
+        if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
+            if !trade.active {
+                *trade = OpenTrade {
+                    active: true,
+                    long: fill.quantity > 0.0,
+                    entry_ts: fill.ts,
+                    entry_bar: fill.bar,
+                    ..OpenTrade::default()
+                };
+            }
+            trade.entry_quantity += size;
+            trade.entry_notional += size * fill.price;
+            trade.commission += fill.fee;
+            return;
+        }
+        let closed = size.min(effect.before.abs());
+        let closing_fee = fill.fee * closed / size;
+        trade.exit_quantity += closed;
+        trade.exit_notional += closed * fill.price;
+        trade.gross_pnl += effect.realized;
+        trade.commission += closing_fee;
+        if effect.after == 0.0 || effect.after.signum() != effect.before.signum() {
+            out.push(&close_record(
+                fill.asset,
+                trade,
+                fill.ts,
+                fill.bar,
+                fill.reason,
+            ));
+            trade.active = false;
+            if effect.after != 0.0 {
+                *trade = OpenTrade {
+                    active: true,
+                    long: effect.after > 0.0,
+                    entry_ts: fill.ts,
+                    entry_bar: fill.bar,
+                    entry_quantity: effect.after.abs(),
+                    entry_notional: effect.after.abs() * fill.price,
+                    commission: fill.fee - closing_fee,
+                    ..OpenTrade::default()
+                };
+            }
+        }
+    }
+
+    /// Records every still-open trade as `open`, valued at the last marks.
+    pub fn finish(
+        &mut self,
+        last_ts: Ts,
+        bars: &[u64],
+        positions: &[crate::portfolio::Position],
+        marks: &[f64],
+        out: &mut TradeRecorder,
+    ) {
+        for (asset, trade) in self.open.iter_mut().enumerate() {
+            if !trade.active {
+                continue;
+            }
+            let pos = positions[asset];
+            let unrealized = pos.quantity * (marks[asset] - pos.avg_cost);
+            let mut record = close_record(
+                asset as AssetId,
+                trade,
+                last_ts,
+                bars[asset],
+                ExitReason::EndOfData,
+            );
+            record.exit_price = marks[asset];
+            record.gross_pnl += unrealized;
+            record.open = true;
+            out.push(&record);
+            trade.active = false;
+        }
+    }
+}
+
+fn close_record(
+    asset: AssetId,
+    t: &OpenTrade,
+    ts: Ts,
+    bar: u64,
+    reason: ExitReason,
+) -> TradeRecord {
+    TradeRecord {
+        asset,
+        long: t.long,
+        entry_ts: t.entry_ts,
+        exit_ts: ts,
+        entry_price: t.entry_notional / t.entry_quantity,
+        exit_price: if t.exit_quantity > 0.0 {
+            t.exit_notional / t.exit_quantity
+        } else {
+            f64::NAN
+        },
+        quantity: t.entry_quantity,
+        gross_pnl: t.gross_pnl,
+        commission: t.commission,
+        bars_held: bar - t.entry_bar,
+        exit_reason: reason,
+        open: false,
+    }
+}

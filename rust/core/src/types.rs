@@ -1,0 +1,80 @@
+//! Small value types shared by every module.
+
+/// Dense asset code: `0..n_assets`, the index of the asset in the sorted list of names.
+pub type AssetId = u32;
+
+/// Timestamp in nanoseconds since the Unix epoch (UTC).
+pub type Ts = i64;
+
+/// Engine-assigned order identifier, increasing in submission order from 1.
+pub type OrderId = u64;
+
+/// Direction of a fill or an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Buying: the position grows (or a short shrinks).
+    Buy,
+    /// Selling: the position shrinks (or a short grows).
+    Sell,
+}
+
+impl Side {
+    /// The side of a signed quantity (positive buys).
+    #[inline]
+    pub fn of(quantity: f64) -> Side {
+        if quantity >= 0.0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        }
+    }
+
+    /// +1 for buys, -1 for sells.
+    #[inline]
+    pub fn sign(self) -> f64 {
+        match self {
+            Side::Buy => 1.0,
+            Side::Sell => -1.0,
+        }
+    }
+
+    /// Stable code used in result records (0 = buy, 1 = sell).
+    pub fn code(self) -> u8 {
+        match self {
+            Side::Buy => 0,
+            Side::Sell => 1,
+        }
+    }
+}
+
+/// Why a trade was closed. Codes are stable and mapped to names in Python.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitReason {
+    /// An order of the strategy closed it.
+    Signal = 0,
+    /// Still open when the data ended.
+    EndOfData = 1,
+}
+
+impl ExitReason {
+    /// Names in code order, for the Python side.
+    pub const NAMES: [&'static str; 2] = ["signal", "end_of_data"];
+}
+
+/// Why an order was not filled. Codes are stable and mapped to names in Python.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RejectReason {
+    /// No price had been seen for the asset, so a value or percent target cannot be sized.
+    NoPrice = 0,
+    /// Shorting is disabled and the order would have opened a short.
+    ShortNotAllowed = 1,
+    /// The data ended before the order could fill.
+    EndOfData = 2,
+}
+
+impl RejectReason {
+    /// Names in code order, for the Python side.
+    pub const NAMES: [&'static str; 3] = ["no_price", "short_not_allowed", "end_of_data"];
+}

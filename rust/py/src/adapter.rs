@@ -1,0 +1,192 @@
+//! Runs a Python `Strategy` from the core loop: one Python call per timestamp in batch mode, one
+//! per asset bar in per-bar mode. Orders go through the shared `Context` and are drained into the
+//! engine after each callback.
+
+use std::sync::Arc;
+
+use ml4t_backtest_core::portfolio::Portfolio;
+use ml4t_backtest_core::results::Fill;
+use ml4t_backtest_core::{BacktestError, MarketData, Strategy, StrategyContext, TimestampView};
+use pyo3::intern;
+use pyo3::prelude::*;
+
+use crate::context::PyContext;
+use crate::event::{EventColumns, FillEvent, MarketEvent};
+use crate::universe::Universe;
+
+/// How the Python strategy wants to be called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMode {
+    /// `driver.on_timestamp(start, end, ts)` once per timestamp.
+    Batch,
+    /// `strategy.on_market_data(event, context)` once per asset bar.
+    PerBar,
+}
+
+/// A Python strategy seen as a core [`Strategy`].
+pub struct PyStrategy {
+    mode: CallMode,
+    /// Batch mode: the Python driver; per-bar mode: the user's strategy object.
+    target: Py<PyAny>,
+    /// Per-bar mode: the bound `on_market_data` method, looked up once.
+    on_market_data: Option<Py<PyAny>>,
+    context: Py<PyContext>,
+    universe: Arc<Universe>,
+    wants_fills: bool,
+    columns: Option<Arc<EventColumns>>,
+    /// The Python exception that stopped the run, kept to be re-raised with its traceback.
+    pub error: Option<PyErr>,
+    /// Where the error happened.
+    pub error_site: String,
+}
+
+impl PyStrategy {
+    /// Wraps `target` (the batch driver or the per-bar strategy).
+    pub fn new(
+        py: Python<'_>,
+        mode: CallMode,
+        target: Py<PyAny>,
+        context: Py<PyContext>,
+        universe: Arc<Universe>,
+        wants_fills: bool,
+    ) -> PyResult<Self> {
+        let on_market_data = match mode {
+            CallMode::PerBar => Some(target.getattr(py, "on_market_data")?),
+            CallMode::Batch => None,
+        };
+        Ok(PyStrategy {
+            mode,
+            target,
+            on_market_data,
+            context,
+            universe,
+            wants_fills,
+            columns: None,
+            error: None,
+            error_site: String::new(),
+        })
+    }
+
+    fn fail(&mut self, py: Python<'_>, err: PyErr, site: String) -> BacktestError {
+        let message = format!("{site}: {}", err.value(py));
+        self.error = Some(err);
+        self.error_site = site;
+        BacktestError::Strategy(message)
+    }
+
+    fn call_hook(&mut self, hook: &str) -> Result<(), BacktestError> {
+        Python::attach(|py| {
+            let result = self
+                .target
+                .call_method1(py, hook, (self.context.clone_ref(py),));
+            self.drain_or_fail(py, result.map(|_| ()), format!("{hook}()"))
+        })
+    }
+
+    fn drain_or_fail(
+        &mut self,
+        py: Python<'_>,
+        result: PyResult<()>,
+        site: String,
+    ) -> Result<(), BacktestError> {
+        result.map_err(|err| self.fail(py, err, site))
+    }
+}
+
+impl Strategy for PyStrategy {
+    fn on_start(&mut self, _n_assets: u32) -> Result<(), BacktestError> {
+        self.call_hook("on_start")
+    }
+
+    fn on_chunk(&mut self, data: &MarketData) -> Result<(), BacktestError> {
+        if self.mode == CallMode::PerBar {
+            self.columns = Some(Arc::new(EventColumns {
+                data: data.clone(),
+                universe: self.universe.clone(),
+            }));
+        }
+        Ok(())
+    }
+
+    fn on_timestamp(
+        &mut self,
+        view: &TimestampView<'_>,
+        ctx: &mut StrategyContext<'_>,
+    ) -> Result<(), BacktestError> {
+        Python::attach(|py| {
+            self.context.borrow_mut(py).refresh(ctx);
+            let result = match self.mode {
+                CallMode::Batch => self
+                    .target
+                    .call_method1(
+                        py,
+                        intern!(py, "on_timestamp"),
+                        (view.start, view.end, view.ts),
+                    )
+                    .map(|_| ()),
+                CallMode::PerBar => self.call_per_bar(py, view),
+            };
+            let mut context = self.context.borrow_mut(py);
+            ctx.orders.append(&mut context.buffer);
+            drop(context);
+            let site = match self.mode {
+                CallMode::Batch => "on_timestamp_batch()",
+                CallMode::PerBar => "on_market_data()",
+            };
+            self.drain_or_fail(py, result, format!("{site} at ts={}", view.ts))
+        })
+    }
+
+    fn on_fill(&mut self, fill: &Fill, portfolio: &Portfolio) -> Result<(), BacktestError> {
+        if !self.wants_fills {
+            return Ok(());
+        }
+        Python::attach(|py| {
+            let result = (|| -> PyResult<()> {
+                {
+                    let mut context = self.context.borrow_mut(py);
+                    context.set_ts(fill.ts);
+                    context.refresh_account(portfolio, portfolio.equity());
+                }
+                let event = Py::new(py, FillEvent::new(*fill, self.universe.clone()))?;
+                self.user_strategy(py)?.call_method1(
+                    py,
+                    intern!(py, "on_fill"),
+                    (event, self.context.clone_ref(py)),
+                )?;
+                Ok(())
+            })();
+            self.drain_or_fail(py, result, format!("on_fill() at ts={}", fill.ts))
+        })
+    }
+
+    fn on_end(&mut self, portfolio: &Portfolio) -> Result<(), BacktestError> {
+        Python::attach(|py| {
+            self.context
+                .borrow_mut(py)
+                .refresh_account(portfolio, portfolio.equity())
+        });
+        self.call_hook("on_end")
+    }
+}
+
+impl PyStrategy {
+    fn call_per_bar(&self, py: Python<'_>, view: &TimestampView<'_>) -> PyResult<()> {
+        let (Some(method), Some(columns)) = (&self.on_market_data, &self.columns) else {
+            return Ok(());
+        };
+        for row in view.rows() {
+            let event = Py::new(py, MarketEvent::new(columns.clone(), row))?;
+            method.call1(py, (event, self.context.clone_ref(py)))?;
+        }
+        Ok(())
+    }
+
+    /// The user's strategy object (the driver forwards hooks in batch mode).
+    fn user_strategy(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.mode {
+            CallMode::PerBar => Ok(self.target.clone_ref(py)),
+            CallMode::Batch => self.target.getattr(py, intern!(py, "strategy")),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Reads the engine configuration and built-in strategy specs from the plain dicts that the
+//! Python side produces from its pydantic models.
+
+use ml4t_backtest_core::commission::CommissionModel;
+use ml4t_backtest_core::slippage::SlippageModel;
+use ml4t_backtest_core::strategies::{SignalSizing, SignalStrategy, TopKStrategy};
+use ml4t_backtest_core::{BacktestError, EngineConfig, ExecutionMode, ShareRounding, Strategy};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+fn required<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> Result<T, BacktestError> {
+    let value = d
+        .get_item(key)
+        .ok()
+        .flatten()
+        .ok_or_else(|| BacktestError::config(key, "missing"))?;
+    value
+        .extract::<T>()
+        .map_err(|err| BacktestError::config(key, format!("wrong type: {}", Into::<PyErr>::into(err))))
+}
+
+fn optional<'py, T: FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+) -> Result<Option<T>, BacktestError> {
+    match d.get_item(key).ok().flatten() {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => v
+            .extract::<T>()
+            .map(Some)
+            .map_err(|err| BacktestError::config(key, format!("wrong type: {}", Into::<PyErr>::into(err)))),
+    }
+}
+
+/// Builds an [`EngineConfig`] from the flat engine dict of `BacktestConfig.engine_dict()`.
+pub fn engine_config(d: &Bound<'_, PyDict>) -> Result<EngineConfig, BacktestError> {
+    let execution = match required::<String>(d, "execution_mode")?.as_str() {
+        "next_open" => ExecutionMode::NextOpen,
+        "same_close" => ExecutionMode::SameClose,
+        other => {
+            return Err(BacktestError::config(
+                "execution.mode",
+                format!("unknown mode '{other}'"),
+            ))
+        }
+    };
+    let rounding = match required::<String>(d, "share_rounding")?.as_str() {
+        "fractional" => ShareRounding::Fractional,
+        "integer" => ShareRounding::Integer,
+        other => {
+            return Err(BacktestError::config(
+                "execution.share_rounding",
+                format!("unknown rounding '{other}'"),
+            ))
+        }
+    };
+    let rate: f64 = required(d, "commission_rate")?;
+    let amount: f64 = required(d, "commission_amount")?;
+    let minimum: f64 = required(d, "commission_minimum")?;
+    let commission = match required::<String>(d, "commission_model")?.as_str() {
+        "none" => CommissionModel::None,
+        "percent" => CommissionModel::Percent { rate, minimum },
+        "per_share" => CommissionModel::PerShare { rate, minimum },
+        "per_order" => CommissionModel::PerOrder { amount, minimum },
+        other => {
+            return Err(BacktestError::config(
+                "commission.model",
+                format!("unknown model '{other}'"),
+            ))
+        }
+    };
+    let slippage = match required::<String>(d, "slippage_model")?.as_str() {
+        "none" => SlippageModel::None,
+        "fixed" => SlippageModel::Fixed {
+            amount: required(d, "slippage_amount")?,
+        },
+        "percent" => SlippageModel::Percent {
+            rate: required(d, "slippage_rate")?,
+        },
+        other => {
+            return Err(BacktestError::config(
+                "slippage.model",
+                format!("unknown model '{other}'"),
+            ))
+        }
+    };
+    let config = EngineConfig {
+        initial_cash: required(d, "initial_cash")?,
+        execution,
+        rounding,
+        commission,
+        slippage,
+        allow_short: required(d, "allow_short")?,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// A built-in strategy that runs without Python.
+pub enum BuiltinStrategy {
+    /// See [`SignalStrategy`].
+    Signal(SignalStrategy),
+    /// See [`TopKStrategy`].
+    TopK(TopKStrategy),
+}
+
+impl BuiltinStrategy {
+    /// The strategy as a trait object.
+    pub fn as_strategy(&mut self) -> &mut dyn Strategy {
+        match self {
+            BuiltinStrategy::Signal(s) => s,
+            BuiltinStrategy::TopK(s) => s,
+        }
+    }
+}
+
+/// Builds a built-in strategy from its spec dict (`{"kind": "signal" | "top_k", ...}`).
+pub fn builtin_strategy(d: &Bound<'_, PyDict>) -> Result<BuiltinStrategy, BacktestError> {
+    match required::<String>(d, "kind")?.as_str() {
+        "signal" => {
+            let sizing = match (
+                optional::<f64>(d, "quantity")?,
+                optional::<f64>(d, "weight")?,
+            ) {
+                (Some(q), None) => SignalSizing::Quantity(q),
+                (None, Some(w)) => SignalSizing::Weight(w),
+                _ => {
+                    return Err(BacktestError::config(
+                        "strategy",
+                        "give exactly one of quantity or weight",
+                    ))
+                }
+            };
+            Ok(BuiltinStrategy::Signal(SignalStrategy::new(
+                required::<String>(d, "column")?,
+                sizing,
+                required(d, "long_threshold")?,
+                required(d, "short_threshold")?,
+                required(d, "allow_short")?,
+            )?))
+        }
+        "top_k" => Ok(BuiltinStrategy::TopK(TopKStrategy::new(
+            required::<String>(d, "score")?,
+            required(d, "k")?,
+            required(d, "bottom_k")?,
+            required(d, "rebalance_every")?,
+        )?)),
+        other => Err(BacktestError::config(
+            "strategy.kind",
+            format!("unknown built-in strategy '{other}'"),
+        )),
+    }
+}

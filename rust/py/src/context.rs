@@ -1,0 +1,193 @@
+//! The `context` object a Python strategy receives: account state and order methods.
+
+use std::sync::Arc;
+
+use ml4t_backtest_core::orders::CommandBuffer;
+use ml4t_backtest_core::{BacktestError, StrategyContext};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyMapping};
+
+use crate::errors::{python_error, to_py_err};
+use crate::universe::Universe;
+
+/// Account state at the current timestamp and the order buffer the engine drains after each
+/// callback. Assets are given by name or by integer code.
+#[pyclass(module = "ml4t.backtest._core", name = "Context")]
+pub struct PyContext {
+    ts: i64,
+    cash: f64,
+    equity: f64,
+    positions: Vec<f64>,
+    prices: Vec<f64>,
+    integer_shares: bool,
+    /// Orders submitted during the current callback.
+    pub buffer: CommandBuffer,
+    universe: Arc<Universe>,
+}
+
+impl PyContext {
+    /// A context over `universe`.
+    pub fn new(universe: Arc<Universe>, integer_shares: bool, cash: f64) -> Self {
+        let n = universe.len();
+        PyContext {
+            ts: 0,
+            cash,
+            equity: cash,
+            positions: vec![0.0; n],
+            prices: vec![f64::NAN; n],
+            integer_shares,
+            buffer: CommandBuffer::new(n as u32),
+            universe,
+        }
+    }
+
+    /// Copies the engine's account state in before a callback.
+    pub fn refresh(&mut self, ctx: &StrategyContext<'_>) {
+        self.ts = ctx.ts;
+        self.refresh_account(ctx.portfolio(), ctx.equity());
+    }
+
+    /// Copies cash, positions and marks (used before `on_fill` and `on_end` too).
+    pub fn refresh_account(&mut self, portfolio: &ml4t_backtest_core::portfolio::Portfolio, equity: f64) {
+        self.cash = portfolio.cash();
+        self.equity = equity;
+        for (slot, pos) in self.positions.iter_mut().zip(portfolio.positions()) {
+            *slot = pos.quantity;
+        }
+        self.prices.copy_from_slice(portfolio.last_prices());
+    }
+
+    /// Sets the current timestamp.
+    pub fn set_ts(&mut self, ts: i64) {
+        self.ts = ts;
+    }
+}
+
+fn order_result(py: Python<'_>, result: Result<(), BacktestError>) -> PyResult<()> {
+    result.map_err(|err| to_py_err(py, &err))
+}
+
+#[pymethods]
+impl PyContext {
+    /// The current timestamp as a datetime.
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.universe.datetime(py, self.ts)
+    }
+
+    /// The current timestamp in nanoseconds since the epoch.
+    #[getter]
+    fn timestamp_ns(&self) -> i64 {
+        self.ts
+    }
+
+    /// Cash balance.
+    #[getter]
+    fn cash(&self) -> f64 {
+        self.cash
+    }
+
+    /// Equity: cash plus positions marked at the last closes.
+    #[getter]
+    fn equity(&self) -> f64 {
+        self.equity
+    }
+
+    /// Names of every asset in the feed, by code.
+    #[getter]
+    fn asset_names<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, pyo3::types::PyString>> {
+        (0..self.universe.len() as u32)
+            .map(|code| self.universe.name(py, code))
+            .collect()
+    }
+
+    /// Signed shares held in `asset`.
+    fn position(&self, asset: &Bound<'_, PyAny>) -> PyResult<f64> {
+        Ok(self.positions[self.universe.resolve(asset)? as usize])
+    }
+
+    /// Every non-zero position as `{asset: shares}`.
+    #[getter]
+    fn positions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (code, &quantity) in self.positions.iter().enumerate() {
+            if quantity != 0.0 {
+                out.set_item(self.universe.name(py, code as u32), quantity)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Last close of `asset` (NaN before its first bar).
+    fn price(&self, asset: &Bound<'_, PyAny>) -> PyResult<f64> {
+        Ok(self.prices[self.universe.resolve(asset)? as usize])
+    }
+
+    /// Trade a signed number of shares (+ buys, - sells).
+    fn submit_order(&mut self, asset: &Bound<'_, PyAny>, quantity: f64) -> PyResult<()> {
+        let py = asset.py();
+        let code = self.universe.resolve(asset)?;
+        if self.integer_shares && quantity.is_finite() && quantity.fract() != 0.0 {
+            return Err(python_error(
+                py,
+                "OrderError",
+                format!(
+                    "quantity: must be a whole number of shares with integer share rounding, \
+                     got {quantity}"
+                ),
+            ));
+        }
+        order_result(py, self.buffer.submit_order(code, quantity))
+    }
+
+    /// Trade toward a target position in shares.
+    fn order_target_quantity(&mut self, asset: &Bound<'_, PyAny>, target: f64) -> PyResult<()> {
+        let code = self.universe.resolve(asset)?;
+        order_result(asset.py(), self.buffer.order_target_quantity(code, target))
+    }
+
+    /// Trade toward a target market value (negative for a short).
+    fn order_target_value(&mut self, asset: &Bound<'_, PyAny>, value: f64) -> PyResult<()> {
+        let code = self.universe.resolve(asset)?;
+        order_result(asset.py(), self.buffer.order_target_value(code, value))
+    }
+
+    /// Trade toward a target fraction of equity (negative for a short).
+    fn order_target_percent(&mut self, asset: &Bound<'_, PyAny>, fraction: f64) -> PyResult<()> {
+        let code = self.universe.resolve(asset)?;
+        order_result(asset.py(), self.buffer.order_target_percent(code, fraction))
+    }
+
+    /// Go flat in `asset`.
+    fn close_position(&mut self, asset: &Bound<'_, PyAny>) -> PyResult<()> {
+        let code = self.universe.resolve(asset)?;
+        order_result(asset.py(), self.buffer.close_position(code))
+    }
+
+    /// Hold exactly `weights` (`{asset: fraction of equity}` or `(asset, weight)` pairs) and
+    /// close every other position.
+    fn rebalance(&mut self, weights: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = weights.py();
+        let pairs = if let Ok(mapping) = weights.cast::<PyMapping>() {
+            mapping.items()?.into_any()
+        } else {
+            weights.clone()
+        };
+        let mut resolved = Vec::new();
+        for item in pairs.try_iter()? {
+            let (asset, weight): (Bound<'_, PyAny>, f64) = item?.extract()?;
+            resolved.push((self.universe.resolve(&asset)?, weight));
+        }
+        order_result(py, self.buffer.rebalance(resolved))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Context(ts={}, cash={:.2}, equity={:.2}, open_positions={})",
+            self.ts,
+            self.cash,
+            self.equity,
+            self.positions.iter().filter(|q| **q != 0.0).count()
+        )
+    }
+}

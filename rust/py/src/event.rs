@@ -1,0 +1,261 @@
+//! Per-bar and per-fill objects handed to Python callbacks. Each is a small handle (a shared
+//! pointer to the chunk and a row number); values are read lazily from the Arrow buffers.
+
+use std::sync::Arc;
+
+use ml4t_backtest_core::results::Fill;
+use ml4t_backtest_core::MarketData;
+use pyo3::exceptions::PyKeyError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::universe::Universe;
+
+/// One data chunk and the universe, shared by every event of the chunk.
+pub struct EventColumns {
+    /// The chunk.
+    pub data: MarketData,
+    /// Names and time conversion.
+    pub universe: Arc<Universe>,
+}
+
+/// One asset's bar at one timestamp, as seen by `Strategy.on_market_data`.
+#[pyclass(module = "ml4t.backtest._core", name = "MarketEvent", frozen)]
+pub struct MarketEvent {
+    columns: Arc<EventColumns>,
+    row: usize,
+}
+
+impl MarketEvent {
+    /// The event of `row`.
+    pub fn new(columns: Arc<EventColumns>, row: usize) -> Self {
+        MarketEvent { columns, row }
+    }
+}
+
+#[pymethods]
+impl MarketEvent {
+    /// Bar time as a datetime.
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ns = self.columns.data.ts()[self.row];
+        self.columns.universe.datetime(py, ns)
+    }
+
+    /// Bar time in nanoseconds since the epoch.
+    #[getter]
+    fn timestamp_ns(&self) -> i64 {
+        self.columns.data.ts()[self.row]
+    }
+
+    /// Asset name.
+    #[getter]
+    fn asset<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        let code = self.columns.data.asset_ids()[self.row];
+        self.columns.universe.name(py, code)
+    }
+
+    /// Asset code.
+    #[getter]
+    fn asset_id(&self) -> u32 {
+        self.columns.data.asset_ids()[self.row]
+    }
+
+    /// Open price.
+    #[getter]
+    fn open(&self) -> f64 {
+        self.columns.data.open()[self.row]
+    }
+
+    /// High price.
+    #[getter]
+    fn high(&self) -> f64 {
+        self.columns.data.high()[self.row]
+    }
+
+    /// Low price.
+    #[getter]
+    fn low(&self) -> f64 {
+        self.columns.data.low()[self.row]
+    }
+
+    /// Close price.
+    #[getter]
+    fn close(&self) -> f64 {
+        self.columns.data.close()[self.row]
+    }
+
+    /// Volume.
+    #[getter]
+    fn volume(&self) -> f64 {
+        self.columns.data.volume()[self.row]
+    }
+
+    /// The bar's signal columns as a read-only mapping `{name: value}`.
+    #[getter]
+    fn signals(&self) -> Signals {
+        Signals {
+            columns: self.columns.clone(),
+            row: self.row,
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let code = self.columns.data.asset_ids()[self.row];
+        format!(
+            "MarketEvent(asset={}, ts={}, close={})",
+            self.columns.universe.name(py, code),
+            self.timestamp_ns(),
+            self.close()
+        )
+    }
+}
+
+/// Read-only mapping of a bar's signal values.
+#[pyclass(module = "ml4t.backtest._core", name = "Signals", frozen, mapping)]
+pub struct Signals {
+    columns: Arc<EventColumns>,
+    row: usize,
+}
+
+impl Signals {
+    fn lookup(&self, name: &str) -> Option<f64> {
+        self.columns.data.feature(name).map(|values| values[self.row])
+    }
+}
+
+#[pymethods]
+impl Signals {
+    fn __getitem__(&self, name: &str) -> PyResult<f64> {
+        self.lookup(name).ok_or_else(|| {
+            PyKeyError::new_err(format!(
+                "no signal column '{name}' (have {:?})",
+                self.columns.data.feature_names()
+            ))
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.columns.data.feature_names().len()
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        self.lookup(name).is_some()
+    }
+
+    fn __iter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.keys().into_pyobject(py)?.try_iter().map(|it| it.into_any().unbind())
+    }
+
+    /// Value of `name`, or `default` when the feed has no such column.
+    #[pyo3(signature = (name, default=None))]
+    fn get(&self, name: &str, default: Option<f64>) -> Option<f64> {
+        self.lookup(name).or(default)
+    }
+
+    /// Column names.
+    fn keys(&self) -> Vec<String> {
+        self.columns.data.feature_names().to_vec()
+    }
+
+    /// Values, in column order.
+    fn values(&self) -> Vec<f64> {
+        (0..self.columns.data.feature_names().len())
+            .map(|pos| self.columns.data.feature_at(pos)[self.row])
+            .collect()
+    }
+
+    /// `(name, value)` pairs.
+    fn items(&self) -> Vec<(String, f64)> {
+        self.keys().into_iter().zip(self.values()).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Signals({:?})", self.items())
+    }
+}
+
+/// One execution, as seen by `Strategy.on_fill`.
+#[pyclass(module = "ml4t.backtest._core", name = "FillEvent", frozen)]
+pub struct FillEvent {
+    fill: Fill,
+    universe: Arc<Universe>,
+}
+
+impl FillEvent {
+    /// Wraps a core fill.
+    pub fn new(fill: Fill, universe: Arc<Universe>) -> Self {
+        FillEvent { fill, universe }
+    }
+}
+
+#[pymethods]
+impl FillEvent {
+    /// Id of the order filled.
+    #[getter]
+    fn order_id(&self) -> u64 {
+        self.fill.order_id
+    }
+
+    /// Fill time as a datetime.
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.universe.datetime(py, self.fill.ts)
+    }
+
+    /// Asset name.
+    #[getter]
+    fn asset<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        self.universe.name(py, self.fill.asset)
+    }
+
+    /// "buy" or "sell".
+    #[getter]
+    fn side(&self) -> &'static str {
+        if self.fill.quantity >= 0.0 {
+            "buy"
+        } else {
+            "sell"
+        }
+    }
+
+    /// Signed shares (+ bought).
+    #[getter]
+    fn quantity(&self) -> f64 {
+        self.fill.quantity
+    }
+
+    /// Fill price.
+    #[getter]
+    fn price(&self) -> f64 {
+        self.fill.price
+    }
+
+    /// Bar price the fill referenced (open or close).
+    #[getter]
+    fn reference_price(&self) -> f64 {
+        self.fill.reference_price
+    }
+
+    /// Slippage cost.
+    #[getter]
+    fn slippage(&self) -> f64 {
+        self.fill.slippage
+    }
+
+    /// Fee.
+    #[getter]
+    fn commission(&self) -> f64 {
+        self.fill.commission
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "FillEvent(order_id={}, asset={}, quantity={}, price={})",
+            self.fill.order_id,
+            self.universe.name(py, self.fill.asset),
+            self.fill.quantity,
+            self.fill.price
+        )
+    }
+}
