@@ -201,7 +201,13 @@ class OracleEngine:
 
     # --- helpers -------------------------------------------------------------------------------
     def equity(self) -> float:
-        return self.cash + sum(q * self.mark(a) for a, q in self.position.items() if q != 0.0)
+        long_value, short_value = self.market_values()
+        return self.cash + long_value + short_value
+
+    def market_values(self) -> tuple[float, float]:
+        long_value = sum(q * self.mark(a) for a, q in self.position.items() if q > 0)
+        short_value = sum(q * self.mark(a) for a, q in self.position.items() if q < 0)
+        return long_value, short_value
 
     def mark(self, asset: str) -> float:
         price = self.last_price[asset]
@@ -241,19 +247,22 @@ class OracleEngine:
         self.next_order_id += 1
 
     def _fill_pending(self, timestamp: Any, bars: dict[str, dict[str, Any]], ref: str) -> None:
-        """Fill every pending order whose asset has a bar now: exits first, then entries."""
+        """Fill every pending order whose asset has a bar now: exits first, then entries.
+
+        Two passes over the pending orders in submission order. The exits pass fills the orders
+        that reduce the asset's position *as it stands when the order comes up* (so after an
+        earlier crossing fill of this step, an order that was an entry may count as an exit);
+        the second pass fills everything left.
+        """
         ready = [o for o in self.pending if o.asset in bars]
-        if not ready:
-            return
-        exits: list[_Order] = []
-        entries: list[_Order] = []
-        for o in ready:  # classified against the positions at the start of this step
-            pos = self.position[o.asset]
-            is_exit = pos != 0.0 and _sign(o.quantity) != _sign(pos)
-            (exits if is_exit else entries).append(o)
-        for o in exits + entries:
-            self._fill(timestamp, o, bars[o.asset], ref)
-            self.pending.remove(o)
+        for exits_pass in (True, False):
+            for o in list(ready):
+                pos = self.position[o.asset]
+                if exits_pass and not (pos != 0.0 and _sign(o.quantity) != _sign(pos)):
+                    continue
+                self._fill(timestamp, o, bars[o.asset], ref)
+                self.pending.remove(o)
+                ready.remove(o)
 
     def _fill(self, timestamp: Any, order: _Order, bar: dict[str, Any], ref: str) -> None:
         cfg_s, cfg_c = self.config["slippage"], self.config["commission"]
@@ -412,8 +421,7 @@ class OracleEngine:
             if self.mode == "same_close":
                 self._fill_pending(timestamp, bars, "close")
             # 6. record equity
-            long_value = sum(q * self.mark(a) for a, q in self.position.items() if q > 0)
-            short_value = sum(q * self.mark(a) for a, q in self.position.items() if q < 0)
+            long_value, short_value = self.market_values()
             self.result.equity.append(
                 {
                     "timestamp": timestamp,

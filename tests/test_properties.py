@@ -147,8 +147,9 @@ def test_fees_and_fill_prices_within_bar(run_engine: Any, scenario: dict[str, An
     assert (fills["commission"] >= 0.0).all()
     assert (fills["slippage"] >= 0.0).all()
     assert (fills["quantity"] > 0.0).all()
-    joined = fills.join(
-        df.select("timestamp", "asset", "low", "high"), on=["timestamp", "asset"], how="left"
+    keys = [pl.col("timestamp").cast(pl.Datetime("us")), pl.col("asset").cast(pl.String)]
+    joined = fills.with_columns(keys).join(
+        df.select("low", "high", *keys), on=["timestamp", "asset"], how="left"
     )
     assert joined["low"].null_count() == 0, "a fill on a (timestamp, asset) without a bar"
     outside = joined.filter((pl.col("price") < pl.col("low")) | (pl.col("price") > pl.col("high")))

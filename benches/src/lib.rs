@@ -1,1 +1,190 @@
+//! Shared pieces of the benchmark harness: synthetic data, the foundation scenarios and a
+//! peak-heap tracking allocator.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema};
+use ml4t_backtest_core::commission::CommissionModel;
+use ml4t_backtest_core::strategies::{SignalSizing, SignalStrategy, TopKStrategy};
+use ml4t_backtest_core::{run_backtest, BacktestOutput, EngineConfig, MarketData};
+
+/// A global allocator that tracks the live and the peak number of heap bytes.
+pub struct PeakAlloc;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: delegates to the system allocator; only counts bytes.
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
+                    - layout.size();
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+/// Resets the peak to the current live heap and returns the live heap.
+pub fn reset_peak() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// Peak heap bytes since the last [`reset_peak`].
+pub fn peak_bytes() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// A small, fast, deterministic generator (SplitMix64).
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Approximately standard normal (sum of 4 uniforms, rescaled): cheap and good enough here.
+    pub fn normal(&mut self) -> f64 {
+        let s: f64 = (0..4).map(|_| self.uniform()).sum();
+        (s - 2.0) * (3.0f64).sqrt()
+    }
+}
+
+/// `n_assets × n_bars` random-walk bars with a `signal` (±1) and a `score` column, sorted by
+/// (ts, asset). `step_ns` is the bar spacing. The signal flips side with probability
+/// `flip_probability` per bar (0.5 gives an i.i.d. coin flip: the worst case for the engine).
+pub fn make_data(
+    n_assets: u32,
+    n_bars: usize,
+    step_ns: i64,
+    flip_probability: f64,
+    seed: u64,
+) -> MarketData {
+    let rows = n_assets as usize * n_bars;
+    let mut rng = Rng::new(seed);
+    let mut ts = Vec::with_capacity(rows);
+    let mut asset = Vec::with_capacity(rows);
+    let (mut open, mut high, mut low, mut close, mut volume) = (
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+    );
+    let mut signal = Vec::with_capacity(rows);
+    let mut score = Vec::with_capacity(rows);
+    let mut last = vec![100.0f64; n_assets as usize];
+    let mut side = vec![1.0f64; n_assets as usize];
+    for bar in 0..n_bars {
+        for a in 0..n_assets {
+            let prev = last[a as usize];
+            let o = prev * (1.0 + 0.002 * rng.normal());
+            let c = o * (1.0 + 0.01 * rng.normal());
+            let h = o.max(c) * (1.0 + 0.003 * rng.uniform());
+            let l = o.min(c) * (1.0 - 0.003 * rng.uniform());
+            last[a as usize] = c;
+            ts.push(1_577_836_800_000_000_000 + bar as i64 * step_ns);
+            asset.push(a);
+            open.push(o);
+            high.push(h);
+            low.push(l);
+            close.push(c);
+            volume.push(1_000.0 + (rng.uniform() * 100_000.0).floor());
+            let s = rng.normal();
+            score.push(s);
+            if rng.uniform() < flip_probability {
+                side[a as usize] = -side[a as usize];
+            }
+            signal.push(side[a as usize]);
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("ts", DataType::Int64, false),
+        Field::new("asset_id", DataType::UInt32, false),
+        Field::new("open", DataType::Float64, false),
+        Field::new("high", DataType::Float64, false),
+        Field::new("low", DataType::Float64, false),
+        Field::new("close", DataType::Float64, false),
+        Field::new("volume", DataType::Float64, false),
+        Field::new("signal", DataType::Float64, false),
+        Field::new("score", DataType::Float64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ts)),
+        Arc::new(UInt32Array::from(asset)),
+        Arc::new(Float64Array::from(open)),
+        Arc::new(Float64Array::from(high)),
+        Arc::new(Float64Array::from(low)),
+        Arc::new(Float64Array::from(close)),
+        Arc::new(Float64Array::from(volume)),
+        Arc::new(Float64Array::from(signal)),
+        Arc::new(Float64Array::from(score)),
+    ];
+    let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("consistent columns");
+    MarketData::new(batch, n_assets).expect("generated data is valid")
+}
+
+/// 0.1% commission, next-open fills: the configuration of the foundation benchmarks.
+pub fn bench_config() -> EngineConfig {
+    EngineConfig {
+        commission: CommissionModel::Percent {
+            rate: 0.001,
+            minimum: 0.0,
+        },
+        ..EngineConfig::default()
+    }
+}
+
+/// Scenario (a): 100 shares long on +1, flat on -1, with the built-in signal strategy.
+pub fn run_signal(data: &MarketData) -> BacktestOutput {
+    let mut strategy =
+        SignalStrategy::new("signal", SignalSizing::Quantity(100.0), 0.0, 0.0, false)
+            .expect("valid strategy");
+    run_backtest([data], &mut strategy, &bench_config()).expect("run succeeds")
+}
+
+/// Scenario (b) in Rust: top 25 by score at equal weight, rebalanced daily.
+pub fn run_top_k(data: &MarketData) -> BacktestOutput {
+    let mut strategy = TopKStrategy::new("score", 25, 0, 1).expect("valid strategy");
+    run_backtest([data], &mut strategy, &bench_config()).expect("run succeeds")
+}

@@ -42,6 +42,8 @@ pub struct Engine {
     /// Rebalance marks, tagged with `rebalance_epoch`.
     listed: Vec<u64>,
     rebalance_epoch: u64,
+    /// Scratch: which pending orders are exits in the current fill pass.
+    exit_flags: Vec<bool>,
     timestamps: u64,
     last_ts: Option<Ts>,
     next_order_id: u64,
@@ -72,6 +74,7 @@ impl Engine {
             bars_seen: vec![0; n],
             listed: vec![0; n],
             rebalance_epoch: 0,
+            exit_flags: Vec::with_capacity(64),
             timestamps: 0,
             last_ts: None,
             next_order_id: 1,
@@ -119,6 +122,7 @@ impl Engine {
             self.started = true;
         }
         strategy.on_chunk(data)?;
+        self.equity.reserve(data.n_timestamps());
         let assets = data.asset_ids();
         let close = data.close();
         let mut start = 0;
@@ -127,7 +131,7 @@ impl Engine {
             let end = group_end(ts, start);
             self.timestamps += 1;
             let epoch = self.timestamps;
-            for (row, &asset) in assets.iter().enumerate().take(end).skip(start) {
+            for (row, &asset) in (start..end).zip(&assets[start..end]) {
                 let a = asset as usize;
                 self.bar_epoch[a] = epoch;
                 self.bar_row[a] = row;
@@ -168,7 +172,9 @@ impl Engine {
     }
 
     /// Fills every pending order whose asset has a bar at this timestamp: exits first, then the
-    /// rest, each pass in submission order. Returns whether anything filled.
+    /// rest, each pass in submission order. An exit reduces the position held at the start of
+    /// the step without crossing zero; the classification is fixed before anything fills.
+    /// Returns whether anything filled.
     fn fill_pending<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
@@ -178,19 +184,29 @@ impl Engine {
     ) -> Result<bool> {
         let epoch = self.timestamps;
         let count = self.book.orders().len();
+        self.exit_flags.clear();
+        let mut any_exit = false;
+        for order in self.book.orders() {
+            let held = self.portfolio.quantity(order.asset);
+            let is_exit = self.bar_epoch[order.asset as usize] == epoch
+                && held != 0.0
+                && held.signum() != order.quantity.signum()
+                && order.quantity.abs() <= held.abs();
+            any_exit |= is_exit;
+            self.exit_flags.push(is_exit);
+        }
         let mut filled_any = false;
         for exits_pass in [true, false] {
+            if exits_pass && !any_exit {
+                continue;
+            }
             for index in 0..count {
                 let order = self.book.orders()[index];
-                if order.quantity == 0.0 || self.bar_epoch[order.asset as usize] != epoch {
+                if order.quantity == 0.0
+                    || self.bar_epoch[order.asset as usize] != epoch
+                    || (exits_pass && !self.exit_flags[index])
+                {
                     continue;
-                }
-                if exits_pass {
-                    let held = self.portfolio.quantity(order.asset);
-                    let reduces = held != 0.0 && held.signum() != order.quantity.signum();
-                    if !reduces {
-                        continue;
-                    }
                 }
                 let fill = self.execute(data, ts, &order, reference);
                 self.book.mark_filled(index);

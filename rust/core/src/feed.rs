@@ -7,6 +7,7 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt32Type};
 use arrow_array::{Array, RecordBatch};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::DataType;
 
 use crate::error::{BacktestError, Result};
@@ -20,10 +21,14 @@ pub const PRICE_COLUMNS: [&str; 5] = ["open", "high", "low", "close", "volume"];
 pub struct MarketData {
     batch: RecordBatch,
     n_assets: u32,
-    /// Column positions of ts, asset_id, open, high, low, close, volume.
-    core_indices: [usize; 7],
+    n_timestamps: usize,
+    // Typed views sharing the batch's buffers (cloning a ScalarBuffer only bumps a refcount),
+    // so the accessors below are plain slice reads with no downcast.
+    ts: ScalarBuffer<i64>,
+    asset_ids: ScalarBuffer<u32>,
+    prices: [ScalarBuffer<f64>; 5],
     feature_names: Vec<String>,
-    feature_indices: Vec<usize>,
+    features: Vec<ScalarBuffer<f64>>,
 }
 
 impl MarketData {
@@ -60,8 +65,9 @@ impl MarketData {
         for (slot, name) in PRICE_COLUMNS.iter().enumerate() {
             core_indices[slot + 2] = expect(name, DataType::Float64)?;
         }
+        let f64_values = |idx: usize| batch.column(idx).as_primitive::<Float64Type>().values().clone();
         let mut feature_names = Vec::new();
-        let mut feature_indices = Vec::new();
+        let mut features = Vec::new();
         for (idx, field) in schema.fields().iter().enumerate() {
             let name = field.name();
             if name == "ts" || name == "asset_id" || PRICE_COLUMNS.contains(&name.as_str()) {
@@ -75,82 +81,88 @@ impl MarketData {
                 ));
             }
             feature_names.push(name.clone());
-            feature_indices.push(idx);
+            features.push(f64_values(idx));
         }
-        let data = MarketData {
+        let prices = [2, 3, 4, 5, 6].map(|slot| f64_values(core_indices[slot]));
+        let ts = batch.column(core_indices[0]).as_primitive::<Int64Type>().values().clone();
+        let asset_ids = batch.column(core_indices[1]).as_primitive::<UInt32Type>().values().clone();
+        let mut data = MarketData {
             batch,
             n_assets,
-            core_indices,
+            n_timestamps: 0,
+            ts,
+            asset_ids,
+            prices,
             feature_names,
-            feature_indices,
+            features,
         };
-        data.check_rows()?;
+        data.n_timestamps = data.check_rows()?;
         Ok(data)
     }
 
-    fn check_rows(&self) -> Result<()> {
-        let ts = self.ts();
-        let asset = self.asset_ids();
-        let (open, high, low, close, volume) = (
-            self.open(),
-            self.high(),
-            self.low(),
-            self.close(),
-            self.volume(),
-        );
-        for row in 0..self.len() {
-            if asset[row] >= self.n_assets {
+    /// Checks every row; returns the number of distinct timestamps. Each rule is one tight
+    /// pass; the first offending row is located only when a pass finds a violation.
+    fn check_rows(&self) -> Result<usize> {
+        let n = self.len();
+        let (ts, asset) = (self.ts(), self.asset_ids());
+        if let Some(row) = asset.iter().position(|&a| a >= self.n_assets) {
+            return Err(BacktestError::data(
+                "asset_id",
+                row,
+                format!("asset code {} is outside 0..{}", asset[row], self.n_assets),
+            ));
+        }
+        let mut n_timestamps = usize::from(n > 0);
+        for row in 1..n {
+            let (t0, t1) = (ts[row - 1], ts[row]);
+            if t1 < t0 {
+                return Err(BacktestError::data("ts", row, "rows must be sorted by time"));
+            }
+            if t1 == t0 && asset[row] <= asset[row - 1] {
                 return Err(BacktestError::data(
                     "asset_id",
                     row,
-                    format!("asset code {} is outside 0..{}", asset[row], self.n_assets),
+                    "rows of one timestamp must have unique, increasing asset codes",
                 ));
             }
-            if row > 0 {
-                if ts[row] < ts[row - 1] {
-                    return Err(BacktestError::data(
-                        "ts",
-                        row,
-                        "rows must be sorted by time",
-                    ));
-                }
-                if ts[row] == ts[row - 1] && asset[row] <= asset[row - 1] {
-                    return Err(BacktestError::data(
-                        "asset_id",
-                        row,
-                        "rows of one timestamp must have unique, increasing asset codes",
-                    ));
-                }
-            }
-            for (name, value) in [("open", open[row]), ("high", high[row])]
-                .into_iter()
-                .chain([("low", low[row]), ("close", close[row])])
-            {
-                if !(value.is_finite() && value > 0.0) {
-                    return Err(BacktestError::data(
-                        name,
-                        row,
-                        format!("prices must be finite and > 0, got {value}"),
-                    ));
-                }
-            }
-            if !(volume[row].is_finite() && volume[row] >= 0.0) {
+            n_timestamps += usize::from(t1 != t0);
+        }
+        for (name, values) in [
+            ("open", self.open()),
+            ("high", self.high()),
+            ("low", self.low()),
+            ("close", self.close()),
+        ] {
+            let bad = |v: &f64| !(v.is_finite() && *v > 0.0);
+            if values.iter().fold(false, |acc, v| acc | bad(v)) {
+                let row = values.iter().position(bad).unwrap_or(0);
                 return Err(BacktestError::data(
-                    "volume",
+                    name,
                     row,
-                    format!("volume must be finite and >= 0, got {}", volume[row]),
-                ));
-            }
-            let (lo, hi) = (open[row].min(close[row]), open[row].max(close[row]));
-            if low[row] > lo || high[row] < hi {
-                return Err(BacktestError::data(
-                    "high/low",
-                    row,
-                    "OHLC must satisfy low <= open, close <= high",
+                    format!("prices must be finite and > 0, got {}", values[row]),
                 ));
             }
         }
-        Ok(())
+        let bad_volume = |v: &f64| !(v.is_finite() && *v >= 0.0);
+        if let Some(row) = self.volume().iter().position(bad_volume) {
+            return Err(BacktestError::data(
+                "volume",
+                row,
+                format!("volume must be finite and >= 0, got {}", self.volume()[row]),
+            ));
+        }
+        let (open, high, low, close) = (self.open(), self.high(), self.low(), self.close());
+        let inconsistent =
+            |r: usize| low[r] > open[r].min(close[r]) || high[r] < open[r].max(close[r]);
+        if (0..n).fold(false, |acc, r| acc | inconsistent(r)) {
+            let row = (0..n).position(inconsistent).unwrap_or(0);
+            return Err(BacktestError::data(
+                "high/low",
+                row,
+                "OHLC must satisfy low <= open, close <= high",
+            ));
+        }
+        Ok(n_timestamps)
     }
 
     /// Number of rows (bars).
@@ -163,6 +175,12 @@ impl MarketData {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of distinct timestamps (timestamp groups).
+    #[inline]
+    pub fn n_timestamps(&self) -> usize {
+        self.n_timestamps
     }
 
     /// Size of the asset universe.
@@ -179,19 +197,13 @@ impl MarketData {
     /// Timestamps (ns), one per row.
     #[inline]
     pub fn ts(&self) -> &[Ts] {
-        self.batch
-            .column(self.core_indices[0])
-            .as_primitive::<Int64Type>()
-            .values()
+        &self.ts
     }
 
     /// Asset codes, one per row.
     #[inline]
     pub fn asset_ids(&self) -> &[AssetId] {
-        self.batch
-            .column(self.core_indices[1])
-            .as_primitive::<UInt32Type>()
-            .values()
+        &self.asset_ids
     }
 
     /// Open prices.
@@ -236,11 +248,9 @@ impl MarketData {
     }
 
     /// The values of the feature column at position `pos` of [`Self::feature_names`].
+    #[inline]
     pub fn feature_at(&self, pos: usize) -> &[f64] {
-        self.batch
-            .column(self.feature_indices[pos])
-            .as_primitive::<Float64Type>()
-            .values()
+        &self.features[pos]
     }
 
     /// Address of the first value of a Float64 column: used to prove zero-copy ingest.
@@ -256,11 +266,9 @@ impl MarketData {
         }
     }
 
+    #[inline]
     fn price_column(&self, slot: usize) -> &[f64] {
-        self.batch
-            .column(self.core_indices[slot])
-            .as_primitive::<Float64Type>()
-            .values()
+        &self.prices[slot - 2]
     }
 }
 

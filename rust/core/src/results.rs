@@ -198,7 +198,6 @@ pub struct EquityRecorder {
     cash: Vec<f64>,
     long_value: Vec<f64>,
     short_value: Vec<f64>,
-    equity: Vec<f64>,
 }
 
 impl EquityRecorder {
@@ -208,7 +207,6 @@ impl EquityRecorder {
         self.cash.reserve(additional);
         self.long_value.reserve(additional);
         self.short_value.reserve(additional);
-        self.equity.reserve(additional);
     }
 
     /// Appends one timestamp's account state.
@@ -218,7 +216,6 @@ impl EquityRecorder {
         self.cash.push(cash);
         self.long_value.push(long_value);
         self.short_value.push(short_value);
-        self.equity.push(cash + long_value + short_value);
     }
 
     /// Number of timestamps recorded.
@@ -238,6 +235,7 @@ impl EquityRecorder {
             .zip(&self.short_value)
             .map(|(l, s)| l + s)
             .collect();
+        let equity: Vec<f64> = self.cash.iter().zip(&positions).map(|(c, p)| c + p).collect();
         batch(
             vec![
                 ("ts", DataType::Int64),
@@ -253,7 +251,7 @@ impl EquityRecorder {
                 Arc::new(Float64Array::from(self.long_value)),
                 Arc::new(Float64Array::from(self.short_value)),
                 Arc::new(Float64Array::from(positions)),
-                Arc::new(Float64Array::from(self.equity)),
+                Arc::new(Float64Array::from(equity)),
             ],
         )
     }

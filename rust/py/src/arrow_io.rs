@@ -1,7 +1,7 @@
 //! Arrow PyCapsule interface: import a stream from any object with `__arrow_c_stream__`
 //! (a Polars DataFrame shares its buffers without a copy) and export result batches the same way.
 
-use arrow_array::ffi_stream::{RecordBatchStreamReader, FFI_ArrowArrayStream};
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;

@@ -8,15 +8,18 @@ use ml4t_backtest_core::{BacktestError, EngineConfig, ExecutionMode, ShareRoundi
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-fn required<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> Result<T, BacktestError> {
+fn required<'py, T: FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+) -> Result<T, BacktestError> {
     let value = d
         .get_item(key)
         .ok()
         .flatten()
         .ok_or_else(|| BacktestError::config(key, "missing"))?;
-    value
-        .extract::<T>()
-        .map_err(|err| BacktestError::config(key, format!("wrong type: {}", Into::<PyErr>::into(err))))
+    value.extract::<T>().map_err(|err| {
+        BacktestError::config(key, format!("wrong type: {}", Into::<PyErr>::into(err)))
+    })
 }
 
 fn optional<'py, T: FromPyObjectOwned<'py>>(
@@ -26,10 +29,9 @@ fn optional<'py, T: FromPyObjectOwned<'py>>(
     match d.get_item(key).ok().flatten() {
         None => Ok(None),
         Some(v) if v.is_none() => Ok(None),
-        Some(v) => v
-            .extract::<T>()
-            .map(Some)
-            .map_err(|err| BacktestError::config(key, format!("wrong type: {}", Into::<PyErr>::into(err)))),
+        Some(v) => v.extract::<T>().map(Some).map_err(|err| {
+            BacktestError::config(key, format!("wrong type: {}", Into::<PyErr>::into(err)))
+        }),
     }
 }
 

@@ -48,7 +48,11 @@ impl PyContext {
     }
 
     /// Copies cash, positions and marks (used before `on_fill` and `on_end` too).
-    pub fn refresh_account(&mut self, portfolio: &ml4t_backtest_core::portfolio::Portfolio, equity: f64) {
+    pub fn refresh_account(
+        &mut self,
+        portfolio: &ml4t_backtest_core::portfolio::Portfolio,
+        equity: f64,
+    ) {
         self.cash = portfolio.cash();
         self.equity = equity;
         for (slot, pos) in self.positions.iter_mut().zip(portfolio.positions()) {

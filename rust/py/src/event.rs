@@ -120,7 +120,10 @@ pub struct Signals {
 
 impl Signals {
     fn lookup(&self, name: &str) -> Option<f64> {
-        self.columns.data.feature(name).map(|values| values[self.row])
+        self.columns
+            .data
+            .feature(name)
+            .map(|values| values[self.row])
     }
 }
 
@@ -144,7 +147,10 @@ impl Signals {
     }
 
     fn __iter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.keys().into_pyobject(py)?.try_iter().map(|it| it.into_any().unbind())
+        self.keys()
+            .into_pyobject(py)?
+            .try_iter()
+            .map(|it| it.into_any().unbind())
     }
 
     /// Value of `name`, or `default` when the feed has no such column.

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ml4t_backtest_core::{BacktestError, BacktestOutput, Engine, EngineConfig, MarketData, Strategy};
+use ml4t_backtest_core::{
+    BacktestError, BacktestOutput, Engine, EngineConfig, MarketData, Strategy,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 

@@ -23,7 +23,10 @@ impl Universe {
             .enumerate()
             .map(|(i, n)| (n.clone(), i as AssetId))
             .collect();
-        let names = names.iter().map(|n| PyString::new(py, n).unbind()).collect();
+        let names = names
+            .iter()
+            .map(|n| PyString::new(py, n).unbind())
+            .collect();
         Universe {
             names,
             index,
@@ -68,7 +71,10 @@ impl Universe {
         Err(python_error(
             py,
             "OrderError",
-            format!("asset: expected a name (str) or code (int), got {}", asset.get_type()),
+            format!(
+                "asset: expected a name (str) or code (int), got {}",
+                asset.get_type()
+            ),
         ))
     }
 
