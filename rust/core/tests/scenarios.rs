@@ -864,8 +864,8 @@ fn top_k_strategy_rebalances_on_schedule() {
     assert_eq!(
         got,
         vec![
-            (1, true, false),
             (3, false, false),
+            (1, true, false),
             (0, true, true),
             (1, false, true)
         ]
