@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+# Relative size below which a position or target difference is float rounding (semantics.md).
+DUST = 1e-9
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "initial_cash": 100_000.0,
     "execution": {"mode": "next_open", "share_rounding": "fractional"},
@@ -140,7 +143,7 @@ class OracleContext:
 
     def order_target_quantity(self, asset: str, quantity: float) -> None:
         e = self._engine
-        e.place(self.timestamp, asset, quantity - e.current(asset), target_based=True)
+        e.place_target(self.timestamp, asset, quantity)
 
     def order_target_value(self, asset: str, value: float) -> None:
         e = self._engine
@@ -148,7 +151,7 @@ class OracleContext:
         if price is None:
             e.reject(self.timestamp, asset, math.nan, "no_price")
             return
-        e.place(self.timestamp, asset, value / price - e.current(asset), target_based=True)
+        e.place_target(self.timestamp, asset, value / price)
 
     def order_target_percent(self, asset: str, fraction: float) -> None:
         e = self._engine
@@ -157,11 +160,11 @@ class OracleContext:
             e.reject(self.timestamp, asset, math.nan, "no_price")
             return
         target = fraction * e.equity() / price
-        e.place(self.timestamp, asset, target - e.current(asset), target_based=True)
+        e.place_target(self.timestamp, asset, target)
 
     def close_position(self, asset: str) -> None:
         e = self._engine
-        e.place(self.timestamp, asset, -e.current(asset), target_based=True)
+        e.place_target(self.timestamp, asset, 0.0)
 
     def rebalance(self, weights: dict[str, float]) -> None:
         e = self._engine
@@ -230,6 +233,15 @@ class OracleEngine:
         )
         self.next_order_id += 1
 
+    def place_target(self, timestamp: Any, asset: str, target: float) -> None:
+        """A target order: trade ``target - current``; a difference of at most DUST times the
+        larger of the two is float rounding, not a trade, and is dropped."""
+        current = self.current(asset)
+        quantity = target - current
+        if abs(quantity) <= DUST * max(abs(target), abs(current)):
+            return
+        self.place(timestamp, asset, quantity, target_based=True)
+
     def place(self, timestamp: Any, asset: str, quantity: float, *, target_based: bool) -> None:
         """Steps 4-5 for one order: round, drop zero, cut shorts, queue."""
         if self.integer and target_based:
@@ -247,22 +259,24 @@ class OracleEngine:
         self.next_order_id += 1
 
     def _fill_pending(self, timestamp: Any, bars: dict[str, dict[str, Any]], ref: str) -> None:
-        """Fill every pending order whose asset has a bar now: exits first, then entries.
+        """Fill every pending order whose asset has a bar now: exits first, then the rest.
 
-        Two passes over the pending orders in submission order. The exits pass fills the orders
-        that reduce the asset's position *as it stands when the order comes up* (so after an
-        earlier crossing fill of this step, an order that was an entry may count as an exit);
-        the second pass fills everything left.
+        An exit reduces the position held at the start of this step without crossing zero
+        (opposite sign and ``|q| <= |position|``); the classification is made before anything
+        fills. Each pass keeps submission order.
         """
         ready = [o for o in self.pending if o.asset in bars]
-        for exits_pass in (True, False):
-            for o in list(ready):
-                pos = self.position[o.asset]
-                if exits_pass and not (pos != 0.0 and _sign(o.quantity) != _sign(pos)):
-                    continue
-                self._fill(timestamp, o, bars[o.asset], ref)
-                self.pending.remove(o)
-                ready.remove(o)
+        start = {o.asset: self.position[o.asset] for o in ready}
+        exits = [
+            o
+            for o in ready
+            if start[o.asset] != 0.0
+            and _sign(o.quantity) != _sign(start[o.asset])
+            and abs(o.quantity) <= abs(start[o.asset])
+        ]
+        for o in exits + [o for o in ready if o not in exits]:
+            self._fill(timestamp, o, bars[o.asset], ref)
+            self.pending.remove(o)
 
     def _fill(self, timestamp: Any, order: _Order, bar: dict[str, Any], ref: str) -> None:
         cfg_s, cfg_c = self.config["slippage"], self.config["commission"]
@@ -337,12 +351,15 @@ class OracleEngine:
         trade.exit_time = timestamp
         trade.exit_bar = bar_idx
         trade.commission += fee * (closed / aq)
-        self.position[asset] = old + q
-        if aq < abs(old):
+        new = old + q
+        if abs(new) <= DUST * max(abs(old), aq):
+            new = 0.0  # float rounding left dust: the position is closed
+        self.position[asset] = new
+        if new != 0.0 and _sign(new) == _sign(old):
             return  # partial reduction: average cost unchanged
         self._close_trade(asset, trade)
         self.avg_cost[asset] = 0.0
-        if aq > abs(old):  # crossed zero: the rest opens a new trade at this price
+        if new != 0.0:  # crossed zero: the rest opens a new trade at this price
             rest = aq - abs(old)
             new = self._open_trade(timestamp, asset, q, bar_idx)
             new.entry_qty += rest

@@ -168,11 +168,11 @@ class PolarsDataFeed:
     def _validate(self, frame: pl.DataFrame) -> None:
         t, a = self.timestamp_column, self.asset_column
         for name in (t, a):
-            nulls = frame.filter(pl.col(name).is_null())
-            if nulls.height:
+            rows = frame.with_row_index("row").filter(pl.col(name).is_null())["row"]
+            if rows.len():
                 raise DataValidationError(
-                    f"{name}: null values are not allowed ({nulls.height} rows, first rows "
-                    f"{nulls.with_row_index().head(_MAX_KEYS_SHOWN)['index'].to_list()})"
+                    f"{name}: null values are not allowed ({rows.len()} rows, first rows "
+                    f"{rows.head(_MAX_KEYS_SHOWN).to_list()})"
                 )
         dup = frame.filter(pl.struct(t, a).is_duplicated())
         if dup.height:

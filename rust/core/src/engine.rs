@@ -6,7 +6,7 @@ use crate::error::{BacktestError, Result};
 use crate::feed::{group_end, MarketData};
 use crate::matching::market_fill_price;
 use crate::orders::{CommandBuffer, Intent, Order, OrderBook};
-use crate::portfolio::Portfolio;
+use crate::portfolio::{Portfolio, DUST};
 use crate::results::{
     BacktestOutput, EquityRecorder, Fill, FillRecorder, RejectionRecorder, TradeRecorder,
 };
@@ -336,7 +336,11 @@ impl Engine {
     }
 
     fn queue_target(&mut self, asset: AssetId, target: f64, ts: Ts) {
-        let mut quantity = target - self.current(asset);
+        let current = self.current(asset);
+        let mut quantity = target - current;
+        if quantity.abs() <= DUST * target.abs().max(current.abs()) {
+            return;
+        }
         if self.config.rounding == ShareRounding::Integer {
             quantity = quantity.trunc();
         }

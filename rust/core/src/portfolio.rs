@@ -36,6 +36,10 @@ pub struct Portfolio {
 
 const NOT_OPEN: u32 = u32::MAX;
 
+/// Relative size below which a position or an order difference is float rounding, not shares:
+/// `|x| <= DUST × scale` counts as zero (see `docs/semantics.md`).
+pub const DUST: f64 = 1e-9;
+
 impl Portfolio {
     /// A flat account with `cash` and a universe of `n_assets` assets.
     pub fn new(cash: f64, n_assets: usize) -> Self {
@@ -128,7 +132,11 @@ impl Portfolio {
         let slot = asset as usize;
         let pos = self.positions[slot];
         let before = pos.quantity;
-        let after = before + quantity;
+        let mut after = before + quantity;
+        if after.abs() <= DUST * before.abs().max(quantity.abs()) {
+            // Float rounding left dust (e.g. 0.1 + 0.2 - 0.3): the position is closed.
+            after = 0.0;
+        }
         let mut realized = 0.0;
         let mut avg_cost = pos.avg_cost;
         if before == 0.0 || before.signum() == quantity.signum() {

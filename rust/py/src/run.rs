@@ -136,7 +136,9 @@ fn strategy_error(py: Python<'_>, cause: PyErr, site: &str) -> PyErr {
         .and_then(|m| m.getattr("BacktestError"))
         .map(|base| cause.is_instance(py, &base))
         .unwrap_or(false);
-    if is_ours {
+    // Our own errors and non-Exception interrupts (KeyboardInterrupt, SystemExit) pass through.
+    let is_exception = cause.is_instance_of::<pyo3::exceptions::PyException>(py);
+    if is_ours || !is_exception {
         return cause;
     }
     let name = cause
