@@ -490,8 +490,17 @@ def test_hooks_are_called(api: str) -> None:
         def on_fill(self, fill: Any, context: Any) -> None:
             calls["fill"] += 1
             fills.append(
-                (fill.timestamp, fill.asset, fill.side, fill.quantity, fill.price,
-                 fill.reference_price, fill.commission, fill.order_id, context.position("A"))
+                (
+                    fill.timestamp,
+                    fill.asset,
+                    fill.side,
+                    fill.quantity,
+                    fill.price,
+                    fill.reference_price,
+                    fill.commission,
+                    fill.order_id,
+                    context.position("A"),
+                )
             )
 
         def on_end(self, context: Any) -> None:
@@ -717,8 +726,11 @@ def test_timezone_aware_input_gives_timezone_aware_results() -> None:
                 context.submit_order("A", 1.0)
 
     result = run(df, Probe())
-    for table, column in [(result.equity, "timestamp"), (result.fills, "timestamp"),
-                          (result.trades, "entry_time")]:
+    for table, column in [
+        (result.equity, "timestamp"),
+        (result.fills, "timestamp"),
+        (result.trades, "entry_time"),
+    ]:
         dtype = table.schema[column]
         assert isinstance(dtype, pl.Datetime) and dtype.time_zone == zone
     assert result.equity["timestamp"].to_list() == df["timestamp"].to_list()
@@ -790,3 +802,23 @@ def test_runs_are_deterministic() -> None:
     a = run(df, PyTopK("score", k=2))
     b = run(df, PyTopK("score", k=2))
     assert_results_equal(a, b)
+
+
+def test_timezone_across_dst_change_and_other_time_unit() -> None:
+    # New York switches to daylight time on 2024-03-10: offsets -5h before, -4h after
+    df = make_bars(n_assets=2, n_bars=6, seed=1, start=datetime(2024, 3, 8))
+    df = df.with_columns(
+        pl.col("timestamp").dt.replace_time_zone("America/New_York").dt.cast_time_unit("ms")
+    )
+    seen: list[datetime] = []
+
+    class Probe(Strategy):
+        def on_market_data(self, event: Any, context: Any) -> None:
+            seen.append(event.timestamp)
+
+    result = run(df, Probe())
+    stamps = df["timestamp"].unique(maintain_order=True).to_list()
+    assert result.equity["timestamp"].to_list() == stamps
+    assert seen[::2] == stamps
+    assert seen[0].utcoffset() == timedelta(hours=-5)
+    assert seen[-1].utcoffset() == timedelta(hours=-4)

@@ -158,7 +158,6 @@ def test_loaded_config_drives_the_engine(tmp_path: Path) -> None:
     b = Backtest(PolarsDataFeed(df), strategy, config=BacktestConfig.from_yaml(path)).run()
     assert a.equity.equals(b.equity)
     assert a.fills.equals(b.fills)
-    assert a.equity["equity"][0] != 50_000.0 or a.fills.height == 0
     assert (a.fills["commission"] > 0).all()
     assert (a.fills["slippage"] > 0).all()
     assert a.metrics["periods_per_year"] == 252.0

@@ -104,16 +104,16 @@ DATA_CASES: list[tuple[str, Callable[[], pl.DataFrame], str]] = [
 @pytest.mark.parametrize(
     ("make", "column"), [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES]
 )
-def test_invalid_data_raises_naming_the_column(make: Callable[[], pl.DataFrame], column: str) -> None:
+def test_invalid_data_raises_naming_the_column(
+    make: Callable[[], pl.DataFrame], column: str
+) -> None:
     df = make()
     exc = expect_error(DataValidationError, lambda: PolarsDataFeed(df))
     assert re.search(rf"\b{column}\b", str(exc)), str(exc)
     assert isinstance(exc, ValueError)
 
 
-@pytest.mark.parametrize(
-    "column", ["open", "high", "low", "close", "volume", "score"]
-)
+@pytest.mark.parametrize("column", ["open", "high", "low", "close", "volume", "score"])
 def test_bad_value_message_names_first_offending_key(column: str) -> None:
     value = None if column == "score" else math.nan
     exc = expect_error(DataValidationError, lambda: PolarsDataFeed(set_value(column, value)))

@@ -16,8 +16,8 @@ from ml4t.backtest import (
     SignalStrategy,
     Strategy,
     TimestampBatch,
+    _core,
 )
-from ml4t.backtest import _core
 from ml4t.backtest.synthetic import make_bars
 
 
@@ -117,7 +117,9 @@ def test_result_tables_come_back_as_arrow(feed: PolarsDataFeed) -> None:
     assert result.equity["equity"].dtype == pl.Float64
     assert result.equity["equity"].to_list() == first["equity"].to_list()
     assert result.equity["cash"].to_list() == first["cash"].to_list()
-    np.testing.assert_array_equal(result.fills["price"].to_numpy(), pl.DataFrame(raw["fills"])["price"].to_numpy())
+    np.testing.assert_array_equal(
+        result.fills["price"].to_numpy(), pl.DataFrame(raw["fills"])["price"].to_numpy()
+    )
     assert result.fills.height == len(raw["fills"]) > 0
     assert result.trades.height == len(raw["trades"]) > 0
     np.testing.assert_allclose(
