@@ -38,7 +38,7 @@ FEATURES = ["f_signal", "f_noise1", "f_noise2"]
 
 def make_dataset(seed: int) -> pl.DataFrame:
     """Bars plus features and the label (forward return from the next open to the one after)."""
-    bars = make_bars(n_assets=N_ASSETS, n_bars=N_BARS, seed=seed, skill=0.03)
+    bars = make_bars(n_assets=N_ASSETS, n_bars=N_BARS, seed=seed, skill=0.05)
     rng = np.random.default_rng(seed + 1)
     return bars.with_columns(
         pl.col("score").alias("f_signal"),

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,8 +22,37 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ml4t.backtest.errors import ConfigError
 
 
+_VALIDATING: ContextVar[bool] = ContextVar("ml4t_config_validating", default=False)
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        location = ""
+        for piece in item["loc"]:
+            location += f"[{piece}]" if isinstance(piece, int) else f".{piece}"
+        parts.append(f"{location.lstrip('.') or '<root>'}: {item['msg']}")
+    return "; ".join(parts)
+
+
 class _Section(BaseModel):
+    """A frozen config section; invalid values raise :class:`ConfigError` with their location."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **data: Any) -> None:
+        if _VALIDATING.get():
+            # Nested inside another section's validation: let pydantic collect the errors with
+            # their full location; the outermost section converts them.
+            super().__init__(**data)
+            return
+        token = _VALIDATING.set(True)
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise ConfigError(_format_validation_error(err)) from None
+        finally:
+            _VALIDATING.reset(token)
 
 
 class ExecutionConfig(_Section):
@@ -61,16 +91,6 @@ class AccountConfig(_Section):
     allow_short: bool = True
 
 
-def _format_validation_error(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors():
-        location = ""
-        for piece in item["loc"]:
-            location += f"[{piece}]" if isinstance(piece, int) else f".{piece}"
-        parts.append(f"{location.lstrip('.') or '<root>'}: {item['msg']}")
-    return "; ".join(parts)
-
-
 class BacktestConfig(_Section):
     """Everything about a run besides the data and the strategy.
 
@@ -84,12 +104,6 @@ class BacktestConfig(_Section):
     slippage: SlippageConfig = SlippageConfig()
     account: AccountConfig = AccountConfig()
     periods_per_year: float | None = Field(None, gt=0.0, allow_inf_nan=False)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise ConfigError(_format_validation_error(err)) from None
 
     def engine_dict(self) -> dict[str, Any]:
         """The flat dict the Rust engine reads."""
@@ -117,7 +131,11 @@ class BacktestConfig(_Section):
     @classmethod
     def from_yaml(cls, path: str | Path) -> BacktestConfig:
         """Loads a config from a YAML file."""
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"<file {path}>: not valid YAML: {err}") from None
+        return cls.from_dict(data or {})
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> BacktestConfig:
@@ -125,7 +143,11 @@ class BacktestConfig(_Section):
         text = str(text_or_path)
         if not text.lstrip().startswith("{"):
             text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"<json>: not valid JSON: {err}") from None
+        return cls.from_dict(data)
 
     def to_json(self) -> str:
         """The config as a JSON string (lossless)."""

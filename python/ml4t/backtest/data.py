@@ -35,7 +35,8 @@ _MAX_KEYS_SHOWN = 5
 
 
 def _keys_text(frame: pl.DataFrame, time_col: str, asset_col: str) -> str:
-    rows = frame.head(_MAX_KEYS_SHOWN).select(time_col, asset_col).rows()
+    keys = frame.select(time_col, asset_col).unique(maintain_order=True)
+    rows = keys.head(_MAX_KEYS_SHOWN).rows()
     return ", ".join(f"({t}, {a})" for t, a in rows)
 
 

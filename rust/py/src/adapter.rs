@@ -166,7 +166,18 @@ impl Strategy for PyStrategy {
                 .borrow_mut(py)
                 .refresh_account(portfolio, portfolio.equity())
         });
-        self.call_hook("on_end")
+        self.call_hook("on_end")?;
+        Python::attach(|py| {
+            let mut context = self.context.borrow_mut(py);
+            if context.buffer.is_empty() {
+                return Ok(());
+            }
+            context.buffer.clear();
+            Err(BacktestError::order(
+                "on_end",
+                "orders submitted in on_end can never fill (the data has ended)",
+            ))
+        })
     }
 }
 

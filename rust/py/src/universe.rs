@@ -58,7 +58,7 @@ impl Universe {
             });
         }
         if asset.is_instance_of::<PyInt>() {
-            let code: i64 = asset.extract()?;
+            let code: i64 = asset.extract().unwrap_or(i64::MAX);
             if code >= 0 && (code as usize) < self.names.len() {
                 return Ok(code as AssetId);
             }
