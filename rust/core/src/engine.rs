@@ -131,16 +131,17 @@ impl Engine {
             let end = group_end(ts, start);
             self.timestamps += 1;
             let epoch = self.timestamps;
-            for (row, &asset) in (start..end).zip(&assets[start..end]) {
+            let group = &assets[start..end];
+            for (offset, &asset) in group.iter().enumerate() {
                 let a = asset as usize;
                 self.bar_epoch[a] = epoch;
-                self.bar_row[a] = row;
+                self.bar_row[a] = start + offset;
                 self.bars_seen[a] += 1;
             }
             if self.config.execution == ExecutionMode::NextOpen && !self.book.is_empty() {
                 self.fill_pending(data, t, Reference::Open, strategy)?;
             }
-            for (&asset, &price) in assets[start..end].iter().zip(&close[start..end]) {
+            for (&asset, &price) in group.iter().zip(&close[start..end]) {
                 self.portfolio.mark(asset, price);
             }
             let (mut long, mut short) = self.portfolio.market_values();

@@ -65,7 +65,13 @@ impl MarketData {
         for (slot, name) in PRICE_COLUMNS.iter().enumerate() {
             core_indices[slot + 2] = expect(name, DataType::Float64)?;
         }
-        let f64_values = |idx: usize| batch.column(idx).as_primitive::<Float64Type>().values().clone();
+        let f64_values = |idx: usize| {
+            batch
+                .column(idx)
+                .as_primitive::<Float64Type>()
+                .values()
+                .clone()
+        };
         let mut feature_names = Vec::new();
         let mut features = Vec::new();
         for (idx, field) in schema.fields().iter().enumerate() {
@@ -84,8 +90,16 @@ impl MarketData {
             features.push(f64_values(idx));
         }
         let prices = [2, 3, 4, 5, 6].map(|slot| f64_values(core_indices[slot]));
-        let ts = batch.column(core_indices[0]).as_primitive::<Int64Type>().values().clone();
-        let asset_ids = batch.column(core_indices[1]).as_primitive::<UInt32Type>().values().clone();
+        let ts = batch
+            .column(core_indices[0])
+            .as_primitive::<Int64Type>()
+            .values()
+            .clone();
+        let asset_ids = batch
+            .column(core_indices[1])
+            .as_primitive::<UInt32Type>()
+            .values()
+            .clone();
         let mut data = MarketData {
             batch,
             n_assets,
@@ -116,7 +130,11 @@ impl MarketData {
         for row in 1..n {
             let (t0, t1) = (ts[row - 1], ts[row]);
             if t1 < t0 {
-                return Err(BacktestError::data("ts", row, "rows must be sorted by time"));
+                return Err(BacktestError::data(
+                    "ts",
+                    row,
+                    "rows must be sorted by time",
+                ));
             }
             if t1 == t0 && asset[row] <= asset[row - 1] {
                 return Err(BacktestError::data(
@@ -133,7 +151,8 @@ impl MarketData {
             ("low", self.low()),
             ("close", self.close()),
         ] {
-            let bad = |v: &f64| !(v.is_finite() && *v > 0.0);
+            // Branch-free (`&`, not `&&`) so the scan vectorises; NaN fails both comparisons.
+            let bad = |v: &f64| !((*v > 0.0) & (*v < f64::INFINITY));
             if values.iter().fold(false, |acc, v| acc | bad(v)) {
                 let row = values.iter().position(bad).unwrap_or(0);
                 return Err(BacktestError::data(
@@ -143,8 +162,13 @@ impl MarketData {
                 ));
             }
         }
-        let bad_volume = |v: &f64| !(v.is_finite() && *v >= 0.0);
-        if let Some(row) = self.volume().iter().position(bad_volume) {
+        let bad_volume = |v: &f64| !((*v >= 0.0) & (*v < f64::INFINITY));
+        if self
+            .volume()
+            .iter()
+            .fold(false, |acc, v| acc | bad_volume(v))
+        {
+            let row = self.volume().iter().position(bad_volume).unwrap_or(0);
             return Err(BacktestError::data(
                 "volume",
                 row,
@@ -153,7 +177,7 @@ impl MarketData {
         }
         let (open, high, low, close) = (self.open(), self.high(), self.low(), self.close());
         let inconsistent =
-            |r: usize| low[r] > open[r].min(close[r]) || high[r] < open[r].max(close[r]);
+            |r: usize| (low[r] > open[r].min(close[r])) | (high[r] < open[r].max(close[r]));
         if (0..n).fold(false, |acc, r| acc | inconsistent(r)) {
             let row = (0..n).position(inconsistent).unwrap_or(0);
             return Err(BacktestError::data(
