@@ -66,16 +66,25 @@ def main() -> None:
     sizes = SIZES["quick" if args.quick else "full"]
     for name, (n_assets, n_bars) in sizes.items():
         out = subprocess.run(
-            [sys.executable, __file__, "--child", name, str(n_assets), str(n_bars),
-             str(args.repeats)],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                str(n_assets),
+                str(n_bars),
+                str(args.repeats),
+            ],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(
-            f"({r['scenario']}) rows={r['rows']:>9,}  best={r['best_bars_per_s'] / 1e6:7.2f} M bars/s"
-            f"  median={r['median_bars_per_s'] / 1e6:7.2f} M bars/s  peak_rss={r['peak_rss_mib']:7.1f}"
+            f"({r['scenario']}) rows={r['rows']:>9,}"
+            f"  best={r['best_bars_per_s'] / 1e6:7.2f} M bars/s"
+            f"  median={r['median_bars_per_s'] / 1e6:7.2f} M bars/s"
+            f"  peak_rss={r['peak_rss_mib']:7.1f}"
             f" MiB (after data {r['rss_after_data_mib']:.1f} MiB)"
         )
 

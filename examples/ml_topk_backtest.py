@@ -59,7 +59,8 @@ def walk_forward_predictions(data: pl.DataFrame) -> pl.DataFrame:
     coef, *_ = np.linalg.lstsq(x, train["label"].to_numpy(), rcond=None)
     test = data.filter(pl.col("timestamp") >= split)
     prediction = sum(coef[i] * pl.col(f) for i, f in enumerate(FEATURES)) + coef[-1]
-    print("model coefficients", {n: round(float(c), 6) for n, c in zip([*FEATURES, "const"], coef)})
+    names = [*FEATURES, "const"]
+    print("model coefficients", {n: round(float(c), 6) for n, c in zip(names, coef, strict=True)})
     return test.with_columns(prediction.alias("prediction")).drop("label", *FEATURES)
 
 

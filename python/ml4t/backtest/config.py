@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ml4t.backtest.errors import ConfigError
 
-
 _VALIDATING: ContextVar[bool] = ContextVar("ml4t_config_validating", default=False)
 
 
@@ -68,21 +67,21 @@ class ExecutionConfig(_Section):
 
 
 class CommissionConfig(_Section):
-    """Fee per fill: ``percent`` (rate × notional), ``per_share`` (rate × shares) or
+    """Fee per fill: ``percent`` (rate * notional), ``per_share`` (rate * shares) or
     ``per_order`` (amount), each floored at ``minimum``."""
 
     model: Literal["none", "percent", "per_share", "per_order"] = "none"
-    rate: float = Field(0.0, ge=0.0, allow_inf_nan=False)
-    amount: float = Field(0.0, ge=0.0, allow_inf_nan=False)
-    minimum: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    amount: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    minimum: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
 
 class SlippageConfig(_Section):
     """Price moved against the trader: ``fixed`` (amount per share) or ``percent`` (rate)."""
 
     model: Literal["none", "fixed", "percent"] = "none"
-    rate: float = Field(0.0, ge=0.0, allow_inf_nan=False)
-    amount: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    amount: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
 
 class AccountConfig(_Section):
@@ -98,12 +97,12 @@ class BacktestConfig(_Section):
     ``commission.rate: Input should be greater than or equal to 0``.
     """
 
-    initial_cash: float = Field(100_000.0, gt=0.0, allow_inf_nan=False)
+    initial_cash: float = Field(default=100_000.0, gt=0.0, allow_inf_nan=False)
     execution: ExecutionConfig = ExecutionConfig()
     commission: CommissionConfig = CommissionConfig()
     slippage: SlippageConfig = SlippageConfig()
     account: AccountConfig = AccountConfig()
-    periods_per_year: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    periods_per_year: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
 
     def engine_dict(self) -> dict[str, Any]:
         """The flat dict the Rust engine reads."""
@@ -155,7 +154,8 @@ class BacktestConfig(_Section):
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """The config as YAML; also written to ``path`` when given."""
-        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        # Without a stream, safe_dump returns the document as a str.
+        text: str = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
         if path is not None:
             Path(path).write_text(text)
         return text

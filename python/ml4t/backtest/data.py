@@ -92,7 +92,10 @@ class PolarsDataFeed:
                 f"(dtypes {[str(frame.schema[c]) for c in ignored]}); drop or cast them"
             )
         self._validate(frame)
-        self.time_zone: str | None = frame.schema[timestamp_column].time_zone  # type: ignore[attr-defined]
+        ts_dtype = frame.schema[timestamp_column]  # Datetime after _check_columns
+        self.time_zone: str | None = (
+            ts_dtype.time_zone if isinstance(ts_dtype, pl.Datetime) else None
+        )
         self._tz: tzinfo | None = ZoneInfo(self.time_zone) if self.time_zone else None
         self.assets: list[str] = sorted(frame[self.asset_column].cast(pl.String).unique().to_list())
         self.frame = self._normalise(frame)

@@ -34,9 +34,7 @@ class BacktestResult:
         config: the resolved configuration.
     """
 
-    def __init__(
-        self, raw: dict[str, Any], feed: PolarsDataFeed, config: BacktestConfig
-    ) -> None:
+    def __init__(self, raw: dict[str, Any], feed: PolarsDataFeed, config: BacktestConfig) -> None:
         self.config = config
         self._feed = feed
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
@@ -52,9 +50,10 @@ class BacktestResult:
             "order_id",
             self._feed.timestamps(pl.col("ts")).alias("timestamp"),
             self._asset(),
-            pl.when(pl.col("side") == 0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias(
-                "side"
-            ),
+            pl.when(pl.col("side") == 0)
+            .then(pl.lit("buy"))
+            .otherwise(pl.lit("sell"))
+            .alias("side"),
             "quantity",
             "price",
             "reference_price",
@@ -78,9 +77,10 @@ class BacktestResult:
             (net / (pl.col("entry_price") * pl.col("quantity"))).alias("return_pct"),
             pl.col("bars_held").cast(pl.Int64),
             _names(pl.col("exit_reason"), EXIT_REASONS),
-            pl.when(pl.col("open")).then(pl.lit("open")).otherwise(pl.lit("closed")).alias(
-                "status"
-            ),
+            pl.when(pl.col("open"))
+            .then(pl.lit("open"))
+            .otherwise(pl.lit("closed"))
+            .alias("status"),
         )
 
     def _equity(self, df: pl.DataFrame) -> pl.DataFrame:

@@ -146,10 +146,11 @@ class _BatchDriver:
         self.strategy.on_start(context)
 
     def on_timestamp(self, start: int, end: int, ts: int) -> None:
+        context = self._context
+        if context is None:  # the engine always calls on_start first
+            raise RuntimeError("on_timestamp called before on_start")
         self._user_call(
-            self._to_datetime(ts),
-            TimestampBatch(self._feed, self._columns, start, end),
-            self._context,  # type: ignore[arg-type]
+            self._to_datetime(ts), TimestampBatch(self._feed, self._columns, start, end), context
         )
 
     def on_end(self, context: Context) -> None:

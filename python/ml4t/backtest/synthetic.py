@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -31,7 +32,7 @@ def make_bars(
     volatility: float = 0.02,
     missing_fraction: float = 0.0,
 ) -> pl.DataFrame:
-    """Generates a long frame of ``n_assets × n_bars`` bars.
+    """Generates a long frame of ``n_assets * n_bars`` bars.
 
     Args:
         n_assets: number of assets, named ``A0000``, ``A0001``, ...
@@ -84,14 +85,16 @@ def make_bars(
     return frame
 
 
-_UNITS = {"s": "s", "m": "m", "h": "h"}
+_UNITS: dict[str, Literal["s", "m", "h"]] = {"s": "s", "m": "m", "h": "h"}
 
 
 def _regular_times(start: datetime, interval: str, n: int) -> pl.Series:
     """``n`` evenly spaced timestamps, ``interval`` like ``"1m"``, ``"5m"``, ``"1h"``, ``"30s"``."""
     count, unit = interval[:-1], interval[-1]
     if unit not in _UNITS or not count.isdigit():
-        raise ValueError(f"interval must look like '1m', '5m', '1h', '30s' or '1d', got {interval!r}")
+        raise ValueError(
+            f"interval must look like '1m', '5m', '1h', '30s' or '1d', got {interval!r}"
+        )
     step = np.timedelta64(int(count), _UNITS[unit])
     stamps = np.datetime64(start, "us") + np.arange(n) * step
     return pl.Series("timestamp", stamps.astype("datetime64[us]"))

@@ -7,12 +7,14 @@ use crate::feed::{group_end, MarketData};
 use crate::matching::market_fill_price;
 use crate::orders::{CommandBuffer, Intent, Order, OrderBook};
 use crate::portfolio::{Portfolio, DUST};
+use crate::progress::Progress;
 use crate::results::{
     BacktestOutput, EquityRecorder, Fill, FillRecorder, RejectionRecorder, TradeRecorder,
 };
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::{TradeFill, TradeTracker};
 use crate::types::{AssetId, ExitReason, RejectReason, Side, Ts};
+use std::sync::Arc;
 
 /// Which bar price a fill pass references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,9 @@ pub struct Engine {
     last_ts: Option<Ts>,
     next_order_id: u64,
     started: bool,
+    /// Rows processed in earlier chunks.
+    rows_before: u64,
+    progress: Option<Arc<Progress>>,
 }
 
 impl Engine {
@@ -79,7 +84,25 @@ impl Engine {
             last_ts: None,
             next_order_id: 1,
             started: false,
+            rows_before: 0,
+            progress: None,
         })
+    }
+
+    /// Publishes progress to `progress` and stops when it is cancelled.
+    pub fn set_progress(&mut self, progress: Arc<Progress>) {
+        self.progress = Some(progress);
+    }
+
+    fn report_progress(&self, rows_done_in_chunk: usize) -> Result<()> {
+        if let Some(progress) = &self.progress {
+            let rows = self.rows_before + rows_done_in_chunk as u64;
+            progress.publish(rows);
+            if progress.is_cancelled() {
+                return Err(BacktestError::Cancelled { rows });
+            }
+        }
+        Ok(())
     }
 
     /// The account as it stands.
@@ -144,6 +167,9 @@ impl Engine {
             for (&asset, &price) in group.iter().zip(&close[start..end]) {
                 self.portfolio.mark(asset, price);
             }
+            for &asset in self.portfolio.open_assets() {
+                self.tracker.mark(asset, self.portfolio.last_price(asset));
+            }
             let (mut long, mut short) = self.portfolio.market_values();
             let equity = self.portfolio.cash() + long + short;
             let view = TimestampView {
@@ -168,7 +194,12 @@ impl Engine {
             self.equity.push(t, self.portfolio.cash(), long, short);
             self.last_ts = Some(t);
             start = end;
+            if epoch % Progress::EVERY == 0 {
+                self.report_progress(end)?;
+            }
         }
+        self.report_progress(ts.len())?;
+        self.rows_before += ts.len() as u64;
         Ok(())
     }
 
@@ -248,6 +279,7 @@ impl Engine {
                 quantity: order.quantity,
                 price,
                 fee,
+                slippage: (price - reference_price).abs() * order.quantity.abs(),
                 reason: ExitReason::Signal,
             },
             effect,

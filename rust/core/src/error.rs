@@ -34,6 +34,12 @@ pub enum BacktestError {
     /// The strategy failed; the message describes where.
     #[error("strategy failed: {0}")]
     Strategy(String),
+    /// The run was cancelled through its [`crate::Progress`] handle.
+    #[error("the run was cancelled after {rows} rows")]
+    Cancelled {
+        /// Rows processed before stopping.
+        rows: u64,
+    },
 }
 
 /// Shorthand for results of the core.

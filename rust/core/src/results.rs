@@ -149,6 +149,9 @@ pub struct TradeRecorder {
     quantity: Vec<f64>,
     gross_pnl: Vec<f64>,
     commission: Vec<f64>,
+    slippage: Vec<f64>,
+    mfe: Vec<f64>,
+    mae: Vec<f64>,
     bars_held: Vec<u64>,
     exit_reason: Vec<u8>,
     open: Vec<bool>,
@@ -166,6 +169,9 @@ impl TradeRecorder {
         self.quantity.push(t.quantity);
         self.gross_pnl.push(t.gross_pnl);
         self.commission.push(t.commission);
+        self.slippage.push(t.slippage);
+        self.mfe.push(t.mfe);
+        self.mae.push(t.mae);
         self.bars_held.push(t.bars_held);
         self.exit_reason.push(t.exit_reason as u8);
         self.open.push(t.open);
@@ -193,6 +199,9 @@ impl TradeRecorder {
                 ("quantity", DataType::Float64),
                 ("gross_pnl", DataType::Float64),
                 ("commission", DataType::Float64),
+                ("slippage", DataType::Float64),
+                ("mfe", DataType::Float64),
+                ("mae", DataType::Float64),
                 ("bars_held", DataType::UInt64),
                 ("exit_reason", DataType::UInt8),
                 ("open", DataType::Boolean),
@@ -207,6 +216,9 @@ impl TradeRecorder {
                 Arc::new(Float64Array::from(self.quantity)),
                 Arc::new(Float64Array::from(self.gross_pnl)),
                 Arc::new(Float64Array::from(self.commission)),
+                Arc::new(Float64Array::from(self.slippage)),
+                Arc::new(Float64Array::from(self.mfe)),
+                Arc::new(Float64Array::from(self.mae)),
                 Arc::new(UInt64Array::from(self.bars_held)),
                 Arc::new(UInt8Array::from(self.exit_reason)),
                 Arc::new(BooleanArray::from(self.open)),

@@ -17,6 +17,22 @@ struct OpenTrade {
     exit_notional: f64,
     gross_pnl: f64,
     commission: f64,
+    slippage: f64,
+    /// Best and worst return seen while open (fraction of the mean entry price).
+    mfe: f64,
+    mae: f64,
+}
+
+impl OpenTrade {
+    /// Folds a price seen while the trade is open into MFE/MAE.
+    #[inline]
+    fn excursion(&mut self, price: f64) {
+        let entry = self.entry_notional / self.entry_quantity;
+        let side = if self.long { 1.0 } else { -1.0 };
+        let r = side * (price / entry - 1.0);
+        self.mfe = self.mfe.max(r);
+        self.mae = self.mae.min(r);
+    }
 }
 
 /// A finished (or, at the end, still open) round trip.
@@ -40,6 +56,13 @@ pub struct TradeRecord {
     pub gross_pnl: f64,
     /// Fees of all the trade's fills.
     pub commission: f64,
+    /// Slippage cost of all the trade's fills.
+    pub slippage: f64,
+    /// Maximum favourable excursion: the best return (fraction of the entry price) at any mark
+    /// or fill while open; never below 0.
+    pub mfe: f64,
+    /// Maximum adverse excursion: the worst such return; never above 0.
+    pub mae: f64,
     /// The asset's bars from entry to exit.
     pub bars_held: u64,
     /// Why it closed.
@@ -63,6 +86,8 @@ pub struct TradeFill {
     pub price: f64,
     /// Fee.
     pub fee: f64,
+    /// Slippage cost of the fill.
+    pub slippage: f64,
     /// Reason carried by the order.
     pub reason: ExitReason,
 }
@@ -98,10 +123,15 @@ impl TradeTracker {
             trade.entry_quantity += size;
             trade.entry_notional += size * fill.price;
             trade.commission += fill.fee;
+            trade.slippage += fill.slippage;
+            trade.excursion(fill.price);
             return;
         }
         let closed = size.min(effect.before.abs());
         let closing_fee = fill.fee * closed / size;
+        let closing_slippage = fill.slippage * closed / size;
+        trade.excursion(fill.price);
+        trade.slippage += closing_slippage;
         trade.exit_quantity += closed;
         trade.exit_notional += closed * fill.price;
         trade.gross_pnl += effect.realized;
@@ -124,9 +154,19 @@ impl TradeTracker {
                     entry_quantity: effect.after.abs(),
                     entry_notional: effect.after.abs() * fill.price,
                     commission: fill.fee - closing_fee,
+                    slippage: fill.slippage - closing_slippage,
                     ..OpenTrade::default()
                 };
             }
+        }
+    }
+
+    /// Folds this timestamp's mark of `asset` into its open trade's MFE/MAE.
+    #[inline]
+    pub fn mark(&mut self, asset: AssetId, price: f64) {
+        let trade = &mut self.open[asset as usize];
+        if trade.active {
+            trade.excursion(price);
         }
     }
 
@@ -182,6 +222,9 @@ fn close_record(
         quantity: t.entry_quantity,
         gross_pnl: t.gross_pnl,
         commission: t.commission,
+        slippage: t.slippage,
+        mfe: t.mfe,
+        mae: t.mae,
         bars_held: bar - t.entry_bar,
         exit_reason: reason,
         open: false,

@@ -3,6 +3,9 @@
 //! engine after each callback.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 use ml4t_backtest_core::portfolio::Portfolio;
 use ml4t_backtest_core::results::Fill;
@@ -38,6 +41,9 @@ pub struct PyStrategy {
     pub error: Option<PyErr>,
     /// Where the error happened.
     pub error_site: String,
+    progress: Option<Py<PyAny>>,
+    rows_seen: u64,
+    last_report: Instant,
 }
 
 impl PyStrategy {
@@ -64,7 +70,26 @@ impl PyStrategy {
             columns: None,
             error: None,
             error_site: String::new(),
+            progress: None,
+            rows_seen: 0,
+            last_report: Instant::now(),
         })
+    }
+
+    /// Calls `progress(rows_done)` about ten times a second during the run, and at its end.
+    pub fn set_progress(&mut self, progress: Option<Py<PyAny>>) {
+        self.progress = progress;
+    }
+
+    fn report_progress(&mut self, py: Python<'_>, force: bool) -> PyResult<()> {
+        let Some(callback) = &self.progress else {
+            return Ok(());
+        };
+        if force || self.last_report.elapsed() >= PROGRESS_INTERVAL {
+            self.last_report = Instant::now();
+            callback.call1(py, (self.rows_seen,))?;
+        }
+        Ok(())
     }
 
     fn fail(&mut self, py: Python<'_>, err: PyErr, site: String) -> BacktestError {
@@ -129,6 +154,11 @@ impl Strategy for PyStrategy {
             let mut context = self.context.borrow_mut(py);
             ctx.orders.append(&mut context.buffer);
             drop(context);
+            self.rows_seen += (view.end - view.start) as u64;
+            let result = match result {
+                Ok(()) if view.index % 64 == 0 => self.report_progress(py, false),
+                other => other,
+            };
             let site = match self.mode {
                 CallMode::Batch => "on_timestamp_batch()",
                 CallMode::PerBar => "on_market_data()",
@@ -161,6 +191,10 @@ impl Strategy for PyStrategy {
     }
 
     fn on_end(&mut self, portfolio: &Portfolio) -> Result<(), BacktestError> {
+        Python::attach(|py| {
+            let result = self.report_progress(py, true);
+            self.drain_or_fail(py, result, "progress()".to_string())
+        })?;
         Python::attach(|py| {
             self.context
                 .borrow_mut(py)

@@ -1,12 +1,17 @@
 //! The `context` object a Python strategy receives: account state and order methods.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema};
 
 use ml4t_backtest_core::orders::CommandBuffer;
 use ml4t_backtest_core::{BacktestError, StrategyContext};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyMapping};
 
+use crate::arrow_io::ArrowTable;
 use crate::errors::{python_error, to_py_err};
 use crate::universe::Universe;
 
@@ -23,6 +28,17 @@ pub struct PyContext {
     /// Orders submitted during the current callback.
     pub buffer: CommandBuffer,
     universe: Arc<Universe>,
+    records: UserRecords,
+}
+
+/// Values recorded with `context.record(name=value)`, in long format.
+#[derive(Default)]
+struct UserRecords {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+    ts: Vec<i64>,
+    name: Vec<u32>,
+    value: Vec<f64>,
 }
 
 impl PyContext {
@@ -38,6 +54,7 @@ impl PyContext {
             integer_shares,
             buffer: CommandBuffer::new(n as u32),
             universe,
+            records: UserRecords::default(),
         }
     }
 
@@ -59,6 +76,24 @@ impl PyContext {
             *slot = pos.quantity;
         }
         self.prices.copy_from_slice(portfolio.last_prices());
+    }
+
+    /// Takes the recorded user values: the names, and a table (ts, name code, value).
+    pub fn take_records(&mut self) -> (Vec<String>, ArrowTable) {
+        let records = std::mem::take(&mut self.records);
+        let schema = Schema::new(vec![
+            Field::new("ts", DataType::Int64, false),
+            Field::new("name", DataType::UInt32, false),
+            Field::new("value", DataType::Float64, false),
+        ]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(records.ts)),
+            Arc::new(UInt32Array::from(records.name)),
+            Arc::new(Float64Array::from(records.value)),
+        ];
+        // Three columns of equal length matching the schema by construction.
+        let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("records schema");
+        (records.names, ArrowTable::new(batch))
     }
 
     /// Sets the current timestamp.
@@ -183,6 +218,39 @@ impl PyContext {
             resolved.push((self.universe.resolve(&asset)?, weight));
         }
         order_result(py, self.buffer.rebalance(resolved))
+    }
+
+    /// Records user values for this timestamp, e.g. `context.record(gross=1.2, n_long=25)`;
+    /// they come back as `result.records` (timestamp, name, value).
+    #[pyo3(signature = (**values))]
+    fn record(&mut self, values: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        let Some(values) = values else {
+            return Ok(());
+        };
+        for (key, value) in values.iter() {
+            let name: String = key.extract()?;
+            let value: f64 = value.extract().map_err(|_| {
+                python_error(
+                    key.py(),
+                    "BacktestError",
+                    format!("record: value of '{name}' must be a number"),
+                )
+            })?;
+            let records = &mut self.records;
+            let code = match records.index.get(&name) {
+                Some(&code) => code,
+                None => {
+                    let code = records.names.len() as u32;
+                    records.index.insert(name.clone(), code);
+                    records.names.push(name);
+                    code
+                }
+            };
+            records.ts.push(self.ts);
+            records.name.push(code);
+            records.value.push(value);
+        }
+        Ok(())
     }
 
     fn __repr__(&self) -> String {

@@ -21,6 +21,7 @@ pub fn to_py_err(py: Python<'_>, err: &BacktestError) -> PyErr {
         BacktestError::Config { .. } => "ConfigError",
         BacktestError::Order { .. } => "OrderError",
         BacktestError::Strategy(_) => "StrategyError",
+        BacktestError::Cancelled { .. } => "BacktestError",
     };
     python_error(py, class, err.to_string())
 }

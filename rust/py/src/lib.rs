@@ -10,6 +10,7 @@ mod config;
 mod context;
 mod errors;
 mod event;
+mod observer;
 mod run;
 mod universe;
 

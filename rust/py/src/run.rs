@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ml4t_backtest_core::{
-    BacktestError, BacktestOutput, Engine, EngineConfig, MarketData, Strategy,
+    BacktestError, BacktestOutput, Engine, EngineConfig, MarketData, Progress, Strategy,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -13,6 +13,7 @@ use crate::arrow_io::{import_batches, ArrowTable};
 use crate::config::{builtin_strategy, engine_config};
 use crate::context::PyContext;
 use crate::errors::{catch_panic, python_error, to_py_err};
+use crate::observer::{run_observed, Observed};
 use crate::universe::Universe;
 
 fn market_chunks(data: &Bound<'_, PyAny>, n_assets: u32) -> PyResult<Vec<MarketData>> {
@@ -29,8 +30,12 @@ fn run_engine<S: Strategy + ?Sized>(
     n_assets: u32,
     config: EngineConfig,
     strategy: &mut S,
+    progress: Option<Arc<Progress>>,
 ) -> Result<BacktestOutput, BacktestError> {
     let mut engine = Engine::new(config, n_assets)?;
+    if let Some(progress) = progress {
+        engine.set_progress(progress);
+    }
     for chunk in chunks {
         engine.process_chunk(chunk, strategy)?;
     }
@@ -46,22 +51,35 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
     Ok(out)
 }
 
-/// Runs a built-in Rust strategy over `data` with the GIL released.
+/// Runs a built-in Rust strategy over `data` with the GIL released. With `progress`, the run
+/// happens on a worker thread and `progress(rows_done)` is called about ten times a second.
 #[pyfunction]
+#[pyo3(signature = (data, n_assets, config, strategy, progress=None))]
 pub fn run_builtin<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     n_assets: u32,
     config: &Bound<'py, PyDict>,
     strategy: &Bound<'py, PyDict>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
         let chunks = market_chunks(data, n_assets)?;
         let config = engine_config(config).map_err(|e| to_py_err(py, &e))?;
         let mut builtin = builtin_strategy(strategy).map_err(|e| to_py_err(py, &e))?;
-        let output = py
-            .detach(|| run_engine(&chunks, n_assets, config, builtin.as_strategy()))
-            .map_err(|e| to_py_err(py, &e))?;
+        let result = match progress {
+            None => {
+                py.detach(|| run_engine(&chunks, n_assets, config, builtin.as_strategy(), None))
+            }
+            Some(callback) => {
+                let job = |p| run_engine(&chunks, n_assets, config, builtin.as_strategy(), Some(p));
+                match run_observed(py, &callback, job) {
+                    Observed::Finished(result) => result,
+                    Observed::Interrupted(err) => return Err(err),
+                }
+            }
+        };
+        let output = result.map_err(|e| to_py_err(py, &e))?;
         output_dict(py, output)
     })
 }
@@ -70,7 +88,7 @@ pub fn run_builtin<'py>(
 /// `on_timestamp(start, end, ts)`) or "bar" (then `target` is the strategy with
 /// `on_market_data(event, context)`).
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None))]
+#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_python<'py>(
     py: Python<'py>,
@@ -83,6 +101,7 @@ pub fn run_python<'py>(
     mode: &str,
     wants_fills: bool,
     context_out: Option<&Bound<'py, PyAny>>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
         let chunks = market_chunks(data, n_assets)?;
@@ -117,9 +136,23 @@ pub fn run_python<'py>(
         if let Some(hook) = context_out {
             hook.call1((context.clone_ref(py),))?;
         }
-        let mut strategy = PyStrategy::new(py, mode, target, context, universe, wants_fills)?;
-        match run_engine(&chunks, n_assets, config, &mut strategy) {
-            Ok(output) => output_dict(py, output),
+        let mut strategy = PyStrategy::new(
+            py,
+            mode,
+            target,
+            context.clone_ref(py),
+            universe,
+            wants_fills,
+        )?;
+        strategy.set_progress(progress);
+        match run_engine(&chunks, n_assets, config, &mut strategy, None) {
+            Ok(output) => {
+                let out = output_dict(py, output)?;
+                let (names, table) = context.borrow_mut(py).take_records();
+                out.set_item("records", table)?;
+                out.set_item("record_names", names)?;
+                Ok(out)
+            }
             Err(err) => Err(match strategy.error.take() {
                 Some(cause) => strategy_error(py, cause, &strategy.error_site),
                 None => to_py_err(py, &err),

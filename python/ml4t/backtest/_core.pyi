@@ -1,0 +1,261 @@
+"""Type stub for ``ml4t.backtest._core``, the PyO3 extension built from ``rust/py/src``.
+
+Hand-written; keep in step with ``lib.rs`` (exports), ``run.rs`` (functions), ``arrow_io.rs``
+(``ArrowTable``), ``context.rs`` (``Context``) and ``event.rs`` (``MarketEvent``, ``Signals``,
+``FillEvent``). None of the classes can be instantiated or subclassed from Python: the engine
+creates them and hands them to strategies or returns them from the ``run_*`` functions.
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeAlias, final, overload
+
+from typing_extensions import CapsuleType
+
+__version__: str
+"""Version of the Rust crate the extension was built from."""
+
+_AssetRef: TypeAlias = str | int
+"""An asset given by name (``str``) or by integer code (index into the sorted asset names)."""
+
+class _ArrowStreamExportable(Protocol):
+    """Any object implementing the Arrow PyCapsule stream interface, such as a Polars
+    DataFrame (read without copying its buffers)."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+# --- run.rs -------------------------------------------------------------------------------------
+
+def run_builtin(
+    data: _ArrowStreamExportable,
+    n_assets: int,
+    config: dict[str, Any],
+    strategy: dict[str, Any],
+) -> dict[str, ArrowTable]:
+    """Runs a built-in Rust strategy over ``data`` with the GIL released.
+
+    Returns the tables ``"fills"``, ``"trades"``, ``"equity"`` and ``"rejections"``.
+    """
+
+def run_python(
+    data: _ArrowStreamExportable,
+    n_assets: int,
+    config: dict[str, Any],
+    asset_names: Sequence[str],
+    to_datetime: Callable[[int], datetime],
+    target: object,
+    mode: Literal["batch", "bar"],
+    wants_fills: bool,
+    context_out: Callable[[Context], object] | None = None,
+) -> dict[str, ArrowTable]:
+    """Runs a Python strategy over ``data``. ``mode`` is ``"batch"`` (then ``target`` is the
+    driver with ``on_timestamp(start, end, ts)``) or ``"bar"`` (then ``target`` is the strategy
+    with ``on_market_data(event, context)``).
+
+    ``context_out``, when given, is called once with the run's :class:`Context` before the run.
+    Returns the same tables as :func:`run_builtin`.
+    """
+
+def column_address(data: _ArrowStreamExportable, name: str) -> int | None:
+    """Address of the first value of column ``name`` as seen from Rust after importing ``data``
+    through the Arrow PyCapsule interface (used to prove the import makes no copy); ``None``
+    when ``data`` is empty or has no such column."""
+
+# --- arrow_io.rs --------------------------------------------------------------------------------
+
+@final
+class ArrowTable:
+    """A result table that Polars (or pyarrow) reads through ``__arrow_c_stream__`` without
+    copying."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> CapsuleType:
+        """Exports the table as an Arrow C stream capsule (``requested_schema`` is ignored)."""
+
+    def __len__(self) -> int:
+        """Number of rows."""
+
+# --- context.rs ---------------------------------------------------------------------------------
+
+@final
+class Context:
+    """Account state at the current timestamp and the order buffer the engine drains after each
+    callback. Assets are given by name or by integer code.
+
+    Every method taking ``asset`` raises :class:`~ml4t.backtest.errors.OrderError` for an unknown
+    name, an out-of-range code or any other type; order methods raise it for an invalid order.
+    """
+
+    @property
+    def timestamp(self) -> datetime:
+        """The current timestamp as a datetime (in the feed's time zone)."""
+
+    @property
+    def timestamp_ns(self) -> int:
+        """The current timestamp in nanoseconds since the epoch."""
+
+    @property
+    def cash(self) -> float:
+        """Cash balance."""
+
+    @property
+    def equity(self) -> float:
+        """Equity: cash plus positions marked at the last closes."""
+
+    @property
+    def asset_names(self) -> list[str]:
+        """Names of every asset in the feed, by code."""
+
+    def position(self, asset: _AssetRef) -> float:
+        """Signed shares held in ``asset``."""
+
+    @property
+    def positions(self) -> dict[str, float]:
+        """Every non-zero position as ``{asset: shares}``."""
+
+    def price(self, asset: _AssetRef) -> float:
+        """Last close of ``asset`` (NaN before its first bar)."""
+
+    def submit_order(self, asset: _AssetRef, quantity: float) -> None:
+        """Trade a signed number of shares (+ buys, - sells)."""
+
+    def order_target_quantity(self, asset: _AssetRef, target: float) -> None:
+        """Trade toward a target position in shares."""
+
+    def order_target_value(self, asset: _AssetRef, value: float) -> None:
+        """Trade toward a target market value (negative for a short)."""
+
+    def order_target_percent(self, asset: _AssetRef, fraction: float) -> None:
+        """Trade toward a target fraction of equity (negative for a short)."""
+
+    def close_position(self, asset: _AssetRef) -> None:
+        """Go flat in ``asset``."""
+
+    def rebalance(
+        self,
+        weights: Mapping[str, float]
+        | Mapping[int, float]
+        | Mapping[_AssetRef, float]
+        | Iterable[tuple[_AssetRef, float]],
+    ) -> None:
+        """Hold exactly ``weights`` (``{asset: fraction of equity}`` or ``(asset, weight)`` pairs)
+        and close every other position."""
+
+# --- event.rs -----------------------------------------------------------------------------------
+
+@final
+class MarketEvent:
+    """One asset's bar at one timestamp, as seen by ``Strategy.on_market_data``."""
+
+    @property
+    def timestamp(self) -> datetime:
+        """Bar time as a datetime (in the feed's time zone)."""
+
+    @property
+    def timestamp_ns(self) -> int:
+        """Bar time in nanoseconds since the epoch."""
+
+    @property
+    def asset(self) -> str:
+        """Asset name."""
+
+    @property
+    def asset_id(self) -> int:
+        """Asset code."""
+
+    @property
+    def open(self) -> float:
+        """Open price."""
+
+    @property
+    def high(self) -> float:
+        """High price."""
+
+    @property
+    def low(self) -> float:
+        """Low price."""
+
+    @property
+    def close(self) -> float:
+        """Close price."""
+
+    @property
+    def volume(self) -> float:
+        """Volume."""
+
+    @property
+    def signals(self) -> Signals:
+        """The bar's signal columns as a read-only mapping ``{name: value}``."""
+
+@final
+class Signals:
+    """Read-only mapping of a bar's signal values (``name -> float``).
+
+    Mapping-like, but not registered as a ``collections.abc.Mapping``.
+    """
+
+    def __getitem__(self, name: str) -> float:
+        """Value of signal ``name``; raises ``KeyError`` when the feed has no such column."""
+
+    def __len__(self) -> int:
+        """Number of signal columns."""
+
+    def __contains__(self, name: str) -> bool:
+        """True when the feed has a signal column ``name``."""
+
+    def __iter__(self) -> Iterator[str]:
+        """Iterates over the column names."""
+
+    @overload
+    def get(self, name: str, default: None = None) -> float | None:
+        """Value of ``name``, or ``default`` when the feed has no such column."""
+
+    @overload
+    def get(self, name: str, default: float) -> float: ...
+    def keys(self) -> list[str]:
+        """Column names."""
+
+    def values(self) -> list[float]:
+        """Values, in column order."""
+
+    def items(self) -> list[tuple[str, float]]:
+        """``(name, value)`` pairs."""
+
+@final
+class FillEvent:
+    """One execution, as seen by ``Strategy.on_fill``."""
+
+    @property
+    def order_id(self) -> int:
+        """Id of the order filled."""
+
+    @property
+    def timestamp(self) -> datetime:
+        """Fill time as a datetime (in the feed's time zone)."""
+
+    @property
+    def asset(self) -> str:
+        """Asset name."""
+
+    @property
+    def side(self) -> Literal["buy", "sell"]:
+        """``"buy"`` or ``"sell"``."""
+
+    @property
+    def quantity(self) -> float:
+        """Signed shares (+ bought)."""
+
+    @property
+    def price(self) -> float:
+        """Fill price."""
+
+    @property
+    def reference_price(self) -> float:
+        """Bar price the fill referenced (open or close)."""
+
+    @property
+    def slippage(self) -> float:
+        """Slippage cost."""
+
+    @property
+    def commission(self) -> float:
+        """Fee."""
