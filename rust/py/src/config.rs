@@ -109,7 +109,7 @@ pub enum BuiltinStrategy {
 
 impl BuiltinStrategy {
     /// The strategy as a trait object.
-    pub fn as_strategy(&mut self) -> &mut dyn Strategy {
+    pub fn as_strategy(&mut self) -> &mut (dyn Strategy + Send) {
         match self {
             BuiltinStrategy::Signal(s) => s,
             BuiltinStrategy::TopK(s) => s,

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use ml4t_backtest_core::{
-    BacktestError, BacktestOutput, Engine, EngineConfig, MarketData, Progress, Strategy,
-};
+use arrow_array::RecordBatch;
+use ml4t_backtest_core::{BacktestError, BacktestOutput, Engine, MarketData};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyIterator};
 
 use crate::adapter::{CallMode, PyStrategy};
 use crate::arrow_io::{import_batches, ArrowTable};
@@ -16,30 +15,59 @@ use crate::errors::{catch_panic, python_error, to_py_err};
 use crate::observer::{run_observed, Observed};
 use crate::universe::Universe;
 
-fn market_chunks(data: &Bound<'_, PyAny>, n_assets: u32) -> PyResult<Vec<MarketData>> {
-    let py = data.py();
-    import_batches(data)?
-        .into_iter()
-        .filter(|batch| batch.num_rows() > 0)
-        .map(|batch| MarketData::new(batch, n_assets).map_err(|e| to_py_err(py, &e)))
-        .collect()
+/// Where the data comes from: one object exporting an Arrow stream (every batch of it is a
+/// chunk), or a Python iterator of such objects (streaming: one chunk at a time, so only the
+/// current chunk is in memory).
+enum ChunkSource<'py> {
+    Batches(std::vec::IntoIter<RecordBatch>),
+    Stream(Bound<'py, PyIterator>, std::vec::IntoIter<RecordBatch>),
 }
 
-fn run_engine<S: Strategy + ?Sized>(
-    chunks: &[MarketData],
-    n_assets: u32,
-    config: EngineConfig,
-    strategy: &mut S,
-    progress: Option<Arc<Progress>>,
-) -> Result<BacktestOutput, BacktestError> {
-    let mut engine = Engine::new(config, n_assets)?;
-    if let Some(progress) = progress {
-        engine.set_progress(progress);
+impl<'py> ChunkSource<'py> {
+    fn new(data: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if data.hasattr("__arrow_c_stream__")? {
+            return Ok(ChunkSource::Batches(import_batches(data)?.into_iter()));
+        }
+        let iter = data.try_iter().map_err(|_| {
+            python_error(
+                data.py(),
+                "DataValidationError",
+                format!(
+                    "data: expected a frame with __arrow_c_stream__ or an iterator of them, got {}",
+                    data.get_type()
+                ),
+            )
+        })?;
+        Ok(ChunkSource::Stream(iter, Vec::new().into_iter()))
     }
-    for chunk in chunks {
-        engine.process_chunk(chunk, strategy)?;
+
+    /// The next non-empty chunk, checked against the universe.
+    fn next_chunk(&mut self, py: Python<'py>, n_assets: u32) -> PyResult<Option<MarketData>> {
+        loop {
+            let batch = match self {
+                ChunkSource::Batches(batches) => batches.next(),
+                ChunkSource::Stream(iter, pending) => match pending.next() {
+                    Some(batch) => Some(batch),
+                    None => match iter.next() {
+                        Some(frame) => {
+                            *pending = import_batches(&frame?)?.into_iter();
+                            continue;
+                        }
+                        None => None,
+                    },
+                },
+            };
+            let Some(batch) = batch else {
+                return Ok(None);
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            return MarketData::new(batch, n_assets)
+                .map(Some)
+                .map_err(|e| to_py_err(py, &e));
+        }
     }
-    engine.finish(strategy)
 }
 
 fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyDict>> {
@@ -64,22 +92,28 @@ pub fn run_builtin<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
-        let chunks = market_chunks(data, n_assets)?;
+        let mut source = ChunkSource::new(data)?;
         let config = engine_config(config).map_err(|e| to_py_err(py, &e))?;
         let mut builtin = builtin_strategy(strategy).map_err(|e| to_py_err(py, &e))?;
-        let result = match progress {
-            None => {
-                py.detach(|| run_engine(&chunks, n_assets, config, builtin.as_strategy(), None))
-            }
-            Some(callback) => {
-                let job = |p| run_engine(&chunks, n_assets, config, builtin.as_strategy(), Some(p));
-                match run_observed(py, &callback, job) {
-                    Observed::Finished(result) => result,
-                    Observed::Interrupted(err) => return Err(err),
+        let strategy = builtin.as_strategy();
+        let mut engine = Engine::new(config, n_assets).map_err(|e| to_py_err(py, &e))?;
+        while let Some(chunk) = source.next_chunk(py, n_assets)? {
+            let result = match &progress {
+                None => py.detach(|| engine.process_chunk(&chunk, &mut *strategy)),
+                Some(callback) => {
+                    let job = |p| {
+                        engine.set_progress(p);
+                        engine.process_chunk(&chunk, &mut *strategy)
+                    };
+                    match run_observed(py, callback, job) {
+                        Observed::Finished(result) => result,
+                        Observed::Interrupted(err) => return Err(err),
+                    }
                 }
-            }
-        };
-        let output = result.map_err(|e| to_py_err(py, &e))?;
+            };
+            result.map_err(|e| to_py_err(py, &e))?;
+        }
+        let output = engine.finish(strategy).map_err(|e| to_py_err(py, &e))?;
         output_dict(py, output)
     })
 }
@@ -104,7 +138,7 @@ pub fn run_python<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
-        let chunks = market_chunks(data, n_assets)?;
+        let mut source = ChunkSource::new(data)?;
         let config = engine_config(config).map_err(|e| to_py_err(py, &e))?;
         let mode = match mode {
             "batch" => CallMode::Batch,
@@ -145,7 +179,19 @@ pub fn run_python<'py>(
             wants_fills,
         )?;
         strategy.set_progress(progress);
-        match run_engine(&chunks, n_assets, config, &mut strategy, None) {
+        let run = |strategy: &mut PyStrategy| -> PyResult<Result<BacktestOutput, BacktestError>> {
+            let mut engine = match Engine::new(config, n_assets) {
+                Ok(engine) => engine,
+                Err(err) => return Ok(Err(err)),
+            };
+            while let Some(chunk) = source.next_chunk(py, n_assets)? {
+                if let Err(err) = engine.process_chunk(&chunk, strategy) {
+                    return Ok(Err(err));
+                }
+            }
+            Ok(engine.finish(strategy))
+        };
+        match run(&mut strategy)? {
             Ok(output) => {
                 let out = output_dict(py, output)?;
                 let (names, table) = context.borrow_mut(py).take_records();
