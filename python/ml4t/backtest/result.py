@@ -11,12 +11,14 @@ from typing import Any
 
 import polars as pl
 
+from ml4t.backtest import _core
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.metrics import compute_metrics
 
-EXIT_REASONS = ["signal", "end_of_data"]
-REJECT_REASONS = ["no_price", "short_not_allowed", "end_of_data"]
+EXIT_REASONS: list[str] = list(_core.EXIT_REASONS)
+REJECT_REASONS: list[str] = list(_core.REJECT_REASONS)
+ORDER_TYPES: list[str] = list(_core.ORDER_TYPES)
 
 
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:

@@ -2,6 +2,7 @@
 
 use crate::commission::CommissionModel;
 use crate::error::{BacktestError, Result};
+use crate::matching::{LimitFill, PathPolicy};
 use crate::slippage::SlippageModel;
 
 /// When a market order decided at bar `t` fills.
@@ -37,6 +38,12 @@ pub struct EngineConfig {
     pub slippage: SlippageModel,
     /// Whether positions may go below zero.
     pub allow_short: bool,
+    /// Order in which a bar's extremes are visited when several levels lie inside it.
+    pub path_policy: PathPolicy,
+    /// When a limit counts as executable.
+    pub limit_fill: LimitFill,
+    /// At most this fraction of a bar's volume fills per order (None: no limit).
+    pub max_volume_fraction: Option<f64>,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +55,9 @@ impl Default for EngineConfig {
             commission: CommissionModel::None,
             slippage: SlippageModel::None,
             allow_short: true,
+            path_policy: PathPolicy::OhlcWalk,
+            limit_fill: LimitFill::Touch,
+            max_volume_fraction: None,
         }
     }
 }
@@ -59,6 +69,24 @@ impl EngineConfig {
             return Err(BacktestError::config(
                 "initial_cash",
                 format!("must be finite and > 0, got {}", self.initial_cash),
+            ));
+        }
+        if let Some(f) = self.max_volume_fraction {
+            if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+                return Err(BacktestError::config(
+                    "execution.max_volume_fraction",
+                    format!("must be in (0, 1], got {f}"),
+                ));
+            }
+        }
+        let through = match self.limit_fill {
+            LimitFill::Touch => 0.0,
+            LimitFill::ThroughAmount(v) | LimitFill::ThroughFraction(v) => v,
+        };
+        if !(through.is_finite() && through >= 0.0) {
+            return Err(BacktestError::config(
+                "execution.limit_through",
+                format!("must be finite and >= 0, got {through}"),
             ));
         }
         self.commission.validate()?;

@@ -1,12 +1,121 @@
-//! Matching a market order against a bar: the reference price, slippage and the bar-range clamp.
+//! Matching orders against a bar: the intrabar price path, trigger times and fill prices.
+//!
+//! A bar is walked as a path of four points, open → first extreme → second extreme → close,
+//! each leg a straight line. Which extreme comes first is the [`PathPolicy`]. An order's
+//! *trigger time* is where along that path (0 = open, 3 = close) its condition is first met;
+//! orders of one asset fill in trigger-time order, so a stop and a target inside one bar resolve
+//! deterministically. Conventions (documented in `docs/semantics.md`):
+//!
+//! - a bar that opens beyond a stop or a limit fills at the open (gap rule);
+//! - a stop (or trailing stop) triggered inside the bar fills at its level, then slippage;
+//! - a limit fills at its level (never worse), after touching it or, with a through
+//!   requirement, after trading beyond it; no slippage on limit fills;
+//! - a stop-limit triggers like a stop and then fills only if the trigger price is within its
+//!   limit; otherwise it rests as a limit from the next bar.
 
 use crate::slippage::SlippageModel;
 use crate::types::Side;
 
-/// The price a market order on `side` fills at, given the bar's `reference` price (open or
-/// close by execution mode), its `low`/`high` range and the slippage model.
-///
-/// The slipped price is clamped into `[low, high]`: a fill never lies outside the bar.
+/// Which extreme of a bar the path visits first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathPolicy {
+    /// The extreme nearer the open first (ties: the low).
+    OhlcWalk,
+    /// The extreme adverse to the position held first (low first when long, high when short).
+    Pessimistic,
+    /// The extreme favourable to the position first.
+    Optimistic,
+}
+
+/// When a limit order counts as executable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LimitFill {
+    /// When the price touches the limit.
+    Touch,
+    /// When the price trades beyond the limit by this many price units (ticks × tick size).
+    ThroughAmount(f64),
+    /// When the price trades beyond the limit by this fraction of the limit price.
+    ThroughFraction(f64),
+}
+
+impl LimitFill {
+    /// How far beyond `limit` the price must trade.
+    #[inline]
+    pub fn margin(&self, limit: f64) -> f64 {
+        match *self {
+            LimitFill::Touch => 0.0,
+            LimitFill::ThroughAmount(a) => a,
+            LimitFill::ThroughFraction(f) => f * limit,
+        }
+    }
+}
+
+/// The bar as a four-point path.
+#[derive(Debug, Clone, Copy)]
+pub struct BarPath {
+    points: [f64; 4],
+    /// Bar low.
+    pub low: f64,
+    /// Bar high.
+    pub high: f64,
+}
+
+impl BarPath {
+    /// The path of a bar for a position of sign `held` (+1 long, -1 short, 0 flat).
+    pub fn new(open: f64, high: f64, low: f64, close: f64, policy: PathPolicy, held: f64) -> Self {
+        let low_first = match policy {
+            PathPolicy::OhlcWalk => (open - low) <= (high - open),
+            PathPolicy::Pessimistic if held != 0.0 => held > 0.0,
+            PathPolicy::Optimistic if held != 0.0 => held < 0.0,
+            _ => (open - low) <= (high - open),
+        };
+        let points = if low_first {
+            [open, low, high, close]
+        } else {
+            [open, high, low, close]
+        };
+        BarPath { points, low, high }
+    }
+
+    /// The open.
+    #[inline]
+    pub fn open(&self) -> f64 {
+        self.points[0]
+    }
+
+    /// The close.
+    #[inline]
+    pub fn close(&self) -> f64 {
+        self.points[3]
+    }
+
+    /// Price at path time `t` in [0, 3].
+    pub fn price_at(&self, t: f64) -> f64 {
+        let k = (t.floor() as usize).min(2);
+        let frac = t - k as f64;
+        self.points[k] + (self.points[k + 1] - self.points[k]) * frac
+    }
+
+    /// First time `>= from` at which the price is `>= level` (`up`) or `<= level` (`!up`).
+    pub fn first_reach(&self, level: f64, up: bool, from: f64) -> Option<f64> {
+        let reached = |p: f64| if up { p >= level } else { p <= level };
+        if reached(self.price_at(from)) {
+            return Some(from);
+        }
+        let first_leg = (from.floor() as usize).min(2);
+        for k in first_leg..3 {
+            let (a, b) = (self.points[k], self.points[k + 1]);
+            if reached(b) {
+                let t = k as f64 + if b != a { (level - a) / (b - a) } else { 0.0 };
+                return Some(t.max(from));
+            }
+        }
+        None
+    }
+}
+
+/// The price a market-like execution on `side` gets at `reference`: slippage against the trader,
+/// then clamped into the bar's `[low, high]`.
 #[inline]
 pub fn market_fill_price(
     side: Side,
@@ -16,6 +125,37 @@ pub fn market_fill_price(
     slippage: &SlippageModel,
 ) -> f64 {
     slippage.apply(side, reference).clamp(low, high)
+}
+
+/// Trigger of a stop on `side` at `stop` along `path` from time `from`: `(time, reference
+/// price)`; the reference is the price at `from` when already beyond the stop (gap), else the
+/// stop level.
+pub fn stop_trigger(path: &BarPath, side: Side, stop: f64, from: f64) -> Option<(f64, f64)> {
+    let up = side == Side::Buy;
+    let t = path.first_reach(stop, up, from)?;
+    let at = path.price_at(t);
+    let gapped = if up { at > stop } else { at < stop };
+    Some((t, if gapped { at } else { stop }))
+}
+
+/// Trigger of a limit on `side` at `limit`: `(time, fill price)`; the fill is the price at
+/// `from` when it is already better than the limit, else the limit itself.
+pub fn limit_trigger(
+    path: &BarPath,
+    side: Side,
+    limit: f64,
+    mode: LimitFill,
+    from: f64,
+) -> Option<(f64, f64)> {
+    let buy = side == Side::Buy;
+    let start = path.price_at(from);
+    if (buy && start <= limit) || (!buy && start >= limit) {
+        return Some((from, start));
+    }
+    let margin = mode.margin(limit);
+    let level = if buy { limit - margin } else { limit + margin };
+    let t = path.first_reach(level, !buy, from)?;
+    Some((t, limit))
 }
 
 #[cfg(test)]
@@ -32,5 +172,51 @@ mod tests {
             market_fill_price(Side::Buy, 100.0, 98.0, 102.0, &small),
             101.0
         );
+    }
+
+    #[test]
+    fn path_policy_orders_the_extremes() {
+        // open 100, high 110, low 95: the low is nearer.
+        let walk = BarPath::new(100.0, 110.0, 95.0, 105.0, PathPolicy::OhlcWalk, 0.0);
+        assert_eq!(walk.price_at(1.0), 95.0);
+        let pess_long = BarPath::new(100.0, 101.0, 95.0, 100.0, PathPolicy::Pessimistic, 1.0);
+        assert_eq!(pess_long.price_at(1.0), 95.0);
+        let pess_short = BarPath::new(100.0, 101.0, 95.0, 100.0, PathPolicy::Pessimistic, -1.0);
+        assert_eq!(pess_short.price_at(1.0), 101.0);
+        let opt_long = BarPath::new(100.0, 101.0, 95.0, 100.0, PathPolicy::Optimistic, 1.0);
+        assert_eq!(opt_long.price_at(1.0), 101.0);
+    }
+
+    #[test]
+    fn stops_trigger_at_level_or_gap_at_open() {
+        let path = BarPath::new(100.0, 104.0, 99.0, 103.0, PathPolicy::OhlcWalk, 0.0);
+        // low first (1 below open vs 4 above): 100 -> 99 -> 104 -> 103
+        let (t, p) = stop_trigger(&path, Side::Buy, 102.0, 0.0).unwrap();
+        assert_eq!(p, 102.0);
+        assert!(t > 1.0 && t < 2.0);
+        let gap = stop_trigger(&path, Side::Buy, 98.0, 0.0).unwrap();
+        assert_eq!(gap, (0.0, 100.0));
+        assert!(stop_trigger(&path, Side::Sell, 98.0, 0.0).is_none());
+    }
+
+    #[test]
+    fn limits_fill_at_limit_or_better_and_respect_through() {
+        let path = BarPath::new(100.0, 104.0, 99.0, 103.0, PathPolicy::OhlcWalk, 0.0);
+        assert_eq!(
+            limit_trigger(&path, Side::Buy, 99.0, LimitFill::Touch, 0.0)
+                .unwrap()
+                .1,
+            99.0
+        );
+        assert!(
+            limit_trigger(&path, Side::Buy, 99.0, LimitFill::ThroughAmount(0.5), 0.0).is_none()
+        );
+        assert_eq!(
+            limit_trigger(&path, Side::Buy, 101.0, LimitFill::Touch, 0.0).unwrap(),
+            (0.0, 100.0)
+        );
+        let (t, p) = limit_trigger(&path, Side::Sell, 103.5, LimitFill::Touch, 0.0).unwrap();
+        assert_eq!(p, 103.5);
+        assert!(t > 1.0 && t < 2.0);
     }
 }

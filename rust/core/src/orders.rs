@@ -4,15 +4,238 @@
 use crate::error::{BacktestError, Result};
 use crate::types::{AssetId, OrderId, Ts};
 
+/// How an order executes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OrderKind {
+    /// At the execution mode's reference price (next open or this close).
+    Market,
+    /// At `limit` or better.
+    Limit {
+        /// Limit price.
+        limit: f64,
+    },
+    /// A market order once the price reaches `stop`.
+    Stop {
+        /// Trigger price.
+        stop: f64,
+    },
+    /// A limit order at `limit` once the price reaches `stop`.
+    StopLimit {
+        /// Trigger price.
+        stop: f64,
+        /// Limit price after the trigger.
+        limit: f64,
+    },
+    /// At the close of the bar it becomes eligible on.
+    MarketOnClose,
+    /// A stop that follows the best price since placement by a fixed distance.
+    TrailingStop {
+        /// The distance.
+        trail: Trail,
+    },
+}
+
+impl OrderKind {
+    /// Names of the order types in code order, for the Python side.
+    pub const NAMES: [&'static str; 6] = [
+        "market",
+        "limit",
+        "stop",
+        "stop_limit",
+        "market_on_close",
+        "trailing_stop",
+    ];
+
+    /// Stable code of the type (index into [`Self::NAMES`]).
+    pub fn code(&self) -> u8 {
+        match self {
+            OrderKind::Market => 0,
+            OrderKind::Limit { .. } => 1,
+            OrderKind::Stop { .. } => 2,
+            OrderKind::StopLimit { .. } => 3,
+            OrderKind::MarketOnClose => 4,
+            OrderKind::TrailingStop { .. } => 5,
+        }
+    }
+}
+
+/// Distance of a trailing stop from the water mark.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Trail {
+    /// A price amount.
+    Amount(f64),
+    /// A fraction of the water mark (0.05 = 5%).
+    Percent(f64),
+}
+
+impl Trail {
+    /// The stop level for a water mark `extreme`; a sell stop trails below, a buy stop above.
+    #[inline]
+    pub fn level(&self, extreme: f64, sell: bool) -> f64 {
+        let distance = match *self {
+            Trail::Amount(a) => a,
+            Trail::Percent(p) => p * extreme,
+        };
+        if sell {
+            extreme - distance
+        } else {
+            extreme + distance
+        }
+    }
+}
+
+/// How long an order lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeInForce {
+    /// Until filled or cancelled.
+    Gtc,
+    /// Only on the first bar it is eligible for; expires after it.
+    Day,
+    /// Whatever fills on the first eligible bar; the rest is cancelled.
+    Ioc,
+}
+
+/// An explicit order as a strategy submits it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderRequest {
+    /// Asset.
+    pub asset: AssetId,
+    /// Signed shares (+ buys).
+    pub quantity: f64,
+    /// Execution type.
+    pub kind: OrderKind,
+    /// Lifetime.
+    pub tif: TimeInForce,
+    /// Bracket: a limit exit at this price once the entry fills (one-cancels-other with the stop).
+    pub take_profit: Option<f64>,
+    /// Bracket: a stop exit at this price once the entry fills.
+    pub stop_loss: Option<f64>,
+}
+
+impl OrderRequest {
+    /// A plain good-till-cancelled market order.
+    pub fn market(asset: AssetId, quantity: f64) -> Self {
+        OrderRequest {
+            asset,
+            quantity,
+            kind: OrderKind::Market,
+            tif: TimeInForce::Gtc,
+            take_profit: None,
+            stop_loss: None,
+        }
+    }
+
+    /// Checks everything that can be checked at submission; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let quantity = finite("quantity", self.quantity)?;
+        if quantity == 0.0 {
+            return Err(BacktestError::order("quantity", "must not be zero"));
+        }
+        let price = |field: &str, v: f64| -> Result<f64> {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(BacktestError::order(
+                    field,
+                    format!("must be finite and > 0, got {v}"),
+                ))
+            }
+        };
+        let mut entry_limit = None;
+        match self.kind {
+            OrderKind::Market | OrderKind::MarketOnClose => {}
+            OrderKind::Limit { limit } => entry_limit = Some(price("limit", limit)?),
+            OrderKind::Stop { stop } => {
+                price("stop", stop)?;
+            }
+            OrderKind::StopLimit { stop, limit } => {
+                price("stop", stop)?;
+                entry_limit = Some(price("limit", limit)?);
+            }
+            OrderKind::TrailingStop { trail } => {
+                let (field, v) = match trail {
+                    Trail::Amount(a) => ("trail_amount", a),
+                    Trail::Percent(p) => ("trail_percent", p),
+                };
+                if !(v.is_finite() && v > 0.0) || matches!(trail, Trail::Percent(p) if p >= 1.0) {
+                    return Err(BacktestError::order(
+                        field,
+                        format!("must be finite and > 0 (a percent below 1), got {v}"),
+                    ));
+                }
+            }
+        }
+        let tp = self
+            .take_profit
+            .map(|v| price("take_profit", v))
+            .transpose()?;
+        let sl = self.stop_loss.map(|v| price("stop_loss", v)).transpose()?;
+        let buy = quantity > 0.0;
+        // Legs must lie on the profit / loss side of the entry (its limit when it has one).
+        let wrong = |above: Option<f64>, below: Option<f64>| match (above, below) {
+            (Some(a), Some(b)) => a <= b,
+            _ => false,
+        };
+        let (tp_bad, sl_bad) = if buy {
+            (
+                wrong(entry_limit, tp).then_some(()),
+                wrong(sl, entry_limit).then_some(()),
+            )
+        } else {
+            (
+                wrong(tp, entry_limit).then_some(()),
+                wrong(entry_limit, sl).then_some(()),
+            )
+        };
+        let legs_crossed = match (tp, sl) {
+            (Some(t), Some(s)) => (buy && t <= s) || (!buy && t >= s),
+            _ => false,
+        };
+        if tp_bad.is_some() || legs_crossed {
+            return Err(BacktestError::order(
+                "take_profit",
+                format!(
+                    "must be on the profit side of the entry ({} for a {}), got {:?} with \
+                     entry limit {:?} and stop_loss {:?}",
+                    if buy { "above" } else { "below" },
+                    if buy { "buy" } else { "sell" },
+                    tp,
+                    entry_limit,
+                    sl
+                ),
+            ));
+        }
+        if sl_bad.is_some() {
+            return Err(BacktestError::order(
+                "stop_loss",
+                format!(
+                    "must be on the loss side of the entry ({} for a {}), got {:?} with entry \
+                     limit {:?}",
+                    if buy { "below" } else { "above" },
+                    if buy { "buy" } else { "sell" },
+                    sl,
+                    entry_limit
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A strategy's request, resolved into an order quantity at decision time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Intent {
-    /// Trade a signed number of shares.
-    Quantity {
-        /// Asset to trade.
-        asset: AssetId,
-        /// Signed shares (+ buys).
-        quantity: f64,
+    /// An explicit order, with the id it was given at submission.
+    Submit {
+        /// Id reserved at submission.
+        id: OrderId,
+        /// The order.
+        request: OrderRequest,
+    },
+    /// Cancel a pending order (and, for a bracket entry, its legs).
+    Cancel {
+        /// The order to cancel.
+        id: OrderId,
     },
     /// Reach a target position in shares.
     TargetQuantity {
@@ -55,6 +278,7 @@ pub struct CommandBuffer {
     intents: Vec<Intent>,
     weights: Vec<(AssetId, f64)>,
     n_assets: u32,
+    next_id: OrderId,
 }
 
 fn finite(field: &str, value: f64) -> Result<f64> {
@@ -75,7 +299,18 @@ impl CommandBuffer {
             intents: Vec::with_capacity(64),
             weights: Vec::with_capacity(64),
             n_assets,
+            next_id: 1,
         }
+    }
+
+    /// The id the next submitted order gets (the engine keeps the buffers in step).
+    pub fn next_id(&self) -> OrderId {
+        self.next_id
+    }
+
+    /// Sets the next order id.
+    pub fn set_next_id(&mut self, id: OrderId) {
+        self.next_id = id;
     }
 
     fn asset(&self, asset: AssetId) -> Result<AssetId> {
@@ -92,15 +327,27 @@ impl CommandBuffer {
         }
     }
 
-    /// Trade `quantity` shares (signed). Zero, NaN and infinite quantities are errors.
-    pub fn submit_order(&mut self, asset: AssetId, quantity: f64) -> Result<()> {
-        let quantity = finite("quantity", quantity)?;
-        if quantity == 0.0 {
-            return Err(BacktestError::order("quantity", "must not be zero"));
-        }
-        let asset = self.asset(asset)?;
-        self.intents.push(Intent::Quantity { asset, quantity });
-        Ok(())
+    /// A market order for `quantity` shares (signed). Zero, NaN and infinite quantities are
+    /// errors. Returns the order id.
+    pub fn submit_order(&mut self, asset: AssetId, quantity: f64) -> Result<OrderId> {
+        self.submit(OrderRequest::market(asset, quantity))
+    }
+
+    /// Any order type; checked now (errors name the field). Returns the order id.
+    pub fn submit(&mut self, request: OrderRequest) -> Result<OrderId> {
+        self.asset(request.asset)?;
+        request.validate()?;
+        let id = self.next_id;
+        // A bracket reserves ids for its two legs right after the entry.
+        self.next_id +=
+            1 + u64::from(request.take_profit.is_some()) + u64::from(request.stop_loss.is_some());
+        self.intents.push(Intent::Submit { id, request });
+        Ok(id)
+    }
+
+    /// Cancels pending order `id` (a no-op, recorded as a rejection, if it is not pending).
+    pub fn cancel_order(&mut self, id: OrderId) {
+        self.intents.push(Intent::Cancel { id });
     }
 
     /// Reach `target` shares.
@@ -158,6 +405,7 @@ impl CommandBuffer {
 
     /// Moves every intent of `other` into this buffer (used by adapters with their own buffer).
     pub fn append(&mut self, other: &mut CommandBuffer) {
+        self.next_id = self.next_id.max(other.next_id);
         let offset = self.weights.len() as u32;
         for intent in other.intents.drain(..) {
             self.intents.push(match intent {
@@ -193,17 +441,54 @@ impl CommandBuffer {
     }
 }
 
-/// An accepted market order waiting for its fill.
+/// An accepted order waiting for its fill.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Order {
     /// Engine-assigned id.
     pub id: OrderId,
     /// Asset traded.
     pub asset: AssetId,
-    /// Signed shares still to fill (+ buys).
+    /// Signed shares still to fill (+ buys); 0 once done.
     pub quantity: f64,
     /// Timestamp of the decision.
     pub created: Ts,
+    /// Execution type.
+    pub kind: OrderKind,
+    /// Lifetime.
+    pub tif: TimeInForce,
+    /// First timestamp counter at which it may fill.
+    pub eligible_from: u64,
+    /// Bracket legs wait (inactive) until their entry fills.
+    pub active: bool,
+    /// For a bracket leg: its entry; 0 otherwise.
+    pub parent: OrderId,
+    /// For a bracket leg: the other leg (one-cancels-other); 0 otherwise.
+    pub oco: OrderId,
+    /// Why a fill of this order closes a trade.
+    pub reason: crate::types::ExitReason,
+    /// Trailing stops: the water mark (best price since placement); stop-limits: 1 once
+    /// triggered. NaN when unused.
+    pub mark: f64,
+}
+
+impl Order {
+    /// A market order as target-based sizing creates it.
+    pub fn market(id: OrderId, asset: AssetId, quantity: f64, created: Ts, eligible: u64) -> Self {
+        Order {
+            id,
+            asset,
+            quantity,
+            created,
+            kind: OrderKind::Market,
+            tif: TimeInForce::Gtc,
+            eligible_from: eligible,
+            active: true,
+            parent: 0,
+            oco: 0,
+            reason: crate::types::ExitReason::Signal,
+            mark: f64::NAN,
+        }
+    }
 }
 
 /// Accepted orders in submission (time) order, with the pending quantity per asset.
@@ -227,9 +512,41 @@ impl OrderBook {
     /// Queues `order`.
     #[inline]
     pub fn push(&mut self, order: Order) {
-        self.pending_quantity[order.asset as usize] += order.quantity;
-        self.pending_count[order.asset as usize] += 1;
+        if order.active {
+            self.pending_quantity[order.asset as usize] += order.quantity;
+            self.pending_count[order.asset as usize] += 1;
+        }
         self.orders.push(order);
+    }
+
+    /// Makes the inactive order at `index` active with `quantity` (a bracket leg whose entry
+    /// filled).
+    pub fn activate(&mut self, index: usize, quantity: f64) {
+        let order = &mut self.orders[index];
+        order.active = true;
+        order.quantity = quantity;
+        self.pending_quantity[order.asset as usize] += quantity;
+        self.pending_count[order.asset as usize] += 1;
+    }
+
+    /// Reduces the order at `index` by a partial fill of `filled` signed shares.
+    pub fn reduce(&mut self, index: usize, filled: f64) {
+        let order = &mut self.orders[index];
+        order.quantity -= filled;
+        self.pending_quantity[order.asset as usize] -= filled;
+    }
+
+    /// Mutable access for engine bookkeeping (trailing marks, triggers); quantities must change
+    /// through [`Self::reduce`], [`Self::mark_filled`] or [`Self::activate`].
+    pub fn order_mut(&mut self, index: usize) -> &mut Order {
+        &mut self.orders[index]
+    }
+
+    /// Index of pending order `id`.
+    pub fn position_of(&self, id: OrderId) -> Option<usize> {
+        self.orders
+            .iter()
+            .position(|o| o.id == id && (o.quantity != 0.0 || !o.active))
     }
 
     /// Signed shares still pending for `asset`.
@@ -254,6 +571,12 @@ impl OrderBook {
     pub fn mark_filled(&mut self, index: usize) {
         let order = &mut self.orders[index];
         let slot = order.asset as usize;
+        if !order.active {
+            // An inactive leg cancelled with its entry: it never counted as pending.
+            order.active = true;
+            order.quantity = 0.0;
+            return;
+        }
         self.pending_count[slot] -= 1;
         if self.pending_count[slot] == 0 {
             // Exact zero once nothing is pending, so rounding residue never accumulates.
@@ -264,10 +587,10 @@ impl OrderBook {
         order.quantity = 0.0;
     }
 
-    /// Removes filled orders, keeping submission order.
+    /// Removes filled and cancelled orders, keeping submission order.
     #[inline]
     pub fn sweep(&mut self) {
-        self.orders.retain(|o| o.quantity != 0.0);
+        self.orders.retain(|o| o.quantity != 0.0 || !o.active);
     }
 
     /// Takes every waiting order out of the book (at the end of the data).

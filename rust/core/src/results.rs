@@ -33,6 +33,10 @@ pub struct Fill {
     pub slippage: f64,
     /// Fee charged.
     pub commission: f64,
+    /// Order type code (see `OrderKind::NAMES`).
+    pub order_type: u8,
+    /// True when the order still has shares left after this fill.
+    pub partial: bool,
 }
 
 fn batch(fields: Vec<(&str, DataType)>, columns: Vec<ArrayRef>) -> RecordBatch {
@@ -82,6 +86,8 @@ pub struct FillRecorder {
     reference_price: Vec<f64>,
     slippage: Vec<f64>,
     commission: Vec<f64>,
+    order_type: Vec<u8>,
+    partial: Vec<bool>,
 }
 
 impl FillRecorder {
@@ -97,6 +103,8 @@ impl FillRecorder {
         self.reference_price.push(fill.reference_price);
         self.slippage.push(fill.slippage);
         self.commission.push(fill.commission);
+        self.order_type.push(fill.order_type);
+        self.partial.push(fill.partial);
     }
 
     /// Number of fills so far.
@@ -121,6 +129,8 @@ impl FillRecorder {
                 ("reference_price", DataType::Float64),
                 ("slippage", DataType::Float64),
                 ("commission", DataType::Float64),
+                ("order_type", DataType::UInt8),
+                ("partial", DataType::Boolean),
             ],
             vec![
                 Arc::new(UInt64Array::from(self.order_id)),
@@ -132,6 +142,8 @@ impl FillRecorder {
                 Arc::new(Float64Array::from(self.reference_price)),
                 Arc::new(Float64Array::from(self.slippage)),
                 Arc::new(Float64Array::from(self.commission)),
+                Arc::new(UInt8Array::from(self.order_type)),
+                Arc::new(BooleanArray::from(self.partial)),
             ],
         )
     }

@@ -55,11 +55,23 @@ pub enum ExitReason {
     Signal = 0,
     /// Still open when the data ended.
     EndOfData = 1,
+    /// A bracket's take-profit leg.
+    TakeProfit = 2,
+    /// A bracket's stop-loss leg.
+    StopLoss = 3,
+    /// A trailing stop order.
+    TrailingStop = 4,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 2] = ["signal", "end_of_data"];
+    pub const NAMES: [&'static str; 5] = [
+        "signal",
+        "end_of_data",
+        "take_profit",
+        "stop_loss",
+        "trailing_stop",
+    ];
 }
 
 /// Why an order was not filled. Codes are stable and mapped to names in Python.
@@ -72,9 +84,19 @@ pub enum RejectReason {
     ShortNotAllowed = 1,
     /// The data ended before the order could fill.
     EndOfData = 2,
+    /// A DAY or IOC order (or its unfilled rest) reached the end of its life.
+    Expired = 3,
+    /// A cancel named an order that is not pending.
+    NotPending = 4,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 3] = ["no_price", "short_not_allowed", "end_of_data"];
+    pub const NAMES: [&'static str; 5] = [
+        "no_price",
+        "short_not_allowed",
+        "end_of_data",
+        "expired",
+        "not_pending",
+    ];
 }

@@ -132,6 +132,7 @@ fn engine_config() -> impl Strategy<Value = EngineConfig> {
                 commission,
                 slippage,
                 allow_short,
+                ..EngineConfig::default()
             },
         )
 }

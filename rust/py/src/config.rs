@@ -2,6 +2,7 @@
 //! Python side produces from its pydantic models.
 
 use ml4t_backtest_core::commission::CommissionModel;
+use ml4t_backtest_core::matching::{LimitFill, PathPolicy};
 use ml4t_backtest_core::slippage::SlippageModel;
 use ml4t_backtest_core::strategies::{SignalSizing, SignalStrategy, TopKStrategy};
 use ml4t_backtest_core::{BacktestError, EngineConfig, ExecutionMode, ShareRounding, Strategy};
@@ -87,6 +88,29 @@ pub fn engine_config(d: &Bound<'_, PyDict>) -> Result<EngineConfig, BacktestErro
             ))
         }
     };
+    let path_policy = match optional::<String>(d, "intrabar_path")?.as_deref() {
+        None | Some("ohlc") => PathPolicy::OhlcWalk,
+        Some("pessimistic") => PathPolicy::Pessimistic,
+        Some("optimistic") => PathPolicy::Optimistic,
+        Some(other) => {
+            return Err(BacktestError::config(
+                "execution.intrabar_path",
+                format!("unknown policy '{other}' (ohlc, pessimistic, optimistic)"),
+            ))
+        }
+    };
+    let through = optional::<f64>(d, "limit_through")?.unwrap_or(0.0);
+    let limit_fill = match optional::<String>(d, "limit_fill")?.as_deref() {
+        None | Some("touch") => LimitFill::Touch,
+        Some("through_amount") => LimitFill::ThroughAmount(through),
+        Some("through_fraction") => LimitFill::ThroughFraction(through),
+        Some(other) => {
+            return Err(BacktestError::config(
+                "execution.limit_fill",
+                format!("unknown rule '{other}' (touch, through_amount, through_fraction)"),
+            ))
+        }
+    };
     let config = EngineConfig {
         initial_cash: required(d, "initial_cash")?,
         execution,
@@ -94,6 +118,9 @@ pub fn engine_config(d: &Bound<'_, PyDict>) -> Result<EngineConfig, BacktestErro
         commission,
         slippage,
         allow_short: required(d, "allow_short")?,
+        path_policy,
+        limit_fill,
+        max_volume_fraction: optional(d, "max_volume_fraction")?,
     };
     config.validate()?;
     Ok(config)

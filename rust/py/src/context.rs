@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 
-use ml4t_backtest_core::orders::CommandBuffer;
+use ml4t_backtest_core::orders::{CommandBuffer, OrderKind, OrderRequest, TimeInForce, Trail};
 use ml4t_backtest_core::{BacktestError, StrategyContext};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyMapping};
@@ -61,6 +61,7 @@ impl PyContext {
     /// Copies the engine's account state in before a callback.
     pub fn refresh(&mut self, ctx: &StrategyContext<'_>) {
         self.ts = ctx.ts;
+        self.buffer.set_next_id(ctx.orders.next_id());
         self.refresh_account(ctx.portfolio(), ctx.equity());
     }
 
@@ -162,8 +163,29 @@ impl PyContext {
         Ok(self.prices[self.universe.resolve(asset)? as usize])
     }
 
-    /// Trade a signed number of shares (+ buys, - sells).
-    fn submit_order(&mut self, asset: &Bound<'_, PyAny>, quantity: f64) -> PyResult<()> {
+    /// Submit an order for a signed number of shares (+ buys, - sells) and return its id.
+    ///
+    /// The type follows the prices given: none is a market order; `limit`, `stop`, both
+    /// (stop-limit), `trail_amount` / `trail_percent` (trailing stop), or
+    /// `order_type="market_on_close"`. `tif` is "gtc", "day" or "ioc". `take_profit` and
+    /// `stop_loss` attach a bracket: exits that become active once this order fills and cancel
+    /// each other.
+    #[pyo3(signature = (asset, quantity, *, limit=None, stop=None, trail_amount=None,
+        trail_percent=None, order_type=None, tif="gtc", take_profit=None, stop_loss=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit_order(
+        &mut self,
+        asset: &Bound<'_, PyAny>,
+        quantity: f64,
+        limit: Option<f64>,
+        stop: Option<f64>,
+        trail_amount: Option<f64>,
+        trail_percent: Option<f64>,
+        order_type: Option<&str>,
+        tif: &str,
+        take_profit: Option<f64>,
+        stop_loss: Option<f64>,
+    ) -> PyResult<u64> {
         let py = asset.py();
         let code = self.universe.resolve(asset)?;
         if self.integer_shares && quantity.is_finite() && quantity.fract() != 0.0 {
@@ -176,7 +198,61 @@ impl PyContext {
                 ),
             ));
         }
-        order_result(py, self.buffer.submit_order(code, quantity))
+        let bad =
+            |field: &str, rule: String| python_error(py, "OrderError", format!("{field}: {rule}"));
+        let kind = match (order_type, limit, stop, trail_amount, trail_percent) {
+            (None | Some("market"), None, None, None, None) => OrderKind::Market,
+            (Some("market_on_close"), None, None, None, None) => OrderKind::MarketOnClose,
+            (None | Some("limit"), Some(limit), None, None, None) => OrderKind::Limit { limit },
+            (None | Some("stop"), None, Some(stop), None, None) => OrderKind::Stop { stop },
+            (None | Some("stop_limit"), Some(limit), Some(stop), None, None) => {
+                OrderKind::StopLimit { stop, limit }
+            }
+            (None | Some("trailing_stop"), None, None, Some(a), None) => OrderKind::TrailingStop {
+                trail: Trail::Amount(a),
+            },
+            (None | Some("trailing_stop"), None, None, None, Some(p)) => OrderKind::TrailingStop {
+                trail: Trail::Percent(p),
+            },
+            _ => {
+                return Err(bad(
+                    "order_type",
+                    format!(
+                        "inconsistent order: order_type={order_type:?} with limit={limit:?}, \
+                         stop={stop:?}, trail_amount={trail_amount:?}, \
+                         trail_percent={trail_percent:?}"
+                    ),
+                ))
+            }
+        };
+        let tif = match tif {
+            "gtc" => TimeInForce::Gtc,
+            "day" => TimeInForce::Day,
+            "ioc" => TimeInForce::Ioc,
+            other => {
+                return Err(bad(
+                    "tif",
+                    format!("must be 'gtc', 'day' or 'ioc', got '{other}'"),
+                ))
+            }
+        };
+        let request = OrderRequest {
+            asset: code,
+            quantity,
+            kind,
+            tif,
+            take_profit,
+            stop_loss,
+        };
+        self.buffer
+            .submit(request)
+            .map_err(|err| to_py_err(py, &err))
+    }
+
+    /// Cancel pending order `order_id` (and the waiting legs of a bracket entry). Cancelling
+    /// an order that is no longer pending is recorded in `rejected_orders` as `not_pending`.
+    fn cancel_order(&mut self, order_id: u64) {
+        self.buffer.cancel_order(order_id);
     }
 
     /// Trade toward a target position in shares.

@@ -19,6 +19,18 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "EXIT_REASONS",
+        ml4t_backtest_core::types::ExitReason::NAMES.to_vec(),
+    )?;
+    m.add(
+        "REJECT_REASONS",
+        ml4t_backtest_core::types::RejectReason::NAMES.to_vec(),
+    )?;
+    m.add(
+        "ORDER_TYPES",
+        ml4t_backtest_core::orders::OrderKind::NAMES.to_vec(),
+    )?;
     m.add_function(wrap_pyfunction!(run::run_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(run::run_python, m)?)?;
     m.add_function(wrap_pyfunction!(run::column_address, m)?)?;

@@ -280,7 +280,9 @@ impl Strategy for Scripted {
                 continue;
             }
             match cmd {
-                Cmd::Submit(a, q) => ctx.orders.submit_order(*a, *q)?,
+                Cmd::Submit(a, q) => {
+                    ctx.orders.submit_order(*a, *q)?;
+                }
                 Cmd::TargetQuantity(a, q) => ctx.orders.order_target_quantity(*a, *q)?,
                 Cmd::TargetValue(a, v) => ctx.orders.order_target_value(*a, *v)?,
                 Cmd::TargetPercent(a, p) => ctx.orders.order_target_percent(*a, *p)?,

@@ -1,0 +1,392 @@
+//! Filling pending orders against a bar: which orders trigger, in what order along the bar's
+//! price path, at what price and for how many shares (volume participation), then the
+//! bookkeeping after the bar (trailing water marks, armed stop-limits, DAY/IOC expiry).
+
+use super::Engine;
+use crate::config::{ExecutionMode, ShareRounding};
+use crate::error::Result;
+use crate::feed::MarketData;
+use crate::matching::{limit_trigger, market_fill_price, stop_trigger, BarPath};
+use crate::orders::{Order, OrderKind, TimeInForce};
+use crate::results::Fill;
+use crate::strategy::Strategy;
+use crate::trades::TradeFill;
+use crate::types::{RejectReason, Side, Ts};
+
+/// An order that executes on this bar: when along the path, at which reference price.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Candidate {
+    time: f64,
+    exit_rank: u8,
+    index: usize,
+    reference: f64,
+    limit_like: bool,
+}
+
+/// What an order's condition does on this bar.
+enum Trigger {
+    /// It executes at `reference` at path time `time`.
+    Fill {
+        time: f64,
+        reference: f64,
+        limit_like: bool,
+    },
+    /// A stop-limit whose stop was reached but whose limit was not: it rests as a limit.
+    Armed,
+    /// Nothing happens.
+    Wait,
+}
+
+/// Which pass of the timestamp is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Step 1: every eligible order against the whole bar.
+    Bar,
+    /// Same-close mode, after the strategy: this bar's market and on-close orders at the close.
+    Close,
+}
+
+impl Engine {
+    /// Step 1: fills eligible orders against this timestamp's bars. Returns whether anything
+    /// filled.
+    pub(super) fn bar_pass<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        strategy: &mut S,
+    ) -> Result<bool> {
+        self.run_stage(data, ts, Stage::Bar, strategy)
+    }
+
+    /// Same-close mode, after the strategy: fills this bar's market and on-close orders at the
+    /// close.
+    pub(super) fn close_pass<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        strategy: &mut S,
+    ) -> Result<bool> {
+        self.run_stage(data, ts, Stage::Close, strategy)
+    }
+
+    fn run_stage<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        stage: Stage,
+        strategy: &mut S,
+    ) -> Result<bool> {
+        let epoch = self.timestamps;
+        self.armed.clear();
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        for index in 0..self.book.orders().len() {
+            self.consider(data, stage, index, 0.0, &mut candidates);
+        }
+        let mut filled_any = false;
+        while !candidates.is_empty() {
+            candidates.sort_by(|a, b| {
+                a.time
+                    .total_cmp(&b.time)
+                    .then(a.exit_rank.cmp(&b.exit_rank))
+                    .then(a.index.cmp(&b.index))
+            });
+            self.activated.clear();
+            for candidate in candidates.drain(..) {
+                filled_any |= self.execute(data, ts, candidate, strategy)?;
+            }
+            // Bracket legs activated by an entry fill may still trigger later in this bar.
+            let activated = std::mem::take(&mut self.activated);
+            for &(index, time) in &activated {
+                self.consider(data, stage, index, time, &mut candidates);
+            }
+            self.activated = activated;
+        }
+        self.candidates = candidates;
+        let expired = self.settle(data, epoch, stage, ts);
+        if filled_any || expired {
+            self.book.sweep();
+        }
+        Ok(filled_any)
+    }
+
+    /// Adds order `index` to `candidates` if it executes on this bar from path time `from`.
+    fn consider(
+        &mut self,
+        data: &MarketData,
+        stage: Stage,
+        index: usize,
+        from: f64,
+        candidates: &mut Vec<super::fills::Candidate>,
+    ) {
+        let epoch = self.timestamps;
+        let order = self.book.orders()[index];
+        let asset = order.asset as usize;
+        if order.quantity == 0.0
+            || !order.active
+            || order.eligible_from > epoch
+            || self.bar_epoch[asset] != epoch
+        {
+            return;
+        }
+        // In same-close mode market and on-close orders fill only in the close stage (after the
+        // strategy); resting orders only against whole bars.
+        let at_close_kind = matches!(order.kind, OrderKind::Market | OrderKind::MarketOnClose);
+        let close_stage_order = at_close_kind && self.config.execution == ExecutionMode::SameClose;
+        if (stage == Stage::Close) != close_stage_order {
+            return;
+        }
+        let row = self.bar_row[asset];
+        let held = self.portfolio.quantity(order.asset);
+        let path = BarPath::new(
+            data.open()[row],
+            data.high()[row],
+            data.low()[row],
+            data.close()[row],
+            self.config.path_policy,
+            held.signum(),
+        );
+        match self.trigger(&order, &path, from, stage) {
+            Trigger::Fill {
+                time,
+                reference,
+                limit_like,
+            } => {
+                let exit = held != 0.0
+                    && held.signum() != order.quantity.signum()
+                    && order.quantity.abs() <= held.abs();
+                candidates.push(Candidate {
+                    time,
+                    exit_rank: u8::from(!exit),
+                    index,
+                    reference,
+                    limit_like,
+                });
+            }
+            Trigger::Armed => self.armed.push(index),
+            Trigger::Wait => {}
+        }
+    }
+
+    fn trigger(&self, order: &Order, path: &BarPath, from: f64, stage: Stage) -> Trigger {
+        let side = Side::of(order.quantity);
+        let fill = |(time, reference): (f64, f64), limit_like: bool| Trigger::Fill {
+            time,
+            reference,
+            limit_like,
+        };
+        let at_close = (3.0, path.close());
+        match order.kind {
+            OrderKind::Market => {
+                let time =
+                    if stage == Stage::Close || self.config.execution == ExecutionMode::SameClose {
+                        3.0
+                    } else {
+                        from
+                    };
+                fill((time, path.price_at(time)), false)
+            }
+            OrderKind::MarketOnClose => fill(at_close, false),
+            OrderKind::Limit { limit } => {
+                match limit_trigger(path, side, limit, self.config.limit_fill, from) {
+                    Some(hit) => fill(hit, true),
+                    None => Trigger::Wait,
+                }
+            }
+            OrderKind::Stop { stop } => match stop_trigger(path, side, stop, from) {
+                Some(hit) => fill(hit, false),
+                None => Trigger::Wait,
+            },
+            OrderKind::StopLimit { stop, limit } => {
+                if order.mark == 1.0 {
+                    return match limit_trigger(path, side, limit, self.config.limit_fill, from) {
+                        Some(hit) => fill(hit, true),
+                        None => Trigger::Wait,
+                    };
+                }
+                match stop_trigger(path, side, stop, from) {
+                    Some((time, price)) => {
+                        let within = match side {
+                            Side::Buy => price <= limit,
+                            Side::Sell => price >= limit,
+                        };
+                        if within {
+                            fill((time, price), true)
+                        } else {
+                            Trigger::Armed
+                        }
+                    }
+                    None => Trigger::Wait,
+                }
+            }
+            OrderKind::TrailingStop { trail } => {
+                let level = trail.level(order.mark, side == Side::Sell);
+                match stop_trigger(path, side, level, from) {
+                    Some(hit) => fill(hit, false),
+                    None => Trigger::Wait,
+                }
+            }
+        }
+    }
+
+    /// Executes one candidate (capped by volume participation) and books it.
+    fn execute<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        candidate: Candidate,
+        strategy: &mut S,
+    ) -> Result<bool> {
+        let order = self.book.orders()[candidate.index];
+        if order.quantity == 0.0 || !order.active {
+            return Ok(false); // cancelled by its OCO sibling earlier in this bar
+        }
+        let row = self.bar_row[order.asset as usize];
+        let mut quantity = order.quantity;
+        if let Some(fraction) = self.config.max_volume_fraction {
+            let mut cap = fraction * data.volume()[row];
+            if self.config.rounding == ShareRounding::Integer {
+                cap = cap.floor();
+            }
+            if cap <= 0.0 {
+                return Ok(false);
+            }
+            if quantity.abs() > cap {
+                quantity = cap * quantity.signum();
+            }
+        }
+        let partial = quantity != order.quantity;
+        let side = Side::of(quantity);
+        let (low, high) = (data.low()[row], data.high()[row]);
+        let price = if candidate.limit_like {
+            candidate.reference.clamp(low, high)
+        } else {
+            market_fill_price(side, candidate.reference, low, high, &self.config.slippage)
+        };
+        let fee = self.config.commission.fee(quantity, price);
+        let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
+        let slippage = (price - candidate.reference).abs() * quantity.abs();
+        self.tracker.on_fill(
+            TradeFill {
+                asset: order.asset,
+                ts,
+                bar: self.bars_seen[order.asset as usize],
+                quantity,
+                price,
+                fee,
+                slippage,
+                reason: order.reason,
+            },
+            effect,
+            &mut self.trades,
+        );
+        let fill = Fill {
+            order_id: order.id,
+            ts,
+            asset: order.asset,
+            quantity,
+            price,
+            reference_price: candidate.reference,
+            slippage,
+            commission: fee,
+            order_type: order.kind.code(),
+            partial,
+        };
+        self.fills.push(&fill);
+        if partial {
+            self.book.reduce(candidate.index, quantity);
+        } else {
+            self.book.mark_filled(candidate.index);
+            self.activate_legs(order.id, candidate.index, candidate.time);
+        }
+        if order.oco != 0 {
+            self.reduce_sibling(order.oco, quantity);
+        }
+        strategy.on_fill(&fill, &self.portfolio)?;
+        Ok(true)
+    }
+
+    /// Activates the bracket legs of entry `entry_id` (now fully filled), from path time `time`.
+    fn activate_legs(&mut self, entry_id: u64, entry_index: usize, time: f64) {
+        let count = self.book.orders().len();
+        for index in entry_index + 1..count {
+            let leg = self.book.orders()[index];
+            if leg.parent == entry_id && !leg.active {
+                self.book.activate(index, leg.quantity);
+                self.activated.push((index, time));
+            }
+        }
+    }
+
+    /// A fill of one bracket leg shrinks (or cancels) the other by the same quantity.
+    fn reduce_sibling(&mut self, sibling: u64, filled: f64) {
+        if let Some(index) = self.book.position_of(sibling) {
+            let remaining = self.book.orders()[index].quantity;
+            if remaining.abs() <= filled.abs() {
+                self.book.mark_filled(index);
+            } else {
+                self.book.reduce(index, filled);
+            }
+        }
+    }
+
+    /// After a pass: arm stop-limits, move trailing water marks with this bar's extremes, and
+    /// expire DAY/IOC orders that had their chance. Returns whether anything was removed.
+    fn settle(&mut self, data: &MarketData, epoch: u64, stage: Stage, ts: Ts) -> bool {
+        for i in 0..self.armed.len() {
+            let index = self.armed[i];
+            self.book.order_mut(index).mark = 1.0;
+        }
+        let mut removed = false;
+        for index in 0..self.book.orders().len() {
+            let order = self.book.orders()[index];
+            if order.quantity == 0.0 || !order.active {
+                continue;
+            }
+            let asset = order.asset as usize;
+            if stage == Stage::Bar && self.bar_epoch[asset] == epoch {
+                if let OrderKind::TrailingStop { .. } = order.kind {
+                    let row = self.bar_row[asset];
+                    let mark = &mut self.book.order_mut(index).mark;
+                    *mark = if order.quantity < 0.0 {
+                        mark.max(data.high()[row])
+                    } else {
+                        mark.min(data.low()[row])
+                    };
+                }
+            }
+            if order.tif != TimeInForce::Gtc && order.eligible_from <= epoch {
+                self.rejections.push(
+                    order.id,
+                    ts,
+                    order.asset,
+                    order.quantity,
+                    RejectReason::Expired,
+                );
+                self.expire_entry_legs(index);
+                self.book.mark_filled(index);
+                removed = true;
+            }
+        }
+        removed
+    }
+
+    /// An entry that ends partly filled gives its legs the filled quantity; unfilled, it takes
+    /// them away.
+    fn expire_entry_legs(&mut self, entry_index: usize) {
+        let entry = self.book.orders()[entry_index];
+        for index in entry_index + 1..self.book.orders().len() {
+            let leg = self.book.orders()[index];
+            if leg.parent != entry.id || leg.active {
+                continue;
+            }
+            // The leg was planned as -(original entry); the entry still has `entry.quantity`.
+            let quantity = leg.quantity + entry.quantity;
+            if quantity.abs() > 0.0 && quantity.signum() == leg.quantity.signum() {
+                self.book.activate(index, quantity);
+            } else {
+                self.book.mark_filled(index);
+            }
+        }
+    }
+}

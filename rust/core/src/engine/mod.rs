@@ -1,0 +1,258 @@
+//! The event loop: one pass over the timestamp groups of each chunk, in the order of steps given
+//! in `docs/semantics.md` (fill pending orders, mark, strategy, resolve orders, record equity).
+//! Filling lives in [`fills`], turning strategy intents into orders in [`sizing`].
+
+mod fills;
+mod sizing;
+
+use crate::config::{EngineConfig, ExecutionMode};
+use crate::error::{BacktestError, Result};
+use crate::feed::{group_end, MarketData};
+use crate::orders::{CommandBuffer, OrderBook};
+use crate::portfolio::Portfolio;
+use crate::progress::Progress;
+use crate::results::{
+    BacktestOutput, EquityRecorder, FillRecorder, RejectionRecorder, TradeRecorder,
+};
+use crate::strategy::{Strategy, StrategyContext, TimestampView};
+use crate::trades::TradeTracker;
+use crate::types::{RejectReason, Ts};
+use std::sync::Arc;
+
+/// The state of one backtest. Feed it chunks in time order, then [`Engine::finish`].
+pub struct Engine {
+    config: EngineConfig,
+    n_assets: u32,
+    portfolio: Portfolio,
+    book: OrderBook,
+    commands: CommandBuffer,
+    tracker: TradeTracker,
+    fills: FillRecorder,
+    trades: TradeRecorder,
+    equity: EquityRecorder,
+    rejections: RejectionRecorder,
+    /// Timestamp counter at which each asset last had a bar.
+    bar_epoch: Vec<u64>,
+    /// Row of that bar in the current chunk.
+    bar_row: Vec<usize>,
+    /// Bars seen per asset since the start.
+    bars_seen: Vec<u64>,
+    /// Rebalance marks, tagged with `rebalance_epoch`.
+    listed: Vec<u64>,
+    rebalance_epoch: u64,
+    /// Scratch of the fill passes: executable orders, armed stop-limits, activated legs.
+    candidates: Vec<fills::Candidate>,
+    armed: Vec<usize>,
+    activated: Vec<(usize, f64)>,
+    timestamps: u64,
+    last_ts: Option<Ts>,
+    next_order_id: u64,
+    started: bool,
+    /// Rows processed in earlier chunks.
+    rows_before: u64,
+    progress: Option<Arc<Progress>>,
+}
+
+impl Engine {
+    /// A fresh engine for a universe of `n_assets`.
+    pub fn new(config: EngineConfig, n_assets: u32) -> Result<Self> {
+        config.validate()?;
+        if n_assets == 0 {
+            return Err(BacktestError::data("asset", 0, "the data has no assets"));
+        }
+        let n = n_assets as usize;
+        Ok(Engine {
+            portfolio: Portfolio::new(config.initial_cash, n),
+            config,
+            n_assets,
+            book: OrderBook::new(n),
+            commands: CommandBuffer::new(n_assets),
+            tracker: TradeTracker::new(n),
+            fills: FillRecorder::default(),
+            trades: TradeRecorder::default(),
+            equity: EquityRecorder::default(),
+            rejections: RejectionRecorder::default(),
+            bar_epoch: vec![0; n],
+            bar_row: vec![0; n],
+            bars_seen: vec![0; n],
+            listed: vec![0; n],
+            rebalance_epoch: 0,
+            candidates: Vec::with_capacity(64),
+            armed: Vec::new(),
+            activated: Vec::new(),
+            timestamps: 0,
+            last_ts: None,
+            next_order_id: 1,
+            started: false,
+            rows_before: 0,
+            progress: None,
+        })
+    }
+
+    /// Publishes progress to `progress` and stops when it is cancelled.
+    pub fn set_progress(&mut self, progress: Arc<Progress>) {
+        self.progress = Some(progress);
+    }
+
+    fn report_progress(&self, rows_done_in_chunk: usize) -> Result<()> {
+        if let Some(progress) = &self.progress {
+            let rows = self.rows_before + rows_done_in_chunk as u64;
+            progress.publish(rows);
+            if progress.is_cancelled() {
+                return Err(BacktestError::Cancelled { rows });
+            }
+        }
+        Ok(())
+    }
+
+    /// The account as it stands.
+    pub fn portfolio(&self) -> &Portfolio {
+        &self.portfolio
+    }
+
+    /// Runs every timestamp group of `data` through the loop.
+    pub fn process_chunk<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        strategy: &mut S,
+    ) -> Result<()> {
+        if data.n_assets() != self.n_assets {
+            return Err(BacktestError::data(
+                "asset_id",
+                0,
+                format!(
+                    "chunk has a universe of {} assets, the engine {}",
+                    data.n_assets(),
+                    self.n_assets
+                ),
+            ));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let ts = data.ts();
+        if let Some(last) = self.last_ts {
+            if ts[0] <= last {
+                return Err(BacktestError::data(
+                    "ts",
+                    0,
+                    "chunks must follow each other in time and never split a timestamp",
+                ));
+            }
+        }
+        if !self.started {
+            strategy.on_start(self.n_assets)?;
+            self.started = true;
+        }
+        strategy.on_chunk(data)?;
+        self.equity.reserve(data.n_timestamps());
+        let assets = data.asset_ids();
+        let close = data.close();
+        let mut start = 0;
+        while start < ts.len() {
+            let t = ts[start];
+            let end = group_end(ts, start);
+            self.timestamps += 1;
+            let epoch = self.timestamps;
+            let group = &assets[start..end];
+            for (offset, &asset) in group.iter().enumerate() {
+                let a = asset as usize;
+                self.bar_epoch[a] = epoch;
+                self.bar_row[a] = start + offset;
+                self.bars_seen[a] += 1;
+            }
+            if !self.book.is_empty() {
+                self.bar_pass(data, t, strategy)?;
+            }
+            for (&asset, &price) in group.iter().zip(&close[start..end]) {
+                self.portfolio.mark(asset, price);
+            }
+            for &asset in self.portfolio.open_assets() {
+                self.tracker.mark(asset, self.portfolio.last_price(asset));
+            }
+            let (mut long, mut short) = self.portfolio.market_values();
+            let equity = self.portfolio.cash() + long + short;
+            let view = TimestampView {
+                data,
+                ts: t,
+                start,
+                end,
+                index: epoch - 1,
+            };
+            let mut ctx =
+                StrategyContext::new(t, &self.portfolio, &self.book, equity, &mut self.commands);
+            strategy.on_timestamp(&view, &mut ctx)?;
+            if !self.commands.is_empty() {
+                self.resolve_commands(t, equity)?;
+            }
+            if self.config.execution == ExecutionMode::SameClose
+                && !self.book.is_empty()
+                && self.close_pass(data, t, strategy)?
+            {
+                (long, short) = self.portfolio.market_values();
+            }
+            self.equity.push(t, self.portfolio.cash(), long, short);
+            self.last_ts = Some(t);
+            start = end;
+            if epoch % Progress::EVERY == 0 {
+                self.report_progress(end)?;
+            }
+        }
+        self.report_progress(ts.len())?;
+        self.rows_before += ts.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the run: unfilled orders become `end_of_data` rejections, open positions open
+    /// trades, and the recorders become Arrow batches.
+    pub fn finish<S: Strategy + ?Sized>(mut self, strategy: &mut S) -> Result<BacktestOutput> {
+        let last_ts = self.last_ts.unwrap_or(0);
+        for order in self.book.drain() {
+            self.rejections.push(
+                order.id,
+                order.created,
+                order.asset,
+                order.quantity,
+                RejectReason::EndOfData,
+            );
+        }
+        self.tracker.finish(
+            last_ts,
+            &self.bars_seen,
+            self.portfolio.positions(),
+            self.portfolio.last_prices(),
+            &mut self.trades,
+        );
+        if self.started {
+            strategy.on_end(&self.portfolio)?;
+        }
+        Ok(BacktestOutput::from_recorders(
+            self.fills,
+            self.trades,
+            self.equity,
+            self.rejections,
+        ))
+    }
+}
+
+/// Runs a whole backtest over `chunks` (in time order) with `strategy`.
+pub fn run_backtest<'a, S, I>(
+    chunks: I,
+    strategy: &mut S,
+    config: &EngineConfig,
+) -> Result<BacktestOutput>
+where
+    S: Strategy + ?Sized,
+    I: IntoIterator<Item = &'a MarketData>,
+{
+    let mut chunks = chunks.into_iter().peekable();
+    let n_assets = match chunks.peek() {
+        Some(first) => first.n_assets(),
+        None => return Err(BacktestError::data("ts", 0, "no data: the feed is empty")),
+    };
+    let mut engine = Engine::new(config.clone(), n_assets)?;
+    for chunk in chunks {
+        engine.process_chunk(chunk, strategy)?;
+    }
+    engine.finish(strategy)
+}

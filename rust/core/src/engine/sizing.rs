@@ -1,0 +1,219 @@
+//! Turning a strategy's intents into orders at decision time: target sizing at this bar's marks
+//! and equity, share rounding, the short-selling cut, explicit orders with their bracket legs,
+//! cancels.
+
+use super::Engine;
+use crate::config::{ExecutionMode, ShareRounding};
+use crate::error::{BacktestError, Result};
+use crate::orders::{CommandBuffer, Intent, Order, OrderKind, OrderRequest, TimeInForce};
+use crate::portfolio::DUST;
+use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
+
+impl Engine {
+    /// Turns the strategy's intents into orders (sizing at this bar's marks) and queues them.
+    pub(super) fn resolve_commands(&mut self, ts: Ts, equity: f64) -> Result<()> {
+        let mut commands = std::mem::take(&mut self.commands);
+        self.next_order_id = self.next_order_id.max(commands.next_id());
+        let result = self.resolve_intents(&commands, ts, equity);
+        commands.clear();
+        commands.set_next_id(self.next_order_id);
+        self.commands = commands;
+        result
+    }
+
+    fn resolve_intents(&mut self, commands: &CommandBuffer, ts: Ts, equity: f64) -> Result<()> {
+        for intent in commands.intents() {
+            match *intent {
+                Intent::Submit { id, request } => self.submit(id, &request, ts)?,
+                Intent::Cancel { id } => self.cancel(id, ts),
+                Intent::TargetQuantity { asset, target } => self.queue_target(asset, target, ts),
+                Intent::TargetValue { asset, value } => self.queue_value(asset, value, ts),
+                Intent::TargetPercent { asset, fraction } => {
+                    self.queue_value(asset, fraction * equity, ts);
+                }
+                Intent::Close { asset } => self.queue_target(asset, 0.0, ts),
+                Intent::Rebalance { start, end } => {
+                    self.rebalance_epoch += 1;
+                    let weights = &commands.weights()[start as usize..end as usize];
+                    for &(asset, weight) in weights {
+                        self.listed[asset as usize] = self.rebalance_epoch;
+                        self.queue_value(asset, weight * equity, ts);
+                    }
+                    for asset in 0..self.n_assets {
+                        let a = asset as usize;
+                        let exposed = self.portfolio.quantity(asset) != 0.0
+                            || self.book.pending_quantity(asset) != 0.0;
+                        if exposed && self.listed[a] != self.rebalance_epoch {
+                            self.queue_target(asset, 0.0, ts);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Signed shares held plus those in active pending orders.
+    pub(super) fn current(&self, asset: AssetId) -> f64 {
+        self.portfolio.quantity(asset) + self.book.pending_quantity(asset)
+    }
+
+    /// The first timestamp counter at which an order of `kind` decided now may fill.
+    fn eligible_from(&self, kind: OrderKind) -> u64 {
+        let same_bar = self.config.execution == ExecutionMode::SameClose
+            && matches!(kind, OrderKind::Market | OrderKind::MarketOnClose);
+        self.timestamps + u64::from(!same_bar)
+    }
+
+    fn queue_value(&mut self, asset: AssetId, value: f64, ts: Ts) {
+        let price = self.portfolio.last_price(asset);
+        if !price.is_finite() {
+            let id = self.take_order_id();
+            self.rejections
+                .push(id, ts, asset, f64::NAN, RejectReason::NoPrice);
+            return;
+        }
+        self.queue_target(asset, value / price, ts);
+    }
+
+    fn queue_target(&mut self, asset: AssetId, target: f64, ts: Ts) {
+        let current = self.current(asset);
+        let mut quantity = target - current;
+        if quantity.abs() <= DUST * target.abs().max(current.abs()) {
+            return;
+        }
+        if self.config.rounding == ShareRounding::Integer {
+            quantity = quantity.trunc();
+        }
+        if quantity == 0.0 {
+            return;
+        }
+        let id = self.take_order_id();
+        if let Some(quantity) = self.short_cut(id, asset, quantity, ts) {
+            let eligible = self.eligible_from(OrderKind::Market);
+            self.book
+                .push(Order::market(id, asset, quantity, ts, eligible));
+        }
+    }
+
+    /// With shorting disabled, cuts a sell at a flat position; `None` (and a rejection) when
+    /// nothing is left.
+    fn short_cut(&mut self, id: OrderId, asset: AssetId, requested: f64, ts: Ts) -> Option<f64> {
+        if self.config.allow_short {
+            return Some(requested);
+        }
+        let current = self.current(asset);
+        let mut quantity = requested;
+        if current + quantity < 0.0 {
+            quantity = -current.max(0.0);
+        }
+        if quantity == 0.0 {
+            self.rejections
+                .push(id, ts, asset, requested, RejectReason::ShortNotAllowed);
+            return None;
+        }
+        Some(quantity)
+    }
+
+    /// Queues an explicit order (and its bracket legs, inactive until it fills).
+    fn submit(&mut self, id: OrderId, request: &OrderRequest, ts: Ts) -> Result<()> {
+        let asset = request.asset;
+        if self.config.rounding == ShareRounding::Integer && request.quantity.fract() != 0.0 {
+            return Err(BacktestError::order(
+                "quantity",
+                format!(
+                    "must be a whole number of shares with integer share rounding, got {}",
+                    request.quantity
+                ),
+            ));
+        }
+        let Some(quantity) = self.short_cut(id, asset, request.quantity, ts) else {
+            return Ok(());
+        };
+        let mut mark = f64::NAN;
+        if let OrderKind::TrailingStop { .. } = request.kind {
+            mark = self.portfolio.last_price(asset);
+            if !mark.is_finite() {
+                self.rejections
+                    .push(id, ts, asset, quantity, RejectReason::NoPrice);
+                return Ok(());
+            }
+        }
+        let eligible_from = self.eligible_from(request.kind);
+        let reason = match request.kind {
+            OrderKind::TrailingStop { .. } => ExitReason::TrailingStop,
+            _ => ExitReason::Signal,
+        };
+        self.book.push(Order {
+            id,
+            asset,
+            quantity,
+            created: ts,
+            kind: request.kind,
+            tif: request.tif,
+            eligible_from,
+            active: true,
+            parent: 0,
+            oco: 0,
+            reason,
+            mark,
+        });
+        let tp_id = request.take_profit.map(|_| id + 1);
+        let sl_id = request
+            .stop_loss
+            .map(|_| id + 1 + u64::from(tp_id.is_some()));
+        let leg = |leg_id: OrderId, kind: OrderKind, oco: Option<OrderId>, reason| Order {
+            id: leg_id,
+            asset,
+            quantity: -quantity,
+            created: ts,
+            kind,
+            tif: TimeInForce::Gtc,
+            eligible_from,
+            active: false,
+            parent: id,
+            oco: oco.unwrap_or(0),
+            reason,
+            mark: f64::NAN,
+        };
+        if let (Some(tp_id), Some(limit)) = (tp_id, request.take_profit) {
+            let order = leg(
+                tp_id,
+                OrderKind::Limit { limit },
+                sl_id,
+                ExitReason::TakeProfit,
+            );
+            self.book.push(order);
+        }
+        if let (Some(sl_id), Some(stop)) = (sl_id, request.stop_loss) {
+            let order = leg(sl_id, OrderKind::Stop { stop }, tp_id, ExitReason::StopLoss);
+            self.book.push(order);
+        }
+        let legs = u64::from(tp_id.is_some()) + u64::from(sl_id.is_some());
+        self.next_order_id = self.next_order_id.max(id + 1 + legs);
+        Ok(())
+    }
+
+    /// Cancels pending order `id` and, for a bracket entry, its waiting legs.
+    fn cancel(&mut self, id: OrderId, ts: Ts) {
+        let Some(index) = self.book.position_of(id) else {
+            self.rejections
+                .push(id, ts, 0, f64::NAN, RejectReason::NotPending);
+            return;
+        };
+        self.book.mark_filled(index);
+        for leg in index + 1..self.book.orders().len() {
+            let order = self.book.orders()[leg];
+            if order.parent == id && !order.active {
+                self.book.mark_filled(leg);
+            }
+        }
+        self.book.sweep();
+    }
+
+    pub(super) fn take_order_id(&mut self) -> u64 {
+        let id = self.next_order_id;
+        self.next_order_id += 1;
+        id
+    }
+}
