@@ -183,6 +183,15 @@ pub fn run_signal(data: &MarketData) -> BacktestOutput {
     run_backtest([data], &mut strategy, &bench_config()).expect("run succeeds")
 }
 
+/// Scenario (a) with a bracket on every entry: 4% take-profit, 2% stop-loss.
+pub fn run_signal_bracket(data: &MarketData) -> BacktestOutput {
+    let mut strategy =
+        SignalStrategy::new("signal", SignalSizing::Quantity(100.0), 0.0, 0.0, false)
+            .and_then(|s| s.with_bracket(0.04, 0.02))
+            .expect("valid strategy");
+    run_backtest([data], &mut strategy, &bench_config()).expect("run succeeds")
+}
+
 /// Scenario (b) in Rust: top 25 by score at equal weight, rebalanced daily.
 pub fn run_top_k(data: &MarketData) -> BacktestOutput {
     let mut strategy = TopKStrategy::new("score", 25, 0, 1).expect("valid strategy");

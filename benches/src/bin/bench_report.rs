@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use ml4t_backtest_benches::{make_data, peak_bytes, reset_peak, run_signal, run_top_k, PeakAlloc};
+use ml4t_backtest_benches::{
+    make_data, peak_bytes, reset_peak, run_signal, run_signal_bracket, run_top_k, PeakAlloc,
+};
 use ml4t_backtest_core::{BacktestOutput, MarketData};
 
 #[global_allocator]
@@ -49,6 +51,12 @@ fn main() {
     };
     let a = make_data(1, bars_a, 60_000_000_000, 0.01, 1);
     measure("a: signal, flips 1%/bar", &a, repeats, run_signal);
+    measure(
+        "a+bracket: 2% stop, 4% target",
+        &a,
+        repeats,
+        run_signal_bracket,
+    );
     let a_worst = make_data(1, bars_a, 60_000_000_000, 0.5, 1);
     measure("a: signal, flips 50%/bar", &a_worst, repeats, run_signal);
     let b = make_data(500, bars_b, 86_400_000_000_000, 0.01, 2);

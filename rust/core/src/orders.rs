@@ -491,7 +491,17 @@ impl Order {
     }
 }
 
-/// Accepted orders in submission (time) order, with the pending quantity per asset.
+impl Order {
+    /// Whether the order counts toward the asset's pending quantity: active market and
+    /// market-on-close orders, which will fill; resting limit and stop orders may never fill,
+    /// so target sizing does not count them.
+    #[inline]
+    pub fn counts_as_pending(&self) -> bool {
+        self.active && matches!(self.kind, OrderKind::Market | OrderKind::MarketOnClose)
+    }
+}
+
+/// Accepted orders in submission (time) order, with the pending (market) quantity per asset.
 #[derive(Debug, Clone)]
 pub struct OrderBook {
     orders: Vec<Order>,
@@ -512,7 +522,7 @@ impl OrderBook {
     /// Queues `order`.
     #[inline]
     pub fn push(&mut self, order: Order) {
-        if order.active {
+        if order.counts_as_pending() {
             self.pending_quantity[order.asset as usize] += order.quantity;
             self.pending_count[order.asset as usize] += 1;
         }
@@ -525,15 +535,19 @@ impl OrderBook {
         let order = &mut self.orders[index];
         order.active = true;
         order.quantity = quantity;
-        self.pending_quantity[order.asset as usize] += quantity;
-        self.pending_count[order.asset as usize] += 1;
+        if order.counts_as_pending() {
+            self.pending_quantity[order.asset as usize] += quantity;
+            self.pending_count[order.asset as usize] += 1;
+        }
     }
 
     /// Reduces the order at `index` by a partial fill of `filled` signed shares.
     pub fn reduce(&mut self, index: usize, filled: f64) {
         let order = &mut self.orders[index];
         order.quantity -= filled;
-        self.pending_quantity[order.asset as usize] -= filled;
+        if order.counts_as_pending() {
+            self.pending_quantity[order.asset as usize] -= filled;
+        }
     }
 
     /// Mutable access for engine bookkeeping (trailing marks, triggers); quantities must change
@@ -549,7 +563,7 @@ impl OrderBook {
             .position(|o| o.id == id && (o.quantity != 0.0 || !o.active))
     }
 
-    /// Signed shares still pending for `asset`.
+    /// Signed shares of `asset` in pending market and market-on-close orders.
     #[inline]
     pub fn pending_quantity(&self, asset: AssetId) -> f64 {
         self.pending_quantity[asset as usize]
@@ -571,8 +585,8 @@ impl OrderBook {
     pub fn mark_filled(&mut self, index: usize) {
         let order = &mut self.orders[index];
         let slot = order.asset as usize;
-        if !order.active {
-            // An inactive leg cancelled with its entry: it never counted as pending.
+        if !order.counts_as_pending() {
+            // A resting or inactive order never counted as pending.
             order.active = true;
             order.quantity = 0.0;
             return;

@@ -2,6 +2,7 @@
 
 use crate::error::{BacktestError, Result};
 use crate::feed::MarketData;
+use crate::orders::OrderRequest;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::types::AssetId;
 
@@ -39,10 +40,30 @@ pub struct SignalStrategy {
     long_threshold: f64,
     short_threshold: f64,
     allow_short: bool,
+    /// Bracket on every entry: (take-profit, stop-loss) as fractions of the decision close.
+    bracket: Option<(f64, f64)>,
     column_pos: usize,
 }
 
 impl SignalStrategy {
+    /// Attaches a bracket to every entry: a take-profit `take_profit` and a stop-loss
+    /// `stop_loss` away from the decision bar's close (fractions, e.g. 0.04 and 0.02).
+    pub fn with_bracket(mut self, take_profit: f64, stop_loss: f64) -> Result<Self> {
+        for (field, v) in [
+            ("strategy.take_profit", take_profit),
+            ("strategy.stop_loss", stop_loss),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 1.0) {
+                return Err(BacktestError::config(
+                    field,
+                    format!("must be in (0, 1), got {v}"),
+                ));
+            }
+        }
+        self.bracket = Some((take_profit, stop_loss));
+        Ok(self)
+    }
+
     /// A signal strategy over feature column `column`.
     pub fn new(
         column: impl Into<String>,
@@ -78,6 +99,7 @@ impl SignalStrategy {
             long_threshold,
             short_threshold,
             allow_short,
+            bracket: None,
             column_pos: 0,
         })
     }
@@ -122,11 +144,30 @@ impl Strategy for SignalStrategy {
             if held == desired {
                 continue;
             }
-            match self.sizing {
-                SignalSizing::Quantity(q) => {
-                    ctx.orders.order_target_quantity(asset, desired * q)?
+            match (self.bracket, desired != 0.0) {
+                (Some((tp, sl)), true) => {
+                    let close = view.data.close()[row];
+                    let size = match self.sizing {
+                        SignalSizing::Quantity(q) => q,
+                        SignalSizing::Weight(w) => w * ctx.equity() / close,
+                    };
+                    if current != 0.0 {
+                        ctx.orders.close_position(asset)?;
+                    }
+                    ctx.orders.submit(OrderRequest {
+                        take_profit: Some(close * (1.0 + desired * tp)),
+                        stop_loss: Some(close * (1.0 - desired * sl)),
+                        ..OrderRequest::market(asset, desired * size)
+                    })?;
                 }
-                SignalSizing::Weight(w) => ctx.orders.order_target_percent(asset, desired * w)?,
+                _ => match self.sizing {
+                    SignalSizing::Quantity(q) => {
+                        ctx.orders.order_target_quantity(asset, desired * q)?
+                    }
+                    SignalSizing::Weight(w) => {
+                        ctx.orders.order_target_percent(asset, desired * w)?
+                    }
+                },
             }
         }
         Ok(())

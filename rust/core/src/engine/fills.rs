@@ -265,6 +265,10 @@ impl Engine {
         };
         let fee = self.config.commission.fee(quantity, price);
         let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
+        let position_ended = effect.after == 0.0 || effect.after.signum() != effect.before.signum();
+        if position_ended && effect.before != 0.0 {
+            self.cancel_orphan_legs(order.asset, candidate.index);
+        }
         let slippage = (price - candidate.reference).abs() * quantity.abs();
         self.tracker.on_fill(
             TradeFill {
@@ -302,6 +306,7 @@ impl Engine {
         if order.oco != 0 {
             self.reduce_sibling(order.oco, quantity);
         }
+
         strategy.on_fill(&fill, &self.portfolio)?;
         Ok(true)
     }
@@ -314,6 +319,22 @@ impl Engine {
             if leg.parent == entry_id && !leg.active {
                 self.book.activate(index, leg.quantity);
                 self.activated.push((index, time));
+            }
+        }
+    }
+
+    /// Once a position is flat or has flipped, the bracket legs that protected it would open a
+    /// new position: they are cancelled.
+    fn cancel_orphan_legs(&mut self, asset: crate::types::AssetId, executing: usize) {
+        for index in 0..self.book.orders().len() {
+            let order = self.book.orders()[index];
+            if index != executing
+                && order.asset == asset
+                && order.parent != 0
+                && order.active
+                && order.quantity != 0.0
+            {
+                self.book.mark_filled(index);
             }
         }
     }
