@@ -91,7 +91,7 @@ impl BarPath {
 
     /// Price at path time `t` in [0, 3].
     pub fn price_at(&self, t: f64) -> f64 {
-        let k = (t.floor() as usize).min(2);
+        let k = (t as usize).min(2); // t >= 0: truncation is floor, without a libm call
         let frac = t - k as f64;
         self.points[k] + (self.points[k + 1] - self.points[k]) * frac
     }
@@ -102,7 +102,7 @@ impl BarPath {
         if reached(self.price_at(from)) {
             return Some(from);
         }
-        let first_leg = (from.floor() as usize).min(2);
+        let first_leg = (from as usize).min(2);
         for k in first_leg..3 {
             let (a, b) = (self.points[k], self.points[k + 1]);
             if reached(b) {

@@ -21,15 +21,24 @@ struct OpenTrade {
     /// Best and worst return seen while open (fraction of the mean entry price).
     mfe: f64,
     mae: f64,
+    /// `±1 / mean entry price` (sign of the side), kept current on entry fills so that the
+    /// per-bar excursion update is a multiply.
+    signed_inv_entry: f64,
 }
 
 impl OpenTrade {
+    /// Refreshes the cached inverse entry price after an entry fill.
+    #[inline]
+    fn entry_changed(&mut self) {
+        let side = if self.long { 1.0 } else { -1.0 };
+        self.signed_inv_entry = side * self.entry_quantity / self.entry_notional;
+    }
+
     /// Folds a price seen while the trade is open into MFE/MAE.
     #[inline]
     fn excursion(&mut self, price: f64) {
-        let entry = self.entry_notional / self.entry_quantity;
         let side = if self.long { 1.0 } else { -1.0 };
-        let r = side * (price / entry - 1.0);
+        let r = price * self.signed_inv_entry - side;
         self.mfe = self.mfe.max(r);
         self.mae = self.mae.min(r);
     }
@@ -122,6 +131,7 @@ impl TradeTracker {
             }
             trade.entry_quantity += size;
             trade.entry_notional += size * fill.price;
+            trade.entry_changed();
             trade.commission += fill.fee;
             trade.slippage += fill.slippage;
             trade.excursion(fill.price);
@@ -157,6 +167,7 @@ impl TradeTracker {
                     slippage: fill.slippage - closing_slippage,
                     ..OpenTrade::default()
                 };
+                trade.entry_changed();
             }
         }
     }

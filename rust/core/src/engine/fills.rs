@@ -37,6 +37,35 @@ enum Trigger {
     Wait,
 }
 
+/// Whether a bar with this `low`/`high` can trigger `order` at all (a necessary condition;
+/// [`Engine::trigger`] decides exactly).
+#[inline]
+fn reachable(order: &Order, low: f64, high: f64, limit_fill: crate::matching::LimitFill) -> bool {
+    let buy = order.quantity > 0.0;
+    let stop_hit = |stop: f64| if buy { high >= stop } else { low <= stop };
+    let limit_hit = |limit: f64| {
+        let margin = limit_fill.margin(limit);
+        if buy {
+            low <= limit - margin
+        } else {
+            high >= limit + margin
+        }
+    };
+    match order.kind {
+        OrderKind::Market | OrderKind::MarketOnClose => true,
+        OrderKind::Limit { limit } => limit_hit(limit),
+        OrderKind::Stop { stop } => stop_hit(stop),
+        OrderKind::StopLimit { stop, limit } => {
+            if order.mark == 1.0 {
+                limit_hit(limit)
+            } else {
+                stop_hit(stop)
+            }
+        }
+        OrderKind::TrailingStop { trail } => stop_hit(trail.level(order.mark, !buy)),
+    }
+}
+
 /// Which pass of the timestamp is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stage {
@@ -137,6 +166,14 @@ impl Engine {
             return;
         }
         let row = self.bar_row[asset];
+        if !reachable(
+            &order,
+            data.low()[row],
+            data.high()[row],
+            self.config.limit_fill,
+        ) {
+            return; // the bar never reaches the order's level: the common case, decided cheaply
+        }
         let held = self.portfolio.quantity(order.asset);
         let path = BarPath::new(
             data.open()[row],

@@ -11,6 +11,7 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 
 use ml4t_backtest_core::commission::CommissionModel;
+use ml4t_backtest_core::orders::OrderRequest;
 use ml4t_backtest_core::portfolio::Portfolio;
 use ml4t_backtest_core::results::Fill;
 use ml4t_backtest_core::slippage::SlippageModel;
@@ -202,6 +203,10 @@ pub enum Cmd {
     Close(u32),
     /// `rebalance(weights)`
     Rebalance(Vec<(u32, f64)>),
+    /// `submit(request)`: any order type; the id it gets is appended to `Scripted::ids`.
+    Order(OrderRequest),
+    /// `cancel_order(id)`
+    Cancel(u64),
 }
 
 /// What the strategy saw at one timestamp (before issuing its commands).
@@ -225,6 +230,8 @@ pub struct Scripted {
     pub n_assets: u32,
     pub seen: Vec<Seen>,
     pub fills: Vec<Fill>,
+    /// Ids returned by `Cmd::Order` submissions, in call order.
+    pub ids: Vec<u64>,
     pub starts: u32,
     pub chunks: u32,
     pub ended: bool,
@@ -288,6 +295,8 @@ impl Strategy for Scripted {
                 Cmd::TargetPercent(a, p) => ctx.orders.order_target_percent(*a, *p)?,
                 Cmd::Close(a) => ctx.orders.close_position(*a)?,
                 Cmd::Rebalance(w) => ctx.orders.rebalance(w.iter().copied())?,
+                Cmd::Order(request) => self.ids.push(ctx.orders.submit(*request)?),
+                Cmd::Cancel(id) => ctx.orders.cancel_order(*id),
             }
         }
         Ok(())
@@ -311,6 +320,17 @@ pub fn run<S: Strategy>(
     cfg: &EngineConfig,
 ) -> BacktestOutput {
     run_backtest(chunks.iter(), strategy, cfg).expect("backtest runs")
+}
+
+/// Runs `script` over one chunk; the engine's error instead of a panic.
+pub fn try_run_script(
+    data: &MarketData,
+    script: Vec<(u64, Cmd)>,
+    cfg: &EngineConfig,
+) -> Result<(BacktestOutput, Scripted), BacktestError> {
+    let mut strategy = Scripted::new(script);
+    let out = run_backtest(std::iter::once(data), &mut strategy, cfg)?;
+    Ok((out, strategy))
 }
 
 /// Runs `script` over one chunk; returns the output and the strategy (for what it saw).
@@ -394,6 +414,11 @@ pub struct FillRow {
     pub reference_price: f64,
     pub slippage: f64,
     pub commission: f64,
+    /// Order type code (0 market, 1 limit, 2 stop, 3 stop_limit, 4 market_on_close,
+    /// 5 trailing_stop).
+    pub order_type: u8,
+    /// True when the order still had shares left after this fill.
+    pub partial: bool,
 }
 
 impl FillRow {
@@ -423,6 +448,7 @@ pub fn fills(out: &BacktestOutput) -> Vec<FillRow> {
         f64s(b, "slippage"),
         f64s(b, "commission"),
     );
+    let (order_type, partial) = (u8s(b, "order_type"), bools(b, "partial"));
     (0..b.num_rows())
         .map(|i| FillRow {
             order_id: id[i],
@@ -434,6 +460,8 @@ pub fn fills(out: &BacktestOutput) -> Vec<FillRow> {
             reference_price: r[i],
             slippage: s[i],
             commission: c[i],
+            order_type: order_type[i],
+            partial: partial[i],
         })
         .collect()
 }
@@ -451,7 +479,7 @@ pub struct TradeRow {
     pub gross_pnl: f64,
     pub commission: f64,
     pub bars_held: u64,
-    /// 0 = signal, 1 = end_of_data.
+    /// 0 = signal, 1 = end_of_data, 2 = take_profit, 3 = stop_loss, 4 = trailing_stop.
     pub exit_reason: u8,
     pub open: bool,
 }
@@ -536,7 +564,7 @@ pub struct RejectionRow {
     pub ts: i64,
     pub asset: u32,
     pub quantity: f64,
-    /// 0 = no_price, 1 = short_not_allowed, 2 = end_of_data.
+    /// 0 = no_price, 1 = short_not_allowed, 2 = end_of_data, 3 = expired, 4 = not_pending.
     pub reason: u8,
 }
 
