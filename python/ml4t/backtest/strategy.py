@@ -164,7 +164,9 @@ class SignalStrategy:
     Long while ``signal > long_threshold``; while ``signal < short_threshold`` short when
     ``allow_short`` else flat; otherwise it holds. A position is sized when entered, with
     ``quantity`` shares or ``weight`` of equity (give exactly one), and held until the signal
-    changes side. Runs entirely in Rust with the GIL released.
+    changes side. With ``take_profit`` and ``stop_loss`` (fractions of the decision close, e.g.
+    0.04 and 0.02) every entry carries a bracket: a limit exit and a stop exit that cancel each
+    other. Runs entirely in Rust with the GIL released.
 
     Example:
         >>> SignalStrategy("signal", quantity=100).spec()["kind"]
@@ -177,6 +179,8 @@ class SignalStrategy:
     long_threshold: float = 0.0
     short_threshold: float = 0.0
     allow_short: bool = False
+    take_profit: float | None = None
+    stop_loss: float | None = None
 
     def spec(self) -> dict[str, Any]:
         """The dict the engine reads."""

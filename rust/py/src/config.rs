@@ -161,13 +161,27 @@ pub fn builtin_strategy(d: &Bound<'_, PyDict>) -> Result<BuiltinStrategy, Backte
                     ))
                 }
             };
-            Ok(BuiltinStrategy::Signal(SignalStrategy::new(
+            let strategy = SignalStrategy::new(
                 required::<String>(d, "column")?,
                 sizing,
                 required(d, "long_threshold")?,
                 required(d, "short_threshold")?,
                 required(d, "allow_short")?,
-            )?))
+            )?;
+            let strategy = match (
+                optional::<f64>(d, "take_profit")?,
+                optional::<f64>(d, "stop_loss")?,
+            ) {
+                (None, None) => strategy,
+                (Some(tp), Some(sl)) => strategy.with_bracket(tp, sl)?,
+                _ => {
+                    return Err(BacktestError::config(
+                        "strategy.take_profit",
+                        "give both take_profit and stop_loss for a bracket, or neither",
+                    ))
+                }
+            };
+            Ok(BuiltinStrategy::Signal(strategy))
         }
         "top_k" => Ok(BuiltinStrategy::TopK(TopKStrategy::new(
             required::<String>(d, "score")?,
