@@ -149,10 +149,13 @@ pub fn limit_trigger(
 ) -> Option<(f64, f64)> {
     let buy = side == Side::Buy;
     let start = path.price_at(from);
-    if (buy && start <= limit) || (!buy && start >= limit) {
+    let margin = mode.margin(limit);
+    // Already better than the limit: fill at once. With a through rule, a price exactly at the
+    // limit is only a touch.
+    let better = if buy { start < limit } else { start > limit };
+    if better || (start == limit && margin == 0.0) {
         return Some((from, start));
     }
-    let margin = mode.margin(limit);
     let level = if buy { limit - margin } else { limit + margin };
     let t = path.first_reach(level, !buy, from)?;
     Some((t, limit))

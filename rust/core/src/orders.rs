@@ -176,15 +176,16 @@ impl OrderRequest {
             (Some(a), Some(b)) => a <= b,
             _ => false,
         };
+        // `wrong(a, b)`: `a` should lie strictly above `b` but does not.
         let (tp_bad, sl_bad) = if buy {
-            (
-                wrong(entry_limit, tp).then_some(()),
-                wrong(sl, entry_limit).then_some(()),
-            )
-        } else {
             (
                 wrong(tp, entry_limit).then_some(()),
                 wrong(entry_limit, sl).then_some(()),
+            )
+        } else {
+            (
+                wrong(entry_limit, tp).then_some(()),
+                wrong(sl, entry_limit).then_some(()),
             )
         };
         let legs_crossed = match (tp, sl) {

@@ -37,18 +37,44 @@ enum Trigger {
     Wait,
 }
 
+/// Path time, then exits before entries, then submission order.
+fn sort_candidates(candidates: &mut [Candidate]) {
+    candidates.sort_by(|a, b| {
+        a.time
+            .total_cmp(&b.time)
+            .then(a.exit_rank.cmp(&b.exit_rank))
+            .then(a.index.cmp(&b.index))
+    });
+}
+
+/// +1, -1 or 0 (`f64::signum` gives 1 for 0).
+#[inline]
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 /// Whether a bar with this `low`/`high` can trigger `order` at all (a necessary condition;
 /// [`Engine::trigger`] decides exactly).
 #[inline]
-fn reachable(order: &Order, low: f64, high: f64, limit_fill: crate::matching::LimitFill) -> bool {
+fn reachable(order: &Order, bar: [f64; 3], limit_fill: crate::matching::LimitFill) -> bool {
+    let [open, low, high] = bar;
     let buy = order.quantity > 0.0;
     let stop_hit = |stop: f64| if buy { high >= stop } else { low <= stop };
+    // An open already better than the limit fills (gap rule) whatever the through rule says.
     let limit_hit = |limit: f64| {
         let margin = limit_fill.margin(limit);
+        // With a through rule an open *at* the limit is only a touch.
+        let strict = margin > 0.0;
         if buy {
-            low <= limit - margin
+            (open < limit || (!strict && open == limit)) || low <= limit - margin
         } else {
-            high >= limit + margin
+            (open > limit || (!strict && open == limit)) || high >= limit + margin
         }
     };
     match order.kind {
@@ -113,24 +139,24 @@ impl Engine {
             self.consider(data, stage, index, 0.0, &mut candidates);
         }
         let mut filled_any = false;
-        while !candidates.is_empty() {
-            candidates.sort_by(|a, b| {
-                a.time
-                    .total_cmp(&b.time)
-                    .then(a.exit_rank.cmp(&b.exit_rank))
-                    .then(a.index.cmp(&b.index))
-            });
+        sort_candidates(&mut candidates);
+        let mut next = 0;
+        while next < candidates.len() {
+            let candidate = candidates[next];
+            next += 1;
             self.activated.clear();
-            for candidate in candidates.drain(..) {
-                filled_any |= self.execute(data, ts, candidate, strategy)?;
+            filled_any |= self.execute(data, ts, candidate, strategy)?;
+            if !self.activated.is_empty() {
+                // Bracket legs activated by this fill join the queue at their own path times.
+                let activated = std::mem::take(&mut self.activated);
+                for &(index, time) in &activated {
+                    self.consider(data, stage, index, time, &mut candidates);
+                }
+                self.activated = activated;
+                sort_candidates(&mut candidates[next..]);
             }
-            // Bracket legs activated by an entry fill may still trigger later in this bar.
-            let activated = std::mem::take(&mut self.activated);
-            for &(index, time) in &activated {
-                self.consider(data, stage, index, time, &mut candidates);
-            }
-            self.activated = activated;
         }
+        candidates.clear();
         self.candidates = candidates;
         let expired = self.settle(data, epoch, stage, ts);
         if filled_any || expired {
@@ -158,20 +184,12 @@ impl Engine {
         {
             return;
         }
-        // In same-close mode market and on-close orders fill only in the close stage (after the
-        // strategy); resting orders only against whole bars.
-        let at_close_kind = matches!(order.kind, OrderKind::Market | OrderKind::MarketOnClose);
-        let close_stage_order = at_close_kind && self.config.execution == ExecutionMode::SameClose;
-        if (stage == Stage::Close) != close_stage_order {
+        if self.stage_of(&order) != stage {
             return;
         }
         let row = self.bar_row[asset];
-        if !reachable(
-            &order,
-            data.low()[row],
-            data.high()[row],
-            self.config.limit_fill,
-        ) {
+        let bar = [data.open()[row], data.low()[row], data.high()[row]];
+        if !reachable(&order, bar, self.config.limit_fill) {
             return; // the bar never reaches the order's level: the common case, decided cheaply
         }
         let held = self.portfolio.quantity(order.asset);
@@ -181,7 +199,7 @@ impl Engine {
             data.low()[row],
             data.close()[row],
             self.config.path_policy,
-            held.signum(),
+            sign(held),
         );
         match self.trigger(&order, &path, from, stage) {
             Trigger::Fill {
@@ -202,6 +220,17 @@ impl Engine {
             }
             Trigger::Armed => self.armed.push(index),
             Trigger::Wait => {}
+        }
+    }
+
+    /// The stage in which `order` can execute: in same-close mode market and on-close orders
+    /// fill only in the close stage (after the strategy); everything else against whole bars.
+    fn stage_of(&self, order: &Order) -> Stage {
+        let at_close_kind = matches!(order.kind, OrderKind::Market | OrderKind::MarketOnClose);
+        if at_close_kind && self.config.execution == ExecutionMode::SameClose {
+            Stage::Close
+        } else {
+            Stage::Bar
         }
     }
 
@@ -278,6 +307,10 @@ impl Engine {
         if order.quantity == 0.0 || !order.active {
             return Ok(false); // cancelled by its OCO sibling earlier in this bar
         }
+        if !self.cap_at_flat(candidate.index, ts) {
+            return Ok(false);
+        }
+        let order = self.book.orders()[candidate.index];
         let row = self.bar_row[order.asset as usize];
         let mut quantity = order.quantity;
         if let Some(fraction) = self.config.max_volume_fraction {
@@ -348,6 +381,44 @@ impl Engine {
         Ok(true)
     }
 
+    /// Bracket legs are exits and never open a position; with shorting disabled no sell goes
+    /// below flat. Such an order is cut at the position held now (a bracket leg silently, as the
+    /// position it protects shrank; a sell with a `short_not_allowed` rejection for the cut
+    /// part). Returns false when nothing is left and the order was removed.
+    fn cap_at_flat(&mut self, index: usize, ts: Ts) -> bool {
+        let order = self.book.orders()[index];
+        let is_leg = order.parent != 0;
+        let no_short_sell = !self.config.allow_short && order.quantity < 0.0;
+        if !is_leg && !no_short_sell {
+            return true;
+        }
+        let held = self.portfolio.quantity(order.asset);
+        let room = if held.signum() != order.quantity.signum() && held != 0.0 {
+            held.abs()
+        } else {
+            0.0
+        };
+        if order.quantity.abs() <= room {
+            return true;
+        }
+        let excess = order.quantity - room * order.quantity.signum();
+        if no_short_sell && !is_leg {
+            self.rejections.push(
+                order.id,
+                ts,
+                order.asset,
+                excess,
+                RejectReason::ShortNotAllowed,
+            );
+        }
+        if room == 0.0 {
+            self.book.mark_filled(index);
+            return false;
+        }
+        self.book.reduce(index, excess);
+        true
+    }
+
     /// Activates the bracket legs of entry `entry_id` (now fully filled), from path time `time`.
     fn activate_legs(&mut self, entry_id: u64, entry_index: usize, time: f64) {
         let count = self.book.orders().len();
@@ -413,7 +484,12 @@ impl Engine {
                     };
                 }
             }
-            if order.tif != TimeInForce::Gtc && order.eligible_from <= epoch {
+            // DAY/IOC orders live for the first bar *of their asset* they are eligible for.
+            if order.tif != TimeInForce::Gtc
+                && order.eligible_from <= epoch
+                && self.bar_epoch[asset] == epoch
+                && self.stage_of(&order) == stage
+            {
                 self.rejections.push(
                     order.id,
                     ts,

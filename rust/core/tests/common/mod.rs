@@ -11,7 +11,7 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 
 use ml4t_backtest_core::commission::CommissionModel;
-use ml4t_backtest_core::orders::OrderRequest;
+use ml4t_backtest_core::orders::{OrderKind, OrderRequest, TimeInForce, Trail};
 use ml4t_backtest_core::portfolio::Portfolio;
 use ml4t_backtest_core::results::Fill;
 use ml4t_backtest_core::slippage::SlippageModel;
@@ -182,6 +182,87 @@ pub fn with_commission(base: EngineConfig, commission: CommissionModel) -> Engin
 /// `base` with slippage model `slippage`.
 pub fn with_slippage(base: EngineConfig, slippage: SlippageModel) -> EngineConfig {
     EngineConfig { slippage, ..base }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order requests
+// ---------------------------------------------------------------------------------------------
+
+/// A GTC order of `kind` for `quantity` signed shares of `asset`, no bracket.
+pub fn order(asset: u32, quantity: f64, kind: OrderKind) -> OrderRequest {
+    OrderRequest {
+        asset,
+        quantity,
+        kind,
+        tif: TimeInForce::Gtc,
+        take_profit: None,
+        stop_loss: None,
+    }
+}
+
+/// A GTC market order.
+pub fn market_order(asset: u32, quantity: f64) -> OrderRequest {
+    order(asset, quantity, OrderKind::Market)
+}
+
+/// A GTC limit order.
+pub fn limit_order(asset: u32, quantity: f64, limit: f64) -> OrderRequest {
+    order(asset, quantity, OrderKind::Limit { limit })
+}
+
+/// A GTC stop order.
+pub fn stop_order(asset: u32, quantity: f64, stop: f64) -> OrderRequest {
+    order(asset, quantity, OrderKind::Stop { stop })
+}
+
+/// A GTC stop-limit order.
+pub fn stop_limit_order(asset: u32, quantity: f64, stop: f64, limit: f64) -> OrderRequest {
+    order(asset, quantity, OrderKind::StopLimit { stop, limit })
+}
+
+/// A market-on-close order.
+pub fn moc_order(asset: u32, quantity: f64) -> OrderRequest {
+    order(asset, quantity, OrderKind::MarketOnClose)
+}
+
+/// A trailing stop `amount` price units from the water mark.
+pub fn trail_amount_order(asset: u32, quantity: f64, amount: f64) -> OrderRequest {
+    order(
+        asset,
+        quantity,
+        OrderKind::TrailingStop {
+            trail: Trail::Amount(amount),
+        },
+    )
+}
+
+/// A trailing stop `fraction` of the water mark away (0.05 = 5%).
+pub fn trail_percent_order(asset: u32, quantity: f64, fraction: f64) -> OrderRequest {
+    order(
+        asset,
+        quantity,
+        OrderKind::TrailingStop {
+            trail: Trail::Percent(fraction),
+        },
+    )
+}
+
+/// `request` with time in force `tif`.
+pub fn with_tif(request: OrderRequest, tif: TimeInForce) -> OrderRequest {
+    OrderRequest { tif, ..request }
+}
+
+/// `request` with bracket legs.
+pub fn with_bracket(
+    request: OrderRequest,
+    take_profit: Option<f64>,
+    stop_loss: Option<f64>,
+) -> OrderRequest {
+    OrderRequest {
+        take_profit,
+        stop_loss,
+        ..request
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
