@@ -15,5 +15,15 @@ echo "== cargo test (core)"
 cargo test -p ml4t-backtest-core
 echo "== Rust benchmark harness (quick)"
 cargo run --release --quiet -p ml4t-backtest-benches --bin bench_report -- --quick
+echo "== Chromium (the report test opens the HTML report in headless Chromium)"
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ]; then
+        apt-get update -qq && apt-get install -y -qq chromium \
+            || echo "could not install chromium: the browser tests of the report will be skipped"
+    else
+        echo "chromium is not installed and this is not root: the browser tests of the report" \
+            "will be skipped (install the Debian package 'chromium' to run them)"
+    fi
+fi
 echo "== pytest"
 .venv/bin/pytest tests benches --benchmark-disable -p no:cacheprovider

@@ -12,9 +12,30 @@ Usage::
 ``bars`` is a polars DataFrame or a list of dicts with ``timestamp``, ``asset`` (or ``symbol``),
 ``open``, ``high``, ``low``, ``close``, ``volume`` and any signal columns. ``config`` is a dict
 shaped like ``BacktestConfig``'s fields (``initial_cash``, ``execution``, ``commission``,
-``slippage``, ``account``). ``decide(timestamp, rows, ctx)`` is called once per timestamp with the
-rows (dicts) of the assets that have a bar then, sorted by asset; ``ctx`` offers the same order
-methods as the real strategy context.
+``slippage``, ``account``); ``execution`` may also hold ``intrabar_path`` (``ohlc``,
+``pessimistic``, ``optimistic``), ``limit_fill`` (``touch``, ``through_amount``,
+``through_fraction``) and ``limit_through``. ``decide(timestamp, rows, ctx)`` is called once per
+timestamp with the rows (dicts) of the assets that have a bar then, sorted by asset; ``ctx``
+offers the same order methods as the real strategy context.
+
+Order types: market, limit, stop, stop-limit and market-on-close orders, time in force
+(``gtc``, ``day``, ``ioc``), cancels, and brackets (``take_profit`` / ``stop_loss`` legs that
+become active when their entry fills and cancel each other). Not modelled: trailing stops and
+the volume participation cap.
+
+Matching (the module doc of the engine's ``matching.rs``): a bar is walked open -> first extreme
+-> second extreme -> close along straight lines; an order's trigger time is where on that path its
+condition is first met, and the orders of a stage fill in (trigger time, exits first, submission
+order). Bracket legs are evaluated from their entry's fill time and take their place in that same
+time order. A limit whose start price (the open, or a leg's activation point) is strictly better
+than the limit fills there whatever the through rule; exactly at the limit that is only a touch.
+A flat position walks the bar like ``ohlc`` under every path policy.
+
+Time in force: a DAY / IOC order lives for the first bar *of its asset* on which it is eligible,
+in the stage where it can execute (same-close market and on-close orders: the close stage), and
+expires after it. Exits at fill time: bracket legs never open a position, and with shorting off
+no sell goes below flat; such an order is cut at the position held when it fills (a leg silently,
+a sell with a ``short_not_allowed`` rejection for the cut part, at the fill's timestamp).
 
 The second half of the module holds engine-agnostic helpers for the tests: a seed-driven random
 bar generator and strategy "logics" that only use the context's public methods, so the same logic
@@ -42,6 +63,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "account": {"allow_short": True},
 }
 
+# Order kinds that fill at a reference price (open or close) rather than at a level.
+_MARKET_KINDS = ("market", "market_on_close")
+
 
 def merge_config(config: dict[str, Any] | None) -> dict[str, Any]:
     """Fill a (possibly partial) config dict with the defaults."""
@@ -63,7 +87,18 @@ class _Order:
     order_id: int
     timestamp: Any  # decision time
     asset: str
-    quantity: float  # signed
+    quantity: float  # signed, still to fill
+    kind: str = "market"  # market, limit, stop, stop_limit, market_on_close
+    limit: float | None = None
+    stop: float | None = None
+    tif: str = "gtc"
+    eligible: int = 0  # first timestamp index (0-based) at which it may fill
+    active: bool = True  # bracket legs wait inactive until their entry fills
+    parent: int | None = None  # bracket leg: the entry's id
+    oco: int | None = None  # bracket leg: the other leg's id
+    reason: str = "signal"  # exit reason of a trade this order closes
+    armed: bool = False  # stop-limit: triggered, resting as a limit
+    had_bar: bool = False  # DAY/IOC: had its first eligible bar
 
 
 @dataclass
@@ -110,6 +145,47 @@ def _bars_to_rows(bars: Any) -> list[dict[str, Any]]:
     return rows
 
 
+# --- the intrabar path ------------------------------------------------------------------------
+
+
+class _Path:
+    """A bar as four points open -> first extreme -> second extreme -> close.
+
+    ``held`` is the sign of the position (for the pessimistic / optimistic policies)."""
+
+    def __init__(self, bar: dict[str, Any], policy: str, held: float) -> None:
+        o, h, lo, c = (float(bar[k]) for k in ("open", "high", "low", "close"))
+        if policy == "pessimistic" and held != 0:
+            low_first = held > 0  # the adverse extreme first
+        elif policy == "optimistic" and held != 0:
+            low_first = held < 0
+        else:  # ohlc, and both others when flat: the extreme nearer the open (ties: the low)
+            low_first = (o - lo) <= (h - o)
+        self.points = [o, lo, h, c] if low_first else [o, h, lo, c]
+        self.low, self.high = lo, h
+
+    def price_at(self, t: float) -> float:
+        k = min(math.floor(t), 2)
+        frac = t - k
+        p = self.points
+        return p[k] + (p[k + 1] - p[k]) * frac
+
+    def first_reach(self, level: float, up: bool, start: float) -> float | None:
+        """First path time >= start with price >= level (up) or <= level (down)."""
+
+        def reached(p: float) -> bool:
+            return p >= level if up else p <= level
+
+        if reached(self.price_at(start)):
+            return start
+        for k in range(min(math.floor(start), 2), 3):
+            a, b = self.points[k], self.points[k + 1]
+            if reached(b):
+                t = k + ((level - a) / (b - a) if b != a else 0.0)
+                return max(t, start)
+        return None
+
+
 class OracleContext:
     """What the strategy sees at one timestamp (same method names as the real context)."""
 
@@ -138,8 +214,43 @@ class OracleContext:
         return math.nan if p is None else p
 
     # --- orders --------------------------------------------------------------------------------
-    def submit_order(self, asset: str, quantity: float) -> None:
-        self._engine.place(self.timestamp, asset, float(quantity), target_based=False)
+    def submit_order(
+        self,
+        asset: str,
+        quantity: float,
+        *,
+        limit: float | None = None,
+        stop: float | None = None,
+        order_type: str | None = None,
+        tif: str = "gtc",
+        take_profit: float | None = None,
+        stop_loss: float | None = None,
+    ) -> int:
+        """Any order type (no trailing stops); returns the order id."""
+        if order_type == "market_on_close":
+            kind = "market_on_close"
+        elif limit is not None and stop is not None:
+            kind = "stop_limit"
+        elif limit is not None:
+            kind = "limit"
+        elif stop is not None:
+            kind = "stop"
+        else:
+            kind = "market"
+        return self._engine.submit(
+            self.timestamp,
+            asset,
+            float(quantity),
+            kind=kind,
+            limit=limit,
+            stop=stop,
+            tif=tif,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+        )
+
+    def cancel_order(self, order_id: int) -> None:
+        self._engine.cancel(self.timestamp, order_id)
 
     def order_target_quantity(self, asset: str, quantity: float) -> None:
         e = self._engine
@@ -189,17 +300,22 @@ class OracleEngine:
                 self.groups.append((r["timestamp"], []))
             self.groups[-1][1].append(r)
 
-        self.mode = self.config["execution"]["mode"]
-        self.integer = self.config["execution"]["share_rounding"] == "integer"
+        execution = self.config["execution"]
+        self.mode = execution["mode"]
+        self.integer = execution["share_rounding"] == "integer"
+        self.path_policy = execution.get("intrabar_path", "ohlc")
+        self.limit_fill = execution.get("limit_fill", "touch")
+        self.limit_through = float(execution.get("limit_through") or 0.0)
         self.allow_short = bool(self.config["account"]["allow_short"])
         self.cash = float(self.config["initial_cash"])
         self.position = {a: 0.0 for a in self.assets}
         self.avg_cost = {a: 0.0 for a in self.assets}
         self.last_price: dict[str, float | None] = {a: None for a in self.assets}
         self.bars_seen = {a: 0 for a in self.assets}
-        self.pending: list[_Order] = []
+        self.pending: list[_Order] = []  # the book, in submission order (legs after their entry)
         self.open_trade: dict[str, _OpenTrade | None] = {a: None for a in self.assets}
-        self.next_order_id = 0
+        self.next_order_id = 1
+        self.index = 0  # 0-based index of the current timestamp
         self.result = OracleResult()
 
     # --- helpers -------------------------------------------------------------------------------
@@ -218,20 +334,37 @@ class OracleEngine:
         return price
 
     def current(self, asset: str) -> float:
-        """Position plus the quantity of this asset's pending orders."""
-        return self.position[asset] + sum(o.quantity for o in self.pending if o.asset == asset)
+        """Position plus the quantity of this asset's pending market and on-close orders
+        (resting limit and stop orders may never fill, so sizing does not count them)."""
+        return self.position[asset] + sum(
+            o.quantity
+            for o in self.pending
+            if o.asset == asset and o.active and o.kind in _MARKET_KINDS
+        )
 
     def reject(self, timestamp: Any, asset: str, quantity: float, reason: str) -> None:
+        """Rejects an order that takes a new id."""
+        self._rejection(self.next_order_id, timestamp, asset, quantity, reason)
+        self.next_order_id += 1
+
+    def _rejection(
+        self, order_id: int, timestamp: Any, asset: str, quantity: float, reason: str
+    ) -> None:
         self.result.rejected_orders.append(
             {
-                "order_id": self.next_order_id,
+                "order_id": order_id,
                 "timestamp": timestamp,
                 "asset": asset,
                 "quantity": quantity,
                 "reason": reason,
             }
         )
-        self.next_order_id += 1
+
+    def _eligible(self, kind: str) -> int:
+        """First timestamp index at which an order of ``kind`` decided now may fill: market and
+        on-close orders this bar in same-close mode, everything else the next bar."""
+        same_bar = self.mode == "same_close" and kind in _MARKET_KINDS
+        return self.index + (0 if same_bar else 1)
 
     def place_target(self, timestamp: Any, asset: str, target: float) -> None:
         """A target order: trade ``target - current``; a difference of at most DUST times the
@@ -242,50 +375,266 @@ class OracleEngine:
             return
         self.place(timestamp, asset, quantity, target_based=True)
 
+    def _short_cut(self, timestamp: Any, order_id: int, asset: str, quantity: float) -> float:
+        """With shorting disabled, a sell is cut at a flat position; 0.0 (and a rejection) when
+        nothing is left."""
+        if self.allow_short or quantity >= 0:
+            return quantity
+        current = self.current(asset)
+        if current + quantity < 0:
+            if current <= 0:
+                self._rejection(order_id, timestamp, asset, quantity, "short_not_allowed")
+                return 0.0
+            return -current  # cut at zero
+        return quantity
+
     def place(self, timestamp: Any, asset: str, quantity: float, *, target_based: bool) -> None:
-        """Steps 4-5 for one order: round, drop zero, cut shorts, queue."""
+        """Steps 4-5 for one market order: round, drop zero, cut shorts, queue."""
         if self.integer and target_based:
             quantity = float(math.trunc(quantity))  # toward zero
         if quantity == 0.0:
             return  # nothing to trade: dropped silently
-        if not self.allow_short and quantity < 0:
-            current = self.current(asset)
-            if current + quantity < 0:
-                if current <= 0:
-                    self.reject(timestamp, asset, quantity, "short_not_allowed")
-                    return
-                quantity = -current  # cut at zero
-        self.pending.append(_Order(self.next_order_id, timestamp, asset, quantity))
+        order_id = self.next_order_id
         self.next_order_id += 1
+        quantity = self._short_cut(timestamp, order_id, asset, quantity)
+        if quantity == 0.0:
+            return
+        self.pending.append(
+            _Order(order_id, timestamp, asset, quantity, eligible=self._eligible("market"))
+        )
 
-    def _fill_pending(self, timestamp: Any, bars: dict[str, dict[str, Any]], ref: str) -> None:
-        """Fill every pending order whose asset has a bar now: exits first, then the rest.
+    def submit(
+        self,
+        timestamp: Any,
+        asset: str,
+        quantity: float,
+        *,
+        kind: str,
+        limit: float | None,
+        stop: float | None,
+        tif: str,
+        take_profit: float | None,
+        stop_loss: float | None,
+    ) -> int:
+        """An explicit order of any kind with optional bracket legs (ids: entry, take profit,
+        stop loss, in that order)."""
+        if quantity == 0.0 or not math.isfinite(quantity):
+            raise ValueError(f"quantity: must be finite and non-zero, got {quantity}")
+        if self.integer and quantity != math.trunc(quantity):
+            raise ValueError(f"quantity: must be whole with integer rounding, got {quantity}")
+        order_id = self.next_order_id
+        tp_id = order_id + 1 if take_profit is not None else None
+        sl_id = order_id + 1 + (tp_id is not None) if stop_loss is not None else None
+        self.next_order_id += 1 + (tp_id is not None) + (sl_id is not None)
+        quantity = self._short_cut(timestamp, order_id, asset, quantity)
+        if quantity == 0.0:
+            return order_id
+        eligible = self._eligible(kind)
+        self.pending.append(
+            _Order(order_id, timestamp, asset, quantity, kind, limit, stop, tif, eligible)
+        )
+        if tp_id is not None:
+            self.pending.append(
+                _Order(
+                    tp_id,
+                    timestamp,
+                    asset,
+                    -quantity,
+                    "limit",
+                    limit=take_profit,
+                    eligible=eligible,
+                    active=False,
+                    parent=order_id,
+                    oco=sl_id,
+                    reason="take_profit",
+                )
+            )
+        if sl_id is not None:
+            self.pending.append(
+                _Order(
+                    sl_id,
+                    timestamp,
+                    asset,
+                    -quantity,
+                    "stop",
+                    stop=stop_loss,
+                    eligible=eligible,
+                    active=False,
+                    parent=order_id,
+                    oco=tp_id,
+                    reason="stop_loss",
+                )
+            )
+        return order_id
 
-        An exit reduces the position held at the start of this step without crossing zero
-        (opposite sign and ``|q| <= |position|``); the classification is made before anything
-        fills. Each pass keeps submission order.
-        """
-        ready = [o for o in self.pending if o.asset in bars]
-        start = {o.asset: self.position[o.asset] for o in ready}
-        exits = [
+    def cancel(self, timestamp: Any, order_id: int) -> None:
+        """Cancels a pending order and the waiting legs of a bracket entry; otherwise a
+        ``not_pending`` rejection (asset code 0, no quantity)."""
+        order = next((o for o in self.pending if o.order_id == order_id), None)
+        if order is None:
+            self._rejection(order_id, timestamp, self.assets[0], math.nan, "not_pending")
+            return
+        self.pending = [
             o
-            for o in ready
-            if start[o.asset] != 0.0
-            and _sign(o.quantity) != _sign(start[o.asset])
-            and abs(o.quantity) <= abs(start[o.asset])
+            for o in self.pending
+            if o is not order and not (o.parent == order_id and not o.active)
         ]
-        for o in exits + [o for o in ready if o not in exits]:
-            self._fill(timestamp, o, bars[o.asset], ref)
-            self.pending.remove(o)
 
-    def _fill(self, timestamp: Any, order: _Order, bar: dict[str, Any], ref: str) -> None:
+    # --- matching ----------------------------------------------------------------------------
+    def _margin(self, limit: float) -> float:
+        if self.limit_fill == "through_amount":
+            return self.limit_through
+        if self.limit_fill == "through_fraction":
+            return self.limit_through * limit
+        return 0.0
+
+    def _limit(
+        self, path: _Path, buy: bool, limit: float, start: float
+    ) -> tuple[float, float] | None:
+        """(time, fill price) of a limit: at the price at ``start`` when that is strictly better
+        than the limit (gap rule, whatever the through rule says) or exactly at it under the
+        touch rule; else at the limit when the price first trades at the limit (beyond it by the
+        through margin). With a through rule a price exactly at the limit is only a touch."""
+        margin = self._margin(limit)
+        here = path.price_at(start)
+        better = here < limit if buy else here > limit
+        if better or (here == limit and margin == 0.0):
+            return start, here
+        level = limit - margin if buy else limit + margin
+        t = path.first_reach(level, not buy, start)
+        return None if t is None else (t, limit)
+
+    @staticmethod
+    def _stop(path: _Path, buy: bool, stop: float, start: float) -> tuple[float, float] | None:
+        """(time, reference) of a stop: the stop level, or the price when already beyond it."""
+        t = path.first_reach(stop, buy, start)
+        if t is None:
+            return None
+        here = path.price_at(t)
+        gapped = here > stop if buy else here < stop
+        return t, (here if gapped else stop)
+
+    def _trigger(
+        self, order: _Order, path: _Path, start: float, stage: str
+    ) -> tuple[float, float, bool] | str | None:
+        """(time, reference, limit_like), "armed" for a stop-limit that must rest, or None."""
+        buy = order.quantity > 0
+        if order.kind == "market":
+            if stage == "close" or self.mode == "same_close":
+                return 3.0, path.points[3], False
+            return start, path.price_at(start), False
+        if order.kind == "market_on_close":
+            return 3.0, path.points[3], False
+        if order.kind == "limit" or (order.kind == "stop_limit" and order.armed):
+            assert order.limit is not None
+            hit = self._limit(path, buy, order.limit, start)
+            return None if hit is None else (*hit, True)
+        assert order.stop is not None
+        triggered = self._stop(path, buy, order.stop, start)
+        if triggered is None:
+            return None
+        if order.kind == "stop":
+            return (*triggered, False)
+        # stop-limit: fills at the trigger price only if it is within the limit
+        assert order.limit is not None
+        t, price = triggered
+        within = price <= order.limit if buy else price >= order.limit
+        return (t, price, True) if within else "armed"
+
+    def _stage(self, timestamp: Any, bars: dict[str, dict[str, Any]], stage: str) -> None:
+        """One fill pass: every eligible order of an asset with a bar, in (trigger time, exits
+        first, submission order); bracket legs join from their entry's fill time."""
+        queue: list[tuple[float, int, int, _Order, float, bool]] = []
+        armed: list[_Order] = []
+        seq = {id(o): k for k, o in enumerate(self.pending)}
+
+        def consider(order: _Order, start: float) -> None:
+            bar = bars.get(order.asset)
+            if bar is None or not order.active or order.quantity == 0.0:
+                return
+            if order.eligible > self.index:
+                return
+            at_close = self.mode == "same_close" and order.kind in _MARKET_KINDS
+            if (stage == "close") != at_close:
+                return
+            order.had_bar = True
+            held = self.position[order.asset]
+            hit = self._trigger(order, _Path(bar, self.path_policy, _sign(held)), start, stage)
+            if hit == "armed":
+                armed.append(order)
+            elif isinstance(hit, tuple):
+                q = order.quantity
+                exit_ = held != 0.0 and _sign(q) != _sign(held) and abs(q) <= abs(held)
+                t, reference, limit_like = hit
+                queue.append((t, 0 if exit_ else 1, seq[id(order)], order, reference, limit_like))
+
+        for order in list(self.pending):
+            consider(order, 0.0)
+        while queue:
+            queue.sort(key=lambda c: c[:3])
+            t, _, _, order, reference, limit_like = queue.pop(0)
+            if order.quantity == 0.0 or order not in self.pending:
+                continue  # cancelled earlier in this bar (one-cancels-other, orphaned leg)
+            if not self._cap_at_flat(timestamp, order):
+                continue
+            for leg in self._execute(timestamp, order, bars[order.asset], reference, limit_like):
+                consider(leg, t)
+
+        # after the pass: arm stop-limits, expire DAY / IOC orders that had their bar
+        for order in armed:
+            order.armed = True
+        for order in list(self.pending):
+            if order.tif != "gtc" and order.had_bar and order.active and order.quantity != 0:
+                self._rejection(order.order_id, timestamp, order.asset, order.quantity, "expired")
+                self.pending = [
+                    o
+                    for o in self.pending
+                    if o is not order and not (o.parent == order.order_id and not o.active)
+                ]
+
+    def _cap_at_flat(self, timestamp: Any, order: _Order) -> bool:
+        """Bracket legs never open (or grow) a position, and with shorting disabled no sell goes
+        below flat: at fill time such an order is cut at the position held then, a leg silently,
+        a sell with a ``short_not_allowed`` rejection (at this timestamp) for the cut part.
+        Returns False when nothing is left (the order is removed; a removed entry's waiting legs
+        stay in the book)."""
+        q = order.quantity
+        is_leg = order.parent is not None
+        no_short_sell = not self.allow_short and q < 0
+        if not is_leg and not no_short_sell:
+            return True
+        held = self.position[order.asset]
+        room = abs(held) if held != 0.0 and _sign(held) != _sign(q) else 0.0
+        if abs(q) <= room:
+            return True
+        excess = q - room * _sign(q)
+        if no_short_sell and not is_leg:
+            self._rejection(order.order_id, timestamp, order.asset, excess, "short_not_allowed")
+        if room == 0.0:
+            self.pending.remove(order)
+            order.quantity = 0.0
+            return False
+        order.quantity = q - excess
+        return True
+
+    def _execute(
+        self,
+        timestamp: Any,
+        order: _Order,
+        bar: dict[str, Any],
+        reference: float,
+        limit_like: bool,
+    ) -> list[_Order]:
+        """Fills ``order`` completely; returns the bracket legs it activates."""
         cfg_s, cfg_c = self.config["slippage"], self.config["commission"]
         q = order.quantity
         side = 1 if q > 0 else -1
-        reference = float(bar[ref])
 
-        # fill price: slippage against the trader, then clamp into [low, high]
-        if cfg_s["model"] == "fixed":
+        # fill price: a limit fills at its price (no slippage); everything else slips against
+        # the trader; then the clamp into [low, high]
+        if limit_like:
+            price = reference
+        elif cfg_s["model"] == "fixed":
             price = reference + side * cfg_s["amount"]
         elif cfg_s["model"] == "percent":
             price = reference * (1 + side * cfg_s["rate"])
@@ -313,16 +662,41 @@ class OracleEngine:
                 "timestamp": timestamp,
                 "asset": order.asset,
                 "side": "buy" if q > 0 else "sell",
+                "order_type": order.kind,
                 "quantity": aq,
                 "price": price,
                 "reference_price": reference,
                 "slippage": abs(price - reference) * aq,
                 "commission": fee,
+                "partial": False,
             }
         )
-        self._book(timestamp, order.asset, q, price, fee)
+        before = self.position[order.asset]
+        self._book(timestamp, order.asset, q, price, fee, order.reason)
+        after = self.position[order.asset]
+        self.pending.remove(order)
+        order.quantity = 0.0
+        if before != 0.0 and (after == 0.0 or _sign(after) != _sign(before)):
+            # the protected position is gone: its remaining bracket legs are cancelled
+            self.pending = [
+                o for o in self.pending if not (o.asset == order.asset and o.parent and o.active)
+            ]
+        if order.oco is not None:  # one-cancels-other: the sibling shrinks by the same amount
+            for sibling in self.pending:
+                if sibling.order_id == order.oco:
+                    if abs(sibling.quantity) <= aq:
+                        self.pending.remove(sibling)
+                    else:
+                        sibling.quantity += q
+                    break
+        legs = [o for o in self.pending if o.parent == order.order_id and not o.active]
+        for leg in legs:
+            leg.active = True
+        return legs
 
-    def _book(self, timestamp: Any, asset: str, q: float, price: float, fee: float) -> None:
+    def _book(
+        self, timestamp: Any, asset: str, q: float, price: float, fee: float, reason: str
+    ) -> None:
         """Average-cost position update, realised PnL and round-trip bookkeeping."""
         bar_idx = self.bar_index[asset]
         old = self.position[asset]
@@ -357,7 +731,7 @@ class OracleEngine:
         self.position[asset] = new
         if new != 0.0 and _sign(new) == _sign(old):
             return  # partial reduction: average cost unchanged
-        self._close_trade(asset, trade)
+        self._close_trade(asset, trade, reason)
         self.avg_cost[asset] = 0.0
         if new != 0.0:  # crossed zero: the rest opens a new trade at this price
             rest = aq - abs(old)
@@ -372,7 +746,7 @@ class OracleEngine:
         self.open_trade[asset] = trade
         return trade
 
-    def _close_trade(self, asset: str, t: _OpenTrade) -> None:
+    def _close_trade(self, asset: str, t: _OpenTrade, reason: str = "signal") -> None:
         assert t.exit_bar is not None
         self.result.trades.append(
             self._trade_record(
@@ -381,7 +755,7 @@ class OracleEngine:
                 t.exit_notional / t.exit_qty,
                 t.gross_pnl,
                 t.exit_bar - t.entry_bar,
-                "signal",
+                reason,
                 "closed",
             )
         )
@@ -420,23 +794,24 @@ class OracleEngine:
     def run(
         self, decide: Callable[[Any, list[dict[str, Any]], OracleContext], None]
     ) -> OracleResult:
-        for timestamp, rows in self.groups:
+        for index, (timestamp, rows) in enumerate(self.groups):
+            self.index = index
             bars = {r["asset"]: r for r in rows}
             # index (0-based) of this timestamp's bar within each asset's own bar sequence
             self.bar_index = {a: self.bars_seen[a] for a in bars}
 
-            # 1. fill pending orders at this bar's open (next-bar mode)
-            if self.mode == "next_open":
-                self._fill_pending(timestamp, bars, "open")
+            # 1. fill pending orders against this bar (market orders at the open in next-bar
+            #    mode; resting orders in both modes)
+            self._stage(timestamp, bars, "bar")
             # 2. mark to market
             for a, r in bars.items():
                 self.last_price[a] = float(r["close"])
                 self.bars_seen[a] += 1
             # 3-4. strategy; orders are resolved and checked as they are submitted
             decide(timestamp, rows, OracleContext(self, timestamp))
-            # 5. same-bar mode: fill now at the close
+            # 5. same-bar mode: market and on-close orders fill now at the close
             if self.mode == "same_close":
-                self._fill_pending(timestamp, bars, "close")
+                self._stage(timestamp, bars, "close")
             # 6. record equity
             long_value, short_value = self.market_values()
             self.result.equity.append(
@@ -450,17 +825,10 @@ class OracleEngine:
                 }
             )
 
-        # end of data: unfilled orders are rejected, open positions give open trades
+        # end of data: unfilled orders (waiting bracket legs too) are rejected, open positions
+        # give open trades
         for o in self.pending:
-            self.result.rejected_orders.append(
-                {
-                    "order_id": o.order_id,
-                    "timestamp": o.timestamp,
-                    "asset": o.asset,
-                    "quantity": o.quantity,
-                    "reason": "end_of_data",
-                }
-            )
+            self._rejection(o.order_id, o.timestamp, o.asset, o.quantity, "end_of_data")
         self.pending = []
         last_time = self.groups[-1][0] if self.groups else None
         for a in self.assets:
@@ -645,6 +1013,153 @@ class SignalLogic:
             ctx.order_target_quantity(row["asset"], self.quantity)
         elif s < self.short_threshold:
             ctx.order_target_quantity(row["asset"], -self.quantity if self.allow_short else 0.0)
+
+    def decide(self, timestamp: Any, rows: list[dict[str, Any]], ctx: Any) -> None:
+        for row in rows:
+            self.on_row(timestamp, row, ctx)
+
+
+class OrderTypeLogic:
+    """Random explicit orders of every type the oracle models, driven by the signal columns.
+
+    ``action`` picks the type (1 market, 2 limit, 3 stop, 4 stop-limit, 5 market-on-close,
+    6 cancel of an earlier order), ``size`` the signed quantity (with ``exits``, an order
+    against the position held is for the whole position), ``score`` the distance of the
+    price from the close and the time in force (from ``tifs``). Order ids returned by
+    ``submit_order`` are kept for the cancels, so use one instance per run.
+    """
+
+    def __init__(
+        self, tifs: tuple[str, ...] = ("gtc",), integer: bool = False, exits: bool = False
+    ) -> None:
+        self.tifs = tifs
+        self.integer = integer
+        self.exits = exits
+        self.ids: list[int] = []
+
+    def on_row(self, timestamp: Any, row: dict[str, Any], ctx: Any) -> None:
+        asset = row["asset"]
+        action = int(row["action"])
+        size, score, close = float(row["size"]), float(row["score"]), float(row["close"])
+        quantity = size * 40.0
+        held = ctx.position(asset)
+        if self.exits and held * quantity < 0:
+            quantity = -held  # several such exits at once: all but the first are cut at flat
+        if self.integer:
+            quantity = float(round(quantity))
+        if action == 0 or quantity == 0.0:
+            return
+        tif = self.tifs[int(abs(score) * 1000) % len(self.tifs)]
+        level = close * (1.0 + 0.02 * score)
+        if action == 1:
+            order_id = ctx.submit_order(asset, quantity, tif=tif)
+        elif action == 2:
+            order_id = ctx.submit_order(asset, quantity, limit=level, tif=tif)
+        elif action == 3:
+            order_id = ctx.submit_order(asset, quantity, stop=level, tif=tif)
+        elif action == 4:  # the limit on either side of the stop: some fill, some arm
+            limit = level * (1.0 + 0.01 * size)
+            order_id = ctx.submit_order(asset, quantity, stop=level, limit=limit, tif=tif)
+        elif action == 5:
+            order_id = ctx.submit_order(asset, quantity, order_type="market_on_close", tif=tif)
+        else:  # a cancel: of an earlier order (pending or not), or of an unknown id
+            if self.ids:
+                ctx.cancel_order(self.ids[int(abs(score) * 7919) % len(self.ids)])
+            else:
+                ctx.cancel_order(10_000)
+            return
+        self.ids.append(order_id)
+
+    def decide(self, timestamp: Any, rows: list[dict[str, Any]], ctx: Any) -> None:
+        for row in rows:
+            self.on_row(timestamp, row, ctx)
+
+
+class BracketLogic:
+    """One bracket at a time per asset. While flat: cancel the previous entry (still pending or
+    not) and, on ``action`` 1-6, submit a new one: a market entry with both legs (1, 2), a stop
+    entry with both legs (3), a market entry with a single leg (4), a limit entry with both legs
+    (5) or a stop-limit entry with both legs (6). While held (``meddle``): on ``action`` 5 sell
+    half of the position by a market order (the legs then cover more than is held and are capped
+    at fill time), on 6 trade through zero (the legs are cancelled). Use one instance per run.
+    """
+
+    def __init__(self, tifs: tuple[str, ...] = ("gtc",), meddle: bool = True) -> None:
+        self.tifs = tifs
+        self.meddle = meddle
+        self.entries: dict[str, int] = {}
+
+    def on_row(self, timestamp: Any, row: dict[str, Any], ctx: Any) -> None:
+        asset = row["asset"]
+        action = int(row["action"])
+        held = ctx.position(asset)
+        if held != 0.0:
+            if self.meddle and action == 5 and math.trunc(held / 2) != 0:
+                ctx.submit_order(asset, -float(math.trunc(held / 2)))
+            elif self.meddle and action == 6:
+                ctx.submit_order(asset, -float(math.trunc(held * 1.5)))
+            return
+        if asset in self.entries:
+            ctx.cancel_order(self.entries.pop(asset))
+        if action not in (1, 2, 3, 4, 5, 6):
+            return
+        size, score, close = float(row["size"]), float(row["score"]), float(row["close"])
+        direction = 1.0 if size >= 0 else -1.0
+        quantity = direction * float(max(1, round(abs(size) * 30)))
+        target = 0.004 + 0.012 * min(abs(score), 2.0)
+        loss = 0.004 + 0.012 * (1.0 - abs(size))
+        tif = self.tifs[int(abs(score) * 1000) % len(self.tifs)]
+        if action in (1, 2):
+            order_id = ctx.submit_order(
+                asset,
+                quantity,
+                take_profit=close * (1 + direction * target),
+                stop_loss=close * (1 - direction * loss),
+                tif=tif,
+            )
+        elif action == 3:
+            stop = close * (1 + direction * 0.004)
+            order_id = ctx.submit_order(
+                asset,
+                quantity,
+                stop=stop,
+                take_profit=stop * (1 + direction * target),
+                stop_loss=stop * (1 - direction * loss),
+                tif=tif,
+            )
+        elif action == 5:  # a limit entry a little better than the close
+            limit = close * (1 - direction * 0.004 * abs(score))
+            order_id = ctx.submit_order(
+                asset,
+                quantity,
+                limit=limit,
+                take_profit=limit * (1 + direction * target),
+                stop_loss=limit * (1 - direction * loss),
+                tif=tif,
+            )
+        elif action == 6:  # a stop-limit entry: some fill at the trigger, some arm
+            stop = close * (1 + direction * 0.003)
+            limit = stop * (1 + direction * 0.004 * size * score)
+            order_id = ctx.submit_order(
+                asset,
+                quantity,
+                stop=stop,
+                limit=limit,
+                take_profit=max(stop, limit) * (1 + direction * target)
+                if direction > 0
+                else min(stop, limit) * (1 + direction * target),
+                stop_loss=min(stop, limit) * (1 - direction * loss)
+                if direction > 0
+                else max(stop, limit) * (1 - direction * loss),
+                tif=tif,
+            )
+        elif score > 0:
+            order_id = ctx.submit_order(asset, quantity, stop_loss=close * (1 - direction * loss))
+        else:
+            order_id = ctx.submit_order(
+                asset, quantity, take_profit=close * (1 + direction * target)
+            )
+        self.entries[asset] = order_id
 
     def decide(self, timestamp: Any, rows: list[dict[str, Any]], ctx: Any) -> None:
         for row in rows:

@@ -25,17 +25,34 @@ from ml4t.backtest.synthetic import make_bars
 
 DEFAULTS: dict[str, Any] = {
     "initial_cash": 100_000.0,
-    "execution": {"mode": "next_open", "share_rounding": "fractional"},
+    "execution": {
+        "mode": "next_open",
+        "share_rounding": "fractional",
+        "intrabar_path": "ohlc",
+        "limit_fill": "touch",
+        "limit_through": 0.0,
+        "max_volume_fraction": None,
+    },
     "commission": {"model": "none", "rate": 0.0, "amount": 0.0, "minimum": 0.0},
     "slippage": {"model": "none", "rate": 0.0, "amount": 0.0},
     "account": {"allow_short": True},
     "periods_per_year": None,
+    "data": None,
+    "strategy": None,
+    "output": {"directory": None, "report": False},
 }
 
 # values chosen to need every digit of a float64 and to exercise every section
 CUSTOM: dict[str, Any] = {
     "initial_cash": 0.1 + 0.2,
-    "execution": {"mode": "same_close", "share_rounding": "integer"},
+    "execution": {
+        "mode": "same_close",
+        "share_rounding": "integer",
+        "intrabar_path": "pessimistic",
+        "limit_fill": "through_fraction",
+        "limit_through": 1 / 7,
+        "max_volume_fraction": 0.1 + 0.2,
+    },
     "commission": {"model": "percent", "rate": 1 / 3, "amount": 1e-300, "minimum": 5e-324},
     "slippage": {"model": "fixed", "rate": 2.0 / 7.0, "amount": 1e300},
     "account": {"allow_short": False},
@@ -54,6 +71,10 @@ def test_defaults() -> None:
         "initial_cash": 100_000.0,
         "execution_mode": "next_open",
         "share_rounding": "fractional",
+        "intrabar_path": "ohlc",
+        "limit_fill": "touch",
+        "limit_through": 0.0,
+        "max_volume_fraction": None,
         "commission_model": "none",
         "commission_rate": 0.0,
         "commission_amount": 0.0,
@@ -198,6 +219,9 @@ def test_unknown_key_raises_with_location(data: dict[str, Any], location: str) -
         ({"execution": {"mode": "market"}}, "execution.mode"),
         ({"execution": {"mode": "NEXT_OPEN"}}, "execution.mode"),
         ({"execution": {"share_rounding": "round"}}, "execution.share_rounding"),
+        ({"execution": {"intrabar_path": "random"}}, "execution.intrabar_path"),
+        ({"execution": {"max_volume_fraction": 1.5}}, "execution.max_volume_fraction"),
+        ({"execution": {"limit_through": -1.0}}, "execution.limit_through"),
         ({"account": {"allow_short": "maybe"}}, "account.allow_short"),
         ({"initial_cash": 0.0}, "initial_cash"),
         ({"initial_cash": -5.0}, "initial_cash"),
@@ -264,3 +288,189 @@ def test_malformed_file_raises_config_error(tmp_path: Path, suffix: str, text: s
     load = BacktestConfig.from_yaml if suffix == ".yaml" else BacktestConfig.from_json
     with pytest.raises(ConfigError):
         load(path)
+
+
+# --------------------------------------------------------------------------- data, strategy, output
+
+FULL: dict[str, Any] = {
+    **CUSTOM,
+    "data": {
+        "prices": "data/bars/**/*.parquet",
+        "signals": "preds.parquet",
+        "indicators": None,
+        "context": "macro.parquet",
+        "timestamp_column": "ts",
+        "asset_column": "ticker",
+        "rename": {"Adj Close": "close", "Date": "ts"},
+        "start": "2020-01-01",
+        "end": "2021-06-30T15:59:00+00:00",
+        "available_column": "known_at",
+        "signal_timing": "shift",
+        "lag": 2,
+        "hold": ["context"],
+        "chunk_by": "1mo",
+        "chunk_rows": None,
+        "validation": {
+            "sort": "raise",
+            "duplicates": "drop",
+            "missing": "ffill",
+            "missing_signals": "nan",
+            "prices": "drop",
+            "volume": "clip",
+            "ohlc": "clip",
+        },
+    },
+    "strategy": {"name": "my_pkg.strategies:MeanReversion", "params": {"window": 20, "z": 1.5}},
+    "output": {"directory": "results/run1", "report": True},
+}
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_full_config_round_trip_is_lossless(tmp_path: Path, fmt: str) -> None:
+    config = BacktestConfig(**FULL)
+    assert config.model_dump(mode="json") == FULL
+    path = tmp_path / f"config.{fmt}"
+    if fmt == "yaml":
+        text = config.to_yaml(path)
+        loaded = BacktestConfig.from_yaml(path)
+        assert loaded.to_yaml() == text
+    else:
+        path.write_text(config.to_json())
+        loaded = BacktestConfig.from_json(path)
+        assert loaded.to_json() == config.to_json()
+    assert loaded == config and loaded.model_dump() == config.model_dump()
+
+
+def test_dates_and_durations_survive_a_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "hand.yaml"
+    path.write_text(
+        "data:\n  prices: bars.parquet\n  start: 2020-01-02\n  end: 2020-03-31 16:00:00\n"
+        "  lag: 15m\n"
+    )
+    data = BacktestConfig.from_yaml(path).data
+    assert data is not None
+    assert data.start == "2020-01-02" and data.end == "2020-03-31T16:00:00" and data.lag == "15m"
+
+
+@pytest.mark.parametrize(
+    ("data", "location"),
+    [
+        ({"data": {"chunk_rows": 0}}, "data.chunk_rows"),
+        ({"data": {"chunk_rows": 1.5}}, "data.chunk_rows"),
+        ({"data": {"chunk_by": "1mo", "chunk_rows": 10}}, "data.chunk_rows"),
+        ({"data": {"chunk_by": "monthly"}}, "data.chunk_by"),
+        ({"data": {"lag": -1}}, "data.lag"),
+        ({"data": {"lag": "soon"}}, "data.lag"),
+        ({"data": {"start": "yesterday"}}, "data.start"),
+        ({"data": {"signal_timing": "loose"}}, "data.signal_timing"),
+        ({"data": {"hold": ["prices"]}}, "data.hold[0]"),
+        ({"data": {"validation": {"ohlc": "fix"}}}, "data.validation.ohlc"),
+        ({"data": {"validation": {"nulls": "drop"}}}, "data.validation.nulls"),
+        ({"data": {"path": "x"}}, "data.path"),
+        ({"strategy": {"params": {}}}, "strategy.name"),
+        ({"strategy": {"name": "not a path"}}, "strategy.name"),
+        ({"strategy": {"name": "signal", "params": {"column": "s"}}}, "strategy.params"),
+        ({"strategy": {"name": "top_k", "params": {"score": "s", "k": 0}}}, "strategy.params"),
+        (
+            {"strategy": {"name": "TopKStrategy", "params": {"scor": "s", "k": 1}}},
+            "strategy.params",
+        ),
+        ({"strategy": {"name": "signal", "kwargs": {}}}, "strategy.kwargs"),
+        ({"output": {"report": "yes please"}}, "output.report"),
+        ({"output": {"dir": "x"}}, "output.dir"),
+        ({"risk": [{"pct": 0.1}]}, "risk"),
+    ],
+)
+def test_new_sections_raise_with_location(data: dict[str, Any], location: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        BacktestConfig(**data)
+    assert str(info.value).startswith(f"{location}:"), str(info.value)
+
+
+def test_builtin_strategies_are_built_and_checked() -> None:
+    config = BacktestConfig(strategy={"name": "signal", "params": {"column": "s", "weight": 0.1}})
+    assert config.strategy is not None
+    assert config.strategy.build() == SignalStrategy("s", weight=0.1)
+    from ml4t.backtest import TopKStrategy
+
+    top = BacktestConfig(strategy={"name": "TopKStrategy", "params": {"score": "p", "k": 3}})
+    assert top.strategy is not None and top.strategy.build() == TopKStrategy("p", k=3)
+
+
+def test_import_path_strategies(tmp_path: Path) -> None:
+    (tmp_path / "cfg_strats.py").write_text(
+        "from ml4t.backtest import Strategy\n"
+        "class Mine(Strategy):\n"
+        "    def __init__(self, k=1):\n        self.k = k\n"
+        "    def on_timestamp_batch(self, timestamp, batch, context):\n        pass\n"
+        "NotAStrategy = dict\n"
+    )
+    from ml4t.backtest.config import StrategyConfig
+
+    built = StrategyConfig(name="cfg_strats:Mine", params={"k": 4}).build(search_path=tmp_path)
+    assert type(built).__name__ == "Mine" and built.k == 4  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"^strategy\.params: Mine:"):
+        StrategyConfig(name="cfg_strats:Mine", params={"j": 4}).build(search_path=tmp_path)
+    with pytest.raises(ConfigError, match=r"^strategy\.name: 'cfg_strats:NotAStrategy'"):
+        StrategyConfig(name="cfg_strats:NotAStrategy").build(search_path=tmp_path)
+    with pytest.raises(ConfigError, match=r"^strategy\.name: cannot import"):
+        StrategyConfig(name="no_such_module_xyz:Mine").build()
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def test_presets() -> None:
+    assert BacktestConfig.presets() == ["backtrader", "default", "realistic", "vectorbt", "zipline"]
+    assert BacktestConfig.preset("default") == BacktestConfig()
+    realistic = BacktestConfig.preset("realistic")
+    assert realistic.execution == ExecutionConfig(
+        mode="next_open",
+        share_rounding="integer",
+        intrabar_path="pessimistic",
+        limit_fill="through_fraction",
+        limit_through=0.0001,
+        max_volume_fraction=0.1,
+    )
+    assert realistic.commission == CommissionConfig(model="per_share", rate=0.005, minimum=1.0)
+    assert realistic.slippage == SlippageConfig(model="percent", rate=0.0005)
+    assert BacktestConfig.preset("vectorbt").execution.mode == "same_close"
+    assert BacktestConfig.preset("backtrader").execution.share_rounding == "integer"
+    zipline = BacktestConfig.preset("zipline")
+    assert zipline.commission.rate == 0.001 and zipline.slippage.rate == 0.0005
+    from ml4t.backtest.config import PRESET_NOTES, PRESETS
+
+    assert set(PRESET_NOTES) == set(PRESETS)
+
+
+def test_preset_overrides_merge_per_key() -> None:
+    config = BacktestConfig.preset(
+        "realistic", commission={"rate": 0.01}, initial_cash=1e6, account=AccountConfig()
+    )
+    assert config.commission == CommissionConfig(model="per_share", rate=0.01, minimum=1.0)
+    assert config.initial_cash == 1e6 and config.execution.share_rounding == "integer"
+    with pytest.raises(ConfigError, match=r"^preset: unknown preset 'pandas'"):
+        BacktestConfig.preset("pandas")
+    with pytest.raises(ConfigError, match=r"^commission\.rate:"):
+        BacktestConfig.preset("zipline", commission={"rate": -1})
+
+
+def test_preset_in_a_file_is_resolved(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("preset: zipline\nslippage: {rate: 0.001}\n")
+    config = BacktestConfig.from_yaml(path)
+    assert config == BacktestConfig.preset("zipline", slippage={"rate": 0.001})
+    assert "preset" not in config.to_yaml()  # the stored config is fully resolved
+    with pytest.raises(ConfigError, match=r"^preset:"):
+        BacktestConfig.from_dict({"preset": 3})
+
+
+def test_result_stores_the_resolved_config() -> None:
+    config = BacktestConfig.preset(
+        "realistic", strategy={"name": "signal", "params": {"column": "signal", "quantity": 5}}
+    )
+    assert config.strategy is not None
+    feed = PolarsDataFeed(make_bars(n_assets=2, n_bars=20, seed=3))
+    result = Backtest(feed, config.strategy.build(), config=config).run(progress=False)
+    assert result.config == config
+    assert BacktestConfig.from_json(result.config.to_json()) == config

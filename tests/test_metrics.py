@@ -15,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml4t.backtest.metrics import compute_metrics, infer_periods_per_year
+from ml4t.backtest.metrics import (
+    compute_metrics,
+    drawdown,
+    infer_periods_per_year,
+    monthly_returns,
+    period_returns,
+    rolling_sharpe,
+)
 
 YEAR_SECONDS = 365.25 * 86_400
 
@@ -25,13 +32,23 @@ EXPECTED_KEYS = {
     "volatility",
     "sharpe",
     "sortino",
+    "calmar",
     "max_drawdown",
+    "max_drawdown_duration",
+    "max_drawdown_duration_days",
     "win_rate",
     "profit_factor",
+    "expectancy",
+    "avg_win",
+    "avg_loss",
+    "payoff_ratio",
     "num_trades",
     "turnover",
+    "avg_gross_exposure",
+    "avg_net_exposure",
     "total_commission",
     "total_slippage",
+    "total_costs",
     "periods_per_year",
 }
 
@@ -286,7 +303,7 @@ def test_max_drawdown_zero_when_monotonic() -> None:
     eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_200.5])
     assert metrics_no_warning(eq)["max_drawdown"] == pytest.approx(1 - 10_200.5 / 10_300)
     eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_400.0])
-    with expect_undefined("sortino"):  # no losing period
+    with expect_undefined("sortino", "calmar"):  # no losing period, no drawdown
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4)
     assert m["max_drawdown"] == 0.0
 
@@ -330,14 +347,20 @@ def test_profit_factor_several_losses() -> None:
 
 def test_profit_factor_infinite_without_losses() -> None:
     trades = make_trades([5.0, 0.0], ["closed", "closed"])
-    m = metrics_no_warning(make_equity(QUARTERS, VALUES), trades)
+    with expect_undefined("avg_loss", "payoff_ratio"):
+        m = compute_metrics(
+            make_equity(QUARTERS, VALUES), trades, NO_FILLS, initial_cash=CASH, periods_per_year=4
+        )
     assert m["profit_factor"] == math.inf
     assert m["win_rate"] == pytest.approx(1 / 2)
 
 
 def test_profit_factor_zero_without_wins() -> None:
     trades = make_trades([-5.0, -1.0], ["closed", "closed"])
-    m = metrics_no_warning(make_equity(QUARTERS, VALUES), trades)
+    with expect_undefined("avg_win", "payoff_ratio"):
+        m = compute_metrics(
+            make_equity(QUARTERS, VALUES), trades, NO_FILLS, initial_cash=CASH, periods_per_year=4
+        )
     assert m["profit_factor"] == 0.0
     assert m["win_rate"] == 0.0
 
@@ -371,6 +394,258 @@ def test_no_fills_gives_zero_costs_and_turnover() -> None:
     assert m["total_slippage"] == 0.0
 
 
+def test_expectancy_average_win_loss_payoff() -> None:
+    trades = make_trades([25.0, -10.0, -2.5, 7.5, -7.5, 1000.0], ["closed"] * 5 + ["open"])
+    m = metrics_no_warning(make_equity(QUARTERS, VALUES), trades)
+    assert m["expectancy"] == pytest.approx((25 - 10 - 2.5 + 7.5 - 7.5) / 5)  # 2.5
+    assert m["avg_win"] == pytest.approx((25 + 7.5) / 2)  # 16.25
+    assert m["avg_loss"] == pytest.approx(-(10 + 2.5 + 7.5) / 3)  # -6.667
+    assert m["payoff_ratio"] == pytest.approx(16.25 / (20 / 3))  # 2.4375
+
+
+def test_zero_pnl_trade_counts_in_expectancy_only() -> None:
+    trades = make_trades([12.0, 0.0, -3.0], ["closed"] * 3)
+    m = metrics_no_warning(make_equity(QUARTERS, VALUES), trades)
+    assert m["expectancy"] == pytest.approx(9.0 / 3)
+    assert (m["avg_win"], m["avg_loss"]) == (12.0, -3.0)
+    assert m["payoff_ratio"] == pytest.approx(4.0)
+
+
+def test_total_costs_is_commission_plus_slippage() -> None:
+    fills = make_fills([1.0, 1.0], [100.0, 100.0], slippage=[0.25, 0.5], commission=[1.0, 2.0])
+    m = metrics_no_warning(make_equity(QUARTERS, VALUES), fills=fills)
+    assert m["total_costs"] == pytest.approx(0.25 + 0.5 + 1.0 + 2.0)
+
+
+def test_calmar() -> None:
+    m = reference_metrics()
+    cagr = (11_000 / 10_000) ** (1 / QUARTER_YEARS) - 1
+    assert m["calmar"] == pytest.approx(cagr / (1 - 9_900 / 10_200))
+
+
+def test_calmar_negative_when_losing() -> None:
+    eq = make_equity(QUARTERS, [9_500.0, 9_800.0, 9_000.0, 9_900.0])
+    cagr = (9_900 / 10_000) ** (1 / QUARTER_YEARS) - 1
+    assert metrics_no_warning(eq)["calmar"] == pytest.approx(cagr / (1 - 9_000 / 10_000))
+
+
+def test_max_drawdown_duration_recovered() -> None:
+    # Peak 10_200 at Q1 (2024-01-01), under water at Q2, back above it at Q3 (2024-07-01).
+    m = reference_metrics()
+    assert m["max_drawdown_duration"] == 2.0
+    assert m["max_drawdown_duration_days"] == pytest.approx(31 + 29 + 31 + 30 + 31 + 30)
+
+
+def test_max_drawdown_duration_from_initial_cash_never_recovered() -> None:
+    # Never back at the starting capital: the span runs from the capital (one period before
+    # the first row, timed at the first timestamp) to the last row.
+    eq = make_equity(QUARTERS, [9_500.0, 9_800.0, 9_000.0, 9_900.0])
+    m = metrics_no_warning(eq)
+    assert m["max_drawdown_duration"] == 4.0
+    assert m["max_drawdown_duration_days"] == pytest.approx(274.0)
+
+
+def test_max_drawdown_duration_periods_and_days_are_separate_maxima() -> None:
+    ts = [datetime(2024, 1, d) for d in (1, 2, 3, 4, 5)] + [datetime(2024, 2, 1)]
+    eq = make_equity(ts, [10_100.0, 10_000.0, 10_050.0, 10_200.0, 10_100.0, 10_300.0])
+    m = metrics_no_warning(eq, periods_per_year=252.0)
+    # Spell A: Jan 1 -> Jan 4, 3 periods, 3 days. Spell B: Jan 4 -> Feb 1, 2 periods, 28 days.
+    assert m["max_drawdown_duration"] == 3.0
+    assert m["max_drawdown_duration_days"] == pytest.approx(28.0)
+
+
+def test_max_drawdown_duration_equal_to_peak_recovers() -> None:
+    eq = make_equity(QUARTERS, [10_100.0, 10_000.0, 10_100.0, 10_050.0])
+    m = metrics_no_warning(eq)
+    assert m["max_drawdown_duration"] == 2.0  # Q1 -> Q3; then Q3 -> Q4 (1 period, open)
+    assert m["max_drawdown_duration_days"] == pytest.approx(182.0)
+
+
+def test_max_drawdown_duration_zero_without_drawdown() -> None:
+    eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_400.0])
+    with expect_undefined("sortino", "calmar"):
+        m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
+    assert m["max_drawdown_duration"] == 0.0
+    assert m["max_drawdown_duration_days"] == 0.0
+
+
+def test_average_exposures() -> None:
+    eq = make_equity(QUARTERS, VALUES).with_columns(
+        long_value=pl.Series([5_100.0, 9_900.0, 0.0, 11_000.0]),
+        short_value=pl.Series([0.0, -4_950.0, 0.0, -5_500.0]),
+    )
+    m = metrics_no_warning(eq)
+    # gross: 5_100/10_200, 14_850/9_900, 0, 16_500/11_000 = 0.5, 1.5, 0, 1.5
+    assert m["avg_gross_exposure"] == pytest.approx((0.5 + 1.5 + 0.0 + 1.5) / 4)
+    # net: 0.5, 4_950/9_900, 0, 5_500/11_000 = 0.5, 0.5, 0, 0.5
+    assert m["avg_net_exposure"] == pytest.approx((0.5 + 0.5 + 0.0 + 0.5) / 4)
+
+
+def test_exposures_need_long_and_short_columns() -> None:
+    eq = make_equity(QUARTERS, VALUES).select("timestamp", "equity")
+    with expect_undefined("avg_gross_exposure", "avg_net_exposure"):
+        m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
+    assert math.isnan(m["avg_gross_exposure"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark-relative metrics
+# ---------------------------------------------------------------------------------------------
+
+BENCH = [0.01, -0.02, 0.03, 0.02]
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def test_benchmark_alpha_beta_information_ratio() -> None:
+    assert "beta" not in reference_metrics()  # only with a benchmark
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = compute_metrics(
+            make_equity(QUARTERS, VALUES),
+            SOME_TRADES,
+            NO_FILLS,
+            initial_cash=CASH,
+            periods_per_year=4.0,
+            benchmark=pl.Series(BENCH),
+        )
+    r, b = RETURNS, BENCH
+    mr, mb = _mean(r), _mean(b)
+    cov = sum((x - mr) * (y - mb) for x, y in zip(r, b, strict=True)) / 3
+    var = sum((y - mb) ** 2 for y in b) / 3
+    beta = cov / var
+    assert m["beta"] == pytest.approx(beta)
+    assert m["alpha"] == pytest.approx(_mean([x - beta * y for x, y in zip(r, b, strict=True)]) * 4)
+    active = [x - y for x, y in zip(r, b, strict=True)]
+    ma = _mean(active)
+    te = math.sqrt(sum((a - ma) ** 2 for a in active) / 3)
+    assert m["information_ratio"] == pytest.approx(ma / te * 2)
+
+
+def test_benchmark_identical_to_strategy() -> None:
+    with expect_undefined("information_ratio"):  # zero tracking error
+        m = compute_metrics(
+            make_equity(QUARTERS, VALUES),
+            SOME_TRADES,
+            NO_FILLS,
+            initial_cash=CASH,
+            periods_per_year=4.0,
+            benchmark=pl.Series(RETURNS),
+        )
+    assert m["beta"] == pytest.approx(1.0)
+    assert m["alpha"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_benchmark_missing_values_drop_periods() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = compute_metrics(
+            make_equity(QUARTERS, VALUES),
+            SOME_TRADES,
+            NO_FILLS,
+            initial_cash=CASH,
+            periods_per_year=4.0,
+            benchmark=pl.Series([None, -0.02, 0.03, 0.02]),
+        )
+    r, b = RETURNS[1:], BENCH[1:]
+    mr, mb = _mean(r), _mean(b)
+    beta = sum((x - mr) * (y - mb) for x, y in zip(r, b, strict=True)) / sum(
+        (y - mb) ** 2 for y in b
+    )
+    assert m["beta"] == pytest.approx(beta)
+
+
+def test_benchmark_undefined_cases() -> None:
+    eq = make_equity(QUARTERS, VALUES)
+    with expect_undefined("alpha", "beta"):  # constant benchmark
+        m = compute_metrics(
+            eq,
+            SOME_TRADES,
+            NO_FILLS,
+            initial_cash=CASH,
+            periods_per_year=4.0,
+            benchmark=pl.Series([0.01] * 4),
+        )
+    assert math.isnan(m["beta"]) and math.isfinite(m["information_ratio"])
+    with expect_undefined("alpha", "beta", "information_ratio"):  # one usable period
+        compute_metrics(
+            eq,
+            SOME_TRADES,
+            NO_FILLS,
+            initial_cash=CASH,
+            periods_per_year=4.0,
+            benchmark=pl.Series([None, None, float("nan"), 0.01]),
+        )
+    with pytest.raises(ValueError, match="one return per equity row"):
+        compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, benchmark=pl.Series([0.1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Series helpers: drawdown, period returns, monthly returns, rolling Sharpe
+# ---------------------------------------------------------------------------------------------
+
+
+def test_drawdown_series() -> None:
+    dd = drawdown([10_200.0, 9_900.0, 10_500.0, 9_450.0], 10_000.0)
+    expected = [0.0, 9_900 / 10_200 - 1, 0.0, 9_450 / 10_500 - 1]
+    assert dd.tolist() == pytest.approx(expected)
+    # Below the starting capital from the start: the peak is the capital.
+    assert drawdown([9_000.0], 10_000.0).tolist() == pytest.approx([-0.1])
+
+
+def test_period_returns() -> None:
+    assert period_returns(VALUES, CASH).tolist() == pytest.approx(RETURNS)
+
+
+def test_monthly_returns() -> None:
+    eq = pl.DataFrame(
+        {
+            "timestamp": [
+                datetime(2023, 12, 29),
+                datetime(2024, 1, 5),
+                datetime(2024, 1, 31),
+                datetime(2024, 3, 1),
+                datetime(2024, 3, 28),
+            ],
+            "equity": [10_100.0, 9_000.0, 10_605.0, 10_000.0, 9_544.5],
+        }
+    )
+    out = monthly_returns(eq, CASH)
+    assert out["year"].to_list() == [2023, 2024, 2024]
+    assert out["month"].to_list() == [12, 1, 3]  # February has no data
+    assert out["return"].to_list() == pytest.approx(
+        [10_100 / 10_000 - 1, 10_605 / 10_100 - 1, 9_544.5 / 10_605 - 1]
+    )
+
+
+def test_monthly_returns_use_the_local_calendar() -> None:
+    # 2024-01-31 23:30 in New York is already February in UTC.
+    local = pl.Series(
+        [datetime(2024, 1, 31, 23, 30), datetime(2024, 2, 1, 9, 30)]
+    ).dt.replace_time_zone("America/New_York")
+    eq = pl.DataFrame({"timestamp": local, "equity": [11_000.0, 12_100.0]})
+    out = monthly_returns(eq, CASH)
+    assert out["month"].to_list() == [1, 2]
+    assert out["return"].to_list() == pytest.approx([0.1, 0.1])
+
+
+def test_rolling_sharpe() -> None:
+    r = pl.Series([0.01, 0.03, -0.01, 0.02, 0.02, 0.02, 0.02])
+    out = rolling_sharpe(r, 3, 4.0).to_list()
+    assert out[:2] == [None, None]
+    # window [0.01, 0.03, -0.01]: mean 0.01, std 0.02 -> 0.5 * sqrt(4)
+    assert out[2] == pytest.approx(1.0)
+    w = [0.03, -0.01, 0.02]
+    mw = _mean(w)
+    sw = math.sqrt(sum((x - mw) ** 2 for x in w) / 2)
+    assert out[3] == pytest.approx(mw / sw * 2)
+    assert math.isnan(out[6])  # zero std in the window [0.02, 0.02, 0.02]
+    with pytest.raises(ValueError, match="window"):
+        rolling_sharpe(r, 1, 4.0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Undefined metrics: NaN and a RuntimeWarning naming them
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +654,9 @@ def test_no_fills_gives_zero_costs_and_turnover() -> None:
 def test_no_closed_trades() -> None:
     trades = make_trades([100.0], ["open"])
     for frame in (trades, NO_TRADES):
-        with expect_undefined("win_rate", "profit_factor"):
+        with expect_undefined(
+            "win_rate", "profit_factor", "expectancy", "avg_win", "avg_loss", "payoff_ratio"
+        ):
             m = compute_metrics(
                 make_equity(QUARTERS, VALUES),
                 frame,
@@ -394,7 +671,7 @@ def test_no_closed_trades() -> None:
 
 def test_profit_factor_all_zero_pnl() -> None:
     trades = make_trades([0.0, 0.0], ["closed", "closed"])
-    with expect_undefined("profit_factor"):
+    with expect_undefined("profit_factor", "avg_win", "avg_loss", "payoff_ratio"):
         m = compute_metrics(
             make_equity(QUARTERS, VALUES),
             trades,
@@ -408,7 +685,8 @@ def test_profit_factor_all_zero_pnl() -> None:
 
 def test_warning_message_names_metric_and_points_at_caller() -> None:
     trades = make_trades([0.0], ["closed"])
-    with pytest.warns(RuntimeWarning, match="profit_factor") as records:
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
         compute_metrics(
             make_equity(QUARTERS, VALUES),
             trades,
@@ -416,14 +694,17 @@ def test_warning_message_names_metric_and_points_at_caller() -> None:
             initial_cash=CASH,
             periods_per_year=4.0,
         )
-    assert records[0].filename == __file__
+    messages = [str(r.message) for r in records]
+    assert any("'profit_factor' is undefined" in m for m in messages), messages
+    assert all(r.filename == __file__ for r in records)
 
 
 def test_single_equity_row_with_given_ppy() -> None:
     eq = make_equity(QUARTERS[:1], [10_500.0])
-    with expect_undefined("volatility", "sharpe", "sortino", "cagr", "turnover"):
+    expected = ("volatility", "sharpe", "sortino", "cagr", "calmar", "turnover")
+    with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=252.0)
-    for key in ("volatility", "sharpe", "sortino", "cagr", "turnover"):
+    for key in expected:
         assert math.isnan(m[key]), key
     # Still well defined from one observation.
     assert m["total_return"] == pytest.approx(10_500 / 10_000 - 1)
@@ -433,7 +714,7 @@ def test_single_equity_row_with_given_ppy() -> None:
 
 def test_single_equity_row_cannot_infer_ppy() -> None:
     eq = make_equity(QUARTERS[:1], [9_500.0])
-    expected = ("periods_per_year", "volatility", "sharpe", "sortino", "cagr", "turnover")
+    expected = ("periods_per_year", "volatility", "sharpe", "sortino", "cagr", "calmar", "turnover")
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH)
     for key in expected:
@@ -444,7 +725,7 @@ def test_single_equity_row_cannot_infer_ppy() -> None:
 def test_zero_elapsed_time() -> None:
     t = datetime(2024, 1, 1)
     eq = make_equity([t, t], [10_100.0, 9_900.0])
-    expected = ("periods_per_year", "volatility", "sharpe", "sortino", "cagr", "turnover")
+    expected = ("periods_per_year", "volatility", "sharpe", "sortino", "cagr", "calmar", "turnover")
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH)
     for key in expected:
@@ -460,8 +741,13 @@ def test_empty_equity() -> None:
         "volatility",
         "sharpe",
         "sortino",
+        "calmar",
         "max_drawdown",
+        "max_drawdown_duration",
+        "max_drawdown_duration_days",
         "turnover",
+        "avg_gross_exposure",
+        "avg_net_exposure",
     )
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH)
@@ -471,7 +757,7 @@ def test_empty_equity() -> None:
 
 def test_flat_equity_zero_std() -> None:
     eq = make_equity(QUARTERS[:3], [10_000.0, 10_000.0, 10_000.0])
-    with expect_undefined("sharpe", "sortino"):
+    with expect_undefined("sharpe", "sortino", "calmar"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert math.isnan(m["sharpe"])
     assert math.isnan(m["sortino"])
@@ -482,7 +768,7 @@ def test_flat_equity_zero_std() -> None:
 def test_constant_growth_rounding_noise_is_zero_std() -> None:
     # Each period returns 10 % up to rounding; the std is rounding noise, not a real 1e-17.
     eq = make_equity(QUARTERS[:3], [11_000.0, 12_100.0, 13_310.0])
-    with expect_undefined("sharpe", "sortino"):
+    with expect_undefined("sharpe", "sortino", "calmar"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert math.isnan(m["sharpe"])
     assert m["volatility"] == pytest.approx(0.0, abs=1e-12)
@@ -490,7 +776,7 @@ def test_constant_growth_rounding_noise_is_zero_std() -> None:
 
 def test_no_losing_period_only_sortino_undefined() -> None:
     eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_400.0])
-    with expect_undefined("sortino"):
+    with expect_undefined("sortino", "calmar"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     r = [10_100 / 10_000 - 1, 10_300 / 10_100 - 1, 10_400 / 10_300 - 1]
     mean = sum(r) / 3
@@ -501,7 +787,8 @@ def test_no_losing_period_only_sortino_undefined() -> None:
 
 def test_equity_through_zero() -> None:
     eq = make_equity(QUARTERS[:3], [5_000.0, 0.0, 1_000.0])
-    with expect_undefined("volatility", "sharpe", "sortino"):
+    exposures = ("avg_gross_exposure", "avg_net_exposure")
+    with expect_undefined("volatility", "sharpe", "sortino", *exposures):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert m["max_drawdown"] == pytest.approx(1.0)
     assert m["total_return"] == pytest.approx(1_000 / 10_000 - 1)
@@ -509,7 +796,7 @@ def test_equity_through_zero() -> None:
 
 def test_negative_final_equity_cagr_undefined() -> None:
     eq = make_equity(QUARTERS[:3], [5_000.0, 2_000.0, -1_000.0])
-    with expect_undefined("cagr"):
+    with expect_undefined("cagr", "calmar", "avg_gross_exposure", "avg_net_exposure"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert math.isnan(m["cagr"])
     assert m["total_return"] == pytest.approx(-1_000 / 10_000 - 1)

@@ -6,8 +6,8 @@ Example:
     >>> feed = PolarsDataFeed(make_bars(n_assets=10, n_bars=100, seed=7))
     >>> config = BacktestConfig(commission={"model": "percent", "rate": 0.001})
     >>> result = Backtest(feed, TopKStrategy("score", k=3), config=config).run()
-    >>> sorted(result.metrics)[:3]
-    ['cagr', 'max_drawdown', 'num_trades']
+    >>> list(result.metrics)[:3]
+    ['total_return', 'cagr', 'volatility']
 """
 
 from ml4t.backtest._core import __version__
@@ -28,7 +28,9 @@ from ml4t.backtest.errors import (
     StrategyError,
 )
 from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.storage import write_dataset
 from ml4t.backtest.strategy import SignalStrategy, Strategy, TimestampBatch, TopKStrategy
+from ml4t.backtest.validation import ValidationReport, validate
 
 __all__ = [
     "AccountConfig",
@@ -48,5 +50,8 @@ __all__ = [
     "StrategyError",
     "TimestampBatch",
     "TopKStrategy",
+    "ValidationReport",
     "__version__",
+    "validate",
+    "write_dataset",
 ]

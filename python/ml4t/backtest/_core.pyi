@@ -15,6 +15,15 @@ from typing_extensions import CapsuleType
 __version__: str
 """Version of the Rust crate the extension was built from."""
 
+EXIT_REASONS: list[str]
+"""Trade exit reason names, indexed by the ``exit_reason`` code of the trades table."""
+
+REJECT_REASONS: list[str]
+"""Rejection reason names, indexed by the ``reason`` code of the rejections table."""
+
+ORDER_TYPES: list[str]
+"""Order type names, indexed by the ``order_type`` code of the fills table."""
+
 _AssetRef: TypeAlias = str | int
 """An asset given by name (``str``) or by integer code (index into the sorted asset names)."""
 
@@ -31,8 +40,13 @@ def run_builtin(
     n_assets: int,
     config: dict[str, Any],
     strategy: dict[str, Any],
+    progress: Callable[[int], object] | None = None,
 ) -> dict[str, ArrowTable]:
     """Runs a built-in Rust strategy over ``data`` with the GIL released.
+
+    With ``progress``, the engine runs on a worker thread while the calling thread calls
+    ``progress(rows_done)`` about ten times a second and once at the end; an exception raised
+    by the callback cancels the run and propagates.
 
     Returns the tables ``"fills"``, ``"trades"``, ``"equity"`` and ``"rejections"``.
     """
@@ -47,13 +61,21 @@ def run_python(
     mode: Literal["batch", "bar"],
     wants_fills: bool,
     context_out: Callable[[Context], object] | None = None,
-) -> dict[str, ArrowTable]:
+    progress: Callable[[int], object] | None = None,
+) -> dict[str, Any]:
     """Runs a Python strategy over ``data``. ``mode`` is ``"batch"`` (then ``target`` is the
     driver with ``on_timestamp(start, end, ts)``) or ``"bar"`` (then ``target`` is the strategy
     with ``on_market_data(event, context)``).
 
     ``context_out``, when given, is called once with the run's :class:`Context` before the run.
-    Returns the same tables as :func:`run_builtin`.
+    ``progress``, when given, is called with the rows done about ten times a second (checked
+    every 64 timestamps) and once at the end; an exception it raises stops the run and
+    propagates.
+
+    Returns the same tables as :func:`run_builtin` (:class:`ArrowTable` values) plus
+    ``"records"``, an :class:`ArrowTable` of the values recorded with
+    :meth:`Context.record` (columns ``ts`` Int64, ``name`` UInt32 code, ``value`` Float64), and
+    ``"record_names"``, the ``list[str]`` of names indexed by that code.
     """
 
 def column_address(data: _ArrowStreamExportable, name: str) -> int | None:
@@ -139,6 +161,11 @@ class Context:
     ) -> None:
         """Hold exactly ``weights`` (``{asset: fraction of equity}`` or ``(asset, weight)`` pairs)
         and close every other position."""
+
+    def record(self, **values: float) -> None:
+        """Records user values at the current timestamp, e.g. ``context.record(gross=1.2)``;
+        they come back as ``result.records`` (timestamp, name, value). Raises
+        :class:`~ml4t.backtest.errors.BacktestError` for a value that is not a number."""
 
 # --- event.rs -----------------------------------------------------------------------------------
 

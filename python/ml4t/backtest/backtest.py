@@ -4,17 +4,21 @@ Example:
     >>> from ml4t.backtest import Backtest, PolarsDataFeed, SignalStrategy
     >>> from ml4t.backtest.synthetic import make_bars
     >>> feed = PolarsDataFeed(make_bars(n_assets=2, n_bars=50, seed=1))
-    >>> result = Backtest(feed, SignalStrategy("signal", quantity=10)).run()
+    >>> result = Backtest(feed, SignalStrategy("signal", quantity=10)).run(progress=False)
     >>> result.equity.height
     50
 """
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 from ml4t.backtest import _core
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.progress import progress_bar
 from ml4t.backtest.result import BacktestResult
 from ml4t.backtest.strategy import (
     BuiltinStrategy,
@@ -52,26 +56,47 @@ class Backtest:
         self.strategy = strategy
         self.config = config or BacktestConfig()
 
-    def run(self) -> BacktestResult:
-        """Runs the backtest and returns its result."""
+    def run(self, progress: bool | None = None) -> BacktestResult:
+        """Runs the backtest and returns its result.
+
+        Args:
+            progress: show a progress bar (tqdm, in bars per second) on stderr. ``None`` (the
+                default) shows it only when stderr is a terminal; ``True`` forces it, ``False``
+                switches it off.
+
+        Raises:
+            ConfigError: if ``progress`` is not ``True``, ``False`` or ``None``.
+        """
         engine_config = self.config.engine_dict()
-        if isinstance(self.strategy, Strategy):
-            mode = self.strategy.call_mode()
-            target: object = (
-                _BatchDriver(self.strategy, self.feed) if mode == "batch" else self.strategy
-            )
-            raw = _core.run_python(
-                self.feed.engine_frame,
-                self.feed.n_assets,
-                engine_config,
-                self.feed.assets,
-                self.feed.to_datetime,
-                target,
-                mode,
-                self.strategy.wants_fills(),
-            )
-        else:
-            raw = _core.run_builtin(
-                self.feed.engine_frame, self.feed.n_assets, engine_config, self.strategy.spec()
-            )
-        return BacktestResult(raw, self.feed, self.config)
+        started_at = datetime.now(timezone.utc)
+        start = time.perf_counter()
+        with progress_bar(len(self.feed), progress) as callback:
+            if isinstance(self.strategy, Strategy):
+                mode = self.strategy.call_mode()
+                target: object = (
+                    _BatchDriver(self.strategy, self.feed) if mode == "batch" else self.strategy
+                )
+                raw = _core.run_python(
+                    self.feed.engine_data(),
+                    self.feed.n_assets,
+                    engine_config,
+                    self.feed.assets,
+                    self.feed.to_datetime,
+                    target,
+                    mode,
+                    self.strategy.wants_fills(),
+                    progress=callback,
+                )
+            else:
+                raw = _core.run_builtin(
+                    self.feed.engine_data(),
+                    self.feed.n_assets,
+                    engine_config,
+                    self.strategy.spec(),
+                    progress=callback,
+                )
+        run_info = {
+            "started_at": started_at.isoformat(),
+            "duration_seconds": time.perf_counter() - start,
+        }
+        return BacktestResult(raw, self.feed, self.config, run_info=run_info)

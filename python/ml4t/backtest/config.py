@@ -11,15 +11,31 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
+import re
+import sys
 from contextvars import ContextVar
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ml4t.backtest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ml4t.backtest.strategy import BuiltinStrategy, Strategy
 
 _VALIDATING: ContextVar[bool] = ContextVar("ml4t_config_validating", default=False)
 
@@ -30,7 +46,8 @@ def _format_validation_error(err: ValidationError) -> str:
         location = ""
         for piece in item["loc"]:
             location += f"[{piece}]" if isinstance(piece, int) else f".{piece}"
-        parts.append(f"{location.lstrip('.') or '<root>'}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{location.lstrip('.') or '<root>'}: {message}")
     return "; ".join(parts)
 
 
@@ -59,11 +76,20 @@ class ExecutionConfig(_Section):
 
     ``mode``: ``next_open`` fills a market order at the open of the asset's next bar;
     ``same_close`` at the close of the decision bar. ``share_rounding``: ``fractional`` or
-    ``integer`` (target orders round toward zero).
+    ``integer`` (target orders round toward zero). ``intrabar_path``: which extreme of a bar
+    is visited first when several order levels lie inside it (``ohlc``: the one nearer the open;
+    ``pessimistic``/``optimistic``: the one adverse/favourable to the position). ``limit_fill``:
+    ``touch`` or ``through_amount``/``through_fraction`` by ``limit_through``.
+    ``max_volume_fraction``: at most this fraction of a bar's volume fills per order (partial
+    fills); ``None`` for no limit. See ``docs/semantics.md``.
     """
 
     mode: Literal["next_open", "same_close"] = "next_open"
     share_rounding: Literal["fractional", "integer"] = "fractional"
+    intrabar_path: Literal["ohlc", "pessimistic", "optimistic"] = "ohlc"
+    limit_fill: Literal["touch", "through_amount", "through_fraction"] = "touch"
+    limit_through: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    max_volume_fraction: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
 
 
 class CommissionConfig(_Section):
@@ -90,6 +116,208 @@ class AccountConfig(_Section):
     allow_short: bool = True
 
 
+_DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+BUILTIN_STRATEGIES = {
+    "signal": "SignalStrategy",
+    "SignalStrategy": "SignalStrategy",
+    "top_k": "TopKStrategy",
+    "TopKStrategy": "TopKStrategy",
+}
+
+
+def _check_duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError(
+            f"'{value}' is not a Polars duration (e.g. '1d', '15m', '1mo', '1w', '1h30m')"
+        )
+    return value
+
+
+class ValidationConfig(_Section):
+    """What the feed does when a row breaks a rule (see ``docs/data.md``).
+
+    Every field defaults to ``"raise"`` (a :class:`~ml4t.backtest.errors.DataValidationError`
+    naming the rule, the column and the first offending keys) except ``sort``. Cleaning is never
+    silent: the feed records every action in ``feed.cleaning`` and warns.
+
+    - ``sort``: ``"sort"`` rows by (timestamp, asset), or ``"raise"`` if they are out of order.
+    - ``duplicates``: ``"drop"`` keeps the last row of each duplicated (timestamp, asset).
+    - ``missing``: null/NaN/inf in open, high, low, close, volume: ``"drop"`` the rows or
+      ``"ffill"`` from the asset's previous bar.
+    - ``missing_signals``: a feature (signal, indicator, context) column with no value at a bar
+      (null, or nothing available yet from a joined frame): ``"nan"`` (= no signal),
+      ``"drop"`` the bars, or ``"ffill"`` from the asset's previous bar. NaN is always allowed.
+    - ``prices``: a price <= 0: ``"drop"`` the rows.
+    - ``volume``: a negative volume: ``"drop"`` the rows or ``"clip"`` it to 0.
+    - ``ohlc``: low > high or open/close outside [low, high]: ``"drop"`` the rows or ``"clip"``
+      (swap low/high when reversed, then clip open and close into the range).
+    """
+
+    sort: Literal["sort", "raise"] = "sort"
+    duplicates: Literal["raise", "drop"] = "raise"
+    missing: Literal["raise", "drop", "ffill"] = "raise"
+    missing_signals: Literal["raise", "nan", "drop", "ffill"] = "raise"
+    prices: Literal["raise", "drop"] = "raise"
+    volume: Literal["raise", "drop", "clip"] = "raise"
+    ohlc: Literal["raise", "drop", "clip"] = "raise"
+
+
+class DataConfig(_Section):
+    """Where the data is and how to read it; :meth:`PolarsDataFeed.from_config` builds the feed.
+
+    Paths (``prices``, ``signals``, ``indicators``, ``context``) are a Parquet file, a glob or a
+    (hive-partitioned) directory; relative paths are resolved against the config file's
+    directory by the CLI. ``rename`` maps source column names to the names the feed expects
+    (``{"Date": "timestamp", "Adj Close": "close"}``). ``start``/``end`` (inclusive; ISO text, a
+    date alone means the whole day) are pushed into the scan. ``chunk_by`` (a period such as
+    ``"1mo"``) or ``chunk_rows`` (a row budget) turn on streaming. ``available_column``,
+    ``signal_timing`` and ``lag`` control when a signal may be used; ``hold`` names joined
+    frames whose last value is kept until a newer row (see ``docs/data.md``).
+    """
+
+    prices: str | None = None
+    signals: str | None = None
+    indicators: str | None = None
+    context: str | None = None
+    timestamp_column: str = "timestamp"
+    asset_column: str | None = None
+    rename: dict[str, str] = Field(default_factory=dict)
+    start: str | None = None
+    end: str | None = None
+    available_column: str | None = None
+    signal_timing: Literal["strict", "shift"] = "strict"
+    lag: StrictInt | str | None = None
+    hold: list[Literal["signals", "indicators", "context"]] = Field(default_factory=list)
+    chunk_by: str | None = None
+    chunk_rows: StrictInt | None = Field(default=None, gt=0)
+    validation: ValidationConfig = ValidationConfig()
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _iso_time(cls, value: Any) -> Any:
+        # Kept as ISO text so a date stays a date (``end`` = the whole day) through a round trip.
+        if isinstance(value, (date, datetime)):
+            return value.isoformat()
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"'{value}' is not an ISO date or datetime") from None
+        return value
+
+    @field_validator("lag")
+    @classmethod
+    def _check_lag(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("a lag in bars must be >= 0")
+        if isinstance(value, str):
+            _check_duration(value)
+        return value
+
+    @field_validator("chunk_by")
+    @classmethod
+    def _check_durations(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
+
+    @field_validator("chunk_rows")
+    @classmethod
+    def _one_chunking(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("chunk_by") is not None:
+            raise ValueError("give chunk_by or chunk_rows, not both")
+        return value
+
+
+class StrategyConfig(_Section):
+    """The strategy: a built-in name (``signal``/``SignalStrategy``, ``top_k``/``TopKStrategy``)
+    or an import path ``package.module:Class`` (a :class:`~ml4t.backtest.Strategy` subclass),
+    built with ``params`` as keyword arguments. Built-in parameters are checked when the config
+    is loaded; an import path is imported only by :meth:`build`."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if value not in BUILTIN_STRATEGIES and not _IMPORT_PATH.match(value):
+            raise ValueError(
+                f"'{value}' is neither a built-in strategy ({sorted(BUILTIN_STRATEGIES)}) nor an "
+                "import path 'package.module:Class'"
+            )
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _check_builtin_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        if name in BUILTIN_STRATEGIES:
+            _build_builtin(str(name), value)
+        return value
+
+    def build(self, search_path: str | Path | None = None) -> Strategy | BuiltinStrategy:
+        """Imports (if needed) and instantiates the strategy.
+
+        Args:
+            search_path: a directory put first on ``sys.path`` while importing (the CLI passes
+                the config file's directory, so a ``strategies.py`` next to it is found).
+
+        Raises:
+            ConfigError: ``strategy.name: ...`` when the import fails or the class is not a
+                strategy; ``strategy.params: ...`` when the parameters do not fit.
+        """
+        if self.name in BUILTIN_STRATEGIES:
+            return _build_builtin(self.name, self.params)
+        from ml4t.backtest.strategy import Strategy
+
+        module_name, _, class_name = self.name.partition(":")
+        added = False
+        if search_path is not None and str(search_path) not in sys.path:
+            sys.path.insert(0, str(search_path))
+            added = True
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise ConfigError(
+                f"strategy.name: cannot import module '{module_name}': {err}"
+            ) from None
+        finally:
+            if added:
+                sys.path.remove(str(search_path))
+        cls = getattr(module, class_name, None)
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise ConfigError(
+                f"strategy.name: '{self.name}' is not a Strategy subclass "
+                f"(found {type(cls).__name__ if cls is not None else 'nothing'})"
+            )
+        try:
+            instance: Strategy = cls(**self.params)
+        except TypeError as err:
+            raise ConfigError(f"strategy.params: {class_name}: {err}") from None
+        return instance
+
+
+def _build_builtin(name: str, params: dict[str, Any]) -> BuiltinStrategy:
+    from ml4t.backtest import strategy as strategies
+
+    cls = getattr(strategies, BUILTIN_STRATEGIES[name])
+    try:
+        built: BuiltinStrategy = cls(**params)
+        built.spec()
+    except TypeError as err:
+        raise ValueError(f"{cls.__name__}: {err}") from None
+    except ConfigError as err:
+        raise ValueError(f"{cls.__name__}: {err}") from None
+    return built
+
+
+class OutputConfig(_Section):
+    """Where the CLI writes the results (``directory``) and whether it writes the HTML report."""
+
+    directory: str | None = None
+    report: bool = False
+
+
 class BacktestConfig(_Section):
     """Everything about a run besides the data and the strategy.
 
@@ -103,6 +331,9 @@ class BacktestConfig(_Section):
     slippage: SlippageConfig = SlippageConfig()
     account: AccountConfig = AccountConfig()
     periods_per_year: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    data: DataConfig | None = None
+    strategy: StrategyConfig | None = None
+    output: OutputConfig = OutputConfig()
 
     def engine_dict(self) -> dict[str, Any]:
         """The flat dict the Rust engine reads."""
@@ -110,6 +341,10 @@ class BacktestConfig(_Section):
             "initial_cash": self.initial_cash,
             "execution_mode": self.execution.mode,
             "share_rounding": self.execution.share_rounding,
+            "intrabar_path": self.execution.intrabar_path,
+            "limit_fill": self.execution.limit_fill,
+            "limit_through": self.execution.limit_through,
+            "max_volume_fraction": self.execution.max_volume_fraction,
             "commission_model": self.commission.model,
             "commission_rate": self.commission.rate,
             "commission_amount": self.commission.amount,
@@ -122,10 +357,50 @@ class BacktestConfig(_Section):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BacktestConfig:
-        """Builds a config from a plain dict (as loaded from a file)."""
+        """Builds a config from a plain dict (as loaded from a file).
+
+        A top-level ``preset: name`` key starts from that preset (see :meth:`preset`); the other
+        keys override it. The result is fully resolved: it no longer mentions the preset.
+        """
         if not isinstance(data, dict):
             raise ConfigError(f"<root>: expected a mapping, got {type(data).__name__}")
+        if "preset" in data:
+            rest = dict(data)
+            name = rest.pop("preset")
+            if not isinstance(name, str):
+                raise ConfigError(f"preset: expected a preset name, got {name!r}")
+            return cls.preset(name, **rest)
         return cls(**data)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> BacktestConfig:
+        """A config following another framework's conventions, with ``overrides`` merged in.
+
+        Names: ``default``, ``realistic``, ``backtrader``, ``vectorbt``, ``zipline`` (their
+        conventions are listed in ``docs/data.md`` and :data:`PRESET_NOTES`). Section overrides
+        are merged key by key::
+
+            BacktestConfig.preset("realistic", commission={"rate": 0.01}, initial_cash=1e6)
+
+        Raises:
+            ConfigError: ``preset: unknown preset ...``, or the location of a bad override.
+        """
+        if name not in PRESETS:
+            raise ConfigError(f"preset: unknown preset '{name}' (choose from {sorted(PRESETS)})")
+        merged = copy.deepcopy(PRESETS[name])
+        for key, value in overrides.items():
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            if isinstance(merged.get(key), dict) and isinstance(value, dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        return cls(**merged)
+
+    @staticmethod
+    def presets() -> list[str]:
+        """Names accepted by :meth:`preset`."""
+        return sorted(PRESETS)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BacktestConfig:
@@ -159,3 +434,58 @@ class BacktestConfig(_Section):
         if path is not None:
             Path(path).write_text(text)
         return text
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "realistic": {
+        "execution": {
+            "mode": "next_open",
+            "share_rounding": "integer",
+            "intrabar_path": "pessimistic",
+            "limit_fill": "through_fraction",
+            "limit_through": 0.0001,
+            "max_volume_fraction": 0.1,
+        },
+        "commission": {"model": "per_share", "rate": 0.005, "minimum": 1.0},
+        "slippage": {"model": "percent", "rate": 0.0005},
+    },
+    "backtrader": {
+        "execution": {"mode": "next_open", "share_rounding": "integer"},
+    },
+    "vectorbt": {
+        "execution": {"mode": "same_close", "share_rounding": "fractional"},
+    },
+    "zipline": {
+        "execution": {"mode": "next_open", "share_rounding": "integer"},
+        "commission": {"model": "per_share", "rate": 0.001},
+        "slippage": {"model": "percent", "rate": 0.0005},
+    },
+}
+"""Section values of each preset (everything else keeps its default)."""
+
+PRESET_NOTES: dict[str, str] = {
+    "default": "next-bar open, fractional shares, no costs, exits filled before entries.",
+    "realistic": (
+        "next-bar open, whole shares, $0.005/share commission with a $1 minimum, 5 bps "
+        "slippage, exits filled before entries; stops and targets inside one bar resolve "
+        "pessimistically, limits need to trade 1 bp through, and at most 10% of a bar's volume "
+        "fills per order."
+    ),
+    "backtrader": (
+        "next-bar open (backtrader's Market order), whole shares (its default sizer trades "
+        "whole units), no commission or slippage (its broker defaults). backtrader fills in "
+        "submission order; this engine always fills exits first."
+    ),
+    "vectorbt": (
+        "same-bar close (from_signals' default price), fractional shares, no fees or slippage. "
+        "vectorbt's default init_cash of 100 is not copied."
+    ),
+    "zipline": (
+        "whole shares, $0.001/share commission (PerShare default), 5 bps slippage "
+        "(FixedBasisPointsSlippage default, without its 10% volume cap). zipline fills a market "
+        "order at the next bar's close; this engine has no next-close mode, so the preset uses "
+        "the next bar's open."
+    ),
+}
+"""One line per preset: the conventions it sets and where it departs from the original."""

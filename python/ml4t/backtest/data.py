@@ -1,10 +1,18 @@
-"""``PolarsDataFeed``: validates a long-format frame of bars and signals and normalises it to the
-engine's schema, which the Rust core then reads through the Arrow PyCapsule interface without a
-copy.
+"""``PolarsDataFeed``: reads bars (and separate signal, indicator and context frames), checks
+every row, joins the separate frames point in time and normalises everything to the engine's
+schema, which the Rust core reads through the Arrow PyCapsule interface without a copy.
+
+Inputs: a DataFrame, a LazyFrame, a Parquet (or CSV) file, a glob, or a (hive-partitioned)
+directory such as one written by :func:`ml4t.backtest.storage.write_dataset`.
+
+In memory (the default) the feed builds one normalised frame. With ``chunk_by`` (a period such
+as ``"1mo"``) or ``chunk_rows`` (a row budget) it **streams**: the source stays lazy and the
+engine receives one time-ordered chunk at a time (a timestamp is never split), so only about one
+chunk is in memory. Both give identical results.
 
 Normalised schema (one row per timestamp and asset, sorted by both):
 ``ts`` Int64 nanoseconds, ``asset_id`` UInt32 (index into :attr:`PolarsDataFeed.assets`),
-``open high low close volume`` Float64, then one Float64 column per signal.
+``open high low close volume`` Float64, then one Float64 column per feature (signal).
 
 Example:
     >>> import polars as pl
@@ -21,84 +29,865 @@ Example:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+import glob as globlib
+import json
+import warnings
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, NoReturn
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from ml4t.backtest.errors import DataValidationError
+from ml4t.backtest.config import BacktestConfig, DataConfig, ValidationConfig
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.features import AsofJoin, JoinSpec, cast_timestamp, raw_literal
+from ml4t.backtest.storage import DATASET_MARKER
+from ml4t.backtest.validation import (
+    CODE,
+    PRICE_COLUMNS,
+    CleaningAction,
+    Collector,
+    DataCleaningWarning,
+    Finding,
+    FrameSpec,
+    LastRows,
+    ValidationReport,
+    _Stop,
+    check_bars,
+    check_features,
+    check_null_keys,
+    clean_bars,
+    clean_features,
+    dedupe,
+    order_rows,
+)
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 ASSET_COLUMN_CANDIDATES = ("asset", "symbol", "ticker")
+AVAILABLE_COLUMN = "available_at"
+DEFAULT_CHUNK_ROWS = 2_000_000
 _EPOCH = datetime(1970, 1, 1)
-_MAX_KEYS_SHOWN = 5
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+Source = pl.DataFrame | pl.LazyFrame | str | Path
+"""What the feed reads: a frame, a lazy frame, or a path (file, glob or directory)."""
+
+TimeLike = datetime | date | str
 
 
-def _keys_text(frame: pl.DataFrame, time_col: str, asset_col: str) -> str:
-    keys = frame.select(time_col, asset_col).unique(maintain_order=True)
-    rows = keys.head(_MAX_KEYS_SHOWN).rows()
-    return ", ".join(f"({t}, {a})" for t, a in rows)
+@dataclass
+class _Pass:
+    """State carried from chunk to chunk during one pass over the data."""
+
+    joins: list[AsofJoin]
+    bars: LastRows = field(default_factory=LastRows)
+    features: LastRows = field(default_factory=LastRows)
+
+
+def _fatal(collector: Collector, rule: str, column: str, detail: str) -> NoReturn:
+    collector.fatal(Finding(rule, column, detail))
+
+
+def _hive_keys(files: list[str], root: Path) -> list[str]:
+    """``key`` of each ``key=value`` directory between ``root`` and the first file."""
+    try:
+        parts = Path(files[0]).relative_to(root).parts[:-1]
+    except ValueError:
+        parts = Path(files[0]).parts[:-1]
+    return [part.split("=", 1)[0] for part in parts if "=" in part]
+
+
+def _scan(source: Any, name: str, collector: Collector) -> tuple[pl.LazyFrame, list[str], Path]:
+    """A lazy frame for ``source``, the hive partition keys of its paths, and the dataset
+    root (for the marker written by ``write_dataset``)."""
+    if isinstance(source, pl.DataFrame):
+        return source.lazy(), [], Path()
+    if isinstance(source, pl.LazyFrame):
+        return source, [], Path()
+    if not isinstance(source, (str, Path)):
+        _fatal(
+            collector,
+            "source",
+            name,
+            "expected a polars DataFrame or LazyFrame, or a path to Parquet data, got "
+            f"{type(source).__name__}",
+        )
+    text = str(source)
+    path = Path(text)
+    if any(ch in text for ch in "*?["):
+        files = sorted(globlib.glob(text, recursive=True))
+        prefix = text.split("*")[0].split("?")[0].split("[")[0]
+        pattern, root = text, Path(prefix) if prefix.endswith("/") else Path(prefix).parent
+    elif path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*.parquet"))
+        pattern, root = str(path / "**" / "*.parquet"), path
+    else:
+        files = [text] if path.is_file() else []
+        pattern, root = text, path.parent
+    if not files:
+        _fatal(collector, "source", name, f"no file matches '{text}'")
+    if files[0].endswith(".csv"):
+        return pl.scan_csv(pattern, try_parse_dates=True), [], root
+    keys = _hive_keys(files, root)
+    try:
+        lazy = pl.scan_parquet(pattern, hive_partitioning=bool(keys) or None)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        _fatal(collector, "source", name, f"cannot read '{text}': {err}")
+    _check_file_schemas(files, name, collector)
+    return lazy, keys, root
+
+
+def _check_file_schemas(files: list[str], name: str, collector: Collector) -> None:
+    """Every file of a multi-file dataset must have the same dtypes (Polars would silently
+    read the first file's time zone for all)."""
+    if len(files) < 2:
+        return
+    first = pl.read_parquet_schema(files[0])
+    for path in files[1:]:
+        schema = pl.read_parquet_schema(path)
+        for column, dtype in schema.items():
+            ref = first.get(column)
+            if ref is None or ref == dtype:
+                continue
+            if isinstance(ref, pl.Datetime) and isinstance(dtype, pl.Datetime):
+                if ref.time_zone != dtype.time_zone:
+                    _fatal(
+                        collector,
+                        "timezone",
+                        f"{name}.{column}",
+                        f"{path} has time zone {dtype.time_zone} but {files[0]} has "
+                        f"{ref.time_zone}; use one time zone throughout",
+                    )
+                continue
+            if isinstance(ref, (pl.Categorical, pl.Enum)) and isinstance(
+                dtype, (pl.Categorical, pl.Enum, pl.String)
+            ):
+                continue
+            if ref.is_numeric() and dtype.is_numeric():
+                continue
+            _fatal(
+                collector,
+                "dtype",
+                f"{name}.{column}",
+                f"{path} has dtype {dtype} but {files[0]} has {ref}",
+            )
+
+
+def _schema(lazy: pl.LazyFrame, name: str, collector: Collector) -> pl.Schema:
+    try:
+        return lazy.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as err:
+        _fatal(collector, "source", name, f"cannot read the schema: {err}")
+
+
+def _tz_text(tz: str | None) -> str:
+    return f"tz-aware ({tz})" if tz else "naive"
+
+
+def _time_zone(dtype: pl.DataType) -> str | None:
+    return dtype.time_zone if isinstance(dtype, pl.Datetime) else None
+
+
+def _duration(value: int | str | timedelta | None) -> int | str | None:
+    if isinstance(value, timedelta):
+        return f"{int(value / timedelta(microseconds=1))}us"
+    return value
 
 
 class PolarsDataFeed:
-    """Bars and signals for a backtest, validated and normalised.
+    """Bars and features for a backtest, validated, joined point in time and normalised.
 
     Args:
-        prices: long frame with a timestamp column, an asset column (``asset``, ``symbol`` or
-            ``ticker``), ``open high low close volume`` and any numeric signal columns.
-        signals: optional frame keyed by (timestamp, asset) whose numeric columns are joined
-            onto the bars (exact key match).
-        timestamp_column: name of the time column.
+        prices: bars in long format: a timestamp column, an asset column (``asset``, ``symbol``
+            or ``ticker``, or ``asset_column``), ``open high low close volume`` and any numeric
+            feature columns. A DataFrame, LazyFrame, Parquet/CSV file, glob or directory.
+        signals: optional frame per (timestamp, asset), e.g. model predictions; its numeric
+            columns are joined point in time (the last row at or before each bar).
+        indicators: like ``signals`` (per timestamp and asset); ``lag`` does not apply.
+        context: optional frame per timestamp (market-wide, no asset column), joined the same
+            way onto every asset's bar.
+        timestamp_column: name of the time column (in every frame).
         asset_column: name of the asset column; found automatically when ``None``.
+        rename: source column name -> name the feed expects, applied to ``prices``.
+        start, end: keep bars with ``start <= timestamp <= end`` (pushed into a Parquet scan):
+            datetimes, dates or ISO text; a date as ``end`` keeps that whole day; a naive value
+            is read in the data's time zone.
+        available_column: column of the joined frames holding when a row became known
+            (default ``available_at`` when present).
+        signal_timing: ``"strict"``: a row available after its timestamp raises
+            :class:`~ml4t.backtest.errors.SignalTimingError`; ``"shift"``: it is used from its
+            availability on.
+        lag: delay before a signal may be used: bars (int, per asset) or a duration
+            (``"15m"`` or a ``timedelta``). Applies to ``signals`` only.
+        hold: joined frames (``"signals"``, ``"indicators"``, ``"context"``) whose last
+            value is kept on later bars until a newer row; otherwise a row is attached to the
+            first bar at or after its effective time only, and bars without a row have no value
+            (see ``validation.missing_signals``).
+        chunk_by: stream in chunks of this period (``"1mo"``, ``"1w"``, ``"1d"``...).
+        chunk_rows: stream in chunks of about this many rows (whole timestamps).
+        validation: a :class:`~ml4t.backtest.config.ValidationConfig` (or dict): sort or
+            raise, and which cleaning to apply. Default: sort, raise on anything else.
 
     Raises:
-        DataValidationError: a required column is missing or of the wrong dtype, a key is
-            duplicated, a value is null, NaN or infinite, or prices are inconsistent. The
-            message names the column, the rule and the first offending (timestamp, asset) keys.
+        DataValidationError: a rule is broken; the message names the column, the rule, the
+            number of rows and the first offending (timestamp, asset) keys. A streaming feed
+            checks each chunk as it reads it (and its schema and join timing at once).
+        SignalTimingError: a joined row would be used before it is available.
+        ConfigError: an option has a bad value (e.g. ``data.chunk_rows: ...``).
     """
+
+    _frame: pl.DataFrame | None
 
     def __init__(
         self,
-        prices: pl.DataFrame | pl.LazyFrame,
-        signals: pl.DataFrame | pl.LazyFrame | None = None,
+        prices: Source,
+        signals: Source | None = None,
         *,
+        indicators: Source | None = None,
+        context: Source | None = None,
         timestamp_column: str = "timestamp",
         asset_column: str | None = None,
+        rename: Mapping[str, str] | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        available_column: str | None = None,
+        signal_timing: Literal["strict", "shift"] = "strict",
+        lag: int | str | timedelta | None = None,
+        hold: Collection[str] = (),
+        chunk_by: str | None = None,
+        chunk_rows: int | None = None,
+        validation: ValidationConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        frame = prices.collect() if isinstance(prices, pl.LazyFrame) else prices
-        if not isinstance(frame, pl.DataFrame):
-            raise DataValidationError(
-                f"prices: expected a polars DataFrame or LazyFrame, got {type(prices).__name__}"
-            )
-        self.timestamp_column = timestamp_column
-        self.asset_column = asset_column or self._find_asset_column(frame)
-        frame = self._check_columns(frame)
-        if signals is not None:
-            frame = self._join_signals(frame, signals)
-        self.signal_columns: list[str] = [
-            c
-            for c in frame.columns
-            if c not in (timestamp_column, self.asset_column, *PRICE_COLUMNS)
-            and frame.schema[c].is_numeric()
-        ]
-        ignored = [
-            c
-            for c in frame.columns
-            if c not in (timestamp_column, self.asset_column, *PRICE_COLUMNS, *self.signal_columns)
-        ]
-        if ignored:
-            raise DataValidationError(
-                f"columns {ignored}: signal columns must be numeric "
-                f"(dtypes {[str(frame.schema[c]) for c in ignored]}); drop or cast them"
-            )
-        self._validate(frame)
-        ts_dtype = frame.schema[timestamp_column]  # Datetime after _check_columns
-        self.time_zone: str | None = (
-            ts_dtype.time_zone if isinstance(ts_dtype, pl.Datetime) else None
+        collector = Collector(raise_errors=True)
+        self._setup(
+            collector,
+            prices,
+            signals,
+            indicators=indicators,
+            context=context,
+            timestamp_column=timestamp_column,
+            asset_column=asset_column,
+            rename=rename,
+            start=start,
+            end=end,
+            available_column=available_column,
+            signal_timing=signal_timing,
+            lag=lag,
+            hold=hold,
+            chunk_by=chunk_by,
+            chunk_rows=chunk_rows,
+            validation=validation,
         )
+        if not self.streaming:
+            self._frame = self._build(collector)
+            self._finish(collector)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def scan(cls, source: Source, signals: Source | None = None, **options: Any) -> PolarsDataFeed:
+        """A streaming feed over ``source`` (a lazy frame or a path); chunks of
+        ``DEFAULT_CHUNK_ROWS`` rows unless ``chunk_by`` or ``chunk_rows`` is given. Takes the
+        same options as the constructor."""
+        if options.get("chunk_by") is None and options.get("chunk_rows") is None:
+            options["chunk_rows"] = DEFAULT_CHUNK_ROWS
+        return cls(source, signals, **options)
+
+    @classmethod
+    def from_config(cls, config: DataConfig, base_dir: str | Path | None = None) -> PolarsDataFeed:
+        """The feed a :class:`~ml4t.backtest.config.DataConfig` describes; relative paths are
+        resolved against ``base_dir``."""
+        prices, options = cls.config_options(config, base_dir)
+        return cls(prices, **options)
+
+    @staticmethod
+    def config_options(
+        config: DataConfig, base_dir: str | Path | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """The prices path and the constructor's keyword arguments for ``config``."""
+        if config.prices is None:
+            raise ConfigError("data.prices: a path to the bars is required")
+
+        def resolve(path: str | None) -> str | None:
+            if path is None or base_dir is None or Path(path).is_absolute():
+                return path
+            return str(Path(base_dir) / path)
+
+        options: dict[str, Any] = {
+            "signals": resolve(config.signals),
+            "indicators": resolve(config.indicators),
+            "context": resolve(config.context),
+            "timestamp_column": config.timestamp_column,
+            "asset_column": config.asset_column,
+            "rename": config.rename,
+            "start": config.start,
+            "end": config.end,
+            "available_column": config.available_column,
+            "signal_timing": config.signal_timing,
+            "lag": config.lag,
+            "hold": config.hold,
+            "chunk_by": config.chunk_by,
+            "chunk_rows": config.chunk_rows,
+            "validation": config.validation,
+        }
+        return str(resolve(config.prices)), options
+
+    @classmethod
+    def _report_for(cls, prices: Source, **options: Any) -> ValidationReport:
+        """Runs every check on ``prices`` (and the other options) and collects the findings."""
+        collector = Collector(raise_errors=False)
+        feed = cls.__new__(cls)
+        try:
+            feed._setup(collector, prices, options.pop("signals", None), **options)
+            if feed.streaming:
+                for _ in feed._stream(collector):
+                    pass
+            else:
+                feed._build(collector)
+        except _Stop:
+            pass
+        return collector.report()
+
+    def _setup(
+        self,
+        collector: Collector,
+        prices: Source,
+        signals: Source | None,
+        *,
+        indicators: Source | None = None,
+        context: Source | None = None,
+        timestamp_column: str = "timestamp",
+        asset_column: str | None = None,
+        rename: Mapping[str, str] | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        available_column: str | None = None,
+        signal_timing: Literal["strict", "shift"] = "strict",
+        lag: int | str | timedelta | None = None,
+        hold: Collection[str] = (),
+        chunk_by: str | None = None,
+        chunk_rows: int | None = None,
+        validation: ValidationConfig | Mapping[str, Any] | None = None,
+    ) -> None:
+        # Validated as the data section of a config, so a bad option reads "data.chunk_rows: ...".
+        raw_options: dict[str, Any] = {
+            "timestamp_column": timestamp_column,
+            "asset_column": asset_column,
+            "rename": dict(rename or {}),
+            "available_column": available_column,
+            "signal_timing": signal_timing,
+            "lag": _duration(lag),
+            "hold": list(hold),
+            "chunk_by": chunk_by,
+            "chunk_rows": chunk_rows,
+            "validation": validation if validation is not None else {},
+        }
+        section = BacktestConfig.from_dict({"data": raw_options}).data
+        assert section is not None
+        options: DataConfig = section
+        self.policy: ValidationConfig = options.validation
+        self.chunk_by = options.chunk_by
+        self.chunk_rows = options.chunk_rows
+        self.cleaning: list[CleaningAction] = []
+        self._frame = None
+        self._raw: pl.DataFrame | None = None
+        self._chunk_serial = 0
+        self._current: pl.DataFrame | None = None
+        self._collector: Collector | None = None
+        t = self.timestamp_column = options.timestamp_column
+
+        lazy, hive_keys, root = _scan(prices, "prices", collector)
+        if options.rename:
+            have = _schema(lazy, "prices", collector)
+            unknown = [k for k in options.rename if k not in have]
+            if unknown:
+                _fatal(collector, "missing_column", unknown[0], "rename: no such column")
+            lazy = lazy.rename(options.rename)
+        schema = _schema(lazy, "prices", collector)
+        self.asset_column = options.asset_column or self._find_asset_column(schema, collector)
+        a = self.asset_column
+        missing = [c for c in (t, a, *PRICE_COLUMNS) if c not in schema]
+        if missing:
+            _fatal(
+                collector,
+                "missing_column",
+                missing[0],
+                f"required column is missing (missing {missing}, have {list(schema)})",
+            )
+        self._raw_ts: pl.DataType = schema[t]
+        if not (self._raw_ts == pl.Date or isinstance(self._raw_ts, pl.Datetime)):
+            _fatal(collector, "dtype", t, f"dtype must be Datetime or Date, got {self._raw_ts}")
+        if not isinstance(schema[a], (pl.String, pl.Categorical, pl.Enum)):
+            detail = f"dtype must be String, Categorical or Enum, got {schema[a]}"
+            _fatal(collector, "dtype", a, detail)
+        for name in PRICE_COLUMNS:
+            if not schema[name].is_numeric():
+                _fatal(collector, "dtype", name, f"dtype must be numeric, got {schema[name]}")
+        self.time_zone: str | None = _time_zone(self._raw_ts)
         self._tz: tzinfo | None = ZoneInfo(self.time_zone) if self.time_zone else None
-        self.assets: list[str] = sorted(frame[self.asset_column].cast(pl.String).unique().to_list())
-        self.frame = self._normalise(frame)
+
+        # Hive partition keys are for pruning, not features (unless they are required columns).
+        partition_only = [k for k in hive_keys if k not in (t, a, *PRICE_COLUMNS)]
+        lazy = self._time_filter(lazy, root, partition_only, start, end, collector)
+        if partition_only:
+            lazy = lazy.drop(partition_only)
+            schema = _schema(lazy, "prices", collector)
+        own = [c for c in schema if c not in (t, a, *PRICE_COLUMNS)]
+        wrong = [c for c in own if not schema[c].is_numeric()]
+        if wrong:
+            _fatal(
+                collector,
+                "dtype",
+                wrong[0],
+                f"signal columns must be numeric (columns {wrong}, dtypes "
+                f"{[str(schema[c]) for c in wrong]}); drop or cast them",
+            )
+        self._prices = lazy.select(t, a, *PRICE_COLUMNS, *own)
+        self._own_features = own
+
+        # The asset universe: every asset with a bar, in sorted order (codes = positions).
+        if self.streaming:
+            self._check_null_timestamps(collector)
+            names = (
+                self._prices.select(pl.col(a).drop_nulls().cast(pl.String).unique())
+                .collect()
+                .to_series()
+            )
+        else:
+            self._raw = self._prices.collect()
+            names = self._raw[a].drop_nulls().cast(pl.String).unique()
+        self.assets: list[str] = sorted(names.to_list())
+
+        joins: list[JoinSpec] = []
+        taken = {t, a, *PRICE_COLUMNS, *own}
+        avail = options.available_column or AVAILABLE_COLUMN
+        lag_value = options.lag
+        if lag_value is not None and signals is None:
+            raise ConfigError("data.lag: applies to the signals frame, and none was given")
+        for name, frame in (("signals", signals), ("indicators", indicators), ("context", context)):
+            if frame is None:
+                continue
+            spec = self._join_spec(
+                name,
+                frame,
+                avail,
+                explicit=options.available_column is not None and name == "signals",
+                timing=options.signal_timing,
+                lag=lag_value if name == "signals" else None,
+                hold=name in options.hold,
+                taken=taken,
+                collector=collector,
+            )
+            taken.update(spec.values)
+            joins.append(spec)
+        self._joins = joins
+        self.signal_columns: list[str] = own + [c for j in joins for c in j.values]
+        self._spec = FrameSpec(t, a, tuple(self.signal_columns))
+
+    def _find_asset_column(self, schema: pl.Schema, collector: Collector) -> str:
+        for name in ASSET_COLUMN_CANDIDATES:
+            if name in schema:
+                return name
+        _fatal(
+            collector,
+            "missing_column",
+            "asset",
+            f"required column is missing: expected one of {list(ASSET_COLUMN_CANDIDATES)} (or "
+            f"pass asset_column=...), have {list(schema)}",
+        )
+
+    def _instant(self, value: TimeLike, name: str, collector: Collector) -> int:
+        """``value`` as engine nanoseconds (a naive value is wall-clock in the data's zone)."""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day)
+        if value.tzinfo is None:
+            if self._tz is None:
+                return (value - _EPOCH) // timedelta(microseconds=1) * 1000
+            value = value.replace(tzinfo=self._tz)
+        elif self._tz is None:
+            _fatal(
+                collector,
+                "timezone",
+                name,
+                f"a tz-aware {name} ({value}) for naive timestamps; use one kind throughout",
+            )
+        return (value - _UTC_EPOCH) // timedelta(microseconds=1) * 1000
+
+    def _time_filter(
+        self,
+        lazy: pl.LazyFrame,
+        root: Path,
+        partitions: list[str],
+        start: TimeLike | None,
+        end: TimeLike | None,
+        collector: Collector,
+    ) -> pl.LazyFrame:
+        """Keeps ``start <= timestamp <= end``; the filters compare the raw column with literals
+        of its own dtype so that Polars pushes them into a Parquet scan (row groups and files
+        outside the range are skipped), plus year/month partition pruning for a dataset
+        written by ``write_dataset``."""
+        t, raw = self.timestamp_column, self._raw_ts
+        derived: list[str] = []
+        marker = root / DATASET_MARKER
+        if partitions and marker.is_file():
+            written = json.loads(marker.read_text()).get("derived", [])
+            derived = [k for k in written if k in partitions]
+        for bound, name in ((start, "start"), (end, "end")):
+            if bound is None:
+                continue
+            if isinstance(bound, str):
+                text = bound
+                bound = (
+                    date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+                )
+            ns = self._instant(bound, name, collector)
+            if name == "start":
+                lazy = lazy.filter(pl.col(t) >= raw_literal(ns, raw, round_up=True))
+            elif isinstance(bound, datetime):
+                lazy = lazy.filter(pl.col(t) <= raw_literal(ns, raw, round_up=False))
+            else:  # a date: the whole day
+                day_after = self._instant(bound + timedelta(days=1), name, collector)
+                lazy = lazy.filter(pl.col(t) < raw_literal(day_after, raw, round_up=True))
+            if "year" in derived:
+                local = self.to_datetime(ns)
+                period, value = pl.col("year").cast(pl.Int64) * 12, local.year * 12
+                if "month" in derived:
+                    period, value = period + pl.col("month").cast(pl.Int64), value + local.month
+                lazy = lazy.filter(period >= value if name == "start" else period <= value)
+        return lazy
+
+    def _check_null_timestamps(self, collector: Collector) -> None:
+        """Streaming: chunks are read by time range, which skips null timestamps; count them
+        once up front."""
+        t = self.timestamp_column
+        nulls = int(self._prices.select(pl.col(t).null_count()).collect().item())
+        if nulls:
+            rows = (
+                self._prices.with_row_index("row")
+                .filter(pl.col(t).is_null())
+                .select("row")
+                .head(5)
+                .collect()
+                .to_series()
+                .to_list()
+            )
+            collector.error(
+                Finding(
+                    "null",
+                    t,
+                    "null values are not allowed",
+                    nulls,
+                    tuple(f"[{r}]" for r in rows),
+                    key_kind="rows",
+                )
+            )
+
+    def _join_spec(
+        self,
+        name: str,
+        frame: Source,
+        avail: str,
+        *,
+        explicit: bool,
+        timing: Literal["strict", "shift"],
+        lag: int | str | None,
+        hold: bool,
+        taken: set[str],
+        collector: Collector,
+    ) -> JoinSpec:
+        t, a = self.timestamp_column, self.asset_column
+        lazy, _, _ = _scan(frame, name, collector)
+        schema = _schema(lazy, name, collector)
+        if t not in schema:
+            _fatal(collector, "missing_column", f"{name}.{t}", "required key column is missing")
+        asset: str | None = None
+        if name != "context":
+            found = [c for c in (a, *ASSET_COLUMN_CANDIDATES) if c in schema]
+            if not found:
+                _fatal(collector, "missing_column", f"{name}.{a}", "required key column is missing")
+            asset = found[0]
+        available = avail if avail in schema else None
+        if explicit and available is None:
+            _fatal(collector, "missing_column", f"{name}.{avail}", "availability column is missing")
+        for column in (t, available):
+            if column is None:
+                continue
+            dtype = schema[column]
+            if not (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
+                _fatal(
+                    collector,
+                    "dtype",
+                    f"{name}.{column}",
+                    f"dtype must be Datetime or Date, got {dtype}",
+                )
+            if _time_zone(dtype) != self.time_zone:
+                _fatal(
+                    collector,
+                    "timezone",
+                    f"{name}.{column}",
+                    f"timestamps are {_tz_text(_time_zone(dtype))} but prices.{t} are "
+                    f"{_tz_text(self.time_zone)}; use one time zone throughout "
+                    "(dt.replace_time_zone / dt.convert_time_zone)",
+                )
+        keys = {t, asset, available}
+        values = [c for c in schema if c not in keys]
+        clash = [c for c in values if c in taken]
+        if clash:
+            _fatal(
+                collector,
+                "column_clash",
+                f"{name}.{clash[0]}",
+                "column also exists in prices or another joined frame; rename it",
+            )
+        wrong = [c for c in values if not schema[c].is_numeric()]
+        if wrong:
+            _fatal(
+                collector,
+                "dtype",
+                f"{name}.{wrong[0]}",
+                f"joined columns must be numeric, got {schema[wrong[0]]}",
+            )
+        spec = JoinSpec(
+            name=name,
+            lazy=lazy,
+            timestamp=t,
+            raw_ts=schema[t],
+            asset=asset,
+            available=available,
+            raw_available=schema[available] if available else None,
+            values=tuple(values),
+            time_zone=self.time_zone,
+            assets=tuple(self.assets),
+            timing=timing,
+            lag_duration=lag if isinstance(lag, str) else None,
+            lag_bars=lag if isinstance(lag, int) else 0,
+            hold=hold,
+            drop_duplicates=self.policy.duplicates == "drop",
+        )
+        spec.check_timing(collector)
+        return spec
+
+    # ------------------------------------------------------------------ the pipeline
+
+    def _process(
+        self,
+        raw: pl.DataFrame,
+        lo: int | None,
+        hi: int | None,
+        state: _Pass,
+        collector: Collector,
+    ) -> pl.DataFrame:
+        """One chunk of raw bars -> the normalised engine frame (all checks included)."""
+        spec, policy = self._spec, self.policy
+        t, a = spec.timestamp, spec.asset
+        collector.rows += raw.height
+        collector.chunks += 1
+        frame = check_null_keys(raw, spec, collector)
+        frame = frame.select(
+            cast_timestamp(pl.col(t), self._raw_ts),
+            pl.col(a),
+            pl.col(a)
+            .cast(pl.String)
+            .cast(pl.Enum(self.assets))
+            .to_physical()
+            .cast(pl.UInt32)
+            .alias(CODE),
+            *[pl.col(c).cast(pl.Float64) for c in PRICE_COLUMNS],
+            *[pl.col(c).cast(pl.Float64) for c in self._own_features],
+        )
+        frame = order_rows(frame, spec, policy, collector)
+        frame = dedupe(frame, spec, policy, collector)
+        frame = clean_bars(frame, spec, policy, collector, state.bars)
+        check_bars(frame, spec, collector)
+        for join in state.joins:
+            frame = join.apply(frame, lo, hi, t, collector)
+        frame = clean_features(frame, spec, policy, collector, state.features)
+        check_features(frame, spec, collector)
+        return frame.select(
+            pl.col(t).to_physical().alias("ts"),
+            pl.col(CODE).alias("asset_id"),
+            *PRICE_COLUMNS,
+            *spec.features,
+        ).rechunk()
+
+    def _new_pass(self) -> _Pass:
+        return _Pass([AsofJoin(j) for j in self._joins])
+
+    def _build(self, collector: Collector) -> pl.DataFrame:
+        """In memory: the whole frame as one chunk."""
+        raw = self._raw if self._raw is not None else self._prices.collect()
+        self._raw = None
+        return self._process(raw, None, None, self._new_pass(), collector)
+
+    def _ranges(self) -> list[tuple[int | None, int | None]]:
+        """Time ranges ``[lo, hi)`` (ns) of the chunks; the first is open below and the last
+        open above, so together they cover every timestamp exactly once."""
+        bounds = self._bounds
+        if not bounds:
+            return [(None, None)]
+        los: list[int | None] = [None, *bounds]
+        his: list[int | None] = [*bounds, None]
+        return list(zip(los, his, strict=True))
+
+    @cached_property
+    def _bounds(self) -> list[int]:
+        t = self.timestamp_column
+        ts = cast_timestamp(pl.col(t), self._raw_ts)
+        if self.chunk_rows is not None:
+            counts = (
+                self._prices.filter(pl.col(t).is_not_null())
+                .group_by(ts.alias("t"))
+                .len()
+                .sort("t")
+                .collect()
+            )
+            stamps = counts["t"].to_physical().to_numpy()
+            cumulative = counts["len"].cum_sum().to_numpy()
+            bounds: list[int] = []
+            start, done = 0, 0
+            while start < len(stamps):
+                end = int(cumulative.searchsorted(done + self.chunk_rows, side="right"))
+                end = max(end, start + 1)  # one timestamp larger than the budget: alone
+                if start:
+                    bounds.append(int(stamps[start]))
+                done = int(cumulative[end - 1])
+                start = end
+            return bounds
+        every = str(self.chunk_by)
+        dtype = pl.Datetime("ns", self.time_zone)
+        ends = self._prices.select(ts.min().alias("lo"), ts.max().alias("hi")).collect()
+        if ends["lo"][0] is None:
+            return []
+        grid = ends.select(
+            pl.datetime_range(
+                pl.col("lo").first().dt.truncate(every),
+                pl.col("hi").first(),
+                every,
+                closed="both",
+            ).alias("b")
+        )
+        lo_ns = int(ends["lo"].cast(dtype).to_physical()[0])
+        return [b for b in grid["b"].cast(dtype).to_physical().to_list() if b > lo_ns]
+
+    def _stream(self, collector: Collector) -> Iterator[pl.DataFrame]:
+        t, raw = self.timestamp_column, self._raw_ts
+        state = self._new_pass()
+        for lo, hi in self._ranges():
+            query = self._prices
+            if lo is not None:
+                query = query.filter(pl.col(t) >= raw_literal(lo, raw, round_up=True))
+            if hi is not None:
+                query = query.filter(pl.col(t) < raw_literal(hi, raw, round_up=True))
+            out = self._process(query.collect(), lo, hi, state, collector)
+            if out.height:
+                yield out
+
+    def _finish(self, collector: Collector) -> None:
+        """Records (and announces) what the cleaning policy changed in a full pass."""
+        self._collector = collector
+        self.cleaning = collector.cleaning
+        if self.cleaning:
+            warnings.warn(
+                "the validation policy cleaned the data: "
+                + "; ".join(str(c) for c in self.cleaning),
+                DataCleaningWarning,
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def streaming(self) -> bool:
+        """True when the feed reads its source chunk by chunk."""
+        return self.chunk_by is not None or self.chunk_rows is not None
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The feature (signal, indicator, context) columns, in engine order."""
+        return self.signal_columns
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The normalised frame. A streaming feed builds it from all its chunks (the whole
+        data in memory, on every access); use :meth:`iter_chunks` instead."""
+        if self._frame is not None:
+            return self._frame
+        chunks = list(self.iter_chunks())
+        if not chunks:
+            columns = ["open", "high", "low", "close", "volume", *self.signal_columns]
+            schema = {"ts": pl.Int64, "asset_id": pl.UInt32, **dict.fromkeys(columns, pl.Float64)}
+            return pl.DataFrame(schema=schema)
+        return pl.concat(chunks).rechunk()
+
+    @property
+    def engine_frame(self) -> pl.DataFrame:
+        """The normalised frame handed to the engine (shares buffers with :attr:`frame`)."""
+        return self.frame
+
+    def iter_chunks(self) -> Iterator[pl.DataFrame]:
+        """Normalised chunks in time order (one frame for an in-memory feed). Each chunk is
+        checked as it is read; a full pass records the cleaning in :attr:`cleaning`."""
+        if self._frame is not None:
+            yield self._frame
+            return
+        collector = Collector(raise_errors=True)
+        yield from self._stream(collector)
+        self._finish(collector)
+
+    def engine_data(self) -> Any:
+        """What ``Backtest`` hands to the engine: the frame (``pl.DataFrame``), or an
+        ``Iterator[pl.DataFrame]`` of chunks that publishes each chunk (:attr:`current_chunk`)
+        before the engine reads it. (Typed ``Any`` until the ``_core`` stub lists iterators.)"""
+        if self._frame is not None:
+            return self._frame
+        return self._publish(self.iter_chunks())
+
+    def _publish(self, chunks: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        for chunk in chunks:
+            self._chunk_serial += 1
+            self._current = chunk
+            yield chunk
+        self._current = None
+
+    @property
+    def chunk_serial(self) -> int:
+        """Increases each time the engine is handed a new chunk (0 for an in-memory feed)."""
+        return self._chunk_serial
+
+    @property
+    def current_chunk(self) -> pl.DataFrame:
+        """The chunk the engine is processing (the whole frame for an in-memory feed); row
+        indexes the engine passes to strategies are relative to it."""
+        if self._frame is not None:
+            return self._frame
+        if self._current is None:
+            raise RuntimeError("no chunk is being processed")
+        return self._current
+
+    def validation_report(self) -> ValidationReport:
+        """Every finding over the whole data, without raising. An in-memory feed was checked
+        when it was built (the report lists its cleaning); a streaming feed is read once."""
+        if self._frame is not None and self._collector is not None:
+            return self._collector.report()
+        collector = Collector(raise_errors=False)
+        try:
+            for _ in self._stream(collector):
+                pass
+        except _Stop:
+            pass
+        return collector.report()
+
+    @cached_property
+    def n_rows(self) -> int:
+        """Number of bars (a streaming feed counts them with one scan)."""
+        if self._frame is not None:
+            return self._frame.height
+        return int(self._prices.select(pl.len()).collect().item())
 
     @property
     def n_assets(self) -> int:
@@ -106,139 +895,14 @@ class PolarsDataFeed:
         return len(self.assets)
 
     def __len__(self) -> int:
-        return self.frame.height
-
-    def _find_asset_column(self, frame: pl.DataFrame) -> str:
-        for name in ASSET_COLUMN_CANDIDATES:
-            if name in frame.columns:
-                return name
-        raise DataValidationError(
-            f"asset: required column is missing: expected one of {list(ASSET_COLUMN_CANDIDATES)} "
-            f"(or pass asset_column=...), have {frame.columns}"
-        )
-
-    def _check_columns(self, frame: pl.DataFrame) -> pl.DataFrame:
-        required = (self.timestamp_column, self.asset_column, *PRICE_COLUMNS)
-        missing = [c for c in required if c not in frame.columns]
-        if missing:
-            raise DataValidationError(
-                f"{missing[0]}: required column is missing (missing {missing}, have "
-                f"{frame.columns})"
-            )
-        ts_dtype = frame.schema[self.timestamp_column]
-        if ts_dtype == pl.Date:
-            frame = frame.with_columns(pl.col(self.timestamp_column).cast(pl.Datetime("ns")))
-        elif not isinstance(ts_dtype, pl.Datetime):
-            raise DataValidationError(
-                f"{self.timestamp_column}: dtype must be Datetime or Date, got {ts_dtype}"
-            )
-        asset_dtype = frame.schema[self.asset_column]
-        if not isinstance(asset_dtype, (pl.String, pl.Categorical, pl.Enum)):
-            raise DataValidationError(
-                f"{self.asset_column}: dtype must be String, Categorical or Enum, got {asset_dtype}"
-            )
-        for name in PRICE_COLUMNS:
-            if not frame.schema[name].is_numeric():
-                raise DataValidationError(
-                    f"{name}: dtype must be numeric, got {frame.schema[name]}"
-                )
-        return frame
-
-    def _join_signals(
-        self, frame: pl.DataFrame, signals: pl.DataFrame | pl.LazyFrame
-    ) -> pl.DataFrame:
-        sig = signals.collect() if isinstance(signals, pl.LazyFrame) else signals
-        keys = [self.timestamp_column, self.asset_column]
-        missing = [k for k in keys if k not in sig.columns]
-        if missing:
-            raise DataValidationError(f"signals.{missing[0]}: required key column is missing")
-        clash = [c for c in sig.columns if c in frame.columns and c not in keys]
-        if clash:
-            raise DataValidationError(f"signals.{clash[0]}: column also exists in prices")
-        dup = sig.filter(pl.struct(keys).is_duplicated())
-        if dup.height:
-            raise DataValidationError(
-                f"signals.{self.asset_column}: duplicate (timestamp, asset) keys in {dup.height} "
-                f"rows, first: {_keys_text(dup, *keys)}"
-            )
-        sig = sig.with_columns(
-            pl.col(self.timestamp_column).cast(frame.schema[self.timestamp_column]),
-            pl.col(self.asset_column).cast(pl.String),
-        )
-        return frame.with_columns(pl.col(self.asset_column).cast(pl.String)).join(
-            sig, on=keys, how="left"
-        )
-
-    def _validate(self, frame: pl.DataFrame) -> None:
-        t, a = self.timestamp_column, self.asset_column
-        for name in (t, a):
-            rows = frame.with_row_index("row").filter(pl.col(name).is_null())["row"]
-            if rows.len():
-                raise DataValidationError(
-                    f"{name}: null values are not allowed ({rows.len()} rows, first rows "
-                    f"{rows.head(_MAX_KEYS_SHOWN).to_list()})"
-                )
-        dup = frame.filter(pl.struct(t, a).is_duplicated())
-        if dup.height:
-            raise DataValidationError(
-                f"{a}: duplicate (timestamp, asset) rows are not allowed ({dup.height} rows, "
-                f"first keys: {_keys_text(dup, t, a)})"
-            )
-        checks: list[tuple[str, pl.Expr, str]] = []
-        for name in PRICE_COLUMNS:
-            col = pl.col(name).cast(pl.Float64)
-            checks.append((name, col.is_null(), "null values are not allowed"))
-            checks.append((name, ~col.is_finite(), "values must be finite (no NaN or inf)"))
-        for name in ("open", "high", "low", "close"):
-            checks.append((name, pl.col(name) <= 0, "prices must be > 0"))
-        checks.append(("volume", pl.col("volume") < 0, "volume must be >= 0"))
-        checks.append(("low", pl.col("low") > pl.col("high"), "low must be <= high"))
-        for name in ("open", "close"):
-            checks.append(
-                (
-                    name,
-                    (pl.col(name) < pl.col("low")) | (pl.col(name) > pl.col("high")),
-                    "must lie within [low, high]",
-                )
-            )
-        for name in self.signal_columns:
-            checks.append(
-                (name, pl.col(name).is_null(), "null signal values are not allowed (fill them)")
-            )
-        flags = frame.select(
-            [expr.fill_null(False).alias(f"c{i}") for i, (_, expr, _) in enumerate(checks)]
-        )
-        counts = flags.sum().row(0)
-        for i, (name, _, rule) in enumerate(checks):
-            if counts[i]:
-                bad = frame.filter(flags[f"c{i}"])
-                raise DataValidationError(
-                    f"{name}: {rule} ({counts[i]} rows break it, first keys: "
-                    f"{_keys_text(bad, t, a)})"
-                )
-
-    def _normalise(self, frame: pl.DataFrame) -> pl.DataFrame:
-        t, a = self.timestamp_column, self.asset_column
-        assets = pl.Enum(self.assets)
-        out = frame.select(
-            pl.col(t).dt.cast_time_unit("ns").to_physical().alias("ts"),
-            pl.col(a).cast(pl.String).cast(assets).to_physical().cast(pl.UInt32).alias("asset_id"),
-            *[pl.col(c).cast(pl.Float64) for c in PRICE_COLUMNS],
-            *[pl.col(c).cast(pl.Float64) for c in self.signal_columns],
-        )
-        return out.sort("ts", "asset_id").rechunk()
-
-    @property
-    def engine_frame(self) -> pl.DataFrame:
-        """The normalised frame handed to the engine (shares buffers with :attr:`frame`)."""
-        return self.frame
+        return self.n_rows
 
     def to_datetime(self, ns: int) -> datetime:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         micros = ns // 1000
         if self._tz is None:
             return _EPOCH + timedelta(microseconds=micros)
-        utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+        utc = _UTC_EPOCH + timedelta(microseconds=micros)
         return utc.astimezone(self._tz)
 
     def timestamps(self, ns: pl.Expr) -> pl.Expr:
@@ -251,4 +915,15 @@ class PolarsDataFeed:
         """Maps an expression of asset codes to an Enum column of asset names."""
         return codes.replace_strict(
             list(range(self.n_assets)), self.assets, return_dtype=pl.Enum(self.assets)
+        )
+
+    def __repr__(self) -> str:
+        mode = (
+            f"streaming by {self.chunk_by or f'{self.chunk_rows} rows'}"
+            if self.streaming
+            else f"{self.n_rows} rows"
+        )
+        return (
+            f"PolarsDataFeed({mode}, assets={self.n_assets}, "
+            f"features={self.signal_columns}, time_zone={self.time_zone})"
         )

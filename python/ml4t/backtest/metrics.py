@@ -24,9 +24,18 @@ import math
 import warnings
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-__all__ = ["SECONDS_PER_YEAR", "compute_metrics", "infer_periods_per_year"]
+__all__ = [
+    "SECONDS_PER_YEAR",
+    "compute_metrics",
+    "drawdown",
+    "infer_periods_per_year",
+    "monthly_returns",
+    "period_returns",
+    "rolling_sharpe",
+]
 
 SECONDS_PER_YEAR: float = 365.25 * 86_400.0
 """Seconds in a 365.25-day year, the unit of calendar time for CAGR and turnover."""
@@ -91,12 +100,152 @@ def infer_periods_per_year(timestamps: pl.Series) -> float:
     return (n - 1) / (elapsed / SECONDS_PER_YEAR)
 
 
-def _undefined(metric: str, reason: str) -> float:
-    """Warn that ``metric`` is undefined and return NaN."""
-    warnings.warn(
-        f"metric {metric!r} is undefined: {reason}; reporting NaN", RuntimeWarning, stacklevel=3
+class _Undefined:
+    """Collects the metrics that are undefined; :meth:`emit` warns once per metric."""
+
+    def __init__(self) -> None:
+        self.reasons: list[tuple[str, str]] = []
+
+    def __call__(self, metric: str, reason: str) -> float:
+        self.reasons.append((metric, reason))
+        return _NAN
+
+    def emit(self) -> None:
+        # stacklevel 3: emit -> compute_metrics -> the caller of compute_metrics
+        for metric, reason in self.reasons:
+            warnings.warn(
+                f"metric {metric!r} is undefined: {reason}; reporting NaN",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+def drawdown(equity: pl.Series | npt.ArrayLike, initial_cash: float) -> npt.NDArray[np.float64]:
+    """The drawdown at each period: ``equity / running_max(initial_cash, equity) - 1`` (≤ 0).
+
+    Example:
+        >>> drawdown([110.0, 99.0, 121.0], 100.0).round(4).tolist()
+        [0.0, -0.1, 0.0]
+    """
+    eq = np.asarray(equity, dtype=np.float64)
+    peak = np.maximum.accumulate(np.concatenate(([initial_cash], eq)))[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: npt.NDArray[np.float64] = eq / peak - 1.0
+    return out
+
+
+def _drawdown_durations(
+    eq: npt.NDArray[np.float64], ts_ns: npt.NDArray[np.int64], initial_cash: float
+) -> tuple[float, float]:
+    """Longest peak-to-recovery span as (periods, days); (0, 0) when never under water.
+
+    The curve is ``[initial_cash, *eq]``; index 0 is the starting capital, one period before the
+    first row. A spell runs from the last point at its peak to the first point back at (or above)
+    that peak, or to the last point when it never recovers.
+    """
+    curve = np.concatenate(([initial_cash], eq))
+    n = curve.shape[0]
+    peak = np.maximum.accumulate(curve)
+    index = np.arange(n)
+    at_peak = curve >= peak
+    last_peak = np.maximum.accumulate(np.where(at_peak, index, 0))
+    under = ~at_peak
+    if not under.any():
+        return 0.0, 0.0
+    k = index[under]
+    end = np.minimum(k + 1, n - 1)  # the recovery point, or the last point
+    start = last_peak[k]
+    periods = end - start
+    # Calendar time: curve index c > 0 is row c - 1; the starting capital (c = 0) is dated at the
+    # first row, the earliest time known.
+    times = ts_ns[np.maximum(end - 1, 0)] - ts_ns[np.maximum(start - 1, 0)]
+    return float(periods.max()), float(times.max()) / 1e9 / 86_400.0
+
+
+def monthly_returns(equity: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
+    """Calendar-month returns of the equity curve.
+
+    Each month's return is its last equity over the previous month's last equity, minus one; the
+    first month is measured from ``initial_cash``. Months are calendar months in the timestamps'
+    own time zone.
+
+    Args:
+        equity: a frame with ``timestamp`` (Date or Datetime) and ``equity`` columns, in time
+            order.
+        initial_cash: the starting capital.
+
+    Returns:
+        A frame with ``year`` (Int32), ``month`` (Int8, 1-12) and ``return`` (Float64), one row
+        per month that has data.
+
+    Example:
+        >>> from datetime import date
+        >>> eq = pl.DataFrame({"timestamp": [date(2024, 1, 5), date(2024, 1, 31),
+        ...                                  date(2024, 2, 15)], "equity": [99.0, 110.0, 121.0]})
+        >>> monthly_returns(eq, 100.0)["return"].round(4).to_list()
+        [0.1, 0.1]
+    """
+    monthly = (
+        equity.lazy()
+        .select(
+            pl.col("timestamp").dt.year().alias("year"),
+            pl.col("timestamp").dt.month().alias("month"),
+            pl.col("equity").cast(pl.Float64),
+        )
+        .group_by("year", "month", maintain_order=True)
+        .agg(pl.col("equity").last())
+        .with_columns(
+            (pl.col("equity") / pl.col("equity").shift(1, fill_value=initial_cash) - 1.0).alias(
+                "return"
+            )
+        )
+        .select(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int8), "return")
     )
-    return _NAN
+    return monthly.collect()
+
+
+def rolling_sharpe(returns: pl.Series, window: int, periods_per_year: float) -> pl.Series:
+    """Annualised Sharpe ratio over a trailing window of ``window`` periods.
+
+    ``mean / std(ddof=1) * sqrt(periods_per_year)`` of the last ``window`` returns; null for the
+    first ``window - 1`` periods and NaN where the window's standard deviation is zero.
+
+    Example:
+        >>> r = pl.Series([0.01, 0.03, -0.01, 0.02])
+        >>> rolling_sharpe(r, 3, 4.0).round(4).to_list()
+        [None, None, 1.0, 1.281]
+    """
+    if window < 2:
+        raise ValueError(f"window must be at least 2, got {window}")
+    r = returns.cast(pl.Float64)
+    mean = r.rolling_mean(window)
+    std = r.rolling_std(window, ddof=1)
+    ratio = (
+        pl.select(
+            pl.when(std > _ZERO_STD_TOL)
+            .then(mean / std * math.sqrt(periods_per_year))
+            .otherwise(pl.when(std.is_null()).then(None).otherwise(_NAN))
+        )
+        .to_series()
+        .alias("rolling_sharpe")
+    )
+    return ratio
+
+
+def period_returns(
+    equity: pl.Series | npt.ArrayLike, initial_cash: float
+) -> npt.NDArray[np.float64]:
+    """Per-period simple returns, the first measured from ``initial_cash``.
+
+    Example:
+        >>> period_returns([110.0, 99.0], 100.0).round(4).tolist()
+        [0.1, -0.1]
+    """
+    eq = np.asarray(equity, dtype=np.float64)
+    prev = np.concatenate(([initial_cash], eq[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: npt.NDArray[np.float64] = eq / prev - 1.0
+    return out
 
 
 def compute_metrics(
@@ -106,12 +255,13 @@ def compute_metrics(
     *,
     initial_cash: float,
     periods_per_year: float | None = None,
+    benchmark: pl.Series | None = None,
 ) -> dict[str, float]:
     """Compute summary performance metrics from a backtest's result frames.
 
     Args:
         equity: ``result.equity``; uses the ``timestamp`` and ``equity`` columns, one row per
-            timestamp in time order.
+            timestamp in time order, and ``long_value`` / ``short_value`` for the exposures.
         trades: ``result.trades``; uses ``status`` and ``net_pnl``. Only ``status == "closed"``
             trades count.
         fills: ``result.fills``; uses ``quantity`` (absolute), ``price``, ``slippage`` and
@@ -120,6 +270,11 @@ def compute_metrics(
             peak.
         periods_per_year: periods per year used to annualise; ``None`` infers it from
             ``equity["timestamp"]`` with :func:`infer_periods_per_year`.
+        benchmark: optional per-period benchmark returns aligned with the equity rows (same
+            length; ``benchmark[i]`` is the benchmark's return over the period of ``r[i]``).
+            Null or NaN entries drop that period from the benchmark statistics. When given, the
+            result also has ``alpha``, ``beta`` and ``information_ratio``.
+            :meth:`BacktestResult.metrics_vs` builds this series from prices or returns.
 
     Returns:
         A dict of floats with the keys
@@ -131,39 +286,64 @@ def compute_metrics(
         - ``sharpe``: ``mean(r) / std(r, ddof=1) * sqrt(periods_per_year)``.
         - ``sortino``: ``mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(periods_per_year)``, the
           downside deviation taken over all periods.
+        - ``calmar``: ``cagr / max_drawdown`` (NaN when there was no drawdown).
         - ``max_drawdown``: largest fall from a running peak as a positive fraction of the peak;
           the peak starts at ``initial_cash``.
+        - ``max_drawdown_duration``: the longest time from a peak to the first point back at that
+          peak (or to the end of the data, if it never recovers), in periods. The starting
+          capital counts as the point one period before the first row. 0 when equity never fell
+          below its running peak.
+        - ``max_drawdown_duration_days``: the same span in calendar days (of 86,400 s), the
+          longest over all drawdowns; a drawdown from the starting capital is timed from the
+          first timestamp.
         - ``win_rate``: share of closed trades with ``net_pnl > 0``.
         - ``profit_factor``: sum of positive ``net_pnl`` / |sum of negative ``net_pnl``| over
           closed trades; ``inf`` when there are wins and no losses.
+        - ``expectancy``: mean ``net_pnl`` per closed trade (currency).
+        - ``avg_win``: mean ``net_pnl`` of the closed trades with ``net_pnl > 0`` (currency).
+        - ``avg_loss``: mean ``net_pnl`` of the closed trades with ``net_pnl < 0`` (currency,
+          negative).
+        - ``payoff_ratio``: ``avg_win / |avg_loss|``.
         - ``num_trades``: number of closed trades.
         - ``turnover``: annualised turnover, ``sum(|quantity| * price over fills) /
           mean(equity) / years``; one unit means trading the average equity once per year
           (a full buy-then-sell round trip of the book counts as 2).
-        - ``total_commission``, ``total_slippage``: sums of the fills' columns.
+        - ``avg_gross_exposure``: mean over periods of ``(long_value - short_value) / equity``
+          (``short_value`` is negative), e.g. 1.0 for a fully invested long book.
+        - ``avg_net_exposure``: mean over periods of ``(long_value + short_value) / equity``.
+        - ``total_commission``, ``total_slippage``: sums of the fills' columns;
+          ``total_costs`` = their sum. Slippage is already inside the fill prices (and so inside
+          the PnL); it is reported here to show what it cost.
         - ``periods_per_year``: the value used.
+        - with ``benchmark`` only: ``beta`` = ``cov(r, b) / var(b)`` (``ddof=1``); ``alpha`` =
+          ``mean(r - beta * b) * periods_per_year`` (Jensen's alpha, risk-free rate zero,
+          annualised arithmetically); ``information_ratio`` = ``mean(r - b) / std(r - b,
+          ddof=1) * sqrt(periods_per_year)``, over the periods where the benchmark is known.
 
         ``r`` is the per-period simple return of equity, with ``r[0] = equity[0] / initial_cash -
         1``. A metric that is undefined (fewer than 2 returns, zero std or downside deviation, no
-        elapsed time, no closed trades, ...) is NaN and a ``RuntimeWarning`` names it.
+        elapsed time, no closed trades, no winning or no losing trade, non-positive equity for
+        the exposures, ...) is NaN and a ``RuntimeWarning`` names it.
 
     Raises:
         ValueError: if ``initial_cash`` or a given ``periods_per_year`` is not a positive finite
-            number, or the equity timestamps are not a valid Date/Datetime column.
+            number, the equity timestamps are not a valid Date/Datetime column, or
+            ``benchmark`` does not have one value per equity row.
 
     Example:
         >>> from datetime import datetime
         >>> import polars as pl
         >>> equity = pl.DataFrame({
         ...     "timestamp": [datetime(2024, 1, 1), datetime(2025, 1, 1)],
+        ...     "long_value": [98.0, 0.0], "short_value": [0.0, 0.0],
         ...     "equity": [98.0, 110.0],
         ... })
-        >>> trades = pl.DataFrame({"status": ["closed"], "net_pnl": [10.0]})
+        >>> trades = pl.DataFrame({"status": ["closed", "closed"], "net_pnl": [12.0, -2.0]})
         >>> fills = pl.DataFrame({"quantity": [1.0, 1.0], "price": [100.0, 110.0],
         ...                       "slippage": [0.0, 0.0], "commission": [0.5, 0.5]})
         >>> m = compute_metrics(equity, trades, fills, initial_cash=100.0, periods_per_year=1.0)
-        >>> round(m["total_return"], 4), m["num_trades"], m["total_commission"]
-        (0.1, 1.0, 1.0)
+        >>> round(m["total_return"], 4), m["num_trades"], m["total_commission"], m["expectancy"]
+        (0.1, 2.0, 1.0, 5.0)
     """
     if not (math.isfinite(initial_cash) and initial_cash > 0.0):
         raise ValueError(f"initial_cash must be a positive finite number, got {initial_cash}")
@@ -173,6 +353,12 @@ def compute_metrics(
         raise ValueError(
             f"periods_per_year must be a positive finite number or None, got {periods_per_year}"
         )
+    if benchmark is not None and benchmark.len() != equity.height:
+        raise ValueError(
+            f"benchmark must have one return per equity row ({equity.height}), "
+            f"got {benchmark.len()}"
+        )
+    undefined = _Undefined()
 
     eq = equity.get_column("equity").cast(pl.Float64).to_numpy()
     n = eq.shape[0]
@@ -185,7 +371,7 @@ def compute_metrics(
     elif n >= 2 and years > 0.0:
         ppy = infer_periods_per_year(timestamps)
     else:
-        ppy = _undefined(
+        ppy = undefined(
             "periods_per_year",
             f"it cannot be inferred from {n} equity timestamp(s) spanning "
             f"{years * SECONDS_PER_YEAR} s",
@@ -193,39 +379,26 @@ def compute_metrics(
 
     # Returns-based metrics.
     if n == 0:
-        total_return = _undefined("total_return", "the equity curve is empty")
+        total_return = undefined("total_return", "the equity curve is empty")
     else:
         total_return = float(eq[-1] / initial_cash - 1.0)
 
     if n == 0:
-        cagr = _undefined("cagr", "the equity curve is empty")
+        cagr = undefined("cagr", "the equity curve is empty")
     elif years <= 0.0:
-        cagr = _undefined("cagr", "no calendar time elapsed between the equity timestamps")
+        cagr = undefined("cagr", "no calendar time elapsed between the equity timestamps")
     elif 1.0 + total_return < 0.0:
-        cagr = _undefined("cagr", "final equity is negative")
+        cagr = undefined("cagr", "final equity is negative")
     else:
         with np.errstate(over="ignore"):  # a short, steep curve may annualise to inf
             cagr = float(np.power(1.0 + total_return, 1.0 / years) - 1.0)
 
-    prev = np.concatenate(([initial_cash], eq[:-1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = eq / prev - 1.0
-
-    if n < 2:
-        reason = f"{n} period return(s), at least 2 are needed"
-        volatility = _undefined("volatility", reason)
-        sharpe = _undefined("sharpe", reason)
-        sortino = _undefined("sortino", reason)
-    elif not np.all(np.isfinite(returns)):
-        reason = "a period return is not finite (equity reached zero)"
-        volatility = _undefined("volatility", reason)
-        sharpe = _undefined("sharpe", reason)
-        sortino = _undefined("sortino", reason)
-    elif not math.isfinite(ppy):
-        reason = "periods_per_year is undefined, so it cannot be annualised"
-        volatility = _undefined("volatility", reason)
-        sharpe = _undefined("sharpe", reason)
-        sortino = _undefined("sortino", reason)
+    returns = period_returns(eq, initial_cash)
+    returns_reason = _returns_problem(n, returns, ppy)
+    if returns_reason is not None:
+        volatility = undefined("volatility", returns_reason)
+        sharpe = undefined("sharpe", returns_reason)
+        sortino = undefined("sortino", returns_reason)
     else:
         sqrt_ppy = math.sqrt(ppy)
         mean = float(returns.mean())
@@ -233,45 +406,31 @@ def compute_metrics(
         downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)))
         volatility = std * sqrt_ppy
         if std <= _ZERO_STD_TOL:
-            sharpe = _undefined("sharpe", "the standard deviation of returns is zero")
+            sharpe = undefined("sharpe", "the standard deviation of returns is zero")
         else:
             sharpe = mean / std * sqrt_ppy
         if downside <= _ZERO_STD_TOL:
-            sortino = _undefined("sortino", "no period has a negative return")
+            sortino = undefined("sortino", "no period has a negative return")
         else:
             sortino = mean / downside * sqrt_ppy
 
     if n == 0:
-        max_drawdown = _undefined("max_drawdown", "the equity curve is empty")
+        max_drawdown = undefined("max_drawdown", "the equity curve is empty")
+        dd_periods = undefined("max_drawdown_duration", "the equity curve is empty")
+        dd_days = undefined("max_drawdown_duration_days", "the equity curve is empty")
     else:
-        curve = np.concatenate(([initial_cash], eq))
-        peak = np.maximum.accumulate(curve)
-        max_drawdown = float(np.max(1.0 - curve / peak))
+        max_drawdown = float(-np.min(drawdown(eq, initial_cash)))
+        ts_ns = timestamps.cast(pl.Datetime("ns")).to_physical().to_numpy()
+        dd_periods, dd_days = _drawdown_durations(eq, ts_ns, initial_cash)
 
-    # Trade statistics over closed trades.
-    if trades.height == 0:
-        pnl = np.empty(0, dtype=np.float64)
+    if math.isnan(cagr):
+        calmar = undefined("calmar", "cagr is undefined")
+    elif not max_drawdown > 0.0:
+        calmar = undefined("calmar", "there was no drawdown")
     else:
-        pnl = (
-            trades.filter(pl.col("status") == "closed")
-            .get_column("net_pnl")
-            .cast(pl.Float64)
-            .to_numpy()
-        )
-    num_trades = float(pnl.shape[0])
-    if pnl.shape[0] == 0:
-        win_rate = _undefined("win_rate", "there are no closed trades")
-        profit_factor = _undefined("profit_factor", "there are no closed trades")
-    else:
-        win_rate = float(np.count_nonzero(pnl > 0.0) / pnl.shape[0])
-        gains = float(pnl[pnl > 0.0].sum())
-        losses = float(-pnl[pnl < 0.0].sum())
-        if losses > 0.0:
-            profit_factor = gains / losses
-        elif gains > 0.0:
-            profit_factor = math.inf
-        else:
-            profit_factor = _undefined("profit_factor", "no closed trade has a non-zero net_pnl")
+        calmar = cagr / max_drawdown
+
+    trade_stats = _trade_metrics(trades, undefined)
 
     # Fill statistics.
     if fills.height == 0:
@@ -283,24 +442,146 @@ def compute_metrics(
 
     mean_equity = float(eq.mean()) if n > 0 else _NAN
     if years <= 0.0:
-        turnover = _undefined("turnover", "no calendar time elapsed between the equity timestamps")
+        turnover = undefined("turnover", "no calendar time elapsed between the equity timestamps")
     elif not mean_equity > 0.0:
-        turnover = _undefined("turnover", "mean equity is not positive")
+        turnover = undefined("turnover", "mean equity is not positive")
     else:
         turnover = notional / mean_equity / years
 
-    return {
+    gross_exposure, net_exposure = _exposures(equity, eq, undefined)
+
+    out = {
         "total_return": total_return,
         "cagr": cagr,
         "volatility": volatility,
         "sharpe": sharpe,
         "sortino": sortino,
+        "calmar": calmar,
         "max_drawdown": max_drawdown,
-        "win_rate": win_rate,
-        "profit_factor": profit_factor,
-        "num_trades": num_trades,
+        "max_drawdown_duration": dd_periods,
+        "max_drawdown_duration_days": dd_days,
+        **trade_stats,
         "turnover": turnover,
+        "avg_gross_exposure": gross_exposure,
+        "avg_net_exposure": net_exposure,
         "total_commission": total_commission,
         "total_slippage": total_slippage,
+        "total_costs": total_commission + total_slippage,
         "periods_per_year": ppy,
     }
+    if benchmark is not None:
+        out.update(_benchmark_metrics(returns, benchmark, ppy, undefined))
+    undefined.emit()
+    return out
+
+
+def _returns_problem(n: int, returns: npt.NDArray[np.float64], ppy: float) -> str | None:
+    """Why the returns cannot be annualised, or None when they can."""
+    if n < 2:
+        return f"{n} period return(s), at least 2 are needed"
+    if not np.all(np.isfinite(returns)):
+        return "a period return is not finite (equity reached zero)"
+    if not math.isfinite(ppy):
+        return "periods_per_year is undefined, so it cannot be annualised"
+    return None
+
+
+def _trade_metrics(trades: pl.DataFrame, undefined: _Undefined) -> dict[str, float]:
+    """Win rate, profit factor, expectancy, average win and loss, payoff ratio, trade count."""
+    if trades.height == 0:
+        pnl = np.empty(0, dtype=np.float64)
+    else:
+        pnl = (
+            trades.filter(pl.col("status") == "closed")
+            .get_column("net_pnl")
+            .cast(pl.Float64)
+            .to_numpy()
+        )
+    wins = pnl[pnl > 0.0]
+    losses = pnl[pnl < 0.0]
+    if pnl.shape[0] == 0:
+        reason = "there are no closed trades"
+        win_rate = undefined("win_rate", reason)
+        profit_factor = undefined("profit_factor", reason)
+        expectancy = undefined("expectancy", reason)
+    else:
+        win_rate = float(wins.shape[0] / pnl.shape[0])
+        expectancy = float(pnl.mean())
+        gains = float(wins.sum())
+        lost = float(-losses.sum())
+        if lost > 0.0:
+            profit_factor = gains / lost
+        elif gains > 0.0:
+            profit_factor = math.inf
+        else:
+            profit_factor = undefined("profit_factor", "no closed trade has a non-zero net_pnl")
+    if wins.shape[0] == 0:
+        avg_win = undefined("avg_win", "no closed trade has a positive net_pnl")
+    else:
+        avg_win = float(wins.mean())
+    if losses.shape[0] == 0:
+        avg_loss = undefined("avg_loss", "no closed trade has a negative net_pnl")
+    else:
+        avg_loss = float(losses.mean())
+    if math.isnan(avg_win) or math.isnan(avg_loss):
+        payoff_ratio = undefined("payoff_ratio", "it needs both a winning and a losing trade")
+    else:
+        payoff_ratio = avg_win / -avg_loss
+    return {
+        "win_rate": win_rate,
+        "profit_factor": profit_factor,
+        "expectancy": expectancy,
+        "avg_win": avg_win,
+        "avg_loss": avg_loss,
+        "payoff_ratio": payoff_ratio,
+        "num_trades": float(pnl.shape[0]),
+    }
+
+
+def _exposures(
+    equity: pl.DataFrame, eq: npt.NDArray[np.float64], undefined: _Undefined
+) -> tuple[float, float]:
+    """Average gross and net exposure as fractions of equity."""
+    reason = None
+    if "long_value" not in equity.columns or "short_value" not in equity.columns:
+        reason = "the equity frame has no long_value/short_value columns"
+    elif eq.shape[0] == 0:
+        reason = "the equity curve is empty"
+    elif not np.all(eq > 0.0):
+        reason = "equity is not positive at every period"
+    if reason is not None:
+        return undefined("avg_gross_exposure", reason), undefined("avg_net_exposure", reason)
+    long = equity.get_column("long_value").cast(pl.Float64).to_numpy()
+    short = equity.get_column("short_value").cast(pl.Float64).to_numpy()
+    return float(np.mean((long - short) / eq)), float(np.mean((long + short) / eq))
+
+
+def _benchmark_metrics(
+    returns: npt.NDArray[np.float64], benchmark: pl.Series, ppy: float, undefined: _Undefined
+) -> dict[str, float]:
+    """Alpha (annualised), beta and information ratio against per-period benchmark returns."""
+    b = benchmark.cast(pl.Float64).fill_null(_NAN).to_numpy()
+    keep = np.isfinite(b) & np.isfinite(returns)
+    r, b = returns[keep], b[keep]
+    names = ("alpha", "beta", "information_ratio")
+    reason = None
+    if r.shape[0] < 2:
+        reason = f"{r.shape[0]} period(s) with a benchmark return, at least 2 are needed"
+    elif not math.isfinite(ppy):
+        reason = "periods_per_year is undefined, so it cannot be annualised"
+    if reason is not None:
+        return {name: undefined(name, reason) for name in names}
+    var_b = float(np.var(b, ddof=1))
+    if var_b <= _ZERO_STD_TOL**2:
+        alpha = undefined("alpha", "the benchmark's returns have zero variance")
+        beta = undefined("beta", "the benchmark's returns have zero variance")
+    else:
+        beta = float(np.cov(r, b, ddof=1)[0, 1] / var_b)
+        alpha = float(np.mean(r - beta * b) * ppy)
+    active = r - b
+    tracking = float(np.std(active, ddof=1))
+    if tracking <= _ZERO_STD_TOL:
+        information_ratio = undefined("information_ratio", "the tracking error is zero")
+    else:
+        information_ratio = float(np.mean(active) / tracking * math.sqrt(ppy))
+    return {"alpha": alpha, "beta": beta, "information_ratio": information_ratio}

@@ -1,66 +1,193 @@
-"""``BacktestResult``: fills, trades, equity and rejected orders as Polars frames, plus metrics.
+"""``BacktestResult``: the records of a run as Polars frames, metrics, save/load and the report.
 
 The frames are built from the Arrow tables the engine returns (no copy of the numeric columns);
 codes are mapped to names and nanoseconds to datetimes in the feed's time zone.
+
+Example:
+    >>> import tempfile
+    >>> from ml4t.backtest import Backtest, PolarsDataFeed, TopKStrategy
+    >>> from ml4t.backtest.synthetic import make_bars
+    >>> feed = PolarsDataFeed(make_bars(n_assets=5, n_bars=60, seed=3))
+    >>> result = Backtest(feed, TopKStrategy("score", k=2)).run(progress=False)
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = result.save(folder)
+    >>> BacktestResult.load(folder).equity.equals(result.equity)
+    True
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
 
+import numpy as np
 import polars as pl
 
 from ml4t.backtest import _core
+from ml4t.backtest._core import __version__
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.metrics import compute_metrics
 
+if TYPE_CHECKING:
+    from polars._typing import ArrowStreamExportable
+
+    from ml4t.backtest.report import BenchmarkInput
+
+# Code -> name tables, exported by the engine so that the two sides cannot drift apart.
 EXIT_REASONS: list[str] = list(_core.EXIT_REASONS)
 REJECT_REASONS: list[str] = list(_core.REJECT_REASONS)
 ORDER_TYPES: list[str] = list(_core.ORDER_TYPES)
+
+RECORD_NAMES = ("fills", "trades", "equity", "rejected_orders", "records")
+"""The record frames :meth:`BacktestResult.save` writes as Parquet (plus ``positions``)."""
+
+SAVE_FORMAT = 1
+"""Version of the saved-result layout written to ``manifest.json``."""
+
+# A position whose size is at most this fraction of the larger of the position before the fill
+# and the fill itself is float residue, not a position (the engine's dust rule).
+_DUST = 1e-9
 
 
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:
     return codes.replace_strict(list(range(len(names))), names, return_dtype=pl.String)
 
 
+def _json_float(value: float) -> float | str:
+    """A float for strict JSON: non-finite values become the strings NaN, Infinity, -Infinity."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def frame_checksum(frame: pl.DataFrame) -> str:
+    """A deterministic SHA-256 of a numeric frame: column names, dtypes and raw values in order.
+
+    Independent of the Polars version and of chunking (unlike ``hash_rows`` or Arrow IPC bytes):
+    each column is hashed as its name, its dtype and its values as contiguous little-endian
+    bytes. Used for the engine frame (all columns numeric, no nulls).
+    """
+    digest = hashlib.sha256()
+    digest.update(f"rows={frame.height};".encode())
+    for name in frame.columns:
+        series = frame.get_column(name)
+        digest.update(f"{name}:{series.dtype};".encode())
+        values = np.ascontiguousarray(series.to_numpy())
+        digest.update(values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
 class BacktestResult:
     """The outcome of :meth:`Backtest.run`.
 
     Attributes:
-        fills: one row per execution.
-        trades: one row per round trip (flat to flat), closed or still open at the end.
-        equity: one row per timestamp: cash, long/short market value, equity.
+        fills: one row per execution: ``order_id, timestamp, asset, side, order_type,
+            quantity, price, reference_price, slippage, commission, partial``.
+        trades: one row per round trip (flat to flat), closed or still open at the end:
+            ``asset, side, entry_time, exit_time, entry_price, exit_price, quantity, gross_pnl,
+            commission, slippage, net_pnl, return_pct, bars_held, mfe, mae, exit_reason,
+            status``.
+        equity: one row per timestamp: ``timestamp, cash, long_value, short_value,
+            positions_value, equity, gross_exposure, net_exposure, drawdown``.
         rejected_orders: orders that never filled, with the reason.
+        records: values recorded by the strategy with ``context.record(name=value)`` in long
+            format: ``timestamp, name, value`` (empty for built-in strategies).
         config: the resolved configuration.
+        assets: the asset names of the data, in code order.
+        time_zone: the time zone of the data's timestamps (``None`` when naive).
+        run_info: ``started_at`` (UTC, ISO 8601) and ``duration_seconds`` of the engine run.
     """
 
-    def __init__(self, raw: dict[str, Any], feed: PolarsDataFeed, config: BacktestConfig) -> None:
+    fills: pl.DataFrame
+    trades: pl.DataFrame
+    equity: pl.DataFrame
+    rejected_orders: pl.DataFrame
+    records: pl.DataFrame
+    config: BacktestConfig
+    assets: list[str]
+    time_zone: str | None
+    run_info: dict[str, Any]
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        feed: PolarsDataFeed,
+        config: BacktestConfig,
+        *,
+        run_info: dict[str, Any] | None = None,
+    ) -> None:
         self.config = config
-        self._feed = feed
+        self._feed: PolarsDataFeed | None = feed
+        self._input: dict[str, Any] | None = None
+        self._positions_all: pl.DataFrame | None = None
+        self.assets = list(feed.assets)
+        self.time_zone = feed.time_zone
+        self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
         self.trades = self._trades(pl.DataFrame(raw["trades"]))
         self.equity = self._equity(pl.DataFrame(raw["equity"]))
         self.rejected_orders = self._rejections(pl.DataFrame(raw["rejections"]))
+        self.records = self._records(raw.get("records"), list(raw.get("record_names", [])))
+
+    # ----------------------------------------------------------------------- building frames
+
+    def _timestamps(self, ns: pl.Expr) -> pl.Expr:
+        if self.time_zone:
+            return ns.cast(pl.Datetime("ns", "UTC")).dt.convert_time_zone(self.time_zone)
+        return ns.cast(pl.Datetime("ns"))
+
+    @property
+    def _timestamp_dtype(self) -> pl.Datetime:
+        return pl.Datetime("ns", self.time_zone)
+
+    @property
+    def _asset_dtype(self) -> pl.Enum:
+        return pl.Enum(self.assets)
 
     def _asset(self) -> pl.Expr:
-        return self._feed.asset_expr(pl.col("asset_id")).alias("asset")
+        codes = pl.col("asset_id")
+        return codes.replace_strict(
+            list(range(len(self.assets))), self.assets, return_dtype=self._asset_dtype
+        ).alias("asset")
 
     def _fills(self, df: pl.DataFrame) -> pl.DataFrame:
         return df.select(
             "order_id",
-            self._feed.timestamps(pl.col("ts")).alias("timestamp"),
+            self._timestamps(pl.col("ts")).alias("timestamp"),
             self._asset(),
             pl.when(pl.col("side") == 0)
             .then(pl.lit("buy"))
             .otherwise(pl.lit("sell"))
             .alias("side"),
+            (
+                _names(pl.col("order_type"), ORDER_TYPES)
+                if "order_type" in df.columns
+                else pl.lit("market", dtype=pl.String)
+            ).alias("order_type"),
             "quantity",
             "price",
             "reference_price",
             "slippage",
             "commission",
+            (pl.col("partial") if "partial" in df.columns else pl.lit(False, dtype=pl.Boolean))
+            .cast(pl.Boolean)
+            .alias("partial"),
         )
 
     def _trades(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -68,16 +195,19 @@ class BacktestResult:
         return df.select(
             self._asset(),
             pl.when(pl.col("long")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
-            self._feed.timestamps(pl.col("entry_ts")).alias("entry_time"),
-            self._feed.timestamps(pl.col("exit_ts")).alias("exit_time"),
+            self._timestamps(pl.col("entry_ts")).alias("entry_time"),
+            self._timestamps(pl.col("exit_ts")).alias("exit_time"),
             "entry_price",
             "exit_price",
             "quantity",
             "gross_pnl",
             "commission",
+            "slippage",
             net.alias("net_pnl"),
             (net / (pl.col("entry_price") * pl.col("quantity"))).alias("return_pct"),
             pl.col("bars_held").cast(pl.Int64),
+            "mfe",
+            "mae",
             _names(pl.col("exit_reason"), EXIT_REASONS),
             pl.when(pl.col("open"))
             .then(pl.lit("open"))
@@ -86,23 +216,183 @@ class BacktestResult:
         )
 
     def _equity(self, df: pl.DataFrame) -> pl.DataFrame:
+        peak = pl.max_horizontal(pl.col("equity").cum_max(), pl.lit(self.config.initial_cash))
         return df.select(
-            self._feed.timestamps(pl.col("ts")).alias("timestamp"),
+            self._timestamps(pl.col("ts")).alias("timestamp"),
             "cash",
             "long_value",
             "short_value",
             "positions_value",
             "equity",
+            (pl.col("long_value") - pl.col("short_value")).alias("gross_exposure"),
+            (pl.col("long_value") + pl.col("short_value")).alias("net_exposure"),
+            (pl.col("equity") / peak - 1.0).alias("drawdown"),
         )
 
     def _rejections(self, df: pl.DataFrame) -> pl.DataFrame:
         return df.select(
             "order_id",
-            self._feed.timestamps(pl.col("ts")).alias("timestamp"),
+            self._timestamps(pl.col("ts")).alias("timestamp"),
             self._asset(),
             "quantity",
             _names(pl.col("reason"), REJECT_REASONS),
         )
+
+    def _records(self, table: object | None, names: list[str]) -> pl.DataFrame:
+        schema: dict[str, pl.DataType] = {
+            "timestamp": self._timestamp_dtype,
+            "name": pl.String(),
+            "value": pl.Float64(),
+        }
+        if table is None:
+            return pl.DataFrame(schema=schema)
+        df = pl.DataFrame(cast("ArrowStreamExportable", table))
+        if df.height == 0:
+            return pl.DataFrame(schema=schema)
+        return df.select(
+            self._timestamps(pl.col("ts")).alias("timestamp"),
+            _names(pl.col("name"), names).alias("name"),
+            pl.col("value").cast(pl.Float64),
+        )
+
+    # ----------------------------------------------------------------------------- positions
+
+    def _compute_positions(self, sample_ts: np.ndarray[Any, np.dtype[np.int64]]) -> pl.DataFrame:
+        """Non-zero positions at the given engine timestamps (ns), from fills and bar closes."""
+        feed = self._feed
+        assert feed is not None
+        schema: dict[str, pl.DataType] = {
+            "timestamp": self._timestamp_dtype,
+            "asset": self._asset_dtype,
+            "quantity": pl.Float64(),
+            "price": pl.Float64(),
+            "market_value": pl.Float64(),
+        }
+        if self.fills.height == 0 or sample_ts.shape[0] == 0:
+            return pl.DataFrame(schema=schema)
+        signed = (
+            pl.when(pl.col("side") == "buy").then(pl.col("quantity")).otherwise(-pl.col("quantity"))
+        )
+        changes = (
+            self.fills.lazy()
+            .select(
+                pl.col("timestamp").dt.cast_time_unit("ns").to_physical().alias("ts"),
+                pl.col("asset").to_physical().cast(pl.UInt32).alias("asset_id"),
+                signed.alias("q"),
+            )
+            .with_columns(pl.col("q").cum_sum().over("asset_id").alias("cum"))
+            .with_columns(
+                # The engine's dust rule: a fill that leaves |position| <= 1e-9 x max(|before|,
+                # |fill|) closes it exactly. Restart the running sum there.
+                (
+                    pl.col("cum").abs()
+                    <= _DUST
+                    * pl.max_horizontal(
+                        pl.col("cum").shift(1, fill_value=0.0).over("asset_id").abs(),
+                        pl.col("q").abs(),
+                    )
+                ).alias("flat")
+            )
+            .with_columns(
+                pl.when(pl.col("flat"))
+                .then(pl.col("cum"))
+                .otherwise(None)
+                .forward_fill()
+                .over("asset_id")
+                .fill_null(0.0)
+                .alias("base")
+            )
+            .with_columns(
+                pl.when(pl.col("flat"))
+                .then(0.0)
+                .otherwise(pl.col("cum") - pl.col("base"))
+                .alias("position")
+            )
+            .group_by("asset_id", "ts", maintain_order=True)
+            .agg(pl.col("position").last())
+            .collect()
+        )
+        # Each change holds from its timestamp until the asset's next change. Map both ends to
+        # the range of sample indices they cover and expand only the non-zero spans: the work
+        # is proportional to the rows returned.
+        starts = np.searchsorted(sample_ts, changes.get_column("ts").to_numpy(), side="left")
+        held = (
+            changes.with_columns(pl.Series("lo", starts, dtype=pl.Int64))
+            .with_columns(
+                pl.col("lo").shift(-1).over("asset_id").fill_null(sample_ts.shape[0]).alias("hi")
+            )
+            .filter((pl.col("position") != 0.0) & (pl.col("hi") > pl.col("lo")))
+            .select(
+                "asset_id",
+                "position",
+                pl.int_ranges("lo", "hi", dtype=pl.Int64).alias("index"),
+            )
+            .explode("index")
+        )
+        held = held.with_columns(
+            pl.Series("ts", sample_ts[held.get_column("index").to_numpy()], dtype=pl.Int64)
+        )
+        marks = feed.frame.select("ts", "asset_id", "close")
+        out = (
+            held.sort("ts", "asset_id")
+            .join_asof(marks, on="ts", by="asset_id", strategy="backward", check_sortedness=False)
+            .select(
+                self._timestamps(pl.col("ts")).alias("timestamp"),
+                self._asset(),
+                pl.col("position").alias("quantity"),
+                pl.col("close").alias("price"),
+                (pl.col("position") * pl.col("close")).alias("market_value"),
+            )
+        )
+        return out
+
+    def _sample_timestamps(self, frequency: str | None) -> pl.Series:
+        """The equity timestamps sampled: the last one of each period (all when ``None``)."""
+        ts = self.equity.get_column("timestamp")
+        if frequency is None:
+            return ts
+        return (
+            self.equity.select("timestamp")
+            .group_by(
+                pl.col("timestamp").dt.truncate(frequency).alias("period"), maintain_order=True
+            )
+            .agg(pl.col("timestamp").last())
+            .get_column("timestamp")
+        )
+
+    def positions(self, frequency: str | None = "1d") -> pl.DataFrame:
+        """Open positions sampled at a frequency.
+
+        Args:
+            frequency: a Polars duration string (``"1d"``, ``"1w"``, ``"1mo"``, ``"4h"``, ...).
+                Time is cut into periods with ``dt.truncate(frequency)`` (in the data's time
+                zone) and each period is sampled at its last equity timestamp, the state at the
+                end of the period. ``None`` samples every timestamp.
+
+        Returns:
+            ``timestamp, asset, quantity, price, market_value``, one row per non-zero position
+            at each sample time, sorted by timestamp then asset. ``quantity`` is signed (short
+            positions are negative), ``price`` is the asset's last close at or before the sample
+            time (the engine's mark) and ``market_value = quantity * price``. Summed over assets
+            at a timestamp, ``market_value`` equals ``equity.positions_value``.
+
+        Computed with vectorised Polars operations from the fills (running signed quantity per
+        asset) and the feed's closes.
+        """
+        samples = self._sample_timestamps(frequency)
+        if self._feed is None:
+            # A loaded result: sample the positions saved at every timestamp.
+            full = self._every_timestamp_positions()
+            return full.join(samples.to_frame(), on="timestamp", how="semi")
+        sample_ns = samples.dt.cast_time_unit("ns").to_physical().to_numpy()
+        return self._compute_positions(np.ascontiguousarray(sample_ns, dtype=np.int64))
+
+    def _every_timestamp_positions(self) -> pl.DataFrame:
+        if self._positions_all is None:
+            self._positions_all = self.positions(None)
+        return self._positions_all
+
+    # ------------------------------------------------------------------------------- metrics
 
     @cached_property
     def metrics(self) -> dict[str, float]:
@@ -115,11 +405,217 @@ class BacktestResult:
             periods_per_year=self.config.periods_per_year,
         )
 
+    def benchmark_returns(
+        self, benchmark: BenchmarkInput, kind: Literal["prices", "returns"] = "prices"
+    ) -> pl.Series:
+        """A benchmark as per-period returns aligned with :attr:`equity` rows.
+
+        Args:
+            benchmark: either a ``pl.Series`` with one value per equity row (aligned by
+                position), or a ``pl.DataFrame`` with a ``timestamp`` column and one value
+                column. A frame of prices is aligned as of each equity timestamp (the last
+                price at or before it); a frame of returns must have a row at each equity
+                timestamp it covers (missing rows are null).
+            kind: ``"prices"`` (levels; returns are computed between consecutive equity
+                timestamps, so the first period has none) or ``"returns"`` (simple per-period
+                returns).
+
+        Returns:
+            A Float64 series named ``benchmark``, one value per equity row; null where
+            unknown.
+
+        Raises:
+            ValueError: on a length mismatch, a frame without a ``timestamp`` column or with
+                other than one value column, a time zone different from the data's, or an
+                unknown ``kind``.
+        """
+        if kind not in ("prices", "returns"):
+            raise ValueError(f"kind must be 'prices' or 'returns', got {kind!r}")
+        n = self.equity.height
+        if isinstance(benchmark, pl.Series):
+            if benchmark.len() != n:
+                raise ValueError(
+                    f"benchmark series must have one value per equity row ({n}), "
+                    f"got {benchmark.len()}; pass a frame with a timestamp column to align by time"
+                )
+            values = benchmark.cast(pl.Float64)
+        elif isinstance(benchmark, pl.DataFrame):
+            values = self._align_benchmark(benchmark, kind)
+        else:
+            raise ValueError(
+                f"benchmark must be a polars Series or DataFrame, got {type(benchmark).__name__}"
+            )
+        values = values.fill_nan(None)
+        if kind == "prices":
+            values = values / values.shift(1) - 1.0
+        out: pl.Series = values.alias("benchmark")
+        return out
+
+    def _align_benchmark(self, frame: pl.DataFrame, kind: str) -> pl.Series:
+        if "timestamp" not in frame.columns:
+            raise ValueError("benchmark frame must have a 'timestamp' column")
+        value_columns = [c for c in frame.columns if c != "timestamp"]
+        if len(value_columns) != 1:
+            raise ValueError(
+                f"benchmark frame must have exactly one value column besides 'timestamp', "
+                f"got {value_columns}"
+            )
+        ts = frame.get_column("timestamp")
+        if ts.dtype == pl.Date:
+            ts = ts.cast(pl.Datetime("ns"))
+        if not isinstance(ts.dtype, pl.Datetime):
+            raise ValueError(f"benchmark timestamp must be Date or Datetime, got {ts.dtype}")
+        if ts.dtype.time_zone != self.time_zone:
+            raise ValueError(
+                f"benchmark timestamps are in time zone {ts.dtype.time_zone!r} but the data's "
+                f"are in {self.time_zone!r}; convert them first"
+            )
+        right = pl.DataFrame(
+            {
+                "timestamp": ts.dt.cast_time_unit("ns"),
+                "value": frame.get_column(value_columns[0]).cast(pl.Float64),
+            }
+        ).sort("timestamp")
+        left = self.equity.select("timestamp")
+        if kind == "prices":
+            joined = left.join_asof(right, on="timestamp", strategy="backward")
+        else:
+            joined = left.join(right, on="timestamp", how="left", maintain_order="left")
+        return joined.get_column("value")
+
+    def metrics_vs(
+        self, benchmark: BenchmarkInput, kind: Literal["prices", "returns"] = "prices"
+    ) -> dict[str, float]:
+        """The metrics plus ``alpha`` (annualised), ``beta`` and ``information_ratio`` against
+        a benchmark (see :meth:`benchmark_returns` for the accepted forms and
+        :func:`~ml4t.backtest.metrics.compute_metrics` for the definitions)."""
+        return compute_metrics(
+            self.equity,
+            self.trades,
+            self.fills,
+            initial_cash=self.config.initial_cash,
+            periods_per_year=self.config.periods_per_year,
+            benchmark=self.benchmark_returns(benchmark, kind),
+        )
+
     def summary(self) -> str:
         """A plain-text table of the metrics."""
         width = max(len(k) for k in self.metrics)
         lines = [f"{k.ljust(width)}  {v:,.6g}" for k, v in self.metrics.items()]
         return "\n".join(lines)
+
+    # -------------------------------------------------------------------------------- report
+
+    def report(
+        self,
+        path: str | Path = "report.html",
+        benchmark: BenchmarkInput | None = None,
+        *,
+        benchmark_kind: Literal["prices", "returns"] = "prices",
+        title: str = "Backtest report",
+    ) -> Path:
+        """Writes a self-contained HTML tearsheet (see :func:`ml4t.backtest.report.write_report`).
+
+        Needs the ``report`` extra (``pip install ml4t-backtest[report]``, i.e. plotly).
+        Returns the path written.
+        """
+        from ml4t.backtest.report import write_report
+
+        return write_report(
+            self, path, benchmark=benchmark, benchmark_kind=benchmark_kind, title=title
+        )
+
+    # ----------------------------------------------------------------------------- save/load
+
+    def input_summary(self) -> dict[str, Any]:
+        """What the run read: row and asset counts, time range, time zone, asset names,
+        signal columns and a checksum of the engine frame (see :func:`frame_checksum`)."""
+        if self._input is None:
+            feed = self._feed
+            assert feed is not None  # a loaded result has its summary from the manifest
+            ts = self.equity.get_column("timestamp")
+            self._input = {
+                "rows": len(feed),
+                "n_assets": feed.n_assets,
+                "n_timestamps": self.equity.height,
+                "first_timestamp": ts.min().isoformat() if ts.len() else None,  # type: ignore[union-attr]
+                "last_timestamp": ts.max().isoformat() if ts.len() else None,  # type: ignore[union-attr]
+                "time_zone": feed.time_zone,
+                "assets": list(feed.assets),
+                "signal_columns": list(feed.signal_columns),
+                "checksum": frame_checksum(feed.engine_frame),
+            }
+        return self._input
+
+    def save(self, directory: str | Path) -> Path:
+        """Writes the result to ``directory`` (created if needed) and returns its path.
+
+        Files: one Parquet per record (``fills``, ``trades``, ``equity``, ``rejected_orders``,
+        ``records``, and ``positions`` at every timestamp), ``metrics.json`` (non-finite values
+        as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``), ``config.yaml`` (the
+        resolved :class:`BacktestConfig`) and ``manifest.json`` (library version, what the run
+        read with a checksum of the engine frame, when it ran and how long it took, and the
+        row count and SHA-256 of each file). :meth:`load` reads it back without the data.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        frames = {name: getattr(self, name) for name in RECORD_NAMES}
+        frames["positions"] = self._every_timestamp_positions()
+        files: dict[str, dict[str, Any]] = {}
+        for name, frame in frames.items():
+            path = out / f"{name}.parquet"
+            frame.write_parquet(path, statistics=False)
+            files[path.name] = {"rows": frame.height}
+        metrics = {k: _json_float(v) for k, v in self.metrics.items()}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        self.config.to_yaml(out / "config.yaml")
+        for name in ("metrics.json", "config.yaml"):
+            files[name] = {}
+        for name, info in files.items():
+            info["sha256"] = _sha256_file(out / name)
+        manifest = {
+            "format": SAVE_FORMAT,
+            "library": "ml4t-backtest",
+            "version": __version__,
+            "saved_at": datetime.now(timezone.utc).isoformat(),
+            "run": self.run_info,
+            "input": self.input_summary(),
+            "files": files,
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> BacktestResult:
+        """Reads a result written by :meth:`save`. The data feed is not needed: positions are
+        read from ``positions.parquet`` and asset names and time zone from the manifest.
+
+        Raises:
+            FileNotFoundError: if a file of the layout is missing.
+            ValueError: if the manifest is of an unknown format.
+        """
+        folder = Path(directory)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("format") != SAVE_FORMAT:
+            raise ValueError(
+                f"{folder / 'manifest.json'}: unknown saved-result format "
+                f"{manifest.get('format')!r} (this version reads {SAVE_FORMAT})"
+            )
+        self = cls.__new__(cls)
+        self.config = BacktestConfig.from_yaml(folder / "config.yaml")
+        self._feed = None
+        self._input = dict(manifest["input"])
+        self.assets = list(self._input["assets"])
+        self.time_zone = self._input["time_zone"]
+        self.run_info = dict(manifest["run"])
+        for name in RECORD_NAMES:
+            setattr(self, name, pl.read_parquet(folder / f"{name}.parquet"))
+        self._positions_all = pl.read_parquet(folder / "positions.parquet")
+        metrics = json.loads((folder / "metrics.json").read_text())
+        self.__dict__["metrics"] = {k: float(v) for k, v in metrics.items()}
+        return self
+
+    # ---------------------------------------------------------------------------------- misc
 
     def __repr__(self) -> str:
         return (

@@ -84,15 +84,21 @@ class TimestampBatch:
     names; ``batch.asset_ids`` their codes; ``batch.to_polars()`` a DataFrame view.
     """
 
-    __slots__ = ("_columns", "_end", "_feed", "_start")
+    __slots__ = ("_columns", "_end", "_feed", "_frame", "_start")
 
     def __init__(
-        self, feed: PolarsDataFeed, columns: dict[str, npt.NDArray[Any]], start: int, end: int
+        self,
+        feed: PolarsDataFeed,
+        columns: dict[str, npt.NDArray[Any]],
+        start: int,
+        end: int,
+        frame: pl.DataFrame | None = None,
     ) -> None:
         self._feed = feed
         self._columns = columns
         self._start = start
         self._end = end
+        self._frame = frame  # the chunk ``columns`` come from (the feed's frame when None)
 
     def __len__(self) -> int:
         return self._end - self._start
@@ -126,20 +132,36 @@ class TimestampBatch:
 
     def to_polars(self) -> pl.DataFrame:
         """The rows as a Polars DataFrame (a zero-copy slice) with an ``asset`` column added."""
-        view = self._feed.frame.slice(self._start, self._end - self._start)
+        frame = self._frame if self._frame is not None else self._feed.frame
+        view = frame.slice(self._start, self._end - self._start)
         return view.with_columns(self._feed.asset_expr(pl.col("asset_id")).alias("asset"))
 
 
 class _BatchDriver:
-    """Called by the engine once per timestamp; builds the batch view and calls the user."""
+    """Called by the engine once per timestamp; builds the batch view and calls the user.
+
+    The numpy views are taken once per chunk: once for an in-memory feed, and again whenever a
+    streaming feed hands the engine a new chunk (``feed.chunk_serial`` changes; the engine's
+    row indexes are relative to ``feed.current_chunk``).
+    """
 
     def __init__(self, strategy: Strategy, feed: PolarsDataFeed) -> None:
         self.strategy = strategy
         self._feed = feed
-        self._columns = {name: feed.frame[name].to_numpy() for name in feed.frame.columns}
+        self._serial = -1
+        self._frame: pl.DataFrame | None = None
+        self._columns: dict[str, npt.NDArray[Any]] = {}
+        if not feed.streaming:
+            self._load()
         self._context: Context | None = None
         self._user_call = strategy.on_timestamp_batch
         self._to_datetime = feed.to_datetime
+
+    def _load(self) -> None:
+        frame = self._feed.current_chunk
+        self._serial = self._feed.chunk_serial
+        self._frame = frame
+        self._columns = {name: frame[name].to_numpy() for name in frame.columns}
 
     def on_start(self, context: Context) -> None:
         self._context = context
@@ -149,9 +171,10 @@ class _BatchDriver:
         context = self._context
         if context is None:  # the engine always calls on_start first
             raise RuntimeError("on_timestamp called before on_start")
-        self._user_call(
-            self._to_datetime(ts), TimestampBatch(self._feed, self._columns, start, end), context
-        )
+        if self._feed.chunk_serial != self._serial:
+            self._load()
+        batch = TimestampBatch(self._feed, self._columns, start, end, self._frame)
+        self._user_call(self._to_datetime(ts), batch, context)
 
     def on_end(self, context: Context) -> None:
         self.strategy.on_end(context)

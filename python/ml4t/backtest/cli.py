@@ -1,0 +1,199 @@
+"""The ``ml4t-backtest`` command line.
+
+``ml4t-backtest run CONFIG``
+    Runs the backtest a YAML or JSON config describes (its ``data``, ``strategy`` and
+    ``output`` sections), shows a progress bar on a terminal, prints the metrics and writes the
+    results directory.
+
+``ml4t-backtest validate DATA``
+    Checks every row of a Parquet/CSV file, glob or directory (or the data of a config file)
+    and prints the validation report; exits 1 when a rule is broken.
+
+Exit codes: 0 success, 1 a library error (bad data, bad config, strategy error) or failed
+validation, 2 bad command-line usage. Also runnable as ``python -m ml4t.backtest.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ml4t.backtest.config import BacktestConfig
+from ml4t.backtest.errors import BacktestError, ConfigError
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def load_config(path: str | Path) -> BacktestConfig:
+    """Loads a config file by its suffix (``.json``, else YAML)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"<file {file}>: no such config file")
+    if file.suffix.lower() == ".json":
+        return BacktestConfig.from_json(file)
+    return BacktestConfig.from_yaml(file)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ml4t-backtest",
+        description="Rust-accelerated backtests of ML trading strategies.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the backtest a config file describes",
+        description=(
+            "Run the backtest described by a YAML or JSON config (sections data, strategy, "
+            "execution, commission, slippage, account, output). Prints the metrics and writes "
+            "the results directory. Relative paths in the file are resolved against its "
+            "directory, and a strategy 'module:Class' is imported from there too."
+        ),
+    )
+    run.add_argument("config", metavar="CONFIG", help="path to a .yaml/.yml or .json config")
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="results directory (default: output.directory of the config, else "
+        "./output/<config name>)",
+    )
+    run.add_argument(
+        "--report",
+        action="store_true",
+        help="also write report.html (as output.report: true does)",
+    )
+    bar = run.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show the progress bar (default: only on a terminal)",
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+    run.set_defaults(func=_run)
+
+    check = commands.add_parser(
+        "validate",
+        help="check every row of a dataset and print the report",
+        description=(
+            "Check every row of DATA (a Parquet or CSV file, a glob, a hive-partitioned "
+            "directory, or a config file whose data section is checked) and print the "
+            "validation report. Exits 1 when a rule is broken."
+        ),
+    )
+    check.add_argument("data", metavar="DATA", help="data path, glob or directory, or a config")
+    check.add_argument("--signals", metavar="PATH", help="a signals dataset to join and check")
+    check.add_argument("--timestamp-column", default="timestamp", metavar="NAME")
+    check.add_argument("--asset-column", default=None, metavar="NAME")
+    check.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="read in chunks of about N rows (bounded memory)",
+    )
+    check.add_argument(
+        "--chunk-by", default=None, metavar="PERIOD", help="read in chunks of a period, e.g. 1mo"
+    )
+    check.add_argument(
+        "--sort",
+        choices=("sort", "raise"),
+        default="sort",
+        help="unsorted rows: sort them (default) or report them",
+    )
+    check.set_defaults(func=_validate)
+    return parser
+
+
+def _write_results(result: Any, out: Path) -> None:
+    if hasattr(result, "save"):
+        result.save(out)
+        return
+    out.mkdir(parents=True, exist_ok=True)  # pragma: no cover - older result objects
+    for name in ("fills", "trades", "equity", "rejected_orders"):
+        getattr(result, name).write_parquet(out / f"{name}.parquet")
+    metrics = {k: (v if math.isfinite(v) else str(v)) for k, v in result.metrics.items()}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    result.config.to_yaml(out / "config.yaml")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ml4t.backtest.backtest import Backtest
+    from ml4t.backtest.data import PolarsDataFeed
+
+    path = Path(args.config)
+    config = load_config(path)
+    base = path.resolve().parent
+    if config.data is None:
+        raise ConfigError("data: the config has no data section (data.prices is required)")
+    if config.strategy is None:
+        raise ConfigError("strategy: the config has no strategy section")
+    feed = PolarsDataFeed.from_config(config.data, base)
+    strategy = config.strategy.build(search_path=base)
+    backtest = Backtest(feed, strategy, config=config)
+    kwargs: dict[str, Any] = {}
+    if "progress" in inspect.signature(backtest.run).parameters:
+        kwargs["progress"] = args.progress
+    result = backtest.run(**kwargs)
+    print(result.summary())
+    if args.output:
+        out = Path(args.output)
+    elif config.output.directory:
+        out = Path(config.output.directory)
+        out = out if out.is_absolute() else base / out
+    else:
+        out = Path("output") / path.stem
+    _write_results(result, out)
+    if (args.report or config.output.report) and hasattr(result, "report"):
+        result.report(out / "report.html")
+    print(f"results written to {out}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ml4t.backtest.data import PolarsDataFeed
+    from ml4t.backtest.validation import validate
+
+    data = Path(args.data)
+    if data.suffix.lower() in CONFIG_SUFFIXES and data.is_file():
+        config = load_config(data)
+        if config.data is None:
+            raise ConfigError("data: the config has no data section")
+        prices, options = PolarsDataFeed.config_options(config.data, data.resolve().parent)
+        report = validate(prices, **options)
+    else:
+        report = validate(
+            args.data,
+            signals=args.signals,
+            timestamp_column=args.timestamp_column,
+            asset_column=args.asset_column,
+            chunk_rows=args.chunk_rows,
+            chunk_by=args.chunk_by,
+            validation={"sort": args.sort},
+        )
+    print(report)
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ml4t-backtest`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except BacktestError as err:
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
