@@ -6,7 +6,8 @@
 3. Trade the predictions out of sample with a Python ``on_timestamp_batch`` strategy that holds
    the 10 highest predictions at equal weight, with 5 bps commission and 2 bps slippage,
    next-open fills; compare with the built-in Rust ``TopKStrategy`` (identical by design).
-4. Print the metrics and write the records (Parquet), metrics.json, config.yaml and summary.txt.
+4. Print the metrics and write the results with ``result.save`` (Parquet records, metrics.json,
+   config.yaml, manifest.json), the HTML report (``result.report``) and summary.txt.
 
 Run: ``./scripts/run_example.sh`` (or ``.venv/bin/python examples/ml_topk_backtest.py``).
 """
@@ -14,7 +15,6 @@ Run: ``./scripts/run_example.sh`` (or ``.venv/bin/python examples/ml_topk_backte
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -78,11 +78,9 @@ class TopPredictions(Strategy):
 
 
 def save(result: BacktestResult, out: Path, elapsed: float) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("fills", "trades", "equity", "rejected_orders"):
-        getattr(result, name).write_parquet(out / f"{name}.parquet")
-    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
-    result.config.to_yaml(out / "config.yaml")
+    """Records as Parquet, metrics, config and manifest; the HTML report; a text summary."""
+    result.save(out)
+    result.report(out / "report.html")
     (out / "summary.txt").write_text(
         f"{result!r}\nrun time {elapsed:.3f}s\n\n{result.summary()}\n\n"
         f"top trades by net PnL:\n{result.trades.sort('net_pnl', descending=True).head(5)}\n"

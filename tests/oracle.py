@@ -422,6 +422,21 @@ class OracleEngine:
             raise ValueError(f"quantity: must be finite and non-zero, got {quantity}")
         if self.integer and quantity != math.trunc(quantity):
             raise ValueError(f"quantity: must be whole with integer rounding, got {quantity}")
+        # Bracket legs on the right sides: for a buy the take profit strictly above the stop loss
+        # and the entry's limit, the stop loss strictly below that limit (mirrored for a sell).
+        up = 1.0 if quantity > 0 else -1.0
+        entry_limit = limit if kind in ("limit", "stop_limit") else None
+        if take_profit is not None and (
+            (stop_loss is not None and up * (take_profit - stop_loss) <= 0)
+            or (entry_limit is not None and up * (take_profit - entry_limit) <= 0)
+        ):
+            raise ValueError(f"take_profit: on the wrong side, got {take_profit}")
+        if (
+            stop_loss is not None
+            and entry_limit is not None
+            and up * (entry_limit - stop_loss) <= 0
+        ):
+            raise ValueError(f"stop_loss: on the wrong side, got {stop_loss}")
         order_id = self.next_order_id
         tp_id = order_id + 1 if take_profit is not None else None
         sl_id = order_id + 1 + (tp_id is not None) if stop_loss is not None else None

@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "periods_per_year": None,
     "data": None,
     "strategy": None,
-    "output": {"directory": None, "report": False},
+    "output": {"directory": None, "report": True},
 }
 
 # values chosen to need every digit of a float64 and to exercise every section

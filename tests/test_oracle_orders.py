@@ -7,15 +7,22 @@ equity, trades (with their exit reasons) and rejected orders (``expired``, ``not
 ``end_of_data``) to 1e-9. The first tests check the oracle's order rules against hand-computed
 numbers.
 
-Not covered here (see the Rust tests): trailing stops and the volume cap (the oracle does not
-model them), limit entries with bracket legs (refused at submission by an engine bug), DAY/IOC
-orders on data with missing bars (an engine bug expires them at a timestamp where their asset
-has no bar).
+Covered rules (docs/semantics.md, "Order types", and engine/fills.rs): the intrabar path under
+every policy (a flat position walks the bar like ``ohlc``), bracket legs joining the bar's queue
+at their activation time, market, stop, limit and stop-limit entries with brackets, the through
+rules (an open exactly on the limit is only a touch), DAY/IOC orders living for the first bar of
+their asset (data with missing bars), and exits capped at flat when they fill: bracket legs after
+the position was reduced by another order, resting sells without shorting (``short_not_allowed``
+for the cut part).
 
-ENGINE BUG, marked ``xfail`` below: under the ``pessimistic`` and ``optimistic`` paths the engine
-walks a *flat* position's bar as if it were long (``held.signum()`` with ``f64::signum(0.0) ==
-1.0`` in ``engine/fills.rs``), where the contract walks it like ``ohlc``. The oracle follows the
-contract; emulating the bug in the oracle makes every case agree.
+Not covered here (see the Rust tests): trailing stops and the volume cap (the oracle does not
+model them).
+
+Known engine bugs (``xfail(strict=True)`` repros in tests/test_orders_api.py): an order cut to
+nothing at fill time is reported again as ``end_of_data`` with quantity 0 (tolerated by
+``without_phantoms`` below); a take profit activated mid-bar where the price is already better
+than it is dropped under a through rule (the bracket tests use the through rules with the
+``ohlc`` path only, where that cannot happen).
 """
 
 from __future__ import annotations
@@ -155,6 +162,18 @@ def _diff(
             return
 
 
+def without_phantoms(rejected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engine's rejections without the ``end_of_data`` rows of quantity 0.
+
+    ENGINE BUG (test_orders_api.py::test_an_order_cut_to_nothing_at_fill_time_is_gone): an order
+    cut to nothing when it fills (a sell at flat without shorting, a bracket leg) stays in the
+    book until something else fills or expires, and at the end of the data it is reported again
+    as ``end_of_data`` with quantity 0. A real ``end_of_data`` rejection never has quantity 0, so
+    these rows are dropped here to keep the differential tests on everything else; remove this
+    when the engine is fixed."""
+    return [r for r in rejected if not (r["reason"] == "end_of_data" and r["quantity"] == 0.0)]
+
+
 def compare(result: Any, expected: oracle.OracleResult, label: str, by_asset: bool) -> None:
     """Fills in execution order (``by_asset``: stably sorted by timestamp and asset, so only the
     order within an asset counts), equity per timestamp, trades and rejections as sets."""
@@ -199,7 +218,7 @@ def compare(result: Any, expected: oracle.OracleResult, label: str, by_asset: bo
 
     _diff(
         "rejected_orders",
-        sorted(result.rejected_orders.to_dicts(), key=rejected_key),
+        sorted(without_phantoms(result.rejected_orders.to_dicts()), key=rejected_key),
         sorted(expected.rejected_orders, key=rejected_key),
         ("quantity",),
         ("order_id", "timestamp", "asset", "reason"),
@@ -330,6 +349,110 @@ def test_oracle_day_expiry_and_cancels() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("quantity", "kwargs", "field"),
+    [
+        (1, {"take_profit": 95.0, "stop_loss": 105.0}, "take_profit"),
+        (-1, {"take_profit": 105.0, "stop_loss": 95.0}, "take_profit"),
+        (1, {"limit": 100.0, "take_profit": 99.0}, "take_profit"),
+        (1, {"limit": 100.0, "stop_loss": 101.0}, "stop_loss"),
+        (-1, {"limit": 100.0, "take_profit": 101.0}, "take_profit"),
+        (-1, {"limit": 100.0, "stop_loss": 99.0}, "stop_loss"),
+        (1, {"stop": 99.0, "limit": 100.0, "take_profit": 100.0}, "take_profit"),
+        (1, {"limit": 100.0, "take_profit": 101.0, "stop_loss": 99.0}, None),
+        (-1, {"limit": 100.0, "take_profit": 99.0, "stop_loss": 101.0}, None),
+        (1, {"stop": 103.0, "take_profit": 102.0, "stop_loss": 95.0}, None),  # no entry limit
+    ],
+)
+def test_oracle_bracket_sides(quantity: int, kwargs: dict[str, float], field: str | None) -> None:
+    submit = _at(0, ("submit_order", ("A", quantity), kwargs))
+    bars = [_bar(0, 100, 100.5, 99.5, 100)]
+    if field is None:
+        run_oracle(bars, None, submit)
+    else:
+        with pytest.raises(ValueError, match=f"^{field}:"):
+            run_oracle(bars, None, submit)
+
+
+def test_oracle_through_rule_at_an_open_on_the_limit() -> None:
+    through = make_config(limit_rule=("through_amount", 0.5))
+    buy_99 = _at(0, ("submit_order", ("A", 10), {"limit": 99.0}))
+    on_limit = [_bar(0, 100, 100.5, 99.5, 100), _bar(1, 99, 100, 98.8, 99.5)]
+    assert _fills(run_oracle(on_limit, None, buy_99)) == [(1, "buy", 10, 99.0)]
+    assert _fills(run_oracle(on_limit, through, buy_99)) == []  # only a touch
+    better = [_bar(0, 100, 100.5, 99.5, 100), _bar(1, 98.9, 100, 98.8, 99.5)]
+    assert _fills(run_oracle(better, through, buy_99)) == [(1, "buy", 10, 98.9)]
+    # A leg activated where the price is already better than its limit fills there too: buy
+    # stop 103.02 with a take profit at 103, 100 -> 99.9 -> 103.04 -> 103.03.
+    bars = [_bar(0, 100, 100.5, 99.5, 100), _bar(1, 100, 103.04, 99.9, 103.03)]
+    bracket = _at(
+        0, ("submit_order", ("A", 10), {"stop": 103.02, "take_profit": 103.0, "stop_loss": 95.0})
+    )
+    through = make_config(limit_rule=("through_amount", 0.05))
+    expected = [(1, "buy", 10, 103.02), (1, "sell", 10, 103.02)]
+    assert _fills(run_oracle(bars, through, bracket)) == expected
+
+
+def test_oracle_exits_are_capped_at_flat() -> None:
+    bars = [
+        _bar(0, 100, 100.5, 99.5, 100),
+        _bar(1, 100, 101, 99, 100),
+        _bar(2, 100, 103, 99, 102),  # 100 -> 99 -> 103
+        _bar(3, 98, 99, 90, 91),
+    ]
+
+    def no_short(ts: Any, rows: Any, ctx: Any) -> None:
+        day = (ts - T0).days
+        if day == 0:
+            ctx.submit_order("A", 10)
+        if day == 1:
+            ctx.submit_order("A", -10, limit=101.5)
+            ctx.submit_order("A", -6, stop=99.5)
+            ctx.submit_order("A", -10, limit=102.0)
+
+    cfg = merge_config({"account": {"allow_short": False}})
+    r = run_oracle(bars, cfg, no_short)
+    assert _fills(r) == [(1, "buy", 10, 100.0), (2, "sell", 6, 99.5), (2, "sell", 4, 101.5)]
+    got = [
+        (x["order_id"], (x["timestamp"] - T0).days, x["quantity"], x["reason"])
+        for x in r.rejected_orders
+    ]
+    assert got == [(2, 2, -6.0, "short_not_allowed"), (4, 2, -10.0, "short_not_allowed")]
+
+    # A bracket's stop loss sells only what is left after another sell (silently).
+    legs = _at(0, ("submit_order", ("A", 10), {"take_profit": 110.0, "stop_loss": 95.0}))
+
+    def bracket_then_sell(ts: Any, rows: Any, ctx: Any) -> None:
+        legs(ts, rows, ctx)
+        if ts == T0 + timedelta(days=1):
+            ctx.submit_order("A", -4)
+
+    r = run_oracle(bars, None, bracket_then_sell)
+    assert _fills(r) == [(1, "buy", 10, 100.0), (2, "sell", 4, 100.0), (3, "sell", 6, 95.0)]
+    assert [t["exit_reason"] for t in r.trades] == ["stop_loss"]
+    assert r.rejected_orders == []
+
+
+def test_oracle_day_order_waits_for_its_assets_bar() -> None:
+    bars = [
+        _bar(0, 100, 100.5, 99.5, 100),
+        _bar(0, 50.5, 51, 50, 50.5, asset="B"),
+        _bar(1, 100, 100.5, 99.5, 100),  # B has no bar on day 1
+        _bar(2, 100, 100.5, 99.5, 100),
+        _bar(2, 49, 50, 48, 49.5, asset="B"),
+    ]
+    day_limit = _at(0, ("submit_order", ("B", 10), {"limit": 50.0, "tif": "day"}))
+    r = run_oracle(bars, None, day_limit)
+    assert [(f["asset"], *x) for f, x in zip(r.fills, _fills(r), strict=True)] == [
+        ("B", 2, "buy", 10, 49.0)
+    ]
+    assert r.rejected_orders == []
+    day_market = _at(1, ("submit_order", ("B", 10), {"tif": "day"}))
+    r = run_oracle(bars, make_config("same_close"), day_market)
+    assert _fills(r) == [(2, "buy", 10, 49.5)]
+    assert r.rejected_orders == []
+
+
 # ------------------------------------------------------------------------------------------------
 # differential tests against the real engine
 # ------------------------------------------------------------------------------------------------
@@ -378,8 +501,8 @@ def test_resting_sells_without_shorting_match_the_oracle(
     # cut at flat when they fill, with a short_not_allowed rejection for the cut part.
     config = make_config(mode, path, limit_rule, {"model": "per_order", "amount": 1.0})
     config["account"]["allow_short"] = False
-    expected = check(seed, config, lambda: OrderTypeLogic(tifs))
-    assert all(f["side"] == "buy" for f in expected.fills[:1])
+    expected = check(seed, config, lambda: OrderTypeLogic(tifs, exits=True))
+    assert all(e["short_value"] == 0.0 for e in expected.equity)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -395,6 +518,12 @@ def test_brackets_match_the_oracle(
 ) -> None:
     # BracketLogic also sells part of a held position (the legs are then capped when they fill)
     # and trades through zero (the legs are cancelled).
+    if path != "ohlc":
+        # ENGINE BUG (test_orders_api.py::test_a_leg_activated_beyond_its_limit_fills_at_the_
+        # activation_point): under pessimistic / optimistic an entry's legs re-walk the bar for
+        # the new position, so a take profit can start beyond its limit, which the engine drops
+        # under a through rule. With ``ohlc`` the legs start at the entry's price.
+        limit_rule = ("touch", 0.0)
     config = make_config(
         mode,
         path,

@@ -168,6 +168,22 @@ def test_limit_orders_fill_at_the_limit_or_a_better_open() -> None:
     assert rejections(result) == [(1, 0, -10.0, "end_of_data")]
 
 
+@pytest.mark.parametrize(
+    ("open_", "rule", "expected"),
+    [
+        (99.0, "touch", [(1, "buy", 10, 99.0)]),  # an open on the limit touches it
+        (99.0, "through", []),  # with a through rule that is only a touch (low 98.8 > 98.5)
+        (98.9, "through", [(1, "buy", 10, 98.9)]),  # strictly better: the open, whatever rule
+    ],
+)
+def test_an_open_on_the_limit_is_only_a_touch_under_a_through_rule(
+    open_: float, rule: str, expected: list[Any]
+) -> None:
+    rows = bars(DECIDE, (open_, 100, 98.8, 99.5))
+    cfg = config(limit_fill="through_amount", limit_through=0.5) if rule == "through" else None
+    assert fills(run(rows, {0: [order(10, limit=99.0)]}, cfg)) == expected
+
+
 def test_stop_orders_fill_at_the_level_with_slippage_or_at_a_gapped_open() -> None:
     slipping = config(slippage={"model": "fixed", "amount": 0.1})
     rows = bars(DECIDE, (100, 103, 99, 102))  # 100 -> 99 -> 103: crosses 102 going up
@@ -261,6 +277,78 @@ def test_intrabar_path_decides_a_bar_with_both_legs(path: str, price: float, rea
     assert result.trades["exit_reason"].to_list() == [reason]
 
 
+def test_a_flat_position_walks_the_bar_like_ohlc_under_pessimistic() -> None:
+    # Flat: the sell stop entry at 99 walks 100 -> 103 -> 95 -> 96 (the high is nearer) and
+    # triggers on the way down (t = 1.5); short now, the legs keep falling to the target at 97.
+    rows = bars(DECIDE, (100, 103, 95, 96))
+    bracket = order(-10, stop=99.0, take_profit=97.0, stop_loss=101.0)
+    result = run(rows, {0: [bracket]}, config(intrabar_path="pessimistic"))
+    assert fills(result) == [(1, "sell", 10, 99.0), (1, "buy", 10, 97.0)]
+    assert result.trades["exit_reason"].to_list() == ["take_profit"]
+
+
+def test_activated_legs_fill_in_path_time_order_with_the_other_orders() -> None:
+    # 100 -> 94 -> 106 -> 100 (tie: the low first): the entry at the open, its stop loss at 95
+    # on the way down, then the separate limit sell at 105 opens a short.
+    rows = bars(DECIDE, (100, 106, 94, 100))
+    result = run(rows, {0: [order(10, stop_loss=95.0), order(-5, limit=105.0)]})
+    got = [(f["order_id"], f["side"], f["price"]) for f in result.fills.iter_rows(named=True)]
+    assert got == [(1, "buy", 100.0), (2, "sell", 95.0), (3, "sell", 105.0)]
+    trades = result.trades.sort("entry_time")
+    assert trades["exit_reason"].to_list() == ["stop_loss", "end_of_data"]
+    assert trades["side"].to_list() == ["long", "short"]
+
+
+def test_legs_never_exit_more_than_the_position_they_protect() -> None:
+    # Long 10 by a bracket; the strategy sells 5 at bar 2; bar 3 trades through the stop loss,
+    # which sells only the 5 still held (silently cut, no short, no rejection).
+    rows = bars(DECIDE, (100, 101, 99, 100), (100, 101, 99, 100), (98, 99, 90, 91), DECIDE)
+    result = run(rows, {0: [BRACKET], 1: [order(-5)]})
+    assert fills(result) == [(1, "buy", 10, 100.0), (2, "sell", 5, 100.0), (3, "sell", 5, 95.0)]
+    assert result.strategy.positions[-1] == 0.0
+    assert result.rejected_orders.height == 0
+    assert result.trades["exit_reason"].to_list() == ["stop_loss"]
+
+
+LEG_GAP_THROUGH_BUG = pytest.mark.xfail(
+    reason="ENGINE BUG: engine/fills.rs `reachable` lets a limit fill at its start only when the "
+    "bar's *open* is better than it, while `limit_trigger` fills a leg at once when the price at "
+    "its activation point is better; under a through rule the pre-check drops such a take profit",
+    strict=True,
+)
+THROUGH = {"limit_fill": "through_amount", "limit_through": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("bar", "stop", "target", "path", "price"),
+    [
+        # Buy stop 103.02 with a take profit at 103 (legs are checked against each other and a
+        # limit entry only): 100 -> 99.9 -> 103.04: the entry triggers at 103.02, where the price
+        # is already better than the take profit.
+        pytest.param(
+            (100, 103.04, 99.9, 103.03), 103.02, 103.0, "ohlc", 103.02, id="tp-below-stop"
+        ),
+        # An ordinary bracket under `optimistic`: flat, 100 -> 99.9 -> 104.3 (the low is nearer),
+        # the entry triggers at 100.05 (t = 1 + 0.15/4.4); long now, the legs walk the high first,
+        # 100 -> 104.3 -> 99.9, where that time is at 104.15, above the take profit at 104.1.
+        pytest.param((100, 104.3, 99.9, 103), 100.05, 104.1, "optimistic", 104.15, id="optimistic"),
+    ],
+)
+@pytest.mark.parametrize("rule", ["touch", pytest.param("through", marks=LEG_GAP_THROUGH_BUG)])
+def test_a_leg_activated_beyond_its_limit_fills_at_the_activation_point(
+    rule: str, bar: tuple[float, ...], stop: float, target: float, path: str, price: float
+) -> None:
+    # The leg fills at once, at the (better) price where it became active, as a limit does at a
+    # better open. The through margin (0.5) is never traded beyond the take profit, which only
+    # matters for a limit that has to be reached.
+    rows = bars(DECIDE, bar)
+    cfg = config(intrabar_path=path, **(THROUGH if rule == "through" else {}))
+    result = run(rows, {0: [order(10, stop=stop, take_profit=target, stop_loss=95.0)]}, cfg)
+    assert fills(result) == [(1, "buy", 10, stop), (1, "sell", 10, pytest.approx(price))]
+    assert result.trades["exit_reason"].to_list() == ["take_profit"]
+    assert result.rejected_orders.height == 0
+
+
 def test_exit_reasons_in_one_run() -> None:
     rows = [
         *bars(DECIDE, (100, 101, 99, 100), (102, 106, 101, 105), asset="A"),
@@ -323,6 +411,72 @@ def test_day_order_expires_and_ioc_rest_is_cancelled() -> None:
     result = run(rows, {0: [order(250, tif="ioc")]}, config(max_volume_fraction=0.1))
     assert fills(result) == [(1, "buy", 100, 101.0)]
     assert rejections(result) == [(1, 1, 150.0, "expired")]
+
+
+def with_b(*b: tuple[float, float, float, float] | None) -> list:
+    """Rows of asset A (``DECIDE`` bars) and asset B; ``None`` is a missing bar of B."""
+    rows_b = bars(*[x or DECIDE for x in b], asset="B")
+    return bars(*[DECIDE] * len(b)) + [r for r, x in zip(rows_b, b, strict=True) if x]
+
+
+@pytest.mark.parametrize("tif", ["day", "ioc"])
+def test_day_and_ioc_orders_wait_for_their_assets_next_bar(tif: str) -> None:
+    # B has no bar on day 1: its DAY/IOC limit buy at 50 lives for B's next bar (day 2).
+    rows = with_b((50.5, 51, 50, 50.5), None, (49, 50, 48, 49))
+    result = run(rows, {0: [lambda c: c.submit_order("B", 10, limit=50.0, tif=tif)]})
+    assert fills(result) == [(2, "buy", 10, 49.0)]
+    assert result.rejected_orders.height == 0
+
+
+def test_same_close_day_market_order_waits_for_its_assets_bar() -> None:
+    # Decided on day 1 when B has no bar: filled at B's next close (day 2), not expired.
+    rows = with_b((50.5, 51, 50, 50.5), None, (49, 50, 48, 49.5))
+
+    def submit(c: Any) -> Any:
+        return c.submit_order("B", 10, tif="day")
+
+    result = run(rows, {1: [submit]}, config(mode="same_close"))
+    assert fills(result) == [(2, "buy", 10, 49.5)]
+    assert result.rejected_orders.height == 0
+    # With a bar now, it fills at this close.
+    result = run(rows, {0: [submit]}, config(mode="same_close"))
+    assert fills(result) == [(0, "buy", 10, 50.5)]
+    assert result.rejected_orders.height == 0
+
+
+def test_resting_sells_are_cut_at_flat_when_shorting_is_off() -> None:
+    # Long 10; three resting sells each pass the check at submission against the long 10.
+    # Bar 2 walks 100 -> 99 -> 103: the stop (6 at 99.5) fills, the limit at 101.5 is cut to
+    # the 4 still held, the limit at 102 to nothing: short_not_allowed for the cut parts.
+    rows = bars(DECIDE, (100, 101, 99, 100), (100, 103, 99, 102), DECIDE)
+    calls = {
+        0: [order(10)],
+        1: [order(-10, limit=101.5), order(-6, stop=99.5), order(-10, limit=102.0)],
+    }
+    result = run(rows, calls, config(account={"allow_short": False}))
+    assert fills(result) == [(1, "buy", 10, 100.0), (2, "sell", 6, 99.5), (2, "sell", 4, 101.5)]
+    assert rejections(result) == [
+        (2, 2, -6.0, "short_not_allowed"),
+        (4, 2, -10.0, "short_not_allowed"),
+    ]
+    assert min(result.strategy.positions) == 0.0
+
+
+@pytest.mark.xfail(
+    reason="ENGINE BUG: engine/fills.rs `cap_at_flat` removes an order cut to nothing with "
+    "`mark_filled`, but `run_stage` sweeps the book only when something filled or expired, so "
+    "the empty order stays and `finish` reports it again as end_of_data with quantity 0",
+    strict=True,
+)
+def test_an_order_cut_to_nothing_at_fill_time_is_gone() -> None:
+    # Long 10 (day 1). Day 1: a limit sell of 10 at 105 passes the short check (resting orders
+    # are not counted), then a market sell of 10; the market sell fills on day 2; on day 3 the
+    # limit is reached with the position flat: cut to nothing, nothing else fills that bar.
+    rows = bars(DECIDE, (100, 101, 99, 100), (100, 101, 99, 100), (100, 106, 99, 105))
+    calls = {0: [order(10)], 1: [order(-10, limit=105.0), order(-10)]}
+    result = run(rows, calls, config(account={"allow_short": False}))
+    assert fills(result) == [(1, "buy", 10, 100.0), (2, "sell", 10, 100.0)]
+    assert rejections(result) == [(2, 3, -10.0, "short_not_allowed")]  # and no end_of_data
 
 
 def test_gtc_partial_fills_sum_to_the_order() -> None:

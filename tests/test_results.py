@@ -299,6 +299,18 @@ def test_positions_time_zone_and_frequency() -> None:
     assert daily.height == daily["timestamp"].n_unique()  # one asset held at a time
 
 
+@pytest.mark.parametrize("frequency", ["bogus", "0d", "", "1x", "1d2", 5])
+def test_positions_reject_a_bad_frequency(frequency: Any) -> None:
+    result = run(ONE, Scripted({0: [("submit_order", "A", 1.0)]}))
+    with pytest.raises(ValueError, match="frequency: expected a positive Polars duration"):
+        result.positions(frequency)
+
+
+def test_positions_compound_frequency() -> None:
+    result = run(ONE, Scripted({0: [("submit_order", "A", 1.0)]}))
+    assert result.positions("1d12h").height > 0
+
+
 def test_no_fills_no_positions() -> None:
     pos = run(ONE, Scripted({})).positions()
     assert pos.height == 0

@@ -36,7 +36,7 @@ class _ArrowStreamExportable(Protocol):
 # --- run.rs -------------------------------------------------------------------------------------
 
 def run_builtin(
-    data: _ArrowStreamExportable,
+    data: _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
     n_assets: int,
     config: dict[str, Any],
     strategy: dict[str, Any],
@@ -52,7 +52,7 @@ def run_builtin(
     """
 
 def run_python(
-    data: _ArrowStreamExportable,
+    data: _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
     n_assets: int,
     config: dict[str, Any],
     asset_names: Sequence[str],
@@ -137,9 +137,27 @@ class Context:
     def price(self, asset: _AssetRef) -> float:
         """Last close of ``asset`` (NaN before its first bar)."""
 
-    def submit_order(self, asset: _AssetRef, quantity: float) -> None:
-        """Trade a signed number of shares (+ buys, - sells)."""
-
+    def submit_order(
+        self,
+        asset: _AssetRef,
+        quantity: float,
+        *,
+        limit: float | None = None,
+        stop: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        order_type: Literal[
+            "market", "limit", "stop", "stop_limit", "market_on_close", "trailing_stop"
+        ]
+        | None = None,
+        tif: Literal["gtc", "day", "ioc"] = "gtc",
+        take_profit: float | None = None,
+        stop_loss: float | None = None,
+    ) -> int:
+        """Submit an order (signed quantity; + buys) and return its id. The type follows the
+        prices given; ``take_profit``/``stop_loss`` attach a one-cancels-other bracket."""
+    def cancel_order(self, order_id: int) -> None:
+        """Cancel a pending order (and the waiting legs of a bracket entry)."""
     def order_target_quantity(self, asset: _AssetRef, target: float) -> None:
         """Trade toward a target position in shares."""
 

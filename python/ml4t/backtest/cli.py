@@ -67,8 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--report",
-        action="store_true",
-        help="also write report.html (as output.report: true does)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write report.html (default: output.report of the config, which is true)",
     )
     bar = run.add_mutually_exclusive_group()
     bar.add_argument(
@@ -153,7 +154,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         out = Path("output") / path.stem
     _write_results(result, out)
-    if (args.report or config.output.report) and hasattr(result, "report"):
+    write_report = config.output.report if args.report is None else args.report
+    if write_report:
         result.report(out / "report.html")
     print(f"results written to {out}")
     return 0

@@ -315,7 +315,7 @@ class OutputConfig(_Section):
     """Where the CLI writes the results (``directory``) and whether it writes the HTML report."""
 
     directory: str | None = None
-    report: bool = False
+    report: bool = True
 
 
 class BacktestConfig(_Section):

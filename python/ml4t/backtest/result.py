@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +50,8 @@ RECORD_NAMES = ("fills", "trades", "equity", "rejected_orders", "records")
 
 SAVE_FORMAT = 1
 """Version of the saved-result layout written to ``manifest.json``."""
+
+_DURATION = re.compile(r"(\d+)(ns|us|ms|mo|s|m|h|d|w|q|y)")
 
 # A position whose size is at most this fraction of the larger of the position before the fill
 # and the fill itself is float residue, not a position (the engine's dust rule).
@@ -351,6 +354,16 @@ class BacktestResult:
         ts = self.equity.get_column("timestamp")
         if frequency is None:
             return ts
+        parts = _DURATION.findall(frequency) if isinstance(frequency, str) else []
+        if (
+            not parts
+            or "".join(n + u for n, u in parts) != frequency
+            or all(int(n) == 0 for n, _ in parts)
+        ):
+            raise ValueError(
+                "frequency: expected a positive Polars duration string such as '1d', '1w', "
+                f"'1mo' or '4h' (or None for every timestamp), got {frequency!r}"
+            )
         return (
             self.equity.select("timestamp")
             .group_by(
