@@ -18,11 +18,9 @@ for the cut part).
 Not covered here (see the Rust tests): trailing stops and the volume cap (the oracle does not
 model them).
 
-Known engine bugs (``xfail(strict=True)`` repros in tests/test_orders_api.py): an order cut to
-nothing at fill time is reported again as ``end_of_data`` with quantity 0 (tolerated by
-``without_phantoms`` below); a take profit activated mid-bar where the price is already better
-than it is dropped under a through rule (the bracket tests use the through rules with the
-``ohlc`` path only, where that cannot happen).
+Engine bugs found by these tests (an order cut to nothing at fill time reported twice; a take
+profit activated mid-bar beyond its limit dropped under a through rule) are fixed; their
+hand-computed repros live in tests/test_orders_api.py.
 """
 
 from __future__ import annotations
@@ -162,18 +160,6 @@ def _diff(
             return
 
 
-def without_phantoms(rejected: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The engine's rejections without the ``end_of_data`` rows of quantity 0.
-
-    ENGINE BUG (test_orders_api.py::test_an_order_cut_to_nothing_at_fill_time_is_gone): an order
-    cut to nothing when it fills (a sell at flat without shorting, a bracket leg) stays in the
-    book until something else fills or expires, and at the end of the data it is reported again
-    as ``end_of_data`` with quantity 0. A real ``end_of_data`` rejection never has quantity 0, so
-    these rows are dropped here to keep the differential tests on everything else; remove this
-    when the engine is fixed."""
-    return [r for r in rejected if not (r["reason"] == "end_of_data" and r["quantity"] == 0.0)]
-
-
 def compare(result: Any, expected: oracle.OracleResult, label: str, by_asset: bool) -> None:
     """Fills in execution order (``by_asset``: stably sorted by timestamp and asset, so only the
     order within an asset counts), equity per timestamp, trades and rejections as sets."""
@@ -218,7 +204,7 @@ def compare(result: Any, expected: oracle.OracleResult, label: str, by_asset: bo
 
     _diff(
         "rejected_orders",
-        sorted(without_phantoms(result.rejected_orders.to_dicts()), key=rejected_key),
+        sorted(result.rejected_orders.to_dicts(), key=rejected_key),
         sorted(expected.rejected_orders, key=rejected_key),
         ("quantity",),
         ("order_id", "timestamp", "asset", "reason"),
@@ -499,8 +485,8 @@ def test_resting_sells_without_shorting_match_the_oracle(
 ) -> None:
     # Resting sells pass the short check at submission (it counts market orders only) and are
     # cut at flat when they fill, with a short_not_allowed rejection for the cut part.
-    config = make_config(mode, path, limit_rule, {"model": "per_order", "amount": 1.0})
-    config["account"]["allow_short"] = False
+    commission = {"model": "per_order", "amount": 1.0}
+    config = make_config(mode, path, limit_rule, commission, allow_short=False)
     expected = check(seed, config, lambda: OrderTypeLogic(tifs, exits=True))
     assert all(e["short_value"] == 0.0 for e in expected.equity)
 
@@ -518,12 +504,6 @@ def test_brackets_match_the_oracle(
 ) -> None:
     # BracketLogic also sells part of a held position (the legs are then capped when they fill)
     # and trades through zero (the legs are cancelled).
-    if path != "ohlc":
-        # ENGINE BUG (test_orders_api.py::test_a_leg_activated_beyond_its_limit_fills_at_the_
-        # activation_point): under pessimistic / optimistic an entry's legs re-walk the bar for
-        # the new position, so a take profit can start beyond its limit, which the engine drops
-        # under a through rule. With ``ohlc`` the legs start at the entry's price.
-        limit_rule = ("touch", 0.0)
     config = make_config(
         mode,
         path,

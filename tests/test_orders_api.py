@@ -4,8 +4,7 @@ stop_loss=None) -> int`` and ``context.cancel_order(id)``.
 
 Every expected number is computed by hand from a tiny frame (docs/semantics.md, "Order types").
 Bars are ``(open, high, low, close)``; the comment next to a bar gives its intrabar path (the
-extreme nearer the open first). A test marked ``xfail(strict=True)`` states the contract where the
-engine has a known bug.
+extreme nearer the open first). Some tests pin engine bugs found (and fixed) while writing them.
 """
 
 from __future__ import annotations
@@ -310,12 +309,6 @@ def test_legs_never_exit_more_than_the_position_they_protect() -> None:
     assert result.trades["exit_reason"].to_list() == ["stop_loss"]
 
 
-LEG_GAP_THROUGH_BUG = pytest.mark.xfail(
-    reason="ENGINE BUG: engine/fills.rs `reachable` lets a limit fill at its start only when the "
-    "bar's *open* is better than it, while `limit_trigger` fills a leg at once when the price at "
-    "its activation point is better; under a through rule the pre-check drops such a take profit",
-    strict=True,
-)
 THROUGH = {"limit_fill": "through_amount", "limit_through": 0.5}
 
 
@@ -334,7 +327,7 @@ THROUGH = {"limit_fill": "through_amount", "limit_through": 0.5}
         pytest.param((100, 104.3, 99.9, 103), 100.05, 104.1, "optimistic", 104.15, id="optimistic"),
     ],
 )
-@pytest.mark.parametrize("rule", ["touch", pytest.param("through", marks=LEG_GAP_THROUGH_BUG)])
+@pytest.mark.parametrize("rule", ["touch", "through"])
 def test_a_leg_activated_beyond_its_limit_fills_at_the_activation_point(
     rule: str, bar: tuple[float, ...], stop: float, target: float, path: str, price: float
 ) -> None:
@@ -462,12 +455,6 @@ def test_resting_sells_are_cut_at_flat_when_shorting_is_off() -> None:
     assert min(result.strategy.positions) == 0.0
 
 
-@pytest.mark.xfail(
-    reason="ENGINE BUG: engine/fills.rs `cap_at_flat` removes an order cut to nothing with "
-    "`mark_filled`, but `run_stage` sweeps the book only when something filled or expired, so "
-    "the empty order stays and `finish` reports it again as end_of_data with quantity 0",
-    strict=True,
-)
 def test_an_order_cut_to_nothing_at_fill_time_is_gone() -> None:
     # Long 10 (day 1). Day 1: a limit sell of 10 at 105 passes the short check (resting orders
     # are not counted), then a market sell of 10; the market sell fills on day 2; on day 3 the

@@ -159,8 +159,9 @@ impl Engine {
         candidates.clear();
         self.candidates = candidates;
         let expired = self.settle(data, epoch, stage, ts);
-        if filled_any || expired {
+        if filled_any || expired || self.removed_in_pass {
             self.book.sweep();
+            self.removed_in_pass = false;
         }
         Ok(filled_any)
     }
@@ -189,7 +190,8 @@ impl Engine {
         }
         let row = self.bar_row[asset];
         let bar = [data.open()[row], data.low()[row], data.high()[row]];
-        if !reachable(&order, bar, self.config.limit_fill) {
+        // The pre-check reasons from the open; a leg activated inside the bar starts elsewhere.
+        if from == 0.0 && !reachable(&order, bar, self.config.limit_fill) {
             return; // the bar never reaches the order's level: the common case, decided cheaply
         }
         let held = self.portfolio.quantity(order.asset);
@@ -413,6 +415,7 @@ impl Engine {
         }
         if room == 0.0 {
             self.book.mark_filled(index);
+            self.removed_in_pass = true;
             return false;
         }
         self.book.reduce(index, excess);

@@ -44,6 +44,8 @@ pub struct Engine {
     candidates: Vec<fills::Candidate>,
     armed: Vec<usize>,
     activated: Vec<(usize, f64)>,
+    /// An order was removed during the current pass (cut to nothing at fill time).
+    removed_in_pass: bool,
     timestamps: u64,
     last_ts: Option<Ts>,
     next_order_id: u64,
@@ -80,6 +82,7 @@ impl Engine {
             candidates: Vec::with_capacity(64),
             armed: Vec::new(),
             activated: Vec::new(),
+            removed_in_pass: false,
             timestamps: 0,
             last_ts: None,
             next_order_id: 1,
