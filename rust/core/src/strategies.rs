@@ -105,6 +105,34 @@ impl SignalStrategy {
     }
 }
 
+impl SignalStrategy {
+    /// Flattens any opposite position, then enters `desired` (±1) with a bracket around `close`.
+    #[cold]
+    fn enter_with_bracket(
+        &self,
+        ctx: &mut StrategyContext<'_>,
+        asset: AssetId,
+        desired: f64,
+        current: f64,
+        close: f64,
+        (take_profit, stop_loss): (f64, f64),
+    ) -> Result<()> {
+        let size = match self.sizing {
+            SignalSizing::Quantity(q) => q,
+            SignalSizing::Weight(w) => w * ctx.equity() / close,
+        };
+        if current != 0.0 {
+            ctx.orders.close_position(asset)?;
+        }
+        ctx.orders.submit(OrderRequest {
+            take_profit: Some(close * (1.0 + desired * take_profit)),
+            stop_loss: Some(close * (1.0 - desired * stop_loss)),
+            ..OrderRequest::market(asset, desired * size)
+        })?;
+        Ok(())
+    }
+}
+
 impl Strategy for SignalStrategy {
     fn on_chunk(&mut self, data: &MarketData) -> Result<()> {
         self.column_pos = feature_position(data, &self.column, "strategy.column")?;
@@ -145,20 +173,9 @@ impl Strategy for SignalStrategy {
                 continue;
             }
             match (self.bracket, desired != 0.0) {
-                (Some((tp, sl)), true) => {
+                (Some(bracket), true) => {
                     let close = view.data.close()[row];
-                    let size = match self.sizing {
-                        SignalSizing::Quantity(q) => q,
-                        SignalSizing::Weight(w) => w * ctx.equity() / close,
-                    };
-                    if current != 0.0 {
-                        ctx.orders.close_position(asset)?;
-                    }
-                    ctx.orders.submit(OrderRequest {
-                        take_profit: Some(close * (1.0 + desired * tp)),
-                        stop_loss: Some(close * (1.0 - desired * sl)),
-                        ..OrderRequest::market(asset, desired * size)
-                    })?;
+                    self.enter_with_bracket(ctx, asset, desired, current, close, bracket)?;
                 }
                 _ => match self.sizing {
                     SignalSizing::Quantity(q) => {

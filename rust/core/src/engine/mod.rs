@@ -169,9 +169,10 @@ impl Engine {
             }
             for (&asset, &price) in group.iter().zip(&close[start..end]) {
                 self.portfolio.mark(asset, price);
-            }
-            for &asset in self.portfolio.open_assets() {
-                self.tracker.mark(asset, self.portfolio.last_price(asset));
+                if self.portfolio.quantity(asset) != 0.0 {
+                    // Only a held asset with a new price can move its trade's MFE/MAE.
+                    self.tracker.mark(asset, price);
+                }
             }
             let (mut long, mut short) = self.portfolio.market_values();
             let equity = self.portfolio.cash() + long + short;
