@@ -587,6 +587,8 @@ EXPECTED_COLUMNS = {
         "gross_exposure": pl.Float64,
         "net_exposure": pl.Float64,
         "drawdown": pl.Float64,
+        "borrow_fee": pl.Float64,
+        "interest": pl.Float64,
     },
     "rejected_orders": {
         "order_id": pl.UInt64,

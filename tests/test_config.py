@@ -35,7 +35,16 @@ DEFAULTS: dict[str, Any] = {
     },
     "commission": {"model": "none", "rate": 0.0, "amount": 0.0, "minimum": 0.0},
     "slippage": {"model": "none", "rate": 0.0, "amount": 0.0},
-    "account": {"allow_short": True},
+    "account": {
+        "type": "margin",
+        "allow_short": True,
+        "initial_margin": None,
+        "maintenance_margin": None,
+        "on_insufficient": "reject",
+        "borrow_rate": 0.0,
+        "margin_interest_rate": 0.0,
+        "cash_interest_rate": 0.0,
+    },
     "periods_per_year": None,
     "data": None,
     "strategy": None,
@@ -55,7 +64,16 @@ CUSTOM: dict[str, Any] = {
     },
     "commission": {"model": "percent", "rate": 1 / 3, "amount": 1e-300, "minimum": 5e-324},
     "slippage": {"model": "fixed", "rate": 2.0 / 7.0, "amount": 1e300},
-    "account": {"allow_short": False},
+    "account": {
+        "type": "cash",
+        "allow_short": False,
+        "initial_margin": 0.5,
+        "maintenance_margin": 0.1 + 0.2,
+        "on_insufficient": "resize",
+        "borrow_rate": 1 / 3,
+        "margin_interest_rate": 2 / 3,
+        "cash_interest_rate": 1e-300,
+    },
     "periods_per_year": 252.123456789012345,
 }
 
@@ -83,6 +101,13 @@ def test_defaults() -> None:
         "slippage_rate": 0.0,
         "slippage_amount": 0.0,
         "allow_short": True,
+        "account_type": "margin",
+        "account_initial_margin": None,
+        "account_maintenance_margin": None,
+        "account_on_insufficient": "reject",
+        "account_borrow_rate": 0.0,
+        "account_margin_interest_rate": 0.0,
+        "account_cash_interest_rate": 0.0,
     }
 
 

@@ -48,6 +48,8 @@ EXPECTED_KEYS = {
     "avg_net_exposure",
     "total_commission",
     "total_slippage",
+    "total_borrow_fees",
+    "total_interest",
     "total_costs",
     "periods_per_year",
 }

@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from ml4t.backtest.errors import ConfigError
@@ -111,9 +112,36 @@ class SlippageConfig(_Section):
 
 
 class AccountConfig(_Section):
-    """Account rules. ``allow_short=False`` cuts sells at a flat position."""
+    """Account rules (see ``docs/semantics.md``, "Accounts").
 
+    ``type``: ``margin`` (shorting and leverage; limited by ``initial_margin``, the fraction of
+    gross exposure equity must cover after an entry fill, e.g. 0.5 for 2x, and liquidated when
+    equity falls below ``maintenance_margin`` of gross exposure at a close) or ``cash`` (no
+    shorting, no leverage: a buy needs its cash). ``on_insufficient``: ``reject`` or ``resize``
+    an unaffordable order. Annual rates accrued every bar on calendar time: ``borrow_rate`` on
+    short market value, ``margin_interest_rate`` on a negative cash balance,
+    ``cash_interest_rate`` on a positive one. ``allow_short=False`` cuts sells at a flat
+    position (always so in a cash account).
+    """
+
+    type: Literal["margin", "cash"] = "margin"
     allow_short: bool = True
+    initial_margin: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
+    maintenance_margin: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
+    on_insufficient: Literal["reject", "resize"] = "reject"
+    borrow_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    margin_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    cash_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _maintenance_below_initial(self) -> AccountConfig:
+        if (
+            self.initial_margin is not None
+            and self.maintenance_margin is not None
+            and self.maintenance_margin > self.initial_margin
+        ):
+            raise ValueError("maintenance_margin must not exceed initial_margin")
+        return self
 
 
 _DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
@@ -353,6 +381,13 @@ class BacktestConfig(_Section):
             "slippage_rate": self.slippage.rate,
             "slippage_amount": self.slippage.amount,
             "allow_short": self.account.allow_short,
+            "account_type": self.account.type,
+            "account_initial_margin": self.account.initial_margin,
+            "account_maintenance_margin": self.account.maintenance_margin,
+            "account_on_insufficient": self.account.on_insufficient,
+            "account_borrow_rate": self.account.borrow_rate,
+            "account_margin_interest_rate": self.account.margin_interest_rate,
+            "account_cash_interest_rate": self.account.cash_interest_rate,
         }
 
     @classmethod

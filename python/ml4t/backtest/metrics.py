@@ -312,8 +312,10 @@ def compute_metrics(
           (``short_value`` is negative), e.g. 1.0 for a fully invested long book.
         - ``avg_net_exposure``: mean over periods of ``(long_value + short_value) / equity``.
         - ``total_commission``, ``total_slippage``: sums of the fills' columns;
-          ``total_costs`` = their sum. Slippage is already inside the fill prices (and so inside
-          the PnL); it is reported here to show what it cost.
+          ``total_borrow_fees`` and ``total_interest`` (signed: + earned) from the equity curve's
+          ``borrow_fee`` / ``interest`` columns when present (else 0); ``total_costs`` =
+          commission + slippage + borrow fees - interest. Slippage is already inside the fill
+          prices (and so inside the PnL); it is reported here to show what it cost.
         - ``periods_per_year``: the value used.
         - with ``benchmark`` only: ``beta`` = ``cov(r, b) / var(b)`` (``ddof=1``); ``alpha`` =
           ``mean(r - beta * b) * periods_per_year`` (Jensen's alpha, risk-free rate zero,
@@ -450,6 +452,12 @@ def compute_metrics(
 
     gross_exposure, net_exposure = _exposures(equity, eq, undefined)
 
+    total_borrow = (
+        float(equity.get_column("borrow_fee").sum()) if "borrow_fee" in equity.columns else 0.0
+    )
+    total_interest = (
+        float(equity.get_column("interest").sum()) if "interest" in equity.columns else 0.0
+    )
     out = {
         "total_return": total_return,
         "cagr": cagr,
@@ -466,7 +474,9 @@ def compute_metrics(
         "avg_net_exposure": net_exposure,
         "total_commission": total_commission,
         "total_slippage": total_slippage,
-        "total_costs": total_commission + total_slippage,
+        "total_borrow_fees": total_borrow,
+        "total_interest": total_interest,
+        "total_costs": total_commission + total_slippage + total_borrow - total_interest,
         "periods_per_year": ppy,
     }
     if benchmark is not None:

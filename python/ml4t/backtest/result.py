@@ -230,6 +230,8 @@ class BacktestResult:
             (pl.col("long_value") - pl.col("short_value")).alias("gross_exposure"),
             (pl.col("long_value") + pl.col("short_value")).alias("net_exposure"),
             (pl.col("equity") / peak - 1.0).alias("drawdown"),
+            "borrow_fee",
+            "interest",
         )
 
     def _rejections(self, df: pl.DataFrame) -> pl.DataFrame:

@@ -23,6 +23,99 @@ pub enum ShareRounding {
     Integer,
 }
 
+/// Cash or margin account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// No shorting and no leverage: a buy needs the cash it costs (fee included).
+    Cash,
+    /// Shorting and leverage within the margin requirements.
+    Margin,
+}
+
+/// What happens to an order the account cannot afford when it fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insufficient {
+    /// Reject the order (reason `insufficient_cash` / `insufficient_margin`).
+    Reject,
+    /// Fill the largest affordable part and reject the rest.
+    Resize,
+}
+
+/// Account rules: buying power, margin requirements and financing costs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccountRules {
+    /// Cash or margin.
+    pub kind: AccountKind,
+    /// Margin account: equity must cover this fraction of gross exposure after an entry fill
+    /// (0.5 = 2× leverage). `None`: no limit.
+    pub initial_margin: Option<f64>,
+    /// Margin account: when equity falls below this fraction of gross exposure at a close,
+    /// positions are liquidated (margin call). `None`: never.
+    pub maintenance_margin: Option<f64>,
+    /// Reject or resize an unaffordable order.
+    pub on_insufficient: Insufficient,
+    /// Annual fee on the market value of short positions, accrued every bar.
+    pub borrow_rate: f64,
+    /// Annual interest paid on a negative cash balance, accrued every bar.
+    pub margin_interest_rate: f64,
+    /// Annual interest earned on a positive cash balance, accrued every bar.
+    pub cash_interest_rate: f64,
+}
+
+impl Default for AccountRules {
+    fn default() -> Self {
+        AccountRules {
+            kind: AccountKind::Margin,
+            initial_margin: None,
+            maintenance_margin: None,
+            on_insufficient: Insufficient::Reject,
+            borrow_rate: 0.0,
+            margin_interest_rate: 0.0,
+            cash_interest_rate: 0.0,
+        }
+    }
+}
+
+impl AccountRules {
+    /// Checks the rates and margin fractions.
+    pub fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("account.initial_margin", self.initial_margin),
+            ("account.maintenance_margin", self.maintenance_margin),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+                    return Err(BacktestError::config(
+                        field,
+                        format!("must be in (0, 1], got {v}"),
+                    ));
+                }
+            }
+        }
+        if let (Some(i), Some(m)) = (self.initial_margin, self.maintenance_margin) {
+            if m > i {
+                return Err(BacktestError::config(
+                    "account.maintenance_margin",
+                    format!("must not exceed initial_margin ({i}), got {m}"),
+                ));
+            }
+        }
+        for (field, v) in [
+            ("account.borrow_rate", self.borrow_rate),
+            ("account.margin_interest_rate", self.margin_interest_rate),
+            ("account.cash_interest_rate", self.cash_interest_rate),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(BacktestError::config(
+                    field,
+                    format!("must be finite and >= 0, got {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything the loop needs to know besides the data and the strategy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -36,8 +129,10 @@ pub struct EngineConfig {
     pub commission: CommissionModel,
     /// Price adjustment per fill.
     pub slippage: SlippageModel,
-    /// Whether positions may go below zero.
+    /// Whether positions may go below zero (always false in a cash account).
     pub allow_short: bool,
+    /// Buying power, margin and financing.
+    pub account: AccountRules,
     /// Order in which a bar's extremes are visited when several levels lie inside it.
     pub path_policy: PathPolicy,
     /// When a limit counts as executable.
@@ -55,6 +150,7 @@ impl Default for EngineConfig {
             commission: CommissionModel::None,
             slippage: SlippageModel::None,
             allow_short: true,
+            account: AccountRules::default(),
             path_policy: PathPolicy::OhlcWalk,
             limit_fill: LimitFill::Touch,
             max_volume_fraction: None,
@@ -63,6 +159,12 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// Whether sells may take a position below zero.
+    #[inline]
+    pub fn shorting_allowed(&self) -> bool {
+        self.allow_short && self.account.kind == AccountKind::Margin
+    }
+
     /// Checks every field; the engine refuses to start on an invalid configuration.
     pub fn validate(&self) -> Result<()> {
         if !self.initial_cash.is_finite() || self.initial_cash <= 0.0 {
@@ -89,6 +191,7 @@ impl EngineConfig {
                 format!("must be finite and >= 0, got {through}"),
             ));
         }
+        self.account.validate()?;
         self.commission.validate()?;
         self.slippage.validate()
     }

@@ -91,6 +91,12 @@ impl Portfolio {
         &self.open_assets
     }
 
+    /// Adds `delta` to cash (financing accruals).
+    #[inline]
+    pub fn adjust_cash(&mut self, delta: f64) {
+        self.cash += delta;
+    }
+
     /// Records a new mark for `asset`.
     #[inline]
     pub fn mark(&mut self, asset: AssetId, price: f64) {

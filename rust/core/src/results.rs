@@ -246,6 +246,9 @@ pub struct EquityRecorder {
     cash: Vec<f64>,
     long_value: Vec<f64>,
     short_value: Vec<f64>,
+    /// Sparse financing entries `(row, borrow fee, interest)`: most runs charge none, so the
+    /// columns are built only at the end.
+    financing: Vec<(usize, f64, f64)>,
 }
 
 impl EquityRecorder {
@@ -268,6 +271,13 @@ impl EquityRecorder {
         self.cash.push(cash);
         self.long_value.push(long_value);
         self.short_value.push(short_value);
+    }
+
+    /// Records the financing of the timestamp about to be pushed: borrow fee charged (>= 0)
+    /// and interest (signed: + earned on cash, - paid on a debit balance).
+    #[inline]
+    pub fn push_financing(&mut self, borrow_fee: f64, interest: f64) {
+        self.financing.push((self.ts.len(), borrow_fee, interest));
     }
 
     /// Number of timestamps recorded.
@@ -293,6 +303,12 @@ impl EquityRecorder {
             .zip(&positions)
             .map(|(c, p)| c + p)
             .collect();
+        let mut borrow_fee = vec![0.0; self.ts.len()];
+        let mut interest = vec![0.0; self.ts.len()];
+        for &(row, fee, paid) in &self.financing {
+            borrow_fee[row] = fee;
+            interest[row] = paid;
+        }
         batch(
             vec![
                 ("ts", DataType::Int64),
@@ -301,6 +317,8 @@ impl EquityRecorder {
                 ("short_value", DataType::Float64),
                 ("positions_value", DataType::Float64),
                 ("equity", DataType::Float64),
+                ("borrow_fee", DataType::Float64),
+                ("interest", DataType::Float64),
             ],
             vec![
                 Arc::new(Int64Array::from(self.ts)),
@@ -309,6 +327,8 @@ impl EquityRecorder {
                 Arc::new(Float64Array::from(self.short_value)),
                 Arc::new(Float64Array::from(positions)),
                 Arc::new(Float64Array::from(equity)),
+                Arc::new(Float64Array::from(borrow_fee)),
+                Arc::new(Float64Array::from(interest)),
             ],
         )
     }

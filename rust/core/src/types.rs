@@ -61,16 +61,19 @@ pub enum ExitReason {
     StopLoss = 3,
     /// A trailing stop order.
     TrailingStop = 4,
+    /// Liquidated by a margin call.
+    MarginCall = 5,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "signal",
         "end_of_data",
         "take_profit",
         "stop_loss",
         "trailing_stop",
+        "margin_call",
     ];
 }
 
@@ -88,15 +91,21 @@ pub enum RejectReason {
     Expired = 3,
     /// A cancel named an order that is not pending.
     NotPending = 4,
+    /// A cash account could not pay for the order.
+    InsufficientCash = 5,
+    /// A margin account's initial margin would not cover the new exposure.
+    InsufficientMargin = 6,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 7] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
         "expired",
         "not_pending",
+        "insufficient_cash",
+        "insufficient_margin",
     ];
 }

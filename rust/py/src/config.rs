@@ -118,6 +118,7 @@ pub fn engine_config(d: &Bound<'_, PyDict>) -> Result<EngineConfig, BacktestErro
         commission,
         slippage,
         allow_short: required(d, "allow_short")?,
+        account: crate::account::account_rules(d)?,
         path_policy,
         limit_fill,
         max_volume_fraction: optional(d, "max_volume_fraction")?,

@@ -4,6 +4,7 @@
 //! loop (with the GIL released for built-in strategies), adapts Python strategies, maps errors to
 //! `ml4t.backtest.errors` and exports the results as Arrow streams.
 
+mod account;
 mod adapter;
 mod arrow_io;
 mod config;

@@ -327,7 +327,6 @@ impl Engine {
                 quantity = cap * quantity.signum();
             }
         }
-        let partial = quantity != order.quantity;
         let side = Side::of(quantity);
         let (low, high) = (data.low()[row], data.high()[row]);
         let price = if candidate.limit_like {
@@ -335,13 +334,51 @@ impl Engine {
         } else {
             market_fill_price(side, candidate.reference, low, high, &self.config.slippage)
         };
+        let Some(quantity) = self.afford(candidate.index, quantity, price, ts) else {
+            return Ok(false);
+        };
+        let order = self.book.orders()[candidate.index]; // `afford` may have shrunk it
+        let partial = quantity != order.quantity;
+        let fill = self.book_fill(
+            ts,
+            &order,
+            quantity,
+            (price, candidate.reference),
+            partial,
+            candidate.index,
+        );
+        if partial {
+            self.book.reduce(candidate.index, quantity);
+        } else {
+            self.book.mark_filled(candidate.index);
+            self.activate_legs(order.id, candidate.index, candidate.time);
+        }
+        if order.oco != 0 {
+            self.reduce_sibling(order.oco, quantity);
+        }
+        strategy.on_fill(&fill, &self.portfolio)?;
+        Ok(true)
+    }
+
+    /// Books a fill of `quantity` shares of `order` at `price` (referenced to `reference`):
+    /// commission, cash and position, the trade tracker, orphaned bracket legs (except the
+    /// order at `executing`), the fill record.
+    pub(super) fn book_fill(
+        &mut self,
+        ts: Ts,
+        order: &Order,
+        quantity: f64,
+        (price, reference): (f64, f64),
+        partial: bool,
+        executing: usize,
+    ) -> Fill {
         let fee = self.config.commission.fee(quantity, price);
         let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
         let position_ended = effect.after == 0.0 || effect.after.signum() != effect.before.signum();
         if position_ended && effect.before != 0.0 {
-            self.cancel_orphan_legs(order.asset, candidate.index);
+            self.cancel_orphan_legs(order.asset, executing);
         }
-        let slippage = (price - candidate.reference).abs() * quantity.abs();
+        let slippage = (price - reference).abs() * quantity.abs();
         self.tracker.on_fill(
             TradeFill {
                 asset: order.asset,
@@ -362,25 +399,14 @@ impl Engine {
             asset: order.asset,
             quantity,
             price,
-            reference_price: candidate.reference,
+            reference_price: reference,
             slippage,
             commission: fee,
             order_type: order.kind.code(),
             partial,
         };
         self.fills.push(&fill);
-        if partial {
-            self.book.reduce(candidate.index, quantity);
-        } else {
-            self.book.mark_filled(candidate.index);
-            self.activate_legs(order.id, candidate.index, candidate.time);
-        }
-        if order.oco != 0 {
-            self.reduce_sibling(order.oco, quantity);
-        }
-
-        strategy.on_fill(&fill, &self.portfolio)?;
-        Ok(true)
+        fill
     }
 
     /// Bracket legs are exits and never open a position; with shorting disabled no sell goes
@@ -390,7 +416,7 @@ impl Engine {
     fn cap_at_flat(&mut self, index: usize, ts: Ts) -> bool {
         let order = self.book.orders()[index];
         let is_leg = order.parent != 0;
-        let no_short_sell = !self.config.allow_short && order.quantity < 0.0;
+        let no_short_sell = !self.config.shorting_allowed() && order.quantity < 0.0;
         if !is_leg && !no_short_sell {
             return true;
         }

@@ -2,6 +2,7 @@
 //! in `docs/semantics.md` (fill pending orders, mark, strategy, resolve orders, record equity).
 //! Filling lives in [`fills`], turning strategy intents into orders in [`sizing`].
 
+mod account;
 mod fills;
 mod sizing;
 
@@ -164,6 +165,7 @@ impl Engine {
                 self.bar_row[a] = start + offset;
                 self.bars_seen[a] += 1;
             }
+            self.accrue_financing(t);
             if !self.book.is_empty() {
                 self.bar_pass(data, t, strategy)?;
             }
@@ -174,6 +176,7 @@ impl Engine {
                     self.tracker.mark(asset, price);
                 }
             }
+            self.margin_call(data, t, strategy)?;
             let (mut long, mut short) = self.portfolio.market_values();
             let equity = self.portfolio.cash() + long + short;
             let view = TimestampView {

@@ -99,7 +99,7 @@ impl Engine {
     /// With shorting disabled, cuts a sell at a flat position; `None` (and a rejection) when
     /// nothing is left.
     fn short_cut(&mut self, id: OrderId, asset: AssetId, requested: f64, ts: Ts) -> Option<f64> {
-        if self.config.allow_short {
+        if self.config.shorting_allowed() {
             return Some(requested);
         }
         let current = self.current(asset);

@@ -1,0 +1,164 @@
+//! Account rules inside the loop: financing accruals between timestamps, buying power when an
+//! order fills, and margin-call liquidation at the close.
+
+use super::Engine;
+use crate::config::{AccountKind, Insufficient, ShareRounding};
+use crate::error::Result;
+use crate::feed::MarketData;
+use crate::matching::market_fill_price;
+use crate::orders::Order;
+use crate::strategy::Strategy;
+use crate::types::{AssetId, ExitReason, RejectReason, Side, Ts};
+
+/// Nanoseconds in a 365.25-day year: accruals use calendar time.
+const YEAR_NS: f64 = 365.25 * 86_400.0 * 1e9;
+
+impl Engine {
+    /// Accrues borrow fees on short market value and interest on the cash balance for the time
+    /// since the previous timestamp, at the previous close's marks.
+    pub(super) fn accrue_financing(&mut self, ts: Ts) {
+        let rules = self.config.account;
+        if rules.borrow_rate == 0.0
+            && rules.margin_interest_rate == 0.0
+            && rules.cash_interest_rate == 0.0
+        {
+            return;
+        }
+        let Some(last) = self.last_ts else {
+            return;
+        };
+        let years = (ts - last) as f64 / YEAR_NS;
+        let (_, short) = self.portfolio.market_values();
+        let borrow_fee = rules.borrow_rate * (-short) * years;
+        let cash = self.portfolio.cash();
+        let rate = if cash < 0.0 {
+            rules.margin_interest_rate
+        } else {
+            rules.cash_interest_rate
+        };
+        let interest = cash * rate * years;
+        if borrow_fee != 0.0 || interest != 0.0 {
+            self.portfolio.adjust_cash(interest - borrow_fee);
+            self.equity.push_financing(borrow_fee, interest);
+        }
+    }
+
+    /// The part of `quantity` (signed) the account can afford at `price`, or `None` when the
+    /// order was rejected (and removed). A cash account needs the cash for a buy (fee
+    /// included); a margin account with an initial margin needs equity to cover that fraction of
+    /// the gross exposure the fill adds. Unaffordable orders are rejected or resized as
+    /// configured; the cut part is recorded as `insufficient_cash` / `insufficient_margin`.
+    pub(super) fn afford(
+        &mut self,
+        index: usize,
+        quantity: f64,
+        price: f64,
+        ts: Ts,
+    ) -> Option<f64> {
+        let rules = self.config.account;
+        let order = self.book.orders()[index];
+        let (allowed, reason) = match rules.kind {
+            AccountKind::Cash if quantity > 0.0 => {
+                let cash = self.portfolio.cash();
+                // The largest q with q·price + fee(q) <= cash (the fee is monotone in q).
+                let mut q = (cash / price).max(0.0);
+                let fee = self.config.commission.fee(q, price);
+                q = ((cash - fee) / price).max(0.0);
+                (q.min(quantity), RejectReason::InsufficientCash)
+            }
+            AccountKind::Margin => match rules.initial_margin {
+                Some(margin) => {
+                    let held = self.portfolio.quantity(order.asset);
+                    let closing = if held != 0.0 && held.signum() != quantity.signum() {
+                        quantity.abs().min(held.abs())
+                    } else {
+                        0.0
+                    };
+                    let (long, short) = self.portfolio.market_values();
+                    let equity = self.portfolio.cash() + long + short;
+                    let room = (equity / margin - (long - short)).max(0.0) / price;
+                    let q = (closing + room).min(quantity.abs()) * quantity.signum();
+                    (q, RejectReason::InsufficientMargin)
+                }
+                None => return Some(quantity),
+            },
+            AccountKind::Cash => return Some(quantity),
+        };
+        let mut allowed = allowed;
+        if self.config.rounding == ShareRounding::Integer {
+            allowed = allowed.trunc();
+        }
+        if allowed.abs() >= quantity.abs() {
+            return Some(quantity);
+        }
+        let resize = rules.on_insufficient == Insufficient::Resize && allowed != 0.0;
+        let cut = if resize {
+            order.quantity - allowed
+        } else {
+            order.quantity
+        };
+        self.rejections.push(order.id, ts, order.asset, cut, reason);
+        if !resize {
+            self.book.mark_filled(index);
+            self.removed_in_pass = true;
+            return None;
+        }
+        // The order shrinks to what fills now; the rest is gone.
+        self.book.reduce(index, cut);
+        Some(allowed)
+    }
+
+    /// At the close: while equity is below the maintenance margin of the gross exposure,
+    /// liquidates the largest position (by market value; ties to the lower asset code) that has
+    /// a bar now, at the close with slippage and commission. Trades record `margin_call`.
+    pub(super) fn margin_call<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        strategy: &mut S,
+    ) -> Result<bool> {
+        let Some(maintenance) = self.config.account.maintenance_margin else {
+            return Ok(false);
+        };
+        let mut liquidated = false;
+        loop {
+            let (long, short) = self.portfolio.market_values();
+            let gross = long - short;
+            let equity = self.portfolio.cash() + long + short;
+            if gross == 0.0 || equity >= maintenance * gross {
+                return Ok(liquidated);
+            }
+            let epoch = self.timestamps;
+            let value =
+                |a: AssetId| (self.portfolio.quantity(a) * self.portfolio.last_price(a)).abs();
+            let largest = self
+                .portfolio
+                .open_assets()
+                .iter()
+                .copied()
+                .filter(|&a| self.bar_epoch[a as usize] == epoch)
+                .max_by(|&a, &b| value(a).total_cmp(&value(b)).then(b.cmp(&a)));
+            let Some(asset) = largest else {
+                return Ok(liquidated);
+            };
+            let quantity = -self.portfolio.quantity(asset);
+            let row = self.bar_row[asset as usize];
+            let reference = data.close()[row];
+            let price = market_fill_price(
+                Side::of(quantity),
+                reference,
+                data.low()[row],
+                data.high()[row],
+                &self.config.slippage,
+            );
+            let id = self.take_order_id();
+            let order = Order {
+                reason: ExitReason::MarginCall,
+                ..Order::market(id, asset, quantity, ts, epoch)
+            };
+            let fill = self.book_fill(ts, &order, quantity, (price, reference), false, usize::MAX);
+            liquidated = true;
+            strategy.on_fill(&fill, &self.portfolio)?;
+        }
+    }
+}
