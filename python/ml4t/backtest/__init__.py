@@ -28,6 +28,7 @@ from ml4t.backtest.errors import (
     StrategyError,
 )
 from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.slippage import SlippageModel
 from ml4t.backtest.storage import write_dataset
 from ml4t.backtest.strategy import SignalStrategy, Strategy, TimestampBatch, TopKStrategy
 from ml4t.backtest.validation import ValidationReport, validate
@@ -46,6 +47,7 @@ __all__ = [
     "PolarsDataFeed",
     "SignalStrategy",
     "SlippageConfig",
+    "SlippageModel",
     "Strategy",
     "StrategyError",
     "TimestampBatch",

@@ -62,6 +62,7 @@ def run_python(
     wants_fills: bool,
     context_out: Callable[[Context], object] | None = None,
     progress: Callable[[int], object] | None = None,
+    wants_orders: bool = False,
 ) -> dict[str, Any]:
     """Runs a Python strategy over ``data``. ``mode`` is ``"batch"`` (then ``target`` is the
     driver with ``on_timestamp(start, end, ts)``) or ``"bar"`` (then ``target`` is the strategy
@@ -264,6 +265,30 @@ class Signals:
 
     def items(self) -> list[tuple[str, float]]:
         """``(name, value)`` pairs."""
+
+@final
+class OrderUpdate:
+    """One order status change, as seen by ``Strategy.on_order``."""
+
+    @property
+    def order_id(self) -> int: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def status(
+        self,
+    ) -> Literal["accepted", "partially_filled", "filled", "cancelled", "expired", "rejected"]: ...
+    @property
+    def filled(self) -> float:
+        """Signed shares filled by this event (0 unless a fill)."""
+    @property
+    def remaining(self) -> float:
+        """Signed shares still open after it."""
+    @property
+    def reason(self) -> str | None:
+        """The reason of a rejection or expiry, else None."""
 
 @final
 class FillEvent:

@@ -20,6 +20,7 @@ from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.progress import progress_bar
 from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.slippage import SlippageModel
 from ml4t.backtest.strategy import (
     BuiltinStrategy,
     SignalStrategy,
@@ -37,6 +38,12 @@ class Backtest:
         strategy: a :class:`Strategy` subclass instance, or a built-in
             (:class:`SignalStrategy`, :class:`TopKStrategy`) that runs entirely in Rust.
         config: a :class:`BacktestConfig` (defaults when ``None``).
+        slippage_model: a :class:`~ml4t.backtest.slippage.SlippageModel` subclass instance,
+            used when ``config.slippage.model`` is ``"custom"`` (and only then).
+
+    Raises:
+        ConfigError: a bad argument; ``slippage.model: 'custom' ...`` without a
+            ``slippage_model`` or ``slippage_model: ...`` with another model.
     """
 
     def __init__(
@@ -44,6 +51,7 @@ class Backtest:
         feed: PolarsDataFeed,
         strategy: Strategy | BuiltinStrategy,
         config: BacktestConfig | None = None,
+        slippage_model: SlippageModel | None = None,
     ) -> None:
         if not isinstance(feed, PolarsDataFeed):
             raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
@@ -55,6 +63,28 @@ class Backtest:
         self.feed = feed
         self.strategy = strategy
         self.config = config or BacktestConfig()
+        custom = self.config.slippage.model == "custom"
+        if slippage_model is not None:
+            if not isinstance(slippage_model, SlippageModel):
+                raise ConfigError(
+                    "slippage_model: expected a SlippageModel subclass instance, got "
+                    f"{type(slippage_model).__name__}"
+                )
+            if type(slippage_model).price is SlippageModel.price:
+                raise ConfigError(
+                    f"slippage_model: {type(slippage_model).__name__} does not implement price()"
+                )
+            if not custom:
+                raise ConfigError(
+                    f"slippage_model: given, but slippage.model is "
+                    f"'{self.config.slippage.model}'; set slippage={{'model': 'custom'}}"
+                )
+        elif custom:
+            raise ConfigError(
+                "slippage.model: 'custom' needs a SlippageModel instance: "
+                "Backtest(..., slippage_model=MyModel())"
+            )
+        self.slippage_model = slippage_model
 
     def run(self, progress: bool | None = None) -> BacktestResult:
         """Runs the backtest and returns its result.
@@ -68,6 +98,9 @@ class Backtest:
             ConfigError: if ``progress`` is not ``True``, ``False`` or ``None``.
         """
         engine_config = self.config.engine_dict()
+        if self.slippage_model is not None:
+            engine_config["slippage_custom"] = self.slippage_model
+            engine_config["slippage_assets"] = list(self.feed.assets)
         started_at = datetime.now(timezone.utc)
         start = time.perf_counter()
         with progress_bar(len(self.feed), progress) as callback:
@@ -86,6 +119,7 @@ class Backtest:
                     mode,
                     self.strategy.wants_fills(),
                     progress=callback,
+                    wants_orders=self.strategy.wants_orders(),
                 )
             else:
                 raw = _core.run_builtin(

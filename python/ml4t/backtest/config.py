@@ -104,11 +104,44 @@ class CommissionConfig(_Section):
 
 
 class SlippageConfig(_Section):
-    """Price moved against the trader: ``fixed`` (amount per share) or ``percent`` (rate)."""
+    """Price moved against the trader on market-like fills (limit fills have none); the result
+    is clamped into the bar's range (see ``docs/semantics.md``, "Fill price").
 
-    model: Literal["none", "fixed", "percent"] = "none"
+    ``model``:
+
+    - ``none``;
+    - ``fixed``: ``amount`` per share;
+    - ``percent``: ``rate`` of the reference price;
+    - ``spread``: the bar's ``bid``/``ask`` feature columns when the data has them (a buy fills
+      at the ask, a sell at the bid), else a ``spread`` column (full spread in price units, half
+      on each side), else ``bps`` basis points of full spread (half on each side);
+    - ``volume_share``: the price moves by ``min(impact * quantity / bar volume, cap)`` of the
+      reference;
+    - ``sqrt_impact``: by ``k * sigma * sqrt(quantity / ADV)`` of the reference, sigma and the
+      ADV read from the feature columns ``sigma_column`` and ``adv_column`` (a missing column
+      raises ``ConfigError`` when the run starts);
+    - ``custom``: a :class:`~ml4t.backtest.SlippageModel` subclass instance passed as
+      ``Backtest(..., slippage_model=...)`` (the slower path: one Python call per fill).
+    """
+
+    model: Literal[
+        "none", "fixed", "percent", "spread", "volume_share", "sqrt_impact", "custom"
+    ] = "none"
     rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     amount: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    bps: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    impact: float = Field(default=0.1, gt=0.0, allow_inf_nan=False)
+    cap: float = Field(default=0.05, gt=0.0, le=1.0, allow_inf_nan=False)
+    k: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
+    sigma_column: str | None = Field(default=None, validate_default=True)
+    adv_column: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("sigma_column", "adv_column")
+    @classmethod
+    def _impact_columns(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("model") == "sqrt_impact" and not value:
+            raise ValueError("required by model 'sqrt_impact' (a feature column name)")
+        return value
 
 
 class AccountConfig(_Section):
@@ -380,6 +413,12 @@ class BacktestConfig(_Section):
             "slippage_model": self.slippage.model,
             "slippage_rate": self.slippage.rate,
             "slippage_amount": self.slippage.amount,
+            "slippage_bps": self.slippage.bps,
+            "slippage_impact": self.slippage.impact,
+            "slippage_cap": self.slippage.cap,
+            "slippage_k": self.slippage.k,
+            "slippage_sigma_column": self.slippage.sigma_column,
+            "slippage_adv_column": self.slippage.adv_column,
             "allow_short": self.account.allow_short,
             "account_type": self.account.type,
             "account_initial_margin": self.account.initial_margin,

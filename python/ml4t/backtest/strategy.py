@@ -30,7 +30,7 @@ import polars as pl
 from ml4t.backtest.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ml4t.backtest._core import Context, FillEvent, MarketEvent
+    from ml4t.backtest._core import Context, FillEvent, MarketEvent, OrderUpdate
     from ml4t.backtest.data import PolarsDataFeed
 
 
@@ -51,6 +51,12 @@ class Strategy:
 
     def on_fill(self, fill: FillEvent, context: Context) -> None:
         """Called after each fill (only when overridden)."""
+
+    def on_order(self, order: OrderUpdate, context: Context) -> None:
+        """Called on each order status change (only when overridden): ``order.status`` is
+        ``accepted``, ``partially_filled``, ``filled``, ``cancelled``, ``expired`` or
+        ``rejected`` (with ``order.reason``); ``order.filled`` / ``order.remaining`` are
+        signed shares."""
 
     def on_end(self, context: Context) -> None:
         """Called once after the last timestamp."""
@@ -75,6 +81,10 @@ class Strategy:
     def wants_fills(self) -> bool:
         """True when the subclass overrides ``on_fill``."""
         return type(self).on_fill is not Strategy.on_fill
+
+    def wants_orders(self) -> bool:
+        """True when the subclass overrides ``on_order``."""
+        return type(self).on_order is not Strategy.on_order
 
 
 class TimestampBatch:

@@ -9,6 +9,7 @@ use arrow_array::types::{Float64Type, Int64Type, UInt32Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::DataType;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{BacktestError, Result};
 use crate::types::{AssetId, Ts};
@@ -29,7 +30,13 @@ pub struct MarketData {
     prices: [ScalarBuffer<f64>; 5],
     feature_names: Vec<String>,
     features: Vec<ScalarBuffer<f64>>,
+    /// Process-unique identity of the chunk (shared by its clones): lets per-chunk lookups
+    /// such as slippage column positions be cached.
+    id: u64,
 }
+
+/// Source of [`MarketData::id`].
+static NEXT_CHUNK_ID: AtomicU64 = AtomicU64::new(1);
 
 impl MarketData {
     /// Wraps `batch`, checking the schema and, in one pass, the row order and price sanity.
@@ -109,6 +116,7 @@ impl MarketData {
             prices,
             feature_names,
             features,
+            id: NEXT_CHUNK_ID.fetch_add(1, Ordering::Relaxed),
         };
         data.n_timestamps = data.check_rows()?;
         Ok(data)
@@ -211,6 +219,17 @@ impl MarketData {
     #[inline]
     pub fn n_assets(&self) -> u32 {
         self.n_assets
+    }
+
+    /// Process-unique identity of this chunk (clones share it); never reused within a process.
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Position of feature column `name` in [`Self::feature_names`], if the chunk has it.
+    pub fn feature_position(&self, name: &str) -> Option<usize> {
+        self.feature_names.iter().position(|n| n == name)
     }
 
     /// The underlying batch.

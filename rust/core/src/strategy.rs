@@ -112,6 +112,21 @@ pub trait Strategy {
         ctx: &mut StrategyContext<'_>,
     ) -> Result<()>;
 
+    /// Whether [`Strategy::on_order`] should be called (order events are not built otherwise).
+    fn wants_order_events(&self) -> bool {
+        false
+    }
+
+    /// Called for each order status change (accepted, partially filled, filled, cancelled,
+    /// expired, rejected), after the step of the loop in which it happened.
+    fn on_order(
+        &mut self,
+        _event: &crate::engine::OrderEvent,
+        _portfolio: &Portfolio,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Called after each fill.
     fn on_fill(&mut self, _fill: &Fill, _portfolio: &Portfolio) -> Result<()> {
         Ok(())

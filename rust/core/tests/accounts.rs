@@ -196,3 +196,70 @@ fn bad_account_rules_are_config_errors() {
         assert!(matches!(bad.validate(), Err(BacktestError::Config { .. })));
     }
 }
+
+/// Order status events, in the order they happen, when the strategy listens.
+#[test]
+fn order_events_follow_the_life_cycle() {
+    use ml4t_backtest_core::engine::{OrderEvent, OrderStatus};
+    use ml4t_backtest_core::orders::{OrderKind, OrderRequest, TimeInForce};
+    use ml4t_backtest_core::portfolio::Portfolio;
+    use ml4t_backtest_core::{Result, Strategy, StrategyContext, TimestampView};
+
+    struct Listener {
+        events: Vec<(u64, OrderStatus, f64)>,
+    }
+    impl Strategy for Listener {
+        fn wants_order_events(&self) -> bool {
+            true
+        }
+        fn on_order(&mut self, event: &OrderEvent, _portfolio: &Portfolio) -> Result<()> {
+            self.events
+                .push((event.order_id, event.status, event.filled));
+            Ok(())
+        }
+        fn on_timestamp(
+            &mut self,
+            view: &TimestampView<'_>,
+            ctx: &mut StrategyContext<'_>,
+        ) -> Result<()> {
+            if view.index == 0 {
+                ctx.orders.submit(OrderRequest {
+                    take_profit: Some(108.0),
+                    stop_loss: Some(96.0),
+                    ..OrderRequest::market(0, 10.0)
+                })?;
+                ctx.orders.submit(OrderRequest {
+                    kind: OrderKind::Limit { limit: 50.0 },
+                    tif: TimeInForce::Day,
+                    ..OrderRequest::market(0, 5.0)
+                })?;
+            }
+            Ok(())
+        }
+    }
+    let data = market(
+        &[
+            bar(1, 0, 100.0, 101.0, 99.0, 100.0),
+            bar(2, 0, 100.0, 106.0, 97.0, 104.0),
+            bar(3, 0, 104.0, 110.0, 103.0, 109.0),
+        ],
+        1,
+        &[],
+    );
+    let mut listener = Listener { events: Vec::new() };
+    run(std::slice::from_ref(&data), &mut listener, &config());
+    use OrderStatus::*;
+    assert_eq!(
+        listener.events,
+        vec![
+            (1, Accepted, 0.0),
+            (2, Accepted, 0.0),
+            (3, Accepted, 0.0),
+            (4, Accepted, 0.0),
+            (1, Filled, 10.0),
+            (4, Expired, 0.0),
+            (2, Filled, -10.0),
+            (3, Cancelled, 0.0),
+        ]
+    );
+}

@@ -242,6 +242,7 @@ fn check_invariants(case: &Case, data: &MarketData, out: &BacktestOutput) -> Res
             SlippageModel::None => reference,
             SlippageModel::Fixed { amount } => reference + sign * amount,
             SlippageModel::Percent { rate } => reference * (1.0 + sign * rate),
+            ref other => unreachable!("the strategy only draws fixed and percent: {other:?}"),
         };
         let expected_price = slipped.max(low).min(high);
         if !near(f.price, expected_price, reference) {

@@ -598,7 +598,7 @@ fn slippage_moves_against_the_trader_and_is_clamped_to_the_bar() {
         ),
     ];
     for (model, script, expected) in cases {
-        let cfg = with_slippage(config(), model);
+        let cfg = with_slippage(config(), model.clone());
         let (out, _) = run_script(&data, script, &cfg);
         let f = fills(&out);
         assert_eq!(f.len(), 2, "{model:?}");

@@ -14,7 +14,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::context::PyContext;
-use crate::event::{EventColumns, FillEvent, MarketEvent};
+use crate::event::{EventColumns, FillEvent, MarketEvent, OrderUpdate};
 use crate::universe::Universe;
 
 /// How the Python strategy wants to be called.
@@ -36,6 +36,8 @@ pub struct PyStrategy {
     context: Py<PyContext>,
     universe: Arc<Universe>,
     wants_fills: bool,
+    /// Whether the user overrides `on_order`.
+    pub wants_orders: bool,
     columns: Option<Arc<EventColumns>>,
     /// The Python exception that stopped the run, kept to be re-raised with its traceback.
     pub error: Option<PyErr>,
@@ -67,6 +69,7 @@ impl PyStrategy {
             context,
             universe,
             wants_fills,
+            wants_orders: false,
             columns: None,
             error: None,
             error_site: String::new(),
@@ -164,6 +167,34 @@ impl Strategy for PyStrategy {
                 CallMode::PerBar => "on_market_data()",
             };
             self.drain_or_fail(py, result, format!("{site} at ts={}", view.ts))
+        })
+    }
+
+    fn wants_order_events(&self) -> bool {
+        self.wants_orders
+    }
+
+    fn on_order(
+        &mut self,
+        event: &ml4t_backtest_core::engine::OrderEvent,
+        portfolio: &Portfolio,
+    ) -> Result<(), BacktestError> {
+        Python::attach(|py| {
+            let result = (|| -> PyResult<()> {
+                {
+                    let mut context = self.context.borrow_mut(py);
+                    context.set_ts(event.ts);
+                    context.refresh_account(portfolio, portfolio.equity());
+                }
+                let update = Py::new(py, OrderUpdate::new(*event, self.universe.clone()))?;
+                self.user_strategy(py)?.call_method1(
+                    py,
+                    intern!(py, "on_order"),
+                    (update, self.context.clone_ref(py)),
+                )?;
+                Ok(())
+            })();
+            self.drain_or_fail(py, result, format!("on_order() at ts={}", event.ts))
         })
     }
 

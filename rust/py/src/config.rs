@@ -9,6 +9,8 @@ use ml4t_backtest_core::{BacktestError, EngineConfig, ExecutionMode, ShareRoundi
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::slippage::{ErrorSlot, PySlippage};
+
 fn required<'py, T: FromPyObjectOwned<'py>>(
     d: &Bound<'py, PyDict>,
     key: &str,
@@ -36,8 +38,65 @@ fn optional<'py, T: FromPyObjectOwned<'py>>(
     }
 }
 
-/// Builds an [`EngineConfig`] from the flat engine dict of `BacktestConfig.engine_dict()`.
-pub fn engine_config(d: &Bound<'_, PyDict>) -> Result<EngineConfig, BacktestError> {
+/// The slippage model of the engine dict (`slippage_*` keys). A custom model is the Python
+/// object under `slippage_custom` (with asset names under `slippage_assets`); its error slot
+/// is returned with it.
+fn slippage_model(
+    d: &Bound<'_, PyDict>,
+) -> Result<(SlippageModel, Option<ErrorSlot>), BacktestError> {
+    let number = |key: &str| optional::<f64>(d, key).map(|v| v.unwrap_or(0.0));
+    let column = |key: &str| optional::<String>(d, key).map(Option::unwrap_or_default);
+    let model = match required::<String>(d, "slippage_model")?.as_str() {
+        "none" => SlippageModel::None,
+        "fixed" => SlippageModel::Fixed {
+            amount: required(d, "slippage_amount")?,
+        },
+        "percent" => SlippageModel::Percent {
+            rate: required(d, "slippage_rate")?,
+        },
+        "spread" => SlippageModel::spread(number("slippage_bps")?),
+        "volume_share" => SlippageModel::VolumeShare {
+            impact: number("slippage_impact")?,
+            cap: number("slippage_cap")?,
+        },
+        "sqrt_impact" => SlippageModel::square_root_impact(
+            number("slippage_k")?,
+            column("slippage_sigma_column")?,
+            column("slippage_adv_column")?,
+        ),
+        "custom" => {
+            let Some(object) = d.get_item("slippage_custom").ok().flatten().filter(|o| !o.is_none())
+            else {
+                return Err(BacktestError::config(
+                    "slippage.model",
+                    "'custom' needs a SlippageModel instance: Backtest(..., slippage_model=...)",
+                ));
+            };
+            let assets = optional::<Vec<String>>(d, "slippage_assets")?;
+            let (adapter, slot) = PySlippage::new(&object, assets).map_err(|err| {
+                BacktestError::config("slippage_model", format!("unusable custom model: {err}"))
+            })?;
+            return Ok((SlippageModel::custom(adapter), Some(slot)));
+        }
+        other => {
+            return Err(BacktestError::config(
+                "slippage.model",
+                format!(
+                    "unknown model '{other}' (none, fixed, percent, spread, volume_share, \
+                     sqrt_impact, custom)"
+                ),
+            ))
+        }
+    };
+    Ok((model, None))
+}
+
+/// Builds an [`EngineConfig`] from the flat engine dict of `BacktestConfig.engine_dict()`, with
+/// the error slot of a custom Python slippage model (where the exception that stopped the run
+/// is kept, to be chained as the cause).
+pub fn engine_config(
+    d: &Bound<'_, PyDict>,
+) -> Result<(EngineConfig, Option<ErrorSlot>), BacktestError> {
     let execution = match required::<String>(d, "execution_mode")?.as_str() {
         "next_open" => ExecutionMode::NextOpen,
         "same_close" => ExecutionMode::SameClose,
@@ -73,21 +132,7 @@ pub fn engine_config(d: &Bound<'_, PyDict>) -> Result<EngineConfig, BacktestErro
             ))
         }
     };
-    let slippage = match required::<String>(d, "slippage_model")?.as_str() {
-        "none" => SlippageModel::None,
-        "fixed" => SlippageModel::Fixed {
-            amount: required(d, "slippage_amount")?,
-        },
-        "percent" => SlippageModel::Percent {
-            rate: required(d, "slippage_rate")?,
-        },
-        other => {
-            return Err(BacktestError::config(
-                "slippage.model",
-                format!("unknown model '{other}'"),
-            ))
-        }
-    };
+    let (slippage, slippage_error) = slippage_model(d)?;
     let path_policy = match optional::<String>(d, "intrabar_path")?.as_deref() {
         None | Some("ohlc") => PathPolicy::OhlcWalk,
         Some("pessimistic") => PathPolicy::Pessimistic,
@@ -124,7 +169,7 @@ pub fn engine_config(d: &Bound<'_, PyDict>) -> Result<EngineConfig, BacktestErro
         max_volume_fraction: optional(d, "max_volume_fraction")?,
     };
     config.validate()?;
-    Ok(config)
+    Ok((config, slippage_error))
 }
 
 /// A built-in strategy that runs without Python.

@@ -265,3 +265,74 @@ impl FillEvent {
         )
     }
 }
+
+/// One order status change, as seen by `Strategy.on_order`.
+#[pyclass(module = "ml4t.backtest._core", name = "OrderUpdate", frozen)]
+pub struct OrderUpdate {
+    event: ml4t_backtest_core::engine::OrderEvent,
+    universe: Arc<Universe>,
+}
+
+impl OrderUpdate {
+    /// Wraps a core event.
+    pub fn new(event: ml4t_backtest_core::engine::OrderEvent, universe: Arc<Universe>) -> Self {
+        OrderUpdate { event, universe }
+    }
+}
+
+#[pymethods]
+impl OrderUpdate {
+    /// The order's id (as returned by `submit_order`).
+    #[getter]
+    fn order_id(&self) -> u64 {
+        self.event.order_id
+    }
+
+    /// When it happened, as a datetime.
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.universe.datetime(py, self.event.ts)
+    }
+
+    /// Asset name.
+    #[getter]
+    fn asset<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        self.universe.name(py, self.event.asset)
+    }
+
+    /// "accepted", "partially_filled", "filled", "cancelled", "expired" or "rejected".
+    #[getter]
+    fn status(&self) -> &'static str {
+        ml4t_backtest_core::engine::OrderStatus::NAMES[self.event.status as usize]
+    }
+
+    /// Signed shares filled by this event (0 unless a fill).
+    #[getter]
+    fn filled(&self) -> f64 {
+        self.event.filled
+    }
+
+    /// Signed shares still open after it.
+    #[getter]
+    fn remaining(&self) -> f64 {
+        self.event.remaining
+    }
+
+    /// The reason of a rejection or expiry (e.g. "insufficient_cash"), else None.
+    #[getter]
+    fn reason(&self) -> Option<&'static str> {
+        self.event
+            .reason
+            .map(|r| ml4t_backtest_core::types::RejectReason::NAMES[r as usize])
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "OrderUpdate(order_id={}, status={}, filled={}, remaining={})",
+            self.event.order_id,
+            self.status(),
+            self.event.filled,
+            self.event.remaining
+        )
+    }
+}

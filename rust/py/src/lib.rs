@@ -13,6 +13,7 @@ mod errors;
 mod event;
 mod observer;
 mod run;
+mod slippage;
 mod universe;
 
 use pyo3::prelude::*;
@@ -40,5 +41,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event::MarketEvent>()?;
     m.add_class::<event::Signals>()?;
     m.add_class::<event::FillEvent>()?;
+    m.add_class::<event::OrderUpdate>()?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::config::{builtin_strategy, engine_config};
 use crate::context::PyContext;
 use crate::errors::{catch_panic, python_error, to_py_err};
 use crate::observer::{run_observed, Observed};
+use crate::slippage::{chained_error, take_error};
 use crate::universe::Universe;
 
 /// Where the data comes from: one object exporting an Arrow stream (every batch of it is a
@@ -93,11 +94,18 @@ pub fn run_builtin<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
         let mut source = ChunkSource::new(data)?;
-        let config = engine_config(config).map_err(|e| to_py_err(py, &e))?;
+        let (config, slippage_error) = engine_config(config).map_err(|e| to_py_err(py, &e))?;
+        let fail = |err: BacktestError| match take_error(&slippage_error) {
+            Some(cause) => chained_error(py, cause, &err),
+            None => to_py_err(py, &err),
+        };
+        let slippage = config.slippage.clone();
         let mut builtin = builtin_strategy(strategy).map_err(|e| to_py_err(py, &e))?;
         let strategy = builtin.as_strategy();
         let mut engine = Engine::new(config, n_assets).map_err(|e| to_py_err(py, &e))?;
         while let Some(chunk) = source.next_chunk(py, n_assets)? {
+            // Columns the slippage model needs are checked before the chunk runs.
+            slippage.check_columns(&chunk).map_err(|e| to_py_err(py, &e))?;
             let result = match &progress {
                 None => py.detach(|| engine.process_chunk(&chunk, &mut *strategy)),
                 Some(callback) => {
@@ -111,7 +119,7 @@ pub fn run_builtin<'py>(
                     }
                 }
             };
-            result.map_err(|e| to_py_err(py, &e))?;
+            result.map_err(fail)?;
         }
         let output = engine.finish(strategy).map_err(|e| to_py_err(py, &e))?;
         output_dict(py, output)
@@ -122,7 +130,7 @@ pub fn run_builtin<'py>(
 /// `on_timestamp(start, end, ts)`) or "bar" (then `target` is the strategy with
 /// `on_market_data(event, context)`).
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None))]
+#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_python<'py>(
     py: Python<'py>,
@@ -136,10 +144,12 @@ pub fn run_python<'py>(
     wants_fills: bool,
     context_out: Option<&Bound<'py, PyAny>>,
     progress: Option<Py<PyAny>>,
+    wants_orders: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
         let mut source = ChunkSource::new(data)?;
-        let config = engine_config(config).map_err(|e| to_py_err(py, &e))?;
+        let (config, slippage_error) = engine_config(config).map_err(|e| to_py_err(py, &e))?;
+        let slippage = config.slippage.clone();
         let mode = match mode {
             "batch" => CallMode::Batch,
             "bar" => CallMode::PerBar,
@@ -179,12 +189,17 @@ pub fn run_python<'py>(
             wants_fills,
         )?;
         strategy.set_progress(progress);
+        strategy.wants_orders = wants_orders;
         let run = |strategy: &mut PyStrategy| -> PyResult<Result<BacktestOutput, BacktestError>> {
             let mut engine = match Engine::new(config, n_assets) {
                 Ok(engine) => engine,
                 Err(err) => return Ok(Err(err)),
             };
             while let Some(chunk) = source.next_chunk(py, n_assets)? {
+                // Columns the slippage model needs are checked before the chunk runs.
+                if let Err(err) = slippage.check_columns(&chunk) {
+                    return Ok(Err(err));
+                }
                 if let Err(err) = engine.process_chunk(&chunk, strategy) {
                     return Ok(Err(err));
                 }
@@ -199,9 +214,10 @@ pub fn run_python<'py>(
                 out.set_item("record_names", names)?;
                 Ok(out)
             }
-            Err(err) => Err(match strategy.error.take() {
-                Some(cause) => strategy_error(py, cause, &strategy.error_site),
-                None => to_py_err(py, &err),
+            Err(err) => Err(match (take_error(&slippage_error), strategy.error.take()) {
+                (Some(cause), _) => chained_error(py, cause, &err),
+                (None, Some(cause)) => strategy_error(py, cause, &strategy.error_site),
+                (None, None) => to_py_err(py, &err),
             }),
         }
     })

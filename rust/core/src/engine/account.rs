@@ -1,7 +1,7 @@
 //! Account rules inside the loop: financing accruals between timestamps, buying power when an
 //! order fills, and margin-call liquidation at the close.
 
-use super::Engine;
+use super::{Engine, OrderEvent, OrderStatus};
 use crate::config::{AccountKind, Insufficient, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
@@ -97,7 +97,7 @@ impl Engine {
         } else {
             order.quantity
         };
-        self.rejections.push(order.id, ts, order.asset, cut, reason);
+        self.reject(order.id, ts, order.asset, cut, reason);
         if !resize {
             self.book.mark_filled(index);
             self.removed_in_pass = true;
@@ -157,6 +157,16 @@ impl Engine {
                 ..Order::market(id, asset, quantity, ts, epoch)
             };
             let fill = self.book_fill(ts, &order, quantity, (price, reference), false, usize::MAX);
+            self.emit(OrderEvent {
+                order_id: id,
+                ts,
+                asset,
+                status: OrderStatus::Filled,
+                filled: quantity,
+                remaining: 0.0,
+                reason: None,
+            });
+            self.cancel_legs_of_ended_position(ts);
             liquidated = true;
             strategy.on_fill(&fill, &self.portfolio)?;
         }

@@ -2,11 +2,11 @@
 //! price path, at what price and for how many shares (volume participation), then the
 //! bookkeeping after the bar (trailing water marks, armed stop-limits, DAY/IOC expiry).
 
-use super::Engine;
+use super::{Engine, OrderEvent, OrderStatus};
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
-use crate::matching::{limit_trigger, market_fill_price, stop_trigger, BarPath};
+use crate::matching::{limit_trigger, stop_trigger, BarPath};
 use crate::orders::{Order, OrderKind, TimeInForce};
 use crate::results::Fill;
 use crate::strategy::Strategy;
@@ -332,7 +332,8 @@ impl Engine {
         let price = if candidate.limit_like {
             candidate.reference.clamp(low, high)
         } else {
-            market_fill_price(side, candidate.reference, low, high, &self.config.slippage)
+            let slippage = &self.config.slippage;
+            slippage.fill_price(data, row, side, quantity, candidate.reference)?
         };
         let Some(quantity) = self.afford(candidate.index, quantity, price, ts) else {
             return Ok(false);
@@ -347,6 +348,21 @@ impl Engine {
             partial,
             candidate.index,
         );
+        self.emit(OrderEvent {
+            order_id: order.id,
+            ts,
+            asset: order.asset,
+            status: if partial {
+                OrderStatus::PartiallyFilled
+            } else {
+                OrderStatus::Filled
+            },
+            filled: quantity,
+            remaining: order.quantity - quantity,
+            reason: None,
+        });
+        // Legs of an ended position go before this order's own legs are activated.
+        self.cancel_legs_of_ended_position(ts);
         if partial {
             self.book.reduce(candidate.index, quantity);
         } else {
@@ -354,7 +370,7 @@ impl Engine {
             self.activate_legs(order.id, candidate.index, candidate.time);
         }
         if order.oco != 0 {
-            self.reduce_sibling(order.oco, quantity);
+            self.reduce_sibling(order.oco, quantity, ts);
         }
         strategy.on_fill(&fill, &self.portfolio)?;
         Ok(true)
@@ -362,7 +378,7 @@ impl Engine {
 
     /// Books a fill of `quantity` shares of `order` at `price` (referenced to `reference`):
     /// commission, cash and position, the trade tracker, orphaned bracket legs (except the
-    /// order at `executing`), the fill record.
+    /// order at `executing`, once [`Self::cancel_legs_of_ended_position`] runs), the fill record.
     pub(super) fn book_fill(
         &mut self,
         ts: Ts,
@@ -374,10 +390,8 @@ impl Engine {
     ) -> Fill {
         let fee = self.config.commission.fee(quantity, price);
         let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
-        let position_ended = effect.after == 0.0 || effect.after.signum() != effect.before.signum();
-        if position_ended && effect.before != 0.0 {
-            self.cancel_orphan_legs(order.asset, executing);
-        }
+        let position_ended = effect.before != 0.0
+            && (effect.after == 0.0 || effect.after.signum() != effect.before.signum());
         let slippage = (price - reference).abs() * quantity.abs();
         self.tracker.on_fill(
             TradeFill {
@@ -406,7 +420,17 @@ impl Engine {
             partial,
         };
         self.fills.push(&fill);
+        if position_ended {
+            self.ended_position = Some((order.asset, executing));
+        }
         fill
+    }
+
+    /// Cancels the bracket legs orphaned by the last booked fill (after its own events).
+    pub(super) fn cancel_legs_of_ended_position(&mut self, ts: Ts) {
+        if let Some((asset, executing)) = self.ended_position.take() {
+            self.cancel_orphan_legs(asset, executing, ts);
+        }
     }
 
     /// Bracket legs are exits and never open a position; with shorting disabled no sell goes
@@ -431,7 +455,7 @@ impl Engine {
         }
         let excess = order.quantity - room * order.quantity.signum();
         if no_short_sell && !is_leg {
-            self.rejections.push(
+            self.reject(
                 order.id,
                 ts,
                 order.asset,
@@ -442,6 +466,9 @@ impl Engine {
         if room == 0.0 {
             self.book.mark_filled(index);
             self.removed_in_pass = true;
+            if is_leg {
+                self.emit_status(&order, ts, OrderStatus::Cancelled);
+            }
             return false;
         }
         self.book.reduce(index, excess);
@@ -462,7 +489,7 @@ impl Engine {
 
     /// Once a position is flat or has flipped, the bracket legs that protected it would open a
     /// new position: they are cancelled.
-    fn cancel_orphan_legs(&mut self, asset: crate::types::AssetId, executing: usize) {
+    fn cancel_orphan_legs(&mut self, asset: crate::types::AssetId, executing: usize, ts: Ts) {
         for index in 0..self.book.orders().len() {
             let order = self.book.orders()[index];
             if index != executing
@@ -472,16 +499,18 @@ impl Engine {
                 && order.quantity != 0.0
             {
                 self.book.mark_filled(index);
+                self.emit_status(&order, ts, OrderStatus::Cancelled);
             }
         }
     }
 
     /// A fill of one bracket leg shrinks (or cancels) the other by the same quantity.
-    fn reduce_sibling(&mut self, sibling: u64, filled: f64) {
+    fn reduce_sibling(&mut self, sibling: u64, filled: f64, ts: Ts) {
         if let Some(index) = self.book.position_of(sibling) {
-            let remaining = self.book.orders()[index].quantity;
-            if remaining.abs() <= filled.abs() {
+            let order = self.book.orders()[index];
+            if order.quantity.abs() <= filled.abs() {
                 self.book.mark_filled(index);
+                self.emit_status(&order, ts, OrderStatus::Cancelled);
             } else {
                 self.book.reduce(index, filled);
             }
@@ -519,14 +548,14 @@ impl Engine {
                 && self.bar_epoch[asset] == epoch
                 && self.stage_of(&order) == stage
             {
-                self.rejections.push(
+                self.reject(
                     order.id,
                     ts,
                     order.asset,
                     order.quantity,
                     RejectReason::Expired,
                 );
-                self.expire_entry_legs(index);
+                self.expire_entry_legs(index, ts);
                 self.book.mark_filled(index);
                 removed = true;
             }
@@ -536,7 +565,7 @@ impl Engine {
 
     /// An entry that ends partly filled gives its legs the filled quantity; unfilled, it takes
     /// them away.
-    fn expire_entry_legs(&mut self, entry_index: usize) {
+    fn expire_entry_legs(&mut self, entry_index: usize, ts: Ts) {
         let entry = self.book.orders()[entry_index];
         for index in entry_index + 1..self.book.orders().len() {
             let leg = self.book.orders()[index];
@@ -549,6 +578,7 @@ impl Engine {
                 self.book.activate(index, quantity);
             } else {
                 self.book.mark_filled(index);
+                self.emit_status(&leg, ts, OrderStatus::Cancelled);
             }
         }
     }

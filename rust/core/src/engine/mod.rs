@@ -3,8 +3,11 @@
 //! Filling lives in [`fills`], turning strategy intents into orders in [`sizing`].
 
 mod account;
+mod events;
 mod fills;
 mod sizing;
+
+pub use events::{OrderEvent, OrderStatus};
 
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
@@ -17,7 +20,7 @@ use crate::results::{
 };
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
-use crate::types::{RejectReason, Ts};
+use crate::types::{AssetId, RejectReason, Ts};
 use std::sync::Arc;
 
 /// The state of one backtest. Feed it chunks in time order, then [`Engine::finish`].
@@ -47,6 +50,11 @@ pub struct Engine {
     activated: Vec<(usize, f64)>,
     /// An order was removed during the current pass (cut to nothing at fill time).
     removed_in_pass: bool,
+    /// Whether the strategy listens to order events, and the events not yet delivered.
+    wants_order_events: bool,
+    order_events: Vec<OrderEvent>,
+    /// Set by a fill that ended a position: (asset, index of the executing order).
+    ended_position: Option<(AssetId, usize)>,
     timestamps: u64,
     last_ts: Option<Ts>,
     next_order_id: u64,
@@ -84,6 +92,9 @@ impl Engine {
             armed: Vec::new(),
             activated: Vec::new(),
             removed_in_pass: false,
+            wants_order_events: false,
+            order_events: Vec::new(),
+            ended_position: None,
             timestamps: 0,
             last_ts: None,
             next_order_id: 1,
@@ -146,6 +157,7 @@ impl Engine {
         }
         if !self.started {
             strategy.on_start(self.n_assets)?;
+            self.wants_order_events = strategy.wants_order_events();
             self.started = true;
         }
         strategy.on_chunk(data)?;
@@ -177,6 +189,7 @@ impl Engine {
                 }
             }
             self.margin_call(data, t, strategy)?;
+            self.deliver_order_events(strategy)?;
             let (mut long, mut short) = self.portfolio.market_values();
             let equity = self.portfolio.cash() + long + short;
             let view = TimestampView {
@@ -198,6 +211,7 @@ impl Engine {
             {
                 (long, short) = self.portfolio.market_values();
             }
+            self.deliver_order_events(strategy)?;
             self.equity.push(t, self.portfolio.cash(), long, short);
             self.last_ts = Some(t);
             start = end;
@@ -214,8 +228,9 @@ impl Engine {
     /// trades, and the recorders become Arrow batches.
     pub fn finish<S: Strategy + ?Sized>(mut self, strategy: &mut S) -> Result<BacktestOutput> {
         let last_ts = self.last_ts.unwrap_or(0);
-        for order in self.book.drain() {
-            self.rejections.push(
+        let pending: Vec<_> = self.book.drain().collect();
+        for order in pending {
+            self.reject(
                 order.id,
                 order.created,
                 order.asset,
@@ -223,6 +238,7 @@ impl Engine {
                 RejectReason::EndOfData,
             );
         }
+        self.deliver_order_events(strategy)?;
         self.tracker.finish(
             last_ts,
             &self.bars_seen,

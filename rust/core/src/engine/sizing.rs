@@ -2,7 +2,7 @@
 //! and equity, share rounding, the short-selling cut, explicit orders with their bracket legs,
 //! cancels.
 
-use super::Engine;
+use super::{Engine, OrderStatus};
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::{BacktestError, Result};
 use crate::orders::{CommandBuffer, Intent, Order, OrderKind, OrderRequest, TimeInForce};
@@ -69,8 +69,7 @@ impl Engine {
         let price = self.portfolio.last_price(asset);
         if !price.is_finite() {
             let id = self.take_order_id();
-            self.rejections
-                .push(id, ts, asset, f64::NAN, RejectReason::NoPrice);
+            self.reject(id, ts, asset, f64::NAN, RejectReason::NoPrice);
             return;
         }
         self.queue_target(asset, value / price, ts);
@@ -91,8 +90,9 @@ impl Engine {
         let id = self.take_order_id();
         if let Some(quantity) = self.short_cut(id, asset, quantity, ts) {
             let eligible = self.eligible_from(OrderKind::Market);
-            self.book
-                .push(Order::market(id, asset, quantity, ts, eligible));
+            let order = Order::market(id, asset, quantity, ts, eligible);
+            self.book.push(order);
+            self.emit_status(&order, ts, OrderStatus::Accepted);
         }
     }
 
@@ -108,8 +108,7 @@ impl Engine {
             quantity = -current.max(0.0);
         }
         if quantity == 0.0 {
-            self.rejections
-                .push(id, ts, asset, requested, RejectReason::ShortNotAllowed);
+            self.reject(id, ts, asset, requested, RejectReason::ShortNotAllowed);
             return None;
         }
         Some(quantity)
@@ -134,8 +133,7 @@ impl Engine {
         if let OrderKind::TrailingStop { .. } = request.kind {
             mark = self.portfolio.last_price(asset);
             if !mark.is_finite() {
-                self.rejections
-                    .push(id, ts, asset, quantity, RejectReason::NoPrice);
+                self.reject(id, ts, asset, quantity, RejectReason::NoPrice);
                 return Ok(());
             }
         }
@@ -144,7 +142,7 @@ impl Engine {
             OrderKind::TrailingStop { .. } => ExitReason::TrailingStop,
             _ => ExitReason::Signal,
         };
-        self.book.push(Order {
+        let entry = Order {
             id,
             asset,
             quantity,
@@ -157,7 +155,9 @@ impl Engine {
             oco: 0,
             reason,
             mark,
-        });
+        };
+        self.book.push(entry);
+        self.emit_status(&entry, ts, OrderStatus::Accepted);
         let tp_id = request.take_profit.map(|_| id + 1);
         let sl_id = request
             .stop_loss
@@ -184,10 +184,12 @@ impl Engine {
                 ExitReason::TakeProfit,
             );
             self.book.push(order);
+            self.emit_status(&order, ts, OrderStatus::Accepted);
         }
         if let (Some(sl_id), Some(stop)) = (sl_id, request.stop_loss) {
             let order = leg(sl_id, OrderKind::Stop { stop }, tp_id, ExitReason::StopLoss);
             self.book.push(order);
+            self.emit_status(&order, ts, OrderStatus::Accepted);
         }
         let legs = u64::from(tp_id.is_some()) + u64::from(sl_id.is_some());
         self.next_order_id = self.next_order_id.max(id + 1 + legs);
@@ -197,15 +199,17 @@ impl Engine {
     /// Cancels pending order `id` and, for a bracket entry, its waiting legs.
     fn cancel(&mut self, id: OrderId, ts: Ts) {
         let Some(index) = self.book.position_of(id) else {
-            self.rejections
-                .push(id, ts, 0, f64::NAN, RejectReason::NotPending);
+            self.reject(id, ts, 0, f64::NAN, RejectReason::NotPending);
             return;
         };
+        let order = self.book.orders()[index];
         self.book.mark_filled(index);
+        self.emit_status(&order, ts, OrderStatus::Cancelled);
         for leg in index + 1..self.book.orders().len() {
             let order = self.book.orders()[leg];
             if order.parent == id && !order.active {
                 self.book.mark_filled(leg);
+                self.emit_status(&order, ts, OrderStatus::Cancelled);
             }
         }
         self.book.sweep();

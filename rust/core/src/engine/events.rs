@@ -1,0 +1,133 @@
+//! Order status events for `Strategy::on_order`: accepted, partially filled, filled, cancelled,
+//! expired, rejected. They are collected only when the strategy asks for them and delivered
+//! after each step of the loop, in the order they happened.
+
+use super::Engine;
+use crate::error::Result;
+use crate::orders::Order;
+use crate::strategy::Strategy;
+use crate::types::{AssetId, OrderId, RejectReason, Ts};
+
+/// The life-cycle state an order moved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OrderStatus {
+    /// Queued in the book.
+    Accepted = 0,
+    /// Filled in part; the rest waits.
+    PartiallyFilled = 1,
+    /// Completely filled.
+    Filled = 2,
+    /// Cancelled by the strategy, by its bracket sibling, or because its position ended.
+    Cancelled = 3,
+    /// Its time in force ran out.
+    Expired = 4,
+    /// Refused (see the reason).
+    Rejected = 5,
+}
+
+impl OrderStatus {
+    /// Names in code order, for the Python side.
+    pub const NAMES: [&'static str; 6] = [
+        "accepted",
+        "partially_filled",
+        "filled",
+        "cancelled",
+        "expired",
+        "rejected",
+    ];
+}
+
+/// One status change of one order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderEvent {
+    /// The order.
+    pub order_id: OrderId,
+    /// When.
+    pub ts: Ts,
+    /// Asset.
+    pub asset: AssetId,
+    /// The new status.
+    pub status: OrderStatus,
+    /// Signed shares filled by this event (fills only; else 0).
+    pub filled: f64,
+    /// Signed shares still open after it.
+    pub remaining: f64,
+    /// Why, for rejections and expiries.
+    pub reason: Option<RejectReason>,
+}
+
+impl Engine {
+    /// Queues an event when the strategy listens.
+    #[inline]
+    pub(super) fn emit(&mut self, event: OrderEvent) {
+        if self.wants_order_events {
+            self.order_events.push(event);
+        }
+    }
+
+    /// Queues a status change of `order` without a fill.
+    #[inline]
+    pub(super) fn emit_status(&mut self, order: &Order, ts: Ts, status: OrderStatus) {
+        self.emit(OrderEvent {
+            order_id: order.id,
+            ts,
+            asset: order.asset,
+            status,
+            filled: 0.0,
+            remaining: if status == OrderStatus::Accepted {
+                order.quantity
+            } else {
+                0.0
+            },
+            reason: None,
+        });
+    }
+
+    /// Records a rejected (or expired) order and its event.
+    pub(super) fn reject(
+        &mut self,
+        order_id: OrderId,
+        ts: Ts,
+        asset: AssetId,
+        quantity: f64,
+        reason: RejectReason,
+    ) {
+        self.rejections.push(order_id, ts, asset, quantity, reason);
+        let status = if reason == RejectReason::Expired {
+            OrderStatus::Expired
+        } else {
+            OrderStatus::Rejected
+        };
+        self.emit(OrderEvent {
+            order_id,
+            ts,
+            asset,
+            status,
+            filled: 0.0,
+            remaining: 0.0,
+            reason: Some(reason),
+        });
+    }
+
+    /// Delivers the queued events to the strategy.
+    pub(super) fn deliver_order_events<S: Strategy + ?Sized>(
+        &mut self,
+        strategy: &mut S,
+    ) -> Result<()> {
+        if self.order_events.is_empty() {
+            return Ok(());
+        }
+        let mut events = std::mem::take(&mut self.order_events);
+        let mut result = Ok(());
+        for event in &events {
+            result = strategy.on_order(event, &self.portfolio);
+            if result.is_err() {
+                break;
+            }
+        }
+        events.clear();
+        self.order_events = events;
+        result
+    }
+}
