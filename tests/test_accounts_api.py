@@ -121,3 +121,24 @@ def test_bad_account_settings_are_config_errors() -> None:
         BacktestConfig(account={"initial_margin": 0.3, "maintenance_margin": 0.5})
     with pytest.raises(ConfigError, match=r"^account\.borrow_rate"):
         BacktestConfig(account={"borrow_rate": -0.1})
+
+
+class ModifyLimit(Strategy):
+    """Day 0: a buy limit at 50. Day 1: move it to 98 and try a stop on it (invalid)."""
+
+    def __init__(self) -> None:
+        self.order_id = 0
+
+    def on_timestamp_batch(self, timestamp: Any, batch: Any, context: Any) -> None:
+        if timestamp == T0:
+            self.order_id = context.submit_order("A", 10, limit=50.0)
+        elif timestamp == T0 + timedelta(days=1):
+            context.modify_order(self.order_id, limit=98.0, quantity=4.0)
+            context.modify_order(self.order_id, stop=99.0)
+
+
+def test_modify_order_moves_the_limit_and_refuses_a_stop() -> None:
+    feed = bars([(100, 101, 99, 100), (100, 101, 99, 100), (100, 101, 97, 99)])
+    result = Backtest(feed, ModifyLimit()).run()
+    assert result.fills.select("quantity", "price").rows() == [(4.0, 98.0)]
+    assert result.rejected_orders["reason"].to_list() == ["invalid_modify"]

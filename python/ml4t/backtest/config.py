@@ -152,9 +152,10 @@ class AccountConfig(_Section):
     equity falls below ``maintenance_margin`` of gross exposure at a close) or ``cash`` (no
     shorting, no leverage: a buy needs its cash). ``on_insufficient``: ``reject`` or ``resize``
     an unaffordable order. Annual rates accrued every bar on calendar time: ``borrow_rate`` on
-    short market value, ``margin_interest_rate`` on a negative cash balance,
-    ``cash_interest_rate`` on a positive one. ``allow_short=False`` cuts sells at a flat
-    position (always so in a cash account).
+    short market value (per asset from the feed column ``borrow_rate_column`` when given: the
+    last value seen for the asset, the global rate before the first), ``margin_interest_rate``
+    on a negative cash balance, ``cash_interest_rate`` on a positive one.
+    ``allow_short=False`` cuts sells at a flat position (always so in a cash account).
     """
 
     type: Literal["margin", "cash"] = "margin"
@@ -163,6 +164,7 @@ class AccountConfig(_Section):
     maintenance_margin: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
     on_insufficient: Literal["reject", "resize"] = "reject"
     borrow_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    borrow_rate_column: str | None = None
     margin_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     cash_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
@@ -425,6 +427,7 @@ class BacktestConfig(_Section):
             "account_maintenance_margin": self.account.maintenance_margin,
             "account_on_insufficient": self.account.on_insufficient,
             "account_borrow_rate": self.account.borrow_rate,
+            "account_borrow_rate_column": self.account.borrow_rate_column,
             "account_margin_interest_rate": self.account.margin_interest_rate,
             "account_cash_interest_rate": self.account.cash_interest_rate,
         }

@@ -139,6 +139,9 @@ pub struct EngineConfig {
     pub limit_fill: LimitFill,
     /// At most this fraction of a bar's volume fills per order (None: no limit).
     pub max_volume_fraction: Option<f64>,
+    /// A feed column with each asset's annual borrow rate (per bar; the last value seen is
+    /// used, the global `account.borrow_rate` before the first). `None`: the global rate only.
+    pub borrow_rate_column: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -154,6 +157,7 @@ impl Default for EngineConfig {
             path_policy: PathPolicy::OhlcWalk,
             limit_fill: LimitFill::Touch,
             max_volume_fraction: None,
+            borrow_rate_column: None,
         }
     }
 }

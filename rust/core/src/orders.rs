@@ -238,6 +238,17 @@ pub enum Intent {
         /// The order to cancel.
         id: OrderId,
     },
+    /// Change a pending order: its remaining quantity and/or its limit / stop price (NaN: keep).
+    Modify {
+        /// The order to change.
+        id: OrderId,
+        /// New signed remaining quantity (same side), or NaN.
+        quantity: f64,
+        /// New limit price, or NaN.
+        limit: f64,
+        /// New stop price, or NaN.
+        stop: f64,
+    },
     /// Reach a target position in shares.
     TargetQuantity {
         /// Asset to trade.
@@ -349,6 +360,43 @@ impl CommandBuffer {
     /// Cancels pending order `id` (a no-op, recorded as a rejection, if it is not pending).
     pub fn cancel_order(&mut self, id: OrderId) {
         self.intents.push(Intent::Cancel { id });
+    }
+
+    /// Changes pending order `id`: its remaining `quantity` (same side) and/or its `limit` /
+    /// `stop` price; `None` keeps a field. Values are checked now (errors name the field);
+    /// a change the order's type cannot take (a limit on a stop order) is rejected when applied.
+    pub fn modify_order(
+        &mut self,
+        id: OrderId,
+        quantity: Option<f64>,
+        limit: Option<f64>,
+        stop: Option<f64>,
+    ) -> Result<()> {
+        if let Some(q) = quantity {
+            if !q.is_finite() || q == 0.0 {
+                return Err(BacktestError::order(
+                    "quantity",
+                    format!("must be finite and non-zero, got {q}"),
+                ));
+            }
+        }
+        for (field, v) in [("limit", limit), ("stop", stop)] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(BacktestError::order(
+                        field,
+                        format!("must be finite and > 0, got {v}"),
+                    ));
+                }
+            }
+        }
+        self.intents.push(Intent::Modify {
+            id,
+            quantity: quantity.unwrap_or(f64::NAN),
+            limit: limit.unwrap_or(f64::NAN),
+            stop: stop.unwrap_or(f64::NAN),
+        });
+        Ok(())
     }
 
     /// Reach `target` shares.

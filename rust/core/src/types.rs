@@ -95,11 +95,13 @@ pub enum RejectReason {
     InsufficientCash = 5,
     /// A margin account's initial margin would not cover the new exposure.
     InsufficientMargin = 6,
+    /// A modification the order cannot take (other side, a price its type does not have).
+    InvalidModify = 7,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -107,5 +109,6 @@ impl RejectReason {
         "not_pending",
         "insufficient_cash",
         "insufficient_margin",
+        "invalid_modify",
     ];
 }

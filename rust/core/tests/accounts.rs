@@ -263,3 +263,43 @@ fn order_events_follow_the_life_cycle() {
         ]
     );
 }
+
+#[test]
+fn per_asset_borrow_rates_come_from_a_feed_column() {
+    // Short 10 of asset 0 (rate column 0.365) and 10 of asset 1 (column NaN: the global 0.0365)
+    // at 100 for one day: fees 1000 * 0.365 / 365.25 + 1000 * 0.0365 / 365.25.
+    let rows = [
+        flat(0, 0, 100.0).feat(&[0.365]),
+        flat(0, 1, 100.0).feat(&[f64::NAN]),
+        flat(DAY, 0, 100.0).feat(&[0.365]),
+        flat(DAY, 1, 100.0).feat(&[f64::NAN]),
+        flat(2 * DAY, 0, 100.0).feat(&[9.0]),
+        flat(2 * DAY, 1, 100.0).feat(&[f64::NAN]),
+    ];
+    let data = market(&rows, 2, &["borrow"]);
+    let cfg = EngineConfig {
+        borrow_rate_column: Some("borrow".to_string()),
+        ..with_account(
+            AccountRules {
+                borrow_rate: 0.0365,
+                ..AccountRules::default()
+            },
+            10_000.0,
+        )
+    };
+    let script = vec![(0, Cmd::Submit(0, -10.0)), (0, Cmd::Submit(1, -10.0))];
+    let (out, _) = run_script(&data, script, &cfg);
+    let fees = f64s(&out.equity, "borrow_fee");
+    assert_eq!(fees[1], 0.0);
+    assert_close(
+        fees[2],
+        1_000.0 * (0.365 + 0.0365) / 365.25,
+        "per-asset fee",
+    );
+    let missing = EngineConfig {
+        borrow_rate_column: Some("nope".to_string()),
+        ..config()
+    };
+    let err = ml4t_backtest_core::run_backtest([&data], &mut Scripted::new(vec![]), &missing);
+    assert!(matches!(err, Err(BacktestError::Config { .. })));
+}

@@ -100,7 +100,12 @@ fn spread_bps_without_columns_and_as_a_fallback_for_missing_quotes() {
         .iter()
         .map(|r| r.clone().feat(&[f64::NAN, f64::NAN]))
         .collect();
-    let g = fills_with(&quoted, &["bid", "ask"], SlippageModel::spread(20.0), script);
+    let g = fills_with(
+        &quoted,
+        &["bid", "ask"],
+        SlippageModel::spread(20.0),
+        script,
+    );
     check(&g[0], 100.1, 100.0, "buy (no quotes)");
     check(&g[1], 100.899, 101.0, "sell (no quotes)");
 }
@@ -181,7 +186,10 @@ fn square_root_impact_works_across_chunks() {
 
 #[test]
 fn a_missing_impact_column_is_a_config_error_naming_it() {
-    let rows = [flat(1, 0, 100.0).feat(&[0.02]), flat(2, 0, 100.0).feat(&[0.02])];
+    let rows = [
+        flat(1, 0, 100.0).feat(&[0.02]),
+        flat(2, 0, 100.0).feat(&[0.02]),
+    ];
     let data = market(&rows, 1, &["sigma"]);
     let model = SlippageModel::square_root_impact(1.0, "sigma", "adv20");
     match model.check_columns(&data) {
@@ -224,7 +232,10 @@ fn bad_parameters_stop_the_run_before_it_starts() {
             },
             "slippage.cap",
         ),
-        (SlippageModel::square_root_impact(0.0, "s", "a"), "slippage.k"),
+        (
+            SlippageModel::square_root_impact(0.0, "s", "a"),
+            "slippage.k",
+        ),
     ] {
         let cfg = with_slippage(config(), model);
         match try_run_script(&data, vec![], &cfg) {

@@ -65,7 +65,11 @@ fn slippage_model(
             column("slippage_adv_column")?,
         ),
         "custom" => {
-            let Some(object) = d.get_item("slippage_custom").ok().flatten().filter(|o| !o.is_none())
+            let Some(object) = d
+                .get_item("slippage_custom")
+                .ok()
+                .flatten()
+                .filter(|o| !o.is_none())
             else {
                 return Err(BacktestError::config(
                     "slippage.model",
@@ -164,6 +168,7 @@ pub fn engine_config(
         slippage,
         allow_short: required(d, "allow_short")?,
         account: crate::account::account_rules(d)?,
+        borrow_rate_column: optional(d, "account_borrow_rate_column")?,
         path_policy,
         limit_fill,
         max_volume_fraction: optional(d, "max_volume_fraction")?,

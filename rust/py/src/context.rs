@@ -249,6 +249,24 @@ impl PyContext {
             .map_err(|err| to_py_err(py, &err))
     }
 
+    /// Change pending order `order_id`: its remaining `quantity` (signed, same side) and/or its
+    /// `limit` / `stop` price. The change applies after this callback (like a new order); a
+    /// change the order cannot take is reported in `rejected_orders` as `invalid_modify`.
+    #[pyo3(signature = (order_id, *, quantity=None, limit=None, stop=None))]
+    fn modify_order(
+        &mut self,
+        py: Python<'_>,
+        order_id: u64,
+        quantity: Option<f64>,
+        limit: Option<f64>,
+        stop: Option<f64>,
+    ) -> PyResult<()> {
+        order_result(
+            py,
+            self.buffer.modify_order(order_id, quantity, limit, stop),
+        )
+    }
+
     /// Cancel pending order `order_id` (and the waiting legs of a bracket entry). Cancelling
     /// an order that is no longer pending is recorded in `rejected_orders` as `not_pending`.
     fn cancel_order(&mut self, order_id: u64) {

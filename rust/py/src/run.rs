@@ -105,7 +105,9 @@ pub fn run_builtin<'py>(
         let mut engine = Engine::new(config, n_assets).map_err(|e| to_py_err(py, &e))?;
         while let Some(chunk) = source.next_chunk(py, n_assets)? {
             // Columns the slippage model needs are checked before the chunk runs.
-            slippage.check_columns(&chunk).map_err(|e| to_py_err(py, &e))?;
+            slippage
+                .check_columns(&chunk)
+                .map_err(|e| to_py_err(py, &e))?;
             let result = match &progress {
                 None => py.detach(|| engine.process_chunk(&chunk, &mut *strategy)),
                 Some(callback) => {

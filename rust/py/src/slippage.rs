@@ -33,7 +33,10 @@ pub struct PySlippage {
 
 impl PySlippage {
     /// Wraps `model` (a `SlippageModel` instance); `assets` names the asset codes.
-    pub fn new(model: &Bound<'_, PyAny>, assets: Option<Vec<String>>) -> PyResult<(Self, ErrorSlot)> {
+    pub fn new(
+        model: &Bound<'_, PyAny>,
+        assets: Option<Vec<String>>,
+    ) -> PyResult<(Self, ErrorSlot)> {
         let price = model.getattr("price")?.unbind();
         let class = model.get_type().name()?.to_string();
         let error: ErrorSlot = Arc::default();
@@ -63,12 +66,15 @@ impl PySlippage {
         for (pos, name) in data.feature_names().iter().enumerate() {
             bar.set_item(name, data.feature_at(pos)[row])?;
         }
-        let side = if fill.side == Side::Buy { "buy" } else { "sell" };
+        let side = if fill.side == Side::Buy {
+            "buy"
+        } else {
+            "sell"
+        };
         self.price
             .bind(py)
             .call1((side, fill.quantity, fill.reference, bar))?
             .extract::<f64>()
-            .map_err(PyErr::from)
     }
 }
 
@@ -82,7 +88,11 @@ impl CustomSlippage for PySlippage {
                     .name()
                     .map(|n| n.to_string())
                     .unwrap_or_else(|_| "Exception".to_string());
-                let message = format!("slippage model raised {name} in {}: {}", self.site, err.value(py));
+                let message = format!(
+                    "slippage model raised {name} in {}: {}",
+                    self.site,
+                    err.value(py)
+                );
                 *self.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
                 Err(BacktestError::Strategy(message))
             }

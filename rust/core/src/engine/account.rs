@@ -21,6 +21,7 @@ impl Engine {
         if rules.borrow_rate == 0.0
             && rules.margin_interest_rate == 0.0
             && rules.cash_interest_rate == 0.0
+            && self.borrow_rates.is_empty()
         {
             return;
         }
@@ -28,8 +29,23 @@ impl Engine {
             return;
         };
         let years = (ts - last) as f64 / YEAR_NS;
-        let (_, short) = self.portfolio.market_values();
-        let borrow_fee = rules.borrow_rate * (-short) * years;
+        let mut borrow_fee = 0.0;
+        for &asset in self.portfolio.open_assets() {
+            let value = self.portfolio.quantity(asset) * self.portfolio.last_price(asset);
+            if value < 0.0 {
+                let own = self
+                    .borrow_rates
+                    .get(asset as usize)
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                let rate = if own.is_finite() {
+                    own
+                } else {
+                    rules.borrow_rate
+                };
+                borrow_fee += rate * (-value) * years;
+            }
+        }
         let cash = self.portfolio.cash();
         let rate = if cash < 0.0 {
             rules.margin_interest_rate
@@ -41,6 +57,31 @@ impl Engine {
             self.portfolio.adjust_cash(interest - borrow_fee);
             self.equity.push_financing(borrow_fee, interest);
         }
+    }
+
+    /// Resolves the per-asset borrow-rate column of a new chunk.
+    pub(super) fn resolve_borrow_column(&mut self, data: &MarketData) -> Result<()> {
+        let Some(name) = &self.config.borrow_rate_column else {
+            return Ok(());
+        };
+        let pos = data
+            .feature_names()
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| {
+                crate::error::BacktestError::config(
+                    "account.borrow_rate_column",
+                    format!(
+                        "column '{name}' is not in the feed (have {:?})",
+                        data.feature_names()
+                    ),
+                )
+            })?;
+        self.borrow_column = Some(pos);
+        if self.borrow_rates.is_empty() {
+            self.borrow_rates = vec![f64::NAN; self.n_assets as usize];
+        }
+        Ok(())
     }
 
     /// The part of `quantity` (signed) the account can afford at `price`, or `None` when the

@@ -53,6 +53,10 @@ pub struct Engine {
     /// Whether the strategy listens to order events, and the events not yet delivered.
     wants_order_events: bool,
     order_events: Vec<OrderEvent>,
+    /// Per-asset borrow rates (last seen in the configured column; empty when none) and the
+    /// column's position in the current chunk.
+    borrow_rates: Vec<f64>,
+    borrow_column: Option<usize>,
     /// Set by a fill that ended a position: (asset, index of the executing order).
     ended_position: Option<(AssetId, usize)>,
     timestamps: u64,
@@ -95,6 +99,8 @@ impl Engine {
             wants_order_events: false,
             order_events: Vec::new(),
             ended_position: None,
+            borrow_rates: Vec::new(),
+            borrow_column: None,
             timestamps: 0,
             last_ts: None,
             next_order_id: 1,
@@ -161,6 +167,7 @@ impl Engine {
             self.started = true;
         }
         strategy.on_chunk(data)?;
+        self.resolve_borrow_column(data)?;
         self.equity.reserve(data.n_timestamps());
         let assets = data.asset_ids();
         let close = data.close();
@@ -178,6 +185,13 @@ impl Engine {
                 self.bars_seen[a] += 1;
             }
             self.accrue_financing(t);
+            if let Some(column) = self.borrow_column {
+                // This bar's rates apply from now on (the accrual above used the previous ones).
+                let rates = data.feature_at(column);
+                for (offset, &asset) in group.iter().enumerate() {
+                    self.borrow_rates[asset as usize] = rates[start + offset];
+                }
+            }
             if !self.book.is_empty() {
                 self.bar_pass(data, t, strategy)?;
             }

@@ -26,6 +26,12 @@ impl Engine {
             match *intent {
                 Intent::Submit { id, request } => self.submit(id, &request, ts)?,
                 Intent::Cancel { id } => self.cancel(id, ts),
+                Intent::Modify {
+                    id,
+                    quantity,
+                    limit,
+                    stop,
+                } => self.modify(id, quantity, limit, stop, ts),
                 Intent::TargetQuantity { asset, target } => self.queue_target(asset, target, ts),
                 Intent::TargetValue { asset, value } => self.queue_value(asset, value, ts),
                 Intent::TargetPercent { asset, fraction } => {
@@ -194,6 +200,48 @@ impl Engine {
         let legs = u64::from(tp_id.is_some()) + u64::from(sl_id.is_some());
         self.next_order_id = self.next_order_id.max(id + 1 + legs);
         Ok(())
+    }
+
+    /// Applies a modification to pending order `id` (see `CommandBuffer::modify_order`). An
+    /// order that is not pending, a quantity on the other side, or a price the order type does
+    /// not have is recorded as a `not_pending` / `invalid_modify` rejection and changes nothing.
+    fn modify(&mut self, id: OrderId, quantity: f64, limit: f64, stop: f64, ts: Ts) {
+        let Some(index) = self.book.position_of(id) else {
+            self.reject(id, ts, 0, f64::NAN, RejectReason::NotPending);
+            return;
+        };
+        let order = self.book.orders()[index];
+        let wrong_side = quantity.is_finite() && quantity.signum() != order.quantity.signum();
+        let mut kind = order.kind;
+        let mut fits = true;
+        if limit.is_finite() {
+            match &mut kind {
+                OrderKind::Limit { limit: l } | OrderKind::StopLimit { limit: l, .. } => *l = limit,
+                _ => fits = false,
+            }
+        }
+        if stop.is_finite() {
+            match &mut kind {
+                OrderKind::Stop { stop: s } | OrderKind::StopLimit { stop: s, .. } => *s = stop,
+                _ => fits = false,
+            }
+        }
+        if wrong_side || !fits || !order.active {
+            self.reject(
+                id,
+                ts,
+                order.asset,
+                order.quantity,
+                RejectReason::InvalidModify,
+            );
+            return;
+        }
+        self.book.order_mut(index).kind = kind;
+        if quantity.is_finite() && quantity != order.quantity {
+            self.book.reduce(index, order.quantity - quantity);
+        }
+        let updated = self.book.orders()[index];
+        self.emit_status(&updated, ts, OrderStatus::Accepted);
     }
 
     /// Cancels pending order `id` and, for a bracket entry, its waiting legs.
