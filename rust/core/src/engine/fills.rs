@@ -135,11 +135,21 @@ impl Engine {
         self.armed.clear();
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
+        // Only DAY/IOC, trailing and stop-limit orders need the after-bar bookkeeping.
+        let mut needs_settle = false;
         for index in 0..self.book.orders().len() {
+            let order = &self.book.orders()[index];
+            needs_settle |= order.tif != TimeInForce::Gtc
+                || matches!(
+                    order.kind,
+                    OrderKind::TrailingStop { .. } | OrderKind::StopLimit { .. }
+                );
             self.consider(data, stage, index, 0.0, &mut candidates);
         }
         let mut filled_any = false;
-        sort_candidates(&mut candidates);
+        if candidates.len() > 1 {
+            sort_candidates(&mut candidates);
+        }
         let mut next = 0;
         while next < candidates.len() {
             let candidate = candidates[next];
@@ -158,7 +168,7 @@ impl Engine {
         }
         candidates.clear();
         self.candidates = candidates;
-        let expired = self.settle(data, epoch, stage, ts);
+        let expired = needs_settle && self.settle(data, epoch, stage, ts);
         if filled_any || expired || self.removed_in_pass {
             self.book.sweep();
             self.removed_in_pass = false;

@@ -57,6 +57,8 @@ pub struct Engine {
     /// column's position in the current chunk.
     borrow_rates: Vec<f64>,
     borrow_column: Option<usize>,
+    /// Whether any financing rate (or a borrow-rate column) is configured.
+    financing_on: bool,
     /// Set by a fill that ended a position: (asset, index of the executing order).
     ended_position: Option<(AssetId, usize)>,
     timestamps: u64,
@@ -71,6 +73,10 @@ pub struct Engine {
 impl Engine {
     /// A fresh engine for a universe of `n_assets`.
     pub fn new(config: EngineConfig, n_assets: u32) -> Result<Self> {
+        let financing_on = config.account.borrow_rate != 0.0
+            || config.account.margin_interest_rate != 0.0
+            || config.account.cash_interest_rate != 0.0
+            || config.borrow_rate_column.is_some();
         config.validate()?;
         if n_assets == 0 {
             return Err(BacktestError::data("asset", 0, "the data has no assets"));
@@ -101,6 +107,7 @@ impl Engine {
             ended_position: None,
             borrow_rates: Vec::new(),
             borrow_column: None,
+            financing_on,
             timestamps: 0,
             last_ts: None,
             next_order_id: 1,
@@ -184,7 +191,9 @@ impl Engine {
                 self.bar_row[a] = start + offset;
                 self.bars_seen[a] += 1;
             }
-            self.accrue_financing(t);
+            if self.financing_on {
+                self.accrue_financing(t);
+            }
             if let Some(column) = self.borrow_column {
                 // This bar's rates apply from now on (the accrual above used the previous ones).
                 let rates = data.feature_at(column);
