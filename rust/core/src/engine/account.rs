@@ -5,7 +5,6 @@ use super::{Engine, OrderEvent, OrderStatus};
 use crate::config::{AccountKind, Insufficient, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
-use crate::matching::market_fill_price;
 use crate::orders::Order;
 use crate::strategy::Strategy;
 use crate::types::{AssetId, ExitReason, RejectReason, Side, Ts};
@@ -185,13 +184,13 @@ impl Engine {
             let quantity = -self.portfolio.quantity(asset);
             let row = self.bar_row[asset as usize];
             let reference = data.close()[row];
-            let price = market_fill_price(
+            let price = self.config.slippage.fill_price(
+                data,
+                row,
                 Side::of(quantity),
+                quantity,
                 reference,
-                data.low()[row],
-                data.high()[row],
-                &self.config.slippage,
-            );
+            )?;
             let id = self.take_order_id();
             let order = Order {
                 reason: ExitReason::MarginCall,

@@ -175,6 +175,7 @@ impl Engine {
         }
         strategy.on_chunk(data)?;
         self.resolve_borrow_column(data)?;
+        self.config.slippage.check_columns(data)?;
         self.equity.reserve(data.n_timestamps());
         let assets = data.asset_ids();
         let close = data.close();
