@@ -48,7 +48,8 @@ def run_builtin(
     ``progress(rows_done)`` about ten times a second and once at the end; an exception raised
     by the callback cancels the run and propagates.
 
-    Returns the tables ``"fills"``, ``"trades"``, ``"equity"`` and ``"rejections"``.
+    Returns the tables ``"fills"``, ``"trades"``, ``"equity"``, ``"rejections"`` and
+    ``"financing"`` (borrow fees and interest, one row per timestamp that accrued any).
     """
 
 def run_python(

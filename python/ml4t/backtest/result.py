@@ -144,7 +144,10 @@ class BacktestResult:
         self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
         self.trades = self._trades(pl.DataFrame(raw["trades"]))
-        self.equity = self._equity(pl.DataFrame(raw["equity"]))
+        self.equity = self._equity(
+            pl.DataFrame(raw["equity"]),
+            pl.DataFrame(raw["financing"]) if "financing" in raw else None,
+        )
         self.rejected_orders = self._rejections(pl.DataFrame(raw["rejections"]))
         self.records = self._records(raw.get("records"), list(raw.get("record_names", [])))
 
@@ -218,8 +221,15 @@ class BacktestResult:
             .alias("status"),
         )
 
-    def _equity(self, df: pl.DataFrame) -> pl.DataFrame:
+    def _equity(self, df: pl.DataFrame, financing: pl.DataFrame | None) -> pl.DataFrame:
         peak = pl.max_horizontal(pl.col("equity").cum_max(), pl.lit(self.config.initial_cash))
+        # The engine records financing sparsely (only timestamps that accrued any).
+        if financing is not None and financing.height:
+            df = df.join(financing, on="ts", how="left").with_columns(
+                pl.col("borrow_fee").fill_null(0.0), pl.col("interest").fill_null(0.0)
+            )
+        else:
+            df = df.with_columns(pl.lit(0.0).alias("borrow_fee"), pl.lit(0.0).alias("interest"))
         return df.select(
             self._timestamps(pl.col("ts")).alias("timestamp"),
             "cash",

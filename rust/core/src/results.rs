@@ -246,9 +246,8 @@ pub struct EquityRecorder {
     cash: Vec<f64>,
     long_value: Vec<f64>,
     short_value: Vec<f64>,
-    /// Sparse financing entries `(row, borrow fee, interest)`: most runs charge none, so the
-    /// columns are built only at the end.
-    financing: Vec<(usize, f64, f64)>,
+    /// Sparse financing entries `(ts, borrow fee, interest)`.
+    financing: Vec<(Ts, f64, f64)>,
 }
 
 impl EquityRecorder {
@@ -273,11 +272,34 @@ impl EquityRecorder {
         self.short_value.push(short_value);
     }
 
-    /// Records the financing of the timestamp about to be pushed: borrow fee charged (>= 0)
-    /// and interest (signed: + earned on cash, - paid on a debit balance).
+    /// Records the financing of the timestamp `ts` (about to be pushed): borrow fee charged
+    /// (>= 0) and interest (signed: + earned on cash, - paid on a debit balance).
     #[inline]
-    pub fn push_financing(&mut self, borrow_fee: f64, interest: f64) {
-        self.financing.push((self.ts.len(), borrow_fee, interest));
+    pub fn push_financing(&mut self, ts: Ts, borrow_fee: f64, interest: f64) {
+        self.financing.push((ts, borrow_fee, interest));
+    }
+
+    /// The financing records: one row per timestamp that accrued any, so that runs without
+    /// financing (most) write nothing per bar.
+    fn financing_batch(&self) -> RecordBatch {
+        batch(
+            vec![
+                ("ts", DataType::Int64),
+                ("borrow_fee", DataType::Float64),
+                ("interest", DataType::Float64),
+            ],
+            vec![
+                Arc::new(Int64Array::from_iter_values(
+                    self.financing.iter().map(|f| f.0),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    self.financing.iter().map(|f| f.1),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    self.financing.iter().map(|f| f.2),
+                )),
+            ],
+        )
     }
 
     /// Number of timestamps recorded.
@@ -303,12 +325,6 @@ impl EquityRecorder {
             .zip(&positions)
             .map(|(c, p)| c + p)
             .collect();
-        let mut borrow_fee = vec![0.0; self.ts.len()];
-        let mut interest = vec![0.0; self.ts.len()];
-        for &(row, fee, paid) in &self.financing {
-            borrow_fee[row] = fee;
-            interest[row] = paid;
-        }
         batch(
             vec![
                 ("ts", DataType::Int64),
@@ -317,8 +333,6 @@ impl EquityRecorder {
                 ("short_value", DataType::Float64),
                 ("positions_value", DataType::Float64),
                 ("equity", DataType::Float64),
-                ("borrow_fee", DataType::Float64),
-                ("interest", DataType::Float64),
             ],
             vec![
                 Arc::new(Int64Array::from(self.ts)),
@@ -327,8 +341,6 @@ impl EquityRecorder {
                 Arc::new(Float64Array::from(self.short_value)),
                 Arc::new(Float64Array::from(positions)),
                 Arc::new(Float64Array::from(equity)),
-                Arc::new(Float64Array::from(borrow_fee)),
-                Arc::new(Float64Array::from(interest)),
             ],
         )
     }
@@ -392,6 +404,8 @@ pub struct BacktestOutput {
     pub equity: RecordBatch,
     /// Orders that never filled.
     pub rejections: RecordBatch,
+    /// Borrow fees and interest, one row per timestamp that accrued any.
+    pub financing: RecordBatch,
 }
 
 impl BacktestOutput {
@@ -405,6 +419,7 @@ impl BacktestOutput {
         BacktestOutput {
             fills: fills.into_batch(),
             trades: trades.into_batch(),
+            financing: equity.financing_batch(),
             equity: equity.into_batch(),
             rejections: rejections.into_batch(),
         }

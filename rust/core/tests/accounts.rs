@@ -10,6 +10,21 @@ use ml4t_backtest_core::{BacktestError, EngineConfig};
 
 const DAY: i64 = 86_400_000_000_000;
 
+/// Borrow fees and interest per equity row (0 where nothing accrued).
+fn financing(out: &ml4t_backtest_core::BacktestOutput) -> (Vec<f64>, Vec<f64>) {
+    let ts = i64s(&out.equity, "ts");
+    let (f_ts, fee, paid) = (
+        i64s(&out.financing, "ts"),
+        f64s(&out.financing, "borrow_fee"),
+        f64s(&out.financing, "interest"),
+    );
+    let at = |t: i64, values: &[f64]| f_ts.iter().position(|&x| x == t).map_or(0.0, |i| values[i]);
+    (
+        ts.iter().map(|&t| at(t, &fee)).collect(),
+        ts.iter().map(|&t| at(t, &paid)).collect(),
+    )
+}
+
 fn with_account(account: AccountRules, cash: f64) -> EngineConfig {
     EngineConfig {
         initial_cash: cash,
@@ -156,8 +171,7 @@ fn borrow_fee_and_margin_interest_accrue_per_calendar_time() {
     let cfg = with_account(account, 1_000.0);
     let (out, _) = run_script(&data, vec![(0, Cmd::Submit(0, -10.0))], &cfg);
     let year = 365.25;
-    let borrow = f64s(&out.equity, "borrow_fee");
-    let interest = f64s(&out.equity, "interest");
+    let (borrow, interest) = financing(&out);
     // t0: nothing; t1: the short fills at the open after the accrual of [t0, t1) on cash 1000.
     assert_eq!(borrow[0], 0.0);
     assert_close(interest[1], 1_000.0 * 0.02 / year, "interest t1");
@@ -289,7 +303,7 @@ fn per_asset_borrow_rates_come_from_a_feed_column() {
     };
     let script = vec![(0, Cmd::Submit(0, -10.0)), (0, Cmd::Submit(1, -10.0))];
     let (out, _) = run_script(&data, script, &cfg);
-    let fees = f64s(&out.equity, "borrow_fee");
+    let (fees, _) = financing(&out);
     assert_eq!(fees[1], 0.0);
     assert_close(
         fees[2],

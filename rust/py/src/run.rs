@@ -77,6 +77,7 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
     out.set_item("trades", ArrowTable::new(output.trades))?;
     out.set_item("equity", ArrowTable::new(output.equity))?;
     out.set_item("rejections", ArrowTable::new(output.rejections))?;
+    out.set_item("financing", ArrowTable::new(output.financing))?;
     Ok(out)
 }
 

@@ -212,8 +212,12 @@ impl Engine {
                     self.tracker.mark(asset, price);
                 }
             }
-            self.margin_call(data, t, strategy)?;
-            self.deliver_order_events(strategy)?;
+            if self.config.account.maintenance_margin.is_some() {
+                self.margin_call(data, t, strategy)?;
+            }
+            if !self.order_events.is_empty() {
+                self.deliver_order_events(strategy)?;
+            }
             let (mut long, mut short) = self.portfolio.market_values();
             let equity = self.portfolio.cash() + long + short;
             let view = TimestampView {
@@ -235,7 +239,9 @@ impl Engine {
             {
                 (long, short) = self.portfolio.market_values();
             }
-            self.deliver_order_events(strategy)?;
+            if !self.order_events.is_empty() {
+                self.deliver_order_events(strategy)?;
+            }
             self.equity.push(t, self.portfolio.cash(), long, short);
             self.last_ts = Some(t);
             start = end;
