@@ -108,16 +108,27 @@ fn engine_config() -> impl Strategy<Value = EngineConfig> {
         (0.0f64..1.0).prop_map(|amount| SlippageModel::Fixed { amount }),
         (0.0f64..0.02).prop_map(|rate| SlippageModel::Percent { rate }),
     ];
+    let rates = prop_oneof![
+        Just((0.0, 0.0, 0.0)),
+        (0.0f64..0.5, 0.0f64..0.2, 0.0f64..0.1),
+    ];
     (
-        any::<bool>(),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
         commission,
         slippage,
         any::<bool>(),
         1_000.0f64..200_000.0,
+        rates,
     )
         .prop_map(
-            |(same, integer, commission, slippage, allow_short, initial_cash)| EngineConfig {
+            |(
+                (same, integer),
+                commission,
+                slippage,
+                allow_short,
+                initial_cash,
+                (borrow_rate, margin_interest_rate, cash_interest_rate),
+            )| EngineConfig {
                 initial_cash,
                 execution: if same {
                     ExecutionMode::SameClose
@@ -132,6 +143,12 @@ fn engine_config() -> impl Strategy<Value = EngineConfig> {
                 commission,
                 slippage,
                 allow_short,
+                account: ml4t_backtest_core::config::AccountRules {
+                    borrow_rate,
+                    margin_interest_rate,
+                    cash_interest_rate,
+                    ..Default::default()
+                },
                 ..EngineConfig::default()
             },
         )
@@ -280,8 +297,37 @@ fn check_invariants(case: &Case, data: &MarketData, out: &BacktestOutput) -> Res
     let mut mark = vec![f64::NAN; case.n_assets as usize];
     let mut next_fill = 0;
     let mut prev_cash = cfg.initial_cash;
+    let fin_ts = i64s(&out.financing, "ts");
+    let fin_fee = f64s(&out.financing, "borrow_fee");
+    let fin_interest = f64s(&out.financing, "interest");
+    let mut prev_ts: Option<i64> = None;
     for row in &eq {
         let mut filled = false;
+        // Financing accrues first, for the time since the previous timestamp, at its marks.
+        if let Some(i) = fin_ts.iter().position(|&t| t == row.ts) {
+            let (fee, interest) = (fin_fee[i], fin_interest[i]);
+            let years = (row.ts - prev_ts.unwrap_or(row.ts)) as f64 / (365.25 * 86_400e9);
+            let short: f64 = position
+                .iter()
+                .zip(&mark)
+                .map(|(q, p)| (q * p).min(0.0))
+                .sum();
+            let rate = if cash < 0.0 {
+                cfg.account.margin_interest_rate
+            } else {
+                cfg.account.cash_interest_rate
+            };
+            let scale = cash.abs() + short.abs() + 1.0;
+            if !non_negative(fee) || !near(fee, cfg.account.borrow_rate * -short * years, scale) {
+                return Err(format!("borrow fee {fee} at {} does not match", row.ts));
+            }
+            if !near(interest, cash * rate * years, scale) {
+                return Err(format!("interest {interest} at {} does not match", row.ts));
+            }
+            cash += interest - fee;
+            filled = true;
+        }
+        prev_ts = Some(row.ts);
         while next_fill < fl.len() && fl[next_fill].ts == row.ts {
             let f = &fl[next_fill];
             cash -= f.signed() * f.price + f.commission;
