@@ -18,6 +18,7 @@ cargo run --release --quiet -p ml4t-backtest-benches --bin bench_report -- --qui
 echo "== Chromium (the report test opens the HTML report in headless Chromium)"
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ]; then
+        export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq && apt-get install -y -qq chromium \
             || echo "could not install chromium: the browser tests of the report will be skipped"
     else
