@@ -13,7 +13,6 @@
 //! - a stop-limit triggers like a stop and then fills only if the trigger price is within its
 //!   limit; otherwise it rests as a limit from the next bar.
 
-use crate::slippage::SlippageModel;
 use crate::types::Side;
 
 /// Which extreme of a bar the path visits first.
@@ -114,19 +113,6 @@ impl BarPath {
     }
 }
 
-/// The price a market-like execution on `side` gets at `reference`: slippage against the trader,
-/// then clamped into the bar's `[low, high]`.
-#[inline]
-pub fn market_fill_price(
-    side: Side,
-    reference: f64,
-    low: f64,
-    high: f64,
-    slippage: &SlippageModel,
-) -> f64 {
-    slippage.apply(side, reference).clamp(low, high)
-}
-
 /// Trigger of a stop on `side` at `stop` along `path` from time `from`: `(time, reference
 /// price)`; the reference is the price at `from` when already beyond the stop (gap), else the
 /// stop level.
@@ -164,18 +150,6 @@ pub fn limit_trigger(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slippage_is_clamped_to_the_bar() {
-        let s = SlippageModel::Percent { rate: 0.05 };
-        assert_eq!(market_fill_price(Side::Buy, 100.0, 98.0, 102.0, &s), 102.0);
-        assert_eq!(market_fill_price(Side::Sell, 100.0, 98.0, 102.0, &s), 98.0);
-        let small = SlippageModel::Percent { rate: 0.01 };
-        assert_eq!(
-            market_fill_price(Side::Buy, 100.0, 98.0, 102.0, &small),
-            101.0
-        );
-    }
 
     #[test]
     fn path_policy_orders_the_extremes() {
