@@ -232,6 +232,20 @@ impl MarketData {
         self.feature_names.iter().position(|n| n == name)
     }
 
+    /// Position of feature column `name`, or a config error at `field` naming the columns the
+    /// chunk has (for settings that name a column: strategies, slippage, borrow rates).
+    pub fn require_feature(&self, name: &str, field: &str) -> Result<usize> {
+        self.feature_position(name).ok_or_else(|| {
+            BacktestError::config(
+                field,
+                format!(
+                    "column '{name}' is not in the feed (feature columns: {:?})",
+                    self.feature_names
+                ),
+            )
+        })
+    }
+
     /// The underlying batch.
     pub fn batch(&self) -> &RecordBatch {
         &self.batch
@@ -286,8 +300,7 @@ impl MarketData {
 
     /// The values of feature column `name`, if the chunk has it.
     pub fn feature(&self, name: &str) -> Option<&[f64]> {
-        let pos = self.feature_names.iter().position(|n| n == name)?;
-        Some(self.feature_at(pos))
+        Some(self.feature_at(self.feature_position(name)?))
     }
 
     /// The values of the feature column at position `pos` of [`Self::feature_names`].

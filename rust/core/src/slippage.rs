@@ -331,17 +331,7 @@ impl SlippageModel {
                 adv_column,
                 ..
             } => {
-                let find = |field: &str, name: &str| {
-                    data.feature_position(name).ok_or_else(|| {
-                        BacktestError::config(
-                            field,
-                            format!(
-                                "column '{name}' is not in the data (feature columns: {})",
-                                data.feature_names().join(", ")
-                            ),
-                        )
-                    })
-                };
+                let find = |field: &str, name: &str| data.require_feature(name, field);
                 Ok(Resolved::Impact {
                     sigma: find("slippage.sigma_column", sigma_column)?,
                     adv: find("slippage.adv_column", adv_column)?,

@@ -6,21 +6,6 @@ use crate::orders::OrderRequest;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::types::AssetId;
 
-fn feature_position(data: &MarketData, name: &str, field: &str) -> Result<usize> {
-    data.feature_names()
-        .iter()
-        .position(|n| n == name)
-        .ok_or_else(|| {
-            BacktestError::config(
-                field,
-                format!(
-                    "column '{name}' is not in the feed (feature columns: {:?})",
-                    data.feature_names()
-                ),
-            )
-        })
-}
-
 /// How a [`SignalStrategy`] sizes an entry.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SignalSizing {
@@ -135,7 +120,7 @@ impl SignalStrategy {
 
 impl Strategy for SignalStrategy {
     fn on_chunk(&mut self, data: &MarketData) -> Result<()> {
-        self.column_pos = feature_position(data, &self.column, "strategy.column")?;
+        self.column_pos = data.require_feature(&self.column, "strategy.column")?;
         Ok(())
     }
 
@@ -245,7 +230,7 @@ impl Strategy for TopKStrategy {
     }
 
     fn on_chunk(&mut self, data: &MarketData) -> Result<()> {
-        self.column_pos = feature_position(data, &self.column, "strategy.score")?;
+        self.column_pos = data.require_feature(&self.column, "strategy.score")?;
         Ok(())
     }
 

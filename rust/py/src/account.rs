@@ -5,25 +5,13 @@ use ml4t_backtest_core::BacktestError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-fn get<'py, T: FromPyObjectOwned<'py>>(
-    d: &Bound<'py, PyDict>,
-    key: &str,
-    field: &str,
-) -> Result<Option<T>, BacktestError> {
-    match d.get_item(key).ok().flatten() {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => v.extract::<T>().map(Some).map_err(|err| {
-            BacktestError::config(field, format!("wrong type: {}", Into::<PyErr>::into(err)))
-        }),
-    }
-}
+use crate::config::optional_at;
 
 /// Account rules from the engine dict; absent keys keep the defaults (a margin account with no
 /// buying-power limit, no margin calls and no financing).
 pub fn account_rules(d: &Bound<'_, PyDict>) -> Result<AccountRules, BacktestError> {
     let defaults = AccountRules::default();
-    let kind = match get::<String>(d, "account_type", "account.type")?.as_deref() {
+    let kind = match optional_at::<String>(d, "account_type", "account.type")?.as_deref() {
         None | Some("margin") => AccountKind::Margin,
         Some("cash") => AccountKind::Cash,
         Some(other) => {
@@ -34,7 +22,9 @@ pub fn account_rules(d: &Bound<'_, PyDict>) -> Result<AccountRules, BacktestErro
         }
     };
     let on_insufficient =
-        match get::<String>(d, "account_on_insufficient", "account.on_insufficient")?.as_deref() {
+        match optional_at::<String>(d, "account_on_insufficient", "account.on_insufficient")?
+            .as_deref()
+        {
             None | Some("reject") => Insufficient::Reject,
             Some("resize") => Insufficient::Resize,
             Some(other) => {
@@ -45,12 +35,12 @@ pub fn account_rules(d: &Bound<'_, PyDict>) -> Result<AccountRules, BacktestErro
             }
         };
     let rate = |key: &str, field: &str, default: f64| -> Result<f64, BacktestError> {
-        Ok(get::<f64>(d, key, field)?.unwrap_or(default))
+        Ok(optional_at::<f64>(d, key, field)?.unwrap_or(default))
     };
     let rules = AccountRules {
         kind,
-        initial_margin: get(d, "account_initial_margin", "account.initial_margin")?,
-        maintenance_margin: get(
+        initial_margin: optional_at(d, "account_initial_margin", "account.initial_margin")?,
+        maintenance_margin: optional_at(
             d,
             "account_maintenance_margin",
             "account.maintenance_margin",

@@ -29,11 +29,21 @@ fn optional<'py, T: FromPyObjectOwned<'py>>(
     d: &Bound<'py, PyDict>,
     key: &str,
 ) -> Result<Option<T>, BacktestError> {
+    optional_at(d, key, key)
+}
+
+/// The value under `key` (`None` when absent or None); a wrong type is a config error at
+/// `field` (the user-facing location, e.g. `account.type` for `account_type`).
+pub(crate) fn optional_at<'py, T: FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+    field: &str,
+) -> Result<Option<T>, BacktestError> {
     match d.get_item(key).ok().flatten() {
         None => Ok(None),
         Some(v) if v.is_none() => Ok(None),
         Some(v) => v.extract::<T>().map(Some).map_err(|err| {
-            BacktestError::config(key, format!("wrong type: {}", Into::<PyErr>::into(err)))
+            BacktestError::config(field, format!("wrong type: {}", Into::<PyErr>::into(err)))
         }),
     }
 }

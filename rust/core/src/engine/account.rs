@@ -63,19 +63,7 @@ impl Engine {
         let Some(name) = &self.config.borrow_rate_column else {
             return Ok(());
         };
-        let pos = data
-            .feature_names()
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| {
-                crate::error::BacktestError::config(
-                    "account.borrow_rate_column",
-                    format!(
-                        "column '{name}' is not in the feed (have {:?})",
-                        data.feature_names()
-                    ),
-                )
-            })?;
+        let pos = data.require_feature(name, "account.borrow_rate_column")?;
         self.borrow_column = Some(pos);
         if self.borrow_rates.is_empty() {
             self.borrow_rates = vec![f64::NAN; self.n_assets as usize];
