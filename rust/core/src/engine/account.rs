@@ -1,7 +1,7 @@
 //! Account rules inside the loop: financing accruals between timestamps, buying power when an
 //! order fills, and margin-call liquidation at the close.
 
-use super::{Engine, OrderEvent, OrderStatus};
+use super::Engine;
 use crate::config::{AccountKind, Insufficient, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
@@ -185,16 +185,7 @@ impl Engine {
                 ..Order::market(id, asset, quantity, ts, epoch)
             };
             let fill = self.book_fill(ts, &order, quantity, (price, reference), false, usize::MAX);
-            self.emit(OrderEvent {
-                order_id: id,
-                ts,
-                asset,
-                status: OrderStatus::Filled,
-                filled: quantity,
-                remaining: 0.0,
-                reason: None,
-            });
-            self.cancel_legs_of_ended_position(ts);
+            self.after_fill(&order, ts, quantity);
             liquidated = true;
             strategy.on_fill(&fill, &self.portfolio)?;
         }

@@ -84,6 +84,28 @@ impl Engine {
         });
     }
 
+    /// After a fill of `quantity` shares of `order` (its quantity before the fill): the
+    /// `filled` / `partially_filled` event, then the cancellation of the bracket legs the fill
+    /// orphaned (so a sibling's `cancelled` follows the fill that caused it). Runs before the
+    /// order's own legs are activated.
+    pub(super) fn after_fill(&mut self, order: &Order, ts: Ts, quantity: f64) {
+        let remaining = order.quantity - quantity;
+        self.emit(OrderEvent {
+            order_id: order.id,
+            ts,
+            asset: order.asset,
+            status: if remaining != 0.0 {
+                OrderStatus::PartiallyFilled
+            } else {
+                OrderStatus::Filled
+            },
+            filled: quantity,
+            remaining,
+            reason: None,
+        });
+        self.cancel_legs_of_ended_position(ts);
+    }
+
     /// Records a rejected (or expired) order and its event.
     pub(super) fn reject(
         &mut self,

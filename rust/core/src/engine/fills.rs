@@ -2,7 +2,7 @@
 //! price path, at what price and for how many shares (volume participation), then the
 //! bookkeeping after the bar (trailing water marks, armed stop-limits, DAY/IOC expiry).
 
-use super::{Engine, OrderEvent, OrderStatus};
+use super::{Engine, OrderStatus};
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
@@ -358,21 +358,7 @@ impl Engine {
             partial,
             candidate.index,
         );
-        self.emit(OrderEvent {
-            order_id: order.id,
-            ts,
-            asset: order.asset,
-            status: if partial {
-                OrderStatus::PartiallyFilled
-            } else {
-                OrderStatus::Filled
-            },
-            filled: quantity,
-            remaining: order.quantity - quantity,
-            reason: None,
-        });
-        // Legs of an ended position go before this order's own legs are activated.
-        self.cancel_legs_of_ended_position(ts);
+        self.after_fill(&order, ts, quantity);
         if partial {
             self.book.reduce(candidate.index, quantity);
         } else {
