@@ -8,8 +8,14 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 use ml4t_backtest_core::commission::CommissionModel;
+use ml4t_backtest_core::risk::rules::{
+    Distance, StopLoss, TakeProfit, TrailMark, TrailUpdate, TrailingStop,
+};
+use ml4t_backtest_core::risk::BoxedRule;
 use ml4t_backtest_core::strategies::{SignalSizing, SignalStrategy, TopKStrategy};
-use ml4t_backtest_core::{run_backtest, BacktestOutput, EngineConfig, MarketData};
+use ml4t_backtest_core::{
+    run_backtest, run_backtest_with_rules, BacktestOutput, EngineConfig, MarketData,
+};
 
 /// A global allocator that tracks the live and the peak number of heap bytes.
 pub struct PeakAlloc;
@@ -190,6 +196,65 @@ pub fn run_signal_bracket(data: &MarketData) -> BacktestOutput {
             .and_then(|s| s.with_bracket(0.04, 0.02))
             .expect("valid strategy");
     run_backtest([data], &mut strategy, &bench_config()).expect("run succeeds")
+}
+
+/// The three position rules of the risk benchmarks: a 2% stop-loss, a 4% take-profit and a 3%
+/// trailing stop (closes, lagged).
+pub fn three_rules() -> Vec<BoxedRule> {
+    vec![
+        Box::new(StopLoss::new(Distance::Percent(0.02)).expect("valid rule")),
+        Box::new(TakeProfit::new(Distance::Percent(0.04)).expect("valid rule")),
+        Box::new(
+            TrailingStop::new(
+                Distance::Percent(0.03),
+                TrailMark::Close,
+                TrailUpdate::Lagged,
+            )
+            .expect("valid rule"),
+        ),
+    ]
+}
+
+/// The same three rules set so wide that they never fire: the per-bar cost of evaluating them,
+/// without the extra trades they cause.
+pub fn three_idle_rules() -> Vec<BoxedRule> {
+    vec![
+        Box::new(StopLoss::new(Distance::Percent(0.9)).expect("valid rule")),
+        Box::new(TakeProfit::new(Distance::Percent(100.0)).expect("valid rule")),
+        Box::new(
+            TrailingStop::new(
+                Distance::Percent(0.9),
+                TrailMark::Close,
+                TrailUpdate::Lagged,
+            )
+            .expect("valid rule"),
+        ),
+    ]
+}
+
+/// Scenario (a) with three rules that never fire.
+pub fn run_signal_idle_rules(data: &MarketData) -> BacktestOutput {
+    let mut strategy =
+        SignalStrategy::new("signal", SignalSizing::Quantity(100.0), 0.0, 0.0, false)
+            .expect("valid strategy");
+    run_backtest_with_rules([data], &mut strategy, &bench_config(), three_idle_rules())
+        .expect("run succeeds")
+}
+
+/// Scenario (a) with StopLoss, TakeProfit and TrailingStop attached.
+pub fn run_signal_rules(data: &MarketData) -> BacktestOutput {
+    let mut strategy =
+        SignalStrategy::new("signal", SignalSizing::Quantity(100.0), 0.0, 0.0, false)
+            .expect("valid strategy");
+    run_backtest_with_rules([data], &mut strategy, &bench_config(), three_rules())
+        .expect("run succeeds")
+}
+
+/// Scenario (b) in Rust with the three rules on every position.
+pub fn run_top_k_rules(data: &MarketData) -> BacktestOutput {
+    let mut strategy = TopKStrategy::new("score", 25, 0, 1).expect("valid strategy");
+    run_backtest_with_rules([data], &mut strategy, &bench_config(), three_rules())
+        .expect("run succeeds")
 }
 
 /// Scenario (b) in Rust: top 25 by score at equal weight, rebalanced daily.

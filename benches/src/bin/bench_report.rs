@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use ml4t_backtest_benches::{
-    make_data, peak_bytes, reset_peak, run_signal, run_signal_bracket, run_top_k, PeakAlloc,
+    make_data, peak_bytes, reset_peak, run_signal, run_signal_bracket, run_signal_idle_rules,
+    run_signal_rules, run_top_k, run_top_k_rules, PeakAlloc,
 };
 use ml4t_backtest_core::{BacktestOutput, MarketData};
 
@@ -20,12 +21,14 @@ fn measure(name: &str, data: &MarketData, repeats: usize, run: fn(&MarketData) -
     }
     let mut times = Vec::with_capacity(repeats);
     let mut peak = 0;
+    let mut fills = 0;
     for _ in 0..repeats {
         let base = reset_peak();
         let start = Instant::now();
         let out = run(data);
         times.push(start.elapsed().as_secs_f64());
         peak = peak.max(peak_bytes() - base);
+        fills = out.fills.num_rows();
         std::hint::black_box(out);
     }
     times.sort_by(f64::total_cmp);
@@ -33,7 +36,7 @@ fn measure(name: &str, data: &MarketData, repeats: usize, run: fn(&MarketData) -
     let median = times[times.len() / 2];
     println!(
         "{name:<28} rows={:>9}  best={:>8.2} M bars/s  median={:>8.2} M bars/s  \
-         peak_heap={:>7.1} MiB (input {:.1} MiB)",
+         peak_heap={:>7.1} MiB (input {:.1} MiB)  fills={fills}",
         data.len(),
         data.len() as f64 / best / 1e6,
         data.len() as f64 / median / 1e6,
@@ -57,8 +60,21 @@ fn main() {
         repeats,
         run_signal_bracket,
     );
+    measure(
+        "a+rules: stop, target, trail",
+        &a,
+        repeats,
+        run_signal_rules,
+    );
+    measure(
+        "a+idle rules: never fire",
+        &a,
+        repeats,
+        run_signal_idle_rules,
+    );
     let a_worst = make_data(1, bars_a, 60_000_000_000, 0.5, 1);
     measure("a: signal, flips 50%/bar", &a_worst, repeats, run_signal);
     let b = make_data(500, bars_b, 86_400_000_000_000, 0.01, 2);
     measure("b(rust): top-25 of 500", &b, repeats, run_top_k);
+    measure("b(rust)+rules: 3 rules", &b, repeats, run_top_k_rules);
 }

@@ -14,6 +14,16 @@ pub enum ExecutionMode {
     SameClose,
 }
 
+/// The price risk rules measure stop and target distances from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopBasis {
+    /// The position's average fill price (the default).
+    Fill,
+    /// The close of the asset's last bar before the entry fill: the bar the decision was made on
+    /// in next-open mode (the fill bar's close in same-close mode).
+    SignalClose,
+}
+
 /// Whether positions are whole shares or fractional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShareRounding {
@@ -142,6 +152,8 @@ pub struct EngineConfig {
     /// A feed column with each asset's annual borrow rate (per bar; the last value seen is
     /// used, the global `account.borrow_rate` before the first). `None`: the global rate only.
     pub borrow_rate_column: Option<String>,
+    /// What risk-rule stop and target levels are measured from.
+    pub stop_basis: StopBasis,
 }
 
 impl Default for EngineConfig {
@@ -158,6 +170,7 @@ impl Default for EngineConfig {
             limit_fill: LimitFill::Touch,
             max_volume_fraction: None,
             borrow_rate_column: None,
+            stop_basis: StopBasis::Fill,
         }
     }
 }

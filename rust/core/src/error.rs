@@ -31,6 +31,14 @@ pub enum BacktestError {
         /// The rule that was broken.
         rule: String,
     },
+    /// A risk rule has a bad parameter, names a feature the feed lacks, or failed while running.
+    #[error("risk rule {rule}: {detail}")]
+    Risk {
+        /// The rule (and the parameter at fault, dotted), e.g. `stop_loss.pct`.
+        rule: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The strategy failed; the message describes where.
     #[error("strategy failed: {0}")]
     Strategy(String),
@@ -60,6 +68,14 @@ impl BacktestError {
         BacktestError::Config {
             field: field.to_string(),
             rule: rule.into(),
+        }
+    }
+
+    /// Builds a [`BacktestError::Risk`].
+    pub fn risk(rule: &str, detail: impl Into<String>) -> Self {
+        BacktestError::Risk {
+            rule: rule.to_string(),
+            detail: detail.into(),
         }
     }
 

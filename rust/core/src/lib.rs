@@ -16,14 +16,15 @@ pub mod orders;
 pub mod portfolio;
 pub mod progress;
 pub mod results;
+pub mod risk;
 pub mod slippage;
 pub mod strategies;
 pub mod strategy;
 pub mod trades;
 pub mod types;
 
-pub use config::{EngineConfig, ExecutionMode, ShareRounding};
-pub use engine::{run_backtest, Engine};
+pub use config::{EngineConfig, ExecutionMode, ShareRounding, StopBasis};
+pub use engine::{run_backtest, run_backtest_with_rules, Engine};
 pub use error::{BacktestError, Result};
 pub use feed::MarketData;
 pub use progress::Progress;

@@ -147,9 +147,70 @@ pub fn limit_trigger(
     Some((t, limit))
 }
 
+/// Trigger of a trailing stop protecting a position (`long`: a sell stop below the mark) whose
+/// water mark starts at `mark` and follows the path's favourable moves inside the bar:
+/// `(time, reference price)`. At the open the mark first takes the open; a bar that opens
+/// through the level fills at the open (gap rule), else at the level.
+pub fn trailing_trigger(
+    path: &BarPath,
+    long: bool,
+    mark: f64,
+    trail: crate::orders::Trail,
+) -> Option<(f64, f64)> {
+    let side = if long { 1.0 } else { -1.0 };
+    let level_of = |m: f64| trail.level(m, long);
+    let open = path.points[0];
+    let start_level = level_of(mark);
+    if side * (open - start_level) <= 0.0 {
+        return Some((0.0, open));
+    }
+    let mut mark = if long { mark.max(open) } else { mark.min(open) };
+    for k in 0..3 {
+        let (a, b) = (path.points[k], path.points[k + 1]);
+        if side * (b - a) >= 0.0 {
+            // A favourable leg lifts the mark; the price stays above the level along it.
+            mark = if long { mark.max(b) } else { mark.min(b) };
+            continue;
+        }
+        let level = level_of(mark);
+        if side * (b - level) <= 0.0 {
+            // The leg starts on the safe side of the level (the open was checked, and a
+            // favourable leg ends at the mark), so it crosses the level inside the leg.
+            let t = k as f64 + if b != a { (level - a) / (b - a) } else { 0.0 };
+            return Some((t.max(k as f64), level));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailing_stops_follow_the_path_inside_the_bar() {
+        use crate::orders::Trail;
+        // Long, mark 100, 5% trail: level 95. Path 100 -> 110 (high first) -> 103 -> 108.
+        let path = BarPath::new(100.0, 110.0, 103.0, 108.0, PathPolicy::Optimistic, 1.0);
+        // The high lifts the mark to 110: level 104.5, reached on the way down to 103.
+        let (t, p) = trailing_trigger(&path, true, 100.0, Trail::Percent(0.05)).unwrap();
+        assert_eq!(p, 104.5);
+        assert!(t > 1.0 && t < 2.0);
+        // Low first: the level is still 95 when the low (103) comes; no trigger.
+        let low_first = BarPath::new(100.0, 110.0, 103.0, 108.0, PathPolicy::Pessimistic, 1.0);
+        // 100 -> 103 (low) -> 110 -> 108: the close at 108 is above 104.5.
+        assert!(trailing_trigger(&low_first, true, 100.0, Trail::Percent(0.05)).is_none());
+        // Gap: a mark of 120 puts the level at 114 above the open of 100.
+        assert_eq!(
+            trailing_trigger(&path, true, 120.0, Trail::Percent(0.05)),
+            Some((0.0, 100.0))
+        );
+        // Short mirror: mark 100, 2-unit trail; path 100 -> 95 -> 101 -> 98: the low moves the
+        // level to 97, hit on the way up.
+        let short = BarPath::new(100.0, 101.0, 95.0, 98.0, PathPolicy::Optimistic, -1.0);
+        let (_, p) = trailing_trigger(&short, false, 100.0, Trail::Amount(2.0)).unwrap();
+        assert_eq!(p, 97.0);
+    }
 
     #[test]
     fn path_policy_orders_the_extremes() {

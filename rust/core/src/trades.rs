@@ -172,6 +172,13 @@ impl TradeTracker {
         }
     }
 
+    /// The open trade of `asset`: `(entry_ts, entry_bar, mfe, mae)`, if one is open.
+    #[inline]
+    pub fn open_trade(&self, asset: AssetId) -> Option<(Ts, u64, f64, f64)> {
+        let t = &self.open[asset as usize];
+        t.active.then_some((t.entry_ts, t.entry_bar, t.mfe, t.mae))
+    }
+
     /// Folds this timestamp's mark of `asset` into its open trade's MFE/MAE.
     #[inline]
     pub fn mark(&mut self, asset: AssetId, price: f64) {

@@ -63,18 +63,39 @@ pub enum ExitReason {
     TrailingStop = 4,
     /// Liquidated by a margin call.
     MarginCall = 5,
+    /// A time-based risk rule (held too many bars or too long).
+    TimeExit = 6,
+    /// A portfolio risk limit (drawdown halt, daily loss limit) or a custom rule's exit.
+    RiskLimit = 7,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 8] = [
         "signal",
         "end_of_data",
         "take_profit",
         "stop_loss",
         "trailing_stop",
         "margin_call",
+        "time_exit",
+        "risk_limit",
     ];
+
+    /// The reason named `name` (one of [`Self::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        const ALL: [ExitReason; 8] = [
+            ExitReason::Signal,
+            ExitReason::EndOfData,
+            ExitReason::TakeProfit,
+            ExitReason::StopLoss,
+            ExitReason::TrailingStop,
+            ExitReason::MarginCall,
+            ExitReason::TimeExit,
+            ExitReason::RiskLimit,
+        ];
+        ALL.into_iter().find(|r| Self::NAMES[*r as usize] == name)
+    }
 }
 
 /// Why an order was not filled. Codes are stable and mapped to names in Python.
@@ -97,11 +118,13 @@ pub enum RejectReason {
     InsufficientMargin = 6,
     /// A modification the order cannot take (other side, a price its type does not have).
     InvalidModify = 7,
+    /// A pre-trade risk rule refused the order (or the part of it it cut).
+    RiskLimit = 8,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -110,5 +133,6 @@ impl RejectReason {
         "insufficient_cash",
         "insufficient_margin",
         "invalid_modify",
+        "risk_limit",
     ];
 }

@@ -385,7 +385,19 @@ impl Engine {
         executing: usize,
     ) -> Fill {
         let fee = self.config.commission.fee(quantity, price);
+        let prior_close = self.portfolio.last_price(order.asset);
         let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
+        if let Some(risk) = self.risk.as_mut() {
+            let avg_cost = self.portfolio.position(order.asset).avg_cost;
+            risk.on_fill(
+                order.asset,
+                effect.before,
+                effect.after,
+                price,
+                avg_cost,
+                prior_close,
+            );
+        }
         let position_ended = effect.before != 0.0
             && (effect.after == 0.0 || effect.after.signum() != effect.before.signum());
         let slippage = (price - reference).abs() * quantity.abs();

@@ -5,6 +5,7 @@
 mod account;
 mod events;
 mod fills;
+mod risk;
 mod sizing;
 
 pub use events::{OrderEvent, OrderStatus};
@@ -18,9 +19,12 @@ use crate::progress::Progress;
 use crate::results::{
     BacktestOutput, EquityRecorder, FillRecorder, RejectionRecorder, TradeRecorder,
 };
+use crate::risk::BoxedRule;
+use crate::risk::RiskManager;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
 use crate::types::{AssetId, RejectReason, Ts};
+use risk::Step;
 use std::sync::Arc;
 
 /// The state of one backtest. Feed it chunks in time order, then [`Engine::finish`].
@@ -67,6 +71,10 @@ pub struct Engine {
     started: bool,
     /// Rows processed in earlier chunks.
     rows_before: u64,
+    /// The risk rules and their per-position state (`None`: no rules).
+    risk: Option<Box<RiskManager>>,
+    /// Scratch: the held assets at the risk-exit pass.
+    held_scratch: Vec<AssetId>,
     progress: Option<Arc<Progress>>,
 }
 
@@ -113,6 +121,8 @@ impl Engine {
             next_order_id: 1,
             started: false,
             rows_before: 0,
+            risk: None,
+            held_scratch: Vec::new(),
             progress: None,
         })
     }
@@ -174,6 +184,9 @@ impl Engine {
             self.started = true;
         }
         strategy.on_chunk(data)?;
+        if let Some(risk) = self.risk.as_mut() {
+            risk.bind(data)?;
+        }
         self.resolve_borrow_column(data)?;
         self.config.slippage.check_columns(data)?;
         self.equity.reserve(data.n_timestamps());
@@ -202,18 +215,33 @@ impl Engine {
                     self.borrow_rates[asset as usize] = rates[start + offset];
                 }
             }
+            let step = Step {
+                data,
+                ts: t,
+                row: start,
+            };
+            if self.risk.is_some() && !self.portfolio.open_assets().is_empty() {
+                self.risk_level_pass(data, t, strategy)?;
+            }
             if !self.book.is_empty() {
                 self.bar_pass(data, t, strategy)?;
             }
-            for (&asset, &price) in group.iter().zip(&close[start..end]) {
+            for (offset, (&asset, &price)) in group.iter().zip(&close[start..end]).enumerate() {
                 self.portfolio.mark(asset, price);
                 if self.portfolio.quantity(asset) != 0.0 {
                     // Only a held asset with a new price can move its trade's MFE/MAE.
                     self.tracker.mark(asset, price);
+                    if let Some(risk) = self.risk.as_mut() {
+                        let row = start + offset;
+                        risk.mark(asset, data.high()[row], data.low()[row], price);
+                    }
                 }
             }
             if self.config.account.maintenance_margin.is_some() {
                 self.margin_call(data, t, strategy)?;
+            }
+            if self.risk.is_some() {
+                self.risk_step(step, false)?;
             }
             if !self.order_events.is_empty() {
                 self.deliver_order_events(strategy)?;
@@ -231,13 +259,17 @@ impl Engine {
                 StrategyContext::new(t, &self.portfolio, &self.book, equity, &mut self.commands);
             strategy.on_timestamp(&view, &mut ctx)?;
             if !self.commands.is_empty() {
-                self.resolve_commands(t, equity)?;
+                self.resolve_commands(step, equity)?;
             }
             if self.config.execution == ExecutionMode::SameClose
                 && !self.book.is_empty()
                 && self.close_pass(data, t, strategy)?
             {
                 (long, short) = self.portfolio.market_values();
+                if self.risk.is_some() {
+                    // Positions opened at this close get their first levels now.
+                    self.risk_step(step, true)?;
+                }
             }
             if !self.order_events.is_empty() {
                 self.deliver_order_events(strategy)?;
@@ -298,12 +330,27 @@ where
     S: Strategy + ?Sized,
     I: IntoIterator<Item = &'a MarketData>,
 {
+    run_backtest_with_rules(chunks, strategy, config, Vec::new())
+}
+
+/// [`run_backtest`] with risk rules attached (evaluated in the given order).
+pub fn run_backtest_with_rules<'a, S, I>(
+    chunks: I,
+    strategy: &mut S,
+    config: &EngineConfig,
+    rules: Vec<BoxedRule>,
+) -> Result<BacktestOutput>
+where
+    S: Strategy + ?Sized,
+    I: IntoIterator<Item = &'a MarketData>,
+{
     let mut chunks = chunks.into_iter().peekable();
     let n_assets = match chunks.peek() {
         Some(first) => first.n_assets(),
         None => return Err(BacktestError::data("ts", 0, "no data: the feed is empty")),
     };
     let mut engine = Engine::new(config.clone(), n_assets)?;
+    engine.set_risk_rules(rules);
     for chunk in chunks {
         engine.process_chunk(chunk, strategy)?;
     }

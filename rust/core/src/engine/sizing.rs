@@ -2,6 +2,7 @@
 //! and equity, share rounding, the short-selling cut, explicit orders with their bracket legs,
 //! cancels.
 
+use super::risk::Step;
 use super::{Engine, OrderStatus};
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::{BacktestError, Result};
@@ -11,20 +12,21 @@ use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
 
 impl Engine {
     /// Turns the strategy's intents into orders (sizing at this bar's marks) and queues them.
-    pub(super) fn resolve_commands(&mut self, ts: Ts, equity: f64) -> Result<()> {
+    pub(super) fn resolve_commands(&mut self, step: Step, equity: f64) -> Result<()> {
         let mut commands = std::mem::take(&mut self.commands);
         self.next_order_id = self.next_order_id.max(commands.next_id());
-        let result = self.resolve_intents(&commands, ts, equity);
+        let result = self.resolve_intents(&commands, step, equity);
         commands.clear();
         commands.set_next_id(self.next_order_id);
         self.commands = commands;
         result
     }
 
-    fn resolve_intents(&mut self, commands: &CommandBuffer, ts: Ts, equity: f64) -> Result<()> {
+    fn resolve_intents(&mut self, commands: &CommandBuffer, step: Step, equity: f64) -> Result<()> {
+        let ts = step.ts;
         for intent in commands.intents() {
             match *intent {
-                Intent::Submit { id, request } => self.submit(id, &request, ts)?,
+                Intent::Submit { id, request } => self.submit(step, id, &request)?,
                 Intent::Cancel { id } => self.cancel(id, ts),
                 Intent::Modify {
                     id,
@@ -32,25 +34,27 @@ impl Engine {
                     limit,
                     stop,
                 } => self.modify(id, quantity, limit, stop, ts),
-                Intent::TargetQuantity { asset, target } => self.queue_target(asset, target, ts),
-                Intent::TargetValue { asset, value } => self.queue_value(asset, value, ts),
-                Intent::TargetPercent { asset, fraction } => {
-                    self.queue_value(asset, fraction * equity, ts);
+                Intent::TargetQuantity { asset, target } => {
+                    self.queue_target(step, asset, target)?
                 }
-                Intent::Close { asset } => self.queue_target(asset, 0.0, ts),
+                Intent::TargetValue { asset, value } => self.queue_value(step, asset, value)?,
+                Intent::TargetPercent { asset, fraction } => {
+                    self.queue_value(step, asset, fraction * equity)?;
+                }
+                Intent::Close { asset } => self.queue_target(step, asset, 0.0)?,
                 Intent::Rebalance { start, end } => {
                     self.rebalance_epoch += 1;
                     let weights = &commands.weights()[start as usize..end as usize];
                     for &(asset, weight) in weights {
                         self.listed[asset as usize] = self.rebalance_epoch;
-                        self.queue_value(asset, weight * equity, ts);
+                        self.queue_value(step, asset, weight * equity)?;
                     }
                     for asset in 0..self.n_assets {
                         let a = asset as usize;
                         let exposed = self.portfolio.quantity(asset) != 0.0
                             || self.book.pending_quantity(asset) != 0.0;
                         if exposed && self.listed[a] != self.rebalance_epoch {
-                            self.queue_target(asset, 0.0, ts);
+                            self.queue_target(step, asset, 0.0)?;
                         }
                     }
                 }
@@ -65,41 +69,47 @@ impl Engine {
     }
 
     /// The first timestamp counter at which an order of `kind` decided now may fill.
-    fn eligible_from(&self, kind: OrderKind) -> u64 {
+    pub(super) fn eligible_from(&self, kind: OrderKind) -> u64 {
         let same_bar = self.config.execution == ExecutionMode::SameClose
             && matches!(kind, OrderKind::Market | OrderKind::MarketOnClose);
         self.timestamps + u64::from(!same_bar)
     }
 
-    fn queue_value(&mut self, asset: AssetId, value: f64, ts: Ts) {
+    fn queue_value(&mut self, step: Step, asset: AssetId, value: f64) -> Result<()> {
         let price = self.portfolio.last_price(asset);
         if !price.is_finite() {
             let id = self.take_order_id();
-            self.reject(id, ts, asset, f64::NAN, RejectReason::NoPrice);
-            return;
+            self.reject(id, step.ts, asset, f64::NAN, RejectReason::NoPrice);
+            return Ok(());
         }
-        self.queue_target(asset, value / price, ts);
+        self.queue_target(step, asset, value / price)
     }
 
-    fn queue_target(&mut self, asset: AssetId, target: f64, ts: Ts) {
+    fn queue_target(&mut self, step: Step, asset: AssetId, target: f64) -> Result<()> {
+        let ts = step.ts;
         let current = self.current(asset);
         let mut quantity = target - current;
         if quantity.abs() <= DUST * target.abs().max(current.abs()) {
-            return;
+            return Ok(());
         }
         if self.config.rounding == ShareRounding::Integer {
             quantity = quantity.trunc();
         }
         if quantity == 0.0 {
-            return;
+            return Ok(());
         }
         let id = self.take_order_id();
-        if let Some(quantity) = self.short_cut(id, asset, quantity, ts) {
-            let eligible = self.eligible_from(OrderKind::Market);
-            let order = Order::market(id, asset, quantity, ts, eligible);
-            self.book.push(order);
-            self.emit_status(&order, ts, OrderStatus::Accepted);
-        }
+        let Some(quantity) = self.short_cut(id, asset, quantity, ts) else {
+            return Ok(());
+        };
+        let Some(quantity) = self.pre_trade(step, id, asset, quantity, f64::NAN)? else {
+            return Ok(());
+        };
+        let eligible = self.eligible_from(OrderKind::Market);
+        let order = Order::market(id, asset, quantity, ts, eligible);
+        self.book.push(order);
+        self.emit_status(&order, ts, OrderStatus::Accepted);
+        Ok(())
     }
 
     /// With shorting disabled, cuts a sell at a flat position; `None` (and a rejection) when
@@ -121,7 +131,8 @@ impl Engine {
     }
 
     /// Queues an explicit order (and its bracket legs, inactive until it fills).
-    fn submit(&mut self, id: OrderId, request: &OrderRequest, ts: Ts) -> Result<()> {
+    fn submit(&mut self, step: Step, id: OrderId, request: &OrderRequest) -> Result<()> {
+        let ts = step.ts;
         let asset = request.asset;
         if self.config.rounding == ShareRounding::Integer && request.quantity.fract() != 0.0 {
             return Err(BacktestError::order(
@@ -133,6 +144,14 @@ impl Engine {
             ));
         }
         let Some(quantity) = self.short_cut(id, asset, request.quantity, ts) else {
+            return Ok(());
+        };
+        let price_hint = match request.kind {
+            OrderKind::Limit { limit } | OrderKind::StopLimit { limit, .. } => limit,
+            OrderKind::Stop { stop } => stop,
+            _ => f64::NAN,
+        };
+        let Some(quantity) = self.pre_trade(step, id, asset, quantity, price_hint)? else {
             return Ok(());
         };
         let mut mark = f64::NAN;

@@ -758,3 +758,21 @@ pub fn assert_close(actual: f64, expected: f64, what: &str) {
         actual - expected
     );
 }
+
+/// Runs `script` over one chunk with risk `rules` attached.
+pub fn run_script_with_rules(
+    data: &MarketData,
+    script: Vec<(u64, Cmd)>,
+    cfg: &EngineConfig,
+    rules: Vec<ml4t_backtest_core::risk::BoxedRule>,
+) -> (BacktestOutput, Scripted) {
+    let mut strategy = Scripted::new(script);
+    let out = ml4t_backtest_core::engine::run_backtest_with_rules(
+        std::iter::once(data),
+        &mut strategy,
+        cfg,
+        rules,
+    )
+    .expect("backtest runs");
+    (out, strategy)
+}

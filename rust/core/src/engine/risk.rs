@@ -1,0 +1,378 @@
+//! The risk manager inside the loop: the risk-exit pass before the order book's pass (stop,
+//! trailing-stop and target levels against the bar's path), the position step after marking
+//! (rules decide levels and exits) and the pre-trade check on new orders.
+
+use super::{Engine, OrderStatus};
+use crate::config::ShareRounding;
+use crate::error::Result;
+use crate::feed::MarketData;
+use crate::matching::{limit_trigger, stop_trigger, trailing_trigger, BarPath};
+use crate::orders::{Order, OrderKind};
+use crate::risk::{BoxedRule, HeldPosition, RiskManager};
+use crate::strategy::Strategy;
+use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Side, Ts};
+
+/// The level that fires first on a bar.
+#[derive(Debug, Clone, Copy)]
+struct LevelHit {
+    time: f64,
+    reference: f64,
+    kind: OrderKind,
+    reason: ExitReason,
+    fraction: f64,
+    limit_like: bool,
+}
+
+/// Where the current step's market data is: the chunk, the timestamp and its first row.
+#[derive(Clone, Copy)]
+pub(super) struct Step<'a> {
+    pub data: &'a MarketData,
+    pub ts: Ts,
+    pub row: usize,
+}
+
+impl Engine {
+    /// Attaches risk rules (evaluated in this order). Call before the first chunk.
+    pub fn set_risk_rules(&mut self, rules: Vec<BoxedRule>) {
+        if rules.is_empty() {
+            self.risk = None;
+            return;
+        }
+        let mut manager = RiskManager::new(rules, self.config.stop_basis);
+        manager.start(self.n_assets as usize, self.config.initial_cash);
+        self.risk = Some(Box::new(manager));
+    }
+
+    /// Before the order book's pass: each held asset with a bar whose stop, trailing stop or
+    /// target is reached along the bar's path exits there (at most one level per asset and bar;
+    /// the earliest on the path; at equal times stop, then trailing stop, then target).
+    pub(super) fn risk_level_pass<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        strategy: &mut S,
+    ) -> Result<()> {
+        let epoch = self.timestamps;
+        let mut held = std::mem::take(&mut self.held_scratch);
+        held.clear();
+        held.extend_from_slice(self.portfolio.open_assets());
+        let mut result = Ok(());
+        for &asset in &held {
+            if self.bar_epoch[asset as usize] != epoch {
+                continue;
+            }
+            if let Some(hit) = self.level_hit(data, asset) {
+                result = self.fill_level(data, ts, asset, hit, strategy);
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        self.held_scratch = held;
+        result
+    }
+
+    /// The first level of `asset`'s position reached on this bar, if any.
+    fn level_hit(&self, data: &MarketData, asset: AssetId) -> Option<LevelHit> {
+        let risk = self.risk.as_ref()?;
+        let plan = *risk.levels(asset)?;
+        let held = self.portfolio.quantity(asset);
+        if held == 0.0 {
+            return None;
+        }
+        let long = held > 0.0;
+        let row = self.bar_row[asset as usize];
+        let (open, high, low, close) = (
+            data.open()[row],
+            data.high()[row],
+            data.low()[row],
+            data.close()[row],
+        );
+        // Cheap test first: most bars reach no level.
+        let stop_near = !plan.stop.is_nan()
+            && if long {
+                low <= plan.stop
+            } else {
+                high >= plan.stop
+            };
+        let target_near = !plan.target.is_nan()
+            && if long {
+                high >= plan.target || open > plan.target
+            } else {
+                low <= plan.target || open < plan.target
+            };
+        if !stop_near && !target_near && plan.trail.is_none() {
+            return None;
+        }
+        let side = if long { 1.0 } else { -1.0 };
+        let path = BarPath::new(open, high, low, close, self.config.path_policy, side);
+        let exit_side = if long { Side::Sell } else { Side::Buy };
+        let mut best: Option<LevelHit> = None;
+        let mut consider = |hit: LevelHit| {
+            if best.is_none_or(|b| hit.time < b.time) {
+                best = Some(hit);
+            }
+        };
+        if stop_near {
+            if let Some((time, reference)) = stop_trigger(&path, exit_side, plan.stop, 0.0) {
+                consider(LevelHit {
+                    time,
+                    reference,
+                    kind: OrderKind::Stop { stop: plan.stop },
+                    reason: plan.stop_reason,
+                    fraction: 1.0,
+                    limit_like: false,
+                });
+            }
+        }
+        if let Some((trail, reason)) = plan.trail {
+            let mark = risk.water_mark(asset, long);
+            if let Some((time, reference)) = trailing_trigger(&path, long, mark, trail) {
+                consider(LevelHit {
+                    time,
+                    reference,
+                    kind: OrderKind::TrailingStop { trail },
+                    reason,
+                    fraction: 1.0,
+                    limit_like: false,
+                });
+            }
+        }
+        if target_near {
+            let limit_fill = self.config.limit_fill;
+            if let Some((time, reference)) =
+                limit_trigger(&path, exit_side, plan.target, limit_fill, 0.0)
+            {
+                consider(LevelHit {
+                    time,
+                    reference,
+                    kind: OrderKind::Limit { limit: plan.target },
+                    reason: plan.target_reason,
+                    fraction: plan.target_fraction,
+                    limit_like: true,
+                });
+            }
+        }
+        best
+    }
+
+    /// Books the exit of `hit` for `asset`: slippage on stops, limit-like targets never worse
+    /// than their level; commission; the trade's exit reason. Not capped by volume
+    /// participation (like a margin call). A full exit cancels the asset's pending orders on
+    /// the closing side: they were meant to reduce a position that no longer exists.
+    fn fill_level<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        asset: AssetId,
+        hit: LevelHit,
+        strategy: &mut S,
+    ) -> Result<()> {
+        let held = self.portfolio.quantity(asset);
+        let mut quantity = if hit.fraction >= 1.0 {
+            -held
+        } else {
+            -held * hit.fraction
+        };
+        if self.config.rounding == ShareRounding::Integer {
+            quantity = quantity.trunc();
+        }
+        if quantity == 0.0 {
+            return Ok(());
+        }
+        let row = self.bar_row[asset as usize];
+        let price = if hit.limit_like {
+            hit.reference.clamp(data.low()[row], data.high()[row])
+        } else {
+            let side = Side::of(quantity);
+            self.config
+                .slippage
+                .fill_price(data, row, side, quantity, hit.reference)?
+        };
+        let id = self.take_order_id();
+        let order = Order {
+            kind: hit.kind,
+            reason: hit.reason,
+            ..Order::market(id, asset, quantity, ts, self.timestamps)
+        };
+        let fill = self.book_fill(
+            ts,
+            &order,
+            quantity,
+            (price, hit.reference),
+            false,
+            usize::MAX,
+        );
+        self.after_fill(&order, ts, quantity);
+        if hit.limit_like {
+            if let Some(risk) = self.risk.as_mut() {
+                risk.record_target_exit(asset);
+            }
+        }
+        if self.portfolio.quantity(asset) == 0.0 {
+            self.cancel_closing_orders(asset, held.signum(), ts);
+        }
+        strategy.on_fill(&fill, &self.portfolio)
+    }
+
+    /// Cancels `asset`'s pending non-bracket orders on the side that reduced a position of sign
+    /// `closed_sign`.
+    fn cancel_closing_orders(&mut self, asset: AssetId, closed_sign: f64, ts: Ts) {
+        let mut removed = false;
+        for index in 0..self.book.orders().len() {
+            let order = self.book.orders()[index];
+            if order.asset == asset
+                && order.active
+                && order.parent == 0
+                && order.quantity != 0.0
+                && order.quantity.signum() == -closed_sign
+            {
+                self.book.mark_filled(index);
+                self.emit_status(&order, ts, OrderStatus::Cancelled);
+                removed = true;
+            }
+        }
+        if removed {
+            self.book.sweep();
+        }
+    }
+
+    /// After marking: updates the portfolio state, runs the rules' timestamp hooks and
+    /// evaluates the position rules on every held asset with a bar (only the positions not yet
+    /// evaluated with `only_new`), storing their levels and queueing their exits.
+    pub(super) fn risk_step(&mut self, step: Step, only_new: bool) -> Result<()> {
+        let Some(mut risk) = self.risk.take() else {
+            return Ok(());
+        };
+        let result = self.run_risk_step(&mut risk, step, only_new);
+        self.risk = Some(risk);
+        result
+    }
+
+    fn run_risk_step(&mut self, risk: &mut RiskManager, step: Step, only_new: bool) -> Result<()> {
+        let Step { data, ts, row } = step;
+        if !only_new {
+            let (long, short) = self.portfolio.market_values();
+            let open = self.portfolio.open_assets().len();
+            risk.update_portfolio(ts, self.portfolio.cash(), long, short, open);
+            risk.on_timestamp(ts, data, row)?;
+        }
+        if !risk.has_position_rules() || self.portfolio.open_assets().is_empty() {
+            return Ok(());
+        }
+        let epoch = self.timestamps;
+        risk.clear_views();
+        for &asset in self.portfolio.open_assets() {
+            let a = asset as usize;
+            if self.bar_epoch[a] != epoch || (only_new && !risk.is_new(asset)) {
+                continue;
+            }
+            let Some((entry_ts, entry_bar, mfe, mae)) = self.tracker.open_trade(asset) else {
+                continue;
+            };
+            let position = self.portfolio.position(asset);
+            risk.push_view(HeldPosition {
+                asset,
+                row: self.bar_row[a],
+                quantity: position.quantity,
+                entry_price: position.avg_cost,
+                close: self.portfolio.last_price(asset),
+                entry_ts,
+                bars_held: self.bars_seen[a] - entry_bar,
+                mfe,
+                mae,
+            });
+        }
+        risk.evaluate(ts, data, row)?;
+        for (view, plan) in risk.decisions() {
+            if plan.exit_fraction > 0.0 {
+                self.queue_exit(view.asset, plan.exit_fraction, plan.exit_reason, ts);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a market order taking `asset`'s position down by `fraction`, net of the orders
+    /// already pending for it (so a repeated decision does not exit twice).
+    fn queue_exit(&mut self, asset: AssetId, fraction: f64, reason: ExitReason, ts: Ts) {
+        let held = self.portfolio.quantity(asset);
+        let mut target = held * (1.0 - fraction);
+        if self.config.rounding == ShareRounding::Integer {
+            target = target.trunc();
+        }
+        let quantity = target - self.current(asset);
+        if quantity == 0.0 || quantity.signum() == held.signum() {
+            return;
+        }
+        // Never past flat: an exit does not open the other side.
+        let quantity = quantity.signum() * quantity.abs().min(held.abs());
+        let id = self.take_order_id();
+        let eligible = self.eligible_from(OrderKind::Market);
+        let order = Order {
+            reason,
+            ..Order::market(id, asset, quantity, ts, eligible)
+        };
+        self.book.push(order);
+        self.emit_status(&order, ts, OrderStatus::Accepted);
+    }
+
+    /// Pre-trade risk check of a new order of `quantity` shares valued at `price_hint` (its
+    /// limit or stop; NaN: the last close). Only the opening part is checked; a cut part is
+    /// recorded as a `risk_limit` rejection. Returns the quantity to queue, `None` when nothing
+    /// is left.
+    pub(super) fn pre_trade(
+        &mut self,
+        step: Step,
+        id: OrderId,
+        asset: AssetId,
+        quantity: f64,
+        price_hint: f64,
+    ) -> Result<Option<f64>> {
+        let Some(risk) = self.risk.as_ref() else {
+            return Ok(Some(quantity));
+        };
+        if !risk.has_order_rules() {
+            return Ok(Some(quantity));
+        }
+        let current = self.current(asset);
+        let closing = if current * quantity < 0.0 {
+            quantity.signum() * quantity.abs().min(current.abs())
+        } else {
+            0.0
+        };
+        let opening = quantity - closing;
+        if opening == 0.0 {
+            return Ok(Some(quantity));
+        }
+        let position = current + closing;
+        let price = if price_hint.is_finite() {
+            price_hint
+        } else {
+            self.portfolio.last_price(asset)
+        };
+        let a = asset as usize;
+        let row = (self.bar_epoch[a] == self.timestamps).then_some(self.bar_row[a]);
+        let mut allowed = if price.is_finite() && price > 0.0 {
+            let risk = self.risk.as_mut().expect("checked above");
+            risk.check_order(
+                step.ts, step.data, step.row, asset, opening, position, price, row,
+            )?
+        } else {
+            0.0 // an order that cannot be valued cannot be checked
+        };
+        if self.config.rounding == ShareRounding::Integer {
+            allowed = allowed.trunc();
+        }
+        if allowed.abs() < opening.abs() {
+            self.reject(
+                id,
+                step.ts,
+                asset,
+                opening - allowed,
+                RejectReason::RiskLimit,
+            );
+        }
+        let total = closing + allowed;
+        Ok((total != 0.0).then_some(total))
+    }
+}
