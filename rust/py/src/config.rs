@@ -5,13 +5,15 @@ use ml4t_backtest_core::commission::CommissionModel;
 use ml4t_backtest_core::matching::{LimitFill, PathPolicy};
 use ml4t_backtest_core::slippage::SlippageModel;
 use ml4t_backtest_core::strategies::{SignalSizing, SignalStrategy, TopKStrategy};
-use ml4t_backtest_core::{BacktestError, EngineConfig, ExecutionMode, ShareRounding, Strategy};
+use ml4t_backtest_core::{
+    BacktestError, EngineConfig, ExecutionMode, ShareRounding, StopBasis, Strategy,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::slippage::{ErrorSlot, PySlippage};
 
-fn required<'py, T: FromPyObjectOwned<'py>>(
+pub(crate) fn required<'py, T: FromPyObjectOwned<'py>>(
     d: &Bound<'py, PyDict>,
     key: &str,
 ) -> Result<T, BacktestError> {
@@ -25,7 +27,7 @@ fn required<'py, T: FromPyObjectOwned<'py>>(
     })
 }
 
-fn optional<'py, T: FromPyObjectOwned<'py>>(
+pub(crate) fn optional<'py, T: FromPyObjectOwned<'py>>(
     d: &Bound<'py, PyDict>,
     key: &str,
 ) -> Result<Option<T>, BacktestError> {
@@ -179,6 +181,16 @@ pub fn engine_config(
         allow_short: required(d, "allow_short")?,
         account: crate::account::account_rules(d)?,
         borrow_rate_column: optional(d, "account_borrow_rate_column")?,
+        stop_basis: match optional::<String>(d, "stop_basis")?.as_deref() {
+            None | Some("fill") => StopBasis::Fill,
+            Some("signal_close") => StopBasis::SignalClose,
+            Some(other) => {
+                return Err(BacktestError::config(
+                    "execution.stop_basis",
+                    format!("expected 'fill' or 'signal_close', got '{other}'"),
+                ))
+            }
+        },
         path_policy,
         limit_fill,
         max_volume_fraction: optional(d, "max_volume_fraction")?,

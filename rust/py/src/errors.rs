@@ -20,6 +20,7 @@ pub fn to_py_err(py: Python<'_>, err: &BacktestError) -> PyErr {
         BacktestError::DataValidation { .. } => "DataValidationError",
         BacktestError::Config { .. } => "ConfigError",
         BacktestError::Order { .. } => "OrderError",
+        BacktestError::Risk { .. } => "RiskRuleError",
         BacktestError::Strategy(_) => "StrategyError",
         BacktestError::Cancelled { .. } => "BacktestError",
     };

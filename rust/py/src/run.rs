@@ -13,7 +13,8 @@ use crate::config::{builtin_strategy, engine_config};
 use crate::context::PyContext;
 use crate::errors::{catch_panic, python_error, to_py_err};
 use crate::observer::{run_observed, Observed};
-use crate::slippage::{chained_error, take_error};
+use crate::risk_specs::{risk_setup, RiskSetup};
+use crate::slippage::{chained_error, chained_error_as, take_error, ErrorSlot};
 use crate::universe::Universe;
 
 /// Where the data comes from: one object exporting an Arrow stream (every batch of it is a
@@ -83,8 +84,11 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
 
 /// Runs a built-in Rust strategy over `data` with the GIL released. With `progress`, the run
 /// happens on a worker thread and `progress(rows_done)` is called about ten times a second.
+///
+/// `risk` (optional) holds the risk rules: `rules` (spec dicts or Python `RiskRule` objects),
+/// `market_features` (the feed's context columns), `asset_names` and `to_datetime`.
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, strategy, progress=None))]
+#[pyo3(signature = (data, n_assets, config, strategy, progress=None, risk=None))]
 pub fn run_builtin<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
@@ -92,18 +96,34 @@ pub fn run_builtin<'py>(
     config: &Bound<'py, PyDict>,
     strategy: &Bound<'py, PyDict>,
     progress: Option<Py<PyAny>>,
+    risk: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
         let mut source = ChunkSource::new(data)?;
         let (config, slippage_error) = engine_config(config).map_err(|e| to_py_err(py, &e))?;
-        let fail = |err: BacktestError| match take_error(&slippage_error) {
-            Some(cause) => chained_error(py, cause, &err),
-            None => to_py_err(py, &err),
+        let universe = match risk {
+            Some(r) => Arc::new(Universe::new(
+                py,
+                r.get_item("asset_names")?
+                    .map(|v| v.extract())
+                    .transpose()?
+                    .unwrap_or_default(),
+                r.get_item("to_datetime")?
+                    .map(Bound::unbind)
+                    .unwrap_or_else(|| py.None()),
+            )),
+            None => Arc::new(Universe::new(py, Vec::new(), py.None())),
         };
+        let setup = risk_setup(py, risk, universe)?;
+        let risk_error = setup.as_ref().map(|s| s.error.clone());
+        let fail = |err: BacktestError| fail_with(py, err, &slippage_error, &risk_error);
         let slippage = config.slippage.clone();
         let mut builtin = builtin_strategy(strategy).map_err(|e| to_py_err(py, &e))?;
         let strategy = builtin.as_strategy();
         let mut engine = Engine::new(config, n_assets).map_err(|e| to_py_err(py, &e))?;
+        if let Some(RiskSetup { rules, .. }) = setup {
+            engine.set_risk_rules(rules);
+        }
         while let Some(chunk) = source.next_chunk(py, n_assets)? {
             // Columns the slippage model needs are checked before the chunk runs.
             slippage
@@ -124,16 +144,33 @@ pub fn run_builtin<'py>(
             };
             result.map_err(fail)?;
         }
-        let output = engine.finish(strategy).map_err(|e| to_py_err(py, &e))?;
+        let output = engine.finish(strategy).map_err(fail)?;
         output_dict(py, output)
     })
+}
+
+/// The exception for a run stopped by `err`: chained to the Python exception of a custom
+/// slippage model (`StrategyError`) or risk rule (`RiskRuleError`) when one caused it.
+fn fail_with(
+    py: Python<'_>,
+    err: BacktestError,
+    slippage: &Option<ErrorSlot>,
+    risk: &Option<ErrorSlot>,
+) -> PyErr {
+    if let Some(cause) = take_error(slippage) {
+        return chained_error(py, cause, &err);
+    }
+    if let Some(cause) = take_error(risk) {
+        return chained_error_as(py, cause, &err, "RiskRuleError");
+    }
+    to_py_err(py, &err)
 }
 
 /// Runs a Python strategy over `data`. `mode` is "batch" (then `target` is the driver with
 /// `on_timestamp(start, end, ts)`) or "bar" (then `target` is the strategy with
 /// `on_market_data(event, context)`).
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false))]
+#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_python<'py>(
     py: Python<'py>,
@@ -148,6 +185,7 @@ pub fn run_python<'py>(
     context_out: Option<&Bound<'py, PyAny>>,
     progress: Option<Py<PyAny>>,
     wants_orders: bool,
+    risk: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
         let mut source = ChunkSource::new(data)?;
@@ -175,6 +213,8 @@ pub fn run_python<'py>(
             ));
         }
         let universe = Arc::new(Universe::new(py, asset_names, to_datetime));
+        let setup = risk_setup(py, risk, universe.clone())?;
+        let risk_error = setup.as_ref().map(|s| s.error.clone());
         let integer = config.rounding == ml4t_backtest_core::ShareRounding::Integer;
         let context = Py::new(
             py,
@@ -198,6 +238,9 @@ pub fn run_python<'py>(
                 Ok(engine) => engine,
                 Err(err) => return Ok(Err(err)),
             };
+            if let Some(RiskSetup { rules, .. }) = setup {
+                engine.set_risk_rules(rules);
+            }
             while let Some(chunk) = source.next_chunk(py, n_assets)? {
                 // Columns the slippage model needs are checked before the chunk runs.
                 if let Err(err) = slippage.check_columns(&chunk) {
@@ -217,10 +260,12 @@ pub fn run_python<'py>(
                 out.set_item("record_names", names)?;
                 Ok(out)
             }
-            Err(err) => Err(match (take_error(&slippage_error), strategy.error.take()) {
-                (Some(cause), _) => chained_error(py, cause, &err),
-                (None, Some(cause)) => strategy_error(py, cause, &strategy.error_site),
-                (None, None) => to_py_err(py, &err),
+            Err(err) => Err(if let Some(cause) = take_error(&slippage_error) {
+                chained_error(py, cause, &err)
+            } else if let Some(cause) = strategy.error.take() {
+                strategy_error(py, cause, &strategy.error_site)
+            } else {
+                fail_with(py, err, &None, &risk_error)
             }),
         }
     })

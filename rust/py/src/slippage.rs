@@ -108,6 +108,11 @@ impl CustomSlippage for PySlippage {
 /// interrupts pass through unchanged; anything else becomes `StrategyError` with the model's
 /// exception as its `__cause__`.
 pub fn chained_error(py: Python<'_>, cause: PyErr, err: &BacktestError) -> PyErr {
+    chained_error_as(py, cause, err, "StrategyError")
+}
+
+/// [`chained_error`] raising `class` (a name in `ml4t.backtest.errors`).
+pub fn chained_error_as(py: Python<'_>, cause: PyErr, err: &BacktestError, class: &str) -> PyErr {
     let is_ours = py
         .import("ml4t.backtest.errors")
         .and_then(|m| m.getattr("BacktestError"))
@@ -120,7 +125,7 @@ pub fn chained_error(py: Python<'_>, cause: PyErr, err: &BacktestError) -> PyErr
         BacktestError::Strategy(message) => message.clone(),
         other => other.to_string(),
     };
-    let wrapped = crate::errors::python_error(py, "StrategyError", message);
+    let wrapped = crate::errors::python_error(py, class, message);
     wrapped.set_cause(py, Some(cause));
     wrapped
 }

@@ -39,6 +39,11 @@ impl Universe {
         self.names.len()
     }
 
+    /// The code of the asset named `name`.
+    pub fn code(&self, name: &str) -> Option<AssetId> {
+        self.index.get(name).copied()
+    }
+
     /// The name of asset `code`.
     pub fn name<'py>(&self, py: Python<'py>, code: AssetId) -> Bound<'py, PyString> {
         self.names[code as usize].bind(py).clone()
