@@ -146,7 +146,7 @@ def test_run_a_json_config_with_a_builtin_and_output_flag(project: Path) -> None
             "data: {prices: data/nothing_here}\nstrategy: {name: 'my_strategies:Top'}\n",
             "prices: source",
         ),
-        ("data: {prices: data/bars}\nstrategy: {name: 'my_strategies:Top'}\nrisk: []\n", "risk"),
+        ("data: {prices: data/bars}\nstrategy: {name: 'my_strategies:Top'}\nriks: []\n", "riks"),
     ],
     ids=["bad params", "bad value", "no data", "bad import", "no files", "unknown key"],
 )

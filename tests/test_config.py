@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
         "limit_fill": "touch",
         "limit_through": 0.0,
         "max_volume_fraction": None,
+        "stop_basis": "fill",
     },
     "commission": {"model": "none", "rate": 0.0, "amount": 0.0, "minimum": 0.0},
     "slippage": {
@@ -59,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "periods_per_year": None,
     "data": None,
     "strategy": None,
+    "risk": [],
     "output": {"directory": None, "report": True},
 }
 
@@ -72,6 +74,7 @@ CUSTOM: dict[str, Any] = {
         "limit_fill": "through_fraction",
         "limit_through": 1 / 7,
         "max_volume_fraction": 0.1 + 0.2,
+        "stop_basis": "signal_close",
     },
     "commission": {"model": "percent", "rate": 1 / 3, "amount": 1e-300, "minimum": 5e-324},
     "slippage": {
@@ -115,6 +118,7 @@ def test_defaults() -> None:
         "limit_fill": "touch",
         "limit_through": 0.0,
         "max_volume_fraction": None,
+        "stop_basis": "fill",
         "commission_model": "none",
         "commission_rate": 0.0,
         "commission_amount": 0.0,
@@ -348,6 +352,17 @@ def test_malformed_file_raises_config_error(tmp_path: Path, suffix: str, text: s
 
 FULL: dict[str, Any] = {
     **CUSTOM,
+    "risk": [
+        {"type": "time_exit", "assets": ["A"], "max_bars": 5, "max_duration": "2d"},
+        {
+            "type": "regime",
+            "assets": None,
+            "feature": "vix",
+            "threshold": 30.0 + 1 / 3,
+            "above": [{"type": "scale_size", "assets": None, "factor": 0.5}],
+            "below": [],
+        },
+    ],
     "data": {
         "prices": "data/bars/**/*.parquet",
         "signals": "preds.parquet",
@@ -432,7 +447,13 @@ def test_dates_and_durations_survive_a_yaml_file(tmp_path: Path) -> None:
         ({"strategy": {"name": "signal", "kwargs": {}}}, "strategy.kwargs"),
         ({"output": {"report": "yes please"}}, "output.report"),
         ({"output": {"dir": "x"}}, "output.dir"),
-        ({"risk": [{"pct": 0.1}]}, "risk"),
+        ({"risk": [{"pct": 0.1}]}, "risk[0]"),
+        (
+            {"risk": [{"type": "stop_loss", "pct": 0.1}, {"type": "stop_loss", "pct": -1}]},
+            "risk[1].pct",
+        ),
+        ({"risk": [{"type": "any_of", "rules": [{"type": "take_profit"}]}]}, "risk[0].rules[0]"),
+        ({"risk": [{"type": "stop_loss", "pct": 0.1, "pcts": 1}]}, "risk[0].pcts"),
     ],
 )
 def test_new_sections_raise_with_location(data: dict[str, Any], location: str) -> None:

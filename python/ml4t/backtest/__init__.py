@@ -25,9 +25,12 @@ from ml4t.backtest.errors import (
     ConfigError,
     DataValidationError,
     OrderError,
+    RiskRuleError,
     StrategyError,
 )
+from ml4t.backtest.features import FeatureProvider
 from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.risk import RiskContext, RiskDecision, RiskRule
 from ml4t.backtest.slippage import SlippageModel
 from ml4t.backtest.storage import write_dataset
 from ml4t.backtest.strategy import SignalStrategy, Strategy, TimestampBatch, TopKStrategy
@@ -43,8 +46,13 @@ __all__ = [
     "ConfigError",
     "DataValidationError",
     "ExecutionConfig",
+    "FeatureProvider",
     "OrderError",
     "PolarsDataFeed",
+    "RiskContext",
+    "RiskDecision",
+    "RiskRule",
+    "RiskRuleError",
     "SignalStrategy",
     "SlippageConfig",
     "SlippageModel",

@@ -1,9 +1,12 @@
 """Type stub for ``ml4t.backtest._core``, the PyO3 extension built from ``rust/py/src``.
 
 Hand-written; keep in step with ``lib.rs`` (exports), ``run.rs`` (functions), ``arrow_io.rs``
-(``ArrowTable``), ``context.rs`` (``Context``) and ``event.rs`` (``MarketEvent``, ``Signals``,
-``FillEvent``). None of the classes can be instantiated or subclassed from Python: the engine
-creates them and hands them to strategies or returns them from the ``run_*`` functions.
+(``ArrowTable``), ``context.rs`` (``Context``), ``event.rs`` (``MarketEvent``, ``Signals``,
+``FillEvent``), ``risk_adapter.rs`` (``RiskDecision``, ``RiskContext``, ``OrderContext``,
+``PortfolioView``) and ``risk_specs.rs`` (``check_risk_rules``). None of the classes can be
+instantiated or subclassed from Python (``RiskDecision`` is built with its static
+constructors): the engine creates them and hands them to strategies and risk rules, or returns
+them from the ``run_*`` functions.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -41,8 +44,14 @@ def run_builtin(
     config: dict[str, Any],
     strategy: dict[str, Any],
     progress: Callable[[int], object] | None = None,
+    risk: dict[str, Any] | None = None,
+    feature_groups: dict[str, list[str]] | None = None,
 ) -> dict[str, ArrowTable]:
     """Runs a built-in Rust strategy over ``data`` with the GIL released.
+
+    ``risk``: ``{"rules": [spec dicts or RiskRule instances], "asset_names": [...],
+    "to_datetime": callable}``; ``feature_groups``: ``{"indicators": [...], "context": [...]}``
+    (the feed's ``FeatureProvider.groups()``).
 
     With ``progress``, the engine runs on a worker thread while the calling thread calls
     ``progress(rows_done)`` about ten times a second and once at the end; an exception raised
@@ -64,6 +73,8 @@ def run_python(
     context_out: Callable[[Context], object] | None = None,
     progress: Callable[[int], object] | None = None,
     wants_orders: bool = False,
+    risk: dict[str, Any] | None = None,
+    feature_groups: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Runs a Python strategy over ``data``. ``mode`` is ``"batch"`` (then ``target`` is the
     driver with ``on_timestamp(start, end, ts)``) or ``"bar"`` (then ``target`` is the strategy
@@ -79,6 +90,9 @@ def run_python(
     :meth:`Context.record` (columns ``ts`` Int64, ``name`` UInt32 code, ``value`` Float64), and
     ``"record_names"``, the ``list[str]`` of names indexed by that code.
     """
+
+def check_risk_rules(rules: Sequence[dict[str, Any]], asset_names: Sequence[str]) -> None:
+    """Builds the rule specs as a run would; raises ``RiskRuleError`` for the first bad one."""
 
 def column_address(data: _ArrowStreamExportable, name: str) -> int | None:
     """Address of the first value of column ``name`` as seen from Rust after importing ``data``
@@ -231,7 +245,16 @@ class MarketEvent:
 
     @property
     def signals(self) -> Signals:
-        """The bar's signal columns as a read-only mapping ``{name: value}``."""
+        """Every feature column of the bar (signals, indicators, context) as a read-only
+        mapping ``{name: value}``."""
+
+    @property
+    def indicators(self) -> Signals:
+        """The bar's indicator columns (the feed's ``indicators`` frame)."""
+
+    @property
+    def context(self) -> Signals:
+        """This timestamp's market-wide context columns (the feed's ``context`` frame)."""
 
 @final
 class Signals:
@@ -330,3 +353,160 @@ class FillEvent:
     @property
     def commission(self) -> float:
         """Fee."""
+
+# --- risk_adapter.rs ----------------------------------------------------------------------------
+
+@final
+class RiskDecision:
+    """What a risk rule decides. Build one with the static constructors; a bad value raises
+    ``RiskRuleError``."""
+
+    @staticmethod
+    def allow() -> RiskDecision:
+        """Nothing to do."""
+
+    @staticmethod
+    def reject(note: str = "") -> RiskDecision:
+        """Pre-trade: refuse the order's opening part (a ``risk_limit`` rejection)."""
+
+    @staticmethod
+    def resize(quantity: float) -> RiskDecision:
+        """Pre-trade: set the order's opening part to ``quantity`` shares (>= 0; 0 rejects)."""
+
+    @staticmethod
+    def exit(fraction: float = 1.0, reason: str = "risk_limit") -> RiskDecision:
+        """Position: exit ``fraction`` (0, 1] at the next fill opportunity."""
+
+    @staticmethod
+    def stop(level: float, reason: str = "stop_loss") -> RiskDecision:
+        """Position: a protective stop at ``level``, live from the next bar."""
+
+    @staticmethod
+    def target(level: float, fraction: float = 1.0, reason: str = "take_profit") -> RiskDecision:
+        """Position: a profit target at ``level`` exiting ``fraction``, live from the next bar."""
+
+    @property
+    def kind(self) -> Literal["allow", "reject", "resize", "exit", "stop", "trail", "target"]:
+        """Which decision this is."""
+
+    @property
+    def level(self) -> float | None:
+        """The stop or target level."""
+
+    @property
+    def fraction(self) -> float | None:
+        """The exit or target fraction."""
+
+    @property
+    def quantity(self) -> float | None:
+        """The resize quantity."""
+
+    @property
+    def reason(self) -> str | None:
+        """The exit reason recorded on the trade."""
+
+    @property
+    def note(self) -> str:
+        """The note given to ``reject``."""
+
+@final
+class PortfolioView:
+    """The account at this bar's close."""
+
+    equity: float
+    cash: float
+    gross_exposure: float
+    net_exposure: float
+    peak_equity: float
+    drawdown: float
+    day_start_equity: float
+    open_positions: int
+
+@final
+class RiskContext:
+    """One open position at this bar's close, as a Python risk rule sees it."""
+
+    @property
+    def asset(self) -> str: ...
+    @property
+    def asset_id(self) -> int: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def timestamp_ns(self) -> int: ...
+    @property
+    def quantity(self) -> float:
+        """Signed shares held."""
+    @property
+    def entry_price(self) -> float:
+        """Average entry price."""
+    @property
+    def basis_price(self) -> float:
+        """The price levels are measured from (``execution.stop_basis``)."""
+    @property
+    def entry_time(self) -> datetime: ...
+    @property
+    def bars_held(self) -> int: ...
+    @property
+    def unrealized_pnl(self) -> float: ...
+    @property
+    def high_water(self) -> float:
+        """Highest bar high since entry."""
+    @property
+    def low_water(self) -> float:
+        """Lowest bar low since entry."""
+    @property
+    def high_close(self) -> float: ...
+    @property
+    def low_close(self) -> float: ...
+    @property
+    def mfe(self) -> float: ...
+    @property
+    def mae(self) -> float: ...
+    @property
+    def close(self) -> float: ...
+    @property
+    def target_exits(self) -> int:
+        """Take-profit level exits already filled for this position."""
+    @property
+    def is_new(self) -> bool:
+        """True on the position's first evaluation (the entry bar's close)."""
+    @property
+    def features(self) -> dict[str, float]:
+        """Per-asset features of this bar (signals and indicators)."""
+    @property
+    def market_features(self) -> dict[str, float]:
+        """Market-wide features of this timestamp (context columns)."""
+    @property
+    def portfolio(self) -> PortfolioView: ...
+
+@final
+class OrderContext:
+    """A new order's opening part before it is accepted."""
+
+    @property
+    def asset(self) -> str: ...
+    @property
+    def asset_id(self) -> int: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def quantity(self) -> float:
+        """Signed shares that open or add to a position."""
+    @property
+    def position(self) -> float:
+        """Signed position (with pending orders) the opening part adds to."""
+    @property
+    def price(self) -> float: ...
+    @property
+    def open_positions(self) -> int: ...
+    @property
+    def gross_exposure(self) -> float: ...
+    @property
+    def net_exposure(self) -> float: ...
+    @property
+    def features(self) -> dict[str, float]: ...
+    @property
+    def market_features(self) -> dict[str, float]: ...
+    @property
+    def portfolio(self) -> PortfolioView: ...

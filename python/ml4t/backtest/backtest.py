@@ -12,14 +12,17 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 from ml4t.backtest import _core
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ConfigError, RiskRuleError
 from ml4t.backtest.progress import progress_bar
 from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.risk import BuiltinRule, RiskRule, check_rules, rule_spec
 from ml4t.backtest.slippage import SlippageModel
 from ml4t.backtest.strategy import (
     BuiltinStrategy,
@@ -40,10 +43,18 @@ class Backtest:
         config: a :class:`BacktestConfig` (defaults when ``None``).
         slippage_model: a :class:`~ml4t.backtest.slippage.SlippageModel` subclass instance,
             used when ``config.slippage.model`` is ``"custom"`` (and only then).
+        risk: risk rules (see :mod:`ml4t.backtest.risk`): built-in rules, which run in Rust,
+            and :class:`~ml4t.backtest.risk.RiskRule` subclass instances. They run after the
+            rules of ``config.risk``, in order.
+        search_path: a directory searched first when importing the custom rules of
+            ``config.risk`` (the CLI passes the config file's directory).
 
     Raises:
         ConfigError: a bad argument; ``slippage.model: 'custom' ...`` without a
-            ``slippage_model`` or ``slippage_model: ...`` with another model.
+            ``slippage_model`` or ``slippage_model: ...`` with another model; a rule of
+            ``config.risk`` that names a feature or asset the feed lacks.
+        RiskRuleError: a rule of ``risk`` with a bad parameter, or naming a feature or asset
+            the feed lacks (raised here, before the run).
     """
 
     def __init__(
@@ -52,6 +63,8 @@ class Backtest:
         strategy: Strategy | BuiltinStrategy,
         config: BacktestConfig | None = None,
         slippage_model: SlippageModel | None = None,
+        risk: Sequence[BuiltinRule | RiskRule] | None = None,
+        search_path: str | None = None,
     ) -> None:
         if not isinstance(feed, PolarsDataFeed):
             raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
@@ -85,6 +98,34 @@ class Backtest:
                 "Backtest(..., slippage_model=MyModel())"
             )
         self.slippage_model = slippage_model
+        self.risk_rules = self._check_risk(list(risk or []), search_path)
+
+    def _check_risk(
+        self, extra: list[BuiltinRule | RiskRule], search_path: str | None
+    ) -> list[Any]:
+        """The engine's rule specs: config rules first (errors as ``ConfigError``), then
+        ``extra`` (errors as ``RiskRuleError``); every feature, asset and parameter checked."""
+        features = self.feed.feature_columns
+        assets = self.feed.assets
+        try:
+            check_rules(self.config.risk, features, assets)
+            configured = [rule_spec(rule, search_path) for rule in self.config.risk]
+            _core.check_risk_rules([s for s in configured if isinstance(s, dict)], assets)
+        except RiskRuleError as err:
+            raise ConfigError(str(err)) from None
+        check_rules(extra, features, assets, where="risk")
+        specs = [rule_spec(rule) for rule in extra]
+        _core.check_risk_rules([s for s in specs if isinstance(s, dict)], assets)
+        return configured + specs
+
+    def _risk_arg(self) -> dict[str, Any] | None:
+        if not self.risk_rules:
+            return None
+        return {
+            "rules": self.risk_rules,
+            "asset_names": list(self.feed.assets),
+            "to_datetime": self.feed.to_datetime,
+        }
 
     def run(self, progress: bool | None = None) -> BacktestResult:
         """Runs the backtest and returns its result.
@@ -120,6 +161,8 @@ class Backtest:
                     self.strategy.wants_fills(),
                     progress=callback,
                     wants_orders=self.strategy.wants_orders(),
+                    risk=self._risk_arg(),
+                    feature_groups=self.feed.features.groups(),
                 )
             else:
                 raw = _core.run_builtin(
@@ -128,6 +171,8 @@ class Backtest:
                     engine_config,
                     self.strategy.spec(),
                     progress=callback,
+                    risk=self._risk_arg(),
+                    feature_groups=self.feed.features.groups(),
                 )
         run_info = {
             "started_at": started_at.isoformat(),

@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("strategy: the config has no strategy section")
     feed = PolarsDataFeed.from_config(config.data, base)
     strategy = config.strategy.build(search_path=base)
-    backtest = Backtest(feed, strategy, config=config)
+    backtest = Backtest(feed, strategy, config=config, search_path=str(base))
     kwargs: dict[str, Any] = {}
     if "progress" in inspect.signature(backtest.run).parameters:
         kwargs["progress"] = args.progress

@@ -16,7 +16,6 @@ import importlib
 import json
 import re
 import sys
-from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,23 +32,12 @@ from pydantic import (
     model_validator,
 )
 
+from ml4t.backtest._models import VALIDATING, format_validation_error
 from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.risk import AnyRule
 
 if TYPE_CHECKING:
     from ml4t.backtest.strategy import BuiltinStrategy, Strategy
-
-_VALIDATING: ContextVar[bool] = ContextVar("ml4t_config_validating", default=False)
-
-
-def _format_validation_error(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors():
-        location = ""
-        for piece in item["loc"]:
-            location += f"[{piece}]" if isinstance(piece, int) else f".{piece}"
-        message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{location.lstrip('.') or '<root>'}: {message}")
-    return "; ".join(parts)
 
 
 class _Section(BaseModel):
@@ -58,18 +46,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def __init__(self, **data: Any) -> None:
-        if _VALIDATING.get():
+        if VALIDATING.get():
             # Nested inside another section's validation: let pydantic collect the errors with
             # their full location; the outermost section converts them.
             super().__init__(**data)
             return
-        token = _VALIDATING.set(True)
+        token = VALIDATING.set(True)
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise ConfigError(_format_validation_error(err)) from None
+            raise ConfigError(format_validation_error(err)) from None
         finally:
-            _VALIDATING.reset(token)
+            VALIDATING.reset(token)
 
 
 class ExecutionConfig(_Section):
@@ -81,6 +69,8 @@ class ExecutionConfig(_Section):
     is visited first when several order levels lie inside it (``ohlc``: the one nearer the open;
     ``pessimistic``/``optimistic``: the one adverse/favourable to the position). ``limit_fill``:
     ``touch`` or ``through_amount``/``through_fraction`` by ``limit_through``.
+    ``stop_basis``: risk-rule stop and target levels are measured from the ``fill`` price or from
+    the ``signal_close`` (the close of the bar before the entry fill; see ``docs/risk.md``).
     ``max_volume_fraction``: at most this fraction of a bar's volume fills per order (partial
     fills); ``None`` for no limit. See ``docs/semantics.md``.
     """
@@ -91,6 +81,7 @@ class ExecutionConfig(_Section):
     limit_fill: Literal["touch", "through_amount", "through_fraction"] = "touch"
     limit_through: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     max_volume_fraction: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
+    stop_basis: Literal["fill", "signal_close"] = "fill"
 
 
 class CommissionConfig(_Section):
@@ -396,6 +387,7 @@ class BacktestConfig(_Section):
     periods_per_year: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     data: DataConfig | None = None
     strategy: StrategyConfig | None = None
+    risk: list[AnyRule] = Field(default_factory=list)
     output: OutputConfig = OutputConfig()
 
     def engine_dict(self) -> dict[str, Any]:
@@ -408,6 +400,7 @@ class BacktestConfig(_Section):
             "limit_fill": self.execution.limit_fill,
             "limit_through": self.execution.limit_through,
             "max_volume_fraction": self.execution.max_volume_fraction,
+            "stop_basis": self.execution.stop_basis,
             "commission_model": self.commission.model,
             "commission_rate": self.commission.rate,
             "commission_amount": self.commission.amount,
@@ -523,18 +516,27 @@ PRESETS: dict[str, dict[str, Any]] = {
             "limit_fill": "through_fraction",
             "limit_through": 0.0001,
             "max_volume_fraction": 0.1,
+            "stop_basis": "fill",
         },
         "commission": {"model": "per_share", "rate": 0.005, "minimum": 1.0},
         "slippage": {"model": "percent", "rate": 0.0005},
     },
     "backtrader": {
-        "execution": {"mode": "next_open", "share_rounding": "integer"},
+        "execution": {
+            "mode": "next_open",
+            "share_rounding": "integer",
+            "stop_basis": "signal_close",
+        },
     },
     "vectorbt": {
-        "execution": {"mode": "same_close", "share_rounding": "fractional"},
+        "execution": {"mode": "same_close", "share_rounding": "fractional", "stop_basis": "fill"},
     },
     "zipline": {
-        "execution": {"mode": "next_open", "share_rounding": "integer"},
+        "execution": {
+            "mode": "next_open",
+            "share_rounding": "integer",
+            "stop_basis": "signal_close",
+        },
         "commission": {"model": "per_share", "rate": 0.001},
         "slippage": {"model": "percent", "rate": 0.0005},
     },
@@ -542,12 +544,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Section values of each preset (everything else keeps its default)."""
 
 PRESET_NOTES: dict[str, str] = {
-    "default": "next-bar open, fractional shares, no costs, exits filled before entries.",
+    "default": (
+        "next-bar open, fractional shares, no costs, exits filled before entries, risk-rule "
+        "stops measured from the fill price."
+    ),
     "realistic": (
         "next-bar open, whole shares, $0.005/share commission with a $1 minimum, 5 bps "
-        "slippage, exits filled before entries; stops and targets inside one bar resolve "
-        "pessimistically, limits need to trade 1 bp through, and at most 10% of a bar's volume "
-        "fills per order."
+        "slippage, exits filled before entries, stops measured from the fill price; stops and "
+        "targets inside one bar resolve pessimistically, limits need to trade 1 bp through, "
+        "and at most 10% of a bar's volume fills per order."
     ),
     "backtrader": (
         "next-bar open (backtrader's Market order), whole shares (its default sizer trades "

@@ -44,7 +44,13 @@ import polars as pl
 
 from ml4t.backtest.config import BacktestConfig, DataConfig, ValidationConfig
 from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.features import AsofJoin, JoinSpec, cast_timestamp, raw_literal
+from ml4t.backtest.features import (
+    AsofJoin,
+    FeatureProvider,
+    JoinSpec,
+    cast_timestamp,
+    raw_literal,
+)
 from ml4t.backtest.storage import DATASET_MARKER
 from ml4t.backtest.validation import (
     CODE,
@@ -805,6 +811,30 @@ class PolarsDataFeed:
     def streaming(self) -> bool:
         """True when the feed reads its source chunk by chunk."""
         return self.chunk_by is not None or self.chunk_rows is not None
+
+    @cached_property
+    def features(self) -> FeatureProvider:
+        """The feed's features grouped as signals, indicators and market-wide context."""
+        grouped: dict[str, tuple[str, ...]] = {j.name: j.values for j in self._joins}
+        indicators = grouped.get("indicators", ())
+        context = grouped.get("context", ())
+        signals = tuple(c for c in self.signal_columns if c not in {*indicators, *context})
+        return FeatureProvider(
+            signals=signals,
+            indicators=indicators,
+            context=context,
+            frame=lambda: self.frame,
+            asset_code=self.assets.index,
+            to_ns=self._to_ns,
+        )
+
+    def _to_ns(self, timestamp: Any) -> int:
+        value = pl.Series([timestamp])
+        if value.dtype == pl.Date:
+            value = value.cast(pl.Datetime("ns"))
+        if isinstance(value.dtype, pl.Datetime) and value.dtype.time_zone is not None:
+            value = value.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return int(value.cast(pl.Datetime("ns")).cast(pl.Int64).item())
 
     @property
     def feature_columns(self) -> list[str]:
