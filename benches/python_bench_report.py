@@ -15,8 +15,20 @@ import time
 from pathlib import Path
 
 SIZES = {
-    "full": {"a": (1, 1_000_000), "b": (500, 2_520), "c": (500, 2_520)},
-    "quick": {"a": (1, 50_000), "b": (100, 252), "c": (100, 252)},
+    "full": {
+        "a": (1, 1_000_000),
+        "a+rules": (1, 1_000_000),
+        "b": (500, 2_520),
+        "b+rules": (500, 2_520),
+        "c": (500, 2_520),
+    },
+    "quick": {
+        "a": (1, 50_000),
+        "a+rules": (1, 50_000),
+        "b": (100, 252),
+        "b+rules": (100, 252),
+        "c": (100, 252),
+    },
 }
 
 
@@ -26,10 +38,16 @@ def _child(name: str, n_assets: int, n_bars: int, repeats: int) -> None:
 
     feed = (
         scenarios.signal_feed(n_bars)
-        if name == "a"
+        if name.startswith("a")
         else scenarios.cross_section_feed(n_assets, n_bars)
     )
-    run = {"a": scenarios.run_a, "b": scenarios.run_b, "c": scenarios.run_c}[name]
+    run = {
+        "a": scenarios.run_a,
+        "b": scenarios.run_b,
+        "c": scenarios.run_c,
+        "a+rules": scenarios.run_a_rules,
+        "b+rules": scenarios.run_b_rules,
+    }[name]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times = []
     for _ in range(repeats):
@@ -58,6 +76,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
     args = parser.parse_args()
     if args.child:
         name, n_assets, n_bars, repeats = args.child
@@ -65,6 +84,8 @@ def main() -> None:
         return
     sizes = SIZES["quick" if args.quick else "full"]
     for name, (n_assets, n_bars) in sizes.items():
+        if args.only and name not in args.only:
+            continue
         out = subprocess.run(
             [
                 sys.executable,

@@ -5,6 +5,8 @@
 (b) 500 assets x 2,520 daily bars, a Python ``on_timestamp_batch`` strategy holding the 25
     highest-score assets at equal weight, rebalanced daily, next-open fills, 0.1% commission.
 (c) the same as (b), written with ``on_market_data`` (a per-bar callback).
+(a+rules), (b+rules): (a) and (b) with StopLoss(2%), TakeProfit(4%) and TrailingStop(3%,
+    closes, lagged) attached to every position (the built-in rules run in Rust).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, SignalStrategy, Strategy
+from ml4t.backtest.risk import StopLoss, TakeProfit, TrailingStop
 from ml4t.backtest.synthetic import make_bars
 
 CONFIG = BacktestConfig(commission={"model": "percent", "rate": 0.001})
 TOP_K = 25
+RULES = [StopLoss(pct=0.02), TakeProfit(pct=0.04), TrailingStop(pct=0.03)]
 
 
 class TopKBatch(Strategy):
@@ -81,3 +85,11 @@ def run_b(feed: PolarsDataFeed) -> Any:
 
 def run_c(feed: PolarsDataFeed) -> Any:
     return Backtest(feed, TopKPerBar(), config=CONFIG).run()
+
+
+def run_a_rules(feed: PolarsDataFeed) -> Any:
+    return Backtest(feed, SignalStrategy("signal", quantity=100), config=CONFIG, risk=RULES).run()
+
+
+def run_b_rules(feed: PolarsDataFeed) -> Any:
+    return Backtest(feed, TopKBatch(), config=CONFIG, risk=RULES).run()

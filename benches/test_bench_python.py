@@ -59,3 +59,15 @@ def test_c_top_k_per_bar_matches_batch(benchmark: Any, cross_section_feed: Any) 
     open_batch = batch.trades.filter(batch.trades["status"] == "open")["asset"].sort()
     open_bar = result.trades.filter(result.trades["status"] == "open")["asset"].sort()
     assert open_bar.equals(open_batch)
+
+
+def test_a_signal_with_rules(benchmark: Any, signal_feed: Any) -> None:
+    result = _bench(benchmark, scenarios.run_a_rules, signal_feed)
+    reasons = set(result.trades["exit_reason"])
+    assert {"stop_loss", "take_profit"} <= reasons
+
+
+def test_b_top_k_batch_with_rules(benchmark: Any, cross_section_feed: Any) -> None:
+    result = _bench(benchmark, scenarios.run_b_rules, cross_section_feed)
+    assert result.equity.height == cross_section_feed.frame["ts"].n_unique()
+    assert "stop_loss" in set(result.trades["exit_reason"])
