@@ -158,8 +158,8 @@ impl Engine {
 
     /// Books the exit of `hit` for `asset`: slippage on stops, limit-like targets never worse
     /// than their level; commission; the trade's exit reason. Not capped by volume
-    /// participation (like a margin call). A full exit cancels the asset's pending orders on
-    /// the closing side: they were meant to reduce a position that no longer exists.
+    /// participation (like a margin call). The asset's pending orders on the closing side then
+    /// give way to the exit (see [`Self::yield_closing_orders`]).
     fn fill_level<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
@@ -178,6 +178,13 @@ impl Engine {
             quantity = quantity.trunc();
         }
         if quantity == 0.0 {
+            // A partial target that rounds to no whole share: the level was still reached, so
+            // a scaled exit moves on to its next level.
+            if hit.limit_like {
+                if let Some(risk) = self.risk.as_mut() {
+                    risk.record_target_exit(asset);
+                }
+            }
             return Ok(());
         }
         let row = self.bar_row[asset as usize];
@@ -209,27 +216,48 @@ impl Engine {
                 risk.record_target_exit(asset);
             }
         }
-        if self.portfolio.quantity(asset) == 0.0 {
-            self.cancel_closing_orders(asset, held.signum(), ts);
-        }
+        self.yield_closing_orders(asset, quantity, ts);
         strategy.on_fill(&fill, &self.portfolio)
     }
 
-    /// Cancels `asset`'s pending non-bracket orders on the side that reduced a position of sign
-    /// `closed_sign`.
-    fn cancel_closing_orders(&mut self, asset: AssetId, closed_sign: f64, ts: Ts) {
+    /// After a level exit of `exited` shares of `asset`, its pending non-bracket orders on the
+    /// same (closing) side give way: market and on-close orders give up the exited shares in
+    /// submission order, so that position plus pending orders — what target sizing and the
+    /// pre-trade checks counted — is unchanged (a pending close is cancelled, a flip still ends
+    /// where it aimed); resting orders, never counted, are cut to the position left (cancelled
+    /// once flat). Neither then sells (or buys back) what the exit already did.
+    fn yield_closing_orders(&mut self, asset: AssetId, exited: f64, ts: Ts) {
+        let left = self.portfolio.quantity(asset).abs();
+        let mut give_up = exited.abs();
         let mut removed = false;
         for index in 0..self.book.orders().len() {
             let order = self.book.orders()[index];
-            if order.asset == asset
-                && order.active
-                && order.parent == 0
-                && order.quantity != 0.0
-                && order.quantity.signum() == -closed_sign
+            if order.asset != asset
+                || !order.active
+                || order.parent != 0
+                || order.quantity == 0.0
+                || order.quantity.signum() != exited.signum()
             {
+                continue;
+            }
+            let size = order.quantity.abs();
+            let keep = if order.counts_as_pending() {
+                let cut = size.min(give_up);
+                give_up -= cut;
+                size - cut
+            } else {
+                size.min(left)
+            };
+            if keep == size {
+                continue;
+            }
+            if keep == 0.0 {
                 self.book.mark_filled(index);
                 self.emit_status(&order, ts, OrderStatus::Cancelled);
                 removed = true;
+            } else {
+                self.book
+                    .reduce(index, order.quantity.signum() * (size - keep));
             }
         }
         if removed {
@@ -284,9 +312,11 @@ impl Engine {
             });
         }
         risk.evaluate(ts, data, row)?;
-        for (view, plan) in risk.decisions() {
+        for i in 0..risk.plans().len() {
+            let plan = &risk.plans()[i];
             if plan.exit_fraction > 0.0 {
-                self.queue_exit(view.asset, plan.exit_fraction, plan.exit_reason, ts);
+                let (fraction, reason) = (plan.exit_fraction, plan.exit_reason);
+                self.queue_exit(risk.views()[i].asset, fraction, reason, ts);
             }
         }
         Ok(())

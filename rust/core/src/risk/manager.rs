@@ -326,17 +326,22 @@ impl RiskManager {
                 rule.evaluate_all(&env, &self.views, &mut self.plans)?;
             }
         }
-        for (view, plan) in self.views.iter().zip(&self.plans) {
-            let a = view.asset as usize;
-            self.levels[a] = *plan;
+        for i in 0..self.views.len() {
+            let a = self.views[i].asset as usize;
+            self.levels[a] = self.plans[i];
             self.tracks[a].evaluations += 1;
         }
         Ok(())
     }
 
-    /// Each evaluated position with its merged plan.
-    pub fn decisions(&self) -> impl Iterator<Item = (&PositionView, &PositionPlan)> {
-        self.views.iter().zip(&self.plans)
+    /// The positions evaluated by the last [`Self::evaluate`], in order.
+    pub fn views(&self) -> &[PositionView] {
+        &self.views
+    }
+
+    /// Their merged plans, in the same order.
+    pub fn plans(&self) -> &[PositionPlan] {
+        &self.plans
     }
 
     /// Pre-trade check of an order's opening part. Returns the signed opening allowed (0:
