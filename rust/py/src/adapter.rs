@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 
 use crate::context::PyContext;
 use crate::event::{EventColumns, FillEvent, MarketEvent, OrderUpdate};
+use crate::risk_adapter::FeatureGroups;
 use crate::universe::Universe;
 
 /// How the Python strategy wants to be called.
@@ -35,6 +36,8 @@ pub struct PyStrategy {
     on_market_data: Option<Py<PyAny>>,
     context: Py<PyContext>,
     universe: Arc<Universe>,
+    /// Which feature columns are indicators and market-wide context.
+    groups: Arc<FeatureGroups>,
     wants_fills: bool,
     /// Whether the user overrides `on_order`.
     pub wants_orders: bool,
@@ -57,6 +60,7 @@ impl PyStrategy {
         context: Py<PyContext>,
         universe: Arc<Universe>,
         wants_fills: bool,
+        groups: Arc<FeatureGroups>,
     ) -> PyResult<Self> {
         let on_market_data = match mode {
             CallMode::PerBar => Some(target.getattr(py, "on_market_data")?),
@@ -68,6 +72,7 @@ impl PyStrategy {
             on_market_data,
             context,
             universe,
+            groups,
             wants_fills,
             wants_orders: false,
             columns: None,
@@ -128,10 +133,12 @@ impl Strategy for PyStrategy {
 
     fn on_chunk(&mut self, data: &MarketData) -> Result<(), BacktestError> {
         if self.mode == CallMode::PerBar {
-            self.columns = Some(Arc::new(EventColumns {
-                data: data.clone(),
-                universe: self.universe.clone(),
-            }));
+            self.columns = Some(Arc::new(EventColumns::new(
+                data.clone(),
+                self.universe.clone(),
+                &self.groups.indicators,
+                &self.groups.market,
+            )));
         }
         Ok(())
     }

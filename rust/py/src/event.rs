@@ -17,6 +17,42 @@ pub struct EventColumns {
     pub data: MarketData,
     /// Names and time conversion.
     pub universe: Arc<Universe>,
+    /// Positions of the indicator columns (from the feed's `indicators` frame).
+    pub indicators: Vec<usize>,
+    /// Positions of the market-wide context columns (from the feed's `context` frame).
+    pub context: Vec<usize>,
+}
+
+impl EventColumns {
+    /// The chunk's columns, grouped by the feature names of each group.
+    pub fn new(
+        data: MarketData,
+        universe: Arc<Universe>,
+        indicators: &[String],
+        context: &[String],
+    ) -> Self {
+        let positions = |names: &[String]| {
+            names
+                .iter()
+                .filter_map(|n| data.feature_position(n))
+                .collect::<Vec<_>>()
+        };
+        let (indicators, context) = (positions(indicators), positions(context));
+        EventColumns {
+            data,
+            universe,
+            indicators,
+            context,
+        }
+    }
+}
+
+/// Which feature columns a [`Signals`] mapping shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    All,
+    Indicators,
+    Context,
 }
 
 /// One asset's bar at one timestamp, as seen by `Strategy.on_market_data`.
@@ -30,6 +66,16 @@ impl MarketEvent {
     /// The event of `row`.
     pub fn new(columns: Arc<EventColumns>, row: usize) -> Self {
         MarketEvent { columns, row }
+    }
+}
+
+impl MarketEvent {
+    fn group(&self, group: Group) -> Signals {
+        Signals {
+            columns: self.columns.clone(),
+            row: self.row,
+            group,
+        }
     }
 }
 
@@ -91,13 +137,23 @@ impl MarketEvent {
         self.columns.data.volume()[self.row]
     }
 
-    /// The bar's signal columns as a read-only mapping `{name: value}`.
+    /// Every feature column of the bar (signals, indicators, context) as a read-only mapping
+    /// `{name: value}`.
     #[getter]
     fn signals(&self) -> Signals {
-        Signals {
-            columns: self.columns.clone(),
-            row: self.row,
-        }
+        self.group(Group::All)
+    }
+
+    /// The bar's indicator columns (the feed's `indicators` frame).
+    #[getter]
+    fn indicators(&self) -> Signals {
+        self.group(Group::Indicators)
+    }
+
+    /// This timestamp's market-wide context columns (the feed's `context` frame).
+    #[getter]
+    fn context(&self) -> Signals {
+        self.group(Group::Context)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -116,14 +172,31 @@ impl MarketEvent {
 pub struct Signals {
     columns: Arc<EventColumns>,
     row: usize,
+    group: Group,
 }
 
 impl Signals {
+    /// Positions of the columns shown.
+    fn positions(&self) -> Vec<usize> {
+        match self.group {
+            Group::All => (0..self.columns.data.feature_names().len()).collect(),
+            Group::Indicators => self.columns.indicators.clone(),
+            Group::Context => self.columns.context.clone(),
+        }
+    }
+
+    fn shows(&self, pos: usize) -> bool {
+        match self.group {
+            Group::All => true,
+            Group::Indicators => self.columns.indicators.contains(&pos),
+            Group::Context => self.columns.context.contains(&pos),
+        }
+    }
+
     fn lookup(&self, name: &str) -> Option<f64> {
-        self.columns
-            .data
-            .feature(name)
-            .map(|values| values[self.row])
+        let pos = self.columns.data.feature_position(name)?;
+        self.shows(pos)
+            .then(|| self.columns.data.feature_at(pos)[self.row])
     }
 }
 
@@ -131,15 +204,12 @@ impl Signals {
 impl Signals {
     fn __getitem__(&self, name: &str) -> PyResult<f64> {
         self.lookup(name).ok_or_else(|| {
-            PyKeyError::new_err(format!(
-                "no signal column '{name}' (have {:?})",
-                self.columns.data.feature_names()
-            ))
+            PyKeyError::new_err(format!("no column '{name}' (have {:?})", self.keys()))
         })
     }
 
     fn __len__(&self) -> usize {
-        self.columns.data.feature_names().len()
+        self.positions().len()
     }
 
     fn __contains__(&self, name: &str) -> bool {
@@ -161,12 +231,17 @@ impl Signals {
 
     /// Column names.
     fn keys(&self) -> Vec<String> {
-        self.columns.data.feature_names().to_vec()
+        let names = self.columns.data.feature_names();
+        self.positions()
+            .into_iter()
+            .map(|pos| names[pos].clone())
+            .collect()
     }
 
     /// Values, in column order.
     fn values(&self) -> Vec<f64> {
-        (0..self.columns.data.feature_names().len())
+        self.positions()
+            .into_iter()
             .map(|pos| self.columns.data.feature_at(pos)[self.row])
             .collect()
     }

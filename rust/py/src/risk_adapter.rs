@@ -18,12 +18,31 @@ use crate::errors::python_error;
 use crate::slippage::ErrorSlot;
 use crate::universe::Universe;
 
-/// Which feature columns are market-wide (from the feed's `context` frame); the others are
-/// per-asset features.
+/// How the feed's feature columns are grouped (its `FeatureProvider`): market-wide columns
+/// (the `context` frame) and indicator columns; every other feature column is a per-asset
+/// signal.
 #[derive(Debug, Default)]
 pub struct FeatureGroups {
     /// Names of the market-wide columns.
     pub market: Vec<String>,
+    /// Names of the indicator columns.
+    pub indicators: Vec<String>,
+}
+
+impl FeatureGroups {
+    /// Reads `{"context": [...], "indicators": [...]}` (missing keys: empty).
+    pub fn from_dict(d: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let list = |key: &str| -> PyResult<Vec<String>> {
+            match d.map(|d| d.get_item(key)).transpose()?.flatten() {
+                Some(v) if !v.is_none() => v.extract(),
+                _ => Ok(Vec::new()),
+            }
+        };
+        Ok(FeatureGroups {
+            market: list("context")?,
+            indicators: list("indicators")?,
+        })
+    }
 }
 
 /// Feature names and their column positions in the current chunk.

@@ -209,20 +209,18 @@ pub struct RiskSetup {
     pub error: ErrorSlot,
 }
 
-/// Reads the `risk` dict of a run: `rules` (specs or Python rules) and `market_features` (the
-/// feed's context columns). `None` or no rules: no risk manager.
+/// Reads the `risk` dict of a run: `rules` (specs or Python rules); `groups` tells Python
+/// rules which features are market-wide. `None` or no rules: no risk manager.
 pub fn risk_setup(
     py: Python<'_>,
     risk: Option<&Bound<'_, PyDict>>,
     universe: Arc<Universe>,
+    groups: Arc<FeatureGroups>,
 ) -> PyResult<Option<RiskSetup>> {
     let Some(risk) = risk else {
         return Ok(None);
     };
     let to_err = |e: BacktestError| crate::errors::to_py_err(py, &e);
-    let market: Vec<String> = optional(risk, "market_features")
-        .map_err(to_err)?
-        .unwrap_or_default();
     let Some(specs) = risk.get_item("rules")? else {
         return Ok(None);
     };
@@ -234,7 +232,7 @@ pub fn risk_setup(
     }
     let builder = RuleBuilder {
         universe,
-        groups: Arc::new(FeatureGroups { market }),
+        groups,
         error: ErrorSlot::default(),
     };
     let rules = builder.build_all(specs).map_err(to_err)?;

@@ -13,6 +13,7 @@ use crate::config::{builtin_strategy, engine_config};
 use crate::context::PyContext;
 use crate::errors::{catch_panic, python_error, to_py_err};
 use crate::observer::{run_observed, Observed};
+use crate::risk_adapter::FeatureGroups;
 use crate::risk_specs::{risk_setup, RiskSetup};
 use crate::slippage::{chained_error, chained_error_as, take_error, ErrorSlot};
 use crate::universe::Universe;
@@ -86,9 +87,11 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
 /// happens on a worker thread and `progress(rows_done)` is called about ten times a second.
 ///
 /// `risk` (optional) holds the risk rules: `rules` (spec dicts or Python `RiskRule` objects),
-/// `market_features` (the feed's context columns), `asset_names` and `to_datetime`.
+/// `asset_names` and `to_datetime`; `feature_groups` names the feed's `context` and
+/// `indicators` columns.
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, strategy, progress=None, risk=None))]
+#[pyo3(signature = (data, n_assets, config, strategy, progress=None, risk=None, feature_groups=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn run_builtin<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
@@ -97,8 +100,10 @@ pub fn run_builtin<'py>(
     strategy: &Bound<'py, PyDict>,
     progress: Option<Py<PyAny>>,
     risk: Option<&Bound<'py, PyDict>>,
+    feature_groups: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
+        let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
         let mut source = ChunkSource::new(data)?;
         let (config, slippage_error) = engine_config(config).map_err(|e| to_py_err(py, &e))?;
         let universe = match risk {
@@ -114,7 +119,7 @@ pub fn run_builtin<'py>(
             )),
             None => Arc::new(Universe::new(py, Vec::new(), py.None())),
         };
-        let setup = risk_setup(py, risk, universe)?;
+        let setup = risk_setup(py, risk, universe, groups)?;
         let risk_error = setup.as_ref().map(|s| s.error.clone());
         let fail = |err: BacktestError| fail_with(py, err, &slippage_error, &risk_error);
         let slippage = config.slippage.clone();
@@ -170,7 +175,7 @@ fn fail_with(
 /// `on_timestamp(start, end, ts)`) or "bar" (then `target` is the strategy with
 /// `on_market_data(event, context)`).
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None))]
+#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None, feature_groups=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_python<'py>(
     py: Python<'py>,
@@ -186,6 +191,7 @@ pub fn run_python<'py>(
     progress: Option<Py<PyAny>>,
     wants_orders: bool,
     risk: Option<&Bound<'py, PyDict>>,
+    feature_groups: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(py, || {
         let mut source = ChunkSource::new(data)?;
@@ -213,7 +219,8 @@ pub fn run_python<'py>(
             ));
         }
         let universe = Arc::new(Universe::new(py, asset_names, to_datetime));
-        let setup = risk_setup(py, risk, universe.clone())?;
+        let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
+        let setup = risk_setup(py, risk, universe.clone(), groups.clone())?;
         let risk_error = setup.as_ref().map(|s| s.error.clone());
         let integer = config.rounding == ml4t_backtest_core::ShareRounding::Integer;
         let context = Py::new(
@@ -230,6 +237,7 @@ pub fn run_python<'py>(
             context.clone_ref(py),
             universe,
             wants_fills,
+            groups,
         )?;
         strategy.set_progress(progress);
         strategy.wants_orders = wants_orders;
