@@ -723,16 +723,34 @@ fn check_level_exits(case: &Case, data: &MarketData, out: &BacktestOutput) -> Re
     for &ts in &timestamps {
         let at = by_ts.get(&ts).unwrap_or(&empty);
         let bar_of = |a: usize| bars.get(&(ts, a as u32)).copied();
-        // 1. The risk pass: level exits (limit, stop and trailing-stop fills) come first.
-        let split = at
-            .iter()
-            .position(|f| f.order_type == 0)
-            .unwrap_or(at.len());
-        if at[split..].iter().any(|f| f.order_type != 0) {
-            return Err(format!("a level exit after a market fill at {ts}: {at:?}"));
-        }
-        for f in &at[..split] {
+        // 1. The bar pass: level exits (limit, stop and trailing-stop fills) fill in path-time
+        //    order with the book's orders. Strategy orders are market orders: in next-open mode
+        //    they fill at the open (path time 0) and, at equal times, before level exits, so a
+        //    level exit sees the position they left; in same-close mode they wait for the close.
+        let (bar_fills, market_fills) = if same_close {
+            let split = at
+                .iter()
+                .position(|f| f.order_type == 0)
+                .unwrap_or(at.len());
+            if at[split..].iter().any(|f| f.order_type != 0) {
+                return Err(format!("a level exit after a close fill at {ts}: {at:?}"));
+            }
+            (&at[..split], &at[split..])
+        } else {
+            (&at[..], &at[at.len()..])
+        };
+        for f in bar_fills {
             let a = f.asset as usize;
+            if f.order_type == 0 {
+                book_market_fills(
+                    std::slice::from_ref(f),
+                    cfg.stop_basis,
+                    &last_close,
+                    &mut held,
+                    &mut levels,
+                );
+                continue;
+            }
             let (Some(bar), Some(lv)) = (bar_of(a), levels[a]) else {
                 return Err(format!("level exit {f:?} without a bar or levels"));
             };
@@ -761,19 +779,8 @@ fn check_level_exits(case: &Case, data: &MarketData, out: &BacktestOutput) -> Re
                 }
             }
         }
-        // 2. Market fills, marks and evaluations, in the order of the mode: next open books
-        //    the fills (at the open) before marking and evaluating; same close marks and
-        //    evaluates first, then fills at the close and gives new positions their levels.
-        let market_fills = &at[split..];
-        if !same_close {
-            book_market_fills(
-                market_fills,
-                cfg.stop_basis,
-                &last_close,
-                &mut held,
-                &mut levels,
-            );
-        }
+        // 2. Marks and evaluations; in same-close mode then the fills at the close, which give
+        //    new positions their levels.
         for a in 0..n {
             if let Some(bar) = bar_of(a) {
                 last_close[a] = bar.3;

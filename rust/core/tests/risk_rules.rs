@@ -1117,85 +1117,80 @@ fn signal_close_basis_versus_fill_basis() {
 }
 
 #[test]
-fn a_level_exit_cancels_pending_closing_orders() {
-    // Long 10 @ 100 with a 5% stop. At t1 the strategy queues a close (market sell 10 for t2's
-    // open), a resting limit sell of 10 at 120 and a market buy of 5.
-    // t2: the risk pass runs first: path 97 -> 97 -> 94 crosses 95: sell 10 @ 95, flat. Both
-    // sells were meant to reduce a position that is gone: cancelled. The buy is on the opening
-    // side and fills at the open 97. t3 trades up to 125 but the cancelled limit never fills.
+fn orders_at_the_open_fill_before_a_stop_reached_later_in_the_bar() {
+    // Long 10 @ 100 with a 5% stop (95). At t1 the strategy queues a close (market sell 10 for
+    // t2's open) and a market buy of 5.
+    // t2: path 97 -> 97 -> 94 -> 96. Along the path the open comes first: the close sells 10 @
+    // 97 (an exit, first), the buy opens a new position of 5 @ 97. The stop is reached later
+    // (between 97 and 94) but the position it protected is gone; the new one has no levels
+    // before its first close: no stop fill.
     let data = entered_at_100(&[
         bar(2, 0, 97.0, 97.0, 94.0, 96.0),
-        bar(3, 0, 100.0, 125.0, 99.0, 121.0),
+        bar(3, 0, 96.0, 97.0, 95.5, 96.5),
     ]);
     let script = vec![
         (0, Cmd::Submit(0, 10.0)),
         (1, Cmd::Close(0)),
-        (1, Cmd::Order(limit_order(0, -10.0, 120.0))),
         (1, Cmd::Submit(0, 5.0)),
     ];
     let o = run_rules(&data, script, &config(), vec![stop_pct(0.05)]);
     assert_eq!(o.fills.len(), 3, "{:?}", o.fills);
-    assert_fill(&o.fills[1], 2, SELL, 10.0, 95.0, STOP);
+    assert_fill(&o.fills[1], 2, SELL, 10.0, 97.0, MARKET);
     assert_fill(&o.fills[2], 2, BUY, 5.0, 97.0, MARKET);
-    assert_closed(&o.trades[0], 2, 95.0, -50.0, STOP_LOSS);
-    // The new position of 5 @ 97 (stop 92.15 from t3) is open at the end, marked at 121.
+    assert_closed(&o.trades[0], 2, 97.0, -30.0, SIGNAL);
+    // The new position's stop, 95% of 97 = 92.15, is not reached at t3 (low 95.5).
     assert!(o.trades[1].open);
-    assert!(o.rejections.is_empty());
-    // Cash 100000 - 1000 + 950 - 485 = 99465, plus 5 x 121.
-    assert_close(o.final_equity(), 99_465.0 + 605.0, "final equity");
+    // Cash 100000 - 1000 + 970 - 485 = 99485, plus 5 x 96.5.
+    assert_close(o.final_equity(), 99_485.0 + 482.5, "final equity");
 }
 
 #[test]
-fn a_pending_flip_keeps_its_aim_after_a_stop_out() {
-    // Long 10 @ 100, stop 95. At t1 the strategy sells 20 to go short 10. t2: the risk pass
-    // sells 10 @ 95 first (path 97 -> 97 -> 94); the pending sell gives up the 10 shares the
-    // stop already sold and its other 10 fill at the open 97: short 10, as the strategy aimed.
-    let data = entered_at_100(&[bar(2, 0, 97.0, 97.0, 94.0, 96.0)]);
+fn a_gap_through_the_stop_fills_after_the_book_exit_at_the_open() {
+    // Long 10 @ 100, stop 95. At t1 the strategy sells 20 to go short 10. t2 opens at 93, below
+    // the stop: both the sell and the gapped stop execute at the open (path time 0). At equal
+    // times exits go first, and the sell of 20 is not an exit (it crosses zero): the stop sells
+    // 10 @ 93, then the pending sell gives up the 10 shares the stop already sold and its other
+    // 10 fill @ 93: short 10, as the strategy aimed.
+    let data = entered_at_100(&[bar(2, 0, 93.0, 94.0, 92.0, 93.5)]);
     let script = vec![(0, Cmd::Submit(0, 10.0)), (1, Cmd::Submit(0, -20.0))];
     let o = run_rules(&data, script, &config(), vec![stop_pct(0.05)]);
     assert_eq!(o.fills.len(), 3, "{:?}", o.fills);
-    assert_fill(&o.fills[1], 2, SELL, 10.0, 95.0, STOP);
-    assert_fill(&o.fills[2], 2, SELL, 10.0, 97.0, MARKET);
-    assert_closed(&o.trades[0], 2, 95.0, -50.0, STOP_LOSS);
-    // The short is open at the end: 10 x (97 - 96) unrealised.
+    assert_fill(&o.fills[1], 2, SELL, 10.0, 93.0, STOP);
+    assert_fill(&o.fills[2], 2, SELL, 10.0, 93.0, MARKET);
+    assert_closed(&o.trades[0], 2, 93.0, -70.0, STOP_LOSS);
+    // The short is open at the end: 10 x (93 - 93.5) unrealised.
     assert!(o.trades[1].open && !o.trades[1].long);
-    assert_close(o.trades[1].gross_pnl, 10.0, "open short pnl");
+    assert_close(o.trades[1].gross_pnl, -5.0, "open short pnl");
 }
 
 #[test]
-fn a_level_exit_keeps_position_and_pending_orders_within_a_cap() {
-    // Cap 10 shares, stop 5%. Long 1 @ 100. At t1 the strategy buys 9 (current 10), closes
-    // (sell 10, current 0) and buys 2 (current 2): every step within the cap.
-    // t2: the stop sells the 1 share @ 95 first; the pending close gives up that share (sell 9
-    // left), so the bar's orders fill +9, -9, +2 at the open 97 and end at 2 shares. (Were the
-    // close cancelled as a whole, the buys would end at 11, beyond the cap.)
-    let data = entered_at_100(&[bar(2, 0, 97.0, 97.0, 94.0, 96.0)]);
+fn a_level_exit_cuts_resting_orders_that_would_sell_past_flat() {
+    // Long 10 @ 100, stop 95. At t1 the strategy rests a limit sell of 10 at 100 (a "sell on
+    // a bounce") that the bar reaches only after the stop.
+    // t2: path 97 -> 94 (low first: 3 below the open vs 4 above) -> 101 -> 96: the stop is
+    // crossed on the way down (sell 10 @ 95, flat); the limit at 100 would be reached on the
+    // way up, but it was meant to reduce a position that is gone: it is cancelled, not filled
+    // into a short.
+    let data = entered_at_100(&[bar(2, 0, 97.0, 101.0, 94.0, 96.0)]);
     let script = vec![
-        (0, Cmd::Submit(0, 1.0)),
-        (1, Cmd::Submit(0, 9.0)),
-        (1, Cmd::Close(0)),
-        (1, Cmd::Submit(0, 2.0)),
+        (0, Cmd::Submit(0, 10.0)),
+        (1, Cmd::Order(limit_order(0, -10.0, 100.0))),
     ];
-    let cap = boxed(MaxPositionSize::new(PositionLimit::Shares(10.0)).unwrap());
-    let o = run_rules(&data, script, &config(), vec![cap, stop_pct(0.05)]);
-    assert!(o.rejections.is_empty(), "{:?}", o.rejections);
-    assert_eq!(o.fills.len(), 5, "{:?}", o.fills);
-    assert_fill(&o.fills[1], 2, SELL, 1.0, 95.0, STOP);
-    assert_fill(&o.fills[2], 2, BUY, 9.0, 97.0, MARKET);
-    assert_fill(&o.fills[3], 2, SELL, 9.0, 97.0, MARKET);
-    assert_fill(&o.fills[4], 2, BUY, 2.0, 97.0, MARKET);
+    let o = run_rules(&data, script, &config(), vec![stop_pct(0.05)]);
+    assert_eq!(o.fills.len(), 2, "{:?}", o.fills);
+    assert_fill(&o.fills[1], 2, SELL, 10.0, 95.0, STOP);
+    assert_closed(&o.trades[0], 2, 95.0, -50.0, STOP_LOSS);
     let held: f64 = o.fills.iter().map(FillRow::signed).sum();
-    assert_eq!(held, 2.0);
+    assert_eq!(held, 0.0);
 }
 
 #[test]
-fn a_partial_level_exit_caps_pending_closing_orders() {
-    // Scaled exit: half at +5%, the rest at +50%. Asset 0 also has a 1-bar time exit: decided at
-    // t2's close (market sell 100 for t3's open). Asset 1's strategy closes it at t2 (market
-    // sell 100 for t3's open).
-    // t3 (both assets): path 101 -> 100.5 -> 106 reaches 105: the risk pass sells 50 @ 105
-    // first. The pending sells of 100 were meant to close a position that is now 50: they are
-    // cut to 50 and fill at the open 101, leaving both assets flat (not short 50).
+fn a_partial_level_exit_cuts_a_resting_order_to_the_position_left() {
+    // Scaled exit: half at +5% (105), the rest at +50%. Long 100 @ 100. At t2 the strategy rests
+    // a limit sell of 100 at 105.5.
+    // t3: path 101 -> 100.5 -> 106 -> 104: 105 comes first: sell 50 @ 105 (limit-like). The
+    // resting sell of 100 would fill at 105.5 later on the same leg; it is cut to the 50 shares
+    // left and sells them @ 105.5: flat, not short 50.
     let bars = [
         flat(0, 0, 100.0),
         flat(1, 0, 100.0),
@@ -1203,30 +1198,23 @@ fn a_partial_level_exit_caps_pending_closing_orders() {
         bar(3, 0, 101.0, 106.0, 100.5, 104.0),
         flat(4, 0, 104.0),
     ];
-    let data = two_alike(&bars);
-    let rules = vec![
-        boxed(ScaledExit::new(vec![(0.05, 0.5), (0.5, 1.0)]).unwrap()),
-        boxed(ForAssets::new(vec![0], boxed(TimeExit::new(Some(1), None).unwrap())).unwrap()),
-    ];
+    let data = market(&bars, 1, &[]);
+    let rules = vec![boxed(
+        ScaledExit::new(vec![(0.05, 0.5), (0.5, 1.0)]).unwrap(),
+    )];
     let script = vec![
         (0, Cmd::Submit(0, 100.0)),
-        (0, Cmd::Submit(1, 100.0)),
-        (2, Cmd::Close(1)),
+        (2, Cmd::Order(limit_order(0, -100.0, 105.5))),
     ];
     let o = run_rules(&data, script, &config(), rules);
-    for asset in [0, 1] {
-        let f = o.fills_of(asset);
-        assert_eq!(f.len(), 3, "asset {asset}: {f:?}");
-        assert_fill(&f[1], 3, SELL, 50.0, 105.0, LIMIT);
-        assert_fill(&f[2], 3, SELL, 50.0, 101.0, MARKET);
-        let t = o.trades_of(asset);
-        assert_eq!(t.len(), 1, "asset {asset}: {t:?}");
-        // Mean exit (50 x 105 + 50 x 101) / 100 = 103; PnL 250 + 50 = 300; the last fill's
-        // reason: the time exit for asset 0, the strategy's signal for asset 1.
-        let reason = if asset == 0 { TIME_EXIT } else { SIGNAL };
-        assert_closed(&t[0], 3, 103.0, 300.0, reason);
-    }
-    assert_close(o.final_equity(), 100_600.0, "final equity");
+    assert_eq!(o.fills.len(), 3, "{:?}", o.fills);
+    assert_fill(&o.fills[1], 3, SELL, 50.0, 105.0, LIMIT);
+    assert_fill(&o.fills[2], 3, SELL, 50.0, 105.5, LIMIT);
+    // Mean exit (50 x 105 + 50 x 105.5) / 100 = 105.25; PnL 525; the last fill is the
+    // strategy's order.
+    assert_closed(&o.trades[0], 3, 105.25, 525.0, SIGNAL);
+    let held: f64 = o.fills.iter().map(FillRow::signed).sum();
+    assert_eq!(held, 0.0);
 }
 
 #[test]

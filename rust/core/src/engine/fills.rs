@@ -37,7 +37,24 @@ enum Trigger {
     Wait,
 }
 
-/// Path time, then exits before entries, then submission order.
+/// Candidate indexes from here on are level exits of the risk manager (slot = index - base).
+const LEVEL_BASE: usize = usize::MAX / 2;
+
+impl Candidate {
+    /// A risk level exit (an exit) in slot `slot` of the pass's level hits.
+    pub(super) fn level(time: f64, reference: f64, slot: usize) -> Self {
+        Candidate {
+            time,
+            exit_rank: 0,
+            index: LEVEL_BASE + slot,
+            reference,
+            limit_like: false,
+        }
+    }
+}
+
+/// Path time, then exits before entries, then submission order (book orders before level
+/// exits).
 fn sort_candidates(candidates: &mut [Candidate]) {
     candidates.sort_by(|a, b| {
         a.time
@@ -146,6 +163,9 @@ impl Engine {
                 );
             self.consider(data, stage, index, 0.0, &mut candidates);
         }
+        if stage == Stage::Bar && self.risk.is_some() {
+            self.consider_levels(data, &mut candidates);
+        }
         let mut filled_any = false;
         if candidates.len() > 1 {
             sort_candidates(&mut candidates);
@@ -154,6 +174,11 @@ impl Engine {
         while next < candidates.len() {
             let candidate = candidates[next];
             next += 1;
+            if candidate.index >= LEVEL_BASE {
+                filled_any |=
+                    self.execute_level(data, ts, candidate.index - LEVEL_BASE, strategy)?;
+                continue;
+            }
             self.activated.clear();
             filled_any |= self.execute(data, ts, candidate, strategy)?;
             if !self.activated.is_empty() {

@@ -73,8 +73,8 @@ pub struct Engine {
     rows_before: u64,
     /// The risk rules and their per-position state (`None`: no rules).
     risk: Option<Box<RiskManager>>,
-    /// Scratch: the held assets at the risk-exit pass.
-    held_scratch: Vec<AssetId>,
+    /// Scratch of the bar pass: the risk level exits reached on this bar.
+    level_hits: Vec<(AssetId, risk::LevelHit)>,
     progress: Option<Arc<Progress>>,
 }
 
@@ -122,7 +122,7 @@ impl Engine {
             started: false,
             rows_before: 0,
             risk: None,
-            held_scratch: Vec::new(),
+            level_hits: Vec::new(),
             progress: None,
         })
     }
@@ -220,10 +220,8 @@ impl Engine {
                 ts: t,
                 row: start,
             };
-            if self.risk.is_some() && !self.portfolio.open_assets().is_empty() {
-                self.risk_level_pass(data, t, strategy)?;
-            }
-            if !self.book.is_empty() {
+            let levels_live = self.risk.is_some() && !self.portfolio.open_assets().is_empty();
+            if !self.book.is_empty() || levels_live {
                 self.bar_pass(data, t, strategy)?;
             }
             for (offset, (&asset, &price)) in group.iter().zip(&close[start..end]).enumerate() {

@@ -2,6 +2,7 @@
 //! trailing-stop and target levels against the bar's path), the position step after marking
 //! (rules decide levels and exits) and the pre-trade check on new orders.
 
+use super::fills::Candidate;
 use super::{Engine, OrderStatus};
 use crate::config::ShareRounding;
 use crate::error::Result;
@@ -14,7 +15,11 @@ use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Side, Ts};
 
 /// The level that fires first on a bar.
 #[derive(Debug, Clone, Copy)]
-struct LevelHit {
+pub(super) struct LevelHit {
+    /// The position it protects (see `RiskManager::position_id`).
+    position: u64,
+    /// Side of that position.
+    long: bool,
     time: f64,
     reference: f64,
     kind: OrderKind,
@@ -43,33 +48,49 @@ impl Engine {
         self.risk = Some(Box::new(manager));
     }
 
-    /// Before the order book's pass: each held asset with a bar whose stop, trailing stop or
-    /// target is reached along the bar's path exits there (at most one level per asset and bar;
-    /// the earliest on the path; at equal times stop, then trailing stop, then target).
-    pub(super) fn risk_level_pass<S: Strategy + ?Sized>(
-        &mut self,
-        data: &MarketData,
-        ts: Ts,
-        strategy: &mut S,
-    ) -> Result<()> {
+    /// Adds the level exits of this bar to the pass's `candidates`: for each held asset with a
+    /// bar, the first of its stop, trailing-stop and target levels reached along the path (at
+    /// equal times: stop, trailing stop, target). They then fill in path-time order with the
+    /// book's orders (a level exit is an exit; at equal times book orders go first).
+    pub(super) fn consider_levels(&mut self, data: &MarketData, candidates: &mut Vec<Candidate>) {
+        self.level_hits.clear();
         let epoch = self.timestamps;
-        let mut held = std::mem::take(&mut self.held_scratch);
-        held.clear();
-        held.extend_from_slice(self.portfolio.open_assets());
-        let mut result = Ok(());
-        for &asset in &held {
+        for i in 0..self.portfolio.open_assets().len() {
+            let asset = self.portfolio.open_assets()[i];
             if self.bar_epoch[asset as usize] != epoch {
                 continue;
             }
             if let Some(hit) = self.level_hit(data, asset) {
-                result = self.fill_level(data, ts, asset, hit, strategy);
-                if result.is_err() {
-                    break;
-                }
+                candidates.push(Candidate::level(
+                    hit.time,
+                    hit.reference,
+                    self.level_hits.len(),
+                ));
+                self.level_hits.push((asset, hit));
             }
         }
-        self.held_scratch = held;
-        result
+    }
+
+    /// Executes level exit `slot` of this pass, unless the position it protected has ended,
+    /// flipped or been replaced since the bar's start (by an earlier fill on the path: a new
+    /// position has no levels before its first evaluation). Returns whether it filled.
+    pub(super) fn execute_level<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        slot: usize,
+        strategy: &mut S,
+    ) -> Result<bool> {
+        let (asset, hit) = self.level_hits[slot];
+        let held = self.portfolio.quantity(asset);
+        let same_position = self
+            .risk
+            .as_ref()
+            .is_some_and(|r| r.position_id(asset) == hit.position);
+        if held == 0.0 || (held > 0.0) != hit.long || !same_position {
+            return Ok(false);
+        }
+        self.fill_level(data, ts, asset, hit, strategy)
     }
 
     /// The first level of `asset`'s position reached on this bar, if any.
@@ -81,6 +102,7 @@ impl Engine {
             return None;
         }
         let long = held > 0.0;
+        let position = risk.position_id(asset);
         let row = self.bar_row[asset as usize];
         let (open, high, low, close) = (
             data.open()[row],
@@ -116,6 +138,8 @@ impl Engine {
         if stop_near {
             if let Some((time, reference)) = stop_trigger(&path, exit_side, plan.stop, 0.0) {
                 consider(LevelHit {
+                    position,
+                    long,
                     time,
                     reference,
                     kind: OrderKind::Stop { stop: plan.stop },
@@ -129,6 +153,8 @@ impl Engine {
             let mark = risk.water_mark(asset, long);
             if let Some((time, reference)) = trailing_trigger(&path, long, mark, trail) {
                 consider(LevelHit {
+                    position,
+                    long,
                     time,
                     reference,
                     kind: OrderKind::TrailingStop { trail },
@@ -144,6 +170,8 @@ impl Engine {
                 limit_trigger(&path, exit_side, plan.target, limit_fill, 0.0)
             {
                 consider(LevelHit {
+                    position,
+                    long,
                     time,
                     reference,
                     kind: OrderKind::Limit { limit: plan.target },
@@ -167,7 +195,7 @@ impl Engine {
         asset: AssetId,
         hit: LevelHit,
         strategy: &mut S,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let held = self.portfolio.quantity(asset);
         let mut quantity = if hit.fraction >= 1.0 {
             -held
@@ -185,7 +213,7 @@ impl Engine {
                     risk.record_target_exit(asset);
                 }
             }
-            return Ok(());
+            return Ok(false);
         }
         let row = self.bar_row[asset as usize];
         let price = if hit.limit_like {
@@ -217,7 +245,8 @@ impl Engine {
             }
         }
         self.yield_closing_orders(asset, quantity, ts);
-        strategy.on_fill(&fill, &self.portfolio)
+        strategy.on_fill(&fill, &self.portfolio)?;
+        Ok(true)
     }
 
     /// After a level exit of `exited` shares of `asset`, its pending non-bracket orders on the
@@ -260,9 +289,8 @@ impl Engine {
                     .reduce(index, order.quantity.signum() * (size - keep));
             }
         }
-        if removed {
-            self.book.sweep();
-        }
+        // The book is swept at the end of the pass this exit happened in.
+        self.removed_in_pass |= removed;
     }
 
     /// After marking: updates the portfolio state, runs the rules' timestamp hooks and

@@ -22,6 +22,8 @@ struct Track {
     low_close: f64,
     evaluations: u64,
     target_exits: u32,
+    /// Counts the positions this asset has opened (tells a position from a later one).
+    opened: u64,
 }
 
 impl Default for Track {
@@ -35,6 +37,7 @@ impl Default for Track {
             low_close: f64::NAN,
             evaluations: 0,
             target_exits: 0,
+            opened: 0,
         }
     }
 }
@@ -177,6 +180,7 @@ impl RiskManager {
                 low_close: price,
                 evaluations: 0,
                 target_exits: 0,
+                opened: self.tracks[a].opened + 1,
             };
             self.levels[a] = PositionPlan::new(after.signum());
         } else if after.abs() > before.abs() && self.basis == StopBasis::Fill {
@@ -214,6 +218,12 @@ impl RiskManager {
         } else {
             track.low_water
         }
+    }
+
+    /// Which of `asset`'s positions is open now (changes whenever one opens).
+    #[inline]
+    pub fn position_id(&self, asset: AssetId) -> u64 {
+        self.tracks[asset as usize].opened
     }
 
     /// Counts a filled take-profit level (a scaled exit moves to its next level).
