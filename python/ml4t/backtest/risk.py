@@ -455,6 +455,10 @@ class CustomRule(BuiltinRule):
             return cls(**self.params)
         except TypeError as err:
             raise RiskRuleError(f"custom.params: {class_name}: {err}") from None
+        except Exception as err:
+            raise RiskRuleError(
+                f"custom.params: {class_name}(**params) raised {type(err).__name__}: {err}"
+            ) from err
 
 
 AnyRule = Annotated[

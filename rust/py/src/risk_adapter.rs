@@ -12,7 +12,7 @@ use ml4t_backtest_core::risk::{
 use ml4t_backtest_core::types::ExitReason;
 use ml4t_backtest_core::{AssetId, BacktestError, MarketData, Ts};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySequence};
+use pyo3::types::{PyDict, PyList, PySequence, PyTuple};
 
 use crate::errors::python_error;
 use crate::slippage::ErrorSlot;
@@ -643,13 +643,23 @@ impl PyRiskRule {
         }
     }
 
-    /// Folds a rule's answer (None, a decision, or a sequence of decisions) into `plan`.
+    /// Folds a rule's answer (None, a decision, or a list/tuple of decisions) into `plan`.
     fn apply(
         &self,
         answer: &Bound<'_, PyAny>,
         plan: &mut PositionPlan,
         method: &str,
     ) -> Result<bool, BacktestError> {
+        let wrong = |what: &Bound<'_, PyAny>| {
+            BacktestError::risk(
+                &self.name,
+                format!(
+                    "{}.{method} must return a RiskDecision, a list of them or None, got {}",
+                    self.name,
+                    what.get_type()
+                ),
+            )
+        };
         if answer.is_none() {
             return Ok(false);
         }
@@ -658,23 +668,23 @@ impl PyRiskRule {
             plan.apply(decision);
             return Ok(decision.triggered());
         }
-        let Ok(items) = answer.cast::<PySequence>() else {
-            return Err(BacktestError::risk(
-                &self.name,
-                format!(
-                    "{}.{method} must return a RiskDecision, a list of them or None, got {}",
-                    self.name,
-                    answer.get_type()
-                ),
-            ));
+        // Only a list or a tuple, and of decisions: a str is a sequence too (of itself).
+        let items = if let Ok(list) = answer.cast::<PyList>() {
+            list.iter().collect::<Vec<_>>()
+        } else if let Ok(tuple) = answer.cast::<PyTuple>() {
+            tuple.iter().collect::<Vec<_>>()
+        } else {
+            return Err(wrong(answer));
         };
         let mut triggered = false;
-        for item in items
-            .try_iter()
-            .map_err(|e| BacktestError::risk(&self.name, e.to_string()))?
-        {
-            let item = item.map_err(|e| BacktestError::risk(&self.name, e.to_string()))?;
-            triggered |= self.apply(&item, plan, method)?;
+        for item in &items {
+            if item.is_none() {
+                continue;
+            }
+            let decision = item.cast::<PyRiskDecision>().map_err(|_| wrong(item))?;
+            let decision = decision.get().decision;
+            plan.apply(decision);
+            triggered |= decision.triggered();
         }
         Ok(triggered)
     }

@@ -307,10 +307,11 @@ impl Engine {
 
     fn run_risk_step(&mut self, risk: &mut RiskManager, step: Step, only_new: bool) -> Result<()> {
         let Step { data, ts, row } = step;
+        // (With `only_new`, after this close's fills: the rules see the account after them.)
+        let (long, short) = self.portfolio.market_values();
+        let open = self.portfolio.open_assets().len();
+        risk.update_portfolio(ts, self.portfolio.cash(), long, short, open);
         if !only_new {
-            let (long, short) = self.portfolio.market_values();
-            let open = self.portfolio.open_assets().len();
-            risk.update_portfolio(ts, self.portfolio.cash(), long, short, open);
             risk.on_timestamp(ts, data, row)?;
         }
         if !risk.has_position_rules() || self.portfolio.open_assets().is_empty() {
@@ -410,14 +411,12 @@ impl Engine {
         };
         let a = asset as usize;
         let row = (self.bar_epoch[a] == self.timestamps).then_some(self.bar_row[a]);
-        let mut allowed = if price.is_finite() && price > 0.0 {
-            let risk = self.risk.as_mut().expect("checked above");
-            risk.check_order(
-                step.ts, step.data, step.row, asset, opening, position, price, row,
-            )?
-        } else {
-            0.0 // an order that cannot be valued cannot be checked
-        };
+        // An asset never priced yet is checked at price NaN: rules that value the order (size,
+        // exposure, volatility sizing) then reject it; the others decide as usual.
+        let risk = self.risk.as_mut().expect("checked above");
+        let mut allowed = risk.check_order(
+            step.ts, step.data, step.row, asset, opening, position, price, row,
+        )?;
         if self.config.rounding == ShareRounding::Integer {
             allowed = allowed.trunc();
         }

@@ -390,8 +390,10 @@ impl RiskManager {
                 return Ok(0.0);
             }
         }
-        self.step_gross += order.opening.abs() * price;
-        self.step_net += order.opening * price;
+        if price.is_finite() {
+            self.step_gross += order.opening.abs() * price;
+            self.step_net += order.opening * price;
+        }
         self.step_open += usize::from(position == 0.0);
         Ok(order.opening)
     }
