@@ -6,6 +6,9 @@
 3. Trade the predictions out of sample with a Python ``on_timestamp_batch`` strategy that holds
    the 10 highest predictions at equal weight, with 5 bps commission and 2 bps slippage,
    next-open fills; compare with the built-in Rust ``TopKStrategy`` (identical by design).
+   Risk rules run inside the engine: a stop 2 ATRs below each entry (the ATR is a separate
+   ``indicators`` frame), a 5% trailing stop on bar highs, a 15%-of-equity position cap, and
+   half-size entries while a market-wide volatility gauge (a ``context`` frame) is high.
 4. Print the metrics and write the results with ``result.save`` (Parquet records, metrics.json,
    config.yaml, manifest.json), the HTML report (``result.report``) and summary.txt.
 
@@ -30,6 +33,7 @@ from ml4t.backtest import (
     Strategy,
     TopKStrategy,
 )
+from ml4t.backtest.risk import MaxPositionSize, RegimeRule, ScaleSize, StopLoss, TrailingStop
 from ml4t.backtest.synthetic import make_bars
 
 N_ASSETS, N_BARS, TRAIN_BARS, TOP_K = 100, 1_008, 504, 10
@@ -64,6 +68,40 @@ def walk_forward_predictions(data: pl.DataFrame) -> pl.DataFrame:
     return test.with_columns(prediction.alias("prediction")).drop("label", *FEATURES)
 
 
+def risk_inputs(bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, float]:
+    """The ATR indicator (14-bar mean true range, per asset) and a market volatility gauge
+    (cross-sectional mean of 20-bar return volatility) with the level that counts as high (its
+    75th percentile over the training period). Both are known at each bar's close."""
+    true_range = pl.max_horizontal(
+        pl.col("high") - pl.col("low"),
+        (pl.col("high") - pl.col("close").shift(1)).abs(),
+        (pl.col("low") - pl.col("close").shift(1)).abs(),
+    )
+    per_asset = bars.sort("asset", "timestamp").with_columns(
+        true_range.over("asset").rolling_mean(14).over("asset").alias("atr"),
+        pl.col("close").pct_change().rolling_std(20).over("asset").alias("vol20"),
+    )
+    atr = per_asset.select("timestamp", "asset", pl.col("atr").fill_null(strategy="backward"))
+    gauge = (
+        per_asset.group_by("timestamp")
+        .agg(pl.col("vol20").mean().alias("market_vol"))
+        .sort("timestamp")
+        .with_columns(pl.col("market_vol").fill_null(strategy="backward"))
+    )
+    times = gauge["timestamp"]
+    high = gauge.filter(pl.col("timestamp") < times[TRAIN_BARS])["market_vol"].quantile(0.75)
+    return atr, gauge, float(high or 0.0)
+
+
+def risk_rules(high_vol: float) -> list[Any]:
+    return [
+        StopLoss(feature="atr", multiple=2.0),
+        TrailingStop(pct=0.05, mark="extreme"),
+        MaxPositionSize(pct_equity=0.15),
+        RegimeRule(feature="market_vol", threshold=high_vol, above=[ScaleSize(factor=0.5)]),
+    ]
+
+
 class TopPredictions(Strategy):
     """Hold the k highest predictions at equal weight; rebalance every day."""
 
@@ -94,20 +132,25 @@ def main() -> None:
     args = parser.parse_args()
 
     data = make_dataset(args.seed)
-    feed = PolarsDataFeed(walk_forward_predictions(data))
+    atr, gauge, high_vol = risk_inputs(data)
+    feed = PolarsDataFeed(walk_forward_predictions(data), indicators=atr, context=gauge)
     config = BacktestConfig(
         initial_cash=1_000_000.0,
         commission={"model": "percent", "rate": 0.0005},
         slippage={"model": "percent", "rate": 0.0002},
     )
+    rules = risk_rules(high_vol)
     start = time.perf_counter()
-    result = Backtest(feed, TopPredictions(TOP_K), config=config).run()
+    result = Backtest(feed, TopPredictions(TOP_K), config=config, risk=rules).run()
     elapsed = time.perf_counter() - start
-    builtin = Backtest(feed, TopKStrategy("prediction", k=TOP_K), config=config).run()
+    builtin = Backtest(feed, TopKStrategy("prediction", k=TOP_K), config=config, risk=rules).run()
     assert builtin.fills.equals(result.fills), "the Python and Rust top-k must agree"
 
     print(f"{result!r}  ({len(feed):,} bars in {elapsed:.3f}s)")
     print(result.summary())
+    exits = result.trades.group_by("exit_reason").len().sort("exit_reason")
+    print("trades by exit reason:", dict(exits.iter_rows()))
+    print(f"orders cut or refused by risk rules: {result.rejected_orders.height}")
     save(result, Path(args.output), elapsed)
     print(f"results written to {args.output}/")
 
