@@ -556,6 +556,9 @@ pub struct OrderBook {
     orders: Vec<Order>,
     pending_quantity: Vec<f64>,
     pending_count: Vec<u32>,
+    /// Whether `orders` is in increasing id order (the usual case: ids are handed out in
+    /// submission order), so that a lookup by id is a binary search.
+    ids_sorted: bool,
 }
 
 impl OrderBook {
@@ -565,12 +568,16 @@ impl OrderBook {
             orders: Vec::with_capacity(64),
             pending_quantity: vec![0.0; n_assets],
             pending_count: vec![0; n_assets],
+            ids_sorted: true,
         }
     }
 
     /// Queues `order`.
     #[inline]
     pub fn push(&mut self, order: Order) {
+        if self.orders.last().is_some_and(|last| last.id >= order.id) {
+            self.ids_sorted = false;
+        }
         if order.counts_as_pending() {
             self.pending_quantity[order.asset as usize] += order.quantity;
             self.pending_count[order.asset as usize] += 1;
@@ -607,9 +614,12 @@ impl OrderBook {
 
     /// Index of pending order `id`.
     pub fn position_of(&self, id: OrderId) -> Option<usize> {
-        self.orders
-            .iter()
-            .position(|o| o.id == id && (o.quantity != 0.0 || !o.active))
+        let live = |o: &Order| o.id == id && (o.quantity != 0.0 || !o.active);
+        if self.ids_sorted {
+            let index = self.orders.binary_search_by_key(&id, |o| o.id).ok()?;
+            return live(&self.orders[index]).then_some(index);
+        }
+        self.orders.iter().position(live)
     }
 
     /// Signed shares of `asset` in pending market and market-on-close orders.
@@ -654,12 +664,41 @@ impl OrderBook {
     #[inline]
     pub fn sweep(&mut self) {
         self.orders.retain(|o| o.quantity != 0.0 || !o.active);
+        if !self.ids_sorted {
+            self.ids_sorted = self.orders.windows(2).all(|w| w[0].id < w[1].id);
+        }
     }
 
     /// Takes every waiting order out of the book (at the end of the data).
     pub fn drain(&mut self) -> std::vec::Drain<'_, Order> {
         self.pending_quantity.iter_mut().for_each(|q| *q = 0.0);
         self.pending_count.iter_mut().for_each(|c| *c = 0);
+        self.ids_sorted = true;
         self.orders.drain(..)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_by_id_works_in_and_out_of_id_order() {
+        let mut book = OrderBook::new(2);
+        for id in [3, 5, 9] {
+            book.push(Order::market(id, 0, 1.0, 0, 1));
+        }
+        assert_eq!(book.position_of(5), Some(1));
+        assert_eq!(book.position_of(4), None);
+        book.mark_filled(1);
+        assert_eq!(book.position_of(5), None, "a filled order is not pending");
+        // An id lower than the last one (an explicit order resolved after a target order).
+        book.push(Order::market(7, 1, 1.0, 0, 1));
+        assert_eq!(book.position_of(7), Some(3));
+        assert_eq!(book.position_of(9), Some(2));
+        book.sweep();
+        assert_eq!(book.position_of(9), Some(1));
+        assert_eq!(book.position_of(7), Some(2));
+        assert_eq!(book.position_of(3), Some(0));
     }
 }
