@@ -36,6 +36,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -201,11 +202,12 @@ class TrailingStop(_DistanceRule):
     mark: Literal["close", "extreme"] = "close"
     update: Literal["lagged", "intrabar"] = "lagged"
 
-    @model_validator(mode="after")
-    def _intrabar_needs_extremes(self) -> TrailingStop:
-        if self.update == "intrabar" and self.mark == "close":
-            raise ValueError("update='intrabar' follows the bar's extremes: use mark='extreme'")
-        return self
+    @field_validator("update")
+    @classmethod
+    def _intrabar_needs_extremes(cls, value: str, info: ValidationInfo) -> str:
+        if value == "intrabar" and info.data.get("mark") == "close":
+            raise ValueError("'intrabar' follows the bar's extremes: use mark='extreme'")
+        return value
 
 
 class TimeExit(BuiltinRule):
@@ -252,11 +254,13 @@ class BreakevenStop(BuiltinRule):
     trigger: Positive
     offset: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
-    @model_validator(mode="after")
-    def _offset_below_trigger(self) -> BreakevenStop:
-        if self.offset >= self.trigger:
-            raise ValueError(f"offset must be < trigger ({self.trigger}), got {self.offset}")
-        return self
+    @field_validator("offset")
+    @classmethod
+    def _offset_below_trigger(cls, value: float, info: ValidationInfo) -> float:
+        trigger = info.data.get("trigger")
+        if trigger is not None and value >= trigger:
+            raise ValueError(f"must be < trigger ({trigger}), got {value}")
+        return value
 
 
 class ScaledExit(BuiltinRule):
