@@ -1399,3 +1399,42 @@ fn a_missing_feature_column_is_a_risk_error_naming_it() {
         "{message}"
     );
 }
+
+#[test]
+fn orders_waiting_for_a_missing_bar_count_toward_position_and_exposure_limits() {
+    // Assets 0 and 1 at 100; asset 1 has no bar at t1. At t0 the strategy buys 500 of asset 1
+    // (it waits for asset 1's next bar, t2). At t1 it buys 600 of asset 0.
+    // MaxPositions(1): at t1 asset 1's pending buy already takes the slot: asset 0's order is
+    // rejected. MaxGrossExposure(1.0) on 100k equity: 500 x 100 = 50k pending leaves room for
+    // 500 shares of asset 0 (600 is cut by 100).
+    let rows = vec![
+        flat(0, 0, 100.0),
+        flat(0, 1, 100.0),
+        flat(1, 0, 100.0),
+        flat(2, 0, 100.0),
+        flat(2, 1, 100.0),
+        flat(3, 0, 100.0),
+        flat(3, 1, 100.0),
+    ];
+    let data = market(&rows, 2, &[]);
+    let script = vec![(0, Cmd::Submit(1, 500.0)), (1, Cmd::Submit(0, 600.0))];
+    let count = run_rules(
+        &data,
+        script.clone(),
+        &config(),
+        vec![boxed(MaxPositions::new(1).unwrap())],
+    );
+    assert_eq!(count.rejections.len(), 1, "{:?}", count.rejections);
+    assert_eq!(count.rejections[0].asset, 0);
+    assert_eq!(count.rejections[0].quantity, 600.0);
+    let gross = run_rules(
+        &data,
+        script,
+        &config(),
+        vec![boxed(MaxGrossExposure::new(1.0).unwrap())],
+    );
+    assert_eq!(gross.rejections.len(), 1, "{:?}", gross.rejections);
+    assert_eq!(gross.rejections[0].quantity, 100.0);
+    let bought: f64 = gross.fills_of(0).iter().map(FillRow::signed).sum();
+    assert_eq!(bought, 500.0);
+}

@@ -73,6 +73,9 @@ pub struct Engine {
     rows_before: u64,
     /// The risk rules and their per-position state (`None`: no rules).
     risk: Option<Box<RiskManager>>,
+    /// Per asset: the timestamp counter at which its pending orders were last projected for
+    /// the pre-trade checks.
+    projected: Vec<u64>,
     /// Scratch of the bar pass: the risk level exits reached on this bar.
     level_hits: Vec<(AssetId, risk::LevelHit)>,
     progress: Option<Arc<Progress>>,
@@ -123,6 +126,7 @@ impl Engine {
             rows_before: 0,
             risk: None,
             level_hits: Vec::new(),
+            projected: vec![0; n],
             progress: None,
         })
     }

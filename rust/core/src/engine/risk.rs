@@ -311,6 +311,9 @@ impl Engine {
         let (long, short) = self.portfolio.market_values();
         let open = self.portfolio.open_assets().len();
         risk.update_portfolio(ts, self.portfolio.cash(), long, short, open);
+        if risk.has_order_rules() && !self.book.is_empty() {
+            self.project_pending(risk);
+        }
         if !only_new {
             risk.on_timestamp(ts, data, row)?;
         }
@@ -349,6 +352,32 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Adds the market and on-close orders still pending from earlier steps (an asset that has
+    /// had no bar since) to the pre-trade projection, valued at the last marks, so exposure and
+    /// position-count limits see them as the sizing does.
+    fn project_pending(&mut self, risk: &mut RiskManager) {
+        let stamp = self.timestamps;
+        let (mut gross, mut net, mut opening) = (0.0, 0.0, 0);
+        for index in 0..self.book.orders().len() {
+            let order = self.book.orders()[index];
+            let a = order.asset as usize;
+            if !order.counts_as_pending() || order.quantity == 0.0 || self.projected[a] == stamp {
+                continue;
+            }
+            self.projected[a] = stamp;
+            let price = self.portfolio.last_price(order.asset);
+            let held = self.portfolio.quantity(order.asset);
+            let pending = self.book.pending_quantity(order.asset);
+            if !price.is_finite() || pending == 0.0 {
+                continue;
+            }
+            gross += ((held + pending).abs() - held.abs()) * price;
+            net += pending * price;
+            opening += usize::from(held == 0.0);
+        }
+        risk.add_pending(gross, net, opening);
     }
 
     /// Queues a market order taking `asset`'s position down by `fraction`, net of the orders

@@ -263,6 +263,14 @@ impl RiskManager {
         self.step_open = open;
     }
 
+    /// Counts orders still pending from earlier steps in this step's projection: `gross` and
+    /// `net` exposure they add at the last marks, and the positions they open.
+    pub fn add_pending(&mut self, gross: f64, net: f64, opening: usize) {
+        self.step_gross += gross;
+        self.step_net += net;
+        self.step_open += opening;
+    }
+
     /// The portfolio state as of the last update.
     pub fn portfolio(&self) -> &PortfolioState {
         &self.portfolio
