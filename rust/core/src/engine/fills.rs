@@ -166,6 +166,12 @@ impl Engine {
         if stage == Stage::Bar && self.risk.is_some() {
             self.consider_levels(data, &mut candidates);
         }
+        if candidates.is_empty() && !needs_settle && !self.removed_in_pass {
+            // Nothing executes on this bar and nothing needs its after-bar bookkeeping (the
+            // common case with only risk levels live).
+            self.candidates = candidates;
+            return Ok(false);
+        }
         let mut filled_any = false;
         if candidates.len() > 1 {
             sort_candidates(&mut candidates);
