@@ -1,6 +1,7 @@
-//! The risk manager inside the loop: the risk-exit pass before the order book's pass (stop,
-//! trailing-stop and target levels against the bar's path), the position step after marking
-//! (rules decide levels and exits) and the pre-trade check on new orders.
+//! The risk manager inside the loop: level exits (stop, trailing-stop and target levels
+//! against the bar's path, candidates of the bar pass alongside the book's orders), the
+//! position step after marking (rules decide levels and exits) and the pre-trade check on new
+//! orders.
 
 use super::fills::Candidate;
 use super::{Engine, OrderStatus};
