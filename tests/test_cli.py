@@ -197,3 +197,46 @@ def test_validate_a_config_file(project: Path) -> None:
     out = cli("validate", "run.yaml", cwd=project)
     assert out.returncode == 1
     assert "signals.available_at: signal_timing" in out.stdout
+
+
+RULE_MODULE = """
+from ml4t.backtest import RiskDecision, RiskRule
+
+
+class ExitAfter(RiskRule):
+    def __init__(self, bars: int) -> None:
+        self.bars = bars
+
+    def evaluate(self, context):
+        if context.bars_held >= self.bars:
+            return RiskDecision.exit(reason="time_exit")
+        return None
+"""
+
+
+def test_run_a_config_with_risk_rules(project: Path) -> None:
+    # Built-in rules and a custom rule found next to the config file; the results directory
+    # keeps the resolved rules.
+    (project / "my_rules.py").write_text(RULE_MODULE)
+    (project / "risk.yaml").write_text(
+        textwrap.dedent(
+            """\
+            data: {prices: data/bars}
+            strategy: {name: 'my_strategies:Top', params: {k: 2}}
+            execution: {stop_basis: signal_close}
+            risk:
+              - {type: stop_loss, pct: 0.01}
+              - {type: max_position_size, pct_equity: 0.4}
+              - {type: custom, path: 'my_rules:ExitAfter', params: {bars: 3}}
+            output: {directory: out, report: false}
+            """
+        )
+    )
+    out = cli("run", "risk.yaml", "--no-progress", cwd=project)
+    assert out.returncode == 0, out.stderr
+    trades = pl.read_parquet(project / "out" / "trades.parquet")
+    reasons = set(trades["exit_reason"])
+    assert {"stop_loss", "time_exit"} <= reasons, reasons
+    saved = BacktestConfig.from_yaml(project / "out" / "config.yaml")
+    assert [rule.type for rule in saved.risk] == ["stop_loss", "max_position_size", "custom"]
+    assert saved.execution.stop_basis == "signal_close"
