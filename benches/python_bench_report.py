@@ -20,6 +20,7 @@ SIZES = {
         "a+rules": (1, 1_000_000),
         "b": (500, 2_520),
         "b+rules": (500, 2_520),
+        "b+pyrules": (500, 2_520),
         "c": (500, 2_520),
     },
     "quick": {
@@ -27,6 +28,7 @@ SIZES = {
         "a+rules": (1, 50_000),
         "b": (100, 252),
         "b+rules": (100, 252),
+        "b+pyrules": (100, 252),
         "c": (100, 252),
     },
 }
@@ -47,6 +49,7 @@ def _child(name: str, n_assets: int, n_bars: int, repeats: int) -> None:
         "c": scenarios.run_c,
         "a+rules": scenarios.run_a_rules,
         "b+rules": scenarios.run_b_rules,
+        "b+pyrules": scenarios.run_b_pyrules,
     }[name]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times = []

@@ -7,6 +7,8 @@
 (c) the same as (b), written with ``on_market_data`` (a per-bar callback).
 (a+rules), (b+rules): (a) and (b) with StopLoss(2%), TakeProfit(4%) and TrailingStop(3%,
     closes, lagged) attached to every position (the built-in rules run in Rust).
+(b+pyrules): (b) with the same three rules written as one Python ``RiskRule`` (one call per
+    timestamp; identical fills).
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, SignalStrategy, Strategy
+from ml4t.backtest import (
+    Backtest,
+    BacktestConfig,
+    PolarsDataFeed,
+    RiskDecision,
+    RiskRule,
+    SignalStrategy,
+    Strategy,
+)
 from ml4t.backtest.risk import StopLoss, TakeProfit, TrailingStop
 from ml4t.backtest.synthetic import make_bars
 
@@ -93,3 +103,22 @@ def run_a_rules(feed: PolarsDataFeed) -> Any:
 
 def run_b_rules(feed: PolarsDataFeed) -> Any:
     return Backtest(feed, TopKBatch(), config=CONFIG, risk=RULES).run()
+
+
+class PythonStops(RiskRule):
+    """StopLoss(2%), TakeProfit(4%) and TrailingStop(3%, closes, lagged) in Python."""
+
+    def evaluate(self, context: Any) -> list[RiskDecision]:
+        # The built-ins' arithmetic exactly: level = reference -/+ distance.
+        side = 1.0 if context.quantity > 0 else -1.0
+        basis = context.basis_price
+        water = context.high_close if side > 0 else context.low_close
+        return [
+            RiskDecision.stop(basis - side * (0.02 * basis)),
+            RiskDecision.target(basis + side * (0.04 * basis)),
+            RiskDecision.stop(water - side * (0.03 * water), reason="trailing_stop"),
+        ]
+
+
+def run_b_pyrules(feed: PolarsDataFeed) -> Any:
+    return Backtest(feed, TopKBatch(), config=CONFIG, risk=[PythonStops()]).run()

@@ -71,3 +71,8 @@ def test_b_top_k_batch_with_rules(benchmark: Any, cross_section_feed: Any) -> No
     result = _bench(benchmark, scenarios.run_b_rules, cross_section_feed)
     assert result.equity.height == cross_section_feed.frame["ts"].n_unique()
     assert "stop_loss" in set(result.trades["exit_reason"])
+
+
+def test_b_with_python_rules_matches_builtins(benchmark: Any, cross_section_feed: Any) -> None:
+    result = _bench(benchmark, scenarios.run_b_pyrules, cross_section_feed)
+    assert result.fills.equals(scenarios.run_b_rules(cross_section_feed).fills)
