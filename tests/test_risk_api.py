@@ -856,3 +856,23 @@ def test_yaml_custom_rule_equals_the_instance(tmp_path: Path) -> None:
     for name in ("fills", "trades", "equity", "rejected_orders"):
         assert getattr(by_file, name).equals(getattr(by_api, name)), name
     assert "time_exit" in set(by_file.trades["exit_reason"].to_list())
+
+
+def test_the_result_config_lists_the_rules_of_the_run(tmp_path: Path) -> None:
+    # Built-in rules given to Backtest join config.risk in the result's (resolved) config;
+    # a Python rule is named in the run info of the manifest.
+    class Noop(RiskRule):
+        def evaluate(self, context: Any) -> None:
+            return None
+
+    feed = PolarsDataFeed(make_bars(n_assets=2, n_bars=30, seed=4))
+    config = BacktestConfig(risk=[{"type": "take_profit", "pct": 0.1}])
+    rules = [StopLoss(pct=0.05), Noop()]
+    result = Backtest(feed, SignalStrategy("signal", quantity=1), config=config, risk=rules).run()
+    assert [rule.type for rule in result.config.risk] == ["take_profit", "stop_loss"]
+    assert config.risk[0].type == "take_profit" and len(config.risk) == 1  # not modified
+    assert result.run_info["python_risk_rules"] == [f"{__name__}:{Noop.__qualname__}"]
+    result.save(tmp_path / "run")
+    loaded = BacktestResult.load(tmp_path / "run")
+    assert loaded.config == result.config
+    assert loaded.run_info["python_risk_rules"] == result.run_info["python_risk_rules"]

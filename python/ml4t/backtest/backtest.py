@@ -98,7 +98,21 @@ class Backtest:
                 "Backtest(..., slippage_model=MyModel())"
             )
         self.slippage_model = slippage_model
-        self.risk_rules = self._check_risk(list(risk or []), search_path)
+        extra = list(risk or [])
+        self.risk_rules = self._check_risk(extra, search_path)
+        # The result's config is the fully resolved one: it lists the built-in rules given here
+        # too (Python rule instances are named in the manifest's run info instead).
+        builtins = [rule for rule in extra if isinstance(rule, BuiltinRule)]
+        self.resolved_config = (
+            self.config.model_copy(update={"risk": [*self.config.risk, *builtins]})
+            if builtins
+            else self.config
+        )
+        self.python_rules = [
+            f"{type(rule).__module__}:{type(rule).__qualname__}"
+            for rule in extra
+            if isinstance(rule, RiskRule)
+        ]
 
     def _check_risk(
         self, extra: list[BuiltinRule | RiskRule], search_path: str | None
@@ -174,8 +188,10 @@ class Backtest:
                     risk=self._risk_arg(),
                     feature_groups=self.feed.features.groups(),
                 )
-        run_info = {
+        run_info: dict[str, Any] = {
             "started_at": started_at.isoformat(),
             "duration_seconds": time.perf_counter() - start,
         }
-        return BacktestResult(raw, self.feed, self.config, run_info=run_info)
+        if self.python_rules:
+            run_info["python_risk_rules"] = self.python_rules
+        return BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
