@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -490,29 +490,9 @@ AnyRule = Annotated[
 """Any built-in rule, as a config file names it by ``type``."""
 
 RULE_TYPES: frozenset[str] = frozenset(
-    cls.model_fields["type"].default
-    for cls in (
-        StopLoss,
-        TakeProfit,
-        TrailingStop,
-        TimeExit,
-        BreakevenStop,
-        ScaledExit,
-        VolatilityScaledSizing,
-        MaxPositionSize,
-        MaxPositions,
-        MaxGrossExposure,
-        MaxNetExposure,
-        MaxDrawdownHalt,
-        DailyLossLimit,
-        ScaleSize,
-        RuleChain,
-        AnyOf,
-        AllOf,
-        RegimeRule,
-        CustomRule,
-    )
+    cls.model_fields["type"].default for cls in get_args(get_args(AnyRule)[0])
 )
+"""The ``type`` names of the built-in rules."""
 
 for _model in (RuleChain, AnyOf, AllOf, RegimeRule):
     _model.model_rebuild()

@@ -242,13 +242,15 @@ impl Engine {
             if self.config.account.maintenance_margin.is_some() {
                 self.margin_call(data, t, strategy)?;
             }
+            // Marked values, shared by the risk step and the strategy's equity (queueing exits
+            // and delivering events move no position).
+            let (mut long, mut short) = self.portfolio.market_values();
             if self.risk.is_some() {
-                self.risk_step(step, false)?;
+                self.risk_step(step, (long, short), false)?;
             }
             if !self.order_events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
-            let (mut long, mut short) = self.portfolio.market_values();
             let equity = self.portfolio.cash() + long + short;
             let view = TimestampView {
                 data,
@@ -270,7 +272,7 @@ impl Engine {
                 (long, short) = self.portfolio.market_values();
                 if self.risk.is_some() {
                     // Positions opened at this close get their first levels now.
-                    self.risk_step(step, true)?;
+                    self.risk_step(step, (long, short), true)?;
                 }
             }
             if !self.order_events.is_empty() {

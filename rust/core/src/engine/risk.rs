@@ -17,10 +17,8 @@ use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Side, Ts};
 /// The level that fires first on a bar.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LevelHit {
-    /// The position it protects (see `RiskManager::position_id`).
+    /// The position it protects (see `RiskManager::position_id`; a flip opens a new one).
     position: u64,
-    /// Side of that position.
-    long: bool,
     time: f64,
     reference: f64,
     kind: OrderKind,
@@ -74,7 +72,8 @@ impl Engine {
 
     /// Executes level exit `slot` of this pass, unless the position it protected has ended,
     /// flipped or been replaced since the bar's start (by an earlier fill on the path: a new
-    /// position has no levels before its first evaluation). Returns whether it filled.
+    /// position, flips included, has no levels before its first evaluation). Returns whether
+    /// it filled.
     pub(super) fn execute_level<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
@@ -88,7 +87,7 @@ impl Engine {
             .risk
             .as_ref()
             .is_some_and(|r| r.position_id(asset) == hit.position);
-        if held == 0.0 || (held > 0.0) != hit.long || !same_position {
+        if held == 0.0 || !same_position {
             return Ok(false);
         }
         self.fill_level(data, ts, asset, hit, strategy)
@@ -130,57 +129,45 @@ impl Engine {
         let side = if long { 1.0 } else { -1.0 };
         let path = BarPath::new(open, high, low, close, self.config.path_policy, side);
         let exit_side = if long { Side::Sell } else { Side::Buy };
+        let hit = |(time, reference): (f64, f64), kind, reason, fraction, limit_like| LevelHit {
+            position,
+            time,
+            reference,
+            kind,
+            reason,
+            fraction,
+            limit_like,
+        };
         let mut best: Option<LevelHit> = None;
-        let mut consider = |hit: LevelHit| {
-            if best.is_none_or(|b| hit.time < b.time) {
-                best = Some(hit);
+        let mut consider = |candidate: Option<LevelHit>| {
+            if let Some(c) = candidate {
+                if best.is_none_or(|b| c.time < b.time) {
+                    best = Some(c);
+                }
             }
         };
         if stop_near {
-            if let Some((time, reference)) = stop_trigger(&path, exit_side, plan.stop, 0.0) {
-                consider(LevelHit {
-                    position,
-                    long,
-                    time,
-                    reference,
-                    kind: OrderKind::Stop { stop: plan.stop },
-                    reason: plan.stop_reason,
-                    fraction: 1.0,
-                    limit_like: false,
-                });
-            }
+            let kind = OrderKind::Stop { stop: plan.stop };
+            consider(
+                stop_trigger(&path, exit_side, plan.stop, 0.0)
+                    .map(|t| hit(t, kind, plan.stop_reason, 1.0, false)),
+            );
         }
         if let Some((trail, reason)) = plan.trail {
             let mark = risk.water_mark(asset, long);
-            if let Some((time, reference)) = trailing_trigger(&path, long, mark, trail) {
-                consider(LevelHit {
-                    position,
-                    long,
-                    time,
-                    reference,
-                    kind: OrderKind::TrailingStop { trail },
-                    reason,
-                    fraction: 1.0,
-                    limit_like: false,
-                });
-            }
+            let kind = OrderKind::TrailingStop { trail };
+            consider(
+                trailing_trigger(&path, long, mark, trail)
+                    .map(|t| hit(t, kind, reason, 1.0, false)),
+            );
         }
         if target_near {
+            let kind = OrderKind::Limit { limit: plan.target };
             let limit_fill = self.config.limit_fill;
-            if let Some((time, reference)) =
+            consider(
                 limit_trigger(&path, exit_side, plan.target, limit_fill, 0.0)
-            {
-                consider(LevelHit {
-                    position,
-                    long,
-                    time,
-                    reference,
-                    kind: OrderKind::Limit { limit: plan.target },
-                    reason: plan.target_reason,
-                    fraction: plan.target_fraction,
-                    limit_like: true,
-                });
-            }
+                    .map(|t| hit(t, kind, plan.target_reason, plan.target_fraction, true)),
+            );
         }
         best
     }
@@ -206,14 +193,14 @@ impl Engine {
         if self.config.rounding == ShareRounding::Integer {
             quantity = quantity.trunc();
         }
-        if quantity == 0.0 {
-            // A partial target that rounds to no whole share: the level was still reached, so
-            // a scaled exit moves on to its next level.
-            if hit.limit_like {
-                if let Some(risk) = self.risk.as_mut() {
-                    risk.record_target_exit(asset);
-                }
+        if hit.limit_like {
+            // The target was reached (even when it rounds to no whole share): a scaled exit
+            // moves on to its next level.
+            if let Some(risk) = self.risk.as_mut() {
+                risk.record_target_exit(asset);
             }
+        }
+        if quantity == 0.0 {
             return Ok(false);
         }
         let row = self.bar_row[asset as usize];
@@ -240,11 +227,6 @@ impl Engine {
             usize::MAX,
         );
         self.after_fill(&order, ts, quantity);
-        if hit.limit_like {
-            if let Some(risk) = self.risk.as_mut() {
-                risk.record_target_exit(asset);
-            }
-        }
         self.yield_closing_orders(asset, quantity, ts);
         strategy.on_fill(&fill, &self.portfolio)?;
         Ok(true)
@@ -294,22 +276,33 @@ impl Engine {
         self.removed_in_pass |= removed;
     }
 
-    /// After marking: updates the portfolio state, runs the rules' timestamp hooks and
-    /// evaluates the position rules on every held asset with a bar (only the positions not yet
-    /// evaluated with `only_new`), storing their levels and queueing their exits.
-    pub(super) fn risk_step(&mut self, step: Step, only_new: bool) -> Result<()> {
+    /// After marking: updates the portfolio state (`values`: the long and short market values
+    /// the loop computed), runs the rules' timestamp hooks and evaluates the position rules on
+    /// every held asset with a bar (only the positions not yet evaluated with `only_new`),
+    /// storing their levels and queueing their exits.
+    pub(super) fn risk_step(
+        &mut self,
+        step: Step,
+        values: (f64, f64),
+        only_new: bool,
+    ) -> Result<()> {
         let Some(mut risk) = self.risk.take() else {
             return Ok(());
         };
-        let result = self.run_risk_step(&mut risk, step, only_new);
+        let result = self.run_risk_step(&mut risk, step, values, only_new);
         self.risk = Some(risk);
         result
     }
 
-    fn run_risk_step(&mut self, risk: &mut RiskManager, step: Step, only_new: bool) -> Result<()> {
+    fn run_risk_step(
+        &mut self,
+        risk: &mut RiskManager,
+        step: Step,
+        (long, short): (f64, f64),
+        only_new: bool,
+    ) -> Result<()> {
         let Step { data, ts, row } = step;
         // (With `only_new`, after this close's fills: the rules see the account after them.)
-        let (long, short) = self.portfolio.market_values();
         let open = self.portfolio.open_assets().len();
         risk.update_portfolio(ts, self.portfolio.cash(), long, short, open);
         if risk.has_order_rules() && !self.book.is_empty() {

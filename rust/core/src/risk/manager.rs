@@ -243,7 +243,7 @@ impl RiskManager {
     pub fn update_portfolio(&mut self, ts: Ts, cash: f64, long: f64, short: f64, open: usize) {
         let equity = cash + long + short;
         let p = &mut self.portfolio;
-        if ts >= self.next_day_ts || ts < self.next_day_ts.saturating_sub(DAY_NS) {
+        if ts >= self.next_day_ts {
             let day = ts.div_euclid(DAY_NS);
             if day != p.day {
                 p.day = day;

@@ -69,6 +69,25 @@ impl Distance {
     }
 }
 
+/// The parts of [`RiskRule`] every rule with a `distance: FixedDistance` shares: its name, the
+/// feature binding, the per-asset state and the position flag.
+macro_rules! distance_rule_lifecycle {
+    ($name:literal) => {
+        fn name(&self) -> &str {
+            $name
+        }
+        fn bind(&mut self, data: &MarketData) -> Result<()> {
+            self.distance.distance.bind($name, data)
+        }
+        fn start(&mut self, n_assets: usize) {
+            self.distance.start(n_assets);
+        }
+        fn evaluates_positions(&self) -> bool {
+            true
+        }
+    };
+}
+
 /// A [`Distance`] with the per-asset feature value it fixed at entry.
 #[derive(Debug, Clone)]
 struct FixedDistance {
@@ -132,18 +151,7 @@ impl StopLoss {
 }
 
 impl RiskRule for StopLoss {
-    fn name(&self) -> &str {
-        "stop_loss"
-    }
-    fn bind(&mut self, data: &MarketData) -> Result<()> {
-        self.distance.distance.bind("stop_loss", data)
-    }
-    fn start(&mut self, n_assets: usize) {
-        self.distance.start(n_assets);
-    }
-    fn evaluates_positions(&self) -> bool {
-        true
-    }
+    distance_rule_lifecycle!("stop_loss");
     #[inline]
     fn evaluate(
         &mut self,
@@ -180,18 +188,7 @@ impl TakeProfit {
 }
 
 impl RiskRule for TakeProfit {
-    fn name(&self) -> &str {
-        "take_profit"
-    }
-    fn bind(&mut self, data: &MarketData) -> Result<()> {
-        self.distance.distance.bind("take_profit", data)
-    }
-    fn start(&mut self, n_assets: usize) {
-        self.distance.start(n_assets);
-    }
-    fn evaluates_positions(&self) -> bool {
-        true
-    }
+    distance_rule_lifecycle!("take_profit");
     #[inline]
     fn evaluate(
         &mut self,
@@ -258,18 +255,7 @@ impl TrailingStop {
 }
 
 impl RiskRule for TrailingStop {
-    fn name(&self) -> &str {
-        "trailing_stop"
-    }
-    fn bind(&mut self, data: &MarketData) -> Result<()> {
-        self.distance.distance.bind("trailing_stop", data)
-    }
-    fn start(&mut self, n_assets: usize) {
-        self.distance.start(n_assets);
-    }
-    fn evaluates_positions(&self) -> bool {
-        true
-    }
+    distance_rule_lifecycle!("trailing_stop");
     #[inline]
     fn evaluate(
         &mut self,
