@@ -11,33 +11,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::trades::TradeRecord;
+use crate::records::{Fill, TradeRecord};
 use crate::types::{AssetId, OrderId, RejectReason, Side, Ts};
-
-/// One execution.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fill {
-    /// The order filled.
-    pub order_id: OrderId,
-    /// When.
-    pub ts: Ts,
-    /// Asset.
-    pub asset: AssetId,
-    /// Signed shares (+ bought).
-    pub quantity: f64,
-    /// Fill price after slippage and clamping.
-    pub price: f64,
-    /// The bar price the fill was referenced to (open or close).
-    pub reference_price: f64,
-    /// `|price - reference| × |quantity|`.
-    pub slippage: f64,
-    /// Fee charged.
-    pub commission: f64,
-    /// Order type code (see `OrderKind::NAMES`).
-    pub order_type: u8,
-    /// True when the order still has shares left after this fill.
-    pub partial: bool,
-}
 
 fn batch(fields: Vec<(&str, DataType)>, columns: Vec<ArrayRef>) -> RecordBatch {
     let schema = Schema::new(

@@ -1,6 +1,7 @@
 //! Round-trip trades: a trade opens when a position leaves zero and closes when it returns.
 
 use crate::portfolio::FillEffect;
+use crate::records::TradeRecord;
 use crate::results::TradeRecorder;
 use crate::types::{AssetId, ExitReason, Ts};
 
@@ -42,42 +43,6 @@ impl OpenTrade {
         self.mfe = self.mfe.max(r);
         self.mae = self.mae.min(r);
     }
-}
-
-/// A finished (or, at the end, still open) round trip.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TradeRecord {
-    /// Asset.
-    pub asset: AssetId,
-    /// True for a long trade.
-    pub long: bool,
-    /// First entry fill.
-    pub entry_ts: Ts,
-    /// Last exit fill (or the last timestamp for an open trade).
-    pub exit_ts: Ts,
-    /// Mean entry price.
-    pub entry_price: f64,
-    /// Mean exit price (or the last mark for an open trade).
-    pub exit_price: f64,
-    /// Total shares entered.
-    pub quantity: f64,
-    /// Realised PnL (plus the unrealised part for an open trade).
-    pub gross_pnl: f64,
-    /// Fees of all the trade's fills.
-    pub commission: f64,
-    /// Slippage cost of all the trade's fills.
-    pub slippage: f64,
-    /// Maximum favourable excursion: the best return (fraction of the entry price) at any mark
-    /// or fill while open; never below 0.
-    pub mfe: f64,
-    /// Maximum adverse excursion: the worst such return; never above 0.
-    pub mae: f64,
-    /// The asset's bars from entry to exit.
-    pub bars_held: u64,
-    /// Why it closed.
-    pub exit_reason: ExitReason,
-    /// True when still open at the end of the data.
-    pub open: bool,
 }
 
 /// One fill as the trade tracker needs it.

@@ -2,13 +2,14 @@
 //! price path, at what price and for how many shares (volume participation), then the
 //! bookkeeping after the bar (trailing water marks, armed stop-limits, DAY/IOC expiry).
 
-use super::{Engine, OrderStatus};
+use super::Engine;
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::Result;
+use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, BarPath};
 use crate::orders::{Order, OrderKind, TimeInForce};
-use crate::results::Fill;
+use crate::records::Fill;
 use crate::strategy::Strategy;
 use crate::trades::TradeFill;
 use crate::types::{RejectReason, Side, Ts};

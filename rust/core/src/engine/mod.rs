@@ -8,10 +8,9 @@ mod fills;
 mod risk;
 mod sizing;
 
-pub use events::{OrderEvent, OrderStatus};
-
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
+use crate::events::OrderEvent;
 use crate::feed::{group_end, MarketData};
 use crate::orders::{CommandBuffer, OrderBook};
 use crate::portfolio::Portfolio;

@@ -4,9 +4,10 @@
 //! orders.
 
 use super::fills::Candidate;
-use super::{Engine, OrderStatus};
+use super::Engine;
 use crate::config::ShareRounding;
 use crate::error::Result;
+use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, trailing_trigger, BarPath};
 use crate::orders::{Order, OrderKind};

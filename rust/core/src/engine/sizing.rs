@@ -3,9 +3,10 @@
 //! cancels.
 
 use super::risk::Step;
-use super::{Engine, OrderStatus};
+use super::Engine;
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::{BacktestError, Result};
+use crate::events::OrderStatus;
 use crate::orders::{CommandBuffer, Intent, Order, OrderKind, OrderRequest, TimeInForce};
 use crate::portfolio::DUST;
 use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
