@@ -1,8 +1,9 @@
 //! Round-trip trades: a trade opens when a position leaves zero and closes when it returns.
+//! The tracker keeps each asset's open trade and hands back a [`TradeRecord`] when one closes;
+//! the engine stores it.
 
 use crate::portfolio::FillEffect;
 use crate::records::TradeRecord;
-use crate::results::TradeRecorder;
 use crate::types::{AssetId, ExitReason, Ts};
 
 /// The running totals of one asset's open trade.
@@ -66,7 +67,7 @@ pub struct TradeFill {
     pub reason: ExitReason,
 }
 
-/// Tracks the open trade of every asset and records the closed ones.
+/// Tracks the open trade of every asset and returns the closed ones.
 #[derive(Debug, Clone)]
 pub struct TradeTracker {
     open: Vec<OpenTrade>,
@@ -80,8 +81,9 @@ impl TradeTracker {
         }
     }
 
-    /// Folds one fill into the asset's trade, recording a trade when the position returns to 0.
-    pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect, out: &mut TradeRecorder) {
+    /// Folds one fill into the asset's trade; returns the trade it closed when the position
+    /// returns to 0 or flips.
+    pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect) -> Option<TradeRecord> {
         let trade = &mut self.open[fill.asset as usize];
         let size = fill.quantity.abs();
         if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
@@ -100,7 +102,7 @@ impl TradeTracker {
             trade.commission += fill.fee;
             trade.slippage += fill.slippage;
             trade.excursion(fill.price);
-            return;
+            return None;
         }
         let closed = size.min(effect.before.abs());
         let closing_fee = fill.fee * closed / size;
@@ -112,13 +114,7 @@ impl TradeTracker {
         trade.gross_pnl += effect.realized;
         trade.commission += closing_fee;
         if effect.after == 0.0 || effect.after.signum() != effect.before.signum() {
-            out.push(&close_record(
-                fill.asset,
-                trade,
-                fill.ts,
-                fill.bar,
-                fill.reason,
-            ));
+            let record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason);
             trade.active = false;
             if effect.after != 0.0 {
                 *trade = OpenTrade {
@@ -134,7 +130,9 @@ impl TradeTracker {
                 };
                 trade.entry_changed();
             }
+            return Some(record);
         }
+        None
     }
 
     /// The open trade of `asset`: `(entry_ts, entry_bar, mfe, mae)`, if one is open.
@@ -153,16 +151,17 @@ impl TradeTracker {
         }
     }
 
-    /// Records every still-open trade as `open`, valued at the last marks.
+    /// Ends the run: every still-open trade as a record marked `open`, valued at the last
+    /// marks, in asset order.
     pub fn finish(
-        &mut self,
+        self,
         last_ts: Ts,
         bars: &[u64],
         positions: &[crate::portfolio::Position],
         marks: &[f64],
-        out: &mut TradeRecorder,
-    ) {
-        for (asset, trade) in self.open.iter_mut().enumerate() {
+    ) -> Vec<TradeRecord> {
+        let mut records = Vec::new();
+        for (asset, trade) in self.open.iter().enumerate() {
             if !trade.active {
                 continue;
             }
@@ -178,9 +177,9 @@ impl TradeTracker {
             record.exit_price = marks[asset];
             record.gross_pnl += unrealized;
             record.open = true;
-            out.push(&record);
-            trade.active = false;
+            records.push(record);
         }
+        records
     }
 }
 

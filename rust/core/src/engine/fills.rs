@@ -433,7 +433,7 @@ impl Engine {
         let position_ended = effect.before != 0.0
             && (effect.after == 0.0 || effect.after.signum() != effect.before.signum());
         let slippage = (price - reference).abs() * quantity.abs();
-        self.tracker.on_fill(
+        let closed = self.tracker.on_fill(
             TradeFill {
                 asset: order.asset,
                 ts,
@@ -445,8 +445,10 @@ impl Engine {
                 reason: order.reason,
             },
             effect,
-            &mut self.trades,
         );
+        if let Some(trade) = closed {
+            self.trades.push(&trade);
+        }
         let fill = Fill {
             order_id: order.id,
             ts,

@@ -304,13 +304,15 @@ impl Engine {
             );
         }
         self.deliver_order_events(strategy)?;
-        self.tracker.finish(
+        let open_trades = self.tracker.finish(
             last_ts,
             &self.bars_seen,
             self.portfolio.positions(),
             self.portfolio.last_prices(),
-            &mut self.trades,
         );
+        for trade in &open_trades {
+            self.trades.push(trade);
+        }
         if self.started {
             strategy.on_end(&self.portfolio)?;
         }
