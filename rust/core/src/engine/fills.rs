@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, BarPath};
-use crate::orders::{Order, OrderKind, TimeInForce};
+use crate::orders::{Order, OrderKind, OrderState, TimeInForce};
 use crate::records::Fill;
 use crate::strategy::Strategy;
 use crate::trades::TradeFill;
@@ -100,13 +100,15 @@ fn reachable(order: &Order, bar: [f64; 3], limit_fill: crate::matching::LimitFil
         OrderKind::Limit { limit } => limit_hit(limit),
         OrderKind::Stop { stop } => stop_hit(stop),
         OrderKind::StopLimit { stop, limit } => {
-            if order.mark == 1.0 {
+            if order.armed() {
                 limit_hit(limit)
             } else {
                 stop_hit(stop)
             }
         }
-        OrderKind::TrailingStop { trail } => stop_hit(trail.level(order.mark, !buy)),
+        OrderKind::TrailingStop { trail } => order
+            .water_mark()
+            .is_some_and(|mark| stop_hit(trail.level(mark, !buy))),
     }
 }
 
@@ -308,7 +310,7 @@ impl Engine {
                 None => Trigger::Wait,
             },
             OrderKind::StopLimit { stop, limit } => {
-                if order.mark == 1.0 {
+                if order.armed() {
                     return match limit_trigger(path, side, limit, self.config.limit_fill, from) {
                         Some(hit) => fill(hit, true),
                         None => Trigger::Wait,
@@ -330,7 +332,10 @@ impl Engine {
                 }
             }
             OrderKind::TrailingStop { trail } => {
-                let level = trail.level(order.mark, side == Side::Sell);
+                let Some(mark) = order.water_mark() else {
+                    return Trigger::Wait;
+                };
+                let level = trail.level(mark, side == Side::Sell);
                 match stop_trigger(path, side, level, from) {
                     Some(hit) => fill(hit, false),
                     None => Trigger::Wait,
@@ -564,7 +569,7 @@ impl Engine {
     fn settle(&mut self, data: &MarketData, epoch: u64, stage: Stage, ts: Ts) -> bool {
         for i in 0..self.armed.len() {
             let index = self.armed[i];
-            self.book.order_mut(index).mark = 1.0;
+            self.book.order_mut(index).state = OrderState::StopLimit { armed: true };
         }
         let mut removed = false;
         for index in 0..self.book.orders().len() {
@@ -574,13 +579,14 @@ impl Engine {
             }
             let asset = order.asset as usize;
             if stage == Stage::Bar && self.bar_epoch[asset] == epoch {
-                if let OrderKind::TrailingStop { .. } = order.kind {
+                if let OrderState::TrailingStop { water_mark } =
+                    &mut self.book.order_mut(index).state
+                {
                     let row = self.bar_row[asset];
-                    let mark = &mut self.book.order_mut(index).mark;
-                    *mark = if order.quantity < 0.0 {
-                        mark.max(data.high()[row])
+                    *water_mark = if order.quantity < 0.0 {
+                        water_mark.max(data.high()[row])
                     } else {
-                        mark.min(data.low()[row])
+                        water_mark.min(data.low()[row])
                     };
                 }
             }

@@ -259,9 +259,42 @@ pub struct Order {
     pub oco: OrderId,
     /// Why a fill of this order closes a trade.
     pub reason: crate::types::ExitReason,
-    /// Trailing stops: the water mark (best price since placement); stop-limits: 1 once
-    /// triggered. NaN when unused.
-    pub mark: f64,
+    /// What the loop tracks for this kind of order beyond its request.
+    pub state: OrderState,
+}
+
+/// The per-kind state of an accepted order: what the loop learns about it while it waits, which
+/// the request cannot say. It sits beside [`Order::kind`] rather than inside [`OrderKind`] so
+/// that a request names only what the strategy decides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OrderState {
+    /// Market, limit, stop and market-on-close orders track nothing.
+    Stateless,
+    /// A trailing stop's water mark: the best price since placement (the highest high for a
+    /// sell stop, the lowest low for a buy stop), which its stop level trails by its [`Trail`].
+    TrailingStop {
+        /// The best price so far.
+        water_mark: f64,
+    },
+    /// A stop-limit's trigger.
+    StopLimit {
+        /// True once a bar reached the stop without reaching the limit: the order now rests
+        /// as a limit order.
+        armed: bool,
+    },
+}
+
+impl OrderState {
+    /// The state a new order of `kind` starts with; `water_mark` is the trailing stop's first
+    /// mark (the last close at placement) and is ignored for other kinds.
+    #[inline]
+    pub fn new(kind: OrderKind, water_mark: f64) -> Self {
+        match kind {
+            OrderKind::TrailingStop { .. } => OrderState::TrailingStop { water_mark },
+            OrderKind::StopLimit { .. } => OrderState::StopLimit { armed: false },
+            _ => OrderState::Stateless,
+        }
+    }
 }
 
 impl Order {
@@ -279,12 +312,25 @@ impl Order {
             parent: 0,
             oco: 0,
             reason: crate::types::ExitReason::Signal,
-            mark: f64::NAN,
+            state: OrderState::Stateless,
         }
     }
-}
 
-impl Order {
+    /// A stop-limit whose stop was reached: it rests as a limit order.
+    #[inline]
+    pub fn armed(&self) -> bool {
+        matches!(self.state, OrderState::StopLimit { armed: true })
+    }
+
+    /// A trailing stop's water mark (`None` for other kinds).
+    #[inline]
+    pub fn water_mark(&self) -> Option<f64> {
+        match self.state {
+            OrderState::TrailingStop { water_mark } => Some(water_mark),
+            _ => None,
+        }
+    }
+
     /// Whether the order counts toward the asset's pending quantity: active market and
     /// market-on-close orders, which will fill; resting limit and stop orders may never fill,
     /// so target sizing does not count them.
