@@ -5,7 +5,7 @@
 mod account;
 mod events;
 mod fills;
-mod risk;
+mod risk_step;
 mod sizing;
 
 use crate::config::{EngineConfig, ExecutionMode};
@@ -23,7 +23,7 @@ use crate::risk::RiskManager;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
 use crate::types::{AssetId, RejectReason, Ts};
-use risk::Step;
+use risk_step::Step;
 use std::sync::Arc;
 
 /// The state of one backtest. Feed it chunks in time order, then [`Engine::finish`].
@@ -76,7 +76,7 @@ pub struct Engine {
     /// the pre-trade checks.
     projected: Vec<u64>,
     /// Scratch of the bar pass: the risk level exits reached on this bar.
-    level_hits: Vec<(AssetId, risk::LevelHit)>,
+    level_hits: Vec<(AssetId, risk_step::LevelHit)>,
     progress: Option<Arc<Progress>>,
 }
 
