@@ -162,8 +162,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ml4t.backtest.data import PolarsDataFeed
-    from ml4t.backtest.validation import validate
+    from ml4t.backtest.data import PolarsDataFeed, validate
 
     data = Path(args.data)
     if data.suffix.lower() in CONFIG_SUFFIXES and data.is_file():

@@ -1,5 +1,8 @@
 """Backtest configuration: a pydantic model, loadable from and savable to YAML or JSON.
 
+Every section is a :class:`~ml4t.backtest._models.ValidatedModel`: frozen, and an invalid value
+raises :class:`~ml4t.backtest.errors.ConfigError` with its location.
+
 Example:
     >>> from ml4t.backtest import BacktestConfig
     >>> cfg = BacktestConfig(commission={"model": "percent", "rate": 0.001})
@@ -18,49 +21,19 @@ import re
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
-from ml4t.backtest._models import VALIDATING, format_validation_error
+from ml4t.backtest._models import ValidatedModel, check_duration
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.risk import AnyRule
-
-if TYPE_CHECKING:
-    from ml4t.backtest.strategy import BuiltinStrategy, Strategy
-
-
-class _Section(BaseModel):
-    """A frozen config section; invalid values raise :class:`ConfigError` with their location."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __init__(self, **data: Any) -> None:
-        if VALIDATING.get():
-            # Nested inside another section's validation: let pydantic collect the errors with
-            # their full location; the outermost section converts them.
-            super().__init__(**data)
-            return
-        token = VALIDATING.set(True)
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise ConfigError(format_validation_error(err)) from None
-        finally:
-            VALIDATING.reset(token)
+from ml4t.backtest.strategies import BuiltinStrategy, SignalStrategy, TopKStrategy
+from ml4t.backtest.strategy import Strategy
 
 
-class ExecutionConfig(_Section):
+class ExecutionConfig(ValidatedModel):
     """When orders fill and how shares are rounded.
 
     ``mode``: ``next_open`` fills a market order at the open of the asset's next bar;
@@ -84,7 +57,7 @@ class ExecutionConfig(_Section):
     stop_basis: Literal["fill", "signal_close"] = "fill"
 
 
-class CommissionConfig(_Section):
+class CommissionConfig(ValidatedModel):
     """Fee per fill: ``percent`` (rate * notional), ``per_share`` (rate * shares) or
     ``per_order`` (amount), each floored at ``minimum``."""
 
@@ -94,7 +67,7 @@ class CommissionConfig(_Section):
     minimum: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
 
-class SlippageConfig(_Section):
+class SlippageConfig(ValidatedModel):
     """Price moved against the trader on market-like fills (limit fills have none); the result
     is clamped into the bar's range (see ``docs/semantics.md``, "Fill price").
 
@@ -135,7 +108,7 @@ class SlippageConfig(_Section):
         return value
 
 
-class AccountConfig(_Section):
+class AccountConfig(ValidatedModel):
     """Account rules (see ``docs/semantics.md``, "Accounts").
 
     ``type``: ``margin`` (shorting and leverage; limited by ``initial_margin``, the fraction of
@@ -170,25 +143,17 @@ class AccountConfig(_Section):
         return self
 
 
-_DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
-BUILTIN_STRATEGIES = {
-    "signal": "SignalStrategy",
-    "SignalStrategy": "SignalStrategy",
-    "top_k": "TopKStrategy",
-    "TopKStrategy": "TopKStrategy",
+BUILTIN_STRATEGIES: dict[str, type[SignalStrategy] | type[TopKStrategy]] = {
+    "signal": SignalStrategy,
+    "SignalStrategy": SignalStrategy,
+    "top_k": TopKStrategy,
+    "TopKStrategy": TopKStrategy,
 }
+"""The built-in strategy names :class:`StrategyConfig` accepts, and their classes."""
 
 
-def _check_duration(value: str) -> str:
-    if not _DURATION.match(value):
-        raise ValueError(
-            f"'{value}' is not a Polars duration (e.g. '1d', '15m', '1mo', '1w', '1h30m')"
-        )
-    return value
-
-
-class ValidationConfig(_Section):
+class ValidationConfig(ValidatedModel):
     """What the feed does when a row breaks a rule (see ``docs/data.md``).
 
     Every field defaults to ``"raise"`` (a :class:`~ml4t.backtest.errors.DataValidationError`
@@ -217,7 +182,7 @@ class ValidationConfig(_Section):
     ohlc: Literal["raise", "drop", "clip"] = "raise"
 
 
-class DataConfig(_Section):
+class DataConfig(ValidatedModel):
     """Where the data is and how to read it; :meth:`PolarsDataFeed.from_config` builds the feed.
 
     Paths (``prices``, ``signals``, ``indicators``, ``context``) are a Parquet file, a glob or a
@@ -266,13 +231,13 @@ class DataConfig(_Section):
         if isinstance(value, int) and value < 0:
             raise ValueError("a lag in bars must be >= 0")
         if isinstance(value, str):
-            _check_duration(value)
+            check_duration(value)
         return value
 
     @field_validator("chunk_by")
     @classmethod
     def _check_durations(cls, value: str | None) -> str | None:
-        return None if value is None else _check_duration(value)
+        return None if value is None else check_duration(value)
 
     @field_validator("chunk_rows")
     @classmethod
@@ -282,7 +247,7 @@ class DataConfig(_Section):
         return value
 
 
-class StrategyConfig(_Section):
+class StrategyConfig(ValidatedModel):
     """The strategy: a built-in name (``signal``/``SignalStrategy``, ``top_k``/``TopKStrategy``)
     or an import path ``package.module:Class`` (a :class:`~ml4t.backtest.Strategy` subclass),
     built with ``params`` as keyword arguments. Built-in parameters are checked when the config
@@ -322,8 +287,6 @@ class StrategyConfig(_Section):
         """
         if self.name in BUILTIN_STRATEGIES:
             return _build_builtin(self.name, self.params)
-        from ml4t.backtest.strategy import Strategy
-
         module_name, _, class_name = self.name.partition(":")
         added = False
         if search_path is not None and str(search_path) not in sys.path:
@@ -352,9 +315,7 @@ class StrategyConfig(_Section):
 
 
 def _build_builtin(name: str, params: dict[str, Any]) -> BuiltinStrategy:
-    from ml4t.backtest import strategy as strategies
-
-    cls = getattr(strategies, BUILTIN_STRATEGIES[name])
+    cls = BUILTIN_STRATEGIES[name]
     try:
         built: BuiltinStrategy = cls(**params)
         built.spec()
@@ -365,14 +326,14 @@ def _build_builtin(name: str, params: dict[str, Any]) -> BuiltinStrategy:
     return built
 
 
-class OutputConfig(_Section):
+class OutputConfig(ValidatedModel):
     """Where the CLI writes the results (``directory``) and whether it writes the HTML report."""
 
     directory: str | None = None
     report: bool = True
 
 
-class BacktestConfig(_Section):
+class BacktestConfig(ValidatedModel):
     """Everything about a run besides the data and the strategy.
 
     Invalid values raise :class:`~ml4t.backtest.errors.ConfigError` naming the field, e.g.

@@ -20,42 +20,35 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 import polars as pl
 
-from ml4t.backtest import _core
-from ml4t.backtest._core import __version__
+from ml4t.backtest._core import EXIT_REASONS, ORDER_TYPES, REJECT_REASONS, __version__
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
-from ml4t.backtest.metrics import compute_metrics
+from ml4t.backtest.results.metrics import compute_metrics
+from ml4t.backtest.results.positions import positions_at, sample_times
+from ml4t.backtest.universe import Universe
 
 if TYPE_CHECKING:
     from polars._typing import ArrowStreamExportable
 
-    from ml4t.backtest.report import BenchmarkInput
+BenchmarkInput: TypeAlias = "pl.Series | pl.DataFrame"
+"""A benchmark: a Series aligned with the equity rows, or a frame (timestamp, value)."""
 
-# Code -> name tables, exported by the engine so that the two sides cannot drift apart.
-EXIT_REASONS: list[str] = list(_core.EXIT_REASONS)
-REJECT_REASONS: list[str] = list(_core.REJECT_REASONS)
-ORDER_TYPES: list[str] = list(_core.ORDER_TYPES)
+# The code -> name tables (EXIT_REASONS, REJECT_REASONS, ORDER_TYPES) are exported by the engine
+# so that the two sides cannot drift apart.
 
 RECORD_NAMES = ("fills", "trades", "equity", "rejected_orders", "records")
 """The record frames :meth:`BacktestResult.save` writes as Parquet (plus ``positions``)."""
 
 SAVE_FORMAT = 1
 """Version of the saved-result layout written to ``manifest.json``."""
-
-_DURATION = re.compile(r"(\d+)(ns|us|ms|mo|s|m|h|d|w|q|y)")
-
-# A position whose size is at most this fraction of the larger of the position before the fill
-# and the fill itself is float residue, not a position (the engine's dust rule).
-_DUST = 1e-9
 
 
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:
@@ -112,8 +105,7 @@ class BacktestResult:
         records: values recorded by the strategy with ``context.record(name=value)`` in long
             format: ``timestamp, name, value`` (empty for built-in strategies).
         config: the resolved configuration.
-        assets: the asset names of the data, in code order.
-        time_zone: the time zone of the data's timestamps (``None`` when naive).
+        universe: the data's assets and time zone (:attr:`assets`, :attr:`time_zone`).
         run_info: ``started_at`` (UTC, ISO 8601) and ``duration_seconds`` of the engine run.
     """
 
@@ -123,8 +115,7 @@ class BacktestResult:
     rejected_orders: pl.DataFrame
     records: pl.DataFrame
     config: BacktestConfig
-    assets: list[str]
-    time_zone: str | None
+    universe: Universe
     run_info: dict[str, Any]
 
     def __init__(
@@ -139,8 +130,7 @@ class BacktestResult:
         self._feed: PolarsDataFeed | None = feed
         self._input: dict[str, Any] | None = None
         self._positions_all: pl.DataFrame | None = None
-        self.assets = list(feed.assets)
-        self.time_zone = feed.time_zone
+        self.universe = Universe(list(feed.assets), feed.time_zone)
         self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
         self.trades = self._trades(pl.DataFrame(raw["trades"]))
@@ -153,24 +143,21 @@ class BacktestResult:
 
     # ----------------------------------------------------------------------- building frames
 
+    @property
+    def assets(self) -> list[str]:
+        """The asset names of the data, in code order."""
+        return self.universe.assets
+
+    @property
+    def time_zone(self) -> str | None:
+        """The time zone of the data's timestamps (``None`` when naive)."""
+        return self.universe.time_zone
+
     def _timestamps(self, ns: pl.Expr) -> pl.Expr:
-        if self.time_zone:
-            return ns.cast(pl.Datetime("ns", "UTC")).dt.convert_time_zone(self.time_zone)
-        return ns.cast(pl.Datetime("ns"))
-
-    @property
-    def _timestamp_dtype(self) -> pl.Datetime:
-        return pl.Datetime("ns", self.time_zone)
-
-    @property
-    def _asset_dtype(self) -> pl.Enum:
-        return pl.Enum(self.assets)
+        return self.universe.timestamps(ns)
 
     def _asset(self) -> pl.Expr:
-        codes = pl.col("asset_id")
-        return codes.replace_strict(
-            list(range(len(self.assets))), self.assets, return_dtype=self._asset_dtype
-        ).alias("asset")
+        return self.universe.asset_names(pl.col("asset_id")).alias("asset")
 
     def _fills(self, df: pl.DataFrame) -> pl.DataFrame:
         return df.select(
@@ -255,7 +242,7 @@ class BacktestResult:
 
     def _records(self, table: object | None, names: list[str]) -> pl.DataFrame:
         schema: dict[str, pl.DataType] = {
-            "timestamp": self._timestamp_dtype,
+            "timestamp": self.universe.timestamp_dtype,
             "name": pl.String(),
             "value": pl.Float64(),
         }
@@ -271,119 +258,6 @@ class BacktestResult:
         )
 
     # ----------------------------------------------------------------------------- positions
-
-    def _compute_positions(self, sample_ts: np.ndarray[Any, np.dtype[np.int64]]) -> pl.DataFrame:
-        """Non-zero positions at the given engine timestamps (ns), from fills and bar closes."""
-        feed = self._feed
-        assert feed is not None
-        schema: dict[str, pl.DataType] = {
-            "timestamp": self._timestamp_dtype,
-            "asset": self._asset_dtype,
-            "quantity": pl.Float64(),
-            "price": pl.Float64(),
-            "market_value": pl.Float64(),
-        }
-        if self.fills.height == 0 or sample_ts.shape[0] == 0:
-            return pl.DataFrame(schema=schema)
-        signed = (
-            pl.when(pl.col("side") == "buy").then(pl.col("quantity")).otherwise(-pl.col("quantity"))
-        )
-        changes = (
-            self.fills.lazy()
-            .select(
-                pl.col("timestamp").dt.cast_time_unit("ns").to_physical().alias("ts"),
-                pl.col("asset").to_physical().cast(pl.UInt32).alias("asset_id"),
-                signed.alias("q"),
-            )
-            .with_columns(pl.col("q").cum_sum().over("asset_id").alias("cum"))
-            .with_columns(
-                # The engine's dust rule: a fill that leaves |position| <= 1e-9 x max(|before|,
-                # |fill|) closes it exactly. Restart the running sum there.
-                (
-                    pl.col("cum").abs()
-                    <= _DUST
-                    * pl.max_horizontal(
-                        pl.col("cum").shift(1, fill_value=0.0).over("asset_id").abs(),
-                        pl.col("q").abs(),
-                    )
-                ).alias("flat")
-            )
-            .with_columns(
-                pl.when(pl.col("flat"))
-                .then(pl.col("cum"))
-                .otherwise(None)
-                .forward_fill()
-                .over("asset_id")
-                .fill_null(0.0)
-                .alias("base")
-            )
-            .with_columns(
-                pl.when(pl.col("flat"))
-                .then(0.0)
-                .otherwise(pl.col("cum") - pl.col("base"))
-                .alias("position")
-            )
-            .group_by("asset_id", "ts", maintain_order=True)
-            .agg(pl.col("position").last())
-            .collect()
-        )
-        # Each change holds from its timestamp until the asset's next change. Map both ends to
-        # the range of sample indices they cover and expand only the non-zero spans: the work
-        # is proportional to the rows returned.
-        starts = np.searchsorted(sample_ts, changes.get_column("ts").to_numpy(), side="left")
-        held = (
-            changes.with_columns(pl.Series("lo", starts, dtype=pl.Int64))
-            .with_columns(
-                pl.col("lo").shift(-1).over("asset_id").fill_null(sample_ts.shape[0]).alias("hi")
-            )
-            .filter((pl.col("position") != 0.0) & (pl.col("hi") > pl.col("lo")))
-            .select(
-                "asset_id",
-                "position",
-                pl.int_ranges("lo", "hi", dtype=pl.Int64).alias("index"),
-            )
-            .explode("index")
-        )
-        held = held.with_columns(
-            pl.Series("ts", sample_ts[held.get_column("index").to_numpy()], dtype=pl.Int64)
-        )
-        marks = feed.frame.select("ts", "asset_id", "close")
-        out = (
-            held.sort("ts", "asset_id")
-            .join_asof(marks, on="ts", by="asset_id", strategy="backward", check_sortedness=False)
-            .select(
-                self._timestamps(pl.col("ts")).alias("timestamp"),
-                self._asset(),
-                pl.col("position").alias("quantity"),
-                pl.col("close").alias("price"),
-                (pl.col("position") * pl.col("close")).alias("market_value"),
-            )
-        )
-        return out
-
-    def _sample_timestamps(self, frequency: str | None) -> pl.Series:
-        """The equity timestamps sampled: the last one of each period (all when ``None``)."""
-        ts = self.equity.get_column("timestamp")
-        if frequency is None:
-            return ts
-        parts = _DURATION.findall(frequency) if isinstance(frequency, str) else []
-        if (
-            not parts
-            or "".join(n + u for n, u in parts) != frequency
-            or all(int(n) == 0 for n, _ in parts)
-        ):
-            raise ValueError(
-                "frequency: expected a positive Polars duration string such as '1d', '1w', "
-                f"'1mo' or '4h' (or None for every timestamp), got {frequency!r}"
-            )
-        return (
-            self.equity.select("timestamp")
-            .group_by(
-                pl.col("timestamp").dt.truncate(frequency).alias("period"), maintain_order=True
-            )
-            .agg(pl.col("timestamp").last())
-            .get_column("timestamp")
-        )
 
     def positions(self, frequency: str | None = "1d") -> pl.DataFrame:
         """Open positions sampled at a frequency.
@@ -402,15 +276,20 @@ class BacktestResult:
             at a timestamp, ``market_value`` equals ``equity.positions_value``.
 
         Computed with vectorised Polars operations from the fills (running signed quantity per
-        asset) and the feed's closes.
+        asset) and the feed's closes (see :mod:`~ml4t.backtest.results.positions`).
         """
-        samples = self._sample_timestamps(frequency)
+        samples = sample_times(self.equity, frequency)
         if self._feed is None:
             # A loaded result: sample the positions saved at every timestamp.
             full = self._every_timestamp_positions()
             return full.join(samples.to_frame(), on="timestamp", how="semi")
         sample_ns = samples.dt.cast_time_unit("ns").to_physical().to_numpy()
-        return self._compute_positions(np.ascontiguousarray(sample_ns, dtype=np.int64))
+        return positions_at(
+            self.fills,
+            self._feed.frame.select("ts", "asset_id", "close"),
+            np.ascontiguousarray(sample_ns, dtype=np.int64),
+            self.universe,
+        )
 
     def _every_timestamp_positions(self) -> pl.DataFrame:
         if self._positions_all is None:
@@ -421,7 +300,7 @@ class BacktestResult:
 
     @cached_property
     def metrics(self) -> dict[str, float]:
-        """Performance metrics (see :func:`ml4t.backtest.metrics.compute_metrics`)."""
+        """Performance metrics (see :func:`ml4t.backtest.results.metrics.compute_metrics`)."""
         return compute_metrics(
             self.equity,
             self.trades,
@@ -513,7 +392,7 @@ class BacktestResult:
     ) -> dict[str, float]:
         """The metrics plus ``alpha`` (annualised), ``beta`` and ``information_ratio`` against
         a benchmark (see :meth:`benchmark_returns` for the accepted forms and
-        :func:`~ml4t.backtest.metrics.compute_metrics` for the definitions)."""
+        :func:`~ml4t.backtest.results.metrics.compute_metrics` for the definitions)."""
         return compute_metrics(
             self.equity,
             self.trades,
@@ -539,12 +418,13 @@ class BacktestResult:
         benchmark_kind: Literal["prices", "returns"] = "prices",
         title: str = "Backtest report",
     ) -> Path:
-        """Writes a self-contained HTML tearsheet (see :func:`ml4t.backtest.report.write_report`).
+        """Writes a self-contained HTML tearsheet (see
+        :func:`ml4t.backtest.results.report.write_report`).
 
         Needs the ``report`` extra (``pip install ml4t-backtest[report]``, i.e. plotly).
         Returns the path written.
         """
-        from ml4t.backtest.report import write_report
+        from ml4t.backtest.results.report import write_report
 
         return write_report(
             self, path, benchmark=benchmark, benchmark_kind=benchmark_kind, title=title
@@ -630,8 +510,7 @@ class BacktestResult:
         self.config = BacktestConfig.from_yaml(folder / "config.yaml")
         self._feed = None
         self._input = dict(manifest["input"])
-        self.assets = list(self._input["assets"])
-        self.time_zone = self._input["time_zone"]
+        self.universe = Universe(list(self._input["assets"]), self._input["time_zone"])
         self.run_info = dict(manifest["run"])
         for name in RECORD_NAMES:
             setattr(self, name, pl.read_parquet(folder / f"{name}.parquet"))
