@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -38,8 +39,11 @@ class Strategy:
     """Base class of Python strategies. Override ``on_timestamp_batch`` or ``on_market_data``;
     the hooks ``on_start``, ``on_fill`` and ``on_end`` are optional."""
 
-    def on_timestamp_batch(self, timestamp: Any, batch: TimestampBatch, context: Context) -> None:
-        """Called once per timestamp with all of that timestamp's bars."""
+    def on_timestamp_batch(
+        self, timestamp: datetime, batch: TimestampBatch, context: Context
+    ) -> None:
+        """Called once per timestamp with all of that timestamp's bars (``timestamp`` in the
+        data's time zone, naive when the data is)."""
         raise NotImplementedError
 
     def on_market_data(self, event: MarketEvent, context: Context) -> None:
