@@ -67,7 +67,9 @@ impl Engine {
         quantity: f64,
         reason: RejectReason,
     ) {
-        self.rejections.push(order_id, ts, asset, quantity, reason);
+        self.record
+            .rejections
+            .push(order_id, ts, asset, quantity, reason);
         let status = if reason == RejectReason::Expired {
             OrderStatus::Expired
         } else {

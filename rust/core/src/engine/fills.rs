@@ -452,7 +452,7 @@ impl Engine {
             effect,
         );
         if let Some(trade) = closed {
-            self.trades.push(&trade);
+            self.record.trades.push(&trade);
         }
         let fill = Fill {
             order_id: order.id,
@@ -466,7 +466,7 @@ impl Engine {
             order_type: order.kind.code(),
             partial,
         };
-        self.fills.push(&fill);
+        self.record.fills.push(&fill);
         if position_ended {
             self.ended_position = Some((order.asset, executing));
         }

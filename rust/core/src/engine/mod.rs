@@ -15,9 +15,7 @@ use crate::feed::{group_end, MarketData};
 use crate::orders::{CommandBuffer, OrderBook};
 use crate::portfolio::Portfolio;
 use crate::progress::Progress;
-use crate::results::{
-    BacktestOutput, EquityRecorder, FillRecorder, RejectionRecorder, TradeRecorder,
-};
+use crate::results::{BacktestOutput, Recorders};
 use crate::risk::BoxedRule;
 use crate::risk::RiskManager;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
@@ -34,10 +32,8 @@ pub struct Engine {
     book: OrderBook,
     commands: CommandBuffer,
     tracker: TradeTracker,
-    fills: FillRecorder,
-    trades: TradeRecorder,
-    equity: EquityRecorder,
-    rejections: RejectionRecorder,
+    /// The output tables, filled as the run goes.
+    record: Recorders,
     /// Timestamp counter at which each asset last had a bar.
     bar_epoch: Vec<u64>,
     /// Row of that bar in the current chunk.
@@ -99,10 +95,7 @@ impl Engine {
             book: OrderBook::new(n),
             commands: CommandBuffer::new(n_assets),
             tracker: TradeTracker::new(n),
-            fills: FillRecorder::default(),
-            trades: TradeRecorder::default(),
-            equity: EquityRecorder::default(),
-            rejections: RejectionRecorder::default(),
+            record: Recorders::default(),
             bar_epoch: vec![0; n],
             bar_row: vec![0; n],
             bars_seen: vec![0; n],
@@ -192,7 +185,7 @@ impl Engine {
         }
         self.resolve_borrow_column(data)?;
         self.config.slippage.check_columns(data)?;
-        self.equity.reserve(data.n_timestamps());
+        self.record.equity.reserve(data.n_timestamps());
         let assets = data.asset_ids();
         let close = data.close();
         let mut start = 0;
@@ -277,7 +270,9 @@ impl Engine {
             if !self.order_events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
-            self.equity.push(t, self.portfolio.cash(), long, short);
+            self.record
+                .equity
+                .push(t, self.portfolio.cash(), long, short);
             self.last_ts = Some(t);
             start = end;
             if epoch % Progress::EVERY == 0 {
@@ -311,17 +306,12 @@ impl Engine {
             self.portfolio.last_prices(),
         );
         for trade in &open_trades {
-            self.trades.push(trade);
+            self.record.trades.push(trade);
         }
         if self.started {
             strategy.on_end(&self.portfolio)?;
         }
-        Ok(BacktestOutput::from_recorders(
-            self.fills,
-            self.trades,
-            self.equity,
-            self.rejections,
-        ))
+        Ok(BacktestOutput::from_recorders(self.record))
     }
 }
 
