@@ -19,9 +19,20 @@ use crate::types::{RejectReason, Side, Ts};
 pub(super) struct Candidate {
     time: f64,
     exit_rank: u8,
-    index: usize,
+    source: CandidateSource,
     reference: f64,
     limit_like: bool,
+}
+
+/// Where a candidate comes from. The derived order is the last tie-break of the pass: book
+/// orders (in book, that is submission, order) before the risk manager's level exits (in the
+/// order they were found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum CandidateSource {
+    /// The order at this index of the book.
+    Book(usize),
+    /// The level exit in this slot of the pass's level hits.
+    Level(usize),
 }
 
 /// What an order's condition does on this bar.
@@ -38,30 +49,27 @@ enum Trigger {
     Wait,
 }
 
-/// Candidate indexes from here on are level exits of the risk manager (slot = index - base).
-const LEVEL_BASE: usize = usize::MAX / 2;
-
 impl Candidate {
     /// A risk level exit (an exit) in slot `slot` of the pass's level hits.
     pub(super) fn level(time: f64, reference: f64, slot: usize) -> Self {
         Candidate {
             time,
             exit_rank: 0,
-            index: LEVEL_BASE + slot,
+            source: CandidateSource::Level(slot),
             reference,
             limit_like: false,
         }
     }
 }
 
-/// Path time, then exits before entries, then submission order (book orders before level
-/// exits).
+/// Path time, then exits before entries, then the source (book orders in submission order,
+/// then level exits).
 fn sort_candidates(candidates: &mut [Candidate]) {
     candidates.sort_by(|a, b| {
         a.time
             .total_cmp(&b.time)
             .then(a.exit_rank.cmp(&b.exit_rank))
-            .then(a.index.cmp(&b.index))
+            .then(a.source.cmp(&b.source))
     });
 }
 
@@ -183,13 +191,15 @@ impl Engine {
         while next < candidates.len() {
             let candidate = candidates[next];
             next += 1;
-            if candidate.index >= LEVEL_BASE {
-                filled_any |=
-                    self.execute_level(data, ts, candidate.index - LEVEL_BASE, strategy)?;
-                continue;
-            }
+            let index = match candidate.source {
+                CandidateSource::Book(index) => index,
+                CandidateSource::Level(slot) => {
+                    filled_any |= self.execute_level(data, ts, slot, strategy)?;
+                    continue;
+                }
+            };
             self.activated.clear();
-            filled_any |= self.execute(data, ts, candidate, strategy)?;
+            filled_any |= self.execute(data, ts, index, candidate, strategy)?;
             if !self.activated.is_empty() {
                 // Bracket legs activated by this fill join the queue at their own path times.
                 let activated = std::mem::take(&mut self.activated);
@@ -259,7 +269,7 @@ impl Engine {
                 candidates.push(Candidate {
                     time,
                     exit_rank: u8::from(!exit),
-                    index,
+                    source: CandidateSource::Book(index),
                     reference,
                     limit_like,
                 });
@@ -344,22 +354,24 @@ impl Engine {
         }
     }
 
-    /// Executes one candidate (capped by volume participation) and books it.
+    /// Executes `candidate`, the book's order at `index` (capped by volume participation), and
+    /// books it.
     fn execute<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
         ts: Ts,
+        index: usize,
         candidate: Candidate,
         strategy: &mut S,
     ) -> Result<bool> {
-        let order = self.book.orders()[candidate.index];
+        let order = self.book.orders()[index];
         if order.quantity == 0.0 || !order.active {
             return Ok(false); // cancelled by its OCO sibling earlier in this bar
         }
-        if !self.cap_at_flat(candidate.index, ts) {
+        if !self.cap_at_flat(index, ts) {
             return Ok(false);
         }
-        let order = self.book.orders()[candidate.index];
+        let order = self.book.orders()[index];
         let row = self.bar_row[order.asset as usize];
         let mut quantity = order.quantity;
         if let Some(fraction) = self.config.max_volume_fraction {
@@ -382,10 +394,10 @@ impl Engine {
             let slippage = &self.config.slippage;
             slippage.fill_price(data, row, side, quantity, candidate.reference)?
         };
-        let Some(quantity) = self.afford(candidate.index, quantity, price, ts) else {
+        let Some(quantity) = self.afford(index, quantity, price, ts) else {
             return Ok(false);
         };
-        let order = self.book.orders()[candidate.index]; // `afford` may have shrunk it
+        let order = self.book.orders()[index]; // `afford` may have shrunk it
         let partial = quantity != order.quantity;
         let fill = self.book_fill(
             ts,
@@ -393,14 +405,14 @@ impl Engine {
             quantity,
             (price, candidate.reference),
             partial,
-            candidate.index,
+            index,
         );
         self.after_fill(&order, ts, quantity);
         if partial {
-            self.book.reduce(candidate.index, quantity);
+            self.book.reduce(index, quantity);
         } else {
-            self.book.mark_filled(candidate.index);
-            self.activate_legs(order.id, candidate.index, candidate.time);
+            self.book.mark_filled(index);
+            self.activate_legs(order.id, index, candidate.time);
         }
         if order.oco != 0 {
             self.reduce_sibling(order.oco, quantity, ts);
@@ -629,5 +641,17 @@ impl Engine {
                 self.emit_status(&leg, ts, OrderStatus::Cancelled);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CandidateSource::{Book, Level};
+
+    #[test]
+    fn book_orders_come_before_level_exits_then_in_their_own_order() {
+        assert!(Book(usize::MAX) < Level(0));
+        assert!(Book(1) < Book(2));
+        assert!(Level(1) < Level(2));
     }
 }
