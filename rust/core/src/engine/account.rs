@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::feed::MarketData;
 use crate::orders::Order;
 use crate::strategy::Strategy;
-use crate::types::{AssetId, ExitReason, RejectReason, Side, Ts};
+use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 
 /// Nanoseconds in a 365.25-day year: accruals use calendar time.
 const YEAR_NS: f64 = 365.25 * 86_400.0 * 1e9;
@@ -172,13 +172,7 @@ impl Engine {
             let quantity = -self.portfolio.quantity(asset);
             let row = self.bar_row[asset as usize];
             let reference = data.close()[row];
-            let price = self.config.slippage.fill_price(
-                data,
-                row,
-                Side::of(quantity),
-                quantity,
-                reference,
-            )?;
+            let price = self.slipped_price(data, row, quantity, reference)?;
             let id = self.take_order_id();
             let order = Order {
                 reason: ExitReason::MarginCall,

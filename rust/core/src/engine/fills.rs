@@ -386,13 +386,11 @@ impl Engine {
                 quantity = cap * quantity.signum();
             }
         }
-        let side = Side::of(quantity);
         let (low, high) = (data.low()[row], data.high()[row]);
         let price = if candidate.limit_like {
             candidate.reference.clamp(low, high)
         } else {
-            let slippage = &self.config.slippage;
-            slippage.fill_price(data, row, side, quantity, candidate.reference)?
+            self.slipped_price(data, row, quantity, candidate.reference)?
         };
         let Some(quantity) = self.afford(index, quantity, price, ts) else {
             return Ok(false);
@@ -419,6 +417,23 @@ impl Engine {
         }
         strategy.on_fill(&fill, &self.portfolio)?;
         Ok(true)
+    }
+
+    /// The price of a market-like fill of `quantity` (signed) shares at `reference` on row
+    /// `row`: the slippage model's, clamped into the bar, with the columns bound for this chunk.
+    #[inline]
+    pub(super) fn slipped_price(
+        &self,
+        data: &MarketData,
+        row: usize,
+        quantity: f64,
+        reference: f64,
+    ) -> Result<f64> {
+        let side = Side::of(quantity);
+        let columns = self.slippage_columns;
+        self.config
+            .slippage
+            .fill_price_in(columns, data, row, side, quantity, reference)
     }
 
     /// Books a fill of `quantity` shares of `order` at `price` (referenced to `reference`):

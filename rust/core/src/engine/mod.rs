@@ -18,6 +18,7 @@ use crate::progress::Progress;
 use crate::results::{BacktestOutput, Recorders};
 use crate::risk::BoxedRule;
 use crate::risk::RiskManager;
+use crate::slippage::SlippageColumns;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
 use crate::types::{AssetId, RejectReason, Ts};
@@ -74,6 +75,8 @@ pub struct Engine {
     /// Scratch of the bar pass: the risk level exits reached on this bar.
     level_hits: Vec<(AssetId, risk_step::LevelHit)>,
     progress: Option<Arc<Progress>>,
+    /// The slippage model's columns in the current chunk.
+    slippage_columns: SlippageColumns,
 }
 
 impl Engine {
@@ -120,6 +123,7 @@ impl Engine {
             level_hits: Vec::new(),
             projected: vec![0; n],
             progress: None,
+            slippage_columns: SlippageColumns::default(),
         })
     }
 
@@ -184,7 +188,7 @@ impl Engine {
             risk.bind(data)?;
         }
         self.resolve_borrow_column(data)?;
-        self.config.slippage.check_columns(data)?;
+        self.slippage_columns = self.config.slippage.bind(data)?;
         self.record.equity.reserve(data.n_timestamps());
         let assets = data.asset_ids();
         let close = data.close();

@@ -208,10 +208,7 @@ impl Engine {
         let price = if hit.limit_like {
             hit.reference.clamp(data.low()[row], data.high()[row])
         } else {
-            let side = Side::of(quantity);
-            self.config
-                .slippage
-                .fill_price(data, row, side, quantity, hit.reference)?
+            self.slipped_price(data, row, quantity, hit.reference)?
         };
         let id = self.take_order_id();
         let order = Order {
