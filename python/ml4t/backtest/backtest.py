@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy.typing as npt
 import polars as pl
 
-from ml4t.backtest import _core
+import ml4t.backtest._core as _core
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError, RiskRuleError
