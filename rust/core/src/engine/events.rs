@@ -9,12 +9,33 @@ use crate::orders::Order;
 use crate::strategy::Strategy;
 use crate::types::{AssetId, OrderId, RejectReason, Ts};
 
+/// The order events not yet delivered; collected only while the strategy listens.
+#[derive(Debug, Default)]
+pub(super) struct EventQueue {
+    /// Whether the strategy listens ([`Strategy::wants_order_events`]).
+    listening: bool,
+    events: Vec<OrderEvent>,
+}
+
+impl EventQueue {
+    /// Starts (or stops) collecting events.
+    pub(super) fn listen(&mut self, listening: bool) {
+        self.listening = listening;
+    }
+
+    /// True when no event waits.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
 impl Engine {
     /// Queues an event when the strategy listens.
     #[inline]
     pub(super) fn emit(&mut self, event: OrderEvent) {
-        if self.wants_order_events {
-            self.order_events.push(event);
+        if self.events.listening {
+            self.events.events.push(event);
         }
     }
 
@@ -91,10 +112,10 @@ impl Engine {
         &mut self,
         strategy: &mut S,
     ) -> Result<()> {
-        if self.order_events.is_empty() {
+        if self.events.is_empty() {
             return Ok(());
         }
-        let mut events = std::mem::take(&mut self.order_events);
+        let mut events = std::mem::take(&mut self.events.events);
         let mut result = Ok(());
         for event in &events {
             result = strategy.on_order(event, &self.portfolio);
@@ -103,7 +124,7 @@ impl Engine {
             }
         }
         events.clear();
-        self.order_events = events;
+        self.events.events = events;
         result
     }
 }

@@ -12,7 +12,7 @@ use crate::orders::{Order, OrderKind, OrderState, TimeInForce};
 use crate::records::Fill;
 use crate::strategy::Strategy;
 use crate::trades::TradeFill;
-use crate::types::{RejectReason, Side, Ts};
+use crate::types::{AssetId, RejectReason, Side, Ts};
 
 /// An order that executes on this bar: when along the path, at which reference price.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +33,35 @@ pub(super) enum CandidateSource {
     Book(usize),
     /// The level exit in this slot of the pass's level hits.
     Level(usize),
+}
+
+/// The fill passes' working state, kept between bars so that a pass allocates nothing.
+#[derive(Debug)]
+pub(super) struct FillScratch {
+    /// The pass's executable book orders and level exits.
+    candidates: Vec<Candidate>,
+    /// Book indexes of the stop-limits whose stop the pass reached (armed after it).
+    armed: Vec<usize>,
+    /// Bracket legs activated by the last fill, with the path time they start from.
+    activated: Vec<(usize, f64)>,
+    /// An order was removed during the current pass (cut to nothing at fill time), so the
+    /// book needs a sweep.
+    pub(super) removed: bool,
+    /// Set by a fill that ended a position: (asset, index of the executing order).
+    ended_position: Option<(AssetId, usize)>,
+}
+
+impl FillScratch {
+    /// Empty scratch, with room for a typical pass.
+    pub(super) fn new() -> Self {
+        FillScratch {
+            candidates: Vec::with_capacity(64),
+            armed: Vec::new(),
+            activated: Vec::new(),
+            removed: false,
+            ended_position: None,
+        }
+    }
 }
 
 /// What an order's condition does on this bar.
@@ -160,8 +189,8 @@ impl Engine {
         strategy: &mut S,
     ) -> Result<bool> {
         let epoch = self.timestamps;
-        self.armed.clear();
-        let mut candidates = std::mem::take(&mut self.candidates);
+        self.scratch.armed.clear();
+        let mut candidates = std::mem::take(&mut self.scratch.candidates);
         candidates.clear();
         // Only DAY/IOC, trailing and stop-limit orders need the after-bar bookkeeping.
         let mut needs_settle = false;
@@ -177,10 +206,10 @@ impl Engine {
         if stage == Stage::Bar && self.risk.is_some() {
             self.consider_levels(data, &mut candidates);
         }
-        if candidates.is_empty() && !needs_settle && !self.removed_in_pass {
+        if candidates.is_empty() && !needs_settle && !self.scratch.removed {
             // Nothing executes on this bar and nothing needs its after-bar bookkeeping (the
             // common case with only risk levels live).
-            self.candidates = candidates;
+            self.scratch.candidates = candidates;
             return Ok(false);
         }
         let mut filled_any = false;
@@ -198,24 +227,24 @@ impl Engine {
                     continue;
                 }
             };
-            self.activated.clear();
+            self.scratch.activated.clear();
             filled_any |= self.execute(data, ts, index, candidate, strategy)?;
-            if !self.activated.is_empty() {
+            if !self.scratch.activated.is_empty() {
                 // Bracket legs activated by this fill join the queue at their own path times.
-                let activated = std::mem::take(&mut self.activated);
+                let activated = std::mem::take(&mut self.scratch.activated);
                 for &(index, time) in &activated {
                     self.consider(data, stage, index, time, &mut candidates);
                 }
-                self.activated = activated;
+                self.scratch.activated = activated;
                 sort_candidates(&mut candidates[next..]);
             }
         }
         candidates.clear();
-        self.candidates = candidates;
+        self.scratch.candidates = candidates;
         let expired = needs_settle && self.settle(data, epoch, stage, ts);
-        if filled_any || expired || self.removed_in_pass {
+        if filled_any || expired || self.scratch.removed {
             self.book.sweep();
-            self.removed_in_pass = false;
+            self.scratch.removed = false;
         }
         Ok(filled_any)
     }
@@ -274,7 +303,7 @@ impl Engine {
                     limit_like,
                 });
             }
-            Trigger::Armed => self.armed.push(index),
+            Trigger::Armed => self.scratch.armed.push(index),
             Trigger::Wait => {}
         }
     }
@@ -495,14 +524,14 @@ impl Engine {
         };
         self.record.fills.push(&fill);
         if position_ended {
-            self.ended_position = Some((order.asset, executing));
+            self.scratch.ended_position = Some((order.asset, executing));
         }
         fill
     }
 
     /// Cancels the bracket legs orphaned by the last booked fill (after its own events).
     pub(super) fn cancel_legs_of_ended_position(&mut self, ts: Ts) {
-        if let Some((asset, executing)) = self.ended_position.take() {
+        if let Some((asset, executing)) = self.scratch.ended_position.take() {
             self.cancel_orphan_legs(asset, executing, ts);
         }
     }
@@ -539,7 +568,7 @@ impl Engine {
         }
         if room == 0.0 {
             self.book.mark_filled(index);
-            self.removed_in_pass = true;
+            self.scratch.removed = true;
             if is_leg {
                 self.emit_status(&order, ts, OrderStatus::Cancelled);
             }
@@ -556,14 +585,14 @@ impl Engine {
             let leg = self.book.orders()[index];
             if leg.parent == entry_id && !leg.active {
                 self.book.activate(index, leg.quantity);
-                self.activated.push((index, time));
+                self.scratch.activated.push((index, time));
             }
         }
     }
 
     /// Once a position is flat or has flipped, the bracket legs that protected it would open a
     /// new position: they are cancelled.
-    fn cancel_orphan_legs(&mut self, asset: crate::types::AssetId, executing: usize, ts: Ts) {
+    fn cancel_orphan_legs(&mut self, asset: AssetId, executing: usize, ts: Ts) {
         for index in 0..self.book.orders().len() {
             let order = self.book.orders()[index];
             if index != executing
@@ -594,8 +623,8 @@ impl Engine {
     /// After a pass: arm stop-limits, move trailing water marks with this bar's extremes, and
     /// expire DAY/IOC orders that had their chance. Returns whether anything was removed.
     fn settle(&mut self, data: &MarketData, epoch: u64, stage: Stage, ts: Ts) -> bool {
-        for i in 0..self.armed.len() {
-            let index = self.armed[i];
+        for i in 0..self.scratch.armed.len() {
+            let index = self.scratch.armed[i];
             self.book.order_mut(index).state = OrderState::StopLimit { armed: true };
         }
         let mut removed = false;

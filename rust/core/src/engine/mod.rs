@@ -1,6 +1,21 @@
 //! The event loop: one pass over the timestamp groups of each chunk, in the order of steps given
 //! in `docs/semantics.md` (fill pending orders, mark, strategy, resolve orders, record equity).
-//! Filling lives in [`fills`], turning strategy intents into orders in [`sizing`].
+//!
+//! [`Engine`] is one struct whose `impl` is split by concern; a file that keeps working state
+//! owns it as a named part:
+//!
+//! - `mod.rs`: the engine's state, [`Engine::process_chunk`] (the loop on one page) and
+//!   [`Engine::finish`];
+//! - `fills.rs`: the bar and close passes: which orders trigger where along the bar's path, at
+//!   what price and size, and the after-bar bookkeeping (owns `FillScratch`);
+//! - `sizing.rs`: a strategy's intents become orders at decision time: target sizing, share
+//!   rounding, brackets, modify and cancel;
+//! - `account.rs`: financing accruals, buying power at fill time, margin calls (owns
+//!   `Financing`);
+//! - `risk_step.rs`: the risk manager inside the loop: level exits, the position step after
+//!   marking, pre-trade checks;
+//! - `events.rs`: order events, queued while the strategy listens and delivered after each
+//!   step (owns `EventQueue`).
 
 mod account;
 mod events;
@@ -10,7 +25,6 @@ mod sizing;
 
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
-use crate::events::OrderEvent;
 use crate::feed::{group_end, MarketData};
 use crate::orders::{CommandBuffer, OrderBook};
 use crate::portfolio::Portfolio;
@@ -22,6 +36,9 @@ use crate::slippage::SlippageColumns;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
 use crate::types::{AssetId, RejectReason, Ts};
+use account::Financing;
+use events::EventQueue;
+use fills::FillScratch;
 use risk_step::Step;
 use std::sync::Arc;
 
@@ -44,23 +61,12 @@ pub struct Engine {
     /// Rebalance marks, tagged with `rebalance_epoch`.
     listed: Vec<u64>,
     rebalance_epoch: u64,
-    /// Scratch of the fill passes: executable orders, armed stop-limits, activated legs.
-    candidates: Vec<fills::Candidate>,
-    armed: Vec<usize>,
-    activated: Vec<(usize, f64)>,
-    /// An order was removed during the current pass (cut to nothing at fill time).
-    removed_in_pass: bool,
-    /// Whether the strategy listens to order events, and the events not yet delivered.
-    wants_order_events: bool,
-    order_events: Vec<OrderEvent>,
-    /// Per-asset borrow rates (last seen in the configured column; empty when none) and the
-    /// column's position in the current chunk.
-    borrow_rates: Vec<f64>,
-    borrow_column: Option<usize>,
-    /// Whether any financing rate (or a borrow-rate column) is configured.
-    financing_on: bool,
-    /// Set by a fill that ended a position: (asset, index of the executing order).
-    ended_position: Option<(AssetId, usize)>,
+    /// The fill passes' working state (`fills.rs`).
+    scratch: FillScratch,
+    /// Order events waiting for the strategy (`events.rs`).
+    events: EventQueue,
+    /// Financing switches and borrow rates (`account.rs`).
+    financing: Financing,
     timestamps: u64,
     last_ts: Option<Ts>,
     next_order_id: u64,
@@ -82,15 +88,12 @@ pub struct Engine {
 impl Engine {
     /// A fresh engine for a universe of `n_assets`.
     pub fn new(config: EngineConfig, n_assets: u32) -> Result<Self> {
-        let financing_on = config.account.borrow_rate != 0.0
-            || config.account.margin_interest_rate != 0.0
-            || config.account.cash_interest_rate != 0.0
-            || config.borrow_rate_column.is_some();
         config.validate()?;
         if n_assets == 0 {
             return Err(BacktestError::data("asset", 0, "the data has no assets"));
         }
         let n = n_assets as usize;
+        let financing = Financing::new(&config);
         Ok(Engine {
             portfolio: Portfolio::new(config.initial_cash, n),
             config,
@@ -104,16 +107,9 @@ impl Engine {
             bars_seen: vec![0; n],
             listed: vec![0; n],
             rebalance_epoch: 0,
-            candidates: Vec::with_capacity(64),
-            armed: Vec::new(),
-            activated: Vec::new(),
-            removed_in_pass: false,
-            wants_order_events: false,
-            order_events: Vec::new(),
-            ended_position: None,
-            borrow_rates: Vec::new(),
-            borrow_column: None,
-            financing_on,
+            scratch: FillScratch::new(),
+            events: EventQueue::default(),
+            financing,
             timestamps: 0,
             last_ts: None,
             next_order_id: 1,
@@ -180,7 +176,7 @@ impl Engine {
         }
         if !self.started {
             strategy.on_start(self.n_assets)?;
-            self.wants_order_events = strategy.wants_order_events();
+            self.events.listen(strategy.wants_order_events());
             self.started = true;
         }
         strategy.on_chunk(data)?;
@@ -205,15 +201,9 @@ impl Engine {
                 self.bar_row[a] = start + offset;
                 self.bars_seen[a] += 1;
             }
-            if self.financing_on {
+            if self.financing.on {
                 self.accrue_financing(t);
-            }
-            if let Some(column) = self.borrow_column {
-                // This bar's rates apply from now on (the accrual above used the previous ones).
-                let rates = data.feature_at(column);
-                for (offset, &asset) in group.iter().enumerate() {
-                    self.borrow_rates[asset as usize] = rates[start + offset];
-                }
+                self.financing.read_borrow_rates(data, start, group);
             }
             let step = Step {
                 data,
@@ -244,7 +234,7 @@ impl Engine {
             if self.risk.is_some() {
                 self.risk_step(step, (long, short), false)?;
             }
-            if !self.order_events.is_empty() {
+            if !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
             let equity = self.portfolio.cash() + long + short;
@@ -271,7 +261,7 @@ impl Engine {
                     self.risk_step(step, (long, short), true)?;
                 }
             }
-            if !self.order_events.is_empty() {
+            if !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
             self.record

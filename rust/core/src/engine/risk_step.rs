@@ -271,7 +271,7 @@ impl Engine {
             }
         }
         // The book is swept at the end of the pass this exit happened in.
-        self.removed_in_pass |= removed;
+        self.scratch.removed |= removed;
     }
 
     /// After marking: updates the portfolio state (`values`: the long and short market values
