@@ -15,10 +15,8 @@ Example:
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import re
-import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
+from ml4t.backtest._imports import ImportFailed, import_module, raised_where
 from ml4t.backtest._models import ValidatedModel, check_duration
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.risk import AnyRule
@@ -151,6 +150,75 @@ BUILTIN_STRATEGIES: dict[str, type[SignalStrategy] | type[TopKStrategy]] = {
     "TopKStrategy": TopKStrategy,
 }
 """The built-in strategy names :class:`StrategyConfig` accepts, and their classes."""
+
+
+MAX_YAML_VALUES = 100_000
+"""The most values (scalars, lists and mappings, each alias counted as what it expands to) a
+YAML config may hold. A real config has a few hundred; the limit stops a tiny file of nested
+aliases (``&a [x, x]``, ``&b [*a, *a]``, ...) from expanding into gigabytes when it is saved."""
+
+
+def load_yaml(text: str, location: str) -> Any:
+    """Parses YAML with the safe loader, refusing documents that alias into more than
+    :data:`MAX_YAML_VALUES` values or refer to themselves.
+
+    Raises:
+        ConfigError: ``location: not valid YAML: ...``, ``location: yaml_too_large: ...`` or
+            ``location: yaml_recursive: ...``.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{location}: not valid YAML: {err}") from None
+        except RecursionError:
+            raise ConfigError(
+                f"{location}: yaml_too_large: the document nests too deeply"
+            ) from None
+        if node is None:
+            return None
+        _check_yaml_size(node, location)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(root: yaml.Node, location: str) -> None:
+    """Counts the values ``root`` expands to (aliases included) without expanding them."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = list(node.value)
+        if children_done:
+            active.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > MAX_YAML_VALUES:
+                raise ConfigError(
+                    f"{location}: yaml_too_large: its aliases expand to more than "
+                    f"{MAX_YAML_VALUES:,} values (a config needs a few hundred)"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise ConfigError(f"{location}: yaml_recursive: an alias refers to itself")
+        active.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in active:
+                raise ConfigError(f"{location}: yaml_recursive: an alias refers to itself")
+            if id(child) not in sizes:
+                stack.append((child, False))
 
 
 class ValidationConfig(ValidatedModel):
@@ -288,19 +356,10 @@ class StrategyConfig(ValidatedModel):
         if self.name in BUILTIN_STRATEGIES:
             return _build_builtin(self.name, self.params)
         module_name, _, class_name = self.name.partition(":")
-        added = False
-        if search_path is not None and str(search_path) not in sys.path:
-            sys.path.insert(0, str(search_path))
-            added = True
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise ConfigError(
-                f"strategy.name: cannot import module '{module_name}': {err}"
-            ) from None
-        finally:
-            if added:
-                sys.path.remove(str(search_path))
+            module = import_module(module_name, search_path)
+        except ImportFailed as err:
+            raise ConfigError(f"strategy.name: {err}") from err.__cause__
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             raise ConfigError(
@@ -311,6 +370,11 @@ class StrategyConfig(ValidatedModel):
             instance: Strategy = cls(**self.params)
         except TypeError as err:
             raise ConfigError(f"strategy.params: {class_name}: {err}") from None
+        except Exception as err:
+            raise ConfigError(
+                f"strategy.params: construction_failed: {class_name}(**params) "
+                f"({raised_where(err)}) raised {type(err).__name__}: {err}"
+            ) from err
         return instance
 
 
@@ -436,11 +500,7 @@ class BacktestConfig(ValidatedModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> BacktestConfig:
         """Loads a config from a YAML file."""
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"<file {path}>: not valid YAML: {err}") from None
-        return cls.from_dict(data or {})
+        return cls.from_dict(load_yaml(Path(path).read_text(), f"<file {path}>") or {})
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> BacktestConfig:

@@ -22,9 +22,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ml4t.backtest._core import OrderContext, PortfolioView, RiskContext, RiskDecision
+from ml4t.backtest._imports import ImportFailed, import_module, raised_where
 from ml4t.backtest._models import (
     UNION_TAGS,
     UNIT_NS,
@@ -426,16 +425,10 @@ class CustomRule(BuiltinRule):
                 parameters do not fit.
         """
         module_name, _, class_name = self.path.partition(":")
-        added = search_path is not None and str(search_path) not in sys.path
-        if added:
-            sys.path.insert(0, str(search_path))
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise RiskRuleError(f"custom.path: cannot import '{module_name}': {err}") from None
-        finally:
-            if added:
-                sys.path.remove(str(search_path))
+            module = import_module(module_name, search_path)
+        except ImportFailed as err:
+            raise RiskRuleError(f"custom.path: {err}") from err.__cause__
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, RiskRule)):
             raise RiskRuleError(f"custom.path: '{self.path}' is not a RiskRule subclass")
@@ -445,7 +438,8 @@ class CustomRule(BuiltinRule):
             raise RiskRuleError(f"custom.params: {class_name}: {err}") from None
         except Exception as err:
             raise RiskRuleError(
-                f"custom.params: {class_name}(**params) raised {type(err).__name__}: {err}"
+                f"custom.params: construction_failed: {class_name}(**params) "
+                f"({raised_where(err)}) raised {type(err).__name__}: {err}"
             ) from err
 
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +34,7 @@ import polars as pl
 from ml4t.backtest._core import EXIT_REASONS, ORDER_TYPES, REJECT_REASONS, __version__
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
+from ml4t.backtest.errors import ConfigError, ResultFileError
 from ml4t.backtest.results.metrics import compute_metrics
 from ml4t.backtest.results.positions import positions_at, sample_times
 from ml4t.backtest.universe import Universe
@@ -62,6 +66,62 @@ def _json_float(value: float) -> float | str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+MANIFEST = "manifest.json"
+"""The file of a saved result that lists the others with their SHA-256; written last."""
+
+SAVED_FILES = (
+    *(f"{name}.parquet" for name in (*RECORD_NAMES, "positions")),
+    "metrics.json",
+    "config.yaml",
+)
+"""Every file of a saved result besides the manifest."""
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultFileError(
+            f"{path}: missing: not a saved result, or its save was interrupted"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ResultFileError(f"{path}: unreadable: {err}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != SAVE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ResultFileError(
+            f"{path}: unknown_format: unknown saved-result format {found!r} "
+            f"(this version reads {SAVE_FORMAT})"
+        )
+    if not isinstance(manifest.get("files"), dict):
+        raise ResultFileError(f"{path}: unreadable: it lists no files")
+    return manifest
+
+
+def _check_file(folder: Path, name: str, listed: dict[str, Any]) -> None:
+    """Raises unless ``name`` exists and has the SHA-256 the manifest recorded for it."""
+    path = folder / name
+    entry = listed.get(name)
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        raise ResultFileError(f"{path}: unlisted: the manifest records no checksum for it")
+    try:
+        digest = _sha256_file(path)
+    except FileNotFoundError:
+        raise ResultFileError(f"{path}: missing: the manifest lists it") from None
+    if digest != entry["sha256"]:
+        raise ResultFileError(
+            f"{path}: checksum_mismatch: SHA-256 {digest[:16]}… differs from the "
+            f"{entry['sha256'][:16]}… the manifest recorded (the file changed after the save)"
+        )
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise ResultFileError(f"{path}: unreadable: {err}") from err
 
 
 def _sha256_file(path: Path) -> str:
@@ -461,62 +521,100 @@ class BacktestResult:
         resolved :class:`BacktestConfig`) and ``manifest.json`` (library version, what the run
         read with a checksum of the engine frame, when it ran and how long it took, and the
         row count and SHA-256 of each file). :meth:`load` reads it back without the data.
+
+        The save is all or nothing: every file is first written into a temporary directory
+        inside ``directory``, the old ``manifest.json`` (if any) is removed, the files are
+        renamed into place and the new manifest comes last. An interrupted save (Ctrl-C, a full
+        disk) therefore leaves either the previous result or a directory without a manifest,
+        which :meth:`load` refuses, never a mix of two runs under a valid manifest. Other files
+        in ``directory`` (a ``report.html``, say) are left alone.
+
+        Raises:
+            OSError: a file cannot be written; the message names the path.
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out))
+        try:
+            files = self._write_files(staging)
+            manifest = {
+                "format": SAVE_FORMAT,
+                "library": "ml4t-backtest",
+                "version": __version__,
+                "saved_at": datetime.now(timezone.utc).isoformat(),
+                "run": self.run_info,
+                "input": self.input_summary(),
+                "files": files,
+            }
+            manifest_text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
+            (staging / MANIFEST).write_text(manifest_text)
+            (out / MANIFEST).unlink(missing_ok=True)
+            for name in files:
+                os.replace(staging / name, out / name)
+            os.replace(staging / MANIFEST, out / MANIFEST)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return out
+
+    def _write_files(self, folder: Path) -> dict[str, dict[str, Any]]:
+        """Writes every file of the layout but the manifest; returns their manifest entries."""
         frames = {name: getattr(self, name) for name in RECORD_NAMES}
         frames["positions"] = self._every_timestamp_positions()
         files: dict[str, dict[str, Any]] = {}
         for name, frame in frames.items():
-            path = out / f"{name}.parquet"
-            frame.write_parquet(path, statistics=False)
+            path = folder / f"{name}.parquet"
+            try:
+                frame.write_parquet(path, statistics=False)
+            except pl.exceptions.PolarsError as err:
+                raise OSError(f"{path}: cannot write: {err}") from err
             files[path.name] = {"rows": frame.height}
         metrics = {k: _json_float(v) for k, v in self.metrics.items()}
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-        self.config.to_yaml(out / "config.yaml")
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        self.config.to_yaml(folder / "config.yaml")
         for name in ("metrics.json", "config.yaml"):
             files[name] = {}
         for name, info in files.items():
-            info["sha256"] = _sha256_file(out / name)
-        manifest = {
-            "format": SAVE_FORMAT,
-            "library": "ml4t-backtest",
-            "version": __version__,
-            "saved_at": datetime.now(timezone.utc).isoformat(),
-            "run": self.run_info,
-            "input": self.input_summary(),
-            "files": files,
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
-        return out
+            info["sha256"] = _sha256_file(folder / name)
+        return files
 
     @classmethod
     def load(cls, directory: str | Path) -> BacktestResult:
         """Reads a result written by :meth:`save`. The data feed is not needed: positions are
-        read from ``positions.parquet`` and asset names and time zone from the manifest.
+        read from ``positions.parquet`` and asset names and time zone from the manifest. Every
+        file is checked against the SHA-256 the manifest recorded before it is read.
 
         Raises:
-            FileNotFoundError: if a file of the layout is missing.
-            ValueError: if the manifest is of an unknown format.
+            ResultFileError: the manifest is missing, unreadable or of an unknown format, or a
+                file of the layout is missing, truncated or changed since it was saved
+                (``path: rule: detail``).
         """
         folder = Path(directory)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("format") != SAVE_FORMAT:
-            raise ValueError(
-                f"{folder / 'manifest.json'}: unknown saved-result format "
-                f"{manifest.get('format')!r} (this version reads {SAVE_FORMAT})"
-            )
+        manifest = _read_manifest(folder)
+        listed = manifest["files"]
+        for name in SAVED_FILES:
+            _check_file(folder, name, listed)
         self = cls.__new__(cls)
-        self.config = BacktestConfig.from_yaml(folder / "config.yaml")
+        try:
+            self.config = BacktestConfig.from_yaml(folder / "config.yaml")
+        except ConfigError as err:
+            raise ResultFileError(f"{folder / 'config.yaml'}: unreadable: {err}") from err
         self._feed = None
-        self._input = dict(manifest["input"])
-        self.universe = Universe(list(self._input["assets"]), self._input["time_zone"])
-        self.run_info = dict(manifest["run"])
+        try:
+            self._input = dict(manifest["input"])
+            self.universe = Universe(list(self._input["assets"]), self._input["time_zone"])
+            self.run_info = dict(manifest["run"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ResultFileError(
+                f"{folder / MANIFEST}: unreadable: missing or malformed entry {err}"
+            ) from err
         for name in RECORD_NAMES:
-            setattr(self, name, pl.read_parquet(folder / f"{name}.parquet"))
-        self._positions_all = pl.read_parquet(folder / "positions.parquet")
-        metrics = json.loads((folder / "metrics.json").read_text())
-        self.__dict__["metrics"] = {k: float(v) for k, v in metrics.items()}
+            setattr(self, name, _read_parquet(folder / f"{name}.parquet"))
+        self._positions_all = _read_parquet(folder / "positions.parquet")
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text())
+            self.__dict__["metrics"] = {k: float(v) for k, v in metrics.items()}
+        except (ValueError, TypeError, AttributeError) as err:
+            raise ResultFileError(f"{folder / 'metrics.json'}: unreadable: {err}") from err
         return self
 
     # ---------------------------------------------------------------------------------- misc
