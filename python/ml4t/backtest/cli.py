@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ml4t.backtest.config import BacktestConfig
-from ml4t.backtest.errors import BacktestError, ConfigError
+from ml4t.backtest.errors import BacktestError, ConfigError, panics_as_bugs
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -216,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ml4t-backtest`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        code: int = args.func(args)
+        with panics_as_bugs("ml4t-backtest"):
+            code: int = args.func(args)
     except KeyboardInterrupt:
         if args.traceback:
             raise

@@ -11,6 +11,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class BacktestError(Exception):
     """Base class of every ml4t-backtest error."""
@@ -46,10 +49,32 @@ class ResultFileError(BacktestError, ValueError):
     message names the file."""
 
 
+class InternalError(BacktestError):
+    """A bug in ml4t-backtest or a library it calls (a panic): never the user's mistake.
+    The message asks for a report; the original is chained as ``__cause__``."""
+
+
+@contextmanager
+def panics_as_bugs(where: str) -> Iterator[None]:
+    """Turns a Rust panic surfacing from a dependency (pyo3's ``PanicException``, a
+    ``BaseException`` that ``except Exception`` misses) into :class:`InternalError`. A last
+    resort: inputs are validated so that no panic should happen at all."""
+    try:
+        yield
+    except BaseException as err:
+        if type(err).__name__ != "PanicException":
+            raise
+        raise InternalError(
+            f"{where}: internal_error: a panic inside a dependency ({err}); this is a bug, "
+            "please report it with the data that triggers it"
+        ) from err
+
+
 __all__ = [
     "BacktestError",
     "ConfigError",
     "DataValidationError",
+    "InternalError",
     "OrderError",
     "ResultFileError",
     "RiskRuleError",

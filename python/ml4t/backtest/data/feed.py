@@ -62,13 +62,15 @@ from ml4t.backtest.data.validation import (
     check_bars,
     check_features,
     check_null_keys,
+    check_reserved_names,
+    check_timestamp_range,
     clean_bars,
     clean_features,
     dedupe,
     fatal,
     order_rows,
 )
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ConfigError, panics_as_bugs
 from ml4t.backtest.universe import Universe
 
 ASSET_COLUMN_CANDIDATES = ("asset", "symbol", "ticker")
@@ -196,26 +198,29 @@ class PolarsDataFeed:
         chunk_rows: int | None = None,
         validation: ValidationConfig | Mapping[str, Any] | None = None,
     ) -> None:
+        with panics_as_bugs("PolarsDataFeed"):
+            self._init(
+                prices,
+                signals,
+                indicators=indicators,
+                context=context,
+                timestamp_column=timestamp_column,
+                asset_column=asset_column,
+                rename=rename,
+                start=start,
+                end=end,
+                available_column=available_column,
+                signal_timing=signal_timing,
+                lag=lag,
+                hold=hold,
+                chunk_by=chunk_by,
+                chunk_rows=chunk_rows,
+                validation=validation,
+            )
+
+    def _init(self, prices: Source, signals: Source | None, **options: Any) -> None:
         collector = Collector(raise_errors=True)
-        self._setup(
-            collector,
-            prices,
-            signals,
-            indicators=indicators,
-            context=context,
-            timestamp_column=timestamp_column,
-            asset_column=asset_column,
-            rename=rename,
-            start=start,
-            end=end,
-            available_column=available_column,
-            signal_timing=signal_timing,
-            lag=lag,
-            hold=hold,
-            chunk_by=chunk_by,
-            chunk_rows=chunk_rows,
-            validation=validation,
-        )
+        self._setup(collector, prices, signals, **options)
         if not self.streaming:
             self._frame = self._build(collector)
             self._finish(collector)
@@ -369,6 +374,7 @@ class PolarsDataFeed:
             lazy = lazy.drop(partition_only)
             schema = read_schema(lazy, "prices", collector)
         own = [c for c in schema if c not in (t, a, *PRICE_COLUMNS)]
+        check_reserved_names(own, "", collector)
         wrong = [c for c in own if not schema[c].is_numeric()]
         if wrong:
             fatal(
@@ -380,6 +386,7 @@ class PolarsDataFeed:
             )
         self._prices = lazy.select(t, a, *PRICE_COLUMNS, *own)
         self._own_features = own
+        check_timestamp_range(self._prices, t, self._raw_ts, t, collector)
 
         # The asset universe: every asset with a bar, in sorted order (codes = positions).
         if self.streaming:
@@ -496,7 +503,8 @@ class PolarsDataFeed:
         nulls = int(self._prices.select(pl.col(t).null_count()).collect().item())
         if nulls:
             rows = (
-                self._prices.with_row_index("row")
+                self._prices.select(pl.col(t))
+                .with_row_index("row")
                 .filter(pl.col(t).is_null())
                 .select("row")
                 .head(5)
@@ -553,6 +561,7 @@ class PolarsDataFeed:
                     f"{name}.{column}",
                     f"dtype must be Datetime or Date, got {dtype}",
                 )
+            check_timestamp_range(lazy, column, dtype, f"{name}.{column}", collector)
             if _time_zone(dtype) != self.time_zone:
                 fatal(
                     collector,
@@ -564,6 +573,7 @@ class PolarsDataFeed:
                 )
         keys = {t, asset, available}
         values = [c for c in schema if c not in keys]
+        check_reserved_names(values, f"{name}.", collector)
         clash = [c for c in values if c in taken]
         if clash:
             fatal(
@@ -858,6 +868,7 @@ def validate(data: Any, /, **feed_options: Any) -> ValidationReport:
         A :class:`~ml4t.backtest.data.ValidationReport`; ``report.ok`` is False when the feed
         would raise.
     """
-    if isinstance(data, PolarsDataFeed):
-        return data.validation_report()
-    return PolarsDataFeed._report_for(data, **feed_options)
+    with panics_as_bugs("validate"):
+        if isinstance(data, PolarsDataFeed):
+            return data.validation_report()
+        return PolarsDataFeed._report_for(data, **feed_options)

@@ -15,6 +15,9 @@ Rules (``Finding.rule``):
 ``dtype``                    a column has the wrong dtype (e.g. a string price)
 ``column_clash``             a joined frame repeats a column of the prices or another frame
 ``timezone``                 naive and tz-aware timestamps mixed, or two time zones
+``timestamp_range``          a timestamp outside the engine's nanosecond range
+                             (1677-09-21 .. 2262-04-11), e.g. a 9999-12-31 sentinel
+``reserved_name``            a column named like the engine frame's own ``__`` columns
 ``null``                     a null value (in a feature column: no value at that bar)
 ``not_finite``               NaN or +-inf in OHLCV; +-inf in a feature (NaN = "no value")
 ``duplicate``                two rows for one (timestamp, asset)
@@ -187,6 +190,76 @@ class Collector:
         return ValidationReport(
             list(self._errors.values()), self.cleaning, rows=self.rows, chunks=self.chunks
         )
+
+
+ENGINE_COLUMNS = ("ts", "asset_id")
+"""The engine frame's key columns (``feed.frame``): int64 nanoseconds and the asset code."""
+
+
+def check_reserved_names(columns: list[str], prefix: str, collector: Collector) -> None:
+    """Stops with a ``reserved_name`` finding when a feature column is named like one of the
+    engine frame's key columns (``ts``, ``asset_id``) or the pipeline's own ``__`` columns."""
+    for column in columns:
+        if column in ENGINE_COLUMNS or column.startswith("__"):
+            collector.fatal(
+                Finding(
+                    "reserved_name",
+                    f"{prefix}{column}",
+                    "the engine frame uses this name (ts, asset_id and names starting with "
+                    f"'__' are reserved); rename the column, e.g. to '{column.strip('_')}_feature'",
+                )
+            )
+
+
+_NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+_NS_PER_DAY = 86_400 * 1_000_000_000
+_I64_MAX = 2**63 - 1
+
+
+def check_timestamp_range(
+    lazy: pl.LazyFrame, column: str, dtype: pl.DataType, label: str, collector: Collector
+) -> None:
+    """Stops with a ``timestamp_range`` finding when a value of ``column`` (a Date or Datetime
+    column of ``dtype``) cannot be held as int64 nanoseconds since the epoch, the engine's
+    clock. The check compares the raw physical values, so nothing out of range is ever cast
+    or formatted (Polars panics formatting some of them); offending rows are named by index.
+    """
+    if dtype == pl.Date:
+        per = _NS_PER_DAY
+    elif isinstance(dtype, pl.Datetime):
+        per = _NS_PER_UNIT[dtype.time_unit or "us"]
+    else:
+        return
+    if per == 1:
+        return  # every int64 nanosecond value is in range
+    limit = _I64_MAX // per
+    raw = pl.col(column).to_physical()
+    outside = (raw > limit) | (raw < -limit)
+    counted = lazy.select(outside.sum().alias("n")).collect()
+    n = int(counted.item() or 0)
+    if not n:
+        return
+    rows = (
+        lazy.select(pl.col(column))
+        .with_row_index("row")
+        .filter(outside)
+        .select("row")
+        .head(MAX_KEYS)
+        .collect()
+        .to_series()
+        .to_list()
+    )
+    collector.fatal(
+        Finding(
+            "timestamp_range",
+            label,
+            f"outside the engine's range 1677-09-21 .. 2262-04-11 (int64 nanoseconds); "
+            f"drop or replace sentinel dates such as 9999-12-31 ({dtype} values)",
+            n,
+            tuple(f"[{r}]" for r in rows),
+            key_kind="rows",
+        )
+    )
 
 
 def fatal(collector: Collector, rule: str, column: str, detail: str) -> NoReturn:
