@@ -21,17 +21,21 @@ from ml4t.backtest._engine_spec import (
 from ml4t.backtest.config import AccountConfig, CommissionConfig, ExecutionConfig, SlippageConfig
 
 NS = [
+    -9_000_000_000_000_000_000,  # 1684-10-19, near the earliest nanosecond timestamp
+    -2_203_891_200_000_000_000,  # 1900-03-01 (1900 has no leap day)
     -86_400_000_000_001,  # 1969-12-30 23:59:59.999999 (floored, not truncated towards zero)
     -1_500,  # 1969-12-31 23:59:59.999998
     -1,
     0,
     999,  # still the epoch: nanoseconds below a microsecond are dropped
+    951_782_400_000_000_000,  # 2000-02-29
     1_615_705_199_999_999_000,  # New York 2021-03-14 01:59:59.999999 EST
     1_615_705_200_000_000_000,  # 03:00 EDT: the spring-forward gap
     1_636_261_200_000_000_000,  # 2021-11-07 01:00 EDT (fold 0)
     1_636_264_800_000_000_000,  # 01:00 EST again (fold 1)
     1_636_266_600_123_456_789,  # 01:30:00.123456 EST (fold 1)
     4_102_444_800_000_000_000,  # 2100-01-01 UTC
+    9_000_000_000_000_000_000,  # 2255-03-14, near the latest
 ]
 
 
@@ -89,6 +93,7 @@ def test_rust_datetimes_equal_pythons(tz: str | None) -> None:
     assert [fields(v) for v in strategy.events] == [fields(v) for v in expected]
     assert [fields(v) for v in strategy.contexts] == [fields(v) for v in expected]
     assert [fields(v) for v in strategy.fills] == [fields(expected[1])]
+    assert NS == sorted(NS)
 
 
 def test_engine_spec_sections_name_the_config_fields() -> None:
