@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
-
 use ml4t_backtest_core::portfolio::Portfolio;
 use ml4t_backtest_core::results::Fill;
 use ml4t_backtest_core::{BacktestError, MarketData, Strategy, StrategyContext, TimestampView};
@@ -17,6 +15,9 @@ use crate::features::{FeatureGroups, Layout};
 use crate::strategy::context::PyContext;
 use crate::strategy::event::{EventColumns, FillEvent, MarketEvent, OrderUpdate};
 use crate::universe::Universe;
+
+/// How often the progress callback is called at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How the Python strategy wants to be called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
