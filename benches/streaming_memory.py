@@ -54,7 +54,7 @@ def generate(root: Path, n_assets: int, n_days: int, seed: int = 7) -> int:
     """Writes the dataset one day at a time; returns the number of rows."""
     import polars as pl
 
-    from ml4t.backtest.storage import write_dataset
+    from ml4t.backtest.data import write_dataset
 
     rng = np.random.default_rng(seed)
     names = [f"S{i:04d}" for i in range(n_assets)]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -29,11 +29,20 @@ from ml4t.backtest import (
     Backtest,
     BacktestConfig,
     BacktestResult,
+    Context,
     PolarsDataFeed,
     Strategy,
+    TimestampBatch,
     TopKStrategy,
 )
-from ml4t.backtest.risk import MaxPositionSize, RegimeRule, ScaleSize, StopLoss, TrailingStop
+from ml4t.backtest.risk import (
+    BuiltinRule,
+    MaxPositionSize,
+    RegimeRule,
+    ScaleSize,
+    StopLoss,
+    TrailingStop,
+)
 from ml4t.backtest.synthetic import make_bars
 
 N_ASSETS, N_BARS, TRAIN_BARS, TOP_K = 100, 1_008, 504, 10
@@ -93,7 +102,7 @@ def risk_inputs(bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, float]:
     return atr, gauge, float(high or 0.0)
 
 
-def risk_rules(high_vol: float) -> list[Any]:
+def risk_rules(high_vol: float) -> list[BuiltinRule]:
     return [
         StopLoss(feature="atr", multiple=2.0),
         TrailingStop(pct=0.05, mark="extreme"),
@@ -108,7 +117,9 @@ class TopPredictions(Strategy):
     def __init__(self, k: int) -> None:
         self.k = k
 
-    def on_timestamp_batch(self, timestamp: Any, batch: Any, context: Any) -> None:
+    def on_timestamp_batch(
+        self, timestamp: datetime, batch: TimestampBatch, context: Context
+    ) -> None:
         prediction = batch["prediction"]
         # Highest first, ties to the lower asset code: the same rule as the built-in TopK.
         order = np.lexsort((batch.asset_ids, -prediction))[: self.k]

@@ -11,6 +11,7 @@ echo "== ruff + mypy"
 .venv/bin/ruff check python tests benches examples
 .venv/bin/ruff format --check python tests benches examples
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 echo "== cargo test (core)"
 cargo test -p ml4t-backtest-core
 echo "== Rust benchmark harness (quick)"

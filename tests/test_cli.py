@@ -13,7 +13,7 @@ import pytest
 
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, TopKStrategy
 from ml4t.backtest.cli import main
-from ml4t.backtest.storage import write_dataset
+from ml4t.backtest.data import write_dataset
 from ml4t.backtest.synthetic import make_bars
 
 BARS = make_bars(n_assets=4, n_bars=80, seed=9)

@@ -14,12 +14,12 @@ import pytest
 
 from ml4t.backtest import PolarsDataFeed
 from ml4t.backtest import config as config_module
-from ml4t.backtest import data as data_module
-from ml4t.backtest import features as features_module
-from ml4t.backtest import storage as storage_module
-from ml4t.backtest import validation as validation_module
+from ml4t.backtest.data import features as features_module
+from ml4t.backtest.data import feed as data_module
+from ml4t.backtest.data import storage as storage_module
+from ml4t.backtest.data import validation as validation_module
+from ml4t.backtest.data.storage import DATASET_MARKER, write_dataset
 from ml4t.backtest.errors import ConfigError, DataValidationError
-from ml4t.backtest.storage import DATASET_MARKER, write_dataset
 from ml4t.backtest.synthetic import make_bars
 
 BARS = make_bars(n_assets=3, n_bars=70, seed=11)  # Jan..Apr 2020, daily

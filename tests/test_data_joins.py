@@ -19,7 +19,7 @@ from ml4t.backtest.synthetic import make_bars
 BARS = make_bars(n_assets=4, n_bars=40, seed=21, interval="1h", missing_fraction=0.15)
 PRICES = BARS.drop("score", "signal")
 NAN_POLICY = {"missing_signals": "nan"}  # bars before a signal exists: "no signal"
-pytestmark = pytest.mark.filterwarnings("ignore::ml4t.backtest.validation.DataCleaningWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::ml4t.backtest.data.DataCleaningWarning")
 
 
 def random_signals(seed: int, n: int = 150, *, late: bool = False) -> pl.DataFrame:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml4t.backtest.metrics import (
+from ml4t.backtest.results.metrics import (
     compute_metrics,
     drawdown,
     infer_periods_per_year,

@@ -22,8 +22,8 @@ from ml4t.backtest import (
     _core,
     progress,
 )
+from ml4t.backtest.backtest import _BatchDriver
 from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.strategy import _BatchDriver
 from ml4t.backtest.synthetic import make_bars
 
 

@@ -27,7 +27,7 @@ from ml4t.backtest import (
     TimestampBatch,
     TopKStrategy,
 )
-from ml4t.backtest.report import MAX_POINTS, build_report_html
+from ml4t.backtest.results.report import MAX_POINTS, build_report_html
 from ml4t.backtest.synthetic import make_bars
 
 pytest.importorskip("plotly")

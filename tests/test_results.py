@@ -30,6 +30,7 @@ from ml4t.backtest import (
     TimestampBatch,
     TopKStrategy,
 )
+from ml4t.backtest.errors import ResultFileError
 from ml4t.backtest.synthetic import make_bars
 
 T0 = datetime(2024, 1, 1)
@@ -493,7 +494,7 @@ def test_load_needs_no_feed_and_rejects_unknown_format(tmp_path: Path) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="unknown saved-result format 99"):
         BacktestResult.load(out)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ResultFileError, match=r"manifest\.json: missing: not a saved result"):
         BacktestResult.load(tmp_path / "missing")
 
 

@@ -22,8 +22,8 @@ from ml4t.backtest import (
     Strategy,
     TopKStrategy,
 )
+from ml4t.backtest.data import write_dataset
 from ml4t.backtest.errors import DataValidationError
-from ml4t.backtest.storage import write_dataset
 from ml4t.backtest.synthetic import make_bars
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 
 from ml4t.backtest import PolarsDataFeed
+from ml4t.backtest.data import DataCleaningWarning, ValidationReport, validate
 from ml4t.backtest.errors import DataValidationError, SignalTimingError
 from ml4t.backtest.synthetic import make_bars
-from ml4t.backtest.validation import DataCleaningWarning, ValidationReport, validate
 
 BARS = make_bars(n_assets=3, n_bars=6, seed=5)  # sorted by (timestamp, asset)
 ROW = 4

@@ -10,31 +10,40 @@ Example:
     ['total_return', 'cagr', 'volatility']
 """
 
-from ml4t.backtest._core import __version__
+from ml4t.backtest._core import Context, FillEvent, MarketEvent, OrderUpdate, __version__
 from ml4t.backtest.backtest import Backtest
 from ml4t.backtest.config import (
     AccountConfig,
     BacktestConfig,
     CommissionConfig,
+    DataConfig,
     ExecutionConfig,
     SlippageConfig,
+    StrategyConfig,
+    ValidationConfig,
 )
-from ml4t.backtest.data import PolarsDataFeed
+from ml4t.backtest.data import (
+    FeatureProvider,
+    PolarsDataFeed,
+    ValidationReport,
+    validate,
+    write_dataset,
+)
 from ml4t.backtest.errors import (
     BacktestError,
     ConfigError,
     DataValidationError,
     OrderError,
     RiskRuleError,
+    SignalTimingError,
     StrategyError,
 )
-from ml4t.backtest.features import FeatureProvider
-from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.risk import RiskContext, RiskDecision, RiskRule
 from ml4t.backtest.slippage import SlippageModel
-from ml4t.backtest.storage import write_dataset
-from ml4t.backtest.strategy import SignalStrategy, Strategy, TimestampBatch, TopKStrategy
-from ml4t.backtest.validation import ValidationReport, validate
+from ml4t.backtest.strategies import SignalStrategy, TopKStrategy
+from ml4t.backtest.strategy import Strategy, TimestampBatch
+from ml4t.backtest.universe import Universe
 
 __all__ = [
     "AccountConfig",
@@ -44,22 +53,31 @@ __all__ = [
     "BacktestResult",
     "CommissionConfig",
     "ConfigError",
+    "Context",
+    "DataConfig",
     "DataValidationError",
     "ExecutionConfig",
     "FeatureProvider",
+    "FillEvent",
+    "MarketEvent",
     "OrderError",
+    "OrderUpdate",
     "PolarsDataFeed",
     "RiskContext",
     "RiskDecision",
     "RiskRule",
     "RiskRuleError",
     "SignalStrategy",
+    "SignalTimingError",
     "SlippageConfig",
     "SlippageModel",
     "Strategy",
+    "StrategyConfig",
     "StrategyError",
     "TimestampBatch",
     "TopKStrategy",
+    "Universe",
+    "ValidationConfig",
     "ValidationReport",
     "__version__",
     "validate",

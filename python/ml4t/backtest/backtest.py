@@ -1,4 +1,6 @@
-"""``Backtest``: ties a feed, a strategy and a config together and runs the Rust engine.
+"""``Backtest``: ties a feed, a strategy and a config together and runs the Rust engine; the
+one room where feed, strategy, config and ``_core`` meet (with :class:`_BatchDriver`, which
+hands a Python strategy each timestamp's rows as a :class:`TimestampBatch`).
 
 Example:
     >>> from ml4t.backtest import Backtest, PolarsDataFeed, SignalStrategy
@@ -14,24 +16,25 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ml4t.backtest import _core
+import numpy.typing as npt
+import polars as pl
+
+import ml4t.backtest._core as _core
 from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError, RiskRuleError
 from ml4t.backtest.progress import progress_bar
-from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.risk import BuiltinRule, RiskRule, check_rules, rule_spec
 from ml4t.backtest.slippage import SlippageModel
-from ml4t.backtest.strategy import (
-    BuiltinStrategy,
-    SignalStrategy,
-    Strategy,
-    TopKStrategy,
-    _BatchDriver,
-)
+from ml4t.backtest.strategies import BuiltinStrategy, SignalStrategy, TopKStrategy
+from ml4t.backtest.strategy import Strategy, TimestampBatch
+
+if TYPE_CHECKING:
+    from ml4t.backtest._core import Context
 
 
 class Backtest:
@@ -134,8 +137,9 @@ class Backtest:
         return configured + specs
 
     def _universe(self) -> UniverseSpec:
-        """The feed's assets and time zone, as the engine reads them."""
-        return {"names": list(self.feed.assets), "time_zone": self.feed.time_zone or None}
+        """The feed's universe (asset names by code, time zone), as the engine reads it."""
+        universe = self.feed.universe
+        return {"names": list(universe.assets), "time_zone": universe.time_zone or None}
 
     def run(self, progress: bool | None = None) -> BacktestResult:
         """Runs the backtest and returns its result.
@@ -190,3 +194,48 @@ class Backtest:
         if self.python_rules:
             run_info["python_risk_rules"] = self.python_rules
         return BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
+
+
+class _BatchDriver:
+    """Called by the engine once per timestamp; builds the batch view and calls the user.
+
+    The numpy views are taken once per chunk: once for an in-memory feed, and again whenever a
+    streaming feed hands the engine a new chunk (``feed.chunk_serial`` changes; the engine's
+    row indexes are relative to ``feed.current_chunk``).
+    """
+
+    def __init__(self, strategy: Strategy, feed: PolarsDataFeed) -> None:
+        self.strategy = strategy
+        self._feed = feed
+        self._universe = feed.universe
+        self._serial = -1
+        self._frame: pl.DataFrame | None = None
+        self._columns: dict[str, npt.NDArray[Any]] = {}
+        self._context: Context | None = None
+        self._user_call = strategy.on_timestamp_batch
+        self._to_datetime = feed.to_datetime
+
+    def _chunk(self) -> pl.DataFrame:
+        """The chunk the engine is in, its numpy views loaded when it is new."""
+        frame = self._frame
+        if frame is None or self._feed.chunk_serial != self._serial:
+            frame = self._feed.current_chunk
+            self._serial = self._feed.chunk_serial
+            self._frame = frame
+            self._columns = {name: frame[name].to_numpy() for name in frame.columns}
+        return frame
+
+    def on_start(self, context: Context) -> None:
+        self._context = context
+        self.strategy.on_start(context)
+
+    def on_timestamp(self, start: int, end: int, ts: int) -> None:
+        context = self._context
+        if context is None:  # the engine always calls on_start first
+            raise RuntimeError("on_timestamp called before on_start")
+        frame = self._chunk()
+        batch = TimestampBatch(self._universe, self._columns, start, end, frame)
+        self._user_call(self._to_datetime(ts), batch, context)
+
+    def on_end(self, context: Context) -> None:
+        self.strategy.on_end(context)

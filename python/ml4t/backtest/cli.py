@@ -9,8 +9,15 @@
     Checks every row of a Parquet/CSV file, glob or directory (or the data of a config file)
     and prints the validation report; exits 1 when a rule is broken.
 
-Exit codes: 0 success, 1 a library error (bad data, bad config, strategy error) or failed
-validation, 2 bad command-line usage. Also runnable as ``python -m ml4t.backtest.cli``.
+Exit codes: 0 success, 1 a library error (bad data, bad config, strategy error, a file that
+cannot be read or written) or failed validation, 2 bad command-line usage, 130 interrupted
+(Ctrl-C). A user's mistake is one line on stderr, ``error: ErrorClass: location: rule: detail``;
+``--traceback`` shows the whole Python traceback instead. Everything printed from the data
+(asset names, values) has its control characters escaped, so a hostile name cannot drive the
+terminal. Also runnable as ``python -m ml4t.backtest.cli``.
+
+A config is code: a strategy ``module:Class`` (and a custom risk rule's import path) imports
+that module, which runs whatever it contains. Run only configs you would run as scripts.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import argparse
 import inspect
 import json
 import math
+import re
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ml4t-backtest",
         description="Rust-accelerated backtests of ML trading strategies.",
+    )
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, print the whole Python traceback instead of one line",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -145,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     if "progress" in inspect.signature(backtest.run).parameters:
         kwargs["progress"] = args.progress
     result = backtest.run(**kwargs)
-    print(result.summary())
+    _print(result.summary())
     if args.output:
         out = Path(args.output)
     elif config.output.directory:
@@ -157,13 +171,12 @@ def _run(args: argparse.Namespace) -> int:
     write_report = config.output.report if args.report is None else args.report
     if write_report:
         result.report(out / "report.html")
-    print(f"results written to {out}")
+    _print(f"results written to {out}")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ml4t.backtest.data import PolarsDataFeed
-    from ml4t.backtest.validation import validate
+    from ml4t.backtest.data import PolarsDataFeed, validate
 
     data = Path(args.data)
     if data.suffix.lower() in CONFIG_SUFFIXES and data.is_file():
@@ -182,8 +195,21 @@ def _validate(args: argparse.Namespace) -> int:
             chunk_by=args.chunk_by,
             validation={"sort": args.sort},
         )
-    print(report)
+    _print(str(report))
     return 0 if report.ok else 1
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character but newline and tab escaped (``\\x1b``), so
+    data printed to a terminal cannot move the cursor, set the title or change colours."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _print(text: str, *, error: bool = False) -> None:
+    print(terminal_safe(text), file=sys.stderr if error else sys.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,8 +217,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except BacktestError as err:
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.traceback:
+            raise
+        _print("error: interrupted", error=True)
+        return 130
+    except (BacktestError, OSError) as err:
+        if args.traceback:
+            traceback.print_exc()
+        else:
+            _print(f"error: {type(err).__name__}: {err}", error=True)
         return 1
     return code
 

@@ -1,5 +1,8 @@
 """Backtest configuration: a pydantic model, loadable from and savable to YAML or JSON.
 
+Every section is a :class:`~ml4t.backtest._models.ValidatedModel`: frozen, and an invalid value
+raises :class:`~ml4t.backtest.errors.ConfigError` with its location.
+
 Example:
     >>> from ml4t.backtest import BacktestConfig
     >>> cfg = BacktestConfig(commission={"model": "percent", "rate": 0.001})
@@ -12,25 +15,14 @@ Example:
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import re
-import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from ml4t.backtest._engine_spec import (
     AccountSpec,
@@ -39,35 +31,15 @@ from ml4t.backtest._engine_spec import (
     ExecutionSpec,
     SlippageSpec,
 )
-from ml4t.backtest._models import VALIDATING, format_validation_error
+from ml4t.backtest._imports import ImportFailed, import_module, raised_where
+from ml4t.backtest._models import ValidatedModel, check_duration
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.risk import AnyRule
-
-if TYPE_CHECKING:
-    from ml4t.backtest.strategy import BuiltinStrategy, Strategy
-
-
-class _Section(BaseModel):
-    """A frozen config section; invalid values raise :class:`ConfigError` with their location."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __init__(self, **data: Any) -> None:
-        if VALIDATING.get():
-            # Nested inside another section's validation: let pydantic collect the errors with
-            # their full location; the outermost section converts them.
-            super().__init__(**data)
-            return
-        token = VALIDATING.set(True)
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise ConfigError(format_validation_error(err)) from None
-        finally:
-            VALIDATING.reset(token)
+from ml4t.backtest.strategies import BuiltinStrategy, SignalStrategy, TopKStrategy
+from ml4t.backtest.strategy import Strategy
 
 
-class ExecutionConfig(_Section):
+class ExecutionConfig(ValidatedModel):
     """When orders fill and how shares are rounded.
 
     ``mode``: ``next_open`` fills a market order at the open of the asset's next bar;
@@ -91,7 +63,7 @@ class ExecutionConfig(_Section):
     stop_basis: Literal["fill", "signal_close"] = "fill"
 
 
-class CommissionConfig(_Section):
+class CommissionConfig(ValidatedModel):
     """Fee per fill: ``percent`` (rate * notional), ``per_share`` (rate * shares) or
     ``per_order`` (amount), each floored at ``minimum``."""
 
@@ -101,7 +73,7 @@ class CommissionConfig(_Section):
     minimum: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
 
-class SlippageConfig(_Section):
+class SlippageConfig(ValidatedModel):
     """Price moved against the trader on market-like fills (limit fills have none); the result
     is clamped into the bar's range (see ``docs/semantics.md``, "Fill price").
 
@@ -142,7 +114,7 @@ class SlippageConfig(_Section):
         return value
 
 
-class AccountConfig(_Section):
+class AccountConfig(ValidatedModel):
     """Account rules (see ``docs/semantics.md``, "Accounts").
 
     ``type``: ``margin`` (shorting and leverage; limited by ``initial_margin``, the fraction of
@@ -177,25 +149,86 @@ class AccountConfig(_Section):
         return self
 
 
-_DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
-BUILTIN_STRATEGIES = {
-    "signal": "SignalStrategy",
-    "SignalStrategy": "SignalStrategy",
-    "top_k": "TopKStrategy",
-    "TopKStrategy": "TopKStrategy",
+BUILTIN_STRATEGIES: dict[str, type[SignalStrategy] | type[TopKStrategy]] = {
+    "signal": SignalStrategy,
+    "SignalStrategy": SignalStrategy,
+    "top_k": TopKStrategy,
+    "TopKStrategy": TopKStrategy,
 }
+"""The built-in strategy names :class:`StrategyConfig` accepts, and their classes."""
 
 
-def _check_duration(value: str) -> str:
-    if not _DURATION.match(value):
-        raise ValueError(
-            f"'{value}' is not a Polars duration (e.g. '1d', '15m', '1mo', '1w', '1h30m')"
-        )
-    return value
+MAX_YAML_VALUES = 100_000
+"""The most values (scalars, lists and mappings, each alias counted as what it expands to) a
+YAML config may hold. A real config has a few hundred; the limit stops a tiny file of nested
+aliases (``&a [x, x]``, ``&b [*a, *a]``, ...) from expanding into gigabytes when it is saved."""
 
 
-class ValidationConfig(_Section):
+def load_yaml(text: str, location: str) -> Any:
+    """Parses YAML with the safe loader, refusing documents that alias into more than
+    :data:`MAX_YAML_VALUES` values or refer to themselves.
+
+    Raises:
+        ConfigError: ``location: not valid YAML: ...``, ``location: yaml_too_large: ...`` or
+            ``location: yaml_recursive: ...``.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{location}: not valid YAML: {err}") from None
+        except RecursionError:
+            raise ConfigError(
+                f"{location}: yaml_too_large: the document nests too deeply"
+            ) from None
+        if node is None:
+            return None
+        _check_yaml_size(node, location)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(root: yaml.Node, location: str) -> None:
+    """Counts the values ``root`` expands to (aliases included) without expanding them."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = list(node.value)
+        if children_done:
+            active.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > MAX_YAML_VALUES:
+                raise ConfigError(
+                    f"{location}: yaml_too_large: its aliases expand to more than "
+                    f"{MAX_YAML_VALUES:,} values (a config needs a few hundred)"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise ConfigError(f"{location}: yaml_recursive: an alias refers to itself")
+        active.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in active:
+                raise ConfigError(f"{location}: yaml_recursive: an alias refers to itself")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+class ValidationConfig(ValidatedModel):
     """What the feed does when a row breaks a rule (see ``docs/data.md``).
 
     Every field defaults to ``"raise"`` (a :class:`~ml4t.backtest.errors.DataValidationError`
@@ -224,7 +257,7 @@ class ValidationConfig(_Section):
     ohlc: Literal["raise", "drop", "clip"] = "raise"
 
 
-class DataConfig(_Section):
+class DataConfig(ValidatedModel):
     """Where the data is and how to read it; :meth:`PolarsDataFeed.from_config` builds the feed.
 
     Paths (``prices``, ``signals``, ``indicators``, ``context``) are a Parquet file, a glob or a
@@ -273,13 +306,13 @@ class DataConfig(_Section):
         if isinstance(value, int) and value < 0:
             raise ValueError("a lag in bars must be >= 0")
         if isinstance(value, str):
-            _check_duration(value)
+            check_duration(value)
         return value
 
     @field_validator("chunk_by")
     @classmethod
     def _check_durations(cls, value: str | None) -> str | None:
-        return None if value is None else _check_duration(value)
+        return None if value is None else check_duration(value)
 
     @field_validator("chunk_rows")
     @classmethod
@@ -289,7 +322,7 @@ class DataConfig(_Section):
         return value
 
 
-class StrategyConfig(_Section):
+class StrategyConfig(ValidatedModel):
     """The strategy: a built-in name (``signal``/``SignalStrategy``, ``top_k``/``TopKStrategy``)
     or an import path ``package.module:Class`` (a :class:`~ml4t.backtest.Strategy` subclass),
     built with ``params`` as keyword arguments. Built-in parameters are checked when the config
@@ -329,22 +362,11 @@ class StrategyConfig(_Section):
         """
         if self.name in BUILTIN_STRATEGIES:
             return _build_builtin(self.name, self.params)
-        from ml4t.backtest.strategy import Strategy
-
         module_name, _, class_name = self.name.partition(":")
-        added = False
-        if search_path is not None and str(search_path) not in sys.path:
-            sys.path.insert(0, str(search_path))
-            added = True
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise ConfigError(
-                f"strategy.name: cannot import module '{module_name}': {err}"
-            ) from None
-        finally:
-            if added:
-                sys.path.remove(str(search_path))
+            module = import_module(module_name, search_path)
+        except ImportFailed as err:
+            raise ConfigError(f"strategy.name: {err}") from err.__cause__
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             raise ConfigError(
@@ -355,13 +377,16 @@ class StrategyConfig(_Section):
             instance: Strategy = cls(**self.params)
         except TypeError as err:
             raise ConfigError(f"strategy.params: {class_name}: {err}") from None
+        except Exception as err:
+            raise ConfigError(
+                f"strategy.params: construction_failed: {class_name}(**params) "
+                f"({raised_where(err)}) raised {type(err).__name__}: {err}"
+            ) from err
         return instance
 
 
 def _build_builtin(name: str, params: dict[str, Any]) -> BuiltinStrategy:
-    from ml4t.backtest import strategy as strategies
-
-    cls = getattr(strategies, BUILTIN_STRATEGIES[name])
+    cls = BUILTIN_STRATEGIES[name]
     try:
         built: BuiltinStrategy = cls(**params)
         built.spec()
@@ -372,14 +397,14 @@ def _build_builtin(name: str, params: dict[str, Any]) -> BuiltinStrategy:
     return built
 
 
-class OutputConfig(_Section):
+class OutputConfig(ValidatedModel):
     """Where the CLI writes the results (``directory``) and whether it writes the HTML report."""
 
     directory: str | None = None
     report: bool = True
 
 
-class BacktestConfig(_Section):
+class BacktestConfig(ValidatedModel):
     """Everything about a run besides the data and the strategy.
 
     Invalid values raise :class:`~ml4t.backtest.errors.ConfigError` naming the field, e.g.
@@ -458,11 +483,7 @@ class BacktestConfig(_Section):
     @classmethod
     def from_yaml(cls, path: str | Path) -> BacktestConfig:
         """Loads a config from a YAML file."""
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"<file {path}>: not valid YAML: {err}") from None
-        return cls.from_dict(data or {})
+        return cls.from_dict(load_yaml(Path(path).read_text(), f"<file {path}>") or {})
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> BacktestConfig:

@@ -40,11 +40,18 @@ class StrategyError(BacktestError):
     """The user's strategy raised; the original exception is chained as ``__cause__``."""
 
 
+class ResultFileError(BacktestError, ValueError):
+    """A saved result cannot be loaded as saved: its manifest is missing or unreadable, or a
+    file it lists is missing, truncated or differs from the SHA-256 the manifest recorded. The
+    message names the file."""
+
+
 __all__ = [
     "BacktestError",
     "ConfigError",
     "DataValidationError",
     "OrderError",
+    "ResultFileError",
     "RiskRuleError",
     "SignalTimingError",
     "StrategyError",

@@ -22,43 +22,36 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import re
-import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ml4t.backtest._core import OrderContext, PortfolioView, RiskContext, RiskDecision
-from ml4t.backtest._models import UNION_TAGS, VALIDATING, format_validation_error
-from ml4t.backtest.errors import RiskRuleError
+from ml4t.backtest._imports import ImportFailed, import_module, raised_where
+from ml4t.backtest._models import (
+    UNION_TAGS,
+    UNIT_NS,
+    ValidatedModel,
+    duration_pieces,
+    timedelta_text,
+)
+from ml4t.backtest.errors import BacktestError, RiskRuleError
 
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
 
-_DURATION = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|w)$")
-_UNIT_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "ms": 1_000_000,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3_600 * 10**9,
-    "d": 86_400 * 10**9,
-    "w": 7 * 86_400 * 10**9,
-}
+
+def _fixed_duration_ns(text: str) -> int | None:
+    """A one-unit fixed-length duration (``"5d"``, ``"90m"``) in nanoseconds, else ``None``."""
+    pieces = duration_pieces(text)
+    if pieces is None or len(pieces) != 1 or pieces[0][1] not in UNIT_NS:
+        return None
+    count, unit = pieces[0]
+    return count * UNIT_NS[unit]
 
 
 class RiskRule:
@@ -113,29 +106,20 @@ class RiskRule:
         return type(self).check_order is not RiskRule.check_order
 
 
-class BuiltinRule(BaseModel):
+class BuiltinRule(ValidatedModel):
     """A built-in rule: its parameters, checked when it is created (a bad value raises
     :class:`~ml4t.backtest.errors.RiskRuleError` naming the rule and the parameter). Every rule
     takes ``assets``: apply it to these assets only (default: all)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    error_type: ClassVar[type[BacktestError]] = RiskRuleError
 
     type: str
     assets: list[str] | None = Field(default=None, min_length=1)
 
-    def __init__(self, **data: Any) -> None:
-        if VALIDATING.get():
-            # Inside a config (or composite) being validated: the outermost model reports.
-            super().__init__(**data)
-            return
-        token = VALIDATING.set(True)
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            name = type(self).model_fields["type"].default
-            raise RiskRuleError(format_validation_error(err, prefix=str(name))) from None
-        finally:
-            VALIDATING.reset(token)
+    @classmethod
+    def error_prefix(cls) -> str:
+        """A rule built on its own names itself: ``stop_loss.pct: ...``."""
+        return str(cls.model_fields["type"].default)
 
     def spec(self) -> dict[str, Any]:
         """The dict the Rust engine builds the rule from."""
@@ -225,9 +209,8 @@ class TimeExit(BuiltinRule):
         if isinstance(value, timedelta):
             if value <= timedelta(0):
                 raise ValueError(f"must be positive, got {value}")
-            micros = value // timedelta(microseconds=1)
-            return f"{micros}us"
-        if isinstance(value, str) and not _DURATION.match(value):
+            return timedelta_text(value)
+        if isinstance(value, str) and _fixed_duration_ns(value) is None:
             raise ValueError(f"'{value}' is not a duration like '5d', '90m', '30s'")
         return value
 
@@ -240,9 +223,9 @@ class TimeExit(BuiltinRule):
     def spec(self) -> dict[str, Any]:
         out = super().spec()
         if self.max_duration is not None:
-            match = _DURATION.match(out.pop("max_duration"))
-            assert match is not None
-            out["max_duration_ns"] = int(match.group(1)) * _UNIT_NS[match.group(2)]
+            ns = _fixed_duration_ns(out.pop("max_duration"))
+            assert ns is not None
+            out["max_duration_ns"] = ns
         return out
 
 
@@ -442,16 +425,10 @@ class CustomRule(BuiltinRule):
                 parameters do not fit.
         """
         module_name, _, class_name = self.path.partition(":")
-        added = search_path is not None and str(search_path) not in sys.path
-        if added:
-            sys.path.insert(0, str(search_path))
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise RiskRuleError(f"custom.path: cannot import '{module_name}': {err}") from None
-        finally:
-            if added:
-                sys.path.remove(str(search_path))
+            module = import_module(module_name, search_path)
+        except ImportFailed as err:
+            raise RiskRuleError(f"custom.path: {err}") from err.__cause__
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, RiskRule)):
             raise RiskRuleError(f"custom.path: '{self.path}' is not a RiskRule subclass")
@@ -461,7 +438,8 @@ class CustomRule(BuiltinRule):
             raise RiskRuleError(f"custom.params: {class_name}: {err}") from None
         except Exception as err:
             raise RiskRuleError(
-                f"custom.params: {class_name}(**params) raised {type(err).__name__}: {err}"
+                f"custom.params: construction_failed: {class_name}(**params) "
+                f"({raised_where(err)}) raised {type(err).__name__}: {err}"
             ) from err
 
 

@@ -1,4 +1,5 @@
-"""Strategies: subclass :class:`Strategy` in Python, or use a built-in Rust strategy.
+"""The user's extension point: subclass :class:`Strategy` in Python (the built-in Rust
+strategies are in :mod:`ml4t.backtest.strategies`).
 
 A Python strategy overrides exactly one of two methods; the engine detects which:
 
@@ -20,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -28,18 +29,21 @@ import numpy.typing as npt
 import polars as pl
 
 from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.universe import Universe
 
 if TYPE_CHECKING:
     from ml4t.backtest._core import Context, FillEvent, MarketEvent, OrderUpdate
-    from ml4t.backtest.data import PolarsDataFeed
 
 
 class Strategy:
     """Base class of Python strategies. Override ``on_timestamp_batch`` or ``on_market_data``;
     the hooks ``on_start``, ``on_fill`` and ``on_end`` are optional."""
 
-    def on_timestamp_batch(self, timestamp: Any, batch: TimestampBatch, context: Context) -> None:
-        """Called once per timestamp with all of that timestamp's bars."""
+    def on_timestamp_batch(
+        self, timestamp: datetime, batch: TimestampBatch, context: Context
+    ) -> None:
+        """Called once per timestamp with all of that timestamp's bars (``timestamp`` in the
+        data's time zone, naive when the data is)."""
         raise NotImplementedError
 
     def on_market_data(self, event: MarketEvent, context: Context) -> None:
@@ -94,21 +98,21 @@ class TimestampBatch:
     names; ``batch.asset_ids`` their codes; ``batch.to_polars()`` a DataFrame view.
     """
 
-    __slots__ = ("_columns", "_end", "_feed", "_frame", "_start")
+    __slots__ = ("_columns", "_end", "_frame", "_start", "_universe")
 
     def __init__(
         self,
-        feed: PolarsDataFeed,
+        universe: Universe,
         columns: dict[str, npt.NDArray[Any]],
         start: int,
         end: int,
-        frame: pl.DataFrame | None = None,
+        frame: pl.DataFrame,
     ) -> None:
-        self._feed = feed
+        self._universe = universe
         self._columns = columns
         self._start = start
         self._end = end
-        self._frame = frame  # the chunk ``columns`` come from (the feed's frame when None)
+        self._frame = frame  # the chunk ``columns`` come from
 
     def __len__(self) -> int:
         return self._end - self._start
@@ -137,114 +141,10 @@ class TimestampBatch:
     @property
     def assets(self) -> list[str]:
         """Asset names of the rows."""
-        names = self._feed.assets
+        names = self._universe.assets
         return [names[i] for i in self.asset_ids]
 
     def to_polars(self) -> pl.DataFrame:
         """The rows as a Polars DataFrame (a zero-copy slice) with an ``asset`` column added."""
-        frame = self._frame if self._frame is not None else self._feed.frame
-        view = frame.slice(self._start, self._end - self._start)
-        return view.with_columns(self._feed.asset_expr(pl.col("asset_id")).alias("asset"))
-
-
-class _BatchDriver:
-    """Called by the engine once per timestamp; builds the batch view and calls the user.
-
-    The numpy views are taken once per chunk: once for an in-memory feed, and again whenever a
-    streaming feed hands the engine a new chunk (``feed.chunk_serial`` changes; the engine's
-    row indexes are relative to ``feed.current_chunk``).
-    """
-
-    def __init__(self, strategy: Strategy, feed: PolarsDataFeed) -> None:
-        self.strategy = strategy
-        self._feed = feed
-        self._serial = -1
-        self._frame: pl.DataFrame | None = None
-        self._columns: dict[str, npt.NDArray[Any]] = {}
-        if not feed.streaming:
-            self._load()
-        self._context: Context | None = None
-        self._user_call = strategy.on_timestamp_batch
-        self._to_datetime = feed.to_datetime
-
-    def _load(self) -> None:
-        frame = self._feed.current_chunk
-        self._serial = self._feed.chunk_serial
-        self._frame = frame
-        self._columns = {name: frame[name].to_numpy() for name in frame.columns}
-
-    def on_start(self, context: Context) -> None:
-        self._context = context
-        self.strategy.on_start(context)
-
-    def on_timestamp(self, start: int, end: int, ts: int) -> None:
-        context = self._context
-        if context is None:  # the engine always calls on_start first
-            raise RuntimeError("on_timestamp called before on_start")
-        if self._feed.chunk_serial != self._serial:
-            self._load()
-        batch = TimestampBatch(self._feed, self._columns, start, end, self._frame)
-        self._user_call(self._to_datetime(ts), batch, context)
-
-    def on_end(self, context: Context) -> None:
-        self.strategy.on_end(context)
-
-
-@dataclass(frozen=True)
-class SignalStrategy:
-    """Built-in Rust strategy trading a precomputed signal column.
-
-    Long while ``signal > long_threshold``; while ``signal < short_threshold`` short when
-    ``allow_short`` else flat; otherwise it holds. A position is sized when entered, with
-    ``quantity`` shares or ``weight`` of equity (give exactly one), and held until the signal
-    changes side. With ``take_profit`` and ``stop_loss`` (fractions of the decision close, e.g.
-    0.04 and 0.02) every entry carries a bracket: a limit exit and a stop exit that cancel each
-    other. Runs entirely in Rust with the GIL released.
-
-    Example:
-        >>> SignalStrategy("signal", quantity=100).spec()["kind"]
-        'signal'
-    """
-
-    column: str
-    quantity: float | None = None
-    weight: float | None = None
-    long_threshold: float = 0.0
-    short_threshold: float = 0.0
-    allow_short: bool = False
-    take_profit: float | None = None
-    stop_loss: float | None = None
-
-    def spec(self) -> dict[str, Any]:
-        """The dict the engine reads."""
-        if (self.quantity is None) == (self.weight is None):
-            raise ConfigError("strategy: give exactly one of quantity or weight")
-        return {"kind": "signal", **self.__dict__}
-
-
-@dataclass(frozen=True)
-class TopKStrategy:
-    """Built-in Rust strategy holding the ``k`` highest-``score`` assets long (and the
-    ``bottom_k`` lowest short) at equal weight ``1/(k+bottom_k)``, rebalanced every
-    ``rebalance_every`` timestamps. Ties go to the lower asset code; NaN scores are skipped.
-
-    Example:
-        >>> TopKStrategy("score", k=25).spec()["k"]
-        25
-    """
-
-    score: str
-    k: int
-    bottom_k: int = 0
-    rebalance_every: int = 1
-
-    def spec(self) -> dict[str, Any]:
-        """The dict the engine reads."""
-        if self.k < 0 or self.bottom_k < 0 or self.k + self.bottom_k == 0:
-            raise ConfigError("strategy.k: k and bottom_k must be >= 0 with k + bottom_k > 0")
-        if self.rebalance_every < 1:
-            raise ConfigError("strategy.rebalance_every: must be >= 1")
-        return {"kind": "top_k", **self.__dict__}
-
-
-BuiltinStrategy = SignalStrategy | TopKStrategy
+        view = self._frame.slice(self._start, self._end - self._start)
+        return view.with_columns(self._universe.asset_names(pl.col("asset_id")).alias("asset"))

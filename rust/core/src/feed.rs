@@ -30,8 +30,8 @@ pub struct MarketData {
     prices: [ScalarBuffer<f64>; 5],
     feature_names: Vec<String>,
     features: Vec<ScalarBuffer<f64>>,
-    /// Process-unique identity of the chunk (shared by its clones): lets per-chunk lookups
-    /// such as slippage column positions be cached.
+    /// Process-unique identity of the chunk (shared by its clones): lets a per-chunk lookup,
+    /// such as bound slippage columns, check which chunk it belongs to.
     id: u64,
 }
 

@@ -5,16 +5,34 @@
 //! It has no Python dependency; the `ml4t-backtest-py` crate binds it to Python.
 //!
 //! The contract of the loop is documented in `docs/semantics.md` at the repository root.
+//!
+//! # Layout
+//!
+//! From the bottom up; a module uses only modules of the groups above its own:
+//!
+//! - vocabulary: [`types`], [`error`], [`progress`], [`feed`] (the market data);
+//! - an order's words and rooms: [`orders`] (kinds, requests, the strategy's outbox, the book),
+//!   [`events`] (status changes), [`records`] (fills and trades as the loop produces them);
+//! - models and accounts: [`matching`], [`slippage`], [`commission`], [`portfolio`],
+//!   [`trades`] (round trips), [`results`] (columnar recorders, Arrow output), then
+//!   [`config`], which holds the models;
+//! - extension points: [`strategy`] (the trait), [`strategies`] (built-ins), [`risk`];
+//! - [`engine`]: the loop that drives them all.
+//!
+//! Every public item is documented: `missing_docs` is denied through the workspace's
+//! `[workspace.lints]` table.
 
 pub mod commission;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod feed;
 pub mod matching;
 pub mod orders;
 pub mod portfolio;
 pub mod progress;
+pub mod records;
 pub mod results;
 pub mod risk;
 pub mod slippage;

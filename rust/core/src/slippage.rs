@@ -15,10 +15,13 @@
 //! - [`SlippageModel::Custom`]: any [`CustomSlippage`] (the Python bindings wrap a Python
 //!   `SlippageModel` subclass in one).
 //!
-//! Column positions are resolved once per chunk (cached by [`MarketData::id`]), never per fill.
+//! The model is configuration only. Its column positions are resolved once per chunk by
+//! [`SlippageModel::bind`] (the engine calls it when a chunk starts, as it calls
+//! `Strategy::on_chunk` and `RiskRule::bind`) and passed back with every fill, never looked up
+//! per fill.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::error::{BacktestError, Result};
 use crate::feed::MarketData;
@@ -74,8 +77,16 @@ impl PartialEq for CustomModel {
     }
 }
 
-/// Column positions resolved for one chunk.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The columns a model reads, resolved for one chunk by [`SlippageModel::bind`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SlippageColumns {
+    /// [`MarketData::id`] of the chunk they were resolved in.
+    chunk: u64,
+    resolved: Resolved,
+}
+
+/// Column positions of one chunk, by model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 enum Resolved {
     Spread {
         bid_ask: Option<(usize, usize)>,
@@ -85,24 +96,8 @@ enum Resolved {
         sigma: usize,
         adv: usize,
     },
+    #[default]
     Nothing,
-}
-
-/// Per-chunk cache of column positions (internal; build it with `Default`). Cloning gives an
-/// empty cache and every cache compares equal, so it never affects configuration equality.
-#[derive(Debug, Default)]
-pub struct ColumnCache(Mutex<Option<(u64, Resolved)>>);
-
-impl Clone for ColumnCache {
-    fn clone(&self) -> Self {
-        ColumnCache::default()
-    }
-}
-
-impl PartialEq for ColumnCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
 }
 
 /// Price adjustment applied before the fill price is clamped into the bar's range.
@@ -127,8 +122,6 @@ pub enum SlippageModel {
     Spread {
         /// Full spread in basis points of the reference, used without quote columns.
         bps: f64,
-        /// Column positions (internal).
-        columns: ColumnCache,
     },
     /// Impact growing with the order's share of the bar's volume: the price moves by
     /// `min(impact × quantity / volume, cap)` of the reference (`cap` on a zero-volume bar).
@@ -148,8 +141,6 @@ pub enum SlippageModel {
         sigma_column: String,
         /// Feature column with the ADV.
         adv_column: String,
-        /// Column positions (internal).
-        columns: ColumnCache,
     },
     /// A user model, called once per market-like fill.
     Custom(CustomModel),
@@ -158,10 +149,7 @@ pub enum SlippageModel {
 impl SlippageModel {
     /// [`SlippageModel::Spread`] with `bps` basis points of full spread as its fallback.
     pub fn spread(bps: f64) -> Self {
-        SlippageModel::Spread {
-            bps,
-            columns: ColumnCache::default(),
-        }
+        SlippageModel::Spread { bps }
     }
 
     /// [`SlippageModel::SquareRootImpact`] reading σ and ADV from the named columns.
@@ -174,7 +162,6 @@ impl SlippageModel {
             k,
             sigma_column: sigma_column.into(),
             adv_column: adv_column.into(),
-            columns: ColumnCache::default(),
         }
     }
 
@@ -186,9 +173,9 @@ impl SlippageModel {
     /// The slipped price for a fill on `side` at `reference` from the model's parameters alone
     /// (before clamping to the bar): exact for `None`, `Fixed` and `Percent`, the `bps`
     /// fallback for `Spread`; the data-driven models (volume share, square-root impact,
-    /// custom) need the bar and return `reference` here. Fills use [`Self::fill_price`].
+    /// custom) need the bar and return `reference` here.
     #[inline]
-    pub fn apply(&self, side: Side, reference: f64) -> f64 {
+    fn apply(&self, side: Side, reference: f64) -> f64 {
         match *self {
             SlippageModel::None => reference,
             SlippageModel::Fixed { amount } => reference + side.sign() * amount,
@@ -200,9 +187,52 @@ impl SlippageModel {
         }
     }
 
+    /// Resolves the columns the model reads in `data` (a `Config` error naming a missing
+    /// column). Call it once per chunk and pass the result to [`Self::fill_price_in`] for every
+    /// fill on that chunk.
+    pub fn bind(&self, data: &MarketData) -> Result<SlippageColumns> {
+        Ok(SlippageColumns {
+            chunk: data.id(),
+            resolved: self.resolve(data)?,
+        })
+    }
+
+    /// Checks that the columns the model needs are in `data` (a `Config` error naming the
+    /// missing column otherwise), to fail before a chunk runs.
+    pub fn check_columns(&self, data: &MarketData) -> Result<()> {
+        self.bind(data).map(drop)
+    }
+
     /// The price of a market-like fill of `quantity` shares (absolute) on `side` at
-    /// `reference`, on row `row` of `data`: the model's price clamped into the bar's
-    /// `[low, high]`.
+    /// `reference`, on row `row` of `data` (bound in `columns`): the model's price clamped
+    /// into the bar's `[low, high]`.
+    pub fn fill_price_in(
+        &self,
+        columns: SlippageColumns,
+        data: &MarketData,
+        row: usize,
+        side: Side,
+        quantity: f64,
+        reference: f64,
+    ) -> Result<f64> {
+        debug_assert_eq!(
+            columns.chunk,
+            data.id(),
+            "slippage columns of another chunk"
+        );
+        let fill = SlippageFill {
+            data,
+            row,
+            side,
+            quantity: quantity.abs(),
+            reference,
+        };
+        let price = self.price(columns.resolved, &fill)?;
+        Ok(price.clamp(data.low()[row], data.high()[row]))
+    }
+
+    /// [`Self::fill_price_in`] for a single fill: binds `data` first (a column lookup by name,
+    /// so the loop binds once per chunk instead).
     pub fn fill_price(
         &self,
         data: &MarketData,
@@ -211,26 +241,20 @@ impl SlippageModel {
         quantity: f64,
         reference: f64,
     ) -> Result<f64> {
-        let fill = SlippageFill {
-            data,
-            row,
-            side,
-            quantity: quantity.abs(),
-            reference,
-        };
-        Ok(self.price(&fill)?.clamp(data.low()[row], data.high()[row]))
+        let columns = self.bind(data)?;
+        self.fill_price_in(columns, data, row, side, quantity, reference)
     }
 
-    /// The model's price for `fill` before clamping to the bar.
-    pub fn price(&self, fill: &SlippageFill<'_>) -> Result<f64> {
+    /// The model's price for `fill` (its columns in `resolved`) before clamping to the bar.
+    fn price(&self, resolved: Resolved, fill: &SlippageFill<'_>) -> Result<f64> {
         let (side, reference) = (fill.side, fill.reference);
         let sign = side.sign();
         match self {
             SlippageModel::None | SlippageModel::Fixed { .. } | SlippageModel::Percent { .. } => {
                 Ok(self.apply(side, reference))
             }
-            SlippageModel::Spread { bps, columns } => {
-                let Resolved::Spread { bid_ask, spread } = self.cached(columns, fill.data)? else {
+            SlippageModel::Spread { bps } => {
+                let Resolved::Spread { bid_ask, spread } = resolved else {
                     unreachable!("a spread model resolves to spread columns")
                 };
                 let row = fill.row;
@@ -260,9 +284,8 @@ impl SlippageModel {
                 k,
                 sigma_column,
                 adv_column,
-                columns,
             } => {
-                let Resolved::Impact { sigma, adv } = self.cached(columns, fill.data)? else {
+                let Resolved::Impact { sigma, adv } = resolved else {
                     unreachable!("an impact model resolves to impact columns")
                 };
                 let sigma = fill.data.feature_at(sigma)[fill.row];
@@ -297,25 +320,7 @@ impl SlippageModel {
         }
     }
 
-    /// Checks that the columns the model needs are in `data` (a `Config` error naming the
-    /// missing column otherwise). Run it on every chunk before the loop to fail at the start.
-    pub fn check_columns(&self, data: &MarketData) -> Result<()> {
-        self.resolve(data).map(drop)
-    }
-
-    /// The resolved columns for `data`, from the cache when it holds this chunk's.
-    fn cached(&self, cache: &ColumnCache, data: &MarketData) -> Result<Resolved> {
-        let mut slot = cache.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((id, resolved)) = *slot {
-            if id == data.id() {
-                return Ok(resolved);
-            }
-        }
-        let resolved = self.resolve(data)?;
-        *slot = Some((data.id(), resolved));
-        Ok(resolved)
-    }
-
+    /// The columns of `data` the model reads.
     fn resolve(&self, data: &MarketData) -> Result<Resolved> {
         match self {
             SlippageModel::Spread { .. } => {
@@ -634,7 +639,7 @@ mod tests {
             model.fill_price(&a, 0, Side::Buy, 1.0, 100.0).unwrap(),
             101.0
         );
-        // The cache does not take part in equality; clones start empty.
+        // Columns are resolved per chunk, never stored in the model: equality is the parameters.
         assert_eq!(model.clone(), SlippageModel::spread(0.0));
     }
 

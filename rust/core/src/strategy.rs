@@ -3,10 +3,11 @@
 use std::ops::Range;
 
 use crate::error::Result;
+use crate::events::OrderEvent;
 use crate::feed::MarketData;
 use crate::orders::{CommandBuffer, OrderBook};
 use crate::portfolio::Portfolio;
-use crate::results::Fill;
+use crate::records::Fill;
 use crate::types::{AssetId, Ts};
 
 /// The rows of one timestamp group.
@@ -119,11 +120,7 @@ pub trait Strategy {
 
     /// Called for each order status change (accepted, partially filled, filled, cancelled,
     /// expired, rejected), after the step of the loop in which it happened.
-    fn on_order(
-        &mut self,
-        _event: &crate::engine::OrderEvent,
-        _portfolio: &Portfolio,
-    ) -> Result<()> {
+    fn on_order(&mut self, _event: &OrderEvent, _portfolio: &Portfolio) -> Result<()> {
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! Round-trip trades: a trade opens when a position leaves zero and closes when it returns.
+//! The tracker keeps each asset's open trade and hands back a [`TradeRecord`] when one closes;
+//! the engine stores it.
 
 use crate::portfolio::FillEffect;
-use crate::results::TradeRecorder;
+use crate::records::TradeRecord;
 use crate::types::{AssetId, ExitReason, Ts};
 
 /// The running totals of one asset's open trade.
@@ -44,42 +46,6 @@ impl OpenTrade {
     }
 }
 
-/// A finished (or, at the end, still open) round trip.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TradeRecord {
-    /// Asset.
-    pub asset: AssetId,
-    /// True for a long trade.
-    pub long: bool,
-    /// First entry fill.
-    pub entry_ts: Ts,
-    /// Last exit fill (or the last timestamp for an open trade).
-    pub exit_ts: Ts,
-    /// Mean entry price.
-    pub entry_price: f64,
-    /// Mean exit price (or the last mark for an open trade).
-    pub exit_price: f64,
-    /// Total shares entered.
-    pub quantity: f64,
-    /// Realised PnL (plus the unrealised part for an open trade).
-    pub gross_pnl: f64,
-    /// Fees of all the trade's fills.
-    pub commission: f64,
-    /// Slippage cost of all the trade's fills.
-    pub slippage: f64,
-    /// Maximum favourable excursion: the best return (fraction of the entry price) at any mark
-    /// or fill while open; never below 0.
-    pub mfe: f64,
-    /// Maximum adverse excursion: the worst such return; never above 0.
-    pub mae: f64,
-    /// The asset's bars from entry to exit.
-    pub bars_held: u64,
-    /// Why it closed.
-    pub exit_reason: ExitReason,
-    /// True when still open at the end of the data.
-    pub open: bool,
-}
-
 /// One fill as the trade tracker needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct TradeFill {
@@ -101,7 +67,7 @@ pub struct TradeFill {
     pub reason: ExitReason,
 }
 
-/// Tracks the open trade of every asset and records the closed ones.
+/// Tracks the open trade of every asset and returns the closed ones.
 #[derive(Debug, Clone)]
 pub struct TradeTracker {
     open: Vec<OpenTrade>,
@@ -115,8 +81,9 @@ impl TradeTracker {
         }
     }
 
-    /// Folds one fill into the asset's trade, recording a trade when the position returns to 0.
-    pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect, out: &mut TradeRecorder) {
+    /// Folds one fill into the asset's trade; returns the trade it closed when the position
+    /// returns to 0 or flips.
+    pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect) -> Option<TradeRecord> {
         let trade = &mut self.open[fill.asset as usize];
         let size = fill.quantity.abs();
         if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
@@ -135,7 +102,7 @@ impl TradeTracker {
             trade.commission += fill.fee;
             trade.slippage += fill.slippage;
             trade.excursion(fill.price);
-            return;
+            return None;
         }
         let closed = size.min(effect.before.abs());
         let closing_fee = fill.fee * closed / size;
@@ -147,13 +114,7 @@ impl TradeTracker {
         trade.gross_pnl += effect.realized;
         trade.commission += closing_fee;
         if effect.after == 0.0 || effect.after.signum() != effect.before.signum() {
-            out.push(&close_record(
-                fill.asset,
-                trade,
-                fill.ts,
-                fill.bar,
-                fill.reason,
-            ));
+            let record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason);
             trade.active = false;
             if effect.after != 0.0 {
                 *trade = OpenTrade {
@@ -169,7 +130,9 @@ impl TradeTracker {
                 };
                 trade.entry_changed();
             }
+            return Some(record);
         }
+        None
     }
 
     /// The open trade of `asset`: `(entry_ts, entry_bar, mfe, mae)`, if one is open.
@@ -188,16 +151,17 @@ impl TradeTracker {
         }
     }
 
-    /// Records every still-open trade as `open`, valued at the last marks.
+    /// Ends the run: every still-open trade as a record marked `open`, valued at the last
+    /// marks, in asset order.
     pub fn finish(
-        &mut self,
+        self,
         last_ts: Ts,
         bars: &[u64],
         positions: &[crate::portfolio::Position],
         marks: &[f64],
-        out: &mut TradeRecorder,
-    ) {
-        for (asset, trade) in self.open.iter_mut().enumerate() {
+    ) -> Vec<TradeRecord> {
+        let mut records = Vec::new();
+        for (asset, trade) in self.open.iter().enumerate() {
             if !trade.active {
                 continue;
             }
@@ -213,9 +177,9 @@ impl TradeTracker {
             record.exit_price = marks[asset];
             record.gross_pnl += unrealized;
             record.open = true;
-            out.push(&record);
-            trade.active = false;
+            records.push(record);
         }
+        records
     }
 }
 

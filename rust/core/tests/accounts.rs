@@ -214,7 +214,7 @@ fn bad_account_rules_are_config_errors() {
 /// Order status events, in the order they happen, when the strategy listens.
 #[test]
 fn order_events_follow_the_life_cycle() {
-    use ml4t_backtest_core::engine::{OrderEvent, OrderStatus};
+    use ml4t_backtest_core::events::{OrderEvent, OrderStatus};
     use ml4t_backtest_core::orders::{OrderKind, OrderRequest, TimeInForce};
     use ml4t_backtest_core::portfolio::Portfolio;
     use ml4t_backtest_core::{Result, Strategy, StrategyContext, TimestampView};

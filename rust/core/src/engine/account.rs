@@ -2,15 +2,54 @@
 //! order fills, and margin-call liquidation at the close.
 
 use super::Engine;
-use crate::config::{AccountKind, Insufficient, ShareRounding};
+use crate::config::{AccountKind, EngineConfig, Insufficient, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
 use crate::orders::Order;
 use crate::strategy::Strategy;
-use crate::types::{AssetId, ExitReason, RejectReason, Side, Ts};
+use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 
 /// Nanoseconds in a 365.25-day year: accruals use calendar time.
 const YEAR_NS: f64 = 365.25 * 86_400.0 * 1e9;
+
+/// The run's financing inputs: whether anything accrues, and the per-asset borrow rates read
+/// from the configured column.
+#[derive(Debug)]
+pub(super) struct Financing {
+    /// Whether any financing rate (or a borrow-rate column) is configured.
+    pub(super) on: bool,
+    /// Per-asset borrow rates, the last seen in the column (empty without one).
+    borrow_rates: Vec<f64>,
+    /// The column's position in the current chunk.
+    borrow_column: Option<usize>,
+}
+
+impl Financing {
+    /// The financing of a run under `config`.
+    pub(super) fn new(config: &EngineConfig) -> Self {
+        let account = &config.account;
+        Financing {
+            on: account.borrow_rate != 0.0
+                || account.margin_interest_rate != 0.0
+                || account.cash_interest_rate != 0.0
+                || config.borrow_rate_column.is_some(),
+            borrow_rates: Vec::new(),
+            borrow_column: None,
+        }
+    }
+
+    /// Takes the borrow rates of the bars of `group` (rows from `start`): they apply from now
+    /// on (the accrual of this timestamp used the previous ones).
+    #[inline]
+    pub(super) fn read_borrow_rates(&mut self, data: &MarketData, start: usize, group: &[AssetId]) {
+        if let Some(column) = self.borrow_column {
+            let rates = data.feature_at(column);
+            for (offset, &asset) in group.iter().enumerate() {
+                self.borrow_rates[asset as usize] = rates[start + offset];
+            }
+        }
+    }
+}
 
 impl Engine {
     /// Accrues borrow fees on short market value and interest on the cash balance for the time
@@ -20,7 +59,7 @@ impl Engine {
         if rules.borrow_rate == 0.0
             && rules.margin_interest_rate == 0.0
             && rules.cash_interest_rate == 0.0
-            && self.borrow_rates.is_empty()
+            && self.financing.borrow_rates.is_empty()
         {
             return;
         }
@@ -33,6 +72,7 @@ impl Engine {
             let value = self.portfolio.quantity(asset) * self.portfolio.last_price(asset);
             if value < 0.0 {
                 let own = self
+                    .financing
                     .borrow_rates
                     .get(asset as usize)
                     .copied()
@@ -54,7 +94,7 @@ impl Engine {
         let interest = cash * rate * years;
         if borrow_fee != 0.0 || interest != 0.0 {
             self.portfolio.adjust_cash(interest - borrow_fee);
-            self.equity.push_financing(ts, borrow_fee, interest);
+            self.record.financing.push(ts, borrow_fee, interest);
         }
     }
 
@@ -64,9 +104,9 @@ impl Engine {
             return Ok(());
         };
         let pos = data.require_feature(name, "account.borrow_rate_column")?;
-        self.borrow_column = Some(pos);
-        if self.borrow_rates.is_empty() {
-            self.borrow_rates = vec![f64::NAN; self.n_assets as usize];
+        self.financing.borrow_column = Some(pos);
+        if self.financing.borrow_rates.is_empty() {
+            self.financing.borrow_rates = vec![f64::NAN; self.n_assets as usize];
         }
         Ok(())
     }
@@ -128,7 +168,7 @@ impl Engine {
         self.reject(order.id, ts, order.asset, cut, reason);
         if !resize {
             self.book.mark_filled(index);
-            self.removed_in_pass = true;
+            self.scratch.removed = true;
             return None;
         }
         // The order shrinks to what fills now; the rest is gone.
@@ -172,13 +212,7 @@ impl Engine {
             let quantity = -self.portfolio.quantity(asset);
             let row = self.bar_row[asset as usize];
             let reference = data.close()[row];
-            let price = self.config.slippage.fill_price(
-                data,
-                row,
-                Side::of(quantity),
-                quantity,
-                reference,
-            )?;
+            let price = self.slipped_price(data, row, quantity, reference)?;
             let id = self.take_order_id();
             let order = Order {
                 reason: ExitReason::MarginCall,

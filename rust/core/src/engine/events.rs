@@ -1,68 +1,41 @@
-//! Order status events for `Strategy::on_order`: accepted, partially filled, filled, cancelled,
-//! expired, rejected. They are collected only when the strategy asks for them and delivered
-//! after each step of the loop, in the order they happened.
+//! Emitting and delivering order events inside the loop: an event is queued only when the
+//! strategy listens ([`crate::Strategy::wants_order_events`]) and the queue is delivered after
+//! each step of the loop, in the order the events happened.
 
 use super::Engine;
 use crate::error::Result;
+use crate::events::{OrderEvent, OrderStatus};
 use crate::orders::Order;
 use crate::strategy::Strategy;
 use crate::types::{AssetId, OrderId, RejectReason, Ts};
 
-/// The life-cycle state an order moved to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum OrderStatus {
-    /// Queued in the book.
-    Accepted = 0,
-    /// Filled in part; the rest waits.
-    PartiallyFilled = 1,
-    /// Completely filled.
-    Filled = 2,
-    /// Cancelled by the strategy, by its bracket sibling, or because its position ended.
-    Cancelled = 3,
-    /// Its time in force ran out.
-    Expired = 4,
-    /// Refused (see the reason).
-    Rejected = 5,
+/// The order events not yet delivered; collected only while the strategy listens.
+#[derive(Debug, Default)]
+pub(super) struct EventQueue {
+    /// Whether the strategy listens ([`Strategy::wants_order_events`]).
+    listening: bool,
+    events: Vec<OrderEvent>,
 }
 
-impl OrderStatus {
-    /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 6] = [
-        "accepted",
-        "partially_filled",
-        "filled",
-        "cancelled",
-        "expired",
-        "rejected",
-    ];
-}
+impl EventQueue {
+    /// Starts (or stops) collecting events.
+    pub(super) fn listen(&mut self, listening: bool) {
+        self.listening = listening;
+    }
 
-/// One status change of one order.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct OrderEvent {
-    /// The order.
-    pub order_id: OrderId,
-    /// When.
-    pub ts: Ts,
-    /// Asset.
-    pub asset: AssetId,
-    /// The new status.
-    pub status: OrderStatus,
-    /// Signed shares filled by this event (fills only; else 0).
-    pub filled: f64,
-    /// Signed shares still open after it.
-    pub remaining: f64,
-    /// Why, for rejections and expiries.
-    pub reason: Option<RejectReason>,
+    /// True when no event waits.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
 }
 
 impl Engine {
     /// Queues an event when the strategy listens.
     #[inline]
     pub(super) fn emit(&mut self, event: OrderEvent) {
-        if self.wants_order_events {
-            self.order_events.push(event);
+        if self.events.listening {
+            self.events.events.push(event);
         }
     }
 
@@ -115,7 +88,9 @@ impl Engine {
         quantity: f64,
         reason: RejectReason,
     ) {
-        self.rejections.push(order_id, ts, asset, quantity, reason);
+        self.record
+            .rejections
+            .push(order_id, ts, asset, quantity, reason);
         let status = if reason == RejectReason::Expired {
             OrderStatus::Expired
         } else {
@@ -137,10 +112,10 @@ impl Engine {
         &mut self,
         strategy: &mut S,
     ) -> Result<()> {
-        if self.order_events.is_empty() {
+        if self.events.is_empty() {
             return Ok(());
         }
-        let mut events = std::mem::take(&mut self.order_events);
+        let mut events = std::mem::take(&mut self.events.events);
         let mut result = Ok(());
         for event in &events {
             result = strategy.on_order(event, &self.portfolio);
@@ -149,7 +124,7 @@ impl Engine {
             }
         }
         events.clear();
-        self.order_events = events;
+        self.events.events = events;
         result
     }
 }

@@ -2,25 +2,66 @@
 //! price path, at what price and for how many shares (volume participation), then the
 //! bookkeeping after the bar (trailing water marks, armed stop-limits, DAY/IOC expiry).
 
-use super::{Engine, OrderStatus};
+use super::Engine;
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::Result;
+use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, BarPath};
-use crate::orders::{Order, OrderKind, TimeInForce};
-use crate::results::Fill;
+use crate::orders::{Order, OrderKind, OrderState, TimeInForce};
+use crate::records::Fill;
 use crate::strategy::Strategy;
 use crate::trades::TradeFill;
-use crate::types::{RejectReason, Side, Ts};
+use crate::types::{AssetId, RejectReason, Side, Ts};
 
 /// An order that executes on this bar: when along the path, at which reference price.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Candidate {
     time: f64,
     exit_rank: u8,
-    index: usize,
+    source: CandidateSource,
     reference: f64,
     limit_like: bool,
+}
+
+/// Where a candidate comes from. The derived order is the last tie-break of the pass: book
+/// orders (in book, that is submission, order) before the risk manager's level exits (in the
+/// order they were found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum CandidateSource {
+    /// The order at this index of the book.
+    Book(usize),
+    /// The level exit in this slot of the pass's level hits.
+    Level(usize),
+}
+
+/// The fill passes' working state, kept between bars so that a pass allocates nothing.
+#[derive(Debug)]
+pub(super) struct FillScratch {
+    /// The pass's executable book orders and level exits.
+    candidates: Vec<Candidate>,
+    /// Book indexes of the stop-limits whose stop the pass reached (armed after it).
+    armed: Vec<usize>,
+    /// Bracket legs activated by the last fill, with the path time they start from.
+    activated: Vec<(usize, f64)>,
+    /// An order was removed during the current pass (cut to nothing at fill time), so the
+    /// book needs a sweep.
+    pub(super) removed: bool,
+    /// Set by a fill that ended a position: (asset, index of the executing order).
+    ended_position: Option<(AssetId, usize)>,
+}
+
+impl FillScratch {
+    /// Empty scratch, with room for a typical pass.
+    pub(super) fn new() -> Self {
+        FillScratch {
+            candidates: Vec::with_capacity(64),
+            armed: Vec::new(),
+            activated: Vec::new(),
+            removed: false,
+            ended_position: None,
+        }
+    }
 }
 
 /// What an order's condition does on this bar.
@@ -37,30 +78,27 @@ enum Trigger {
     Wait,
 }
 
-/// Candidate indexes from here on are level exits of the risk manager (slot = index - base).
-const LEVEL_BASE: usize = usize::MAX / 2;
-
 impl Candidate {
     /// A risk level exit (an exit) in slot `slot` of the pass's level hits.
     pub(super) fn level(time: f64, reference: f64, slot: usize) -> Self {
         Candidate {
             time,
             exit_rank: 0,
-            index: LEVEL_BASE + slot,
+            source: CandidateSource::Level(slot),
             reference,
             limit_like: false,
         }
     }
 }
 
-/// Path time, then exits before entries, then submission order (book orders before level
-/// exits).
+/// Path time, then exits before entries, then the source (book orders in submission order,
+/// then level exits).
 fn sort_candidates(candidates: &mut [Candidate]) {
     candidates.sort_by(|a, b| {
         a.time
             .total_cmp(&b.time)
             .then(a.exit_rank.cmp(&b.exit_rank))
-            .then(a.index.cmp(&b.index))
+            .then(a.source.cmp(&b.source))
     });
 }
 
@@ -99,13 +137,15 @@ fn reachable(order: &Order, bar: [f64; 3], limit_fill: crate::matching::LimitFil
         OrderKind::Limit { limit } => limit_hit(limit),
         OrderKind::Stop { stop } => stop_hit(stop),
         OrderKind::StopLimit { stop, limit } => {
-            if order.mark == 1.0 {
+            if order.armed() {
                 limit_hit(limit)
             } else {
                 stop_hit(stop)
             }
         }
-        OrderKind::TrailingStop { trail } => stop_hit(trail.level(order.mark, !buy)),
+        OrderKind::TrailingStop { trail } => order
+            .water_mark()
+            .is_some_and(|mark| stop_hit(trail.level(mark, !buy))),
     }
 }
 
@@ -149,8 +189,8 @@ impl Engine {
         strategy: &mut S,
     ) -> Result<bool> {
         let epoch = self.timestamps;
-        self.armed.clear();
-        let mut candidates = std::mem::take(&mut self.candidates);
+        self.scratch.armed.clear();
+        let mut candidates = std::mem::take(&mut self.scratch.candidates);
         candidates.clear();
         // Only DAY/IOC, trailing and stop-limit orders need the after-bar bookkeeping.
         let mut needs_settle = false;
@@ -166,10 +206,10 @@ impl Engine {
         if stage == Stage::Bar && self.risk.is_some() {
             self.consider_levels(data, &mut candidates);
         }
-        if candidates.is_empty() && !needs_settle && !self.removed_in_pass {
+        if candidates.is_empty() && !needs_settle && !self.scratch.removed {
             // Nothing executes on this bar and nothing needs its after-bar bookkeeping (the
             // common case with only risk levels live).
-            self.candidates = candidates;
+            self.scratch.candidates = candidates;
             return Ok(false);
         }
         let mut filled_any = false;
@@ -180,29 +220,31 @@ impl Engine {
         while next < candidates.len() {
             let candidate = candidates[next];
             next += 1;
-            if candidate.index >= LEVEL_BASE {
-                filled_any |=
-                    self.execute_level(data, ts, candidate.index - LEVEL_BASE, strategy)?;
-                continue;
-            }
-            self.activated.clear();
-            filled_any |= self.execute(data, ts, candidate, strategy)?;
-            if !self.activated.is_empty() {
+            let index = match candidate.source {
+                CandidateSource::Book(index) => index,
+                CandidateSource::Level(slot) => {
+                    filled_any |= self.execute_level(data, ts, slot, strategy)?;
+                    continue;
+                }
+            };
+            self.scratch.activated.clear();
+            filled_any |= self.execute(data, ts, index, candidate, strategy)?;
+            if !self.scratch.activated.is_empty() {
                 // Bracket legs activated by this fill join the queue at their own path times.
-                let activated = std::mem::take(&mut self.activated);
+                let activated = std::mem::take(&mut self.scratch.activated);
                 for &(index, time) in &activated {
                     self.consider(data, stage, index, time, &mut candidates);
                 }
-                self.activated = activated;
+                self.scratch.activated = activated;
                 sort_candidates(&mut candidates[next..]);
             }
         }
         candidates.clear();
-        self.candidates = candidates;
+        self.scratch.candidates = candidates;
         let expired = needs_settle && self.settle(data, epoch, stage, ts);
-        if filled_any || expired || self.removed_in_pass {
+        if filled_any || expired || self.scratch.removed {
             self.book.sweep();
-            self.removed_in_pass = false;
+            self.scratch.removed = false;
         }
         Ok(filled_any)
     }
@@ -256,12 +298,12 @@ impl Engine {
                 candidates.push(Candidate {
                     time,
                     exit_rank: u8::from(!exit),
-                    index,
+                    source: CandidateSource::Book(index),
                     reference,
                     limit_like,
                 });
             }
-            Trigger::Armed => self.armed.push(index),
+            Trigger::Armed => self.scratch.armed.push(index),
             Trigger::Wait => {}
         }
     }
@@ -307,7 +349,7 @@ impl Engine {
                 None => Trigger::Wait,
             },
             OrderKind::StopLimit { stop, limit } => {
-                if order.mark == 1.0 {
+                if order.armed() {
                     return match limit_trigger(path, side, limit, self.config.limit_fill, from) {
                         Some(hit) => fill(hit, true),
                         None => Trigger::Wait,
@@ -329,7 +371,10 @@ impl Engine {
                 }
             }
             OrderKind::TrailingStop { trail } => {
-                let level = trail.level(order.mark, side == Side::Sell);
+                let Some(mark) = order.water_mark() else {
+                    return Trigger::Wait;
+                };
+                let level = trail.level(mark, side == Side::Sell);
                 match stop_trigger(path, side, level, from) {
                     Some(hit) => fill(hit, false),
                     None => Trigger::Wait,
@@ -338,22 +383,24 @@ impl Engine {
         }
     }
 
-    /// Executes one candidate (capped by volume participation) and books it.
+    /// Executes `candidate`, the book's order at `index` (capped by volume participation), and
+    /// books it.
     fn execute<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
         ts: Ts,
+        index: usize,
         candidate: Candidate,
         strategy: &mut S,
     ) -> Result<bool> {
-        let order = self.book.orders()[candidate.index];
+        let order = self.book.orders()[index];
         if order.quantity == 0.0 || !order.active {
             return Ok(false); // cancelled by its OCO sibling earlier in this bar
         }
-        if !self.cap_at_flat(candidate.index, ts) {
+        if !self.cap_at_flat(index, ts) {
             return Ok(false);
         }
-        let order = self.book.orders()[candidate.index];
+        let order = self.book.orders()[index];
         let row = self.bar_row[order.asset as usize];
         let mut quantity = order.quantity;
         if let Some(fraction) = self.config.max_volume_fraction {
@@ -368,18 +415,16 @@ impl Engine {
                 quantity = cap * quantity.signum();
             }
         }
-        let side = Side::of(quantity);
         let (low, high) = (data.low()[row], data.high()[row]);
         let price = if candidate.limit_like {
             candidate.reference.clamp(low, high)
         } else {
-            let slippage = &self.config.slippage;
-            slippage.fill_price(data, row, side, quantity, candidate.reference)?
+            self.slipped_price(data, row, quantity, candidate.reference)?
         };
-        let Some(quantity) = self.afford(candidate.index, quantity, price, ts) else {
+        let Some(quantity) = self.afford(index, quantity, price, ts) else {
             return Ok(false);
         };
-        let order = self.book.orders()[candidate.index]; // `afford` may have shrunk it
+        let order = self.book.orders()[index]; // `afford` may have shrunk it
         let partial = quantity != order.quantity;
         let fill = self.book_fill(
             ts,
@@ -387,20 +432,37 @@ impl Engine {
             quantity,
             (price, candidate.reference),
             partial,
-            candidate.index,
+            index,
         );
         self.after_fill(&order, ts, quantity);
         if partial {
-            self.book.reduce(candidate.index, quantity);
+            self.book.reduce(index, quantity);
         } else {
-            self.book.mark_filled(candidate.index);
-            self.activate_legs(order.id, candidate.index, candidate.time);
+            self.book.mark_filled(index);
+            self.activate_legs(order.id, index, candidate.time);
         }
         if order.oco != 0 {
             self.reduce_sibling(order.oco, quantity, ts);
         }
         strategy.on_fill(&fill, &self.portfolio)?;
         Ok(true)
+    }
+
+    /// The price of a market-like fill of `quantity` (signed) shares at `reference` on row
+    /// `row`: the slippage model's, clamped into the bar, with the columns bound for this chunk.
+    #[inline]
+    pub(super) fn slipped_price(
+        &self,
+        data: &MarketData,
+        row: usize,
+        quantity: f64,
+        reference: f64,
+    ) -> Result<f64> {
+        let side = Side::of(quantity);
+        let columns = self.slippage_columns;
+        self.config
+            .slippage
+            .fill_price_in(columns, data, row, side, quantity, reference)
     }
 
     /// Books a fill of `quantity` shares of `order` at `price` (referenced to `reference`):
@@ -432,7 +494,7 @@ impl Engine {
         let position_ended = effect.before != 0.0
             && (effect.after == 0.0 || effect.after.signum() != effect.before.signum());
         let slippage = (price - reference).abs() * quantity.abs();
-        self.tracker.on_fill(
+        let closed = self.tracker.on_fill(
             TradeFill {
                 asset: order.asset,
                 ts,
@@ -444,8 +506,10 @@ impl Engine {
                 reason: order.reason,
             },
             effect,
-            &mut self.trades,
         );
+        if let Some(trade) = closed {
+            self.record.trades.push(&trade);
+        }
         let fill = Fill {
             order_id: order.id,
             ts,
@@ -458,16 +522,16 @@ impl Engine {
             order_type: order.kind.code(),
             partial,
         };
-        self.fills.push(&fill);
+        self.record.fills.push(&fill);
         if position_ended {
-            self.ended_position = Some((order.asset, executing));
+            self.scratch.ended_position = Some((order.asset, executing));
         }
         fill
     }
 
     /// Cancels the bracket legs orphaned by the last booked fill (after its own events).
     pub(super) fn cancel_legs_of_ended_position(&mut self, ts: Ts) {
-        if let Some((asset, executing)) = self.ended_position.take() {
+        if let Some((asset, executing)) = self.scratch.ended_position.take() {
             self.cancel_orphan_legs(asset, executing, ts);
         }
     }
@@ -504,7 +568,7 @@ impl Engine {
         }
         if room == 0.0 {
             self.book.mark_filled(index);
-            self.removed_in_pass = true;
+            self.scratch.removed = true;
             if is_leg {
                 self.emit_status(&order, ts, OrderStatus::Cancelled);
             }
@@ -521,14 +585,14 @@ impl Engine {
             let leg = self.book.orders()[index];
             if leg.parent == entry_id && !leg.active {
                 self.book.activate(index, leg.quantity);
-                self.activated.push((index, time));
+                self.scratch.activated.push((index, time));
             }
         }
     }
 
     /// Once a position is flat or has flipped, the bracket legs that protected it would open a
     /// new position: they are cancelled.
-    fn cancel_orphan_legs(&mut self, asset: crate::types::AssetId, executing: usize, ts: Ts) {
+    fn cancel_orphan_legs(&mut self, asset: AssetId, executing: usize, ts: Ts) {
         for index in 0..self.book.orders().len() {
             let order = self.book.orders()[index];
             if index != executing
@@ -559,9 +623,9 @@ impl Engine {
     /// After a pass: arm stop-limits, move trailing water marks with this bar's extremes, and
     /// expire DAY/IOC orders that had their chance. Returns whether anything was removed.
     fn settle(&mut self, data: &MarketData, epoch: u64, stage: Stage, ts: Ts) -> bool {
-        for i in 0..self.armed.len() {
-            let index = self.armed[i];
-            self.book.order_mut(index).mark = 1.0;
+        for i in 0..self.scratch.armed.len() {
+            let index = self.scratch.armed[i];
+            self.book.order_mut(index).state = OrderState::StopLimit { armed: true };
         }
         let mut removed = false;
         for index in 0..self.book.orders().len() {
@@ -571,13 +635,14 @@ impl Engine {
             }
             let asset = order.asset as usize;
             if stage == Stage::Bar && self.bar_epoch[asset] == epoch {
-                if let OrderKind::TrailingStop { .. } = order.kind {
+                if let OrderState::TrailingStop { water_mark } =
+                    &mut self.book.order_mut(index).state
+                {
                     let row = self.bar_row[asset];
-                    let mark = &mut self.book.order_mut(index).mark;
-                    *mark = if order.quantity < 0.0 {
-                        mark.max(data.high()[row])
+                    *water_mark = if order.quantity < 0.0 {
+                        water_mark.max(data.high()[row])
                     } else {
-                        mark.min(data.low()[row])
+                        water_mark.min(data.low()[row])
                     };
                 }
             }
@@ -620,5 +685,17 @@ impl Engine {
                 self.emit_status(&leg, ts, OrderStatus::Cancelled);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CandidateSource::{Book, Level};
+
+    #[test]
+    fn book_orders_come_before_level_exits_then_in_their_own_order() {
+        assert!(Book(usize::MAX) < Level(0));
+        assert!(Book(1) < Book(2));
+        assert!(Level(1) < Level(2));
     }
 }

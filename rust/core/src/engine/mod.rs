@@ -1,14 +1,27 @@
 //! The event loop: one pass over the timestamp groups of each chunk, in the order of steps given
 //! in `docs/semantics.md` (fill pending orders, mark, strategy, resolve orders, record equity).
-//! Filling lives in [`fills`], turning strategy intents into orders in [`sizing`].
+//!
+//! [`Engine`] is one struct whose `impl` is split by concern; a file that keeps working state
+//! owns it as a named part:
+//!
+//! - `mod.rs`: the engine's state, [`Engine::process_chunk`] (the loop on one page) and
+//!   [`Engine::finish`];
+//! - `fills.rs`: the bar and close passes: which orders trigger where along the bar's path, at
+//!   what price and size, and the after-bar bookkeeping (owns `FillScratch`);
+//! - `sizing.rs`: a strategy's intents become orders at decision time: target sizing, share
+//!   rounding, brackets, modify and cancel;
+//! - `account.rs`: financing accruals, buying power at fill time, margin calls (owns
+//!   `Financing`);
+//! - `risk_step.rs`: the risk manager inside the loop: level exits, the position step after
+//!   marking, pre-trade checks;
+//! - `events.rs`: order events, queued while the strategy listens and delivered after each
+//!   step (owns `EventQueue`).
 
 mod account;
 mod events;
 mod fills;
-mod risk;
+mod risk_step;
 mod sizing;
-
-pub use events::{OrderEvent, OrderStatus};
 
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
@@ -16,15 +29,17 @@ use crate::feed::{group_end, MarketData};
 use crate::orders::{CommandBuffer, OrderBook};
 use crate::portfolio::Portfolio;
 use crate::progress::Progress;
-use crate::results::{
-    BacktestOutput, EquityRecorder, FillRecorder, RejectionRecorder, TradeRecorder,
-};
+use crate::results::{BacktestOutput, Recorders};
 use crate::risk::BoxedRule;
 use crate::risk::RiskManager;
+use crate::slippage::SlippageColumns;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
 use crate::types::{AssetId, RejectReason, Ts};
-use risk::Step;
+use account::Financing;
+use events::EventQueue;
+use fills::FillScratch;
+use risk_step::Step;
 use std::sync::Arc;
 
 /// The state of one backtest. Feed it chunks in time order, then [`Engine::finish`].
@@ -35,10 +50,8 @@ pub struct Engine {
     book: OrderBook,
     commands: CommandBuffer,
     tracker: TradeTracker,
-    fills: FillRecorder,
-    trades: TradeRecorder,
-    equity: EquityRecorder,
-    rejections: RejectionRecorder,
+    /// The output tables, filled as the run goes.
+    record: Recorders,
     /// Timestamp counter at which each asset last had a bar.
     bar_epoch: Vec<u64>,
     /// Row of that bar in the current chunk.
@@ -48,23 +61,12 @@ pub struct Engine {
     /// Rebalance marks, tagged with `rebalance_epoch`.
     listed: Vec<u64>,
     rebalance_epoch: u64,
-    /// Scratch of the fill passes: executable orders, armed stop-limits, activated legs.
-    candidates: Vec<fills::Candidate>,
-    armed: Vec<usize>,
-    activated: Vec<(usize, f64)>,
-    /// An order was removed during the current pass (cut to nothing at fill time).
-    removed_in_pass: bool,
-    /// Whether the strategy listens to order events, and the events not yet delivered.
-    wants_order_events: bool,
-    order_events: Vec<OrderEvent>,
-    /// Per-asset borrow rates (last seen in the configured column; empty when none) and the
-    /// column's position in the current chunk.
-    borrow_rates: Vec<f64>,
-    borrow_column: Option<usize>,
-    /// Whether any financing rate (or a borrow-rate column) is configured.
-    financing_on: bool,
-    /// Set by a fill that ended a position: (asset, index of the executing order).
-    ended_position: Option<(AssetId, usize)>,
+    /// The fill passes' working state (`fills.rs`).
+    scratch: FillScratch,
+    /// Order events waiting for the strategy (`events.rs`).
+    events: EventQueue,
+    /// Financing switches and borrow rates (`account.rs`).
+    financing: Financing,
     timestamps: u64,
     last_ts: Option<Ts>,
     next_order_id: u64,
@@ -77,22 +79,21 @@ pub struct Engine {
     /// the pre-trade checks.
     projected: Vec<u64>,
     /// Scratch of the bar pass: the risk level exits reached on this bar.
-    level_hits: Vec<(AssetId, risk::LevelHit)>,
+    level_hits: Vec<(AssetId, risk_step::LevelHit)>,
     progress: Option<Arc<Progress>>,
+    /// The slippage model's columns in the current chunk.
+    slippage_columns: SlippageColumns,
 }
 
 impl Engine {
     /// A fresh engine for a universe of `n_assets`.
     pub fn new(config: EngineConfig, n_assets: u32) -> Result<Self> {
-        let financing_on = config.account.borrow_rate != 0.0
-            || config.account.margin_interest_rate != 0.0
-            || config.account.cash_interest_rate != 0.0
-            || config.borrow_rate_column.is_some();
         config.validate()?;
         if n_assets == 0 {
             return Err(BacktestError::data("asset", 0, "the data has no assets"));
         }
         let n = n_assets as usize;
+        let financing = Financing::new(&config);
         Ok(Engine {
             portfolio: Portfolio::new(config.initial_cash, n),
             config,
@@ -100,25 +101,15 @@ impl Engine {
             book: OrderBook::new(n),
             commands: CommandBuffer::new(n_assets),
             tracker: TradeTracker::new(n),
-            fills: FillRecorder::default(),
-            trades: TradeRecorder::default(),
-            equity: EquityRecorder::default(),
-            rejections: RejectionRecorder::default(),
+            record: Recorders::default(),
             bar_epoch: vec![0; n],
             bar_row: vec![0; n],
             bars_seen: vec![0; n],
             listed: vec![0; n],
             rebalance_epoch: 0,
-            candidates: Vec::with_capacity(64),
-            armed: Vec::new(),
-            activated: Vec::new(),
-            removed_in_pass: false,
-            wants_order_events: false,
-            order_events: Vec::new(),
-            ended_position: None,
-            borrow_rates: Vec::new(),
-            borrow_column: None,
-            financing_on,
+            scratch: FillScratch::new(),
+            events: EventQueue::default(),
+            financing,
             timestamps: 0,
             last_ts: None,
             next_order_id: 1,
@@ -128,6 +119,7 @@ impl Engine {
             level_hits: Vec::new(),
             projected: vec![0; n],
             progress: None,
+            slippage_columns: SlippageColumns::default(),
         })
     }
 
@@ -184,7 +176,7 @@ impl Engine {
         }
         if !self.started {
             strategy.on_start(self.n_assets)?;
-            self.wants_order_events = strategy.wants_order_events();
+            self.events.listen(strategy.wants_order_events());
             self.started = true;
         }
         strategy.on_chunk(data)?;
@@ -192,8 +184,8 @@ impl Engine {
             risk.bind(data)?;
         }
         self.resolve_borrow_column(data)?;
-        self.config.slippage.check_columns(data)?;
-        self.equity.reserve(data.n_timestamps());
+        self.slippage_columns = self.config.slippage.bind(data)?;
+        self.record.equity.reserve(data.n_timestamps());
         let assets = data.asset_ids();
         let close = data.close();
         let mut start = 0;
@@ -209,15 +201,9 @@ impl Engine {
                 self.bar_row[a] = start + offset;
                 self.bars_seen[a] += 1;
             }
-            if self.financing_on {
+            if self.financing.on {
                 self.accrue_financing(t);
-            }
-            if let Some(column) = self.borrow_column {
-                // This bar's rates apply from now on (the accrual above used the previous ones).
-                let rates = data.feature_at(column);
-                for (offset, &asset) in group.iter().enumerate() {
-                    self.borrow_rates[asset as usize] = rates[start + offset];
-                }
+                self.financing.read_borrow_rates(data, start, group);
             }
             let step = Step {
                 data,
@@ -248,7 +234,7 @@ impl Engine {
             if self.risk.is_some() {
                 self.risk_step(step, (long, short), false)?;
             }
-            if !self.order_events.is_empty() {
+            if !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
             let equity = self.portfolio.cash() + long + short;
@@ -275,10 +261,12 @@ impl Engine {
                     self.risk_step(step, (long, short), true)?;
                 }
             }
-            if !self.order_events.is_empty() {
+            if !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
-            self.equity.push(t, self.portfolio.cash(), long, short);
+            self.record
+                .equity
+                .push(t, self.portfolio.cash(), long, short);
             self.last_ts = Some(t);
             start = end;
             if epoch % Progress::EVERY == 0 {
@@ -305,22 +293,19 @@ impl Engine {
             );
         }
         self.deliver_order_events(strategy)?;
-        self.tracker.finish(
+        let open_trades = self.tracker.finish(
             last_ts,
             &self.bars_seen,
             self.portfolio.positions(),
             self.portfolio.last_prices(),
-            &mut self.trades,
         );
+        for trade in &open_trades {
+            self.record.trades.push(trade);
+        }
         if self.started {
             strategy.on_end(&self.portfolio)?;
         }
-        Ok(BacktestOutput::from_recorders(
-            self.fills,
-            self.trades,
-            self.equity,
-            self.rejections,
-        ))
+        Ok(BacktestOutput::from_recorders(self.record))
     }
 }
 

@@ -2,11 +2,14 @@
 //! and equity, share rounding, the short-selling cut, explicit orders with their bracket legs,
 //! cancels.
 
-use super::risk::Step;
-use super::{Engine, OrderStatus};
+use super::risk_step::Step;
+use super::Engine;
 use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::{BacktestError, Result};
-use crate::orders::{CommandBuffer, Intent, Order, OrderKind, OrderRequest, TimeInForce};
+use crate::events::OrderStatus;
+use crate::orders::{
+    CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TimeInForce,
+};
 use crate::portfolio::DUST;
 use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
 
@@ -154,10 +157,10 @@ impl Engine {
         let Some(quantity) = self.pre_trade(step, id, asset, quantity, price_hint)? else {
             return Ok(());
         };
-        let mut mark = f64::NAN;
+        let mut water_mark = f64::NAN;
         if let OrderKind::TrailingStop { .. } = request.kind {
-            mark = self.portfolio.last_price(asset);
-            if !mark.is_finite() {
+            water_mark = self.portfolio.last_price(asset);
+            if !water_mark.is_finite() {
                 self.reject(id, ts, asset, quantity, RejectReason::NoPrice);
                 return Ok(());
             }
@@ -179,7 +182,7 @@ impl Engine {
             parent: 0,
             oco: 0,
             reason,
-            mark,
+            state: OrderState::new(request.kind, water_mark),
         };
         self.book.push(entry);
         self.emit_status(&entry, ts, OrderStatus::Accepted);
@@ -199,7 +202,7 @@ impl Engine {
             parent: id,
             oco: oco.unwrap_or(0),
             reason,
-            mark: f64::NAN,
+            state: OrderState::Stateless,
         };
         if let (Some(tp_id), Some(limit)) = (tp_id, request.take_profit) {
             let order = leg(

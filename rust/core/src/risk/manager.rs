@@ -325,7 +325,7 @@ impl RiskManager {
     }
 
     /// Evaluates the position rules on the views pushed since [`Self::clear_views`]; the new
-    /// levels replace the old ones. Afterwards [`Self::decisions`] lists each view with its plan.
+    /// levels replace the old ones. Afterwards [`Self::plans`] holds each view's plan.
     pub fn evaluate(&mut self, ts: Ts, data: &MarketData, market_row: usize) -> Result<()> {
         self.plans.clear();
         self.plans

@@ -13,7 +13,7 @@ use arrow_schema::{DataType, Field, Schema};
 use ml4t_backtest_core::commission::CommissionModel;
 use ml4t_backtest_core::orders::{OrderKind, OrderRequest, TimeInForce, Trail};
 use ml4t_backtest_core::portfolio::Portfolio;
-use ml4t_backtest_core::results::Fill;
+use ml4t_backtest_core::records::Fill;
 use ml4t_backtest_core::slippage::SlippageModel;
 use ml4t_backtest_core::{
     run_backtest, BacktestError, BacktestOutput, EngineConfig, ExecutionMode, MarketData,

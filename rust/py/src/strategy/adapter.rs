@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ml4t_backtest_core::portfolio::Portfolio;
-use ml4t_backtest_core::results::Fill;
+use ml4t_backtest_core::records::Fill;
 use ml4t_backtest_core::{BacktestError, MarketData, Strategy, StrategyContext, TimestampView};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -183,7 +183,7 @@ impl Strategy for PyStrategy {
 
     fn on_order(
         &mut self,
-        event: &ml4t_backtest_core::engine::OrderEvent,
+        event: &ml4t_backtest_core::events::OrderEvent,
         portfolio: &Portfolio,
     ) -> Result<(), BacktestError> {
         Python::attach(|py| {

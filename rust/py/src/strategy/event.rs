@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ml4t_backtest_core::results::Fill;
+use ml4t_backtest_core::records::Fill;
 use ml4t_backtest_core::MarketData;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -320,13 +320,13 @@ impl FillEvent {
 /// One order status change, as seen by `Strategy.on_order`.
 #[pyclass(module = "ml4t.backtest._core", name = "OrderUpdate", frozen)]
 pub struct OrderUpdate {
-    event: ml4t_backtest_core::engine::OrderEvent,
+    event: ml4t_backtest_core::events::OrderEvent,
     universe: Arc<Universe>,
 }
 
 impl OrderUpdate {
     /// Wraps a core event.
-    pub fn new(event: ml4t_backtest_core::engine::OrderEvent, universe: Arc<Universe>) -> Self {
+    pub fn new(event: ml4t_backtest_core::events::OrderEvent, universe: Arc<Universe>) -> Self {
         OrderUpdate { event, universe }
     }
 }
@@ -354,7 +354,7 @@ impl OrderUpdate {
     /// "accepted", "partially_filled", "filled", "cancelled", "expired" or "rejected".
     #[getter]
     fn status(&self) -> &'static str {
-        ml4t_backtest_core::engine::OrderStatus::NAMES[self.event.status as usize]
+        ml4t_backtest_core::events::OrderStatus::NAMES[self.event.status as usize]
     }
 
     /// Signed shares filled by this event (0 unless a fill).

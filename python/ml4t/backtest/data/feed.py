@@ -3,7 +3,7 @@ every row, joins the separate frames point in time and normalises everything to 
 schema, which the Rust core reads through the Arrow PyCapsule interface without a copy.
 
 Inputs: a DataFrame, a LazyFrame, a Parquet (or CSV) file, a glob, or a (hive-partitioned)
-directory such as one written by :func:`ml4t.backtest.storage.write_dataset`.
+directory such as one written by :func:`~ml4t.backtest.data.write_dataset`.
 
 In memory (the default) the feed builds one normalised frame. With ``chunk_by`` (a period such
 as ``"1mo"``) or ``chunk_rows`` (a row budget) it **streams**: the source stays lazy and the
@@ -12,7 +12,9 @@ chunk is in memory. Both give identical results.
 
 Normalised schema (one row per timestamp and asset, sorted by both):
 ``ts`` Int64 nanoseconds, ``asset_id`` UInt32 (index into :attr:`PolarsDataFeed.assets`),
-``open high low close volume`` Float64, then one Float64 column per feature (signal).
+``open high low close volume`` Float64, then one Float64 column per feature (signal). The
+codes and the nanoseconds are read back through the feed's :attr:`PolarsDataFeed.universe`.
+:func:`validate` runs the same checks and returns every finding instead of raising.
 
 Example:
     >>> import polars as pl
@@ -29,30 +31,24 @@ Example:
 
 from __future__ import annotations
 
-import glob as globlib
 import json
 import warnings
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, NoReturn
-from zoneinfo import ZoneInfo
+from typing import Any, Literal
 
 import polars as pl
 
-from ml4t.backtest.config import BacktestConfig, DataConfig, ValidationConfig
-from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.features import (
-    AsofJoin,
-    FeatureProvider,
-    JoinSpec,
-    cast_timestamp,
-    raw_literal,
-)
-from ml4t.backtest.storage import DATASET_MARKER
-from ml4t.backtest.validation import (
+from ml4t.backtest._models import timedelta_text
+from ml4t.backtest.config import DataConfig, ValidationConfig
+from ml4t.backtest.data.features import FeatureProvider
+from ml4t.backtest.data.joins import AsofJoin, JoinSpec, cast_timestamp, raw_literal
+from ml4t.backtest.data.sources import read_schema, scan
+from ml4t.backtest.data.storage import DATASET_MARKER
+from ml4t.backtest.data.validation import (
     CODE,
     PRICE_COLUMNS,
     CleaningAction,
@@ -69,14 +65,15 @@ from ml4t.backtest.validation import (
     clean_bars,
     clean_features,
     dedupe,
+    fatal,
     order_rows,
 )
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.universe import Universe
 
 ASSET_COLUMN_CANDIDATES = ("asset", "symbol", "ticker")
 AVAILABLE_COLUMN = "available_at"
 DEFAULT_CHUNK_ROWS = 2_000_000
-_EPOCH = datetime(1970, 1, 1)
-_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 Source = pl.DataFrame | pl.LazyFrame | str | Path
 """What the feed reads: a frame, a lazy frame, or a path (file, glob or directory)."""
@@ -93,102 +90,6 @@ class _Pass:
     features: LastRows = field(default_factory=LastRows)
 
 
-def _fatal(collector: Collector, rule: str, column: str, detail: str) -> NoReturn:
-    collector.fatal(Finding(rule, column, detail))
-
-
-def _hive_keys(files: list[str], root: Path) -> list[str]:
-    """``key`` of each ``key=value`` directory between ``root`` and the first file."""
-    try:
-        parts = Path(files[0]).relative_to(root).parts[:-1]
-    except ValueError:
-        parts = Path(files[0]).parts[:-1]
-    return [part.split("=", 1)[0] for part in parts if "=" in part]
-
-
-def _scan(source: Any, name: str, collector: Collector) -> tuple[pl.LazyFrame, list[str], Path]:
-    """A lazy frame for ``source``, the hive partition keys of its paths, and the dataset
-    root (for the marker written by ``write_dataset``)."""
-    if isinstance(source, pl.DataFrame):
-        return source.lazy(), [], Path()
-    if isinstance(source, pl.LazyFrame):
-        return source, [], Path()
-    if not isinstance(source, (str, Path)):
-        _fatal(
-            collector,
-            "source",
-            name,
-            "expected a polars DataFrame or LazyFrame, or a path to Parquet data, got "
-            f"{type(source).__name__}",
-        )
-    text = str(source)
-    path = Path(text)
-    if any(ch in text for ch in "*?["):
-        files = sorted(globlib.glob(text, recursive=True))
-        prefix = text.split("*")[0].split("?")[0].split("[")[0]
-        pattern, root = text, Path(prefix) if prefix.endswith("/") else Path(prefix).parent
-    elif path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*.parquet"))
-        pattern, root = str(path / "**" / "*.parquet"), path
-    else:
-        files = [text] if path.is_file() else []
-        pattern, root = text, path.parent
-    if not files:
-        _fatal(collector, "source", name, f"no file matches '{text}'")
-    if files[0].endswith(".csv"):
-        return pl.scan_csv(pattern, try_parse_dates=True), [], root
-    keys = _hive_keys(files, root)
-    try:
-        lazy = pl.scan_parquet(pattern, hive_partitioning=bool(keys) or None)
-    except (pl.exceptions.PolarsError, OSError) as err:
-        _fatal(collector, "source", name, f"cannot read '{text}': {err}")
-    _check_file_schemas(files, name, collector)
-    return lazy, keys, root
-
-
-def _check_file_schemas(files: list[str], name: str, collector: Collector) -> None:
-    """Every file of a multi-file dataset must have the same dtypes (Polars would silently
-    read the first file's time zone for all)."""
-    if len(files) < 2:
-        return
-    first = pl.read_parquet_schema(files[0])
-    for path in files[1:]:
-        schema = pl.read_parquet_schema(path)
-        for column, dtype in schema.items():
-            ref = first.get(column)
-            if ref is None or ref == dtype:
-                continue
-            if isinstance(ref, pl.Datetime) and isinstance(dtype, pl.Datetime):
-                if ref.time_zone != dtype.time_zone:
-                    _fatal(
-                        collector,
-                        "timezone",
-                        f"{name}.{column}",
-                        f"{path} has time zone {dtype.time_zone} but {files[0]} has "
-                        f"{ref.time_zone}; use one time zone throughout",
-                    )
-                continue
-            if isinstance(ref, (pl.Categorical, pl.Enum)) and isinstance(
-                dtype, (pl.Categorical, pl.Enum, pl.String)
-            ):
-                continue
-            if ref.is_numeric() and dtype.is_numeric():
-                continue
-            _fatal(
-                collector,
-                "dtype",
-                f"{name}.{column}",
-                f"{path} has dtype {dtype} but {files[0]} has {ref}",
-            )
-
-
-def _schema(lazy: pl.LazyFrame, name: str, collector: Collector) -> pl.Schema:
-    try:
-        return lazy.collect_schema()
-    except (pl.exceptions.PolarsError, OSError) as err:
-        _fatal(collector, "source", name, f"cannot read the schema: {err}")
-
-
 def _tz_text(tz: str | None) -> str:
     return f"tz-aware ({tz})" if tz else "naive"
 
@@ -198,9 +99,7 @@ def _time_zone(dtype: pl.DataType) -> str | None:
 
 
 def _duration(value: int | str | timedelta | None) -> int | str | None:
-    if isinstance(value, timedelta):
-        return f"{int(value / timedelta(microseconds=1))}us"
-    return value
+    return timedelta_text(value) if isinstance(value, timedelta) else value
 
 
 class PolarsDataFeed:
@@ -244,6 +143,10 @@ class PolarsDataFeed:
         SignalTimingError: a joined row would be used before it is available.
         ConfigError: an option has a bad value (e.g. ``data.chunk_rows: ...``).
     """
+
+    universe: Universe
+    """The asset names (codes are their positions) and the time zone: how the engine's asset
+    codes and nanoseconds read back as names and datetimes."""
 
     _frame: pl.DataFrame | None
 
@@ -379,21 +282,21 @@ class PolarsDataFeed:
         validation: ValidationConfig | Mapping[str, Any] | None = None,
     ) -> None:
         # Validated as the data section of a config, so a bad option reads "data.chunk_rows: ...".
-        raw_options: dict[str, Any] = {
-            "timestamp_column": timestamp_column,
-            "asset_column": asset_column,
-            "rename": dict(rename or {}),
-            "available_column": available_column,
-            "signal_timing": signal_timing,
-            "lag": _duration(lag),
-            "hold": list(hold),
-            "chunk_by": chunk_by,
-            "chunk_rows": chunk_rows,
-            "validation": validation if validation is not None else {},
-        }
-        section = BacktestConfig.from_dict({"data": raw_options}).data
-        assert section is not None
-        options: DataConfig = section
+        options = DataConfig.validated(
+            {
+                "timestamp_column": timestamp_column,
+                "asset_column": asset_column,
+                "rename": dict(rename or {}),
+                "available_column": available_column,
+                "signal_timing": signal_timing,
+                "lag": _duration(lag),
+                "hold": list(hold),
+                "chunk_by": chunk_by,
+                "chunk_rows": chunk_rows,
+                "validation": validation if validation is not None else {},
+            },
+            prefix="data",
+        )
         self.policy: ValidationConfig = options.validation
         self.chunk_by = options.chunk_by
         self.chunk_rows = options.chunk_rows
@@ -405,19 +308,19 @@ class PolarsDataFeed:
         self._collector: Collector | None = None
         t = self.timestamp_column = options.timestamp_column
 
-        lazy, hive_keys, root = _scan(prices, "prices", collector)
+        lazy, hive_keys, root = scan(prices, "prices", collector)
         if options.rename:
-            have = _schema(lazy, "prices", collector)
+            have = read_schema(lazy, "prices", collector)
             unknown = [k for k in options.rename if k not in have]
             if unknown:
-                _fatal(collector, "missing_column", unknown[0], "rename: no such column")
+                fatal(collector, "missing_column", unknown[0], "rename: no such column")
             lazy = lazy.rename(options.rename)
-        schema = _schema(lazy, "prices", collector)
+        schema = read_schema(lazy, "prices", collector)
         self.asset_column = options.asset_column or self._find_asset_column(schema, collector)
         a = self.asset_column
         missing = [c for c in (t, a, *PRICE_COLUMNS) if c not in schema]
         if missing:
-            _fatal(
+            fatal(
                 collector,
                 "missing_column",
                 missing[0],
@@ -425,26 +328,26 @@ class PolarsDataFeed:
             )
         self._raw_ts: pl.DataType = schema[t]
         if not (self._raw_ts == pl.Date or isinstance(self._raw_ts, pl.Datetime)):
-            _fatal(collector, "dtype", t, f"dtype must be Datetime or Date, got {self._raw_ts}")
+            fatal(collector, "dtype", t, f"dtype must be Datetime or Date, got {self._raw_ts}")
         if not isinstance(schema[a], (pl.String, pl.Categorical, pl.Enum)):
             detail = f"dtype must be String, Categorical or Enum, got {schema[a]}"
-            _fatal(collector, "dtype", a, detail)
+            fatal(collector, "dtype", a, detail)
         for name in PRICE_COLUMNS:
             if not schema[name].is_numeric():
-                _fatal(collector, "dtype", name, f"dtype must be numeric, got {schema[name]}")
-        self.time_zone: str | None = _time_zone(self._raw_ts)
-        self._tz: tzinfo | None = ZoneInfo(self.time_zone) if self.time_zone else None
+                fatal(collector, "dtype", name, f"dtype must be numeric, got {schema[name]}")
+        # The time zone is known here; the assets once the bars are read (below).
+        self.universe = Universe([], _time_zone(self._raw_ts))
 
         # Hive partition keys are for pruning, not features (unless they are required columns).
         partition_only = [k for k in hive_keys if k not in (t, a, *PRICE_COLUMNS)]
         lazy = self._time_filter(lazy, root, partition_only, start, end, collector)
         if partition_only:
             lazy = lazy.drop(partition_only)
-            schema = _schema(lazy, "prices", collector)
+            schema = read_schema(lazy, "prices", collector)
         own = [c for c in schema if c not in (t, a, *PRICE_COLUMNS)]
         wrong = [c for c in own if not schema[c].is_numeric()]
         if wrong:
-            _fatal(
+            fatal(
                 collector,
                 "dtype",
                 wrong[0],
@@ -465,7 +368,7 @@ class PolarsDataFeed:
         else:
             self._raw = self._prices.collect()
             names = self._raw[a].drop_nulls().cast(pl.String).unique()
-        self.assets: list[str] = sorted(names.to_list())
+        self.universe = replace(self.universe, assets=sorted(names.to_list()))
 
         joins: list[JoinSpec] = []
         taken = {t, a, *PRICE_COLUMNS, *own}
@@ -497,7 +400,7 @@ class PolarsDataFeed:
         for name in ASSET_COLUMN_CANDIDATES:
             if name in schema:
                 return name
-        _fatal(
+        fatal(
             collector,
             "missing_column",
             "asset",
@@ -509,20 +412,15 @@ class PolarsDataFeed:
         """``value`` as engine nanoseconds (a naive value is wall-clock in the data's zone)."""
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        elif not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day)
-        if value.tzinfo is None:
-            if self._tz is None:
-                return (value - _EPOCH) // timedelta(microseconds=1) * 1000
-            value = value.replace(tzinfo=self._tz)
-        elif self._tz is None:
-            _fatal(
+        try:
+            return self.universe.wall_clock_ns(value)
+        except ValueError:
+            fatal(
                 collector,
                 "timezone",
                 name,
                 f"a tz-aware {name} ({value}) for naive timestamps; use one kind throughout",
             )
-        return (value - _UTC_EPOCH) // timedelta(microseconds=1) * 1000
 
     def _time_filter(
         self,
@@ -607,32 +505,32 @@ class PolarsDataFeed:
         collector: Collector,
     ) -> JoinSpec:
         t, a = self.timestamp_column, self.asset_column
-        lazy, _, _ = _scan(frame, name, collector)
-        schema = _schema(lazy, name, collector)
+        lazy, _, _ = scan(frame, name, collector)
+        schema = read_schema(lazy, name, collector)
         if t not in schema:
-            _fatal(collector, "missing_column", f"{name}.{t}", "required key column is missing")
+            fatal(collector, "missing_column", f"{name}.{t}", "required key column is missing")
         asset: str | None = None
         if name != "context":
             found = [c for c in (a, *ASSET_COLUMN_CANDIDATES) if c in schema]
             if not found:
-                _fatal(collector, "missing_column", f"{name}.{a}", "required key column is missing")
+                fatal(collector, "missing_column", f"{name}.{a}", "required key column is missing")
             asset = found[0]
         available = avail if avail in schema else None
         if explicit and available is None:
-            _fatal(collector, "missing_column", f"{name}.{avail}", "availability column is missing")
+            fatal(collector, "missing_column", f"{name}.{avail}", "availability column is missing")
         for column in (t, available):
             if column is None:
                 continue
             dtype = schema[column]
             if not (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
-                _fatal(
+                fatal(
                     collector,
                     "dtype",
                     f"{name}.{column}",
                     f"dtype must be Datetime or Date, got {dtype}",
                 )
             if _time_zone(dtype) != self.time_zone:
-                _fatal(
+                fatal(
                     collector,
                     "timezone",
                     f"{name}.{column}",
@@ -644,7 +542,7 @@ class PolarsDataFeed:
         values = [c for c in schema if c not in keys]
         clash = [c for c in values if c in taken]
         if clash:
-            _fatal(
+            fatal(
                 collector,
                 "column_clash",
                 f"{name}.{clash[0]}",
@@ -652,7 +550,7 @@ class PolarsDataFeed:
             )
         wrong = [c for c in values if not schema[c].is_numeric()]
         if wrong:
-            _fatal(
+            fatal(
                 collector,
                 "dtype",
                 f"{name}.{wrong[0]}",
@@ -699,7 +597,7 @@ class PolarsDataFeed:
             pl.col(a),
             pl.col(a)
             .cast(pl.String)
-            .cast(pl.Enum(self.assets))
+            .cast(self.universe.asset_dtype)
             .to_physical()
             .cast(pl.UInt32)
             .alias(CODE),
@@ -765,7 +663,7 @@ class PolarsDataFeed:
                 start = end
             return bounds
         every = str(self.chunk_by)
-        dtype = pl.Datetime("ns", self.time_zone)
+        dtype = self.universe.timestamp_dtype
         ends = self._prices.select(ts.min().alias("lo"), ts.max().alias("hi")).collect()
         if ends["lo"][0] is None:
             return []
@@ -824,17 +722,8 @@ class PolarsDataFeed:
             indicators=indicators,
             context=context,
             frame=lambda: self.frame,
-            asset_code=self.assets.index,
-            to_ns=self._to_ns,
+            universe=self.universe,
         )
-
-    def _to_ns(self, timestamp: Any) -> int:
-        value = pl.Series([timestamp])
-        if value.dtype == pl.Date:
-            value = value.cast(pl.Datetime("ns"))
-        if isinstance(value.dtype, pl.Datetime) and value.dtype.time_zone is not None:
-            value = value.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return int(value.cast(pl.Datetime("ns")).cast(pl.Int64).item())
 
     @property
     def feature_columns(self) -> list[str]:
@@ -920,32 +809,26 @@ class PolarsDataFeed:
         return int(self._prices.select(pl.len()).collect().item())
 
     @property
+    def assets(self) -> list[str]:
+        """The asset names, in code order (every asset with a bar, sorted)."""
+        return self.universe.assets
+
+    @property
     def n_assets(self) -> int:
         """Size of the asset universe."""
-        return len(self.assets)
+        return len(self.universe)
+
+    @property
+    def time_zone(self) -> str | None:
+        """The time zone of the timestamps (``None`` when naive)."""
+        return self.universe.time_zone
 
     def __len__(self) -> int:
         return self.n_rows
 
     def to_datetime(self, ns: int) -> datetime:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
-        micros = ns // 1000
-        if self._tz is None:
-            return _EPOCH + timedelta(microseconds=micros)
-        utc = _UTC_EPOCH + timedelta(microseconds=micros)
-        return utc.astimezone(self._tz)
-
-    def timestamps(self, ns: pl.Expr) -> pl.Expr:
-        """Casts an expression of engine nanoseconds to the feed's datetime dtype."""
-        if self.time_zone:
-            return ns.cast(pl.Datetime("ns", "UTC")).dt.convert_time_zone(self.time_zone)
-        return ns.cast(pl.Datetime("ns"))
-
-    def asset_expr(self, codes: pl.Expr) -> pl.Expr:
-        """Maps an expression of asset codes to an Enum column of asset names."""
-        return codes.replace_strict(
-            list(range(self.n_assets)), self.assets, return_dtype=pl.Enum(self.assets)
-        )
+        return self.universe.to_datetime(ns)
 
     def __repr__(self) -> str:
         mode = (
@@ -957,3 +840,22 @@ class PolarsDataFeed:
             f"PolarsDataFeed({mode}, assets={self.n_assets}, "
             f"features={self.signal_columns}, time_zone={self.time_zone})"
         )
+
+
+def validate(data: Any, /, **feed_options: Any) -> ValidationReport:
+    """Checks every row and returns the findings instead of raising.
+
+    Args:
+        data: a :class:`PolarsDataFeed` (a streaming feed is read once, chunk by chunk), or
+            anything the feed accepts as prices: a DataFrame, a LazyFrame, a Parquet file, a
+            glob or a (hive-partitioned) directory.
+        **feed_options: the feed's keyword arguments (``signals=``, ``asset_column=``,
+            ``validation=``, ``chunk_rows=``, ...) when ``data`` is not a feed.
+
+    Returns:
+        A :class:`~ml4t.backtest.data.ValidationReport`; ``report.ok`` is False when the feed
+        would raise.
+    """
+    if isinstance(data, PolarsDataFeed):
+        return data.validation_report()
+    return PolarsDataFeed._report_for(data, **feed_options)

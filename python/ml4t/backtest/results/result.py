@@ -20,42 +20,39 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
+import os
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 import polars as pl
 
-from ml4t.backtest import _core
-from ml4t.backtest._core import __version__
+from ml4t.backtest._core import EXIT_REASONS, ORDER_TYPES, REJECT_REASONS, __version__
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
-from ml4t.backtest.metrics import compute_metrics
+from ml4t.backtest.errors import ConfigError, ResultFileError
+from ml4t.backtest.results.metrics import compute_metrics
+from ml4t.backtest.results.positions import positions_at, sample_times
+from ml4t.backtest.universe import Universe
 
 if TYPE_CHECKING:
     from polars._typing import ArrowStreamExportable
 
-    from ml4t.backtest.report import BenchmarkInput
+BenchmarkInput: TypeAlias = "pl.Series | pl.DataFrame"
+"""A benchmark: a Series aligned with the equity rows, or a frame (timestamp, value)."""
 
-# Code -> name tables, exported by the engine so that the two sides cannot drift apart.
-EXIT_REASONS: list[str] = list(_core.EXIT_REASONS)
-REJECT_REASONS: list[str] = list(_core.REJECT_REASONS)
-ORDER_TYPES: list[str] = list(_core.ORDER_TYPES)
+# The code -> name tables (EXIT_REASONS, REJECT_REASONS, ORDER_TYPES) are exported by the engine
+# so that the two sides cannot drift apart.
 
 RECORD_NAMES = ("fills", "trades", "equity", "rejected_orders", "records")
 """The record frames :meth:`BacktestResult.save` writes as Parquet (plus ``positions``)."""
 
 SAVE_FORMAT = 1
 """Version of the saved-result layout written to ``manifest.json``."""
-
-_DURATION = re.compile(r"(\d+)(ns|us|ms|mo|s|m|h|d|w|q|y)")
-
-# A position whose size is at most this fraction of the larger of the position before the fill
-# and the fill itself is float residue, not a position (the engine's dust rule).
-_DUST = 1e-9
 
 
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:
@@ -69,6 +66,62 @@ def _json_float(value: float) -> float | str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+MANIFEST = "manifest.json"
+"""The file of a saved result that lists the others with their SHA-256; written last."""
+
+SAVED_FILES = (
+    *(f"{name}.parquet" for name in (*RECORD_NAMES, "positions")),
+    "metrics.json",
+    "config.yaml",
+)
+"""Every file of a saved result besides the manifest."""
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultFileError(
+            f"{path}: missing: not a saved result, or its save was interrupted"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ResultFileError(f"{path}: unreadable: {err}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != SAVE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ResultFileError(
+            f"{path}: unknown_format: unknown saved-result format {found!r} "
+            f"(this version reads {SAVE_FORMAT})"
+        )
+    if not isinstance(manifest.get("files"), dict):
+        raise ResultFileError(f"{path}: unreadable: it lists no files")
+    return manifest
+
+
+def _check_file(folder: Path, name: str, listed: dict[str, Any]) -> None:
+    """Raises unless ``name`` exists and has the SHA-256 the manifest recorded for it."""
+    path = folder / name
+    entry = listed.get(name)
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        raise ResultFileError(f"{path}: unlisted: the manifest records no checksum for it")
+    try:
+        digest = _sha256_file(path)
+    except FileNotFoundError:
+        raise ResultFileError(f"{path}: missing: the manifest lists it") from None
+    if digest != entry["sha256"]:
+        raise ResultFileError(
+            f"{path}: checksum_mismatch: SHA-256 {digest[:16]}… differs from the "
+            f"{entry['sha256'][:16]}… the manifest recorded (the file changed after the save)"
+        )
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise ResultFileError(f"{path}: unreadable: {err}") from err
 
 
 def _sha256_file(path: Path) -> str:
@@ -112,8 +165,7 @@ class BacktestResult:
         records: values recorded by the strategy with ``context.record(name=value)`` in long
             format: ``timestamp, name, value`` (empty for built-in strategies).
         config: the resolved configuration.
-        assets: the asset names of the data, in code order.
-        time_zone: the time zone of the data's timestamps (``None`` when naive).
+        universe: the data's assets and time zone (:attr:`assets`, :attr:`time_zone`).
         run_info: ``started_at`` (UTC, ISO 8601) and ``duration_seconds`` of the engine run.
     """
 
@@ -123,8 +175,7 @@ class BacktestResult:
     rejected_orders: pl.DataFrame
     records: pl.DataFrame
     config: BacktestConfig
-    assets: list[str]
-    time_zone: str | None
+    universe: Universe
     run_info: dict[str, Any]
 
     def __init__(
@@ -139,8 +190,7 @@ class BacktestResult:
         self._feed: PolarsDataFeed | None = feed
         self._input: dict[str, Any] | None = None
         self._positions_all: pl.DataFrame | None = None
-        self.assets = list(feed.assets)
-        self.time_zone = feed.time_zone
+        self.universe = Universe(list(feed.assets), feed.time_zone)
         self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
         self.trades = self._trades(pl.DataFrame(raw["trades"]))
@@ -153,24 +203,21 @@ class BacktestResult:
 
     # ----------------------------------------------------------------------- building frames
 
+    @property
+    def assets(self) -> list[str]:
+        """The asset names of the data, in code order."""
+        return self.universe.assets
+
+    @property
+    def time_zone(self) -> str | None:
+        """The time zone of the data's timestamps (``None`` when naive)."""
+        return self.universe.time_zone
+
     def _timestamps(self, ns: pl.Expr) -> pl.Expr:
-        if self.time_zone:
-            return ns.cast(pl.Datetime("ns", "UTC")).dt.convert_time_zone(self.time_zone)
-        return ns.cast(pl.Datetime("ns"))
-
-    @property
-    def _timestamp_dtype(self) -> pl.Datetime:
-        return pl.Datetime("ns", self.time_zone)
-
-    @property
-    def _asset_dtype(self) -> pl.Enum:
-        return pl.Enum(self.assets)
+        return self.universe.timestamps(ns)
 
     def _asset(self) -> pl.Expr:
-        codes = pl.col("asset_id")
-        return codes.replace_strict(
-            list(range(len(self.assets))), self.assets, return_dtype=self._asset_dtype
-        ).alias("asset")
+        return self.universe.asset_names(pl.col("asset_id")).alias("asset")
 
     def _fills(self, df: pl.DataFrame) -> pl.DataFrame:
         return df.select(
@@ -255,7 +302,7 @@ class BacktestResult:
 
     def _records(self, table: object | None, names: list[str]) -> pl.DataFrame:
         schema: dict[str, pl.DataType] = {
-            "timestamp": self._timestamp_dtype,
+            "timestamp": self.universe.timestamp_dtype,
             "name": pl.String(),
             "value": pl.Float64(),
         }
@@ -271,119 +318,6 @@ class BacktestResult:
         )
 
     # ----------------------------------------------------------------------------- positions
-
-    def _compute_positions(self, sample_ts: np.ndarray[Any, np.dtype[np.int64]]) -> pl.DataFrame:
-        """Non-zero positions at the given engine timestamps (ns), from fills and bar closes."""
-        feed = self._feed
-        assert feed is not None
-        schema: dict[str, pl.DataType] = {
-            "timestamp": self._timestamp_dtype,
-            "asset": self._asset_dtype,
-            "quantity": pl.Float64(),
-            "price": pl.Float64(),
-            "market_value": pl.Float64(),
-        }
-        if self.fills.height == 0 or sample_ts.shape[0] == 0:
-            return pl.DataFrame(schema=schema)
-        signed = (
-            pl.when(pl.col("side") == "buy").then(pl.col("quantity")).otherwise(-pl.col("quantity"))
-        )
-        changes = (
-            self.fills.lazy()
-            .select(
-                pl.col("timestamp").dt.cast_time_unit("ns").to_physical().alias("ts"),
-                pl.col("asset").to_physical().cast(pl.UInt32).alias("asset_id"),
-                signed.alias("q"),
-            )
-            .with_columns(pl.col("q").cum_sum().over("asset_id").alias("cum"))
-            .with_columns(
-                # The engine's dust rule: a fill that leaves |position| <= 1e-9 x max(|before|,
-                # |fill|) closes it exactly. Restart the running sum there.
-                (
-                    pl.col("cum").abs()
-                    <= _DUST
-                    * pl.max_horizontal(
-                        pl.col("cum").shift(1, fill_value=0.0).over("asset_id").abs(),
-                        pl.col("q").abs(),
-                    )
-                ).alias("flat")
-            )
-            .with_columns(
-                pl.when(pl.col("flat"))
-                .then(pl.col("cum"))
-                .otherwise(None)
-                .forward_fill()
-                .over("asset_id")
-                .fill_null(0.0)
-                .alias("base")
-            )
-            .with_columns(
-                pl.when(pl.col("flat"))
-                .then(0.0)
-                .otherwise(pl.col("cum") - pl.col("base"))
-                .alias("position")
-            )
-            .group_by("asset_id", "ts", maintain_order=True)
-            .agg(pl.col("position").last())
-            .collect()
-        )
-        # Each change holds from its timestamp until the asset's next change. Map both ends to
-        # the range of sample indices they cover and expand only the non-zero spans: the work
-        # is proportional to the rows returned.
-        starts = np.searchsorted(sample_ts, changes.get_column("ts").to_numpy(), side="left")
-        held = (
-            changes.with_columns(pl.Series("lo", starts, dtype=pl.Int64))
-            .with_columns(
-                pl.col("lo").shift(-1).over("asset_id").fill_null(sample_ts.shape[0]).alias("hi")
-            )
-            .filter((pl.col("position") != 0.0) & (pl.col("hi") > pl.col("lo")))
-            .select(
-                "asset_id",
-                "position",
-                pl.int_ranges("lo", "hi", dtype=pl.Int64).alias("index"),
-            )
-            .explode("index")
-        )
-        held = held.with_columns(
-            pl.Series("ts", sample_ts[held.get_column("index").to_numpy()], dtype=pl.Int64)
-        )
-        marks = feed.frame.select("ts", "asset_id", "close")
-        out = (
-            held.sort("ts", "asset_id")
-            .join_asof(marks, on="ts", by="asset_id", strategy="backward", check_sortedness=False)
-            .select(
-                self._timestamps(pl.col("ts")).alias("timestamp"),
-                self._asset(),
-                pl.col("position").alias("quantity"),
-                pl.col("close").alias("price"),
-                (pl.col("position") * pl.col("close")).alias("market_value"),
-            )
-        )
-        return out
-
-    def _sample_timestamps(self, frequency: str | None) -> pl.Series:
-        """The equity timestamps sampled: the last one of each period (all when ``None``)."""
-        ts = self.equity.get_column("timestamp")
-        if frequency is None:
-            return ts
-        parts = _DURATION.findall(frequency) if isinstance(frequency, str) else []
-        if (
-            not parts
-            or "".join(n + u for n, u in parts) != frequency
-            or all(int(n) == 0 for n, _ in parts)
-        ):
-            raise ValueError(
-                "frequency: expected a positive Polars duration string such as '1d', '1w', "
-                f"'1mo' or '4h' (or None for every timestamp), got {frequency!r}"
-            )
-        return (
-            self.equity.select("timestamp")
-            .group_by(
-                pl.col("timestamp").dt.truncate(frequency).alias("period"), maintain_order=True
-            )
-            .agg(pl.col("timestamp").last())
-            .get_column("timestamp")
-        )
 
     def positions(self, frequency: str | None = "1d") -> pl.DataFrame:
         """Open positions sampled at a frequency.
@@ -402,15 +336,20 @@ class BacktestResult:
             at a timestamp, ``market_value`` equals ``equity.positions_value``.
 
         Computed with vectorised Polars operations from the fills (running signed quantity per
-        asset) and the feed's closes.
+        asset) and the feed's closes (see :mod:`~ml4t.backtest.results.positions`).
         """
-        samples = self._sample_timestamps(frequency)
+        samples = sample_times(self.equity, frequency)
         if self._feed is None:
             # A loaded result: sample the positions saved at every timestamp.
             full = self._every_timestamp_positions()
             return full.join(samples.to_frame(), on="timestamp", how="semi")
         sample_ns = samples.dt.cast_time_unit("ns").to_physical().to_numpy()
-        return self._compute_positions(np.ascontiguousarray(sample_ns, dtype=np.int64))
+        return positions_at(
+            self.fills,
+            self._feed.frame.select("ts", "asset_id", "close"),
+            np.ascontiguousarray(sample_ns, dtype=np.int64),
+            self.universe,
+        )
 
     def _every_timestamp_positions(self) -> pl.DataFrame:
         if self._positions_all is None:
@@ -421,7 +360,7 @@ class BacktestResult:
 
     @cached_property
     def metrics(self) -> dict[str, float]:
-        """Performance metrics (see :func:`ml4t.backtest.metrics.compute_metrics`)."""
+        """Performance metrics (see :func:`ml4t.backtest.results.metrics.compute_metrics`)."""
         return compute_metrics(
             self.equity,
             self.trades,
@@ -513,7 +452,7 @@ class BacktestResult:
     ) -> dict[str, float]:
         """The metrics plus ``alpha`` (annualised), ``beta`` and ``information_ratio`` against
         a benchmark (see :meth:`benchmark_returns` for the accepted forms and
-        :func:`~ml4t.backtest.metrics.compute_metrics` for the definitions)."""
+        :func:`~ml4t.backtest.results.metrics.compute_metrics` for the definitions)."""
         return compute_metrics(
             self.equity,
             self.trades,
@@ -539,12 +478,13 @@ class BacktestResult:
         benchmark_kind: Literal["prices", "returns"] = "prices",
         title: str = "Backtest report",
     ) -> Path:
-        """Writes a self-contained HTML tearsheet (see :func:`ml4t.backtest.report.write_report`).
+        """Writes a self-contained HTML tearsheet (see
+        :func:`ml4t.backtest.results.report.write_report`).
 
         Needs the ``report`` extra (``pip install ml4t-backtest[report]``, i.e. plotly).
         Returns the path written.
         """
-        from ml4t.backtest.report import write_report
+        from ml4t.backtest.results.report import write_report
 
         return write_report(
             self, path, benchmark=benchmark, benchmark_kind=benchmark_kind, title=title
@@ -581,63 +521,100 @@ class BacktestResult:
         resolved :class:`BacktestConfig`) and ``manifest.json`` (library version, what the run
         read with a checksum of the engine frame, when it ran and how long it took, and the
         row count and SHA-256 of each file). :meth:`load` reads it back without the data.
+
+        The save is all or nothing: every file is first written into a temporary directory
+        inside ``directory``, the old ``manifest.json`` (if any) is removed, the files are
+        renamed into place and the new manifest comes last. An interrupted save (Ctrl-C, a full
+        disk) therefore leaves either the previous result or a directory without a manifest,
+        which :meth:`load` refuses, never a mix of two runs under a valid manifest. Other files
+        in ``directory`` (a ``report.html``, say) are left alone.
+
+        Raises:
+            OSError: a file cannot be written; the message names the path.
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out))
+        try:
+            files = self._write_files(staging)
+            manifest = {
+                "format": SAVE_FORMAT,
+                "library": "ml4t-backtest",
+                "version": __version__,
+                "saved_at": datetime.now(timezone.utc).isoformat(),
+                "run": self.run_info,
+                "input": self.input_summary(),
+                "files": files,
+            }
+            manifest_text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
+            (staging / MANIFEST).write_text(manifest_text)
+            (out / MANIFEST).unlink(missing_ok=True)
+            for name in files:
+                os.replace(staging / name, out / name)
+            os.replace(staging / MANIFEST, out / MANIFEST)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return out
+
+    def _write_files(self, folder: Path) -> dict[str, dict[str, Any]]:
+        """Writes every file of the layout but the manifest; returns their manifest entries."""
         frames = {name: getattr(self, name) for name in RECORD_NAMES}
         frames["positions"] = self._every_timestamp_positions()
         files: dict[str, dict[str, Any]] = {}
         for name, frame in frames.items():
-            path = out / f"{name}.parquet"
-            frame.write_parquet(path, statistics=False)
+            path = folder / f"{name}.parquet"
+            try:
+                frame.write_parquet(path, statistics=False)
+            except pl.exceptions.PolarsError as err:
+                raise OSError(f"{path}: cannot write: {err}") from err
             files[path.name] = {"rows": frame.height}
         metrics = {k: _json_float(v) for k, v in self.metrics.items()}
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-        self.config.to_yaml(out / "config.yaml")
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        self.config.to_yaml(folder / "config.yaml")
         for name in ("metrics.json", "config.yaml"):
             files[name] = {}
         for name, info in files.items():
-            info["sha256"] = _sha256_file(out / name)
-        manifest = {
-            "format": SAVE_FORMAT,
-            "library": "ml4t-backtest",
-            "version": __version__,
-            "saved_at": datetime.now(timezone.utc).isoformat(),
-            "run": self.run_info,
-            "input": self.input_summary(),
-            "files": files,
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
-        return out
+            info["sha256"] = _sha256_file(folder / name)
+        return files
 
     @classmethod
     def load(cls, directory: str | Path) -> BacktestResult:
         """Reads a result written by :meth:`save`. The data feed is not needed: positions are
-        read from ``positions.parquet`` and asset names and time zone from the manifest.
+        read from ``positions.parquet`` and asset names and time zone from the manifest. Every
+        file is checked against the SHA-256 the manifest recorded before it is read.
 
         Raises:
-            FileNotFoundError: if a file of the layout is missing.
-            ValueError: if the manifest is of an unknown format.
+            ResultFileError: the manifest is missing, unreadable or of an unknown format, or a
+                file of the layout is missing, truncated or changed since it was saved
+                (``path: rule: detail``).
         """
         folder = Path(directory)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("format") != SAVE_FORMAT:
-            raise ValueError(
-                f"{folder / 'manifest.json'}: unknown saved-result format "
-                f"{manifest.get('format')!r} (this version reads {SAVE_FORMAT})"
-            )
+        manifest = _read_manifest(folder)
+        listed = manifest["files"]
+        for name in SAVED_FILES:
+            _check_file(folder, name, listed)
         self = cls.__new__(cls)
-        self.config = BacktestConfig.from_yaml(folder / "config.yaml")
+        try:
+            self.config = BacktestConfig.from_yaml(folder / "config.yaml")
+        except ConfigError as err:
+            raise ResultFileError(f"{folder / 'config.yaml'}: unreadable: {err}") from err
         self._feed = None
-        self._input = dict(manifest["input"])
-        self.assets = list(self._input["assets"])
-        self.time_zone = self._input["time_zone"]
-        self.run_info = dict(manifest["run"])
+        try:
+            self._input = dict(manifest["input"])
+            self.universe = Universe(list(self._input["assets"]), self._input["time_zone"])
+            self.run_info = dict(manifest["run"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ResultFileError(
+                f"{folder / MANIFEST}: unreadable: missing or malformed entry {err}"
+            ) from err
         for name in RECORD_NAMES:
-            setattr(self, name, pl.read_parquet(folder / f"{name}.parquet"))
-        self._positions_all = pl.read_parquet(folder / "positions.parquet")
-        metrics = json.loads((folder / "metrics.json").read_text())
-        self.__dict__["metrics"] = {k: float(v) for k, v in metrics.items()}
+            setattr(self, name, _read_parquet(folder / f"{name}.parquet"))
+        self._positions_all = _read_parquet(folder / "positions.parquet")
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text())
+            self.__dict__["metrics"] = {k: float(v) for k, v in metrics.items()}
+        except (ValueError, TypeError, AttributeError) as err:
+            raise ResultFileError(f"{folder / 'metrics.json'}: unreadable: {err}") from err
         return self
 
     # ---------------------------------------------------------------------------------- misc

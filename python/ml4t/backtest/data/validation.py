@@ -4,8 +4,8 @@ Every row is checked, never a sample. Each rule has a name; a failure is a :clas
 names the rule, the column, how many rows break it and the first few (timestamp, asset) keys.
 :class:`~ml4t.backtest.PolarsDataFeed` raises the first finding as a
 :class:`~ml4t.backtest.errors.DataValidationError` (or
-:class:`~ml4t.backtest.errors.SignalTimingError`); :func:`validate` returns all of them in a
-:class:`ValidationReport` without raising.
+:class:`~ml4t.backtest.errors.SignalTimingError`); :func:`~ml4t.backtest.data.validate` returns
+all of them in a :class:`ValidationReport` without raising.
 
 Rules (``Finding.rule``):
 
@@ -33,6 +33,7 @@ rows it touched, recorded on the feed (``feed.cleaning``) and announced with a
 Example:
     >>> import polars as pl
     >>> from datetime import datetime
+    >>> from ml4t.backtest.data import validate
     >>> bars = pl.DataFrame({
     ...     "timestamp": [datetime(2024, 1, 2)] * 2, "asset": ["A", "B"],
     ...     "open": [10.0, 20.0], "high": [11.0, 21.0], "low": [9.0, 19.0],
@@ -48,14 +49,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import Literal, NoReturn
 
 import polars as pl
 
+from ml4t.backtest.config import ValidationConfig
 from ml4t.backtest.errors import BacktestError, DataValidationError
-
-if TYPE_CHECKING:
-    from ml4t.backtest.config import ValidationConfig
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 MAX_KEYS = 5
@@ -188,6 +187,11 @@ class Collector:
         return ValidationReport(
             list(self._errors.values()), self.cleaning, rows=self.rows, chunks=self.chunks
         )
+
+
+def fatal(collector: Collector, rule: str, column: str, detail: str) -> NoReturn:
+    """Reports a finding after which the checks cannot go on (e.g. a missing column)."""
+    collector.fatal(Finding(rule, column, detail))
 
 
 @dataclass(frozen=True)
@@ -464,23 +468,3 @@ def check_features(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) -
             (name, "not_finite", col.is_infinite(), "values must not be +-inf (NaN is allowed)")
         )
     _report_checks(frame, spec, collector, checks)
-
-
-def validate(data: Any, /, **feed_options: Any) -> ValidationReport:
-    """Checks every row and returns the findings instead of raising.
-
-    Args:
-        data: a :class:`~ml4t.backtest.PolarsDataFeed` (a streaming feed is read once, chunk
-            by chunk), or anything the feed accepts as prices: a DataFrame, a LazyFrame, a
-            Parquet file, a glob or a (hive-partitioned) directory.
-        **feed_options: the feed's keyword arguments (``signals=``, ``asset_column=``,
-            ``validation=``, ``chunk_rows=``, ...) when ``data`` is not a feed.
-
-    Returns:
-        A :class:`ValidationReport`; ``report.ok`` is False when the feed would raise.
-    """
-    from ml4t.backtest.data import PolarsDataFeed
-
-    if isinstance(data, PolarsDataFeed):
-        return data.validation_report()
-    return PolarsDataFeed._report_for(data, **feed_options)

@@ -24,21 +24,18 @@ import html
 import math
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
 
 from ml4t.backtest._core import __version__
-from ml4t.backtest.metrics import monthly_returns, period_returns, rolling_sharpe
+from ml4t.backtest.results.metrics import monthly_returns, period_returns, rolling_sharpe
 
 if TYPE_CHECKING:
-    from ml4t.backtest.result import BacktestResult
+    from ml4t.backtest.results.result import BacktestResult, BenchmarkInput
 
-__all__ = ["MAX_POINTS", "BenchmarkInput", "write_report"]
-
-BenchmarkInput: TypeAlias = "pl.Series | pl.DataFrame"
-"""A benchmark: a Series aligned with the equity rows, or a frame (timestamp, value)."""
+__all__ = ["MAX_POINTS", "write_report"]
 
 MAX_POINTS = 4_000
 """Most points drawn per time series; longer curves are thinned by buckets of rows."""
@@ -687,7 +684,7 @@ def write_report(
     """Writes a self-contained HTML report of ``result`` to ``path`` and returns the path.
 
     Args:
-        result: a :class:`~ml4t.backtest.result.BacktestResult` (fresh or loaded).
+        result: a :class:`~ml4t.backtest.results.BacktestResult` (fresh or loaded).
         path: the file to write (parent folders are created).
         benchmark: optional benchmark prices or returns, in any form
             :meth:`BacktestResult.benchmark_returns` accepts; drawn on the equity chart

@@ -4,9 +4,10 @@
 //! orders.
 
 use super::fills::Candidate;
-use super::{Engine, OrderStatus};
+use super::Engine;
 use crate::config::ShareRounding;
 use crate::error::Result;
+use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, trailing_trigger, BarPath};
 use crate::orders::{Order, OrderKind};
@@ -207,10 +208,7 @@ impl Engine {
         let price = if hit.limit_like {
             hit.reference.clamp(data.low()[row], data.high()[row])
         } else {
-            let side = Side::of(quantity);
-            self.config
-                .slippage
-                .fill_price(data, row, side, quantity, hit.reference)?
+            self.slipped_price(data, row, quantity, hit.reference)?
         };
         let id = self.take_order_id();
         let order = Order {
@@ -273,7 +271,7 @@ impl Engine {
             }
         }
         // The book is swept at the end of the pass this exit happened in.
-        self.removed_in_pass |= removed;
+        self.scratch.removed |= removed;
     }
 
     /// After marking: updates the portfolio state (`values`: the long and short market values

@@ -1,0 +1,146 @@
+"""Positions sampled from the fills: the running signed quantity of each asset, marked at the
+asset's last close, at chosen equity timestamps.
+
+The engine does not record positions yet; until it does, they are rebuilt here from the fills
+with the engine's dust rule (a fill that leaves ``|position| <= 1e-9 x max(|before|, |fill|)``
+closes it exactly), so that ``market_value`` summed over assets equals
+``equity.positions_value``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ml4t.backtest._models import duration_pieces
+from ml4t.backtest.universe import Universe
+
+_DUST = 1e-9
+"""A position whose size is at most this fraction of the larger of the position before the fill
+and the fill itself is float residue, not a position (the engine's dust rule)."""
+
+
+def sample_times(equity: pl.DataFrame, frequency: str | None) -> pl.Series:
+    """The equity timestamps sampled: the last one of each period (all when ``None``).
+
+    Raises:
+        ValueError: ``frequency`` is not a positive Polars duration string.
+    """
+    ts = equity.get_column("timestamp")
+    if frequency is None:
+        return ts
+    pieces = duration_pieces(frequency) if isinstance(frequency, str) else None
+    if not pieces or all(count == 0 for count, _ in pieces):
+        raise ValueError(
+            "frequency: expected a positive Polars duration string such as '1d', '1w', "
+            f"'1mo' or '4h' (or None for every timestamp), got {frequency!r}"
+        )
+    return (
+        equity.select("timestamp")
+        .group_by(pl.col("timestamp").dt.truncate(frequency).alias("period"), maintain_order=True)
+        .agg(pl.col("timestamp").last())
+        .get_column("timestamp")
+    )
+
+
+def positions_at(
+    fills: pl.DataFrame,
+    marks: pl.DataFrame,
+    sample_ts: np.ndarray[Any, np.dtype[np.int64]],
+    universe: Universe,
+) -> pl.DataFrame:
+    """Non-zero positions at the engine timestamps ``sample_ts`` (ns, sorted).
+
+    Args:
+        fills: the result's fills (``timestamp, asset, side, quantity``, ...).
+        marks: the engine frame's ``ts, asset_id, close``, sorted by time.
+        sample_ts: when to sample.
+        universe: the run's assets and time zone.
+
+    Returns:
+        ``timestamp, asset, quantity, price, market_value``, sorted by timestamp then asset.
+    """
+    schema: dict[str, pl.DataType] = {
+        "timestamp": universe.timestamp_dtype,
+        "asset": universe.asset_dtype,
+        "quantity": pl.Float64(),
+        "price": pl.Float64(),
+        "market_value": pl.Float64(),
+    }
+    if fills.height == 0 or sample_ts.shape[0] == 0:
+        return pl.DataFrame(schema=schema)
+    signed = (
+        pl.when(pl.col("side") == "buy").then(pl.col("quantity")).otherwise(-pl.col("quantity"))
+    )
+    changes = (
+        fills.lazy()
+        .select(
+            pl.col("timestamp").dt.cast_time_unit("ns").to_physical().alias("ts"),
+            pl.col("asset").to_physical().cast(pl.UInt32).alias("asset_id"),
+            signed.alias("q"),
+        )
+        .with_columns(pl.col("q").cum_sum().over("asset_id").alias("cum"))
+        .with_columns(
+            # The dust rule: a fill that leaves a residue closes the position; restart the
+            # running sum there.
+            (
+                pl.col("cum").abs()
+                <= _DUST
+                * pl.max_horizontal(
+                    pl.col("cum").shift(1, fill_value=0.0).over("asset_id").abs(),
+                    pl.col("q").abs(),
+                )
+            ).alias("flat")
+        )
+        .with_columns(
+            pl.when(pl.col("flat"))
+            .then(pl.col("cum"))
+            .otherwise(None)
+            .forward_fill()
+            .over("asset_id")
+            .fill_null(0.0)
+            .alias("base")
+        )
+        .with_columns(
+            pl.when(pl.col("flat"))
+            .then(0.0)
+            .otherwise(pl.col("cum") - pl.col("base"))
+            .alias("position")
+        )
+        .group_by("asset_id", "ts", maintain_order=True)
+        .agg(pl.col("position").last())
+        .collect()
+    )
+    # Each change holds from its timestamp until the asset's next change. Map both ends to the
+    # range of sample indices they cover and expand only the non-zero spans: the work is
+    # proportional to the rows returned.
+    starts = np.searchsorted(sample_ts, changes.get_column("ts").to_numpy(), side="left")
+    held = (
+        changes.with_columns(pl.Series("lo", starts, dtype=pl.Int64))
+        .with_columns(
+            pl.col("lo").shift(-1).over("asset_id").fill_null(sample_ts.shape[0]).alias("hi")
+        )
+        .filter((pl.col("position") != 0.0) & (pl.col("hi") > pl.col("lo")))
+        .select(
+            "asset_id",
+            "position",
+            pl.int_ranges("lo", "hi", dtype=pl.Int64).alias("index"),
+        )
+        .explode("index")
+    )
+    held = held.with_columns(
+        pl.Series("ts", sample_ts[held.get_column("index").to_numpy()], dtype=pl.Int64)
+    )
+    return (
+        held.sort("ts", "asset_id")
+        .join_asof(marks, on="ts", by="asset_id", strategy="backward", check_sortedness=False)
+        .select(
+            universe.timestamps(pl.col("ts")).alias("timestamp"),
+            universe.asset_names(pl.col("asset_id")).alias("asset"),
+            pl.col("position").alias("quantity"),
+            pl.col("close").alias("price"),
+            (pl.col("position") * pl.col("close")).alias("market_value"),
+        )
+    )
