@@ -40,7 +40,7 @@ NS = [
 
 
 def reference(ns: int, tz: str | None) -> datetime:
-    """Today's Python conversion (``PolarsDataFeed.to_datetime``)."""
+    """Python's conversion (``Universe.to_datetime``)."""
     if tz is None:
         return datetime(1970, 1, 1) + timedelta(microseconds=ns // 1000)
     utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000)

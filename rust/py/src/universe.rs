@@ -2,11 +2,11 @@
 //! Python as one dict (`{"names": [...], "time_zone": "America/New_York" | None}`).
 //!
 //! Datetimes are built here, without a Python callback per value, and equal exactly what
-//! `PolarsDataFeed.to_datetime` returns: the nanoseconds are floored to microseconds
-//! (`ns // 1000`, so negative values round down); a naive feed gets the naive civil time of
-//! that UTC instant, an aware feed the instant in its zone (`utc.astimezone(tz)`). The time
-//! zone's rules stay Python's: `zoneinfo.ZoneInfo(time_zone)` is looked up once per run and
-//! its `fromutc` places each instant, as `astimezone` does.
+//! `ml4t.backtest.universe.Universe.to_datetime` returns: the nanoseconds are floored to
+//! microseconds (`ns // 1000`, so negative values round down); a naive feed gets the naive civil
+//! time of that UTC instant, an aware feed the instant in its zone (`utc.astimezone(tz)`). The
+//! time zone's rules stay Python's: `zoneinfo.ZoneInfo(time_zone)` is looked up once per run
+//! and its `fromutc` places each instant, as `astimezone` does.
 
 use std::collections::HashMap;
 
