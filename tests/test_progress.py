@@ -132,7 +132,7 @@ def test_engine_reports_growing_row_counts(feed: PolarsDataFeed) -> None:
         feed.engine_frame,
         universe,
         config,
-        _BatchDriver(TopTwo(), feed),
+        _BatchDriver(TopTwo(), feed, feed.engine_frame),
         "batch",
         False,
         progress=calls.append,

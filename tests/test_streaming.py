@@ -22,7 +22,7 @@ from ml4t.backtest import (
     Strategy,
     TopKStrategy,
 )
-from ml4t.backtest.data import write_dataset
+from ml4t.backtest.data import ChunkStream, write_dataset
 from ml4t.backtest.errors import DataValidationError
 from ml4t.backtest.synthetic import make_bars
 
@@ -112,15 +112,18 @@ def test_streaming_parquet_dataset_and_scan(tmp_path: Path) -> None:
 
 def test_engine_data_publishes_the_current_chunk() -> None:
     feed = PolarsDataFeed(BARS, chunk_rows=50)
+    stream = feed.engine_data()
+    assert isinstance(stream, ChunkStream)
     seen = []
-    for chunk in feed.engine_data():
-        assert feed.current_chunk is chunk
-        seen.append(feed.chunk_serial)
+    for chunk in stream:
+        assert stream.current is chunk
+        seen.append(stream.serial)
     assert seen == list(range(1, len(seen) + 1)) and len(seen) > 3
-    with pytest.raises(RuntimeError):
-        _ = feed.current_chunk
+    assert stream.current is None
+    other = feed.engine_data()  # each run gets its own pass
+    assert other is not stream and other.serial == 0
     memory = PolarsDataFeed(BARS)
-    assert memory.engine_data() is memory.frame is memory.current_chunk
+    assert memory.engine_data() is memory.frame
     assert feed.frame.equals(memory.frame)  # a streaming feed can still build the whole frame
 
 

@@ -24,7 +24,7 @@ import polars as pl
 import ml4t.backtest._core as _core
 from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
-from ml4t.backtest.data import PolarsDataFeed
+from ml4t.backtest.data import ChunkStream, PolarsDataFeed
 from ml4t.backtest.errors import ConfigError, RiskRuleError
 from ml4t.backtest.progress import progress_bar
 from ml4t.backtest.results import BacktestResult
@@ -159,14 +159,17 @@ class Backtest:
         risk = self.risk_rules or None
         started_at = datetime.now(timezone.utc)
         start = time.perf_counter()
+        data = self.feed.engine_data()
         with progress_bar(len(self.feed), progress) as callback:
             if isinstance(self.strategy, Strategy):
                 mode = self.strategy.call_mode()
                 target: object = (
-                    _BatchDriver(self.strategy, self.feed) if mode == "batch" else self.strategy
+                    _BatchDriver(self.strategy, self.feed, data)
+                    if mode == "batch"
+                    else self.strategy
                 )
                 raw = _core.run_python(
-                    self.feed.engine_data(),
+                    data,
                     universe,
                     engine_config,
                     target,
@@ -179,7 +182,7 @@ class Backtest:
                 )
             else:
                 raw = _core.run_builtin(
-                    self.feed.engine_data(),
+                    data,
                     universe,
                     engine_config,
                     self.strategy.spec(),
@@ -199,14 +202,17 @@ class Backtest:
 class _BatchDriver:
     """Called by the engine once per timestamp; builds the batch view and calls the user.
 
-    The numpy views are taken once per chunk: once for an in-memory feed, and again whenever a
-    streaming feed hands the engine a new chunk (``feed.chunk_serial`` changes; the engine's
-    row indexes are relative to ``feed.current_chunk``).
+    The numpy views are taken once per chunk: once for an in-memory feed, and again whenever
+    this run's :class:`ChunkStream` hands the engine a new chunk (its ``serial`` changes; the
+    engine's row indexes are relative to its ``current`` chunk). The driver reads the chunk
+    from its own run's stream, never from the feed, so concurrent runs over one feed are safe.
     """
 
-    def __init__(self, strategy: Strategy, feed: PolarsDataFeed) -> None:
+    def __init__(
+        self, strategy: Strategy, feed: PolarsDataFeed, data: pl.DataFrame | ChunkStream
+    ) -> None:
         self.strategy = strategy
-        self._feed = feed
+        self._data = data
         self._universe = feed.universe
         self._serial = -1
         self._frame: pl.DataFrame | None = None
@@ -217,13 +223,23 @@ class _BatchDriver:
 
     def _chunk(self) -> pl.DataFrame:
         """The chunk the engine is in, its numpy views loaded when it is new."""
+        data = self._data
+        if isinstance(data, pl.DataFrame):
+            if self._frame is None:
+                self._load(data)
+            return data
         frame = self._frame
-        if frame is None or self._feed.chunk_serial != self._serial:
-            frame = self._feed.current_chunk
-            self._serial = self._feed.chunk_serial
-            self._frame = frame
-            self._columns = {name: frame[name].to_numpy() for name in frame.columns}
+        if frame is None or data.serial != self._serial:
+            if data.current is None:  # the engine only calls between chunks it has read
+                raise RuntimeError("on_timestamp called outside a chunk")
+            frame = data.current
+            self._serial = data.serial
+            self._load(frame)
         return frame
+
+    def _load(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+        self._columns = {name: frame[name].to_numpy() for name in frame.columns}
 
     def on_start(self, context: Context) -> None:
         self._context = context

@@ -13,7 +13,7 @@ A bar's walk: ``feed -> sources -> validation -> joins -> validation -> feed``.
 """
 
 from ml4t.backtest.data.features import FeatureProvider
-from ml4t.backtest.data.feed import PolarsDataFeed, validate
+from ml4t.backtest.data.feed import ChunkStream, PolarsDataFeed, validate
 from ml4t.backtest.data.storage import write_dataset
 from ml4t.backtest.data.validation import (
     CleaningAction,
@@ -23,6 +23,7 @@ from ml4t.backtest.data.validation import (
 )
 
 __all__ = [
+    "ChunkStream",
     "CleaningAction",
     "DataCleaningWarning",
     "FeatureProvider",

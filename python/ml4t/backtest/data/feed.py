@@ -102,6 +102,32 @@ def _duration(value: int | str | timedelta | None) -> int | str | None:
     return timedelta_text(value) if isinstance(value, timedelta) else value
 
 
+class ChunkStream:
+    """One run's pass over a streaming feed: an iterator of normalised chunks that remembers
+    the chunk it last handed out (:attr:`current`, the frame the engine's row indexes refer
+    to) and how many it has handed out (:attr:`serial`). Each run gets its own."""
+
+    def __init__(self, chunks: Iterator[pl.DataFrame]) -> None:
+        self._chunks = chunks
+        self.serial = 0
+        """Increases each time a new chunk is handed out."""
+        self.current: pl.DataFrame | None = None
+        """The chunk handed out last (``None`` before the first and after the last)."""
+
+    def __iter__(self) -> ChunkStream:
+        return self
+
+    def __next__(self) -> pl.DataFrame:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self.current = None
+            raise
+        self.serial += 1
+        self.current = chunk
+        return chunk
+
+
 class PolarsDataFeed:
     """Bars and features for a backtest, validated, joined point in time and normalised.
 
@@ -303,8 +329,6 @@ class PolarsDataFeed:
         self.cleaning: list[CleaningAction] = []
         self._frame = None
         self._raw: pl.DataFrame | None = None
-        self._chunk_serial = 0
-        self._current: pl.DataFrame | None = None
         self._collector: Collector | None = None
         t = self.timestamp_column = options.timestamp_column
 
@@ -758,35 +782,13 @@ class PolarsDataFeed:
         yield from self._stream(collector)
         self._finish(collector)
 
-    def engine_data(self) -> Any:
-        """What ``Backtest`` hands to the engine: the frame (``pl.DataFrame``), or an
-        ``Iterator[pl.DataFrame]`` of chunks that publishes each chunk (:attr:`current_chunk`)
-        before the engine reads it. (Typed ``Any`` until the ``_core`` stub lists iterators.)"""
+    def engine_data(self) -> pl.DataFrame | ChunkStream:
+        """What ``Backtest`` hands to the engine: the frame of an in-memory feed, or a new
+        :class:`ChunkStream` (one per run, so runs over one feed in several threads never see
+        each other's chunks)."""
         if self._frame is not None:
             return self._frame
-        return self._publish(self.iter_chunks())
-
-    def _publish(self, chunks: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-        for chunk in chunks:
-            self._chunk_serial += 1
-            self._current = chunk
-            yield chunk
-        self._current = None
-
-    @property
-    def chunk_serial(self) -> int:
-        """Increases each time the engine is handed a new chunk (0 for an in-memory feed)."""
-        return self._chunk_serial
-
-    @property
-    def current_chunk(self) -> pl.DataFrame:
-        """The chunk the engine is processing (the whole frame for an in-memory feed); row
-        indexes the engine passes to strategies are relative to it."""
-        if self._frame is not None:
-            return self._frame
-        if self._current is None:
-            raise RuntimeError("no chunk is being processed")
-        return self._current
+        return ChunkStream(self.iter_chunks())
 
     def validation_report(self) -> ValidationReport:
         """Every finding over the whole data, without raising. An in-memory feed was checked
