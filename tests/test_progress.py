@@ -116,10 +116,11 @@ def test_invalid_progress_argument(feed: PolarsDataFeed) -> None:
 
 def test_engine_reports_growing_row_counts(feed: PolarsDataFeed) -> None:
     config = BacktestConfig().engine_dict()
+    universe = {"names": feed.assets, "time_zone": feed.time_zone}
     calls: list[int] = []
     _core.run_builtin(
         feed.engine_frame,
-        feed.n_assets,
+        universe,
         config,
         SignalStrategy("signal", quantity=1.0).spec(),
         progress=calls.append,
@@ -129,11 +130,9 @@ def test_engine_reports_growing_row_counts(feed: PolarsDataFeed) -> None:
     calls.clear()
     _core.run_python(
         feed.engine_frame,
-        feed.n_assets,
+        universe,
         config,
-        feed.assets,
-        feed.to_datetime,
-        _BatchDriver(TopTwo(), feed),
+        _BatchDriver(TopTwo(), feed, feed.engine_frame),
         "batch",
         False,
         progress=calls.append,

@@ -288,7 +288,8 @@ def test_engine_dict_rejects_bad_values_from_rust_too() -> None:
 
     class Hacked(BacktestConfig):  # type: ignore[misc]
         def engine_dict(self) -> dict[str, Any]:
-            return {**super().engine_dict(), "slippage_k": 0.0, "slippage_model": "sqrt_impact"}
+            spec = super().engine_dict()
+            return {**spec, "slippage": {**spec["slippage"], "k": 0.0, "model": "sqrt_impact"}}
 
     hacked = Hacked(slippage=cfg.slippage)
     with pytest.raises(ConfigError, match=r"slippage\.k: must be > 0"):

@@ -95,7 +95,7 @@ def test_batch_views_are_slices_of_the_feed_buffers(feed: PolarsDataFeed) -> Non
 def test_result_tables_come_back_as_arrow(feed: PolarsDataFeed) -> None:
     raw = _core.run_builtin(
         feed.engine_frame,
-        feed.n_assets,
+        {"names": feed.assets, "time_zone": feed.time_zone},
         BacktestConfig().engine_dict(),
         SignalStrategy("signal", quantity=5.0).spec(),
     )

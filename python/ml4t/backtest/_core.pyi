@@ -1,9 +1,11 @@
 """Type stub for ``ml4t.backtest._core``, the PyO3 extension built from ``rust/py/src``.
 
 Hand-written; keep in step with ``lib.rs`` (exports), ``run.rs`` (functions), ``arrow_io.rs``
-(``ArrowTable``), ``context.rs`` (``Context``), ``event.rs`` (``MarketEvent``, ``Signals``,
-``FillEvent``), ``risk_adapter.rs`` (``RiskDecision``, ``RiskContext``, ``OrderContext``,
-``PortfolioView``) and ``risk_specs.rs`` (``check_risk_rules``). None of the classes can be
+(``ArrowTable``), ``strategy/context.rs`` (``Context``), ``strategy/event.rs`` (``MarketEvent``,
+``Signals``, ``FillEvent``, ``OrderUpdate``), ``risk/objects.rs`` (``RiskDecision``,
+``RiskContext``, ``OrderContext``, ``PortfolioView``) and ``spec/risk.rs``
+(``check_risk_rules``). The dicts the ``run_*`` functions read are typed in
+``ml4t.backtest._engine_spec``. None of the classes can be
 instantiated or subclassed from Python (``RiskDecision`` is built with its static
 constructors): the engine creates them and hands them to strategies and risk rules, or returns
 them from the ``run_*`` functions.
@@ -14,6 +16,8 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias, final, overload
 
 from typing_extensions import CapsuleType
+
+from ml4t.backtest._engine_spec import EngineSpec, UniverseSpec
 
 __version__: str
 """Version of the Rust crate the extension was built from."""
@@ -40,18 +44,19 @@ class _ArrowStreamExportable(Protocol):
 
 def run_builtin(
     data: _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
-    n_assets: int,
-    config: dict[str, Any],
+    universe: UniverseSpec,
+    config: EngineSpec,
     strategy: dict[str, Any],
     progress: Callable[[int], object] | None = None,
-    risk: dict[str, Any] | None = None,
+    risk: list[Any] | None = None,
     feature_groups: dict[str, list[str]] | None = None,
 ) -> dict[str, ArrowTable]:
     """Runs a built-in Rust strategy over ``data`` with the GIL released.
 
-    ``risk``: ``{"rules": [spec dicts or RiskRule instances], "asset_names": [...],
-    "to_datetime": callable}``; ``feature_groups``: ``{"indicators": [...], "context": [...]}``
-    (the feed's ``FeatureProvider.groups()``).
+    ``universe``: the asset names by code and the feed's time zone (datetimes handed to Python
+    are built from it); ``risk``: the rules (spec dicts or ``RiskRule`` instances);
+    ``feature_groups``: ``{"indicators": [...], "context": [...]}`` (the feed's
+    ``FeatureProvider.groups()``).
 
     With ``progress``, the engine runs on a worker thread while the calling thread calls
     ``progress(rows_done)`` about ten times a second and once at the end; an exception raised
@@ -63,22 +68,21 @@ def run_builtin(
 
 def run_python(
     data: _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
-    n_assets: int,
-    config: dict[str, Any],
-    asset_names: Sequence[str],
-    to_datetime: Callable[[int], datetime],
+    universe: UniverseSpec,
+    config: EngineSpec,
     target: object,
     mode: Literal["batch", "bar"],
     wants_fills: bool,
     context_out: Callable[[Context], object] | None = None,
     progress: Callable[[int], object] | None = None,
     wants_orders: bool = False,
-    risk: dict[str, Any] | None = None,
+    risk: list[Any] | None = None,
     feature_groups: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Runs a Python strategy over ``data``. ``mode`` is ``"batch"`` (then ``target`` is the
     driver with ``on_timestamp(start, end, ts)``) or ``"bar"`` (then ``target`` is the strategy
-    with ``on_market_data(event, context)``).
+    with ``on_market_data(event, context)``); the other arguments are those of
+    :func:`run_builtin`.
 
     ``context_out``, when given, is called once with the run's :class:`Context` before the run.
     ``progress``, when given, is called with the rows done about ten times a second (checked
@@ -112,7 +116,7 @@ class ArrowTable:
     def __len__(self) -> int:
         """Number of rows."""
 
-# --- context.rs ---------------------------------------------------------------------------------
+# --- strategy/context.rs ------------------------------------------------------------------------
 
 @final
 class Context:
@@ -201,7 +205,7 @@ class Context:
         they come back as ``result.records`` (timestamp, name, value). Raises
         :class:`~ml4t.backtest.errors.BacktestError` for a value that is not a number."""
 
-# --- event.rs -----------------------------------------------------------------------------------
+# --- strategy/event.rs --------------------------------------------------------------------------
 
 @final
 class MarketEvent:
@@ -354,7 +358,7 @@ class FillEvent:
     def commission(self) -> float:
         """Fee."""
 
-# --- risk_adapter.rs ----------------------------------------------------------------------------
+# --- risk/objects.rs ----------------------------------------------------------------------------
 
 @final
 class RiskDecision:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import polars as pl
 
 import ml4t.backtest._core as _core
+from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
 from ml4t.backtest.errors import ConfigError, RiskRuleError
@@ -135,14 +136,10 @@ class Backtest:
         _core.check_risk_rules([s for s in specs if isinstance(s, dict)], assets)
         return configured + specs
 
-    def _risk_arg(self) -> dict[str, Any] | None:
-        if not self.risk_rules:
-            return None
-        return {
-            "rules": self.risk_rules,
-            "asset_names": list(self.feed.assets),
-            "to_datetime": self.feed.to_datetime,
-        }
+    def _universe(self) -> UniverseSpec:
+        """The feed's universe (asset names by code, time zone), as the engine reads it."""
+        universe = self.feed.universe
+        return {"names": list(universe.assets), "time_zone": universe.time_zone or None}
 
     def run(self, progress: bool | None = None) -> BacktestResult:
         """Runs the backtest and returns its result.
@@ -157,8 +154,9 @@ class Backtest:
         """
         engine_config = self.config.engine_dict()
         if self.slippage_model is not None:
-            engine_config["slippage_custom"] = self.slippage_model
-            engine_config["slippage_assets"] = list(self.feed.assets)
+            engine_config["slippage"]["custom"] = self.slippage_model
+        universe = self._universe()
+        risk = self.risk_rules or None
         started_at = datetime.now(timezone.utc)
         start = time.perf_counter()
         data = self.feed.engine_data()
@@ -172,26 +170,24 @@ class Backtest:
                 )
                 raw = _core.run_python(
                     data,
-                    self.feed.n_assets,
+                    universe,
                     engine_config,
-                    self.feed.assets,
-                    self.feed.to_datetime,
                     target,
                     mode,
                     self.strategy.wants_fills(),
                     progress=callback,
                     wants_orders=self.strategy.wants_orders(),
-                    risk=self._risk_arg(),
+                    risk=risk,
                     feature_groups=self.feed.features.groups(),
                 )
             else:
                 raw = _core.run_builtin(
                     data,
-                    self.feed.n_assets,
+                    universe,
                     engine_config,
                     self.strategy.spec(),
                     progress=callback,
-                    risk=self._risk_arg(),
+                    risk=risk,
                     feature_groups=self.feed.features.groups(),
                 )
         run_info: dict[str, Any] = {

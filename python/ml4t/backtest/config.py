@@ -19,11 +19,18 @@ import json
 import re
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
+from ml4t.backtest._engine_spec import (
+    AccountSpec,
+    CommissionSpec,
+    EngineSpec,
+    ExecutionSpec,
+    SlippageSpec,
+)
 from ml4t.backtest._imports import ImportFailed, import_module, raised_where
 from ml4t.backtest._models import ValidatedModel, check_duration
 from ml4t.backtest.errors import ConfigError
@@ -415,39 +422,15 @@ class BacktestConfig(ValidatedModel):
     risk: list[AnyRule] = Field(default_factory=list)
     output: OutputConfig = OutputConfig()
 
-    def engine_dict(self) -> dict[str, Any]:
-        """The flat dict the Rust engine reads."""
+    def engine_dict(self) -> EngineSpec:
+        """The dict the Rust engine reads: ``initial_cash`` and the engine's sections, each
+        section dumped with its field names (the keys ``_engine_spec.EngineSpec`` types)."""
         return {
             "initial_cash": self.initial_cash,
-            "execution_mode": self.execution.mode,
-            "share_rounding": self.execution.share_rounding,
-            "intrabar_path": self.execution.intrabar_path,
-            "limit_fill": self.execution.limit_fill,
-            "limit_through": self.execution.limit_through,
-            "max_volume_fraction": self.execution.max_volume_fraction,
-            "stop_basis": self.execution.stop_basis,
-            "commission_model": self.commission.model,
-            "commission_rate": self.commission.rate,
-            "commission_amount": self.commission.amount,
-            "commission_minimum": self.commission.minimum,
-            "slippage_model": self.slippage.model,
-            "slippage_rate": self.slippage.rate,
-            "slippage_amount": self.slippage.amount,
-            "slippage_bps": self.slippage.bps,
-            "slippage_impact": self.slippage.impact,
-            "slippage_cap": self.slippage.cap,
-            "slippage_k": self.slippage.k,
-            "slippage_sigma_column": self.slippage.sigma_column,
-            "slippage_adv_column": self.slippage.adv_column,
-            "allow_short": self.account.allow_short,
-            "account_type": self.account.type,
-            "account_initial_margin": self.account.initial_margin,
-            "account_maintenance_margin": self.account.maintenance_margin,
-            "account_on_insufficient": self.account.on_insufficient,
-            "account_borrow_rate": self.account.borrow_rate,
-            "account_borrow_rate_column": self.account.borrow_rate_column,
-            "account_margin_interest_rate": self.account.margin_interest_rate,
-            "account_cash_interest_rate": self.account.cash_interest_rate,
+            "execution": cast(ExecutionSpec, self.execution.model_dump()),
+            "commission": cast(CommissionSpec, self.commission.model_dump()),
+            "slippage": cast(SlippageSpec, self.slippage.model_dump()),
+            "account": cast(AccountSpec, self.account.model_dump()),
         }
 
     @classmethod

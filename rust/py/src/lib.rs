@@ -1,21 +1,27 @@
-//! `ml4t.backtest._core`: the thin PyO3 layer over `ml4t-backtest-core`.
+//! `ml4t.backtest._core`: the thin PyO3 layer over `ml4t-backtest-core`. This file only
+//! registers what the extension exports; the rooms behind it:
 //!
-//! It imports Polars frames through the Arrow PyCapsule interface without copying, runs the core
-//! loop (with the GIL released for built-in strategies), adapts Python strategies, maps errors to
-//! `ml4t.backtest.errors` and exports the results as Arrow streams.
+//! - [`run`]: the entry points and their one chunk loop; [`arrow_io`] imports the frames
+//!   through the Arrow PyCapsule interface without copying and exports the results;
+//!   [`observer`] reports progress from a GIL-free run.
+//! - [`spec`]: what Python describes (engine dict, built-in strategy, risk rules) -> core
+//!   values, read through [`dict`]'s path-based helpers.
+//! - [`universe`]: asset names and the time zone as data, datetimes built in Rust.
+//! - [`strategy`]: a Python strategy and the `Context` and events it sees; [`risk`]: a Python
+//!   risk rule and its objects; [`features`]: the feature groups both see; [`slippage`]: a
+//!   Python slippage model.
+//! - [`errors`]: the `ml4t.backtest.errors` classes and the one mapping of core errors to them.
 
-mod account;
-mod adapter;
 mod arrow_io;
-mod config;
-mod context;
+mod dict;
 mod errors;
-mod event;
+mod features;
 mod observer;
-mod risk_adapter;
-mod risk_specs;
+mod risk;
 mod run;
 mod slippage;
+mod spec;
+mod strategy;
 mod universe;
 
 use pyo3::prelude::*;
@@ -38,16 +44,16 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run::run_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(run::run_python, m)?)?;
     m.add_function(wrap_pyfunction!(run::column_address, m)?)?;
-    m.add_function(wrap_pyfunction!(risk_specs::check_risk_rules, m)?)?;
-    m.add_class::<risk_adapter::PyRiskDecision>()?;
-    m.add_class::<risk_adapter::PyRiskContext>()?;
-    m.add_class::<risk_adapter::PyOrderContext>()?;
-    m.add_class::<risk_adapter::PortfolioView>()?;
+    m.add_function(wrap_pyfunction!(spec::risk::check_risk_rules, m)?)?;
+    m.add_class::<risk::objects::PyRiskDecision>()?;
+    m.add_class::<risk::objects::PyRiskContext>()?;
+    m.add_class::<risk::objects::PyOrderContext>()?;
+    m.add_class::<risk::objects::PortfolioView>()?;
     m.add_class::<arrow_io::ArrowTable>()?;
-    m.add_class::<context::PyContext>()?;
-    m.add_class::<event::MarketEvent>()?;
-    m.add_class::<event::Signals>()?;
-    m.add_class::<event::FillEvent>()?;
-    m.add_class::<event::OrderUpdate>()?;
+    m.add_class::<strategy::context::PyContext>()?;
+    m.add_class::<strategy::event::MarketEvent>()?;
+    m.add_class::<strategy::event::Signals>()?;
+    m.add_class::<strategy::event::FillEvent>()?;
+    m.add_class::<strategy::event::OrderUpdate>()?;
     Ok(())
 }

@@ -1,21 +1,33 @@
 //! The entry points Python calls: run a backtest with a built-in or a Python strategy.
+//!
+//! Both take the same data arguments (the frame or its chunks, the universe dict, the engine
+//! dict, the risk rules and the feature groups), read them in [`Run::new`] and share one chunk
+//! loop ([`Run::drive`]). They differ only in who holds the GIL while a chunk runs: a built-in
+//! strategy runs without it (on a worker thread when there is a progress callback), a Python
+//! strategy with it.
 
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use ml4t_backtest_core::{BacktestError, BacktestOutput, Engine, MarketData};
+use ml4t_backtest_core::slippage::SlippageModel;
+use ml4t_backtest_core::{
+    BacktestError as EngineError, BacktestOutput, Engine, MarketData, ShareRounding, Strategy,
+};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyIterator};
+use pyo3::types::{PyDict, PyIterator, PyList};
 
-use crate::adapter::{CallMode, PyStrategy};
 use crate::arrow_io::{import_batches, ArrowTable};
-use crate::config::{builtin_strategy, engine_config};
-use crate::context::PyContext;
-use crate::errors::{catch_panic, python_error, to_py_err};
+use crate::errors::{
+    catch_panic, chain, class_name, take, ConfigError, DataValidationError, Error, ErrorSlot,
+    RiskRuleError, StrategyError,
+};
+use crate::features::FeatureGroups;
 use crate::observer::{run_observed, Observed};
-use crate::risk_adapter::FeatureGroups;
-use crate::risk_specs::{risk_setup, RiskSetup};
-use crate::slippage::{chained_error, chained_error_as, take_error, ErrorSlot};
+use crate::spec::config::engine_config;
+use crate::spec::risk::risk_setup;
+use crate::spec::strategy::builtin_strategy;
+use crate::strategy::context::PyContext;
+use crate::strategy::{CallMode, PyStrategy};
 use crate::universe::Universe;
 
 /// Where the data comes from: one object exporting an Arrow stream (every batch of it is a
@@ -32,20 +44,16 @@ impl<'py> ChunkSource<'py> {
             return Ok(ChunkSource::Batches(import_batches(data)?.into_iter()));
         }
         let iter = data.try_iter().map_err(|_| {
-            python_error(
-                data.py(),
-                "DataValidationError",
-                format!(
-                    "data: expected a frame with __arrow_c_stream__ or an iterator of them, got {}",
-                    data.get_type()
-                ),
-            )
+            DataValidationError::new_err(format!(
+                "data: expected a frame with __arrow_c_stream__ or an iterator of them, got {}",
+                data.get_type()
+            ))
         })?;
         Ok(ChunkSource::Stream(iter, Vec::new().into_iter()))
     }
 
     /// The next non-empty chunk, checked against the universe.
-    fn next_chunk(&mut self, py: Python<'py>, n_assets: u32) -> PyResult<Option<MarketData>> {
+    fn next_chunk(&mut self, n_assets: u32) -> Result<Option<MarketData>, Error> {
         loop {
             let batch = match self {
                 ChunkSource::Batches(batches) => batches.next(),
@@ -66,11 +74,138 @@ impl<'py> ChunkSource<'py> {
             if batch.num_rows() == 0 {
                 continue;
             }
-            return MarketData::new(batch, n_assets)
-                .map(Some)
-                .map_err(|e| to_py_err(py, &e));
+            return Ok(Some(MarketData::new(batch, n_assets)?));
         }
     }
+}
+
+/// Who runs a chunk.
+enum Driver<'a> {
+    /// The calling thread, with the GIL held (a Python strategy, which reports progress
+    /// itself).
+    Held,
+    /// With the GIL released; on a worker thread reporting to the callback when there is one.
+    Released(Option<&'a Py<PyAny>>),
+}
+
+/// A run read from its arguments, before its first chunk.
+struct Run<'py> {
+    source: ChunkSource<'py>,
+    universe: Arc<Universe>,
+    groups: Arc<FeatureGroups>,
+    engine: Engine,
+    /// The engine's slippage model, whose columns each chunk is checked for before it runs
+    /// (so that a missing column fails before the strategy's `on_start`).
+    slippage: SlippageModel,
+    /// Where a custom slippage model leaves the exception that stopped the run.
+    slippage_error: Option<ErrorSlot>,
+    /// Where a Python risk rule leaves it.
+    risk_error: Option<ErrorSlot>,
+    /// Integer share rounding (a Python strategy's context checks order quantities).
+    integer_shares: bool,
+    initial_cash: f64,
+}
+
+impl<'py> Run<'py> {
+    fn new(
+        data: &Bound<'py, PyAny>,
+        universe: &Bound<'py, PyDict>,
+        config: &Bound<'py, PyDict>,
+        risk: Option<&Bound<'py, PyList>>,
+        feature_groups: Option<&Bound<'py, PyDict>>,
+    ) -> Result<Self, Error> {
+        let source = ChunkSource::new(data)?;
+        let universe = Arc::new(Universe::from_dict(universe)?);
+        let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
+        let (config, slippage_error) = engine_config(config, &universe)?;
+        let setup = risk_setup(risk, universe.clone(), groups.clone())?;
+        let integer_shares = config.rounding == ShareRounding::Integer;
+        let initial_cash = config.initial_cash;
+        let slippage = config.slippage.clone();
+        let mut engine = Engine::new(config, universe.len() as u32)?;
+        let risk_error = setup.map(|setup| {
+            engine.set_risk_rules(setup.rules);
+            setup.error
+        });
+        Ok(Run {
+            source,
+            universe,
+            groups,
+            engine,
+            slippage,
+            slippage_error,
+            risk_error,
+            integer_shares,
+            initial_cash,
+        })
+    }
+
+    /// Runs every chunk through `strategy`, then finishes. The outer error is a Python
+    /// exception to raise as it is (reading the data, a progress callback); the inner one the
+    /// core error that stopped the run (see [`Run::failure`]).
+    fn drive<S: Strategy + Send + ?Sized>(
+        mut self,
+        py: Python<'py>,
+        strategy: &mut S,
+        driver: Driver<'_>,
+    ) -> Result<Result<BacktestOutput, EngineError>, Error> {
+        let n_assets = self.universe.len() as u32;
+        while let Some(chunk) = self.source.next_chunk(n_assets)? {
+            if let Err(err) = self.slippage.check_columns(&chunk) {
+                return Ok(Err(err));
+            }
+            let engine = &mut self.engine;
+            let result = match driver {
+                Driver::Held => engine.process_chunk(&chunk, strategy),
+                Driver::Released(None) => py.detach(|| engine.process_chunk(&chunk, strategy)),
+                Driver::Released(Some(callback)) => {
+                    let job = |progress| {
+                        engine.set_progress(progress);
+                        engine.process_chunk(&chunk, strategy)
+                    };
+                    match run_observed(py, callback, job) {
+                        Observed::Finished(result) => result,
+                        Observed::Interrupted(err) => return Err(err.into()),
+                    }
+                }
+            };
+            if let Err(err) = result {
+                return Ok(Err(err));
+            }
+        }
+        Ok(self.engine.finish(strategy))
+    }
+}
+
+/// The exception for a run stopped by `err`, chained to the Python exception that caused it:
+/// a custom slippage model's (as `StrategyError`), the strategy's (`StrategyError`, naming
+/// where it raised) or a risk rule's (`RiskRuleError`); else `err` itself.
+fn failure(
+    py: Python<'_>,
+    err: EngineError,
+    slippage: &Option<ErrorSlot>,
+    strategy: Option<(PyErr, &str)>,
+    risk: &Option<ErrorSlot>,
+) -> PyErr {
+    let message = match &err {
+        EngineError::Strategy(message) => message.clone(),
+        other => other.to_string(),
+    };
+    if let Some(cause) = slippage.as_ref().and_then(take) {
+        return chain(py, cause, message, StrategyError::new_err);
+    }
+    if let Some((cause, site)) = strategy {
+        let message = format!(
+            "strategy raised {} in {site}: {}",
+            class_name(py, &cause),
+            cause.value(py)
+        );
+        return chain(py, cause, message, StrategyError::new_err);
+    }
+    if let Some(cause) = risk.as_ref().and_then(take) {
+        return chain(py, cause, message, RiskRuleError::new_err);
+    }
+    Error::from(err).into()
 }
 
 fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyDict>> {
@@ -86,146 +221,69 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
 /// Runs a built-in Rust strategy over `data` with the GIL released. With `progress`, the run
 /// happens on a worker thread and `progress(rows_done)` is called about ten times a second.
 ///
-/// `risk` (optional) holds the risk rules: `rules` (spec dicts or Python `RiskRule` objects),
-/// `asset_names` and `to_datetime`; `feature_groups` names the feed's `context` and
+/// `universe` is `{"names": [...], "time_zone": ...}`; `risk` (optional) the risk rules (spec
+/// dicts or Python `RiskRule` objects); `feature_groups` names the feed's `context` and
 /// `indicators` columns.
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, strategy, progress=None, risk=None, feature_groups=None))]
+#[pyo3(signature = (data, universe, config, strategy, progress=None, risk=None, feature_groups=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_builtin<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    n_assets: u32,
+    universe: &Bound<'py, PyDict>,
     config: &Bound<'py, PyDict>,
     strategy: &Bound<'py, PyDict>,
     progress: Option<Py<PyAny>>,
-    risk: Option<&Bound<'py, PyDict>>,
+    risk: Option<&Bound<'py, PyList>>,
     feature_groups: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    catch_panic(py, || {
-        let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
-        let mut source = ChunkSource::new(data)?;
-        let (config, slippage_error) = engine_config(config).map_err(|e| to_py_err(py, &e))?;
-        let universe = match risk {
-            Some(r) => Arc::new(Universe::new(
-                py,
-                r.get_item("asset_names")?
-                    .map(|v| v.extract())
-                    .transpose()?
-                    .unwrap_or_default(),
-                r.get_item("to_datetime")?
-                    .map(Bound::unbind)
-                    .unwrap_or_else(|| py.None()),
-            )),
-            None => Arc::new(Universe::new(py, Vec::new(), py.None())),
-        };
-        let setup = risk_setup(py, risk, universe, groups)?;
-        let risk_error = setup.as_ref().map(|s| s.error.clone());
-        let fail = |err: BacktestError| fail_with(py, err, &slippage_error, &risk_error);
-        let slippage = config.slippage.clone();
-        let mut builtin = builtin_strategy(strategy).map_err(|e| to_py_err(py, &e))?;
+    catch_panic(|| {
+        let run = Run::new(data, universe, config, risk, feature_groups)?;
+        let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
+        let mut builtin = builtin_strategy(strategy)?;
         let strategy = builtin.as_strategy();
-        let mut engine = Engine::new(config, n_assets).map_err(|e| to_py_err(py, &e))?;
-        if let Some(RiskSetup { rules, .. }) = setup {
-            engine.set_risk_rules(rules);
+        match run.drive(py, strategy, Driver::Released(progress.as_ref()))? {
+            Ok(output) => Ok(output_dict(py, output)?),
+            Err(err) => Err(failure(py, err, &slippage_error, None, &risk_error).into()),
         }
-        while let Some(chunk) = source.next_chunk(py, n_assets)? {
-            // Columns the slippage model needs are checked before the chunk runs.
-            slippage
-                .check_columns(&chunk)
-                .map_err(|e| to_py_err(py, &e))?;
-            let result = match &progress {
-                None => py.detach(|| engine.process_chunk(&chunk, &mut *strategy)),
-                Some(callback) => {
-                    let job = |p| {
-                        engine.set_progress(p);
-                        engine.process_chunk(&chunk, &mut *strategy)
-                    };
-                    match run_observed(py, callback, job) {
-                        Observed::Finished(result) => result,
-                        Observed::Interrupted(err) => return Err(err),
-                    }
-                }
-            };
-            result.map_err(fail)?;
-        }
-        let output = engine.finish(strategy).map_err(fail)?;
-        output_dict(py, output)
     })
-}
-
-/// The exception for a run stopped by `err`: chained to the Python exception of a custom
-/// slippage model (`StrategyError`) or risk rule (`RiskRuleError`) when one caused it.
-fn fail_with(
-    py: Python<'_>,
-    err: BacktestError,
-    slippage: &Option<ErrorSlot>,
-    risk: &Option<ErrorSlot>,
-) -> PyErr {
-    if let Some(cause) = take_error(slippage) {
-        return chained_error(py, cause, &err);
-    }
-    if let Some(cause) = take_error(risk) {
-        return chained_error_as(py, cause, &err, "RiskRuleError");
-    }
-    to_py_err(py, &err)
 }
 
 /// Runs a Python strategy over `data`. `mode` is "batch" (then `target` is the driver with
 /// `on_timestamp(start, end, ts)`) or "bar" (then `target` is the strategy with
-/// `on_market_data(event, context)`).
+/// `on_market_data(event, context)`). The other arguments are those of [`run_builtin`].
 #[pyfunction]
-#[pyo3(signature = (data, n_assets, config, asset_names, to_datetime, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None, feature_groups=None))]
+#[pyo3(signature = (data, universe, config, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None, feature_groups=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_python<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    n_assets: u32,
+    universe: &Bound<'py, PyDict>,
     config: &Bound<'py, PyDict>,
-    asset_names: Vec<String>,
-    to_datetime: Py<PyAny>,
     target: Py<PyAny>,
     mode: &str,
     wants_fills: bool,
     context_out: Option<&Bound<'py, PyAny>>,
     progress: Option<Py<PyAny>>,
     wants_orders: bool,
-    risk: Option<&Bound<'py, PyDict>>,
+    risk: Option<&Bound<'py, PyList>>,
     feature_groups: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    catch_panic(py, || {
-        let mut source = ChunkSource::new(data)?;
-        let (config, slippage_error) = engine_config(config).map_err(|e| to_py_err(py, &e))?;
-        let slippage = config.slippage.clone();
+    catch_panic(|| {
         let mode = match mode {
             "batch" => CallMode::Batch,
             "bar" => CallMode::PerBar,
             other => {
-                return Err(python_error(
-                    py,
-                    "ConfigError",
-                    format!("strategy mode: unknown mode '{other}'"),
-                ))
+                return Err(
+                    ConfigError::new_err(format!("strategy mode: unknown mode '{other}'")).into(),
+                )
             }
         };
-        if asset_names.len() != n_assets as usize {
-            return Err(python_error(
-                py,
-                "DataValidationError",
-                format!(
-                    "asset: {} names given for a universe of {n_assets}",
-                    asset_names.len()
-                ),
-            ));
-        }
-        let universe = Arc::new(Universe::new(py, asset_names, to_datetime));
-        let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
-        let setup = risk_setup(py, risk, universe.clone(), groups.clone())?;
-        let risk_error = setup.as_ref().map(|s| s.error.clone());
-        let integer = config.rounding == ml4t_backtest_core::ShareRounding::Integer;
+        let run = Run::new(data, universe, config, risk, feature_groups)?;
+        let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
         let context = Py::new(
             py,
-            PyContext::new(universe.clone(), integer, config.initial_cash),
+            PyContext::new(run.universe.clone(), run.integer_shares, run.initial_cash),
         )?;
         if let Some(hook) = context_out {
             hook.call1((context.clone_ref(py),))?;
@@ -235,32 +293,13 @@ pub fn run_python<'py>(
             mode,
             target,
             context.clone_ref(py),
-            universe,
+            run.universe.clone(),
             wants_fills,
-            groups,
+            run.groups.clone(),
         )?;
         strategy.set_progress(progress);
         strategy.wants_orders = wants_orders;
-        let run = |strategy: &mut PyStrategy| -> PyResult<Result<BacktestOutput, BacktestError>> {
-            let mut engine = match Engine::new(config, n_assets) {
-                Ok(engine) => engine,
-                Err(err) => return Ok(Err(err)),
-            };
-            if let Some(RiskSetup { rules, .. }) = setup {
-                engine.set_risk_rules(rules);
-            }
-            while let Some(chunk) = source.next_chunk(py, n_assets)? {
-                // Columns the slippage model needs are checked before the chunk runs.
-                if let Err(err) = slippage.check_columns(&chunk) {
-                    return Ok(Err(err));
-                }
-                if let Err(err) = engine.process_chunk(&chunk, strategy) {
-                    return Ok(Err(err));
-                }
-            }
-            Ok(engine.finish(strategy))
-        };
-        match run(&mut strategy)? {
+        match run.drive(py, &mut strategy, Driver::Held)? {
             Ok(output) => {
                 let out = output_dict(py, output)?;
                 let (names, table) = context.borrow_mut(py).take_records();
@@ -268,54 +307,23 @@ pub fn run_python<'py>(
                 out.set_item("record_names", names)?;
                 Ok(out)
             }
-            Err(err) => Err(if let Some(cause) = take_error(&slippage_error) {
-                chained_error(py, cause, &err)
-            } else if let Some(cause) = strategy.error.take() {
-                strategy_error(py, cause, &strategy.error_site)
-            } else {
-                fail_with(py, err, &None, &risk_error)
-            }),
+            Err(err) => {
+                let cause = strategy.error.take();
+                let cause = cause.map(|cause| (cause, strategy.error_site.as_str()));
+                Err(failure(py, err, &slippage_error, cause, &risk_error).into())
+            }
         }
     })
-}
-
-/// Re-raises errors of the library itself unchanged; wraps anything else in `StrategyError`
-/// with the user's exception (and traceback) as its `__cause__`.
-fn strategy_error(py: Python<'_>, cause: PyErr, site: &str) -> PyErr {
-    let is_ours = py
-        .import("ml4t.backtest.errors")
-        .and_then(|m| m.getattr("BacktestError"))
-        .map(|base| cause.is_instance(py, &base))
-        .unwrap_or(false);
-    // Our own errors and non-Exception interrupts (KeyboardInterrupt, SystemExit) pass through.
-    let is_exception = cause.is_instance_of::<pyo3::exceptions::PyException>(py);
-    if is_ours || !is_exception {
-        return cause;
-    }
-    let name = cause
-        .get_type(py)
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "Exception".to_string());
-    let err = python_error(
-        py,
-        "StrategyError",
-        format!("strategy raised {name} in {site}: {}", cause.value(py)),
-    );
-    err.set_cause(py, Some(cause));
-    err
 }
 
 /// Address of the first value of column `name` as seen from Rust after importing `data` through
 /// the Arrow PyCapsule interface (used to prove the import makes no copy).
 #[pyfunction]
-pub fn column_address(data: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<usize>> {
+pub fn column_address(data: &Bound<'_, PyAny>, name: &str) -> Result<Option<usize>, Error> {
     let batches = import_batches(data)?;
     let Some(batch) = batches.first() else {
         return Ok(None);
     };
-    let n_assets = u32::MAX;
-    let py = data.py();
-    let market = MarketData::new(batch.clone(), n_assets).map_err(|e| to_py_err(py, &e))?;
+    let market = MarketData::new(batch.clone(), u32::MAX)?;
     Ok(market.column_address(name))
 }

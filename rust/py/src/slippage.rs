@@ -2,23 +2,15 @@
 //! `price(side, quantity, reference, bar)` is called once per market-like fill (the slow path:
 //! one Python call and one dict per fill, taking the GIL when the engine runs without it).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use ml4t_backtest_core::slippage::{CustomSlippage, SlippageFill};
 use ml4t_backtest_core::{BacktestError, Side};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// Where the Python exception that stopped the run is kept, to be re-raised as the cause.
-pub type ErrorSlot = Arc<Mutex<Option<PyErr>>>;
-
-/// Takes the exception out of `slot`, if the custom model raised one.
-pub fn take_error(slot: &Option<ErrorSlot>) -> Option<PyErr> {
-    slot.as_ref()?
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-}
+use crate::errors::{class_name, keep, ErrorSlot};
+use crate::universe::Universe;
 
 /// The Python model and what the adapter needs to call it.
 pub struct PySlippage {
@@ -26,24 +18,21 @@ pub struct PySlippage {
     price: Py<PyAny>,
     /// `ClassName.price`, for messages.
     site: String,
-    /// Asset names by code (for `bar["asset"]`), when given.
-    assets: Option<Vec<String>>,
+    /// Asset names by code (for `bar["asset"]`).
+    universe: Arc<Universe>,
     error: ErrorSlot,
 }
 
 impl PySlippage {
-    /// Wraps `model` (a `SlippageModel` instance); `assets` names the asset codes.
-    pub fn new(
-        model: &Bound<'_, PyAny>,
-        assets: Option<Vec<String>>,
-    ) -> PyResult<(Self, ErrorSlot)> {
+    /// Wraps `model` (a `SlippageModel` instance) over the run's `universe`.
+    pub fn new(model: &Bound<'_, PyAny>, universe: Arc<Universe>) -> PyResult<(Self, ErrorSlot)> {
         let price = model.getattr("price")?.unbind();
         let class = model.get_type().name()?.to_string();
         let error: ErrorSlot = Arc::default();
         let adapter = PySlippage {
             price,
             site: format!("{class}.price"),
-            assets,
+            universe,
             error: error.clone(),
         };
         Ok((adapter, error))
@@ -55,9 +44,7 @@ impl PySlippage {
         bar.set_item("ts", data.ts()[row])?;
         let asset = data.asset_ids()[row];
         bar.set_item("asset_id", asset)?;
-        if let Some(name) = self.assets.as_ref().and_then(|a| a.get(asset as usize)) {
-            bar.set_item("asset", name)?;
-        }
+        bar.set_item("asset", self.universe.name(py, asset))?;
         bar.set_item("open", data.open()[row])?;
         bar.set_item("high", data.high()[row])?;
         bar.set_item("low", data.low()[row])?;
@@ -83,17 +70,13 @@ impl CustomSlippage for PySlippage {
         Python::attach(|py| match self.call(py, fill) {
             Ok(price) => Ok(price),
             Err(err) => {
-                let name = err
-                    .get_type(py)
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|_| "Exception".to_string());
                 let message = format!(
-                    "slippage model raised {name} in {}: {}",
+                    "slippage model raised {} in {}: {}",
+                    class_name(py, &err),
                     self.site,
                     err.value(py)
                 );
-                *self.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+                keep(&self.error, err);
                 Err(BacktestError::Strategy(message))
             }
         })
@@ -102,30 +85,4 @@ impl CustomSlippage for PySlippage {
     fn name(&self) -> String {
         self.site.trim_end_matches(".price").to_string()
     }
-}
-
-/// The error to raise for a run stopped by the custom model: our own errors and non-`Exception`
-/// interrupts pass through unchanged; anything else becomes `StrategyError` with the model's
-/// exception as its `__cause__`.
-pub fn chained_error(py: Python<'_>, cause: PyErr, err: &BacktestError) -> PyErr {
-    chained_error_as(py, cause, err, "StrategyError")
-}
-
-/// [`chained_error`] raising `class` (a name in `ml4t.backtest.errors`).
-pub fn chained_error_as(py: Python<'_>, cause: PyErr, err: &BacktestError, class: &str) -> PyErr {
-    let is_ours = py
-        .import("ml4t.backtest.errors")
-        .and_then(|m| m.getattr("BacktestError"))
-        .map(|base| cause.is_instance(py, &base))
-        .unwrap_or(false);
-    if is_ours || !cause.is_instance_of::<pyo3::exceptions::PyException>(py) {
-        return cause;
-    }
-    let message = match err {
-        BacktestError::Strategy(message) => message.clone(),
-        other => other.to_string(),
-    };
-    let wrapped = crate::errors::python_error(py, class, message);
-    wrapped.set_cause(py, Some(cause));
-    wrapped
 }

@@ -5,18 +5,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
-
 use ml4t_backtest_core::portfolio::Portfolio;
 use ml4t_backtest_core::records::Fill;
 use ml4t_backtest_core::{BacktestError, MarketData, Strategy, StrategyContext, TimestampView};
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use crate::context::PyContext;
-use crate::event::{EventColumns, FillEvent, MarketEvent, OrderUpdate};
-use crate::risk_adapter::FeatureGroups;
+use crate::features::{FeatureGroups, Layout};
+use crate::strategy::context::PyContext;
+use crate::strategy::event::{EventColumns, FillEvent, MarketEvent, OrderUpdate};
 use crate::universe::Universe;
+
+/// How often the progress callback is called at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How the Python strategy wants to be called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,12 +134,11 @@ impl Strategy for PyStrategy {
 
     fn on_chunk(&mut self, data: &MarketData) -> Result<(), BacktestError> {
         if self.mode == CallMode::PerBar {
-            self.columns = Some(Arc::new(EventColumns::new(
-                data.clone(),
-                self.universe.clone(),
-                &self.groups.indicators,
-                &self.groups.market,
-            )));
+            self.columns = Some(Arc::new(EventColumns {
+                data: data.clone(),
+                universe: self.universe.clone(),
+                layout: Layout::of(data, &self.groups),
+            }));
         }
         Ok(())
     }

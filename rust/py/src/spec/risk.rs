@@ -1,5 +1,6 @@
-//! Builds core risk rules from the plain dicts the Python rule models produce
-//! (`{"type": "stop_loss", "pct": 0.02, ...}`), or wraps a Python `RiskRule` subclass instance.
+//! Risk rule specs -> core rules: the plain dicts the Python rule models produce
+//! (`{"type": "stop_loss", "pct": 0.02, ...}`), or a Python `RiskRule` subclass instance
+//! wrapped as [`PyRiskRule`]. An error names the rule and its parameter (`stop_loss.pct`).
 
 use std::sync::Arc;
 
@@ -14,9 +15,10 @@ use ml4t_backtest_core::BacktestError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::config::{optional, required};
-use crate::risk_adapter::{FeatureGroups, PyRiskRule};
-use crate::slippage::ErrorSlot;
+use crate::dict::Spec;
+use crate::errors::{Error, ErrorSlot};
+use crate::features::FeatureGroups;
+use crate::risk::PyRiskRule;
 use crate::universe::Universe;
 
 /// What building rules needs besides the specs.
@@ -40,15 +42,15 @@ fn risk_err(rule: &str, err: BacktestError) -> BacktestError {
 }
 
 /// The distance of a stop, target or trailing rule: `pct`, `amount`, or `feature` × `multiple`.
-fn distance(d: &Bound<'_, PyDict>, rule: &str) -> Result<Distance, BacktestError> {
-    let pct = optional::<f64>(d, "pct")?;
-    let amount = optional::<f64>(d, "amount")?;
-    let feature = optional::<String>(d, "feature")?;
+fn distance(d: &Spec<'_>, rule: &str) -> Result<Distance, BacktestError> {
+    let pct = d.get::<f64>("pct")?;
+    let amount = d.get::<f64>("amount")?;
+    let feature = d.get::<String>("feature")?;
     match (pct, amount, feature) {
         (Some(p), None, None) => Ok(Distance::Percent(p)),
         (None, Some(a), None) => Ok(Distance::Absolute(a)),
         (None, None, Some(f)) => {
-            let multiple = optional::<f64>(d, "multiple")?.unwrap_or(1.0);
+            let multiple = d.get::<f64>("multiple")?.unwrap_or(1.0);
             Ok(Distance::feature(f, multiple))
         }
         _ => Err(BacktestError::risk(
@@ -76,9 +78,12 @@ impl RuleBuilder {
             .map_err(|err| BacktestError::risk("custom", err.to_string()))?;
             return Ok(Box::new(rule));
         };
-        let kind: String = required(d, "type").map_err(|e| risk_err("rule", e))?;
-        let rule = self.build_kind(d, &kind).map_err(|e| risk_err(&kind, e))?;
-        let Some(assets) = optional::<Vec<String>>(d, "assets").map_err(|e| risk_err(&kind, e))?
+        let d = Spec::root(d);
+        let kind: String = d.req("type").map_err(|e| risk_err("rule", e))?;
+        let rule = self.build_kind(&d, &kind).map_err(|e| risk_err(&kind, e))?;
+        let Some(assets) = d
+            .get::<Vec<String>>("assets")
+            .map_err(|e| risk_err(&kind, e))?
         else {
             return Ok(rule);
         };
@@ -96,26 +101,25 @@ impl RuleBuilder {
         Ok(Box::new(ForAssets::new(ids, rule)?))
     }
 
-    fn children(&self, d: &Bound<'_, PyDict>, key: &str) -> Result<Vec<BoxedRule>, BacktestError> {
-        match d.get_item(key).ok().flatten() {
+    fn children(&self, d: &Spec<'_>, key: &str) -> Result<Vec<BoxedRule>, BacktestError> {
+        match d.object(key) {
             None => Ok(Vec::new()),
-            Some(list) if list.is_none() => Ok(Vec::new()),
             Some(list) => {
                 let list = list
                     .cast::<PyList>()
-                    .map_err(|_| BacktestError::config(key, "expected a list of rules"))?;
+                    .map_err(|_| BacktestError::config(&d.at(key), "expected a list of rules"))?;
                 self.build_all(list)
             }
         }
     }
 
-    fn build_kind(&self, d: &Bound<'_, PyDict>, kind: &str) -> Result<BoxedRule, BacktestError> {
-        let flag = |key: &str| optional::<bool>(d, key).map(|v| v.unwrap_or(false));
+    fn build_kind(&self, d: &Spec<'_>, kind: &str) -> Result<BoxedRule, BacktestError> {
+        let flag = |key: &str| d.get::<bool>(key).map(|v| v.unwrap_or(false));
         Ok(match kind {
             "stop_loss" => Box::new(StopLoss::new(distance(d, kind)?)?),
             "take_profit" => Box::new(TakeProfit::new(distance(d, kind)?)?),
             "trailing_stop" => {
-                let mark = match optional::<String>(d, "mark")?.as_deref() {
+                let mark = match d.get::<String>("mark")?.as_deref() {
                     None | Some("close") => TrailMark::Close,
                     Some("extreme") => TrailMark::Extreme,
                     Some(other) => {
@@ -125,7 +129,7 @@ impl RuleBuilder {
                         ))
                     }
                 };
-                let update = match optional::<String>(d, "update")?.as_deref() {
+                let update = match d.get::<String>("update")?.as_deref() {
                     None | Some("lagged") => TrailUpdate::Lagged,
                     Some("intrabar") => TrailUpdate::Intrabar,
                     Some(other) => {
@@ -138,25 +142,25 @@ impl RuleBuilder {
                 Box::new(TrailingStop::new(distance(d, kind)?, mark, update)?)
             }
             "time_exit" => Box::new(TimeExit::new(
-                optional::<u64>(d, "max_bars")?,
-                optional::<i64>(d, "max_duration_ns")?,
+                d.get::<u64>("max_bars")?,
+                d.get::<i64>("max_duration_ns")?,
             )?),
             "breakeven_stop" => Box::new(BreakevenStop::new(
-                required(d, "trigger")?,
-                optional::<f64>(d, "offset")?.unwrap_or(0.0),
+                d.req("trigger")?,
+                d.get::<f64>("offset")?.unwrap_or(0.0),
             )?),
-            "scaled_exit" => Box::new(ScaledExit::new(required(d, "levels")?)?),
+            "scaled_exit" => Box::new(ScaledExit::new(d.req("levels")?)?),
             "volatility_scaled_sizing" => Box::new(VolatilityScaledSizing::new(
-                required::<String>(d, "feature")?,
-                required(d, "risk_fraction")?,
-                optional::<f64>(d, "multiple")?.unwrap_or(1.0),
+                d.req::<String>("feature")?,
+                d.req("risk_fraction")?,
+                d.get::<f64>("multiple")?.unwrap_or(1.0),
                 flag("returns")?,
             )?),
             "max_position_size" => {
                 let limit = match (
-                    optional::<f64>(d, "shares")?,
-                    optional::<f64>(d, "notional")?,
-                    optional::<f64>(d, "pct_equity")?,
+                    d.get::<f64>("shares")?,
+                    d.get::<f64>("notional")?,
+                    d.get::<f64>("pct_equity")?,
                 ) {
                     (Some(v), None, None) => PositionLimit::Shares(v),
                     (None, Some(v), None) => PositionLimit::Notional(v),
@@ -170,21 +174,20 @@ impl RuleBuilder {
                 };
                 Box::new(MaxPositionSize::new(limit)?)
             }
-            "max_positions" => Box::new(MaxPositions::new(required(d, "max")?)?),
-            "max_gross_exposure" => Box::new(MaxGrossExposure::new(required(d, "max")?)?),
-            "max_net_exposure" => Box::new(MaxNetExposure::new(required(d, "max")?)?),
+            "max_positions" => Box::new(MaxPositions::new(d.req("max")?)?),
+            "max_gross_exposure" => Box::new(MaxGrossExposure::new(d.req("max")?)?),
+            "max_net_exposure" => Box::new(MaxNetExposure::new(d.req("max")?)?),
             "max_drawdown_halt" => Box::new(MaxDrawdownHalt::new(
-                required(d, "max_drawdown")?,
+                d.req("max_drawdown")?,
                 flag("liquidate")?,
             )?),
-            "daily_loss_limit" => Box::new(DailyLossLimit::new(
-                required(d, "max_loss")?,
-                flag("liquidate")?,
-            )?),
-            "scale_size" => Box::new(ScaleSize::new(required(d, "factor")?)?),
+            "daily_loss_limit" => {
+                Box::new(DailyLossLimit::new(d.req("max_loss")?, flag("liquidate")?)?)
+            }
+            "scale_size" => Box::new(ScaleSize::new(d.req("factor")?)?),
             "regime" => Box::new(RegimeRule::new(
-                required::<String>(d, "feature")?,
-                required(d, "threshold")?,
+                d.req::<String>("feature")?,
+                d.req("threshold")?,
                 self.children(d, "above")?,
                 self.children(d, "below")?,
             )?),
@@ -209,33 +212,22 @@ pub struct RiskSetup {
     pub error: ErrorSlot,
 }
 
-/// Reads the `risk` dict of a run: `rules` (specs or Python rules); `groups` tells Python
-/// rules which features are market-wide. `None` or no rules: no risk manager.
+/// Reads the `risk` list of a run (spec dicts or Python rules); `groups` tells Python rules
+/// which features are market-wide. `None` or no rules: no risk manager.
 pub fn risk_setup(
-    py: Python<'_>,
-    risk: Option<&Bound<'_, PyDict>>,
+    rules: Option<&Bound<'_, PyList>>,
     universe: Arc<Universe>,
     groups: Arc<FeatureGroups>,
-) -> PyResult<Option<RiskSetup>> {
-    let Some(risk) = risk else {
+) -> Result<Option<RiskSetup>, Error> {
+    let Some(specs) = rules.filter(|specs| !specs.is_empty()) else {
         return Ok(None);
     };
-    let to_err = |e: BacktestError| crate::errors::to_py_err(py, &e);
-    let Some(specs) = risk.get_item("rules")? else {
-        return Ok(None);
-    };
-    let specs = specs.cast::<PyList>().map_err(|_| {
-        crate::errors::python_error(py, "RiskRuleError", "risk: expected a list of rules".into())
-    })?;
-    if specs.is_empty() {
-        return Ok(None);
-    }
     let builder = RuleBuilder {
         universe,
         groups,
         error: ErrorSlot::default(),
     };
-    let rules = builder.build_all(specs).map_err(to_err)?;
+    let rules = builder.build_all(specs)?;
     Ok(Some(RiskSetup {
         rules,
         error: builder.error,
@@ -249,15 +241,12 @@ pub fn check_risk_rules(
     py: Python<'_>,
     rules: &Bound<'_, PyList>,
     asset_names: Vec<String>,
-) -> PyResult<()> {
-    let universe = Arc::new(Universe::new(py, asset_names, py.None()));
+) -> Result<(), Error> {
     let builder = RuleBuilder {
-        universe,
+        universe: Arc::new(Universe::new(py, asset_names, None)?),
         groups: Arc::new(FeatureGroups::default()),
         error: ErrorSlot::default(),
     };
-    builder
-        .build_all(rules)
-        .map(drop)
-        .map_err(|e| crate::errors::to_py_err(py, &e))
+    builder.build_all(rules)?;
+    Ok(())
 }

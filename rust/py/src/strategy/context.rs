@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyMapping};
 
 use crate::arrow_io::ArrowTable;
-use crate::errors::{python_error, to_py_err};
+use crate::errors::{to_py_err, BacktestError as PyBacktestError, OrderError};
 use crate::universe::Universe;
 
 /// Account state at the current timestamp and the order buffer the engine drains after each
@@ -103,8 +103,8 @@ impl PyContext {
     }
 }
 
-fn order_result(py: Python<'_>, result: Result<(), BacktestError>) -> PyResult<()> {
-    result.map_err(|err| to_py_err(py, &err))
+fn order_result(result: Result<(), BacktestError>) -> PyResult<()> {
+    result.map_err(to_py_err)
 }
 
 #[pymethods]
@@ -186,20 +186,14 @@ impl PyContext {
         take_profit: Option<f64>,
         stop_loss: Option<f64>,
     ) -> PyResult<u64> {
-        let py = asset.py();
         let code = self.universe.resolve(asset)?;
         if self.integer_shares && quantity.is_finite() && quantity.fract() != 0.0 {
-            return Err(python_error(
-                py,
-                "OrderError",
-                format!(
-                    "quantity: must be a whole number of shares with integer share rounding, \
-                     got {quantity}"
-                ),
-            ));
+            return Err(OrderError::new_err(format!(
+                "quantity: must be a whole number of shares with integer share rounding, \
+                 got {quantity}"
+            )));
         }
-        let bad =
-            |field: &str, rule: String| python_error(py, "OrderError", format!("{field}: {rule}"));
+        let bad = |field: &str, rule: String| OrderError::new_err(format!("{field}: {rule}"));
         let kind = match (order_type, limit, stop, trail_amount, trail_percent) {
             (None | Some("market"), None, None, None, None) => OrderKind::Market,
             (Some("market_on_close"), None, None, None, None) => OrderKind::MarketOnClose,
@@ -244,9 +238,7 @@ impl PyContext {
             take_profit,
             stop_loss,
         };
-        self.buffer
-            .submit(request)
-            .map_err(|err| to_py_err(py, &err))
+        self.buffer.submit(request).map_err(to_py_err)
     }
 
     /// Change pending order `order_id`: its remaining `quantity` (signed, same side) and/or its
@@ -255,16 +247,12 @@ impl PyContext {
     #[pyo3(signature = (order_id, *, quantity=None, limit=None, stop=None))]
     fn modify_order(
         &mut self,
-        py: Python<'_>,
         order_id: u64,
         quantity: Option<f64>,
         limit: Option<f64>,
         stop: Option<f64>,
     ) -> PyResult<()> {
-        order_result(
-            py,
-            self.buffer.modify_order(order_id, quantity, limit, stop),
-        )
+        order_result(self.buffer.modify_order(order_id, quantity, limit, stop))
     }
 
     /// Cancel pending order `order_id` (and the waiting legs of a bracket entry). Cancelling
@@ -276,31 +264,30 @@ impl PyContext {
     /// Trade toward a target position in shares.
     fn order_target_quantity(&mut self, asset: &Bound<'_, PyAny>, target: f64) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
-        order_result(asset.py(), self.buffer.order_target_quantity(code, target))
+        order_result(self.buffer.order_target_quantity(code, target))
     }
 
     /// Trade toward a target market value (negative for a short).
     fn order_target_value(&mut self, asset: &Bound<'_, PyAny>, value: f64) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
-        order_result(asset.py(), self.buffer.order_target_value(code, value))
+        order_result(self.buffer.order_target_value(code, value))
     }
 
     /// Trade toward a target fraction of equity (negative for a short).
     fn order_target_percent(&mut self, asset: &Bound<'_, PyAny>, fraction: f64) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
-        order_result(asset.py(), self.buffer.order_target_percent(code, fraction))
+        order_result(self.buffer.order_target_percent(code, fraction))
     }
 
     /// Go flat in `asset`.
     fn close_position(&mut self, asset: &Bound<'_, PyAny>) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
-        order_result(asset.py(), self.buffer.close_position(code))
+        order_result(self.buffer.close_position(code))
     }
 
     /// Hold exactly `weights` (`{asset: fraction of equity}` or `(asset, weight)` pairs) and
     /// close every other position.
     fn rebalance(&mut self, weights: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = weights.py();
         let pairs = if let Ok(mapping) = weights.cast::<PyMapping>() {
             mapping.items()?.into_any()
         } else {
@@ -311,7 +298,7 @@ impl PyContext {
             let (asset, weight): (Bound<'_, PyAny>, f64) = item?.extract()?;
             resolved.push((self.universe.resolve(&asset)?, weight));
         }
-        order_result(py, self.buffer.rebalance(resolved))
+        order_result(self.buffer.rebalance(resolved))
     }
 
     /// Records user values for this timestamp, e.g. `context.record(gross=1.2, n_long=25)`;
@@ -324,11 +311,7 @@ impl PyContext {
         for (key, value) in values.iter() {
             let name: String = key.extract()?;
             let value: f64 = value.extract().map_err(|_| {
-                python_error(
-                    key.py(),
-                    "BacktestError",
-                    format!("record: value of '{name}' must be a number"),
-                )
+                PyBacktestError::new_err(format!("record: value of '{name}' must be a number"))
             })?;
             let records = &mut self.records;
             let code = match records.index.get(&name) {

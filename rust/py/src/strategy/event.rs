@@ -9,42 +9,18 @@ use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use crate::features::Layout;
 use crate::universe::Universe;
 
-/// One data chunk and the universe, shared by every event of the chunk.
+/// One data chunk, the universe and where the feature groups sit, shared by every event of
+/// the chunk.
 pub struct EventColumns {
     /// The chunk.
     pub data: MarketData,
     /// Names and time conversion.
     pub universe: Arc<Universe>,
-    /// Positions of the indicator columns (from the feed's `indicators` frame).
-    pub indicators: Vec<usize>,
-    /// Positions of the market-wide context columns (from the feed's `context` frame).
-    pub context: Vec<usize>,
-}
-
-impl EventColumns {
-    /// The chunk's columns, grouped by the feature names of each group.
-    pub fn new(
-        data: MarketData,
-        universe: Arc<Universe>,
-        indicators: &[String],
-        context: &[String],
-    ) -> Self {
-        let positions = |names: &[String]| {
-            names
-                .iter()
-                .filter_map(|n| data.feature_position(n))
-                .collect::<Vec<_>>()
-        };
-        let (indicators, context) = (positions(indicators), positions(context));
-        EventColumns {
-            data,
-            universe,
-            indicators,
-            context,
-        }
-    }
+    /// Positions of the indicator and context columns.
+    pub layout: Layout,
 }
 
 /// Which feature columns a [`Signals`] mapping shows.
@@ -180,16 +156,16 @@ impl Signals {
     fn positions(&self) -> Vec<usize> {
         match self.group {
             Group::All => (0..self.columns.data.feature_names().len()).collect(),
-            Group::Indicators => self.columns.indicators.clone(),
-            Group::Context => self.columns.context.clone(),
+            Group::Indicators => self.columns.layout.indicators.clone(),
+            Group::Context => self.columns.layout.context.clone(),
         }
     }
 
     fn shows(&self, pos: usize) -> bool {
         match self.group {
             Group::All => true,
-            Group::Indicators => self.columns.indicators.contains(&pos),
-            Group::Context => self.columns.context.contains(&pos),
+            Group::Indicators => self.columns.layout.indicators.contains(&pos),
+            Group::Context => self.columns.layout.context.contains(&pos),
         }
     }
 

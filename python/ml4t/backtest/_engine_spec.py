@@ -1,0 +1,84 @@
+"""The dicts Python hands to the Rust engine (``_core.run_builtin`` / ``_core.run_python``), typed.
+
+The engine dict mirrors the pydantic sections of :class:`~ml4t.backtest.BacktestConfig`, so
+each key is named once and the engine derives an error's location from its path
+(``account.type``); ``rust/py/src/spec/config.rs`` reads it. The universe dict carries the
+asset names by code and the feed's time zone (``rust/py/src/universe.rs``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+
+class ExecutionSpec(TypedDict):
+    """``execution``: when and how orders fill (:class:`~ml4t.backtest.config.ExecutionConfig`)."""
+
+    mode: Literal["next_open", "same_close"]
+    share_rounding: Literal["fractional", "integer"]
+    intrabar_path: Literal["ohlc", "pessimistic", "optimistic"]
+    limit_fill: Literal["touch", "through_amount", "through_fraction"]
+    limit_through: float
+    max_volume_fraction: float | None
+    stop_basis: Literal["fill", "signal_close"]
+
+
+class CommissionSpec(TypedDict):
+    """``commission``: the fee model (:class:`~ml4t.backtest.config.CommissionConfig`)."""
+
+    model: Literal["none", "percent", "per_share", "per_order"]
+    rate: float
+    amount: float
+    minimum: float
+
+
+class _SlippageFields(TypedDict):
+    model: Literal["none", "fixed", "percent", "spread", "volume_share", "sqrt_impact", "custom"]
+    rate: float
+    amount: float
+    bps: float
+    impact: float
+    cap: float
+    k: float
+    sigma_column: str | None
+    adv_column: str | None
+
+
+class SlippageSpec(_SlippageFields, total=False):
+    """``slippage``: the price impact model (:class:`~ml4t.backtest.config.SlippageConfig`);
+    ``custom`` (optional) holds the :class:`~ml4t.backtest.SlippageModel` instance of a
+    ``custom`` model."""
+
+    custom: object
+
+
+class AccountSpec(TypedDict):
+    """``account``: shorting, margin and financing
+    (:class:`~ml4t.backtest.config.AccountConfig`)."""
+
+    type: Literal["margin", "cash"]
+    allow_short: bool
+    initial_margin: float | None
+    maintenance_margin: float | None
+    on_insufficient: Literal["reject", "resize"]
+    borrow_rate: float
+    borrow_rate_column: str | None
+    margin_interest_rate: float
+    cash_interest_rate: float
+
+
+class EngineSpec(TypedDict):
+    """The engine dict of :meth:`~ml4t.backtest.BacktestConfig.engine_dict`."""
+
+    initial_cash: float
+    execution: ExecutionSpec
+    commission: CommissionSpec
+    slippage: SlippageSpec
+    account: AccountSpec
+
+
+class UniverseSpec(TypedDict):
+    """The assets of a run: ``names`` by code and the feed's ``time_zone`` (``None``: naive)."""
+
+    names: list[str]
+    time_zone: str | None
