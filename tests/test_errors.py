@@ -20,6 +20,7 @@ from ml4t.backtest import (
     SignalStrategy,
     Strategy,
     TopKStrategy,
+    validate,
 )
 from ml4t.backtest.errors import (
     BacktestError,
@@ -169,8 +170,10 @@ def test_not_a_frame() -> None:
 
 
 def test_empty_frame_is_an_error_not_a_panic() -> None:
-    feed = PolarsDataFeed(BARS.clear())
-    expect_error(BacktestError, lambda: Backtest(feed, SignalStrategy("signal", quantity=1)).run())
+    with pytest.raises(DataValidationError, match=r"^prices: empty: the data has no rows$"):
+        PolarsDataFeed(BARS.clear())
+    report = validate(BARS.clear())
+    assert [(f.rule, f.column) for f in report.errors] == [("empty", "prices")]
 
 
 # --------------------------------------------------------------------------- strategy errors

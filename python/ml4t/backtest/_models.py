@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -33,8 +34,11 @@ locations, so that ``risk[2].pct`` reads as the user wrote it."""
 _Model = TypeVar("_Model", bound="ValidatedModel")
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """``location: message`` for each error, each location dotted from ``prefix``."""
+def format_validation_error(
+    err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
+    """``location: message`` for each error, each location dotted from ``prefix``. An unknown
+    key of ``model`` (or of a model nested in it) gets the nearest known field as a hint."""
     parts = []
     for item in err.errors():
         location = prefix
@@ -44,19 +48,52 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
             elif piece not in UNION_TAGS:
                 location += f".{piece}"
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden" and model is not None:
+            message += _nearest_field(model, item["loc"])
         parts.append(f"{location.lstrip('.') or '<root>'}: {message}")
     return "; ".join(parts)
 
 
+def _nearest_field(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the unknown key ``loc[-1]``, or nothing."""
+    fields = _fields_at(model, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), sorted(fields), n=1, cutoff=0.7)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _fields_at(model: type[BaseModel], path: tuple[int | str, ...]) -> set[str]:
+    """The field names of the models reached from ``model`` along ``path`` (list indexes and
+    union tags skipped; a union contributes every member's fields)."""
+    models = [model]
+    for piece in path:
+        if isinstance(piece, int) or piece in UNION_TAGS:
+            continue
+        reached: list[type[BaseModel]] = []
+        for current in models:
+            info = current.model_fields.get(piece)
+            if info is not None:
+                reached.extend(_models_in(info.annotation))
+        models = reached
+    return {name for current in models for name in current.model_fields}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
 @contextmanager
-def _outermost(error: type[BacktestError], prefix: str) -> Iterator[None]:
+def _outermost(
+    error: type[BacktestError], prefix: str, model: type[BaseModel] | None = None
+) -> Iterator[None]:
     """Marks the models validated inside as nested and turns their collected errors into one
     ``error``."""
     token = VALIDATING.set(True)
     try:
         yield
     except ValidationError as err:
-        raise error(format_validation_error(err, prefix=prefix)) from None
+        raise error(format_validation_error(err, prefix=prefix, model=model)) from None
     finally:
         VALIDATING.reset(token)
 
@@ -81,14 +118,14 @@ class ValidatedModel(BaseModel):
             # their full location; the outermost model converts them.
             super().__init__(**data)
             return
-        with _outermost(self.error_type, self.error_prefix()):
+        with _outermost(self.error_type, self.error_prefix(), type(self)):
             super().__init__(**data)
 
     @classmethod
     def validated(cls: type[_Model], data: Mapping[str, Any], *, prefix: str) -> _Model:
         """The model built from ``data`` as the section ``prefix`` of a larger one: a bad value
         reads ``prefix.field: ...``."""
-        with _outermost(cls.error_type, prefix):
+        with _outermost(cls.error_type, prefix, cls):
             return cls(**data)
 
 

@@ -63,14 +63,39 @@ class ExecutionConfig(ValidatedModel):
     stop_basis: Literal["fill", "signal_close"] = "fill"
 
 
+def _needs_model(value: str, info: ValidationInfo, amounts: tuple[str, ...], choices: str) -> str:
+    """A cost section with a non-zero rate or amount but model ``none`` would charge nothing:
+    refuse it instead of guessing (a rate could mean percent or per share)."""
+    given = [name for name in amounts if info.data.get(name)]
+    if value == "none" and given:
+        raise ValueError(
+            f"required: {' and '.join(given)} given but no model (so nothing would be "
+            f"charged); set model to {choices}"
+        )
+    return value
+
+
 class CommissionConfig(ValidatedModel):
     """Fee per fill: ``percent`` (rate * notional), ``per_share`` (rate * shares) or
     ``per_order`` (amount), each floored at ``minimum``."""
 
-    model: Literal["none", "percent", "per_share", "per_order"] = "none"
     rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     amount: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     minimum: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    # Declared after the values it governs so its check sees them (see _needs_model).
+    model: Literal["none", "percent", "per_share", "per_order"] = Field(
+        default="none", validate_default=True
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_given(cls, value: str, info: ValidationInfo) -> str:
+        return _needs_model(
+            value,
+            info,
+            ("rate", "amount"),
+            "'percent' (rate x notional), 'per_share' (rate x shares) or 'per_order' (amount)",
+        )
 
 
 class SlippageConfig(ValidatedModel):
@@ -94,17 +119,28 @@ class SlippageConfig(ValidatedModel):
       ``Backtest(..., slippage_model=...)`` (the slower path: one Python call per fill).
     """
 
-    model: Literal[
-        "none", "fixed", "percent", "spread", "volume_share", "sqrt_impact", "custom"
-    ] = "none"
     rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     amount: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     bps: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    # Declared after the values it governs so its check sees them (see _needs_model).
+    model: Literal[
+        "none", "fixed", "percent", "spread", "volume_share", "sqrt_impact", "custom"
+    ] = Field(default="none", validate_default=True)
     impact: float = Field(default=0.1, gt=0.0, allow_inf_nan=False)
     cap: float = Field(default=0.05, gt=0.0, le=1.0, allow_inf_nan=False)
     k: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
     sigma_column: str | None = Field(default=None, validate_default=True)
     adv_column: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("model")
+    @classmethod
+    def _model_given(cls, value: str, info: ValidationInfo) -> str:
+        return _needs_model(
+            value,
+            info,
+            ("rate", "amount", "bps"),
+            "'percent' (rate), 'fixed' (amount) or 'spread' (bps)",
+        )
 
     @field_validator("sigma_column", "adv_column")
     @classmethod

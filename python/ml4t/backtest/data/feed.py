@@ -400,6 +400,9 @@ class PolarsDataFeed:
             self._raw = self._prices.collect()
             names = self._raw[a].drop_nulls().cast(pl.String).unique()
         self.universe = replace(self.universe, assets=sorted(names.to_list()))
+        if not self.assets and self._is_empty():
+            window = " between start and end" if start is not None or end is not None else ""
+            fatal(collector, "empty", "prices", f"the data has no rows{window}")
 
         joins: list[JoinSpec] = []
         taken = {t, a, *PRICE_COLUMNS, *own}
@@ -426,6 +429,11 @@ class PolarsDataFeed:
         self._joins = joins
         self.signal_columns: list[str] = own + [c for j in joins for c in j.values]
         self._spec = FrameSpec(t, a, tuple(self.signal_columns))
+
+    def _is_empty(self) -> bool:
+        if self._raw is not None:
+            return self._raw.height == 0
+        return int(self._prices.select(pl.len()).collect().item()) == 0
 
     def _find_asset_column(self, schema: pl.Schema, collector: Collector) -> str:
         for name in ASSET_COLUMN_CANDIDATES:

@@ -12,6 +12,7 @@ Rules (``Finding.rule``):
 ============================ ==========================================================
 ``source``                   the input is not a frame, or no readable file matches the path
 ``missing_column``           a required column (timestamp, asset, OHLCV, join key) is absent
+``empty``                    the prices have no rows (after ``start``/``end``)
 ``dtype``                    a column has the wrong dtype (e.g. a string price)
 ``column_clash``             a joined frame repeats a column of the prices or another frame
 ``timezone``                 naive and tz-aware timestamps mixed, or two time zones
