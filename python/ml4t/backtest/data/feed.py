@@ -46,7 +46,7 @@ from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
 from ml4t.backtest.data.features import FeatureProvider
 from ml4t.backtest.data.joins import AsofJoin, JoinSpec, cast_timestamp, raw_literal
-from ml4t.backtest.data.sources import read_schema, scan
+from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan, wide_to_long
 from ml4t.backtest.data.storage import DATASET_MARKER
 from ml4t.backtest.data.validation import (
     CODE,
@@ -72,6 +72,10 @@ from ml4t.backtest.data.validation import (
 )
 from ml4t.backtest.errors import ConfigError, panics_as_bugs
 from ml4t.backtest.universe import Universe
+
+DEFAULT_TIMESTAMP = "timestamp"
+"""The timestamp column's default name; when absent, a column named timestamp, date, datetime
+or time (any case) is used if it is the only one."""
 
 ASSET_COLUMN_CANDIDATES = ("asset", "symbol", "ticker")
 AVAILABLE_COLUMN = "available_at"
@@ -228,6 +232,54 @@ class PolarsDataFeed:
     # ------------------------------------------------------------------ construction
 
     @classmethod
+    def from_wide(
+        cls,
+        close: Any,
+        *,
+        open: Any = None,
+        high: Any = None,
+        low: Any = None,
+        volume: Any = None,
+        features: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> PolarsDataFeed:
+        """A feed from wide frames, one per field, as vectorbt holds them: rows are
+        timestamps (a pandas ``DatetimeIndex`` or one timestamp column), columns are assets.
+
+        ``open``, ``high`` and ``low`` default to the close (a close-only frame trades at its
+        closes); ``volume`` defaults to 0 (no volume information, so volume caps and volume
+        slippage see none). ``features`` maps a feature name to its wide frame (e.g. a model's
+        scores). A null or NaN close is no bar of that asset at that timestamp. Every other
+        option is the constructor's.
+
+        Example:
+            >>> import polars as pl
+            >>> from datetime import date
+            >>> close = pl.DataFrame({"date": [date(2024, 1, 2), date(2024, 1, 3)],
+            ...                       "SPY": [470.0, 468.5], "QQQ": [405.0, None]})
+            >>> feed = PolarsDataFeed.from_wide(close, features={"score": close})
+            >>> feed.assets, feed.n_rows
+            (['QQQ', 'SPY'], 3)
+        """
+        collector = Collector(raise_errors=True)
+        fields: dict[str, Any] = {"close": close}
+        given = {"open": open, "high": high, "low": low, "volume": volume}
+        fields.update({name: frame for name, frame in given.items() if frame is not None})
+        for name, frame in (features or {}).items():
+            if name in (*PRICE_COLUMNS, "timestamp", "asset"):
+                fatal(collector, "column_clash", f"features.{name}", "a price field's name")
+            fields[name] = frame
+        with panics_as_bugs("PolarsDataFeed.from_wide"):
+            long = wide_to_long(fields, "wide", collector)
+        defaults = [pl.col("close").alias(f) for f in ("open", "high", "low") if f not in fields]
+        if "volume" not in fields:
+            defaults.append(pl.lit(0.0).alias("volume"))
+        long = long.with_columns(defaults)
+        order = ["timestamp", "asset", *PRICE_COLUMNS]
+        long = long.select(*order, *[c for c in long.columns if c not in order])
+        return cls(long, **options)
+
+    @classmethod
     def scan(cls, source: Source, signals: Source | None = None, **options: Any) -> PolarsDataFeed:
         """A streaming feed over ``source`` (a lazy frame or a path); chunks of
         ``DEFAULT_CHUNK_ROWS`` rows unless ``chunk_by`` or ``chunk_rows`` is given. Takes the
@@ -345,6 +397,8 @@ class PolarsDataFeed:
                 fatal(collector, "missing_column", unknown[0], "rename: no such column")
             lazy = lazy.rename(options.rename)
         schema = read_schema(lazy, "prices", collector)
+        if t not in schema and t == DEFAULT_TIMESTAMP:
+            t = self.timestamp_column = find_timestamp_column(schema, "prices", collector) or t
         self.asset_column = options.asset_column or self._find_asset_column(schema, collector)
         a = self.asset_column
         missing = [c for c in (t, a, *PRICE_COLUMNS) if c not in schema]
@@ -548,7 +602,12 @@ class PolarsDataFeed:
         lazy, _, _ = scan(frame, name, collector)
         schema = read_schema(lazy, name, collector)
         if t not in schema:
-            fatal(collector, "missing_column", f"{name}.{t}", "required key column is missing")
+            # The frame may name its timestamp differently from the prices (date vs Date).
+            other = find_timestamp_column(schema, name, collector)
+            if other is None:
+                fatal(collector, "missing_column", f"{name}.{t}", "required key column is missing")
+            lazy = lazy.rename({other: t})
+            schema = read_schema(lazy, name, collector)
         asset: str | None = None
         if name != "context":
             found = [c for c in (a, *ASSET_COLUMN_CANDIDATES) if c in schema]

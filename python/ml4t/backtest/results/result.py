@@ -34,6 +34,8 @@ import polars as pl
 from ml4t.backtest._core import EXIT_REASONS, ORDER_TYPES, REJECT_REASONS, __version__
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
+from ml4t.backtest.data.sources import in_memory
+from ml4t.backtest.data.validation import Collector
 from ml4t.backtest.errors import ConfigError, ResultFileError
 from ml4t.backtest.results.metrics import compute_metrics
 from ml4t.backtest.results.positions import positions_at, sample_times
@@ -42,8 +44,26 @@ from ml4t.backtest.universe import Universe
 if TYPE_CHECKING:
     from polars._typing import ArrowStreamExportable
 
-BenchmarkInput: TypeAlias = "pl.Series | pl.DataFrame"
-"""A benchmark: a Series aligned with the equity rows, or a frame (timestamp, value)."""
+BenchmarkInput: TypeAlias = "pl.Series | pl.DataFrame | Any"
+"""A benchmark: a series aligned with the equity rows (Polars or pandas with a plain index, a
+numpy array), or timestamped values (a frame with ``timestamp`` and one value column; a pandas
+Series indexed by time; a pandas frame, ``pyarrow.Table`` or other Arrow stream)."""
+
+
+def _benchmark_as_polars(benchmark: Any) -> pl.Series | pl.DataFrame:
+    """A Polars series (aligned by position) or frame (aligned by time) for any benchmark."""
+    if isinstance(benchmark, (pl.Series, pl.DataFrame)):
+        return benchmark
+    if isinstance(benchmark, np.ndarray):
+        return pl.Series("benchmark", benchmark)
+    kind = type(benchmark)
+    if kind.__module__.startswith("pandas") and kind.__name__ == "Series":
+        if str(benchmark.index.dtype).startswith("datetime64"):
+            frame = benchmark.rename("value").rename_axis("timestamp").reset_index()
+            return pl.from_pandas(frame)
+        return pl.Series("benchmark", benchmark.to_numpy())
+    return in_memory(benchmark, "benchmark", Collector(raise_errors=True))
+
 
 # The code -> name tables (EXIT_REASONS, REJECT_REASONS, ORDER_TYPES) are exported by the engine
 # so that the two sides cannot drift apart.
@@ -396,6 +416,7 @@ class BacktestResult:
         if kind not in ("prices", "returns"):
             raise ValueError(f"kind must be 'prices' or 'returns', got {kind!r}")
         n = self.equity.height
+        benchmark = _benchmark_as_polars(benchmark)
         if isinstance(benchmark, pl.Series):
             if benchmark.len() != n:
                 raise ValueError(
@@ -406,8 +427,8 @@ class BacktestResult:
         elif isinstance(benchmark, pl.DataFrame):
             values = self._align_benchmark(benchmark, kind)
         else:
-            raise ValueError(
-                f"benchmark must be a polars Series or DataFrame, got {type(benchmark).__name__}"
+            raise ValueError(  # pragma: no cover - _benchmark_as_polars returns one of the two
+                f"benchmark must be a series or a frame, got {type(benchmark).__name__}"
             )
         values = values.fill_nan(None)
         if kind == "prices":
