@@ -243,7 +243,9 @@ def test_loaded_config_drives_the_engine(tmp_path: Path) -> None:
     assert (a.fills["commission"] > 0).all()
     assert (a.fills["slippage"] > 0).all()
     assert a.metrics["periods_per_year"] == 252.0
-    assert a.config == config
+    # The result's config is the one given, plus the strategy it ran (as a file would name it).
+    assert a.config.model_copy(update={"strategy": None}) == config
+    assert a.config.strategy is not None and a.config.strategy.name == "signal"
 
 
 # --------------------------------------------------------------------------- errors

@@ -27,6 +27,7 @@ from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
 from ml4t.backtest.errors import ConfigError, RiskRuleError
 from ml4t.backtest.progress import progress_bar
+from ml4t.backtest.provenance import strategy_config, strategy_record, versions
 from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.risk import BuiltinRule, RiskRule, check_rules, rule_spec
 from ml4t.backtest.slippage import SlippageModel
@@ -107,11 +108,13 @@ class Backtest:
         # The result's config is the fully resolved one: it lists the built-in rules given here
         # too (Python rule instances are named in the manifest's run info instead).
         builtins = [rule for rule in extra if isinstance(rule, BuiltinRule)]
-        self.resolved_config = (
-            self.config.model_copy(update={"risk": [*self.config.risk, *builtins]})
-            if builtins
-            else self.config
-        )
+        update: dict[str, Any] = {}
+        if builtins:
+            update["risk"] = [*self.config.risk, *builtins]
+        if self.config.strategy is None:
+            # A Python-API run records its strategy like a config file would name it.
+            update["strategy"] = strategy_config(strategy)
+        self.resolved_config = self.config.model_copy(update=update) if update else self.config
         self.python_rules = [
             f"{type(rule).__module__}:{type(rule).__qualname__}"
             for rule in extra
@@ -196,6 +199,12 @@ class Backtest:
         }
         if self.python_rules:
             run_info["python_risk_rules"] = self.python_rules
+        run_info["strategy"] = strategy_record(self.strategy)
+        run_info["risk_rules"] = [
+            *(rule.type for rule in self.resolved_config.risk),
+            *self.python_rules,
+        ]
+        run_info["versions"] = versions()
         return BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
 
 

@@ -65,6 +65,11 @@ class Strategy:
     def on_end(self, context: Context) -> None:
         """Called once after the last timestamp."""
 
+    def params(self) -> dict[str, Any]:
+        """The parameters recorded with a run (``result.run_info["strategy"]["params"]`` and the
+        saved manifest): by default the instance's public attributes. Override to choose."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
     def call_mode(self) -> Literal["batch", "bar"]:
         """Which method the subclass overrides: ``"batch"`` or ``"bar"``."""
         cls = type(self)
