@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,7 +21,7 @@ from typing import Any, ClassVar, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ml4t.backtest.errors import BacktestError, ConfigError
+from ml4t.backtest.errors import BacktestError, ConfigError, UnitsWarning
 
 VALIDATING: ContextVar[bool] = ContextVar("ml4t_model_validating", default=False)
 """True while a model is being validated inside another one (errors are collected by the
@@ -112,7 +113,15 @@ class ValidatedModel(BaseModel):
         """Where the locations of a model built on its own start (nothing by default)."""
         return ""
 
-    def __init__(self, **data: Any) -> None:
+    def __init__(self, *args: Any, **data: Any) -> None:
+        if args:
+            fields = [f for f in type(self).model_fields if f not in ("type", "assets")]
+            first = fields[0] if fields else "value"
+            location = self.error_prefix() or type(self).__name__
+            raise self.error_type(
+                f"{location}: positional: {type(self).__name__} takes its parameters by "
+                f"keyword; did you mean {type(self).__name__}({first}={args[0]!r})?"
+            )
         if VALIDATING.get():
             # Nested inside another model's validation: let pydantic collect the errors with
             # their full location; the outermost model converts them.
@@ -127,6 +136,11 @@ class ValidatedModel(BaseModel):
         reads ``prefix.field: ...``."""
         with _outermost(cls.error_type, prefix, cls):
             return cls(**data)
+
+
+def warn_units(message: str) -> None:
+    """Warns once per distinct message (Python's default filter) with :class:`UnitsWarning`."""
+    warnings.warn(message, UnitsWarning, stacklevel=4)
 
 
 _DURATION_PIECE = re.compile(r"(\d+)(ns|us|ms|mo|s|m|h|d|w|q|y)")

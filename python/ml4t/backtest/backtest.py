@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -78,6 +79,11 @@ class Backtest:
                 f"strategy: expected a Strategy subclass instance or a built-in strategy, got "
                 f"{type(strategy).__name__}"
             )
+        if isinstance(strategy, Strategy):
+            _refuse_async(strategy, "strategy")
+        for rule in risk or []:
+            if isinstance(rule, RiskRule):
+                _refuse_async(rule, f"risk.{type(rule).__name__}")
         self.feed = feed
         self.strategy = strategy
         self.config = config or BacktestConfig()
@@ -206,6 +212,33 @@ class Backtest:
         ]
         run_info["versions"] = versions()
         return BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
+
+
+_CALLBACKS = (
+    "on_timestamp_batch",
+    "on_market_data",
+    "on_start",
+    "on_fill",
+    "on_order",
+    "on_end",
+    "evaluate",
+    "evaluate_batch",
+    "check_order",
+)
+
+
+def _refuse_async(obj: object, location: str) -> None:
+    """The engine calls strategies and rules synchronously: an ``async def`` callback would
+    return an un-awaited coroutine and do nothing, so it is refused up front."""
+    for name in _CALLBACKS:
+        method = getattr(obj, name, None)
+        if method is not None and (
+            inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)
+        ):
+            raise ConfigError(
+                f"{location}.{name}: async: the engine calls it synchronously, so an "
+                "'async def' would never run; define it with plain 'def'"
+            )
 
 
 class _BatchDriver:

@@ -32,7 +32,7 @@ from ml4t.backtest._engine_spec import (
     SlippageSpec,
 )
 from ml4t.backtest._imports import ImportFailed, import_module, raised_where
-from ml4t.backtest._models import ValidatedModel, check_duration
+from ml4t.backtest._models import ValidatedModel, check_duration, warn_units
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.risk import AnyRule
 from ml4t.backtest.strategies import BuiltinStrategy, SignalStrategy, TopKStrategy
@@ -90,6 +90,12 @@ class CommissionConfig(ValidatedModel):
     @field_validator("model")
     @classmethod
     def _model_given(cls, value: str, info: ValidationInfo) -> str:
+        rate = info.data.get("rate") or 0.0
+        if value == "percent" and rate >= 0.1:
+            warn_units(
+                f"commission.rate={rate:g} with model 'percent' charges {rate:.0%} of every "
+                "fill's notional; the rate is a fraction (0.001 = 10 bps)"
+            )
         return _needs_model(
             value,
             info,

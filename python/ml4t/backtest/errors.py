@@ -49,6 +49,11 @@ class ResultFileError(BacktestError, ValueError):
     message names the file."""
 
 
+class UnitsWarning(UserWarning):
+    """A value that is valid but looks like a percent given where a fraction is meant (or the
+    reverse): a 10% commission, a position cap above 100% of equity, a weight of 25."""
+
+
 class InternalError(BacktestError):
     """A bug in ml4t-backtest or a library it calls (a panic): never the user's mistake.
     The message asks for a report; the original is chained as ``__cause__``."""
@@ -80,4 +85,5 @@ __all__ = [
     "RiskRuleError",
     "SignalTimingError",
     "StrategyError",
+    "UnitsWarning",
 ]

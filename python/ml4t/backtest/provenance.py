@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import math
 import platform
+import threading
 from importlib import metadata
 from typing import Any
 
@@ -47,14 +48,24 @@ def plain(value: Any) -> Any:
     return repr(value)
 
 
+_SOURCE_LOCK = threading.Lock()
+_SOURCE_HASHES: dict[type, str | None] = {}
+
+
 def source_sha256(kind: type) -> str | None:
     """SHA-256 of the source of ``kind``'s defining class body, or ``None`` when Python has no
-    source for it (a class typed at a bare REPL)."""
-    try:
-        text = inspect.getsource(kind)
-    except (OSError, TypeError):
-        return None
-    return hashlib.sha256(text.encode()).hexdigest()
+    source for it (a class typed at a bare REPL). Computed once per class, under a lock:
+    ``inspect.getsource`` parses the module, and CPython 3.11's parser is not safe to call
+    from several threads at once (concurrent runs)."""
+    with _SOURCE_LOCK:
+        if kind not in _SOURCE_HASHES:
+            try:
+                text = inspect.getsource(kind)
+            except (OSError, TypeError):
+                _SOURCE_HASHES[kind] = None
+            else:
+                _SOURCE_HASHES[kind] = hashlib.sha256(text.encode()).hexdigest()
+        return _SOURCE_HASHES[kind]
 
 
 def strategy_record(strategy: Strategy | BuiltinStrategy) -> dict[str, Any]:

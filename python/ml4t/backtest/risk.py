@@ -38,6 +38,7 @@ from ml4t.backtest._models import (
     ValidatedModel,
     duration_pieces,
     timedelta_text,
+    warn_units,
 )
 from ml4t.backtest.errors import BacktestError, RiskRuleError
 
@@ -290,6 +291,11 @@ class MaxPositionSize(BuiltinRule):
         given = [n for n in ("shares", "notional", "pct_equity") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of shares, notional or pct_equity")
+        if self.pct_equity is not None and self.pct_equity > 1:
+            warn_units(
+                f"max_position_size.pct_equity={self.pct_equity:g} lets one position be "
+                f"{self.pct_equity:.0%} of equity; pct_equity is a fraction (0.25 = 25%)"
+            )
         return self
 
 
