@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ml4t.backtest import Backtest, BacktestResult, PolarsDataFeed, SignalStrategy, Strategy
+from ml4t.backtest import Backtest, BacktestResult, PolarsDataFeed, Strategy
 from ml4t.backtest.errors import OrderError
 from ml4t.backtest.synthetic import make_bars
 
@@ -42,7 +42,7 @@ def _first_bar(check: Callable[[Any, Any], None]) -> list[BaseException]:
             if not raised:
                 try:
                     check(batch, context)
-                except BaseException as err:  # noqa: BLE001 - the test inspects it
+                except BaseException as err:
                     raised.append(err)
                 else:
                     raised.append(AssertionError("no exception"))
