@@ -412,5 +412,6 @@ def test_ctrl_c_stops_a_run_without_a_progress_bar(kind: str, n_bars: int) -> No
     assert word == "INTERRUPTED", (out, err)
     latency = float(value) - sent  # time.monotonic() is one clock for both processes
     print(f"{kind}: KeyboardInterrupt {latency * 1000:.0f} ms after SIGINT, exit {exited:.2f} s")
-    assert latency < 1.0
+    assert latency < 1.0  # measured 1-50 ms on a loaded 2-core machine
+    assert exited < 1.0  # including the interpreter's teardown
     assert child.returncode == 0
