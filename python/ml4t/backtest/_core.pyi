@@ -13,7 +13,7 @@ them from the ``run_*`` functions.
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeAlias, final, overload
+from typing import Any, Literal, Protocol, SupportsIndex, TypeAlias, final, overload
 
 from typing_extensions import CapsuleType
 
@@ -31,7 +31,7 @@ REJECT_REASONS: list[str]
 ORDER_TYPES: list[str]
 """Order type names, indexed by the ``order_type`` code of the fills table."""
 
-_AssetRef: TypeAlias = str | int
+_AssetRef: TypeAlias = str | SupportsIndex
 """An asset given by name (``str``) or by integer code (index into the sorted asset names)."""
 
 class _ArrowStreamExportable(Protocol):
@@ -123,8 +123,11 @@ class Context:
     """Account state at the current timestamp and the order buffer the engine drains after each
     callback. Assets are given by name or by integer code.
 
-    Every method taking ``asset`` raises :class:`~ml4t.backtest.errors.OrderError` for an unknown
-    name, an out-of-range code or any other type; order methods raise it for an invalid order.
+    An asset is a name or an integer code: an ``int`` or any integer with ``__index__`` (numpy's,
+    as ``batch.asset_ids`` hands out), never a ``bool``. Every method taking ``asset`` raises
+    :class:`~ml4t.backtest.errors.OrderError` for an unknown name, an out-of-range code or any
+    other type; every method raises it, naming the argument, for an argument of the wrong type
+    (the conversion's exception as ``__cause__``); order methods raise it for an invalid order.
     """
 
     @property

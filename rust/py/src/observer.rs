@@ -1,27 +1,31 @@
-//! Runs a GIL-free engine job on a worker thread while the calling thread reports its progress
-//! to a Python callback (a progress bar) about ten times a second. If the callback raises (for
-//! example `KeyboardInterrupt`), the job is cancelled and the exception is returned.
+//! Runs a GIL-free engine job on a worker thread while the calling thread watches it: it
+//! checks for Python signals (Ctrl-C) every [`TICK`] and reports progress to a Python callback
+//! (a progress bar), when there is one, every [`INTERVAL`]. If a signal handler or the callback
+//! raises (for example `KeyboardInterrupt`), the job is cancelled and the exception is returned.
 
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ml4t_backtest_core::{BacktestError, Progress};
 use pyo3::prelude::*;
 
+/// How often the calling thread checks for signals.
+const TICK: Duration = Duration::from_millis(20);
+/// How often the progress callback is called.
 const INTERVAL: Duration = Duration::from_millis(100);
 
-/// The job's result, or the exception the progress callback raised.
+/// The job's result, or the exception a signal handler or the progress callback raised.
 pub enum Observed<T> {
     /// The job ran to its end (successfully or not).
     Finished(Result<T, BacktestError>),
-    /// The callback raised; the job was cancelled.
+    /// A signal handler or the callback raised; the job was cancelled.
     Interrupted(PyErr),
 }
 
-/// Runs `job` on a scoped thread with the GIL released, calling `callback(rows_done)` every
-/// [`INTERVAL`] and once at the end.
-pub fn run_observed<T, F>(py: Python<'_>, callback: &Py<PyAny>, job: F) -> Observed<T>
+/// Runs `job` on a scoped thread with the GIL released, checking signals every [`TICK`] and,
+/// with a `callback`, calling `callback(rows_done)` every [`INTERVAL`] and once at the end.
+pub fn run_observed<T, F>(py: Python<'_>, callback: Option<&Py<PyAny>>, job: F) -> Observed<T>
 where
     T: Send,
     F: FnOnce(Arc<Progress>) -> Result<T, BacktestError> + Send,
@@ -37,13 +41,23 @@ where
                 let _ = done_tx.send(());
                 result
             });
-            while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(INTERVAL) {
-                if interrupted.is_none() {
-                    let rows = progress.rows();
-                    if let Err(err) = Python::attach(|py| callback.call1(py, (rows,)).map(|_| ())) {
-                        interrupted = Some(err);
-                        progress.cancel();
+            let mut last_report = Instant::now();
+            while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(TICK) {
+                if interrupted.is_some() {
+                    continue;
+                }
+                let report = callback.filter(|_| last_report.elapsed() >= INTERVAL);
+                let checked = Python::attach(|py| {
+                    py.check_signals()?;
+                    if let Some(callback) = report {
+                        last_report = Instant::now();
+                        callback.call1(py, (progress.rows(),))?;
                     }
+                    Ok::<(), PyErr>(())
+                });
+                if let Err(err) = checked {
+                    interrupted = Some(err);
+                    progress.cancel();
                 }
             }
             handle.join()
@@ -54,7 +68,8 @@ where
     }
     match outcome {
         Ok(result) => {
-            if let Err(err) = callback.call1(py, (progress.rows(),)) {
+            if let Some(Err(err)) = callback.map(|callback| callback.call1(py, (progress.rows(),)))
+            {
                 return Observed::Interrupted(err);
             }
             Observed::Finished(result)

@@ -3,8 +3,8 @@
 //! Both take the same data arguments (the frame or its chunks, the universe dict, the engine
 //! dict, the risk rules and the feature groups), read them in [`Run::new`] and share one chunk
 //! loop ([`Run::drive`]). They differ only in who holds the GIL while a chunk runs: a built-in
-//! strategy runs without it (on a worker thread when there is a progress callback), a Python
-//! strategy with it.
+//! strategy runs without it on a worker thread (the calling thread watches for Ctrl-C and
+//! reports progress), a Python strategy with it.
 
 use std::sync::Arc;
 
@@ -84,7 +84,8 @@ enum Driver<'a> {
     /// The calling thread, with the GIL held (a Python strategy, which reports progress
     /// itself).
     Held,
-    /// With the GIL released; on a worker thread reporting to the callback when there is one.
+    /// With the GIL released, on a worker thread, while the calling thread checks for Ctrl-C
+    /// and reports to the progress callback when there is one.
     Released(Option<&'a Py<PyAny>>),
 }
 
@@ -157,8 +158,7 @@ impl<'py> Run<'py> {
             let engine = &mut self.engine;
             let result = match driver {
                 Driver::Held => engine.process_chunk(&chunk, strategy),
-                Driver::Released(None) => py.detach(|| engine.process_chunk(&chunk, strategy)),
-                Driver::Released(Some(callback)) => {
+                Driver::Released(callback) => {
                     let job = |progress| {
                         engine.set_progress(progress);
                         engine.process_chunk(&chunk, strategy)
@@ -218,8 +218,9 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
     Ok(out)
 }
 
-/// Runs a built-in Rust strategy over `data` with the GIL released. With `progress`, the run
-/// happens on a worker thread and `progress(rows_done)` is called about ten times a second.
+/// Runs a built-in Rust strategy over `data` with the GIL released, on a worker thread: the
+/// calling thread checks for signals (Ctrl-C stops the run within about 20 ms) and, with
+/// `progress`, calls `progress(rows_done)` about ten times a second.
 ///
 /// `universe` is `{"names": [...], "time_zone": ...}`; `risk` (optional) the risk rules (spec
 /// dicts or Python `RiskRule` objects); `feature_groups` names the feed's `context` and
@@ -300,7 +301,8 @@ pub fn run_python<'py>(
         strategy.set_progress(progress);
         strategy.wants_orders = wants_orders;
         match run.drive(py, &mut strategy, Driver::Held)? {
-            Ok(output) => {
+            Ok(mut output) => {
+                output.rejections = strategy.with_late_rejections(output.rejections);
                 let out = output_dict(py, output)?;
                 let (names, table) = context.borrow_mut(py).take_records();
                 out.set_item("records", table)?;

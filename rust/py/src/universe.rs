@@ -11,12 +11,13 @@
 use std::collections::HashMap;
 
 use ml4t_backtest_core::AssetId;
+use pyo3::exceptions::PyOverflowError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDateTime, PyDict, PyInt, PyString, PyTzInfo};
+use pyo3::types::{PyBool, PyDateTime, PyDict, PyString, PyTzInfo};
 
 use crate::dict::Spec;
-use crate::errors::{Error, OrderError};
+use crate::errors::{chain, Error, OrderError};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -75,7 +76,9 @@ impl Universe {
         self.names[code as usize].bind(py).clone()
     }
 
-    /// Resolves an asset given by name (str) or by code (int), or raises `OrderError`.
+    /// Resolves an asset given by name (str) or by code: an int or any integer type with
+    /// `__index__` (numpy's, as `batch.asset_ids` hands out), never a bool. Anything else, an
+    /// unknown name or a code outside the universe raises `OrderError`.
     pub fn resolve(&self, asset: &Bound<'_, PyAny>) -> PyResult<AssetId> {
         if let Ok(name) = asset.cast::<PyString>() {
             let name = name.to_str()?;
@@ -83,20 +86,30 @@ impl Universe {
                 OrderError::new_err(format!("asset: unknown asset '{name}' (not in the feed)"))
             });
         }
-        if asset.is_instance_of::<PyInt>() {
-            let code: i64 = asset.extract().unwrap_or(i64::MAX);
-            if code >= 0 && (code as usize) < self.names.len() {
-                return Ok(code as AssetId);
-            }
-            return Err(OrderError::new_err(format!(
+        let expected = || {
+            format!(
+                "asset: expected a name (str) or code (int), got {}",
+                asset.get_type()
+            )
+        };
+        if asset.is_instance_of::<PyBool>() {
+            return Err(OrderError::new_err(expected()));
+        }
+        // An int, or what `__index__` makes of a numpy (or other) integer.
+        let outside = |code: &dyn std::fmt::Display| {
+            OrderError::new_err(format!(
                 "asset: code {code} is outside 0..{}",
                 self.names.len()
-            )));
+            ))
+        };
+        match asset.extract::<i64>() {
+            Ok(code) if code >= 0 && (code as u64) < self.names.len() as u64 => Ok(code as AssetId),
+            Ok(code) => Err(outside(&code)),
+            Err(err) if err.is_instance_of::<PyOverflowError>(asset.py()) => {
+                Err(outside(&asset.str()?))
+            }
+            Err(err) => Err(chain(asset.py(), err, expected(), OrderError::new_err)),
         }
-        Err(OrderError::new_err(format!(
-            "asset: expected a name (str) or code (int), got {}",
-            asset.get_type()
-        )))
     }
 
     /// A Python datetime for `ns` nanoseconds since the epoch, in the feed's time zone.

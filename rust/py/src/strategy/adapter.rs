@@ -1,13 +1,27 @@
 //! Runs a Python `Strategy` from the core loop: one Python call per timestamp in batch mode, one
 //! per asset bar in per-bar mode. Orders go through the shared `Context` and are drained into the
 //! engine after each callback.
+//!
+//! Orders submitted in `on_order` or `on_fill` join the orders of the next strategy callback.
+//! Those still waiting when the data has ended (submitted after the last timestamp's callback,
+//! typically while the `end_of_data` rejections are delivered) can never be decided: they are
+//! recorded as rejections of the last timestamp (see [`PyStrategy::with_late_rejections`]) without
+//! order events, so a strategy that resubmits on every rejection still ends.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type, UInt8Type};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::{ArrowPrimitiveType, PrimitiveArray, UInt8Array};
+use ml4t_backtest_core::orders::{CommandBuffer, Intent};
 use ml4t_backtest_core::portfolio::Portfolio;
 use ml4t_backtest_core::records::Fill;
-use ml4t_backtest_core::{BacktestError, MarketData, Strategy, StrategyContext, TimestampView};
+use ml4t_backtest_core::types::RejectReason;
+use ml4t_backtest_core::{
+    AssetId, BacktestError, MarketData, OrderId, Strategy, StrategyContext, TimestampView, Ts,
+};
 use pyo3::intern;
 use pyo3::prelude::*;
 
@@ -50,6 +64,18 @@ pub struct PyStrategy {
     progress: Option<Py<PyAny>>,
     rows_seen: u64,
     last_report: Instant,
+    /// The timestamp of the last callback.
+    last_ts: Ts,
+    /// Orders left in the context when the data ended, as rejections (see the module docs).
+    late: Vec<LateRejection>,
+}
+
+/// A row of the rejections table for an order submitted after the last timestamp's callback.
+struct LateRejection {
+    order_id: OrderId,
+    asset: AssetId,
+    quantity: f64,
+    reason: RejectReason,
 }
 
 impl PyStrategy {
@@ -82,6 +108,8 @@ impl PyStrategy {
             progress: None,
             rows_seen: 0,
             last_report: Instant::now(),
+            last_ts: 0,
+            late: Vec::new(),
         })
     }
 
@@ -165,6 +193,7 @@ impl Strategy for PyStrategy {
             ctx.orders.append(&mut context.buffer);
             drop(context);
             self.rows_seen += (view.end - view.start) as u64;
+            self.last_ts = view.ts;
             let result = match result {
                 Ok(()) if view.index % 64 == 0 => self.report_progress(py, false),
                 other => other,
@@ -234,9 +263,10 @@ impl Strategy for PyStrategy {
             self.drain_or_fail(py, result, "progress()".to_string())
         })?;
         Python::attach(|py| {
-            self.context
-                .borrow_mut(py)
-                .refresh_account(portfolio, portfolio.equity())
+            let mut context = self.context.borrow_mut(py);
+            late_rejections(&context.buffer, &mut self.late);
+            context.buffer.clear();
+            context.refresh_account(portfolio, portfolio.equity())
         });
         self.call_hook("on_end")?;
         Python::attach(|py| {
@@ -254,6 +284,45 @@ impl Strategy for PyStrategy {
 }
 
 impl PyStrategy {
+    /// `rejections` (the engine's rejections table) with the orders left in the context when
+    /// the data ended appended, all at the last timestamp.
+    pub fn with_late_rejections(&self, rejections: RecordBatch) -> RecordBatch {
+        if self.late.is_empty() {
+            return rejections;
+        }
+        let ts = self.last_ts;
+        let late = &self.late;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(extended::<UInt64Type>(
+                &rejections,
+                "order_id",
+                late.iter().map(|r| r.order_id),
+            ))),
+            Arc::new(Int64Array::from(extended::<Int64Type>(
+                &rejections,
+                "ts",
+                late.iter().map(|_| ts),
+            ))),
+            Arc::new(UInt32Array::from(extended::<UInt32Type>(
+                &rejections,
+                "asset_id",
+                late.iter().map(|r| r.asset),
+            ))),
+            Arc::new(Float64Array::from(extended::<Float64Type>(
+                &rejections,
+                "quantity",
+                late.iter().map(|r| r.quantity),
+            ))),
+            Arc::new(UInt8Array::from(extended::<UInt8Type>(
+                &rejections,
+                "reason",
+                late.iter().map(|r| r.reason as u8),
+            ))),
+        ];
+        // The engine's schema, and one column of each of its types, in its order.
+        RecordBatch::try_new(rejections.schema(), columns).expect("rejections schema")
+    }
+
     fn call_per_bar(&self, py: Python<'_>, view: &TimestampView<'_>) -> PyResult<()> {
         let (Some(method), Some(columns)) = (&self.on_market_data, &self.columns) else {
             return Ok(());
@@ -272,4 +341,55 @@ impl PyStrategy {
             CallMode::Batch => self.target.getattr(py, intern!(py, "strategy")),
         }
     }
+}
+
+/// The rejections for the intents left in `buffer` when the data ended, appended to `out`: an
+/// explicit order is `end_of_data` with its id and quantity; a target order (never sized)
+/// `end_of_data` with id 0 and quantity NaN for each asset it names; a cancel or a modification
+/// `not_pending`, as for any order no longer pending.
+fn late_rejections(buffer: &CommandBuffer, out: &mut Vec<LateRejection>) {
+    let unsized_target = |asset| LateRejection {
+        order_id: 0,
+        asset,
+        quantity: f64::NAN,
+        reason: RejectReason::EndOfData,
+    };
+    for intent in buffer.intents() {
+        match *intent {
+            Intent::Submit { id, request } => out.push(LateRejection {
+                order_id: id,
+                asset: request.asset,
+                quantity: request.quantity,
+                reason: RejectReason::EndOfData,
+            }),
+            Intent::Cancel { id } | Intent::Modify { id, .. } => out.push(LateRejection {
+                order_id: id,
+                asset: 0,
+                quantity: f64::NAN,
+                reason: RejectReason::NotPending,
+            }),
+            Intent::TargetQuantity { asset, .. }
+            | Intent::TargetValue { asset, .. }
+            | Intent::TargetPercent { asset, .. }
+            | Intent::Close { asset } => out.push(unsized_target(asset)),
+            Intent::Rebalance { start, end } => out.extend(
+                buffer.weights()[start as usize..end as usize]
+                    .iter()
+                    .map(|&(asset, _)| unsized_target(asset)),
+            ),
+        }
+    }
+}
+
+/// The values of primitive column `name` of `batch` followed by `more`.
+fn extended<T: ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    name: &str,
+    more: impl Iterator<Item = T::Native>,
+) -> Vec<T::Native> {
+    let column: &PrimitiveArray<T> = batch
+        .column_by_name(name)
+        .expect("rejections column")
+        .as_primitive();
+    column.values().iter().copied().chain(more).collect()
 }

@@ -9,10 +9,10 @@ use arrow_schema::{DataType, Field, Schema};
 use ml4t_backtest_core::orders::{CommandBuffer, OrderKind, OrderRequest, TimeInForce, Trail};
 use ml4t_backtest_core::{BacktestError, StrategyContext};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyMapping};
+use pyo3::types::{PyDict, PyInt, PyMapping, PyString};
 
 use crate::arrow_io::ArrowTable;
-use crate::errors::{to_py_err, BacktestError as PyBacktestError, OrderError};
+use crate::errors::{chain, to_py_err, BacktestError as PyBacktestError, OrderError};
 use crate::universe::Universe;
 
 /// Account state at the current timestamp and the order buffer the engine drains after each
@@ -107,6 +107,69 @@ fn order_result(result: Result<(), BacktestError>) -> PyResult<()> {
     result.map_err(to_py_err)
 }
 
+/// `OrderError` for argument `name`, which is not `expected` (an int is shown by value, cut
+/// to 32 characters; anything else by type); the conversion's exception (a user's `__float__`
+/// or `__index__` may raise) is its `__cause__`.
+fn bad_argument(name: &str, expected: &str, value: &Bound<'_, PyAny>, cause: PyErr) -> PyErr {
+    let got = match value.cast::<PyInt>() {
+        Ok(int) => {
+            let digits = int.to_string();
+            match digits.char_indices().nth(32) {
+                Some((cut, _)) => format!("{}...", &digits[..cut]),
+                None => digits,
+            }
+        }
+        Err(_) => value.get_type().to_string(),
+    };
+    let message = format!("{name}: expected {expected}, got {got}");
+    chain(value.py(), cause, message, OrderError::new_err)
+}
+
+/// Argument `name` as a number (what Python's `float()` accepts without parsing a string).
+fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    value
+        .extract()
+        .map_err(|err| bad_argument(name, "a number", value, err))
+}
+
+/// An optional numeric argument (`None` when left out or given as `None`).
+fn opt_number(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
+    match value {
+        Some(value) if !value.is_none() => number(name, value).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Argument `name` as a string.
+fn text<'a>(name: &str, value: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
+    match value.cast::<PyString>() {
+        Ok(s) => s.to_str(),
+        Err(_) => Err(OrderError::new_err(format!(
+            "{name}: expected a str, got {}",
+            value.get_type()
+        ))),
+    }
+}
+
+/// The `tif` argument: "gtc", "day" or "ioc".
+fn time_in_force(value: &Bound<'_, PyAny>) -> PyResult<TimeInForce> {
+    match text("tif", value)? {
+        "gtc" => Ok(TimeInForce::Gtc),
+        "day" => Ok(TimeInForce::Day),
+        "ioc" => Ok(TimeInForce::Ioc),
+        other => Err(OrderError::new_err(format!(
+            "tif: must be 'gtc', 'day' or 'ioc', got '{other}'"
+        ))),
+    }
+}
+
+/// An order id argument (a non-negative int below 2**64).
+fn order_id(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    value
+        .extract()
+        .map_err(|err| bad_argument("order_id", "an order id (int >= 0)", value, err))
+}
+
 #[pymethods]
 impl PyContext {
     /// The current timestamp as a datetime.
@@ -171,22 +234,35 @@ impl PyContext {
     /// `stop_loss` attach a bracket: exits that become active once this order fills and cancel
     /// each other.
     #[pyo3(signature = (asset, quantity, *, limit=None, stop=None, trail_amount=None,
-        trail_percent=None, order_type=None, tif="gtc", take_profit=None, stop_loss=None))]
+        trail_percent=None, order_type=None, tif=TimeInForce::Gtc, take_profit=None, stop_loss=None),
+        text_signature = "($self, asset, quantity, *, limit=None, stop=None, trail_amount=None, \
+            trail_percent=None, order_type=None, tif='gtc', take_profit=None, stop_loss=None)")]
     #[allow(clippy::too_many_arguments)]
     fn submit_order(
         &mut self,
         asset: &Bound<'_, PyAny>,
-        quantity: f64,
-        limit: Option<f64>,
-        stop: Option<f64>,
-        trail_amount: Option<f64>,
-        trail_percent: Option<f64>,
-        order_type: Option<&str>,
-        tif: &str,
-        take_profit: Option<f64>,
-        stop_loss: Option<f64>,
+        quantity: &Bound<'_, PyAny>,
+        limit: Option<&Bound<'_, PyAny>>,
+        stop: Option<&Bound<'_, PyAny>>,
+        trail_amount: Option<&Bound<'_, PyAny>>,
+        trail_percent: Option<&Bound<'_, PyAny>>,
+        order_type: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = time_in_force)] tif: TimeInForce,
+        take_profit: Option<&Bound<'_, PyAny>>,
+        stop_loss: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let code = self.universe.resolve(asset)?;
+        let quantity = number("quantity", quantity)?;
+        let limit = opt_number("limit", limit)?;
+        let stop = opt_number("stop", stop)?;
+        let trail_amount = opt_number("trail_amount", trail_amount)?;
+        let trail_percent = opt_number("trail_percent", trail_percent)?;
+        let order_type = match order_type {
+            Some(value) if !value.is_none() => Some(text("order_type", value)?),
+            _ => None,
+        };
+        let take_profit = opt_number("take_profit", take_profit)?;
+        let stop_loss = opt_number("stop_loss", stop_loss)?;
         if self.integer_shares && quantity.is_finite() && quantity.fract() != 0.0 {
             return Err(OrderError::new_err(format!(
                 "quantity: must be a whole number of shares with integer share rounding, \
@@ -219,17 +295,6 @@ impl PyContext {
                 ))
             }
         };
-        let tif = match tif {
-            "gtc" => TimeInForce::Gtc,
-            "day" => TimeInForce::Day,
-            "ioc" => TimeInForce::Ioc,
-            other => {
-                return Err(bad(
-                    "tif",
-                    format!("must be 'gtc', 'day' or 'ioc', got '{other}'"),
-                ))
-            }
-        };
         let request = OrderRequest {
             asset: code,
             quantity,
@@ -247,35 +312,55 @@ impl PyContext {
     #[pyo3(signature = (order_id, *, quantity=None, limit=None, stop=None))]
     fn modify_order(
         &mut self,
-        order_id: u64,
-        quantity: Option<f64>,
-        limit: Option<f64>,
-        stop: Option<f64>,
+        order_id: &Bound<'_, PyAny>,
+        quantity: Option<&Bound<'_, PyAny>>,
+        limit: Option<&Bound<'_, PyAny>>,
+        stop: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        order_result(self.buffer.modify_order(order_id, quantity, limit, stop))
+        let id = self::order_id(order_id)?;
+        let quantity = opt_number("quantity", quantity)?;
+        let limit = opt_number("limit", limit)?;
+        let stop = opt_number("stop", stop)?;
+        order_result(self.buffer.modify_order(id, quantity, limit, stop))
     }
 
     /// Cancel pending order `order_id` (and the waiting legs of a bracket entry). Cancelling
     /// an order that is no longer pending is recorded in `rejected_orders` as `not_pending`.
-    fn cancel_order(&mut self, order_id: u64) {
-        self.buffer.cancel_order(order_id);
+    fn cancel_order(&mut self, order_id: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.buffer.cancel_order(self::order_id(order_id)?);
+        Ok(())
     }
 
     /// Trade toward a target position in shares.
-    fn order_target_quantity(&mut self, asset: &Bound<'_, PyAny>, target: f64) -> PyResult<()> {
+    fn order_target_quantity(
+        &mut self,
+        asset: &Bound<'_, PyAny>,
+        target: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
+        let target = number("target", target)?;
         order_result(self.buffer.order_target_quantity(code, target))
     }
 
     /// Trade toward a target market value (negative for a short).
-    fn order_target_value(&mut self, asset: &Bound<'_, PyAny>, value: f64) -> PyResult<()> {
+    fn order_target_value(
+        &mut self,
+        asset: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
+        let value = number("value", value)?;
         order_result(self.buffer.order_target_value(code, value))
     }
 
     /// Trade toward a target fraction of equity (negative for a short).
-    fn order_target_percent(&mut self, asset: &Bound<'_, PyAny>, fraction: f64) -> PyResult<()> {
+    fn order_target_percent(
+        &mut self,
+        asset: &Bound<'_, PyAny>,
+        fraction: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
+        let fraction = number("fraction", fraction)?;
         order_result(self.buffer.order_target_percent(code, fraction))
     }
 
@@ -288,15 +373,22 @@ impl PyContext {
     /// Hold exactly `weights` (`{asset: fraction of equity}` or `(asset, weight)` pairs) and
     /// close every other position.
     fn rebalance(&mut self, weights: &Bound<'_, PyAny>) -> PyResult<()> {
+        const EXPECTED: &str = "{asset: weight} or (asset, weight) pairs";
         let pairs = if let Ok(mapping) = weights.cast::<PyMapping>() {
             mapping.items()?.into_any()
         } else {
             weights.clone()
         };
+        let items = pairs
+            .try_iter()
+            .map_err(|err| bad_argument("weights", EXPECTED, weights, err))?;
         let mut resolved = Vec::new();
-        for item in pairs.try_iter()? {
-            let (asset, weight): (Bound<'_, PyAny>, f64) = item?.extract()?;
-            resolved.push((self.universe.resolve(&asset)?, weight));
+        for item in items {
+            let item = item?;
+            let (asset, weight): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item
+                .extract()
+                .map_err(|err| bad_argument("weights", EXPECTED, &item, err))?;
+            resolved.push((self.universe.resolve(&asset)?, number("weight", &weight)?));
         }
         order_result(self.buffer.rebalance(resolved))
     }
