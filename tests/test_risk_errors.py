@@ -310,7 +310,7 @@ def test_exception_in_a_python_rule_is_chained(
         Backtest(feed, strategy, risk=[rule]).run(progress=False)
     message = str(info.value)
     assert type(rule).__name__ in message
-    assert method in message
+    assert f"{type(rule).__name__}.{method}:" in message  # the method the user wrote
     assert isinstance(info.value.__cause__, error)
     assert "boom" in str(info.value.__cause__)
     assert info.value.__cause__.__traceback__ is not None

@@ -102,6 +102,12 @@ class RiskRule:
         own_batch = cls.evaluate_batch is not RiskRule.evaluate_batch
         return cls.evaluate is not RiskRule.evaluate or own_batch
 
+    def position_hook(self) -> str:
+        """The position hook the subclass wrote, as errors name it: ``evaluate_batch`` when
+        overridden, else ``evaluate`` (which the default ``evaluate_batch`` calls)."""
+        own_batch = type(self).evaluate_batch is not RiskRule.evaluate_batch
+        return "evaluate_batch" if own_batch else "evaluate"
+
     def checks_orders(self) -> bool:
         """Whether the subclass implements :meth:`check_order`."""
         return type(self).check_order is not RiskRule.check_order

@@ -23,6 +23,8 @@ pub struct PyRiskRule {
     name: String,
     evaluates: bool,
     checks: bool,
+    /// The position hook the user wrote (`evaluate` or `evaluate_batch`), named in errors.
+    hook: String,
     required: Vec<String>,
     universe: Arc<Universe>,
     groups: Arc<FeatureGroups>,
@@ -43,12 +45,14 @@ impl PyRiskRule {
             .call_method0("evaluates_positions")?
             .extract::<bool>()?;
         let checks = rule.call_method0("checks_orders")?.extract::<bool>()?;
+        let hook = rule.call_method0("position_hook")?.extract::<String>()?;
         let required = rule.getattr("features")?.extract::<Vec<String>>()?;
         Ok(PyRiskRule {
             rule: rule.clone().unbind(),
             name,
             evaluates,
             checks,
+            hook,
             required,
             universe,
             groups,
@@ -202,23 +206,23 @@ impl RiskRule for PyRiskRule {
             return Ok(());
         }
         Python::attach(|py| {
-            let fail = |e| self.fail(py, "evaluate_batch", e);
+            let fail = |e| self.fail(py, &self.hook, e);
             let portfolio = Py::new(py, PortfolioView::of(env.portfolio)).map_err(fail)?;
             let market = self.market(env);
             let contexts = PyList::empty(py);
             for view in positions {
                 let ctx = self
                     .context(py, env, view, &portfolio, &market)
-                    .map_err(|e| self.fail(py, "evaluate_batch", e))?;
+                    .map_err(|e| self.fail(py, &self.hook, e))?;
                 contexts
                     .append(ctx)
-                    .map_err(|e| self.fail(py, "evaluate_batch", e))?;
+                    .map_err(|e| self.fail(py, &self.hook, e))?;
             }
             let answers = self
                 .rule
                 .bind(py)
                 .call_method1("evaluate_batch", (contexts,))
-                .map_err(|e| self.fail(py, "evaluate_batch", e))?;
+                .map_err(|e| self.fail(py, &self.hook, e))?;
             let answers = answers.cast::<PySequence>().map_err(|_| {
                 BacktestError::risk(
                     &self.name,
