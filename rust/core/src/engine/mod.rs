@@ -26,7 +26,7 @@ mod sizing;
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
 use crate::feed::{group_end, MarketData};
-use crate::orders::{CommandBuffer, OrderBook};
+use crate::orders::{CommandBuffer, OrderBook, OrderIds};
 use crate::portfolio::Portfolio;
 use crate::progress::Progress;
 use crate::results::{BacktestOutput, Recorders};
@@ -49,6 +49,8 @@ pub struct Engine {
     portfolio: Portfolio,
     book: OrderBook,
     commands: CommandBuffer,
+    /// An empty buffer swapped in for `commands` while the engine resolves it.
+    spare: Option<CommandBuffer>,
     tracker: TradeTracker,
     /// The output tables, filled as the run goes.
     record: Recorders,
@@ -69,7 +71,8 @@ pub struct Engine {
     financing: Financing,
     timestamps: u64,
     last_ts: Option<Ts>,
-    next_order_id: u64,
+    /// The run's order-id counter, shared with `commands` (and any adapter's buffer).
+    ids: OrderIds,
     started: bool,
     /// Rows processed in earlier chunks.
     rows_before: u64,
@@ -94,12 +97,15 @@ impl Engine {
         }
         let n = n_assets as usize;
         let financing = Financing::new(&config);
+        let commands = CommandBuffer::new(n_assets);
+        let ids = commands.ids().clone();
         Ok(Engine {
             portfolio: Portfolio::new(config.initial_cash, n),
             config,
             n_assets,
             book: OrderBook::new(n),
-            commands: CommandBuffer::new(n_assets),
+            commands,
+            spare: None,
             tracker: TradeTracker::new(n),
             record: Recorders::default(),
             bar_epoch: vec![0; n],
@@ -112,7 +118,7 @@ impl Engine {
             financing,
             timestamps: 0,
             last_ts: None,
-            next_order_id: 1,
+            ids,
             started: false,
             rows_before: 0,
             risk: None,

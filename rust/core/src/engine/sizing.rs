@@ -16,12 +16,15 @@ use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
 impl Engine {
     /// Turns the strategy's intents into orders (sizing at this bar's marks) and queues them.
     pub(super) fn resolve_commands(&mut self, step: Step, equity: f64) -> Result<()> {
-        let mut commands = std::mem::take(&mut self.commands);
-        self.next_order_id = self.next_order_id.max(commands.next_id());
+        // Swapped out (not taken: a fresh buffer would allocate) while the engine resolves it.
+        let spare = self
+            .spare
+            .take()
+            .unwrap_or_else(|| CommandBuffer::new(self.n_assets));
+        let mut commands = std::mem::replace(&mut self.commands, spare);
         let result = self.resolve_intents(&commands, step, equity);
         commands.clear();
-        commands.set_next_id(self.next_order_id);
-        self.commands = commands;
+        self.spare = Some(std::mem::replace(&mut self.commands, commands));
         result
     }
 
@@ -219,8 +222,6 @@ impl Engine {
             self.book.push(order);
             self.emit_status(&order, ts, OrderStatus::Accepted);
         }
-        let legs = u64::from(tp_id.is_some()) + u64::from(sl_id.is_some());
-        self.next_order_id = self.next_order_id.max(id + 1 + legs);
         Ok(())
     }
 
@@ -285,9 +286,9 @@ impl Engine {
         self.book.sweep();
     }
 
+    /// An id for an order the engine creates (target orders, risk exits, margin calls), from
+    /// the counter the strategy's submissions use.
     pub(super) fn take_order_id(&mut self) -> u64 {
-        let id = self.next_order_id;
-        self.next_order_id += 1;
-        id
+        self.ids.take(1)
     }
 }

@@ -4,6 +4,33 @@
 use super::{finite, OrderRequest};
 use crate::error::{BacktestError, Result};
 use crate::types::{AssetId, OrderId};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The run's one order-id counter, shared by the engine and every buffer that submits into it,
+/// so an id handed out at submission is never handed out again (risk exits, margin calls and
+/// target orders take theirs from the same counter).
+#[derive(Debug, Clone)]
+pub struct OrderIds(Arc<AtomicU64>);
+
+impl Default for OrderIds {
+    fn default() -> Self {
+        OrderIds(Arc::new(AtomicU64::new(1)))
+    }
+}
+
+impl OrderIds {
+    /// Takes `n` consecutive ids; returns the first.
+    #[inline]
+    pub fn take(&self, n: u64) -> OrderId {
+        self.0.fetch_add(n, Ordering::Relaxed)
+    }
+
+    /// The id the next order gets.
+    pub fn peek(&self) -> OrderId {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// A strategy's request, resolved into an order quantity at decision time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,7 +99,7 @@ pub struct CommandBuffer {
     intents: Vec<Intent>,
     weights: Vec<(AssetId, f64)>,
     n_assets: u32,
-    next_id: OrderId,
+    ids: OrderIds,
 }
 
 impl CommandBuffer {
@@ -82,18 +109,24 @@ impl CommandBuffer {
             intents: Vec::with_capacity(64),
             weights: Vec::with_capacity(64),
             n_assets,
-            next_id: 1,
+            ids: OrderIds::default(),
         }
     }
 
-    /// The id the next submitted order gets (the engine keeps the buffers in step).
+    /// The id the next submitted order gets.
     pub fn next_id(&self) -> OrderId {
-        self.next_id
+        self.ids.peek()
     }
 
-    /// Sets the next order id.
-    pub fn set_next_id(&mut self, id: OrderId) {
-        self.next_id = id;
+    /// The id counter this buffer hands out from.
+    pub fn ids(&self) -> &OrderIds {
+        &self.ids
+    }
+
+    /// Hands out ids from `ids` from now on (an adapter's own buffer shares the engine's
+    /// counter: `buffer.share_ids(ctx.orders.ids())`).
+    pub fn share_ids(&mut self, ids: &OrderIds) {
+        self.ids = ids.clone();
     }
 
     fn asset(&self, asset: AssetId) -> Result<AssetId> {
@@ -120,10 +153,10 @@ impl CommandBuffer {
     pub fn submit(&mut self, request: OrderRequest) -> Result<OrderId> {
         self.asset(request.asset)?;
         request.validate()?;
-        let id = self.next_id;
         // A bracket reserves ids for its two legs right after the entry.
-        self.next_id +=
-            1 + u64::from(request.take_profit.is_some()) + u64::from(request.stop_loss.is_some());
+        let id = self.ids.take(
+            1 + u64::from(request.take_profit.is_some()) + u64::from(request.stop_loss.is_some()),
+        );
         self.intents.push(Intent::Submit { id, request });
         Ok(id)
     }
@@ -225,7 +258,6 @@ impl CommandBuffer {
 
     /// Moves every intent of `other` into this buffer (used by adapters with their own buffer).
     pub fn append(&mut self, other: &mut CommandBuffer) {
-        self.next_id = self.next_id.max(other.next_id);
         let offset = self.weights.len() as u32;
         for intent in other.intents.drain(..) {
             self.intents.push(match intent {
@@ -258,5 +290,26 @@ impl CommandBuffer {
     pub fn clear(&mut self) {
         self.intents.clear();
         self.weights.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_sharing_the_counter_never_reuse_an_id() {
+        let mut engine = CommandBuffer::new(2);
+        let mut adapter = CommandBuffer::new(2);
+        adapter.share_ids(engine.ids());
+        let a = engine.submit_order(0, 1.0).unwrap();
+        let engine_exit = engine.ids().take(1);
+        let mut bracket = OrderRequest::market(1, 2.0);
+        bracket.take_profit = Some(10.0);
+        bracket.stop_loss = Some(5.0);
+        let b = adapter.submit(bracket).unwrap();
+        let c = adapter.submit_order(1, 1.0).unwrap();
+        assert_eq!((a, engine_exit, b, c), (1, 2, 3, 6));
+        assert_eq!(engine.next_id(), 7);
     }
 }

@@ -10,7 +10,7 @@ mod book;
 mod intents;
 
 pub use book::OrderBook;
-pub use intents::{CommandBuffer, Intent};
+pub use intents::{CommandBuffer, Intent, OrderIds};
 
 use crate::error::{BacktestError, Result};
 use crate::types::{AssetId, OrderId, Ts};

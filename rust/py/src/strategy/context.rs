@@ -61,7 +61,7 @@ impl PyContext {
     /// Copies the engine's account state in before a callback.
     pub fn refresh(&mut self, ctx: &StrategyContext<'_>) {
         self.ts = ctx.ts;
-        self.buffer.set_next_id(ctx.orders.next_id());
+        self.buffer.share_ids(ctx.orders.ids());
         self.refresh_account(ctx.portfolio(), ctx.equity());
     }
 
