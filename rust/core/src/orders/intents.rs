@@ -1,7 +1,7 @@
 //! A strategy's outbox: the [`Intent`]s it submits during its callback, checked at submission
 //! (errors name the field) and drained by the engine, which turns them into orders.
 
-use super::{finite, OrderRequest};
+use super::{check_magnitude, finite, OrderRequest};
 use crate::error::{BacktestError, Result};
 use crate::types::{AssetId, OrderId};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,6 +183,7 @@ impl CommandBuffer {
                     format!("must be finite and non-zero, got {q}"),
                 ));
             }
+            check_magnitude(q)?;
         }
         for (field, v) in [("limit", limit), ("stop", stop)] {
             if let Some(v) = v {
@@ -311,5 +312,17 @@ mod tests {
         let c = adapter.submit_order(1, 1.0).unwrap();
         assert_eq!((a, engine_exit, b, c), (1, 2, 3, 6));
         assert_eq!(engine.next_id(), 7);
+    }
+
+    #[test]
+    fn quantities_beyond_2_pow_53_are_rejected_at_submission() {
+        let mut buffer = CommandBuffer::new(1);
+        let err = buffer.submit_order(0, 1e308).unwrap_err().to_string();
+        assert!(
+            err.contains("quantity: too_large: |1e308| exceeds 2^53 (9007199254740992) shares"),
+            "{err}"
+        );
+        assert!(buffer.submit_order(0, -9_007_199_254_740_992.0).is_ok());
+        assert!(buffer.modify_order(1, Some(1e20), None, None).is_err());
     }
 }

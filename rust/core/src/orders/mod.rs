@@ -70,6 +70,24 @@ impl OrderKind {
     }
 }
 
+/// The largest order quantity (2^53 shares): beyond it an `f64` no longer holds every whole
+/// share, so fills and positions would silently lose shares.
+pub const MAX_QUANTITY: f64 = 9_007_199_254_740_992.0;
+
+/// `quantity: too_large: ...` when `|quantity|` exceeds [`MAX_QUANTITY`].
+pub(crate) fn check_magnitude(quantity: f64) -> Result<()> {
+    if quantity.abs() > MAX_QUANTITY {
+        return Err(BacktestError::order(
+            "quantity",
+            format!(
+                "too_large: |{:e}| exceeds 2^53 (9007199254740992) shares",
+                quantity.abs()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Distance of a trailing stop from the water mark.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Trail {
@@ -142,6 +160,7 @@ impl OrderRequest {
         if quantity == 0.0 {
             return Err(BacktestError::order("quantity", "must not be zero"));
         }
+        check_magnitude(quantity)?;
         let price = |field: &str, v: f64| -> Result<f64> {
             if v.is_finite() && v > 0.0 {
                 Ok(v)
