@@ -48,3 +48,19 @@ def test_r07_order_ids_are_unique_across_risk_exits_and_submissions() -> None:
         [result.fills.select("order_id"), result.rejected_orders.select("order_id")]
     )
     assert ids["order_id"].n_unique() == ids.height
+
+
+class _Huge(Strategy):
+    def on_timestamp_batch(self, ts, batch, ctx):  # type: ignore[no-untyped-def]
+        if ctx.position("A0000") == 0:
+            ctx.submit_order("A0000", 1e308)
+
+
+def test_r01_quantity_beyond_2_pow_53_is_an_order_error() -> None:
+    import pytest
+
+    from ml4t.backtest import OrderError
+
+    feed = PolarsDataFeed(make_bars(n_assets=1, n_bars=4, seed=1))
+    with pytest.raises(OrderError, match=r"quantity: too_large: \|1e308\| exceeds 2\^53"):
+        Backtest(feed, _Huge()).run(progress=False)
