@@ -46,7 +46,7 @@ for target in "${targets[@]}"; do
     grep -E "panicked at|invariant .* violated|SUMMARY|Test unit written" "$log" | head -n 5 || true
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     cov=$(grep -oE "cov: [0-9]+ ft: [0-9]+" "$log" | tail -n 1 || true)
-    crashes=$(find "artifacts/$target" -name 'crash-*' -newer "$log" | wc -l)
+    crashes=$(find "artifacts/$target" -newer "$log" \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
     # Keep only inputs that add coverage: merge the scratch directory into the corpus.
     cargo fuzz run -O --sanitizer "$sanitizer" "$target" "$corpus" "$fresh" -- -merge=1 \
         >"$log.merge" 2>&1 || true

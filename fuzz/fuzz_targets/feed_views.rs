@@ -53,8 +53,9 @@ impl TsValue {
             TsValue::Small(x) => i64::from(x),
             TsValue::Day(d) => i64::from(d) * 86_400_000_000_000,
             TsValue::Raw(v) => v,
-            TsValue::Edge(i) => [i64::MIN, i64::MAX, 0, -1, i64::MIN + 1, i64::MAX - 1]
-                [usize::from(i) % 6],
+            TsValue::Edge(i) => {
+                [i64::MIN, i64::MAX, 0, -1, i64::MIN + 1, i64::MAX - 1][usize::from(i) % 6]
+            }
         }
     }
 }
@@ -107,7 +108,12 @@ struct Input {
     size: Num,
 }
 
-fn damaged(name: &str, values: ArrayRef, damage: Option<Damage>, out: &mut Vec<(String, ArrayRef)>) {
+fn damaged(
+    name: &str,
+    values: ArrayRef,
+    damage: Option<Damage>,
+    out: &mut Vec<(String, ArrayRef)>,
+) {
     let n = values.len();
     match damage.unwrap_or(Damage::None) {
         Damage::None => out.push((name.into(), values)),
@@ -130,21 +136,21 @@ fn damaged(name: &str, values: ArrayRef, damage: Option<Damage>, out: &mut Vec<(
             let arr: ArrayRef = match values.data_type() {
                 DataType::Int64 => {
                     let a = values.as_any().downcast_ref::<Int64Array>().unwrap();
-                    Arc::new(Int64Array::from_iter((0..n).map(|i| {
-                        (i != usize::from(at) % n.max(1)).then(|| a.value(i))
-                    })))
+                    Arc::new(Int64Array::from_iter(
+                        (0..n).map(|i| (i != usize::from(at) % n.max(1)).then(|| a.value(i))),
+                    ))
                 }
                 DataType::UInt32 => {
                     let a = values.as_any().downcast_ref::<UInt32Array>().unwrap();
-                    Arc::new(UInt32Array::from_iter((0..n).map(|i| {
-                        (i != usize::from(at) % n.max(1)).then(|| a.value(i))
-                    })))
+                    Arc::new(UInt32Array::from_iter(
+                        (0..n).map(|i| (i != usize::from(at) % n.max(1)).then(|| a.value(i))),
+                    ))
                 }
                 _ => {
                     let a = values.as_any().downcast_ref::<Float64Array>().unwrap();
-                    Arc::new(Float64Array::from_iter((0..n).map(|i| {
-                        (i != usize::from(at) % n.max(1)).then(|| a.value(i))
-                    })))
+                    Arc::new(Float64Array::from_iter(
+                        (0..n).map(|i| (i != usize::from(at) % n.max(1)).then(|| a.value(i))),
+                    ))
                 }
             };
             out.push((name.into(), arr));
@@ -192,7 +198,9 @@ fn build_batch(input: &Input) -> Option<RecordBatch> {
     for (slot, name) in PRICE_COLUMNS.iter().enumerate() {
         damaged(
             name,
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2[slot]))),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.2[slot]),
+            )),
             input.damage[slot + 2],
             &mut columns,
         );
@@ -200,7 +208,9 @@ fn build_batch(input: &Input) -> Option<RecordBatch> {
     let n_features = usize::from(input.n_features % 3);
     for (k, name) in ["signal", "score"].iter().take(n_features).enumerate() {
         let values: ArrayRef = if input.feature_wrong_type && k == n_features - 1 {
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3[k] as i64)))
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.3[k] as i64),
+            ))
         } else {
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.3[k])))
         };
@@ -288,11 +298,16 @@ fn run(input: &Input, data: &MarketData) {
         match MarketData::new(data.batch().slice(w[0], w[1] - w[0]), data.n_assets()) {
             Ok(chunk) => chunks.push(chunk),
             // A slice of an accepted batch is itself valid.
-            Err(err) => panic!("slice {}..{} of an accepted batch rejected: {err}", w[0], w[1]),
+            Err(err) => panic!(
+                "slice {}..{} of an accepted batch rejected: {err}",
+                w[0], w[1]
+            ),
         }
     }
-    let (lo, hi) = (f64::from(input.thresholds.0.min(input.thresholds.1)) / 32.0,
-        f64::from(input.thresholds.0.max(input.thresholds.1)) / 32.0);
+    let (lo, hi) = (
+        f64::from(input.thresholds.0.min(input.thresholds.1)) / 32.0,
+        f64::from(input.thresholds.0.max(input.thresholds.1)) / 32.0,
+    );
     let mut strategy: Box<dyn Strategy> = if input.top_k {
         match TopKStrategy::new("score", 1, usize::from(input.config_bottom()), 1) {
             Ok(s) => Box::new(s),
@@ -319,7 +334,10 @@ fn run(input: &Input, data: &MarketData) {
             timestamps.push(data.ts()[r]);
             closes.push(Vec::new());
         }
-        closes.last_mut().unwrap().push((data.asset_ids()[r], data.close()[r]));
+        closes
+            .last_mut()
+            .unwrap()
+            .push((data.asset_ids()[r], data.close()[r]));
     }
     check_output(
         &out,

@@ -204,7 +204,13 @@ fn build_bars(input: &Input) -> Option<Bars> {
         fields
             .iter()
             .enumerate()
-            .map(|(i, n)| Field::new(*n, types.get(i).cloned().unwrap_or(DataType::Float64), false))
+            .map(|(i, n)| {
+                Field::new(
+                    *n,
+                    types.get(i).cloned().unwrap_or(DataType::Float64),
+                    false,
+                )
+            })
             .collect::<Vec<_>>(),
     ));
     let arrays: Vec<ArrayRef> = vec![
@@ -222,7 +228,11 @@ fn build_bars(input: &Input) -> Option<Bars> {
     let per_chunk = usize::from(input.chunk % 8);
     let mut chunks = Vec::new();
     let (mut start, mut groups) = (0, 0);
-    let ts_col = batch.column(0).as_primitive::<arrow_array::types::Int64Type>().values().clone();
+    let ts_col = batch
+        .column(0)
+        .as_primitive::<arrow_array::types::Int64Type>()
+        .values()
+        .clone();
     for row in 0..=ts_col.len() {
         let boundary = row == ts_col.len() || (row > 0 && ts_col[row] != ts_col[row - 1]);
         if !boundary {
@@ -262,7 +272,11 @@ impl Scripted<'_> {
     fn price(&self, asset: u32, px: Px) -> f64 {
         match px {
             Px::Relative(x) => {
-                let base = self.last_close.get(asset as usize).copied().unwrap_or(f64::NAN);
+                let base = self
+                    .last_close
+                    .get(asset as usize)
+                    .copied()
+                    .unwrap_or(f64::NAN);
                 let base = if base.is_nan() { 100.0 } else { base };
                 base * (1.0 + f64::from(x) / 128.0)
             }
@@ -317,7 +331,8 @@ impl Scripted<'_> {
                     asset,
                     quantity: qty.get(),
                     kind,
-                    tif: [TimeInForce::Gtc, TimeInForce::Day, TimeInForce::Ioc][usize::from(tif) % 3],
+                    tif: [TimeInForce::Gtc, TimeInForce::Day, TimeInForce::Ioc]
+                        [usize::from(tif) % 3],
                     take_profit: take_profit.map(|p| self.price(asset, p)),
                     stop_loss: stop_loss.map(|p| self.price(asset, p)),
                 };
@@ -343,7 +358,9 @@ impl Scripted<'_> {
                 let _ = ctx.orders.order_target_quantity(self.asset(a), q.get());
             }
             Cmd::TargetValue(a, q) => {
-                let _ = ctx.orders.order_target_value(self.asset(a), q.get() * 100.0);
+                let _ = ctx
+                    .orders
+                    .order_target_value(self.asset(a), q.get() * 100.0);
             }
             Cmd::TargetPercent(a, r, short) => {
                 let f = if short { -r.get() } else { r.get() };
@@ -366,7 +383,11 @@ impl Scripted<'_> {
 }
 
 impl Strategy for Scripted<'_> {
-    fn on_timestamp(&mut self, view: &TimestampView<'_>, ctx: &mut StrategyContext<'_>) -> Result<()> {
+    fn on_timestamp(
+        &mut self,
+        view: &TimestampView<'_>,
+        ctx: &mut StrategyContext<'_>,
+    ) -> Result<()> {
         for row in view.rows() {
             self.last_close[view.data.asset_ids()[row] as usize] = view.data.close()[row];
         }
@@ -397,7 +418,12 @@ impl Strategy for Scripted<'_> {
 
 fn run(input: &Input, bars: &Bars) -> Option<BacktestOutput> {
     let config = input.config.build();
-    let rules = input.rules.iter().take(3).filter_map(FuzzRule::build).collect();
+    let rules = input
+        .rules
+        .iter()
+        .take(3)
+        .filter_map(FuzzRule::build)
+        .collect();
     let mut strategy = Scripted {
         script: &input.script[..input.script.len().min(512)],
         cursor: 0,
@@ -423,7 +449,11 @@ fn assert_identical(a: &BacktestOutput, b: &BacktestOutput) {
         for (cx, cy) in x.columns().iter().zip(y.columns()) {
             if cx.data_type() == &DataType::Float64 {
                 let bits = |c: &ArrayRef| -> Vec<u64> {
-                    c.as_primitive::<Float64Type>().values().iter().map(|v| v.to_bits()).collect()
+                    c.as_primitive::<Float64Type>()
+                        .values()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect()
                 };
                 assert_eq!(bits(cx), bits(cy), "repeated run differs");
             } else {

@@ -239,9 +239,7 @@ impl FuzzRule {
     pub fn build(&self) -> Option<BoxedRule> {
         Some(match *self {
             FuzzRule::StopLoss(p) => Box::new(StopLoss::new(Distance::percent(p.get())).ok()?),
-            FuzzRule::TakeProfit(p) => {
-                Box::new(TakeProfit::new(Distance::percent(p.get())).ok()?)
-            }
+            FuzzRule::TakeProfit(p) => Box::new(TakeProfit::new(Distance::percent(p.get())).ok()?),
             FuzzRule::TrailingStop(p, extreme, intrabar) => Box::new(
                 TrailingStop::new(
                     Distance::percent(p.get()),
@@ -569,7 +567,11 @@ pub fn check_output(out: &BacktestOutput, facts: &RunFacts<'_>) {
             }
         }
         if !close_enough(positions_value[t], value, value_scale)
-            || !close_enough(total[t], cash[t] + positions_value[t], cash[t].abs() + value_scale)
+            || !close_enough(
+                total[t],
+                cash[t] + positions_value[t],
+                cash[t].abs() + value_scale,
+            )
         {
             violated(Invariant::EquityIdentity, || {
                 format!(
