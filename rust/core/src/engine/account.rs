@@ -6,6 +6,7 @@ use crate::config::{AccountKind, EngineConfig, Insufficient, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
 use crate::orders::Order;
+use crate::portfolio::DUST;
 use crate::strategy::Strategy;
 use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 
@@ -159,7 +160,9 @@ impl Engine {
         if allowed.abs() >= quantity.abs() {
             return Some(quantity);
         }
-        let resize = rules.on_insufficient == Insufficient::Resize && allowed != 0.0;
+        // A resize to float residue would book a fill of nothing at a full commission.
+        let resize =
+            rules.on_insufficient == Insufficient::Resize && allowed.abs() > DUST * quantity.abs();
         let cut = if resize {
             order.quantity - allowed
         } else {
@@ -171,8 +174,9 @@ impl Engine {
             self.scratch.removed = true;
             return None;
         }
-        // The order shrinks to what fills now; the rest is gone.
+        // The order shrinks to exactly what fills now; the rest is gone.
         self.book.reduce(index, cut);
+        self.book.set_quantity(index, allowed);
         Some(allowed)
     }
 

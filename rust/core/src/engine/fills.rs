@@ -9,6 +9,7 @@ use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, BarPath};
 use crate::orders::{Order, OrderKind, OrderState, TimeInForce};
+use crate::portfolio::DUST;
 use crate::records::Fill;
 use crate::strategy::Strategy;
 use crate::trades::TradeFill;
@@ -425,7 +426,8 @@ impl Engine {
             return Ok(false);
         };
         let order = self.book.orders()[index]; // `afford` may have shrunk it
-        let partial = quantity != order.quantity;
+                                               // A remainder that is float residue of a resize or cap is no remainder (the dust rule).
+        let partial = (order.quantity - quantity).abs() > DUST * order.quantity.abs();
         let fill = self.book_fill(
             ts,
             &order,
@@ -553,7 +555,7 @@ impl Engine {
         } else {
             0.0
         };
-        if order.quantity.abs() <= room {
+        if order.quantity.abs() <= room * (1.0 + DUST) {
             return true;
         }
         let excess = order.quantity - room * order.quantity.signum();
@@ -611,7 +613,7 @@ impl Engine {
     fn reduce_sibling(&mut self, sibling: u64, filled: f64, ts: Ts) {
         if let Some(index) = self.book.position_of(sibling) {
             let order = self.book.orders()[index];
-            if order.quantity.abs() <= filled.abs() {
+            if order.quantity.abs() <= filled.abs() * (1.0 + DUST) {
                 self.book.mark_filled(index);
                 self.emit_status(&order, ts, OrderStatus::Cancelled);
             } else {

@@ -60,6 +60,16 @@ impl OrderBook {
         }
     }
 
+    /// Sets the order at `index` to exactly `quantity` signed shares after a reduction whose
+    /// float arithmetic may have left residue (the pending total follows).
+    pub fn set_quantity(&mut self, index: usize, quantity: f64) {
+        let order = &mut self.orders[index];
+        if order.counts_as_pending() {
+            self.pending_quantity[order.asset as usize] += quantity - order.quantity;
+        }
+        order.quantity = quantity;
+    }
+
     /// Mutable access for engine bookkeeping (trailing marks, triggers); quantities must change
     /// through [`Self::reduce`], [`Self::mark_filled`] or [`Self::activate`].
     pub fn order_mut(&mut self, index: usize) -> &mut Order {
