@@ -139,3 +139,72 @@ def test_r04b_a_resized_bracket_entry_leaves_no_dust_and_no_empty_leg() -> None:
     entry = fills.filter(pl.col("order_type") == "limit")
     assert entry.height == 1 and not entry["partial"][0]
     assert legs["quantity"].sum() <= entry["quantity"].sum() * (1 + 1e-12)
+
+
+class _Half(Strategy):
+    def on_timestamp_batch(self, timestamp, batch, ctx):  # type: ignore[no-untyped-def]
+        ctx.order_target_percent("A", 0.5)
+
+
+def _bars(opens: list[float], highs: list[float], lows: list[float], closes: list[float]):  # type: ignore[no-untyped-def]
+    n = len(closes)
+    return pl.DataFrame(
+        {
+            "timestamp": [datetime(2024, 1, d + 2) for d in range(n)],
+            "asset": ["A"] * n,
+            "open": opens,
+            "high": highs,
+            "low": lows,
+            "close": closes,
+            "volume": [1e6] * n,
+        }
+    )
+
+
+def test_r02_a_target_beyond_f64_sizes_is_numeric_overflow_and_equity_stays_finite() -> None:
+    bars = _bars(
+        [1e-300, 1e300, 1e300],
+        [1e-300, 1e300, 1e300],
+        [1e-300, 1e-300, 1e300],
+        [1e-300, 1e300, 1e300],
+    )
+    result = Backtest(PolarsDataFeed(bars), _Half()).run(progress=False)
+    assert "numeric_overflow" in result.rejected_orders["reason"].to_list()
+    assert result.equity["equity"].is_finite().all()
+    assert result.equity["cash"].is_finite().all()
+    assert (result.fills["quantity"].abs() <= 2.0**53).all()
+
+
+class _HugeTarget(Strategy):
+    def on_timestamp_batch(self, timestamp, batch, ctx):  # type: ignore[no-untyped-def]
+        ctx.order_target_value("A0000", 1e300)
+
+
+def test_r01_a_huge_target_value_is_rejected_not_booked() -> None:
+    feed = PolarsDataFeed(make_bars(n_assets=1, n_bars=4, seed=1))
+    result = Backtest(feed, _HugeTarget()).run(progress=False)
+    assert result.fills.is_empty()
+    assert set(result.rejected_orders["reason"].to_list()) == {"numeric_overflow"}
+    assert result.equity["equity"].is_finite().all()
+
+
+class _Flip(Strategy):
+    def __init__(self) -> None:
+        self.n = 0
+
+    def on_timestamp_batch(self, timestamp, batch, ctx):  # type: ignore[no-untyped-def]
+        self.n += 1
+        ctx.order_target_quantity("A", 1000.0 if self.n % 2 else 0.0)
+
+
+def test_r14_a_same_close_market_fill_references_the_close_exactly() -> None:
+    for high in (1.0, 1e6, 1e12, 1e300):
+        bars = _bars(
+            [1e-4, 1.2e-4, 1e-4], [1.3e-4, high, 1.3e-4], [0.9e-4] * 3, [1e-4, 1.1e-4, 1e-4]
+        )
+        config = BacktestConfig(execution={"mode": "same_close"})
+        result = Backtest(PolarsDataFeed(bars), _Flip(), config=config).run(progress=False)
+        fill = result.fills.filter(pl.col("timestamp") == datetime(2024, 1, 3))
+        assert fill["reference_price"][0] == 1.1e-4
+        assert fill["price"][0] == 1.1e-4
+        assert fill["slippage"][0] == 0.0

@@ -92,6 +92,14 @@ impl BarPath {
     pub fn price_at(&self, t: f64) -> f64 {
         let k = (t as usize).min(2); // t >= 0: truncation is floor, without a libm call
         let frac = t - k as f64;
+        // The path's own points exactly (the open at 0, the close at 3): interpolating to them
+        // loses them when the bar's range dwarfs its prices (1e12 high, 1e-4 close).
+        if frac == 0.0 {
+            return self.points[k];
+        }
+        if frac >= 1.0 {
+            return self.points[k + 1];
+        }
         self.points[k] + (self.points[k + 1] - self.points[k]) * frac
     }
 

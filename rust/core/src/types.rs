@@ -120,11 +120,14 @@ pub enum RejectReason {
     InvalidModify = 7,
     /// A pre-trade risk rule refused the order (or the part of it it cut).
     RiskLimit = 8,
+    /// The order's size, notional, fee or the cash or equity after it would not be a finite
+    /// number (or a target's size exceeds 2^53 shares).
+    NumericOverflow = 9,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -134,5 +137,6 @@ impl RejectReason {
         "insufficient_margin",
         "invalid_modify",
         "risk_limit",
+        "numeric_overflow",
     ];
 }

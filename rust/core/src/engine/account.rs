@@ -180,6 +180,16 @@ impl Engine {
         Some(allowed)
     }
 
+    /// Whether booking `quantity` (signed) shares of `asset` at `price` would leave the fee,
+    /// the notional, the cash or the position's value not finite (a `numeric_overflow`).
+    pub(super) fn overflows(&self, asset: AssetId, quantity: f64, price: f64) -> bool {
+        let notional = quantity * price;
+        let fee = self.config.commission.fee(quantity, price);
+        let cash = self.portfolio.cash() - notional - fee;
+        let value = (self.portfolio.quantity(asset) + quantity) * price;
+        !(notional.is_finite() && fee.is_finite() && cash.is_finite() && value.is_finite())
+    }
+
     /// At the close: while equity is below the maintenance margin of the gross exposure,
     /// liquidates the largest position (by market value; ties to the lower asset code) that has
     /// a bar now, at the close with slippage and commission. Trades record `margin_call`.
@@ -193,7 +203,10 @@ impl Engine {
             return Ok(false);
         };
         let mut liquidated = false;
-        loop {
+        // Each round flattens one whole position, so this many rounds flatten them all; a
+        // liquidation that cannot be booked (not finite) ends the call instead of looping.
+        let rounds = self.portfolio.open_assets().len();
+        for _ in 0..rounds {
             let (long, short) = self.portfolio.market_values();
             let gross = long - short;
             let equity = self.portfolio.cash() + long + short;
@@ -217,6 +230,9 @@ impl Engine {
             let row = self.bar_row[asset as usize];
             let reference = data.close()[row];
             let price = self.slipped_price(data, row, quantity, reference)?;
+            if self.overflows(asset, quantity, price) {
+                return Ok(liquidated);
+            }
             let id = self.take_order_id();
             let order = Order {
                 reason: ExitReason::MarginCall,
@@ -227,5 +243,6 @@ impl Engine {
             liquidated = true;
             strategy.on_fill(&fill, &self.portfolio)?;
         }
+        Ok(liquidated)
     }
 }

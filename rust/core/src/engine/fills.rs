@@ -422,6 +422,18 @@ impl Engine {
         } else {
             self.slipped_price(data, row, quantity, candidate.reference)?
         };
+        if self.overflows(order.asset, quantity, price) {
+            self.reject(
+                order.id,
+                ts,
+                order.asset,
+                order.quantity,
+                RejectReason::NumericOverflow,
+            );
+            self.book.mark_filled(index);
+            self.scratch.removed = true;
+            return Ok(false);
+        }
         let Some(quantity) = self.afford(index, quantity, price, ts) else {
             return Ok(false);
         };

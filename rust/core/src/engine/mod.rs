@@ -270,9 +270,18 @@ impl Engine {
             if !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
-            self.record
-                .equity
-                .push(t, self.portfolio.cash(), long, short);
+            let cash = self.portfolio.cash();
+            if !(cash + long + short).is_finite() {
+                return Err(BacktestError::data(
+                    "equity",
+                    end - 1,
+                    format!(
+                        "numeric_overflow: equity is not finite at ts {t} ns (cash {cash}, long \
+                         {long}, short {short}); prices or sizes beyond f64's range"
+                    ),
+                ));
+            }
+            self.record.equity.push(t, cash, long, short);
             self.last_ts = Some(t);
             start = end;
             if epoch % Progress::EVERY == 0 {

@@ -8,7 +8,7 @@ use crate::config::{ExecutionMode, ShareRounding};
 use crate::error::{BacktestError, Result};
 use crate::events::OrderStatus;
 use crate::orders::{
-    CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TimeInForce,
+    CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TimeInForce, MAX_QUANTITY,
 };
 use crate::portfolio::DUST;
 use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
@@ -102,6 +102,11 @@ impl Engine {
             quantity = quantity.trunc();
         }
         if quantity == 0.0 {
+            return Ok(());
+        }
+        if !quantity.is_finite() || quantity.abs() > MAX_QUANTITY {
+            let id = self.take_order_id();
+            self.reject(id, ts, asset, quantity, RejectReason::NumericOverflow);
             return Ok(());
         }
         let id = self.take_order_id();
