@@ -179,7 +179,13 @@ def runs(draw: Any) -> dict[str, Any]:
         config["execution"]["max_volume_fraction"] = 0.001
     script = draw(st.lists(st.lists(calls(n_assets), max_size=4), min_size=n_bars, max_size=n_bars))
     return {
-        "bars": (n_assets, n_bars, draw(st.integers(0, 3)), draw(st.sampled_from([0.0, 0.3]))),
+        "bars": (
+            n_assets,
+            n_bars,
+            draw(st.integers(0, 3)),
+            draw(st.sampled_from([0.0, 0.3])),
+            draw(st.sampled_from([1.0, 1.0, 1.0, 1e6])),  # a bad high print on one bar
+        ),
         "config": config,
         "script": script,
     }
@@ -187,11 +193,18 @@ def runs(draw: Any) -> dict[str, Any]:
 
 @cache
 def bars_and_feed(
-    n_assets: int, n_bars: int, seed: int, missing: float
+    n_assets: int, n_bars: int, seed: int, missing: float, spike: float
 ) -> tuple[pl.DataFrame, Any]:
+    """``make_bars`` bars; with ``spike`` > 1 the high of the middle row is that many times
+    its close (a bad print: a valid bar whose range is huge relative to its close)."""
     bars = make_bars(
         n_assets=n_assets, n_bars=n_bars, seed=seed, volatility=0.03, missing_fraction=missing
     ).select("timestamp", "asset", "open", "high", "low", "close", "volume")
+    if spike > 1.0:
+        row = pl.int_range(pl.len()) == bars.height // 2
+        bars = bars.with_columns(
+            pl.when(row).then(pl.col("close") * spike).otherwise(pl.col("high")).alias("high")
+        )
     return bars, PolarsDataFeed(bars)
 
 
@@ -331,6 +344,11 @@ def check_orders(strategy: Replay, on_bar: pl.DataFrame, rejected: pl.DataFrame,
         assert seen.setdefault(fill["order_id"], key) == key, (fill, seen[fill["order_id"]])
     for rej in rejected.to_dicts():
         q = rej["quantity"]
+        # A not_pending row records a cancel/modify request by id: one naming an id no order had
+        # yet carries the placeholder asset code 0 (docs/semantics.md), so only real orders'
+        # rows are held to their order's asset and side.
+        if rej["reason"] == "not_pending":
+            continue
         if rej["order_id"] in seen:
             asset, side, _ = seen[rej["order_id"]]
             assert rej["asset"] == asset, (rej, seen[rej["order_id"]])

@@ -88,6 +88,9 @@ impl Engine {
         quantity: f64,
         reason: RejectReason,
     ) {
+        if reason != RejectReason::NotPending && order_id != 0 {
+            self.book.note_asset(order_id, asset);
+        }
         self.record
             .rejections
             .push(order_id, ts, asset, quantity, reason);

@@ -235,7 +235,8 @@ impl Engine {
     /// not have is recorded as a `not_pending` / `invalid_modify` rejection and changes nothing.
     fn modify(&mut self, id: OrderId, quantity: f64, limit: f64, stop: f64, ts: Ts) {
         let Some(index) = self.book.position_of(id) else {
-            self.reject(id, ts, 0, f64::NAN, RejectReason::NotPending);
+            let asset = self.book.asset_of(id).unwrap_or(0);
+            self.reject(id, ts, asset, f64::NAN, RejectReason::NotPending);
             return;
         };
         let order = self.book.orders()[index];
@@ -275,7 +276,8 @@ impl Engine {
     /// Cancels pending order `id` and, for a bracket entry, its waiting legs.
     fn cancel(&mut self, id: OrderId, ts: Ts) {
         let Some(index) = self.book.position_of(id) else {
-            self.reject(id, ts, 0, f64::NAN, RejectReason::NotPending);
+            let asset = self.book.asset_of(id).unwrap_or(0);
+            self.reject(id, ts, asset, f64::NAN, RejectReason::NotPending);
             return;
         };
         let order = self.book.orders()[index];

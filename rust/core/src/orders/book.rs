@@ -13,6 +13,9 @@ pub struct OrderBook {
     /// Whether `orders` is in increasing id order (the usual case: ids are handed out in
     /// submission order), so that a lookup by id is a binary search.
     ids_sorted: bool,
+    /// The asset of every order id the run has used (accepted or rejected), so that a cancel
+    /// or modify of an order no longer pending is recorded against the right asset.
+    asset_by_id: Vec<AssetId>,
 }
 
 impl OrderBook {
@@ -23,12 +26,30 @@ impl OrderBook {
             pending_quantity: vec![0.0; n_assets],
             pending_count: vec![0; n_assets],
             ids_sorted: true,
+            asset_by_id: Vec::with_capacity(64),
         }
+    }
+
+    /// Remembers that order `id` is of `asset` (every accepted and rejected order).
+    #[inline]
+    pub fn note_asset(&mut self, id: OrderId, asset: AssetId) {
+        let slot = id as usize;
+        if slot >= self.asset_by_id.len() {
+            self.asset_by_id.resize(slot + 1, AssetId::MAX);
+        }
+        self.asset_by_id[slot] = asset;
+    }
+
+    /// The asset of order `id`, if the run has used that id.
+    pub fn asset_of(&self, id: OrderId) -> Option<AssetId> {
+        let asset = *self.asset_by_id.get(id as usize)?;
+        (asset != AssetId::MAX).then_some(asset)
     }
 
     /// Queues `order`.
     #[inline]
     pub fn push(&mut self, order: Order) {
+        self.note_asset(order.id, order.asset);
         if self.orders.last().is_some_and(|last| last.id >= order.id) {
             self.ids_sorted = false;
         }
