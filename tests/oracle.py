@@ -313,6 +313,7 @@ class OracleEngine:
         self.last_price: dict[str, float | None] = {a: None for a in self.assets}
         self.bars_seen = {a: 0 for a in self.assets}
         self.pending: list[_Order] = []  # the book, in submission order (legs after their entry)
+        self.asset_of: dict[int, str] = {}  # every order id used so far (accepted or rejected)
         self.open_trade: dict[str, _OpenTrade | None] = {a: None for a in self.assets}
         self.next_order_id = 1
         self.index = 0  # 0-based index of the current timestamp
@@ -350,6 +351,8 @@ class OracleEngine:
     def _rejection(
         self, order_id: int, timestamp: Any, asset: str, quantity: float, reason: str
     ) -> None:
+        if reason != "not_pending" and order_id:
+            self.asset_of[order_id] = asset
         self.result.rejected_orders.append(
             {
                 "order_id": order_id,
@@ -399,7 +402,7 @@ class OracleEngine:
         quantity = self._short_cut(timestamp, order_id, asset, quantity)
         if quantity == 0.0:
             return
-        self.pending.append(
+        self._accept(
             _Order(order_id, timestamp, asset, quantity, eligible=self._eligible("market"))
         )
 
@@ -445,11 +448,9 @@ class OracleEngine:
         if quantity == 0.0:
             return order_id
         eligible = self._eligible(kind)
-        self.pending.append(
-            _Order(order_id, timestamp, asset, quantity, kind, limit, stop, tif, eligible)
-        )
+        self._accept(_Order(order_id, timestamp, asset, quantity, kind, limit, stop, tif, eligible))
         if tp_id is not None:
-            self.pending.append(
+            self._accept(
                 _Order(
                     tp_id,
                     timestamp,
@@ -465,7 +466,7 @@ class OracleEngine:
                 )
             )
         if sl_id is not None:
-            self.pending.append(
+            self._accept(
                 _Order(
                     sl_id,
                     timestamp,
@@ -482,12 +483,18 @@ class OracleEngine:
             )
         return order_id
 
+    def _accept(self, order: _Order) -> None:
+        self.asset_of[order.order_id] = order.asset
+        self.pending.append(order)
+
     def cancel(self, timestamp: Any, order_id: int) -> None:
         """Cancels a pending order and the waiting legs of a bracket entry; otherwise a
-        ``not_pending`` rejection (asset code 0, no quantity)."""
+        ``not_pending`` rejection (the named order's asset, code 0 for an id never used; no
+        quantity)."""
         order = next((o for o in self.pending if o.order_id == order_id), None)
         if order is None:
-            self._rejection(order_id, timestamp, self.assets[0], math.nan, "not_pending")
+            asset = self.asset_of.get(order_id, self.assets[0])
+            self._rejection(order_id, timestamp, asset, math.nan, "not_pending")
             return
         self.pending = [
             o
