@@ -388,7 +388,11 @@ def check_orders(strategy: Replay, on_bar: pl.DataFrame, rejected: pl.DataFrame,
         if order["kind"] == "market" and "take_profit" not in order and "stop_loss" not in order:
             reference = "open" if mode == "next_open" else "close"
             wrong = rows.filter(pl.col("reference_price") != pl.col(reference))
-            assert wrong.height == 0, (f"market reference is not the bar's {reference}", wrong)
+            assert wrong.height == 0, (
+                f"market reference is not the bar's {reference}",
+                order,
+                wrong,
+            )
 
 
 def check_accounting(
