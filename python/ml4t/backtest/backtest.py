@@ -254,14 +254,9 @@ class _BatchDriver:
         self,
         strategy: Strategy,
         feed: PolarsDataFeed,
-        data: pl.DataFrame | ChunkStream | None = None,
+        data: pl.DataFrame | ChunkStream,
     ) -> None:
-        """``data`` is what this run hands the engine (``feed.engine_data()``); it may be left
-        out for an in-memory feed, whose data is its one frame."""
-        if data is None:
-            if feed.streaming:
-                raise ValueError("a run over a streaming feed passes its ChunkStream")
-            data = feed.frame
+        """``data`` is what this run hands the engine (``feed.engine_data()``)."""
         self.strategy = strategy
         self._data = data
         self._universe = feed.universe

@@ -76,9 +76,11 @@ def strategy_record(strategy: Strategy | BuiltinStrategy) -> dict[str, Any]:
             "params": plain(strategy.params()),
             "source_sha256": source_sha256(type(strategy)),
         }
-    spec = dict(strategy.spec())
-    spec.pop("kind", None)
-    return {"class": class_path(strategy), "params": plain(spec), "builtin": True}
+    return {
+        "class": class_path(strategy),
+        "params": plain(_builtin_params(strategy)),
+        "builtin": True,
+    }
 
 
 def strategy_config(strategy: Strategy | BuiltinStrategy) -> StrategyConfig | None:
@@ -93,10 +95,13 @@ def strategy_config(strategy: Strategy | BuiltinStrategy) -> StrategyConfig | No
             return StrategyConfig(name=path, params=plain(strategy.params()))
         except ConfigError:
             return None
-    params = dict(strategy.spec())
-    params.pop("kind", None)
     name = "signal" if isinstance(strategy, SignalStrategy) else "top_k"
-    return StrategyConfig(name=name, params=params)
+    return StrategyConfig(name=name, params=_builtin_params(strategy))
+
+
+def _builtin_params(strategy: BuiltinStrategy) -> dict[str, Any]:
+    """A built-in strategy's parameters: its engine spec without the ``kind`` tag."""
+    return {k: v for k, v in strategy.spec().items() if k != "kind"}
 
 
 def versions() -> dict[str, str]:

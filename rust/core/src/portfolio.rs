@@ -40,6 +40,13 @@ const NOT_OPEN: u32 = u32::MAX;
 /// `|x| <= DUST × scale` counts as zero (see `docs/semantics.md`).
 pub const DUST: f64 = 1e-9;
 
+/// Whether `x` is float residue next to `scale` (`|x| <= DUST × |scale|`): a quantity, order
+/// remainder or position that counts as zero.
+#[inline]
+pub fn is_dust(x: f64, scale: f64) -> bool {
+    x.abs() <= DUST * scale.abs()
+}
+
 impl Portfolio {
     /// A flat account with `cash` and a universe of `n_assets` assets.
     pub fn new(cash: f64, n_assets: usize) -> Self {
@@ -139,7 +146,7 @@ impl Portfolio {
         let pos = self.positions[slot];
         let before = pos.quantity;
         let mut after = before + quantity;
-        if after.abs() <= DUST * before.abs().max(quantity.abs()) {
+        if is_dust(after, before.abs().max(quantity.abs())) {
             // Float rounding left dust (e.g. 0.1 + 0.2 - 0.3): the position is closed.
             after = 0.0;
         }

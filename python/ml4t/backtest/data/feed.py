@@ -203,7 +203,9 @@ class PolarsDataFeed:
         validation: ValidationConfig | Mapping[str, Any] | None = None,
     ) -> None:
         with panics_as_bugs("PolarsDataFeed"):
-            self._init(
+            collector = Collector(raise_errors=True)
+            self._setup(
+                collector,
                 prices,
                 signals,
                 indicators=indicators,
@@ -221,13 +223,9 @@ class PolarsDataFeed:
                 chunk_rows=chunk_rows,
                 validation=validation,
             )
-
-    def _init(self, prices: Source, signals: Source | None, **options: Any) -> None:
-        collector = Collector(raise_errors=True)
-        self._setup(collector, prices, signals, **options)
-        if not self.streaming:
-            self._frame = self._build(collector)
-            self._finish(collector)
+            if not self.streaming:
+                self._frame = self._build(collector)
+                self._finish(collector)
 
     # ------------------------------------------------------------------ construction
 

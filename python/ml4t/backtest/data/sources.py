@@ -65,7 +65,9 @@ def scan(source: Any, name: str, collector: Collector) -> tuple[pl.LazyFrame, li
 
 def in_memory(source: Any, name: str, collector: Collector) -> pl.DataFrame:
     """A Polars frame for an in-memory table that is not one: pandas, pyarrow, or any object
-    exporting the Arrow C stream interface."""
+    exporting the Arrow C stream interface (a Polars frame is returned as it is)."""
+    if isinstance(source, pl.DataFrame):
+        return source
     if _is_pandas_frame(source):
         return _from_pandas(source, name, collector)
     if hasattr(source, "__arrow_c_stream__") or type(source).__module__.startswith("pyarrow"):
@@ -184,11 +186,7 @@ def wide_to_long(fields: dict[str, Any], name: str, collector: Collector) -> pl.
     long: pl.DataFrame | None = None
     assets: list[str] | None = None
     for field, source in fields.items():
-        frame = (
-            in_memory(source, f"{name}.{field}", collector)
-            if not isinstance(source, pl.DataFrame)
-            else source
-        )
+        frame = in_memory(source, f"{name}.{field}", collector)
         stamp = find_timestamp_column(frame.schema, f"{name}.{field}", collector)
         if stamp is None:
             fatal(

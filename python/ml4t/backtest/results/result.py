@@ -424,12 +424,8 @@ class BacktestResult:
                     f"got {benchmark.len()}; pass a frame with a timestamp column to align by time"
                 )
             values = benchmark.cast(pl.Float64)
-        elif isinstance(benchmark, pl.DataFrame):
-            values = self._align_benchmark(benchmark, kind)
         else:
-            raise ValueError(  # pragma: no cover - _benchmark_as_polars returns one of the two
-                f"benchmark must be a series or a frame, got {type(benchmark).__name__}"
-            )
+            values = self._align_benchmark(benchmark, kind)
         values = values.fill_nan(None)
         if kind == "prices":
             values = values / values.shift(1) - 1.0

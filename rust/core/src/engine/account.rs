@@ -6,7 +6,7 @@ use crate::config::{AccountKind, EngineConfig, Insufficient, ShareRounding};
 use crate::error::Result;
 use crate::feed::MarketData;
 use crate::orders::Order;
-use crate::portfolio::DUST;
+use crate::portfolio::is_dust;
 use crate::strategy::Strategy;
 use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 
@@ -161,8 +161,7 @@ impl Engine {
             return Some(quantity);
         }
         // A resize to float residue would book a fill of nothing at a full commission.
-        let resize =
-            rules.on_insufficient == Insufficient::Resize && allowed.abs() > DUST * quantity.abs();
+        let resize = rules.on_insufficient == Insufficient::Resize && !is_dust(allowed, quantity);
         let cut = if resize {
             order.quantity - allowed
         } else {

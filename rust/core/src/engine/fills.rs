@@ -9,7 +9,7 @@ use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, BarPath};
 use crate::orders::{Order, OrderKind, OrderState, TimeInForce};
-use crate::portfolio::DUST;
+use crate::portfolio::is_dust;
 use crate::records::Fill;
 use crate::strategy::Strategy;
 use crate::trades::TradeFill;
@@ -439,7 +439,7 @@ impl Engine {
         };
         let order = self.book.orders()[index]; // `afford` may have shrunk it
                                                // A remainder that is float residue of a resize or cap is no remainder (the dust rule).
-        let partial = (order.quantity - quantity).abs() > DUST * order.quantity.abs();
+        let partial = !is_dust(order.quantity - quantity, order.quantity);
         let fill = self.book_fill(
             ts,
             &order,
@@ -567,7 +567,7 @@ impl Engine {
         } else {
             0.0
         };
-        if order.quantity.abs() <= room * (1.0 + DUST) {
+        if order.quantity.abs() <= room || is_dust(order.quantity.abs() - room, room) {
             return true;
         }
         let excess = order.quantity - room * order.quantity.signum();
@@ -625,7 +625,8 @@ impl Engine {
     fn reduce_sibling(&mut self, sibling: u64, filled: f64, ts: Ts) {
         if let Some(index) = self.book.position_of(sibling) {
             let order = self.book.orders()[index];
-            if order.quantity.abs() <= filled.abs() * (1.0 + DUST) {
+            let excess = order.quantity.abs() - filled.abs();
+            if excess <= 0.0 || is_dust(excess, filled) {
                 self.book.mark_filled(index);
                 self.emit_status(&order, ts, OrderStatus::Cancelled);
             } else {

@@ -10,7 +10,7 @@ use crate::events::OrderStatus;
 use crate::orders::{
     CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TimeInForce, MAX_QUANTITY,
 };
-use crate::portfolio::DUST;
+use crate::portfolio::is_dust;
 use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
 
 impl Engine {
@@ -95,7 +95,7 @@ impl Engine {
         let ts = step.ts;
         let current = self.current(asset);
         let mut quantity = target - current;
-        if quantity.abs() <= DUST * target.abs().max(current.abs()) {
+        if is_dust(quantity, target.abs().max(current.abs())) {
             return Ok(());
         }
         if self.config.rounding == ShareRounding::Integer {
