@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "initial_cash": 100_000.0,
     "execution": {
         "mode": "next_open",
+        "sizing": "decision",
         "share_rounding": "fractional",
         "intrabar_path": "ohlc",
         "limit_fill": "touch",
@@ -49,8 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "account": {
         "type": "margin",
         "allow_short": True,
-        "initial_margin": None,
-        "maintenance_margin": None,
+        "initial_margin": 0.5,
+        "maintenance_margin": 0.25,
         "on_insufficient": "reject",
         "borrow_rate": 0.0,
         "borrow_rate_column": None,
@@ -114,6 +115,7 @@ def test_defaults() -> None:
         "initial_cash": 100_000.0,
         "execution": {
             "mode": "next_open",
+            "sizing": "decision",
             "share_rounding": "fractional",
             "intrabar_path": "ohlc",
             "limit_fill": "touch",
@@ -136,8 +138,8 @@ def test_defaults() -> None:
         "account": {
             "type": "margin",
             "allow_short": True,
-            "initial_margin": None,
-            "maintenance_margin": None,
+            "initial_margin": 0.5,
+            "maintenance_margin": 0.25,
             "on_insufficient": "reject",
             "borrow_rate": 0.0,
             "borrow_rate_column": None,

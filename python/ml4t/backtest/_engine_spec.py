@@ -14,7 +14,8 @@ from typing import Literal, TypedDict
 class ExecutionSpec(TypedDict):
     """``execution``: when and how orders fill (:class:`~ml4t.backtest.config.ExecutionConfig`)."""
 
-    mode: Literal["next_open", "same_close"]
+    mode: Literal["next_open", "same_close", "next_close"]
+    sizing: Literal["decision", "fill"]
     share_rounding: Literal["fractional", "integer"]
     intrabar_path: Literal["ohlc", "pessimistic", "optimistic"]
     limit_fill: Literal["touch", "through_amount", "through_fraction"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ import ml4t.backtest._core as _core
 from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
-from ml4t.backtest.errors import ConfigError, RiskRuleError
+from ml4t.backtest.errors import ConfigError, MarginWarning, RiskRuleError, RuinWarning
 from ml4t.backtest.progress import progress_bar
 from ml4t.backtest.provenance import strategy_config, strategy_record, versions
 from ml4t.backtest.results import BacktestResult
@@ -211,7 +212,42 @@ class Backtest:
             *self.python_rules,
         ]
         run_info["versions"] = versions()
-        return BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
+        result = BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
+        warn_outcome(result)
+        return result
+
+
+def warn_outcome(result: BacktestResult) -> None:
+    """One :class:`MarginWarning` when the account refused orders for want of cash or margin,
+    one :class:`RuinWarning` when equity reached zero (each says how many and where to look)."""
+    reasons = result.rejected_orders.get_column("reason")
+    unaffordable = int(reasons.is_in(["insufficient_cash", "insufficient_margin"]).sum())
+    if unaffordable:
+        account = result.config.account
+        if account.type == "cash":
+            limit, unlimited = "the cash it had", ""
+        else:
+            limit = f"initial margin {account.initial_margin} of gross exposure"
+            unlimited = ", account.initial_margin=None lends without limit"
+        warnings.warn(
+            f"account: {unaffordable} order(s) or parts were rejected at fill time for want of "
+            f"{limit} (see result.rejected_orders; account.on_insufficient='resize' fills what "
+            f"is affordable{unlimited})",
+            MarginWarning,
+            stacklevel=3,
+        )
+    equity = result.equity
+    ruined = equity.filter(pl.col("equity") <= 0.0)
+    if ruined.height:
+        refused = int((reasons == "ruined").sum())
+        when = ruined.get_column("timestamp")[0]
+        warnings.warn(
+            f"account: ruined: equity reached {ruined.get_column('equity')[0]:.6g} at {when}; "
+            f"open positions were liquidated at the next fill and {refused} order(s) refused "
+            "from then on (reason 'ruined')",
+            RuinWarning,
+            stacklevel=3,
+        )
 
 
 _CALLBACKS = (

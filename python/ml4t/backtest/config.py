@@ -43,7 +43,11 @@ class ExecutionConfig(ValidatedModel):
     """When orders fill and how shares are rounded.
 
     ``mode``: ``next_open`` fills a market order at the open of the asset's next bar;
-    ``same_close`` at the close of the decision bar. ``share_rounding``: ``fractional`` or
+    ``same_close`` at the close of the decision bar; ``next_close`` at the close of the asset's
+    next bar (zipline's convention). ``sizing``: target orders (``order_target_value``,
+    ``order_target_percent``, ``rebalance``) are sized at the ``decision`` bar's close and equity
+    (backtrader, zipline) or when they ``fill``: the account valued once at the fill bar's
+    reference prices before any of its fills (vectorbt's ``targetpercent``). ``share_rounding``: ``fractional`` or
     ``integer`` (target orders round toward zero). ``intrabar_path``: which extreme of a bar
     is visited first when several order levels lie inside it (``ohlc``: the one nearer the open;
     ``pessimistic``/``optimistic``: the one adverse/favourable to the position). ``limit_fill``:
@@ -54,7 +58,8 @@ class ExecutionConfig(ValidatedModel):
     fills); ``None`` for no limit. See ``docs/semantics.md``.
     """
 
-    mode: Literal["next_open", "same_close"] = "next_open"
+    mode: Literal["next_open", "same_close", "next_close"] = "next_open"
+    sizing: Literal["decision", "fill"] = "decision"
     share_rounding: Literal["fractional", "integer"] = "fractional"
     intrabar_path: Literal["ohlc", "pessimistic", "optimistic"] = "ohlc"
     limit_fill: Literal["touch", "through_amount", "through_fraction"] = "touch"
@@ -156,13 +161,21 @@ class SlippageConfig(ValidatedModel):
         return value
 
 
+REG_T_INITIAL_MARGIN = 0.5
+"""The default initial margin: equity covers half the gross exposure (Reg-T, 2x)."""
+REG_T_MAINTENANCE_MARGIN = 0.25
+"""The default maintenance margin (Reg-T/FINRA's 25%)."""
+
+
 class AccountConfig(ValidatedModel):
     """Account rules (see ``docs/semantics.md``, "Accounts").
 
     ``type``: ``margin`` (shorting and leverage; limited by ``initial_margin``, the fraction of
-    gross exposure equity must cover after an entry fill, e.g. 0.5 for 2x, and liquidated when
-    equity falls below ``maintenance_margin`` of gross exposure at a close) or ``cash`` (no
-    shorting, no leverage: a buy needs its cash). ``on_insufficient``: ``reject`` or ``resize``
+    gross exposure equity must cover after an entry fill: 0.5 by default, Reg-T's 2x; and
+    liquidated when equity falls below ``maintenance_margin`` of gross exposure at a close: 0.25
+    by default) or ``cash`` (no shorting, no leverage: a buy needs its cash). Unlimited leverage
+    is an explicit choice: ``initial_margin=None`` (the maintenance margin then defaults to
+    ``None`` too, and to the initial margin when that is below 0.25). ``on_insufficient``: ``reject`` or ``resize``
     an unaffordable order. Annual rates accrued every bar on calendar time: ``borrow_rate`` on
     short market value (per asset from the feed column ``borrow_rate_column`` when given: the
     last value seen for the asset, the global rate before the first), ``margin_interest_rate``
@@ -172,13 +185,30 @@ class AccountConfig(ValidatedModel):
 
     type: Literal["margin", "cash"] = "margin"
     allow_short: bool = True
-    initial_margin: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
-    maintenance_margin: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
+    initial_margin: float | None = Field(
+        default=REG_T_INITIAL_MARGIN, gt=0.0, le=1.0, allow_inf_nan=False
+    )
+    maintenance_margin: float | None = Field(
+        default=REG_T_MAINTENANCE_MARGIN, gt=0.0, le=1.0, allow_inf_nan=False
+    )
     on_insufficient: Literal["reject", "resize"] = "reject"
     borrow_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     borrow_rate_column: str | None = None
     margin_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     cash_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _maintenance_follows_initial(cls, data: Any) -> Any:
+        """A maintenance margin not chosen follows a lower initial margin (None: no margin
+        calls either)."""
+        if isinstance(data, dict) and "maintenance_margin" not in data:
+            initial = data.get("initial_margin", REG_T_INITIAL_MARGIN)
+            if initial is None or (
+                isinstance(initial, int | float) and initial < REG_T_MAINTENANCE_MARGIN
+            ):
+                return {**data, "maintenance_margin": initial}
+        return data
 
     @model_validator(mode="after")
     def _maintenance_below_initial(self) -> AccountConfig:
@@ -570,16 +600,23 @@ PRESETS: dict[str, dict[str, Any]] = {
     "backtrader": {
         "execution": {
             "mode": "next_open",
+            "sizing": "decision",
             "share_rounding": "integer",
             "stop_basis": "signal_close",
         },
     },
     "vectorbt": {
-        "execution": {"mode": "same_close", "share_rounding": "fractional", "stop_basis": "fill"},
+        "execution": {
+            "mode": "same_close",
+            "sizing": "fill",
+            "share_rounding": "fractional",
+            "stop_basis": "fill",
+        },
     },
     "zipline": {
         "execution": {
-            "mode": "next_open",
+            "mode": "next_close",
+            "sizing": "decision",
             "share_rounding": "integer",
             "stop_basis": "signal_close",
         },
@@ -601,19 +638,22 @@ PRESET_NOTES: dict[str, str] = {
         "and at most 10% of a bar's volume fills per order."
     ),
     "backtrader": (
-        "next-bar open (backtrader's Market order), whole shares (its default sizer trades "
-        "whole units), no commission or slippage (its broker defaults). backtrader fills in "
+        "next-bar open (backtrader's Market order), targets sized at the decision bar's close "
+        "and value (order_target_percent), whole shares (its default sizer trades whole "
+        "units), no commission or slippage (its broker defaults). backtrader fills in "
         "submission order; this engine always fills exits first."
     ),
     "vectorbt": (
-        "same-bar close (from_signals' default price), fractional shares, no fees or slippage. "
-        "vectorbt's default init_cash of 100 is not copied."
+        "same-bar close (from_signals' default price), targets sized at the fill price with the "
+        "account valued there before the bar's fills (targetpercent), fractional shares, no "
+        "fees or slippage. vectorbt's default init_cash of 100 is not copied; for vectorbt's "
+        "price=open, set execution.mode to next_open (the decision moves one bar earlier)."
     ),
     "zipline": (
-        "whole shares, $0.001/share commission (PerShare default), 5 bps slippage "
-        "(FixedBasisPointsSlippage default, without its 10% volume cap). zipline fills a market "
-        "order at the next bar's close; this engine has no next-close mode, so the preset uses "
-        "the next bar's open."
+        "next-bar close (zipline fills a market order at the close of the bar after the "
+        "decision), targets sized at the decision bar's price, whole shares, $0.001/share "
+        "commission (PerShare default), 5 bps slippage (FixedBasisPointsSlippage default, "
+        "without its 10% volume cap)."
     ),
 }
 """One line per preset: the conventions it sets and where it departs from the original."""

@@ -54,6 +54,16 @@ class UnitsWarning(UserWarning):
     reverse): a 10% commission, a position cap above 100% of equity, a weight of 25."""
 
 
+class MarginWarning(UserWarning):
+    """A run in which the account refused orders (or parts of them) for want of cash or margin:
+    one warning per run, with the count; the orders are in ``result.rejected_orders``."""
+
+
+class RuinWarning(UserWarning):
+    """A run whose equity reached zero: the engine liquidated at the next fill opportunity
+    and refused every later order (reason ``ruined``); the equity curve goes on."""
+
+
 class InternalError(BacktestError):
     """A bug in ml4t-backtest or a library it calls (a panic): never the user's mistake.
     The message asks for a report; the original is chained as ``__cause__``."""
@@ -85,5 +95,7 @@ __all__ = [
     "RiskRuleError",
     "SignalTimingError",
     "StrategyError",
+    "MarginWarning",
+    "RuinWarning",
     "UnitsWarning",
 ]

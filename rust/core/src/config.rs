@@ -12,6 +12,23 @@ pub enum ExecutionMode {
     NextOpen,
     /// At the close of bar `t` itself.
     SameClose,
+    /// At the close of the asset's next bar (zipline's convention): filled in that bar's pass,
+    /// after any stop or limit the bar reaches earlier on its path.
+    NextClose,
+}
+
+/// How target orders (`order_target_value`, `order_target_percent`, `rebalance`) are sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSizing {
+    /// At decision time: the target value (a percent target at the decision bar's equity) ÷
+    /// the decision bar's close, less what is held and pending (backtrader's and zipline's
+    /// convention; the default).
+    Decision,
+    /// At fill time (vectorbt's `targetpercent` at `price=open`): when the order's fill bar
+    /// begins, the account is valued once at the orders' reference prices (V′ = cash +
+    /// Σ position × reference, before any of that bar's fills) and each target becomes
+    /// w × V′ ÷ reference (or value ÷ reference) less what is held.
+    Fill,
 }
 
 /// The price risk rules measure stop and target distances from.
@@ -57,10 +74,11 @@ pub struct AccountRules {
     /// Cash or margin.
     pub kind: AccountKind,
     /// Margin account: equity must cover this fraction of gross exposure after an entry fill
-    /// (0.5 = 2× leverage). `None`: no limit.
+    /// (0.5, the default, is Reg-T's 2× gross leverage). `None`: no limit.
     pub initial_margin: Option<f64>,
     /// Margin account: when equity falls below this fraction of gross exposure at a close,
-    /// positions are liquidated (margin call). `None`: never.
+    /// positions are liquidated (margin call; 0.25 by default, Reg-T's maintenance). `None`:
+    /// never.
     pub maintenance_margin: Option<f64>,
     /// Reject or resize an unaffordable order.
     pub on_insufficient: Insufficient,
@@ -76,8 +94,8 @@ impl Default for AccountRules {
     fn default() -> Self {
         AccountRules {
             kind: AccountKind::Margin,
-            initial_margin: None,
-            maintenance_margin: None,
+            initial_margin: Some(Self::REG_T_INITIAL),
+            maintenance_margin: Some(Self::REG_T_MAINTENANCE),
             on_insufficient: Insufficient::Reject,
             borrow_rate: 0.0,
             margin_interest_rate: 0.0,
@@ -87,6 +105,20 @@ impl Default for AccountRules {
 }
 
 impl AccountRules {
+    /// Reg-T's initial margin: equity covers half the gross exposure (2× leverage).
+    pub const REG_T_INITIAL: f64 = 0.5;
+    /// Reg-T's (FINRA's) maintenance margin for long positions.
+    pub const REG_T_MAINTENANCE: f64 = 0.25;
+
+    /// No initial or maintenance margin: leverage without limit (an explicit choice).
+    pub fn unlimited() -> Self {
+        AccountRules {
+            initial_margin: None,
+            maintenance_margin: None,
+            ..AccountRules::default()
+        }
+    }
+
     /// Checks the rates and margin fractions.
     pub fn validate(&self) -> Result<()> {
         for (field, v) in [
@@ -133,6 +165,8 @@ pub struct EngineConfig {
     pub initial_cash: f64,
     /// Fill timing of market orders.
     pub execution: ExecutionMode,
+    /// When target orders are sized.
+    pub sizing: TargetSizing,
     /// Share rounding.
     pub rounding: ShareRounding,
     /// Fee per fill.
@@ -161,6 +195,7 @@ impl Default for EngineConfig {
         EngineConfig {
             initial_cash: 100_000.0,
             execution: ExecutionMode::NextOpen,
+            sizing: TargetSizing::Decision,
             rounding: ShareRounding::Fractional,
             commission: CommissionModel::None,
             slippage: SlippageModel::None,

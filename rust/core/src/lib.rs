@@ -41,7 +41,7 @@ pub mod strategy;
 pub mod trades;
 pub mod types;
 
-pub use config::{EngineConfig, ExecutionMode, ShareRounding, StopBasis};
+pub use config::{EngineConfig, ExecutionMode, ShareRounding, StopBasis, TargetSizing};
 pub use engine::{run_backtest, run_backtest_with_rules, Engine};
 pub use error::{BacktestError, Result};
 pub use feed::MarketData;

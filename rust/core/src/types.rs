@@ -67,11 +67,13 @@ pub enum ExitReason {
     TimeExit = 6,
     /// A portfolio risk limit (drawdown halt, daily loss limit) or a custom rule's exit.
     RiskLimit = 7,
+    /// Liquidated because the account's equity reached zero (the ruin rule).
+    Ruin = 8,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "signal",
         "end_of_data",
         "take_profit",
@@ -80,9 +82,11 @@ impl ExitReason {
         "margin_call",
         "time_exit",
         "risk_limit",
+        "ruin",
     ];
 
-    /// The reason named `name` (one of [`Self::NAMES`]).
+    /// The reason named `name` (one of [`Self::NAMES`] a risk rule may give: `ruin` is the
+    /// engine's own).
     pub fn from_name(name: &str) -> Option<Self> {
         const ALL: [ExitReason; 8] = [
             ExitReason::Signal,
@@ -123,11 +127,13 @@ pub enum RejectReason {
     /// The order's size, notional, fee or the cash or equity after it would not be a finite
     /// number (or a target's size exceeds 2^53 shares).
     NumericOverflow = 9,
+    /// The account was ruined (equity reached zero): it trades no more.
+    Ruined = 10,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -138,5 +144,6 @@ impl RejectReason {
         "invalid_modify",
         "risk_limit",
         "numeric_overflow",
+        "ruined",
     ];
 }

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::events::OrderStatus;
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, BarPath};
-use crate::orders::{Order, OrderKind, OrderState, TimeInForce};
+use crate::orders::{Order, OrderKind, OrderState, TargetSize, TimeInForce, MAX_QUANTITY};
 use crate::portfolio::is_dust;
 use crate::records::Fill;
 use crate::strategy::Strategy;
@@ -195,13 +195,22 @@ impl Engine {
         candidates.clear();
         // Only DAY/IOC, trailing and stop-limit orders need the after-bar bookkeeping.
         let mut needs_settle = false;
+        // The account's value at this bar's reference prices, before any of its fills: taken
+        // once, when the first fill-time-sized order is due.
+        let mut account_value = None;
         for index in 0..self.book.orders().len() {
-            let order = &self.book.orders()[index];
+            let order = self.book.orders()[index];
             needs_settle |= order.tif != TimeInForce::Gtc
                 || matches!(
                     order.kind,
                     OrderKind::TrailingStop { .. } | OrderKind::StopLimit { .. }
                 );
+            if let Some(target) = order.target() {
+                if self.due(&order, stage) {
+                    let value = *account_value.get_or_insert_with(|| self.value_at(data, stage));
+                    self.size_at_fill(data, stage, index, target, value, ts);
+                }
+            }
             self.consider(data, stage, index, 0.0, &mut candidates);
         }
         if stage == Stage::Bar && self.risk.is_some() {
@@ -309,6 +318,87 @@ impl Engine {
         }
     }
 
+    /// Whether `order` may execute in this stage of this timestamp (eligible, its asset has a
+    /// bar now, the stage is its own).
+    fn due(&self, order: &Order, stage: Stage) -> bool {
+        let epoch = self.timestamps;
+        order.is_live()
+            && order.active
+            && order.eligible_from <= epoch
+            && self.bar_epoch[order.asset as usize] == epoch
+            && self.stage_of(order) == stage
+    }
+
+    /// The price a market order of `asset` executes at in this stage (before slippage): the
+    /// close in the close stage or in next-close mode, the open otherwise; an asset without a
+    /// bar now keeps its last mark.
+    fn reference_price(&self, data: &MarketData, stage: Stage, asset: AssetId) -> f64 {
+        let a = asset as usize;
+        if self.bar_epoch[a] != self.timestamps {
+            return self.portfolio.last_price(asset);
+        }
+        let row = self.bar_row[a];
+        if stage == Stage::Close || self.config.execution == ExecutionMode::NextClose {
+            data.close()[row]
+        } else {
+            data.open()[row]
+        }
+    }
+
+    /// V′: cash plus every position at its reference price in this stage.
+    fn value_at(&self, data: &MarketData, stage: Stage) -> f64 {
+        let mut value = self.portfolio.cash();
+        for &asset in self.portfolio.open_assets() {
+            value += self.portfolio.quantity(asset) * self.reference_price(data, stage, asset);
+        }
+        value
+    }
+
+    /// Re-sizes the fill-time-sized order at `index` to `target` at its reference price, the
+    /// account being worth `value`: the target less what is held and what other pending orders
+    /// of the asset will add. An order left with nothing to do is cancelled; one that cannot be
+    /// sized (not finite) is a `numeric_overflow`; without shorting it stops at flat.
+    fn size_at_fill(
+        &mut self,
+        data: &MarketData,
+        stage: Stage,
+        index: usize,
+        target: TargetSize,
+        value: f64,
+        ts: Ts,
+    ) {
+        let order = self.book.orders()[index];
+        let held = self.portfolio.quantity(order.asset);
+        let others = self.book.pending_quantity(order.asset) - order.quantity;
+        let shares = target.shares(value, self.reference_price(data, stage, order.asset));
+        let mut quantity = shares - held - others;
+        if self.config.rounding == ShareRounding::Integer {
+            quantity = quantity.trunc();
+        }
+        if !quantity.is_finite() || quantity.abs() > MAX_QUANTITY {
+            self.reject(
+                order.id,
+                ts,
+                order.asset,
+                quantity,
+                RejectReason::NumericOverflow,
+            );
+            self.book.mark_filled(index);
+            self.scratch.removed = true;
+            return;
+        }
+        if !self.config.shorting_allowed() && held + others + quantity < 0.0 {
+            quantity = -(held + others).max(0.0);
+        }
+        if quantity == 0.0 || is_dust(quantity, shares.abs().max(held.abs())) {
+            self.book.mark_filled(index);
+            self.emit_status(&order, ts, OrderStatus::Cancelled);
+            self.scratch.removed = true;
+            return;
+        }
+        self.book.set_quantity(index, quantity);
+    }
+
     /// The stage in which `order` can execute: in same-close mode market and on-close orders
     /// fill only in the close stage (after the strategy); everything else against whole bars.
     fn stage_of(&self, order: &Order) -> Stage {
@@ -331,7 +421,7 @@ impl Engine {
         match order.kind {
             OrderKind::Market => {
                 let time =
-                    if stage == Stage::Close || self.config.execution == ExecutionMode::SameClose {
+                    if stage == Stage::Close || self.config.execution != ExecutionMode::NextOpen {
                         3.0
                     } else {
                         from

@@ -25,8 +25,9 @@ mod sizing;
 
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
+use crate::events::OrderStatus;
 use crate::feed::{group_end, MarketData};
-use crate::orders::{CommandBuffer, OrderBook, OrderIds};
+use crate::orders::{CommandBuffer, Order, OrderBook, OrderIds, OrderState, TargetSize};
 use crate::portfolio::Portfolio;
 use crate::progress::Progress;
 use crate::results::{BacktestOutput, Recorders};
@@ -35,7 +36,7 @@ use crate::risk::RiskManager;
 use crate::slippage::SlippageColumns;
 use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
-use crate::types::{AssetId, RejectReason, Ts};
+use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 use account::Financing;
 use events::EventQueue;
 use fills::FillScratch;
@@ -86,6 +87,8 @@ pub struct Engine {
     progress: Option<Arc<Progress>>,
     /// The slippage model's columns in the current chunk.
     slippage_columns: SlippageColumns,
+    /// Equity reached zero: positions are being liquidated and every new order is refused.
+    ruined: bool,
 }
 
 impl Engine {
@@ -126,6 +129,7 @@ impl Engine {
             projected: vec![0; n],
             progress: None,
             slippage_columns: SlippageColumns::default(),
+            ruined: false,
         })
     }
 
@@ -231,13 +235,13 @@ impl Engine {
                     }
                 }
             }
-            if self.config.account.maintenance_margin.is_some() {
+            if self.config.account.maintenance_margin.is_some() && !self.ruined {
                 self.margin_call(data, t, strategy)?;
             }
             // Marked values, shared by the risk step and the strategy's equity (queueing exits
             // and delivering events move no position).
             let (mut long, mut short) = self.portfolio.market_values();
-            if self.risk.is_some() {
+            if self.risk.is_some() && !self.ruined {
                 self.risk_step(step, (long, short), false)?;
             }
             if !self.events.is_empty() {
@@ -262,7 +266,7 @@ impl Engine {
                 && self.close_pass(data, t, strategy)?
             {
                 (long, short) = self.portfolio.market_values();
-                if self.risk.is_some() {
+                if self.risk.is_some() && !self.ruined {
                     // Positions opened at this close get their first levels now.
                     self.risk_step(step, (long, short), true)?;
                 }
@@ -281,6 +285,9 @@ impl Engine {
                     ),
                 ));
             }
+            if cash + long + short <= 0.0 && !self.ruined {
+                self.ruin(t);
+            }
             self.record.equity.push(t, cash, long, short);
             self.last_ts = Some(t);
             start = end;
@@ -291,6 +298,39 @@ impl Engine {
         self.report_progress(ts.len())?;
         self.rows_before += ts.len() as u64;
         Ok(())
+    }
+
+    /// The ruin rule, once equity has reached zero at `ts`: every pending order is refused
+    /// (`ruined`) and each open position gets a market order to flat, sized when it fills and
+    /// eligible from the next timestamp (the next fill opportunity of the execution mode).
+    /// From now on the strategy's orders are refused and risk rules and margin calls rest; the
+    /// equity curve goes on.
+    fn ruin(&mut self, ts: Ts) {
+        self.ruined = true;
+        let pending: Vec<_> = self.book.drain().collect();
+        for order in pending {
+            self.reject(
+                order.id,
+                ts,
+                order.asset,
+                order.quantity,
+                RejectReason::Ruined,
+            );
+        }
+        let open: Vec<AssetId> = self.portfolio.open_assets().to_vec();
+        for asset in open {
+            let id = self.take_order_id();
+            let quantity = -self.portfolio.quantity(asset);
+            let order = Order {
+                reason: ExitReason::Ruin,
+                state: OrderState::Target {
+                    target: TargetSize::Value(0.0),
+                },
+                ..Order::market(id, asset, quantity, ts, self.timestamps + 1)
+            };
+            self.book.push(order);
+            self.emit_status(&order, ts, OrderStatus::Accepted);
+        }
     }
 
     /// Ends the run: unfilled orders become `end_of_data` rejections, open positions open

@@ -4,11 +4,12 @@
 
 use super::risk_step::Step;
 use super::Engine;
-use crate::config::{ExecutionMode, ShareRounding};
+use crate::config::{ExecutionMode, ShareRounding, TargetSizing};
 use crate::error::{BacktestError, Result};
 use crate::events::OrderStatus;
 use crate::orders::{
-    CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TimeInForce, MAX_QUANTITY,
+    CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TargetSize, TimeInForce,
+    MAX_QUANTITY,
 };
 use crate::portfolio::is_dust;
 use crate::types::{AssetId, ExitReason, OrderId, RejectReason, Ts};
@@ -30,6 +31,10 @@ impl Engine {
 
     fn resolve_intents(&mut self, commands: &CommandBuffer, step: Step, equity: f64) -> Result<()> {
         let ts = step.ts;
+        if self.ruined {
+            self.refuse_ruined(commands, ts);
+            return Ok(());
+        }
         for intent in commands.intents() {
             match *intent {
                 Intent::Submit { id, request } => self.submit(step, id, &request)?,
@@ -43,9 +48,11 @@ impl Engine {
                 Intent::TargetQuantity { asset, target } => {
                     self.queue_target(step, asset, target)?
                 }
-                Intent::TargetValue { asset, value } => self.queue_value(step, asset, value)?,
+                Intent::TargetValue { asset, value } => {
+                    self.queue_value(step, asset, TargetSize::Value(value), equity)?
+                }
                 Intent::TargetPercent { asset, fraction } => {
-                    self.queue_value(step, asset, fraction * equity)?;
+                    self.queue_value(step, asset, TargetSize::Fraction(fraction), equity)?;
                 }
                 Intent::Close { asset } => self.queue_target(step, asset, 0.0)?,
                 Intent::Rebalance { start, end } => {
@@ -53,7 +60,7 @@ impl Engine {
                     let weights = &commands.weights()[start as usize..end as usize];
                     for &(asset, weight) in weights {
                         self.listed[asset as usize] = self.rebalance_epoch;
-                        self.queue_value(step, asset, weight * equity)?;
+                        self.queue_value(step, asset, TargetSize::Fraction(weight), equity)?;
                     }
                     for asset in 0..self.n_assets {
                         let a = asset as usize;
@@ -81,14 +88,104 @@ impl Engine {
         self.timestamps + u64::from(!same_bar)
     }
 
-    fn queue_value(&mut self, step: Step, asset: AssetId, value: f64) -> Result<()> {
+    /// Every intent of a ruined account is refused (`ruined`): it trades no more.
+    fn refuse_ruined(&mut self, commands: &CommandBuffer, ts: Ts) {
+        for intent in commands.intents() {
+            let (id, asset, quantity) = match *intent {
+                Intent::Submit { id, request } => (id, request.asset, request.quantity),
+                Intent::Cancel { id } | Intent::Modify { id, .. } => {
+                    (id, self.book.asset_of(id).unwrap_or(0), f64::NAN)
+                }
+                Intent::TargetQuantity { asset, .. }
+                | Intent::TargetValue { asset, .. }
+                | Intent::TargetPercent { asset, .. }
+                | Intent::Close { asset } => (self.take_order_id(), asset, f64::NAN),
+                Intent::Rebalance { start, end } => {
+                    for &(asset, _) in &commands.weights()[start as usize..end as usize] {
+                        let id = self.take_order_id();
+                        self.reject(id, ts, asset, f64::NAN, RejectReason::Ruined);
+                    }
+                    continue;
+                }
+            };
+            self.reject(id, ts, asset, quantity, RejectReason::Ruined);
+        }
+    }
+
+    /// Queues the market order that takes `asset` to `target`: sized now at the last close
+    /// (`equity` values a fraction), or, with fill-time sizing, re-sized when it fills.
+    fn queue_value(
+        &mut self,
+        step: Step,
+        asset: AssetId,
+        target: TargetSize,
+        equity: f64,
+    ) -> Result<()> {
         let price = self.portfolio.last_price(asset);
         if !price.is_finite() {
             let id = self.take_order_id();
             self.reject(id, step.ts, asset, f64::NAN, RejectReason::NoPrice);
             return Ok(());
         }
-        self.queue_target(step, asset, value / price)
+        let shares = target.shares(equity, price);
+        if self.config.sizing == TargetSizing::Fill {
+            return self.queue_fill_sized(step, asset, target, shares);
+        }
+        self.queue_target(step, asset, shares)
+    }
+
+    /// Fill-time sizing: the newest target of an asset replaces a fill-sized order still
+    /// waiting for it, and the order is queued even when the decision-time estimate is zero
+    /// (the fill bar's prices decide).
+    fn queue_fill_sized(
+        &mut self,
+        step: Step,
+        asset: AssetId,
+        target: TargetSize,
+        shares: f64,
+    ) -> Result<()> {
+        let ts = step.ts;
+        let mut replaced = false;
+        for index in 0..self.book.orders().len() {
+            let order = self.book.orders()[index];
+            if order.asset == asset && order.target().is_some() {
+                self.book.mark_filled(index);
+                self.emit_status(&order, ts, OrderStatus::Cancelled);
+                replaced = true;
+            }
+        }
+        if replaced {
+            self.book.sweep();
+        }
+        let mut estimate = shares - self.current(asset);
+        if self.config.rounding == ShareRounding::Integer {
+            estimate = estimate.trunc();
+        }
+        if !estimate.is_finite() || estimate.abs() > MAX_QUANTITY {
+            let id = self.take_order_id();
+            self.reject(id, ts, asset, estimate, RejectReason::NumericOverflow);
+            return Ok(());
+        }
+        let id = self.take_order_id();
+        let mut estimate = estimate;
+        if estimate != 0.0 {
+            // A zero estimate waits for the fill bar's prices; anything else is checked now.
+            let Some(cut) = self.short_cut(id, asset, estimate, ts) else {
+                return Ok(());
+            };
+            let Some(checked) = self.pre_trade(step, id, asset, cut, f64::NAN)? else {
+                return Ok(());
+            };
+            estimate = checked;
+        }
+        let eligible = self.eligible_from(OrderKind::Market);
+        let order = Order {
+            state: OrderState::Target { target },
+            ..Order::market(id, asset, estimate, ts, eligible)
+        };
+        self.book.push(order);
+        self.emit_status(&order, ts, OrderStatus::Accepted);
+        Ok(())
     }
 
     fn queue_target(&mut self, step: Step, asset: AssetId, target: f64) -> Result<()> {

@@ -99,7 +99,7 @@ impl OrderBook {
 
     /// Index of pending order `id`.
     pub fn position_of(&self, id: OrderId) -> Option<usize> {
-        let live = |o: &Order| o.id == id && (o.quantity != 0.0 || !o.active);
+        let live = |o: &Order| o.id == id && o.is_live();
         if self.ids_sorted {
             let index = self.orders.binary_search_by_key(&id, |o| o.id).ok()?;
             return live(&self.orders[index]).then_some(index);
@@ -128,6 +128,7 @@ impl OrderBook {
     #[inline]
     pub fn mark_filled(&mut self, index: usize) {
         let order = &mut self.orders[index];
+        order.state = super::OrderState::Stateless; // a fill-time-sized order is done too
         let slot = order.asset as usize;
         if !order.counts_as_pending() {
             // A resting or inactive order never counted as pending.
@@ -148,7 +149,7 @@ impl OrderBook {
     /// Removes filled and cancelled orders, keeping submission order.
     #[inline]
     pub fn sweep(&mut self) {
-        self.orders.retain(|o| o.quantity != 0.0 || !o.active);
+        self.orders.retain(Order::is_live);
         if !self.ids_sorted {
             self.ids_sorted = self.orders.windows(2).all(|w| w[0].id < w[1].id);
         }

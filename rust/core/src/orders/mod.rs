@@ -301,6 +301,32 @@ pub enum OrderState {
         /// as a limit order.
         armed: bool,
     },
+    /// A market order sized when its fill bar begins (fill-time target sizing, ruin
+    /// liquidations): its quantity is the decision-time estimate until then.
+    Target {
+        /// What the position should be worth.
+        target: TargetSize,
+    },
+}
+
+/// A target a fill-time-sized order aims at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TargetSize {
+    /// This market value (0: flat).
+    Value(f64),
+    /// This fraction of the account's value at the fill bar's reference prices.
+    Fraction(f64),
+}
+
+impl TargetSize {
+    /// The target position in shares at `price`, the account being worth `account_value`.
+    #[inline]
+    pub fn shares(&self, account_value: f64, price: f64) -> f64 {
+        match *self {
+            TargetSize::Value(value) => value / price,
+            TargetSize::Fraction(fraction) => fraction * account_value / price,
+        }
+    }
 }
 
 impl OrderState {
@@ -339,6 +365,22 @@ impl Order {
     #[inline]
     pub fn armed(&self) -> bool {
         matches!(self.state, OrderState::StopLimit { armed: true })
+    }
+
+    /// Whether the order still waits in the book: shares left, an inactive bracket leg, or a
+    /// fill-time-sized order (whose decision-time estimate may be zero) not yet done.
+    #[inline]
+    pub fn is_live(&self) -> bool {
+        self.quantity != 0.0 || !self.active || self.target().is_some()
+    }
+
+    /// The target of a fill-time-sized order (`None` for orders of a fixed size).
+    #[inline]
+    pub fn target(&self) -> Option<TargetSize> {
+        match self.state {
+            OrderState::Target { target } => Some(target),
+            _ => None,
+        }
     }
 
     /// A trailing stop's water mark (`None` for other kinds).

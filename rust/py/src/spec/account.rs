@@ -5,8 +5,9 @@ use ml4t_backtest_core::BacktestError;
 
 use crate::dict::Spec;
 
-/// Account rules from the `account` section; absent keys keep the defaults (a margin account
-/// with no buying-power limit, no margin calls and no financing).
+/// Account rules from the `account` section. An absent or `None` margin fraction is no limit
+/// (`BacktestConfig` always sends both: Reg-T's 0.5 / 0.25 unless the user chose `None`); other
+/// absent keys keep the defaults (a margin account, rejections, no financing).
 pub fn account_rules(account: &Spec<'_>) -> Result<AccountRules, BacktestError> {
     let defaults = AccountRules::default();
     let kind = match account.get::<String>("type")?.as_deref() {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use ml4t_backtest_core::commission::CommissionModel;
 use ml4t_backtest_core::matching::{LimitFill, PathPolicy};
 use ml4t_backtest_core::slippage::SlippageModel;
-use ml4t_backtest_core::{BacktestError, EngineConfig, ExecutionMode, ShareRounding, StopBasis};
+use ml4t_backtest_core::{
+    BacktestError, EngineConfig, ExecutionMode, ShareRounding, StopBasis, TargetSizing,
+};
 use pyo3::types::PyDict;
 use pyo3::Bound;
 
@@ -33,6 +35,7 @@ pub fn engine_config(
     let config = EngineConfig {
         initial_cash: root.req("initial_cash")?,
         execution: execution_mode(&execution)?,
+        sizing: target_sizing(&execution)?,
         rounding: share_rounding(&execution)?,
         commission: commission_model(&root.section("commission")?)?,
         slippage,
@@ -52,9 +55,21 @@ fn execution_mode(execution: &Spec<'_>) -> Result<ExecutionMode, BacktestError> 
     match execution.req::<String>("mode")?.as_str() {
         "next_open" => Ok(ExecutionMode::NextOpen),
         "same_close" => Ok(ExecutionMode::SameClose),
+        "next_close" => Ok(ExecutionMode::NextClose),
         other => Err(BacktestError::config(
             &execution.at("mode"),
             format!("unknown mode '{other}'"),
+        )),
+    }
+}
+
+fn target_sizing(execution: &Spec<'_>) -> Result<TargetSizing, BacktestError> {
+    match execution.get::<String>("sizing")?.as_deref() {
+        None | Some("decision") => Ok(TargetSizing::Decision),
+        Some("fill") => Ok(TargetSizing::Fill),
+        Some(other) => Err(BacktestError::config(
+            &execution.at("sizing"),
+            format!("expected 'decision' or 'fill', got '{other}'"),
         )),
     }
 }
