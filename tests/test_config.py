@@ -70,6 +70,7 @@ CUSTOM: dict[str, Any] = {
     "initial_cash": 0.1 + 0.2,
     "execution": {
         "mode": "same_close",
+        "sizing": "fill",
         "share_rounding": "integer",
         "intrabar_path": "pessimistic",
         "limit_fill": "through_fraction",

@@ -47,10 +47,11 @@ class ExecutionConfig(ValidatedModel):
     next bar (zipline's convention). ``sizing``: target orders (``order_target_value``,
     ``order_target_percent``, ``rebalance``) are sized at the ``decision`` bar's close and equity
     (backtrader, zipline) or when they ``fill``: the account valued once at the fill bar's
-    reference prices before any of its fills (vectorbt's ``targetpercent``). ``share_rounding``: ``fractional`` or
-    ``integer`` (target orders round toward zero). ``intrabar_path``: which extreme of a bar
-    is visited first when several order levels lie inside it (``ohlc``: the one nearer the open;
-    ``pessimistic``/``optimistic``: the one adverse/favourable to the position). ``limit_fill``:
+    reference prices before any of its fills (vectorbt's ``targetpercent``).
+    ``share_rounding``: ``fractional`` or ``integer`` (target orders round toward zero).
+    ``intrabar_path``: which extreme of a bar is visited first when several order levels lie
+    inside it (``ohlc``: the one nearer the open; ``pessimistic``/``optimistic``: the one
+    adverse/favourable to the position). ``limit_fill``:
     ``touch`` or ``through_amount``/``through_fraction`` by ``limit_through``.
     ``stop_basis``: risk-rule stop and target levels are measured from the ``fill`` price or from
     the ``signal_close`` (the close of the bar before the entry fill; see ``docs/risk.md``).
@@ -175,11 +176,11 @@ class AccountConfig(ValidatedModel):
     liquidated when equity falls below ``maintenance_margin`` of gross exposure at a close: 0.25
     by default) or ``cash`` (no shorting, no leverage: a buy needs its cash). Unlimited leverage
     is an explicit choice: ``initial_margin=None`` (the maintenance margin then defaults to
-    ``None`` too, and to the initial margin when that is below 0.25). ``on_insufficient``: ``reject`` or ``resize``
-    an unaffordable order. Annual rates accrued every bar on calendar time: ``borrow_rate`` on
-    short market value (per asset from the feed column ``borrow_rate_column`` when given: the
-    last value seen for the asset, the global rate before the first), ``margin_interest_rate``
-    on a negative cash balance, ``cash_interest_rate`` on a positive one.
+    ``None`` too, and to the initial margin when that is below 0.25). ``on_insufficient``:
+    ``reject`` or ``resize`` an unaffordable order. Annual rates accrued every bar on calendar
+    time: ``borrow_rate`` on short market value (per asset from the feed column
+    ``borrow_rate_column`` when given: the last value seen for the asset, the global rate
+    before the first), ``margin_interest_rate`` on a negative cash balance, ``cash_interest_rate`` on a positive one.
     ``allow_short=False`` cuts sells at a flat position (always so in a cash account).
     """
 

@@ -14,6 +14,9 @@ pub enum BacktestError {
         row: usize,
         /// The rule that was broken.
         rule: String,
+        /// The timestamp the engine was at, when the error is about one (the Python layer shows
+        /// it as a datetime in the data's time zone).
+        ts: Option<crate::types::Ts>,
     },
     /// The configuration is inconsistent.
     #[error("invalid configuration: {field}: {rule}")]
@@ -60,6 +63,22 @@ impl BacktestError {
             column: column.to_string(),
             row,
             rule: rule.into(),
+            ts: None,
+        }
+    }
+
+    /// A [`BacktestError::DataValidation`] found at timestamp `ts`.
+    pub fn data_at(
+        column: &str,
+        row: usize,
+        ts: crate::types::Ts,
+        rule: impl Into<String>,
+    ) -> Self {
+        BacktestError::DataValidation {
+            column: column.to_string(),
+            row,
+            rule: rule.into(),
+            ts: Some(ts),
         }
     }
 

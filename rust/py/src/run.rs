@@ -182,6 +182,7 @@ impl<'py> Run<'py> {
 /// where it raised) or a risk rule's (`RiskRuleError`); else `err` itself.
 fn failure(
     py: Python<'_>,
+    universe: &Universe,
     err: EngineError,
     slippage: &Option<ErrorSlot>,
     strategy: Option<(PyErr, &str)>,
@@ -191,12 +192,23 @@ fn failure(
         EngineError::Strategy(message) => message.clone(),
         other => other.to_string(),
     };
+    if let EngineError::DataValidation {
+        column,
+        rule,
+        ts: Some(ts),
+        ..
+    } = &err
+    {
+        // The one message shape, the user's time after the location.
+        let at = universe.time_text(py, *ts);
+        return DataValidationError::new_err(format!("{column}: {at}: {rule}"));
+    }
     if let Some(cause) = slippage.as_ref().and_then(take) {
         return chain(py, cause, message, StrategyError::new_err);
     }
     if let Some((cause, site)) = strategy {
         let message = format!(
-            "strategy raised {} in {site}: {}",
+            "{site}: raised {}: {}",
             class_name(py, &cause),
             cause.value(py)
         );
@@ -243,9 +255,10 @@ pub fn run_builtin<'py>(
         let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
         let mut builtin = builtin_strategy(strategy)?;
         let strategy = builtin.as_strategy();
+        let universe = run.universe.clone();
         match run.drive(py, strategy, Driver::Released(progress.as_ref()))? {
             Ok(output) => Ok(output_dict(py, output)?),
-            Err(err) => Err(failure(py, err, &slippage_error, None, &risk_error).into()),
+            Err(err) => Err(failure(py, &universe, err, &slippage_error, None, &risk_error).into()),
         }
     })
 }
@@ -300,6 +313,7 @@ pub fn run_python<'py>(
         )?;
         strategy.set_progress(progress);
         strategy.wants_orders = wants_orders;
+        let universe = run.universe.clone();
         match run.drive(py, &mut strategy, Driver::Held)? {
             Ok(mut output) => {
                 output.rejections = strategy.with_late_rejections(output.rejections);
@@ -312,7 +326,7 @@ pub fn run_python<'py>(
             Err(err) => {
                 let cause = strategy.error.take();
                 let cause = cause.map(|cause| (cause, strategy.error_site.as_str()));
-                Err(failure(py, err, &slippage_error, cause, &risk_error).into())
+                Err(failure(py, &universe, err, &slippage_error, cause, &risk_error).into())
             }
         }
     })

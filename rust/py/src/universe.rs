@@ -112,6 +112,14 @@ impl Universe {
         }
     }
 
+    /// `ns` as the user's data shows it: the datetime in the feed's time zone, as Python
+    /// prints it (`2024-01-02 09:30:00-05:00`); raw nanoseconds only if that fails.
+    pub fn time_text(&self, py: Python<'_>, ns: i64) -> String {
+        self.datetime(py, ns)
+            .and_then(|dt| dt.str().map(|text| text.to_string()))
+            .unwrap_or_else(|_| format!("{ns} ns since the epoch"))
+    }
+
     /// A Python datetime for `ns` nanoseconds since the epoch, in the feed's time zone.
     pub fn datetime<'py>(&self, py: Python<'py>, ns: i64) -> PyResult<Bound<'py, PyAny>> {
         let micros = ns.div_euclid(1000);

@@ -177,9 +177,10 @@ impl Engine {
         let ts = data.ts();
         if let Some(last) = self.last_ts {
             if ts[0] <= last {
-                return Err(BacktestError::data(
+                return Err(BacktestError::data_at(
                     "ts",
                     0,
+                    ts[0],
                     "chunks must follow each other in time and never split a timestamp",
                 ));
             }
@@ -276,12 +277,13 @@ impl Engine {
             }
             let cash = self.portfolio.cash();
             if !(cash + long + short).is_finite() {
-                return Err(BacktestError::data(
+                return Err(BacktestError::data_at(
                     "equity",
                     end - 1,
+                    t,
                     format!(
-                        "numeric_overflow: equity is not finite at ts {t} ns (cash {cash}, long \
-                         {long}, short {short}); prices or sizes beyond f64's range"
+                        "numeric_overflow: equity is not finite (cash {cash}, long {long}, short \
+                         {short}); prices or sizes beyond f64's range"
                     ),
                 ));
             }

@@ -167,7 +167,6 @@ impl Engine {
             return Ok(());
         }
         let id = self.take_order_id();
-        let mut estimate = estimate;
         if estimate != 0.0 {
             // A zero estimate waits for the fill bar's prices; anything else is checked now.
             let Some(cut) = self.short_cut(id, asset, estimate, ts) else {

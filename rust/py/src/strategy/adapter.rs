@@ -202,7 +202,8 @@ impl Strategy for PyStrategy {
                 CallMode::Batch => "on_timestamp_batch()",
                 CallMode::PerBar => "on_market_data()",
             };
-            self.drain_or_fail(py, result, format!("{site} at ts={}", view.ts))
+            let at = self.universe.time_text(py, view.ts);
+            self.drain_or_fail(py, result, format!("{site}: {at}"))
         })
     }
 
@@ -230,7 +231,8 @@ impl Strategy for PyStrategy {
                 )?;
                 Ok(())
             })();
-            self.drain_or_fail(py, result, format!("on_order() at ts={}", event.ts))
+            let at = self.universe.time_text(py, event.ts);
+            self.drain_or_fail(py, result, format!("on_order(): {at}"))
         })
     }
 
@@ -253,7 +255,8 @@ impl Strategy for PyStrategy {
                 )?;
                 Ok(())
             })();
-            self.drain_or_fail(py, result, format!("on_fill() at ts={}", fill.ts))
+            let at = self.universe.time_text(py, fill.ts);
+            self.drain_or_fail(py, result, format!("on_fill(): {at}"))
         })
     }
 
