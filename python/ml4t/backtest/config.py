@@ -180,7 +180,8 @@ class AccountConfig(ValidatedModel):
     ``reject`` or ``resize`` an unaffordable order. Annual rates accrued every bar on calendar
     time: ``borrow_rate`` on short market value (per asset from the feed column
     ``borrow_rate_column`` when given: the last value seen for the asset, the global rate
-    before the first), ``margin_interest_rate`` on a negative cash balance, ``cash_interest_rate`` on a positive one.
+    before the first), ``margin_interest_rate`` on a negative cash balance,
+    ``cash_interest_rate`` on a positive one.
     ``allow_short=False`` cuts sells at a flat position (always so in a cash account).
     """
 
