@@ -4,6 +4,7 @@
 use super::Engine;
 use crate::config::{AccountKind, EngineConfig, Insufficient, ShareRounding};
 use crate::error::Result;
+use crate::events::OrderOrigin;
 use crate::feed::MarketData;
 use crate::orders::Order;
 use crate::portfolio::is_dust;
@@ -237,8 +238,9 @@ impl Engine {
                 reason: ExitReason::MarginCall,
                 ..Order::market(id, asset, quantity, ts, epoch)
             };
+            self.accept_direct(&order, ts, OrderOrigin::MarginCall);
             let fill = self.book_fill(ts, &order, quantity, (price, reference), false, usize::MAX);
-            self.after_fill(&order, ts, quantity);
+            self.after_fill(&order, &fill);
             liquidated = true;
             strategy.on_fill(&fill, &self.portfolio)?;
         }

@@ -538,7 +538,7 @@ impl Engine {
             partial,
             index,
         );
-        self.after_fill(&order, ts, quantity);
+        self.after_fill(&order, &fill);
         if partial {
             self.book.reduce(index, quantity);
         } else {

@@ -38,7 +38,7 @@ use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
 use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 use account::Financing;
-use events::EventQueue;
+use events::{EventQueue, Journal};
 use fills::FillScratch;
 use risk_step::Step;
 use std::sync::Arc;
@@ -68,6 +68,8 @@ pub struct Engine {
     scratch: FillScratch,
     /// Order events waiting for the strategy (`events.rs`).
     events: EventQueue,
+    /// The order journal's working state (`events.rs`).
+    journal: Journal,
     /// Financing switches and borrow rates (`account.rs`).
     financing: Financing,
     timestamps: u64,
@@ -118,6 +120,7 @@ impl Engine {
             rebalance_epoch: 0,
             scratch: FillScratch::new(),
             events: EventQueue::default(),
+            journal: Journal::default(),
             financing,
             timestamps: 0,
             last_ts: None,

@@ -6,7 +6,7 @@ use super::risk_step::Step;
 use super::Engine;
 use crate::config::{ExecutionMode, ShareRounding, TargetSizing};
 use crate::error::{BacktestError, Result};
-use crate::events::OrderStatus;
+use crate::events::{OrderOrigin, OrderStatus};
 use crate::orders::{
     CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TargetSize, TimeInForce,
     MAX_QUANTITY,
@@ -36,6 +36,7 @@ impl Engine {
             return Ok(());
         }
         for intent in commands.intents() {
+            self.journal.decide(intent);
             match *intent {
                 Intent::Submit { id, request } => self.submit(step, id, &request)?,
                 Intent::Cancel { id } => self.cancel(id, ts),
@@ -215,8 +216,7 @@ impl Engine {
         };
         let eligible = self.eligible_from(OrderKind::Market);
         let order = Order::market(id, asset, quantity, ts, eligible);
-        self.book.push(order);
-        self.emit_status(&order, ts, OrderStatus::Accepted);
+        self.accept(order, ts, OrderOrigin::Target);
         Ok(())
     }
 
@@ -289,8 +289,7 @@ impl Engine {
             reason,
             state: OrderState::new(request.kind, water_mark),
         };
-        self.book.push(entry);
-        self.emit_status(&entry, ts, OrderStatus::Accepted);
+        self.accept(entry, ts, OrderOrigin::Strategy);
         let tp_id = request.take_profit.map(|_| id + 1);
         let sl_id = request
             .stop_loss
@@ -316,13 +315,11 @@ impl Engine {
                 sl_id,
                 ExitReason::TakeProfit,
             );
-            self.book.push(order);
-            self.emit_status(&order, ts, OrderStatus::Accepted);
+            self.accept(order, ts, OrderOrigin::Bracket);
         }
         if let (Some(sl_id), Some(stop)) = (sl_id, request.stop_loss) {
             let order = leg(sl_id, OrderKind::Stop { stop }, tp_id, ExitReason::StopLoss);
-            self.book.push(order);
-            self.emit_status(&order, ts, OrderStatus::Accepted);
+            self.accept(order, ts, OrderOrigin::Bracket);
         }
         Ok(())
     }
