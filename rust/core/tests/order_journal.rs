@@ -67,11 +67,8 @@ fn events(out: &BacktestOutput) -> Vec<EventRow> {
     let b = &out.order_events;
     let statuses = u8s(b, "status");
     let (ids, ts, reasons) = (u64s(b, "order_id"), i64s(b, "ts"), u8s(b, "reason"));
-    let (quantity, remaining, price) = (
-        f64s(b, "quantity"),
-        f64s(b, "remaining"),
-        f64s(b, "price"),
-    );
+    let (quantity, remaining, price) =
+        (f64s(b, "quantity"), f64s(b, "remaining"), f64s(b, "price"));
     (0..b.num_rows())
         .map(|i| {
             (
@@ -130,7 +127,15 @@ fn row(id: u64, ts: i64, quantity: f64, origin: OrderOrigin) -> OrderRow {
 }
 
 fn accepted(id: u64, ts: i64, remaining: f64) -> EventRow {
-    (id, ts, JournalStatus::Accepted, 0.0, remaining, NAN, NO_REASON)
+    (
+        id,
+        ts,
+        JournalStatus::Accepted,
+        0.0,
+        remaining,
+        NAN,
+        NO_REASON,
+    )
 }
 
 fn filled(id: u64, ts: i64, quantity: f64, remaining: f64, price: f64) -> EventRow {
@@ -478,5 +483,9 @@ fn cancels_and_not_pending_cancels() {
             ended(1, 2, JournalStatus::Cancelled, 1.0, NO_REASON)
         ]
     );
-    assert_eq!(rejections(&out).len(), 1, "the not_pending cancel is still reported");
+    assert_eq!(
+        rejections(&out).len(),
+        1,
+        "the not_pending cancel is still reported"
+    );
 }
