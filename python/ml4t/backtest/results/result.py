@@ -396,11 +396,12 @@ class BacktestResult:
             "order_id",
             self._timestamps(pl.col("ts")).alias("timestamp"),
             self._asset(),
-            pl.when(quantity > 0)
+            # Polars orders NaN above every number: an unsized order has no side.
+            pl.when(quantity.is_nan())
+            .then(pl.lit(None, dtype=pl.String))
+            .when(quantity > 0)
             .then(pl.lit("buy"))
-            .when(quantity < 0)
-            .then(pl.lit("sell"))
-            .otherwise(pl.lit(None, dtype=pl.String))
+            .otherwise(pl.lit("sell"))
             .alias("side"),
             _names(pl.col("order_type"), ORDER_TYPES),
             quantity.abs(),

@@ -168,7 +168,14 @@ impl Engine {
         } else {
             order.quantity
         };
-        self.reject(order.id, ts, order.asset, cut, reason);
+        self.reject_part(
+            order.id,
+            ts,
+            order.asset,
+            cut,
+            reason,
+            resize.then_some(allowed),
+        );
         if !resize {
             self.book.mark_filled(index);
             self.scratch.removed = true;

@@ -240,10 +240,9 @@ impl Engine {
         self.cancel_legs_of_ended_position(ts);
     }
 
-    /// Records a rejected (or expired) order, or the rejected part of one, and its event.
-    /// In the journal the rejection of a part of a pending order that leaves shares open is
-    /// `resized`, and the rejection of a modification `modify_rejected`; a `not_pending`
-    /// rejection names no order of its own and is not journaled.
+    /// Records a rejected (or expired) order and its event. In the journal the rejection of a
+    /// modification is `modify_rejected`; a `not_pending` rejection names no order of its own
+    /// and is not journaled. A cut that leaves the order open is [`Self::reject_part`].
     pub(super) fn reject(
         &mut self,
         order_id: OrderId,
@@ -255,8 +254,8 @@ impl Engine {
         self.reject_part(order_id, ts, asset, quantity, reason, None);
     }
 
-    /// [`Self::reject`] where the caller knows the order lives on with `rest` signed shares
-    /// (`Some`: a cut before the order reaches the book) or leaves it to the book (`None`).
+    /// [`Self::reject`] of a part of an order: with `Some(rest)` the order lives on with `rest`
+    /// signed shares (journaled as `resized`); `None` is a whole rejection.
     pub(super) fn reject_part(
         &mut self,
         order_id: OrderId,
@@ -302,7 +301,7 @@ impl Engine {
     ) {
         let (status, cut, remaining) = if reason == RejectReason::InvalidModify {
             (JournalStatus::ModifyRejected, 0.0, quantity)
-        } else if let Some(rest) = rest.or_else(|| self.rest_after_cut(id, quantity)) {
+        } else if let Some(rest) = rest {
             (JournalStatus::Resized, quantity, rest)
         } else if reason == RejectReason::Expired {
             (JournalStatus::Expired, quantity, 0.0)
@@ -323,18 +322,6 @@ impl Engine {
             reason: Some(reason),
             ..JournalEvent::status(id, ts, status, cut, remaining)
         });
-    }
-
-    /// The shares pending order `id` keeps after `cut` of them is rejected, when any (a
-    /// remainder that is float residue is none).
-    fn rest_after_cut(&self, id: OrderId, cut: f64) -> Option<f64> {
-        if !self.journal.has_row(id) {
-            return None;
-        }
-        let index = self.book.position_of(id)?;
-        let open = self.book.orders()[index].quantity;
-        let rest = open - cut;
-        (!is_dust(rest, open) && rest.signum() == open.signum()).then_some(rest)
     }
 
     /// Delivers the queued events to the strategy.

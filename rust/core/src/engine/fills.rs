@@ -662,13 +662,9 @@ impl Engine {
         }
         let excess = order.quantity - room * order.quantity.signum();
         if no_short_sell && !is_leg {
-            self.reject(
-                order.id,
-                ts,
-                order.asset,
-                excess,
-                RejectReason::ShortNotAllowed,
-            );
+            let rest = (room != 0.0).then(|| room * order.quantity.signum());
+            let reason = RejectReason::ShortNotAllowed;
+            self.reject_part(order.id, ts, order.asset, excess, reason, rest);
         }
         if room == 0.0 {
             self.book.mark_filled(index);
