@@ -374,7 +374,9 @@ def test_schema_time_zone_and_round_trip(tmp_path: Path) -> None:
     assert isinstance(history_dtype, pl.List)
     assert dict(history_dtype.inner.to_schema())["timestamp"] == dtype  # type: ignore[union-attr]
     assert result.orders["asset"].dtype == result.fills["asset"].dtype
-    assert result.orders["timestamp"][0] == datetime(2024, 1, 1, tzinfo=ZoneInfo("America/New_York"))
+    assert result.orders["timestamp"][0] == datetime(
+        2024, 1, 1, tzinfo=ZoneInfo("America/New_York")
+    )
     loaded = BacktestResult.load(result.save(tmp_path / "run"))
     for name in ("orders", "order_events"):
         assert getattr(loaded, name).equals(getattr(result, name)), name

@@ -389,7 +389,15 @@ def assert_metrics_equal(a: dict[str, float], b: dict[str, float]) -> None:
 
 
 def assert_result_equal(a: BacktestResult, b: BacktestResult) -> None:
-    for name in ("fills", "trades", "equity", "rejected_orders", "orders", "order_events", "records"):
+    for name in (
+        "fills",
+        "trades",
+        "equity",
+        "rejected_orders",
+        "orders",
+        "order_events",
+        "records",
+    ):
         assert getattr(a, name).equals(getattr(b, name)), name
         assert getattr(a, name).schema == getattr(b, name).schema, name
     assert_metrics_equal(a.metrics, b.metrics)
