@@ -43,10 +43,8 @@ def check_journal(result: Any) -> None:
     )
     side = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
     wrong = joined.filter(
-        (
-            (side * pl.col("filled_quantity") - pl.col("fills")).abs()
-            > 1e-9 * pl.col("shares").abs().clip(1.0)
-        )
+        (side * pl.col("filled_quantity") - pl.col("fills")).abs()
+        > 1e-9 * pl.col("shares").abs().clip(1.0)
     )
     assert wrong.height == 0, f"filled_quantity differs from the fills:\n{wrong}"
     priced = joined.filter(pl.col("shares") > 0)

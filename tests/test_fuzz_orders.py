@@ -41,8 +41,8 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from journal import check_journal
 
+from journal import check_journal
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, Strategy
 from ml4t.backtest.errors import BacktestError, OrderError, StrategyError
 from ml4t.backtest.synthetic import make_bars

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
-from journal import check_journal
-from test_orders_api import DECIDE, T0, Script, bars, cancel, config, order, run, with_b
 
+from journal import check_journal
 from ml4t.backtest import Backtest, BacktestConfig, BacktestResult, PolarsDataFeed, Strategy
 from ml4t.backtest.risk import StopLoss, TimeExit
+from test_orders_api import DECIDE, T0, Script, bars, cancel, config, order, run, with_b
 
 ROW_COLUMNS = (
     "order_id",

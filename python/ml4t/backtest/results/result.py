@@ -385,9 +385,7 @@ class BacktestResult:
         summary = events.group_by("order_id", maintain_order=True).agg(
             pl.col("status").last(),
             filled.sum().alias("filled_quantity"),
-            ((filled * pl.col("price").filter(fill)).sum() / filled.sum()).alias(
-                "avg_fill_price"
-            ),
+            ((filled * pl.col("price").filter(fill)).sum() / filled.sum()).alias("avg_fill_price"),
             pl.struct("timestamp", "status", "quantity", "remaining", "price", "reason").alias(
                 "history"
             ),
@@ -639,11 +637,11 @@ class BacktestResult:
         """Writes the result to ``directory`` (created if needed) and returns its path.
 
         Files: one Parquet per record (``fills``, ``trades``, ``equity``, ``rejected_orders``,
-        ``orders``, ``order_events``, ``records``, and ``positions`` at every timestamp), ``metrics.json`` (non-finite values
-        as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``), ``config.yaml`` (the
-        resolved :class:`BacktestConfig`) and ``manifest.json`` (library version, what the run
-        read with a checksum of the engine frame, when it ran and how long it took, and the
-        row count and SHA-256 of each file). :meth:`load` reads it back without the data.
+        ``orders``, ``order_events``, ``records``, and ``positions`` at every timestamp),
+        ``metrics.json`` (non-finite values as the strings ``"NaN"``, ``"Infinity"``,
+        ``"-Infinity"``), ``config.yaml`` (the resolved :class:`BacktestConfig`) and
+        ``manifest.json`` (library version, what the run read with a checksum of the engine
+        frame, when it ran and how long it took, and the row count and SHA-256 of each file). :meth:`load` reads it back without the data.
 
         The save is all or nothing: every file is first written into a temporary directory
         inside ``directory``, the old ``manifest.json`` (if any) is removed, the files are
