@@ -641,7 +641,8 @@ class BacktestResult:
         ``metrics.json`` (non-finite values as the strings ``"NaN"``, ``"Infinity"``,
         ``"-Infinity"``), ``config.yaml`` (the resolved :class:`BacktestConfig`) and
         ``manifest.json`` (library version, what the run read with a checksum of the engine
-        frame, when it ran and how long it took, and the row count and SHA-256 of each file). :meth:`load` reads it back without the data.
+        frame, when it ran and how long it took, and the row count and SHA-256 of each file).
+        :meth:`load` reads it back without the data.
 
         The save is all or nothing: every file is first written into a temporary directory
         inside ``directory``, the old ``manifest.json`` (if any) is removed, the files are
