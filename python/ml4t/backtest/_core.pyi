@@ -37,7 +37,7 @@ table."""
 
 ORDER_ORIGINS: list[str]
 """Who created an order (``strategy``, ``target``, ``bracket``, ``risk_exit``, ``risk_level``,
-``margin_call``), indexed by the ``origin`` code of the orders table."""
+``margin_call``, ``ruin``), indexed by the ``origin`` code of the orders table."""
 
 ORDER_EVENT_STATUSES: list[str]
 """Order journal statuses, indexed by the ``status`` code of the order events table."""

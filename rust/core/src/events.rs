@@ -63,7 +63,8 @@ pub struct OrderEvent {
 pub enum JournalStatus {
     /// Queued in the book (or, for an exit the engine books at once, created).
     Accepted = 0,
-    /// Its remaining quantity, limit or stop changed by `modify_order`.
+    /// Its remaining quantity, limit or stop changed by `modify_order` (or, for a target order
+    /// sized at the fill, its quantity set at the fill bar).
     Modified = 1,
     /// A part was cut (see the reason); the rest stays open.
     Resized = 2,
@@ -124,16 +125,19 @@ pub enum OrderOrigin {
     RiskLevel = 4,
     /// A margin-call liquidation at the close.
     MarginCall = 5,
+    /// The ruin rule's liquidation of a position once equity reached zero.
+    Ruin = 6,
 }
 
 impl OrderOrigin {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "strategy",
         "target",
         "bracket",
         "risk_exit",
         "risk_level",
         "margin_call",
+        "ruin",
     ];
 }

@@ -394,8 +394,9 @@ class BacktestResult:
             "order_id",
             self._timestamps(pl.col("ts")).alias("timestamp"),
             self._asset(),
-            # Polars orders NaN above every number: an unsized order has no side.
-            pl.when(quantity.is_nan())
+            # Polars orders NaN above every number: an unsized order has no side, nor has a
+            # fill-time-sized one estimated at zero.
+            pl.when(quantity.is_nan() | (quantity == 0))
             .then(pl.lit(None, dtype=pl.String))
             .when(quantity > 0)
             .then(pl.lit("buy"))

@@ -42,34 +42,59 @@ impl EventQueue {
 /// The order journal's working state (its tables are in the recorders).
 #[derive(Debug, Default)]
 pub(super) struct Journal {
-    /// Per order id: whether its row is written.
-    recorded: Vec<bool>,
+    /// Per order id: [`NO_ROW`], [`OPEN`] (its row is written) or [`ENDED`] (and its terminal
+    /// event).
+    state: Vec<u8>,
     /// The intent being resolved: the row of an order refused before it reached the book.
     deciding: Option<Intent>,
 }
 
+const NO_ROW: u8 = 0;
+const OPEN: u8 = 1;
+const ENDED: u8 = 2;
+
 impl Journal {
+    #[inline]
+    fn state(&self, id: OrderId) -> u8 {
+        self.state.get(id as usize).copied().unwrap_or(NO_ROW)
+    }
+
     /// Whether order `id` has its row.
     #[inline]
     fn has_row(&self, id: OrderId) -> bool {
-        self.recorded.get(id as usize).copied().unwrap_or(false)
+        self.state(id) != NO_ROW
     }
 
-    /// Notes that order `id` has its row.
+    /// Notes the state of order `id`.
     #[inline]
-    fn mark(&mut self, id: OrderId) {
+    fn mark(&mut self, id: OrderId, state: u8) {
         let slot = id as usize;
-        if slot >= self.recorded.len() {
-            self.recorded
-                .resize((slot + 1).max(2 * self.recorded.len()), false);
+        if slot >= self.state.len() {
+            let len = (slot + 1).max(2 * self.state.len());
+            self.state.resize(len, NO_ROW);
         }
-        self.recorded[slot] = true;
+        self.state[slot] = state;
+    }
+
+    /// Whether a rejection of order `id` refuses a cancel or modification of it (the intent
+    /// being resolved), not the order itself.
+    fn refuses_request(&self, id: OrderId) -> bool {
+        matches!(
+            self.deciding,
+            Some(Intent::Cancel { id: named } | Intent::Modify { id: named, .. }) if named == id
+        )
     }
 
     /// The engine resolves `intent` next (see the module doc).
     #[inline]
     pub(super) fn decide(&mut self, intent: &Intent) {
         self.deciding = Some(*intent);
+    }
+
+    /// The intents are resolved: later rejections belong to orders already recorded.
+    #[inline]
+    pub(super) fn decided(&mut self) {
+        self.deciding = None;
     }
 }
 
@@ -91,7 +116,7 @@ impl Engine {
 
     fn journal_accepted(&mut self, order: &Order, ts: Ts, origin: OrderOrigin) {
         self.journal_row(order, origin);
-        self.record.order_events.push(&JournalEvent::status(
+        self.journal_event(JournalEvent::status(
             order.id,
             ts,
             JournalStatus::Accepted,
@@ -103,7 +128,7 @@ impl Engine {
     /// Writes the row of `order` unless it has one.
     fn journal_row(&mut self, order: &Order, origin: OrderOrigin) {
         if order.id != 0 && !self.journal.has_row(order.id) {
-            self.journal.mark(order.id);
+            self.journal.mark(order.id, OPEN);
             self.record.orders.push(order, origin);
         }
     }
@@ -146,6 +171,27 @@ impl Engine {
         self.journal_row(&order, origin);
     }
 
+    /// Appends `event` to the journal, noting an order's end.
+    fn journal_event(&mut self, event: JournalEvent) {
+        if event.status.is_terminal() {
+            self.journal.mark(event.order_id, ENDED);
+        }
+        self.record.order_events.push(&event);
+    }
+
+    /// A target order sized at the fill bar (`execution.sizing = "fill"`): its quantity is
+    /// set now, journaled as a modification.
+    pub(super) fn journal_sized_at_fill(&mut self, order: &Order, ts: Ts) {
+        let (id, quantity) = (order.id, order.quantity);
+        self.journal_event(JournalEvent::status(
+            id,
+            ts,
+            JournalStatus::Modified,
+            0.0,
+            quantity,
+        ));
+    }
+
     /// Queues an event when the strategy listens.
     #[inline]
     pub(super) fn emit(&mut self, event: OrderEvent) {
@@ -178,7 +224,7 @@ impl Engine {
             event.limit = order.kind.limit_price();
             event.stop = order.kind.stop_price();
         }
-        self.record.order_events.push(&event);
+        self.journal_event(event);
         self.queue_status(order, ts, status);
     }
 
@@ -224,7 +270,7 @@ impl Engine {
             };
             self.journal_accepted(order, ts, origin);
         }
-        self.record.order_events.push(&JournalEvent {
+        self.journal_event(JournalEvent {
             price: fill.price,
             ..JournalEvent::status(order.id, ts, journal_status, quantity, remaining)
         });
@@ -299,6 +345,13 @@ impl Engine {
         reason: RejectReason,
         rest: Option<f64>,
     ) {
+        // A refused cancel or modification of an order (but one it cannot take, which the
+        // order's history shows), or a rejection naming an order that has ended, is no event.
+        let refused_request =
+            self.journal.refuses_request(id) && reason != RejectReason::InvalidModify;
+        if refused_request || self.journal.state(id) == ENDED {
+            return;
+        }
         let (status, cut, remaining) = if reason == RejectReason::InvalidModify {
             (JournalStatus::ModifyRejected, 0.0, quantity)
         } else if let Some(rest) = rest {
@@ -318,7 +371,7 @@ impl Engine {
             (RejectReason::EndOfData, Some(last)) => ts.max(last),
             _ => ts,
         };
-        self.record.order_events.push(&JournalEvent {
+        self.journal_event(JournalEvent {
             reason: Some(reason),
             ..JournalEvent::status(id, ts, status, cut, remaining)
         });

@@ -397,6 +397,8 @@ impl Engine {
             return;
         }
         self.book.set_quantity(index, quantity);
+        let sized = self.book.orders()[index];
+        self.journal_sized_at_fill(&sized, ts);
     }
 
     /// The stage in which `order` can execute: in same-close mode market and on-close orders

@@ -25,7 +25,7 @@ mod sizing;
 
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
-use crate::events::OrderStatus;
+use crate::events::OrderOrigin;
 use crate::feed::{group_end, MarketData};
 use crate::orders::{CommandBuffer, Order, OrderBook, OrderIds, OrderState, TargetSize};
 use crate::portfolio::Portfolio;
@@ -331,8 +331,7 @@ impl Engine {
                 },
                 ..Order::market(id, asset, quantity, ts, self.timestamps + 1)
             };
-            self.book.push(order);
-            self.emit_status(&order, ts, OrderStatus::Accepted);
+            self.accept(order, ts, OrderOrigin::Ruin);
         }
     }
 

@@ -24,6 +24,7 @@ impl Engine {
             .unwrap_or_else(|| CommandBuffer::new(self.n_assets));
         let mut commands = std::mem::replace(&mut self.commands, spare);
         let result = self.resolve_intents(&commands, step, equity);
+        self.journal.decided();
         commands.clear();
         self.spare = Some(std::mem::replace(&mut self.commands, commands));
         result
@@ -92,6 +93,7 @@ impl Engine {
     /// Every intent of a ruined account is refused (`ruined`): it trades no more.
     fn refuse_ruined(&mut self, commands: &CommandBuffer, ts: Ts) {
         for intent in commands.intents() {
+            self.journal.decide(intent);
             let (id, asset, quantity) = match *intent {
                 Intent::Submit { id, request } => (id, request.asset, request.quantity),
                 Intent::Cancel { id } | Intent::Modify { id, .. } => {
@@ -168,7 +170,6 @@ impl Engine {
             return Ok(());
         }
         let id = self.take_order_id();
-        let mut estimate = estimate;
         if estimate != 0.0 {
             // A zero estimate waits for the fill bar's prices; anything else is checked now.
             let Some(cut) = self.short_cut(id, asset, estimate, ts) else {
@@ -184,8 +185,7 @@ impl Engine {
             state: OrderState::Target { target },
             ..Order::market(id, asset, estimate, ts, eligible)
         };
-        self.book.push(order);
-        self.emit_status(&order, ts, OrderStatus::Accepted);
+        self.accept(order, ts, OrderOrigin::Target);
         Ok(())
     }
 
