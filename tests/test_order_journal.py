@@ -20,6 +20,7 @@ import pytest
 
 from journal import check_journal
 from ml4t.backtest import Backtest, BacktestConfig, BacktestResult, PolarsDataFeed, Strategy
+from ml4t.backtest.errors import MarginWarning, RuinWarning
 from ml4t.backtest.risk import StopLoss, TimeExit
 from test_orders_api import DECIDE, T0, Script, bars, cancel, config, order, run, with_b
 
@@ -284,7 +285,8 @@ def test_rejections_before_and_at_the_fill() -> None:
     # would fill; the resized one fills what the cash pays for
     rows_ = bars(DECIDE, (100, 101, 99, 100))
     cash = {"account": {"type": "cash"}, "initial_cash": 1_000.0}
-    result = run(rows_, {0: [order(-5), order(20)]}, BacktestConfig(**cash))
+    with pytest.warns(MarginWarning, match="1 order"):
+        result = run(rows_, {0: [order(-5), order(20)]}, BacktestConfig(**cash))
     assert rows(result) == [
         market_row(1, 0, "sell", 5.0, status="rejected", filled_quantity=0.0),
         market_row(2, 0, "buy", 20.0, status="rejected", filled_quantity=0.0),
@@ -295,7 +297,8 @@ def test_rejections_before_and_at_the_fill() -> None:
         (1, "rejected", 20.0, 0.0, None, "insufficient_cash"),
     ]
     cash["account"] = {"type": "cash", "on_insufficient": "resize"}
-    result = run(rows_, {0: [order(20)]}, BacktestConfig(**cash))
+    with pytest.warns(MarginWarning, match="1 order"):
+        result = run(rows_, {0: [order(20)]}, BacktestConfig(**cash))
     assert history(result, 1) == [
         accepted(0, 20.0),
         (1, "resized", 10.0, 10.0, None, "insufficient_cash"),
@@ -352,6 +355,36 @@ def test_a_margin_call() -> None:
         2, 2, "sell", 20.0, origin="margin_call", exit_reason="margin_call", avg_fill_price=60.0
     )
     assert history(result, 2) == [accepted(2, 20.0), filled(2, 20.0, 60.0)]
+
+
+def test_fill_time_sizing_and_the_ruin_rule() -> None:
+    # 50% of 100,000 at the decision close 100 is an estimate of 500 shares; at the fill bar's
+    # open 110 the account is worth 100,000 and the order becomes 100,000 * 0.5 / 110 shares
+    rows_ = bars(DECIDE, (110, 111, 109, 110))
+    cfg = BacktestConfig(execution={"sizing": "fill"})
+    result = run(rows_, {0: [lambda c: c.order_target_percent("A", 0.5)]}, cfg)
+    shares = 100_000.0 * 0.5 / 110.0
+    assert rows(result)[0]["quantity"] == 500.0
+    assert history(result, 1) == [
+        accepted(0, 500.0),
+        (1, "modified", 0.0, shares, None, None),
+        filled(1, shares, 110.0),
+    ]
+
+    # unlimited leverage: long 20 at 100 on 1,000 of cash; at 40 equity is -200, the account
+    # is ruined: the position is sold at the next open, a later order is refused "ruined"
+    rows_ = bars(DECIDE, (100, 100, 100, 100), (40, 40, 40, 40), (40, 40, 40, 40))
+    cfg = BacktestConfig(
+        initial_cash=1_000.0, account={"initial_margin": None, "maintenance_margin": None}
+    )
+    with pytest.warns(RuinWarning):
+        result = run(rows_, {0: [order(20)], 3: [order(1)]}, cfg)
+    assert rows(result)[1:] == [
+        market_row(2, 2, "sell", 20.0, origin="ruin", exit_reason="ruin", avg_fill_price=40.0),
+        market_row(3, 3, "buy", 1.0, status="rejected", filled_quantity=0.0),
+    ]
+    assert history(result, 2) == [accepted(2, 20.0), filled(3, 20.0, 40.0)]
+    assert history(result, 3) == [(3, "rejected", 1.0, 0.0, None, "ruined")]
 
 
 # ------------------------------------------------------------------------------------------------

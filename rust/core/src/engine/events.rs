@@ -179,17 +179,13 @@ impl Engine {
         self.record.order_events.push(&event);
     }
 
-    /// A target order sized at the fill bar (`execution.sizing = "fill"`): its quantity is
-    /// set now, journaled as a modification.
-    pub(super) fn journal_sized_at_fill(&mut self, order: &Order, ts: Ts) {
-        let (id, quantity) = (order.id, order.quantity);
-        self.journal_event(JournalEvent::status(
-            id,
-            ts,
-            JournalStatus::Modified,
-            0.0,
-            quantity,
-        ));
+    /// A target order sized at the fill bar (`execution.sizing = "fill"`): `order` gets
+    /// `quantity` now, journaled as a modification when it changes.
+    pub(super) fn journal_sized_at_fill(&mut self, order: &Order, quantity: f64, ts: Ts) {
+        if quantity != order.quantity {
+            let event = JournalEvent::status(order.id, ts, JournalStatus::Modified, 0.0, quantity);
+            self.journal_event(event);
+        }
     }
 
     /// Queues an event when the strategy listens.

@@ -397,8 +397,7 @@ impl Engine {
             return;
         }
         self.book.set_quantity(index, quantity);
-        let sized = self.book.orders()[index];
-        self.journal_sized_at_fill(&sized, ts);
+        self.journal_sized_at_fill(&order, quantity, ts);
     }
 
     /// The stage in which `order` can execute: in same-close mode market and on-close orders
