@@ -123,6 +123,8 @@ class OracleResult:
     trades: list[dict[str, Any]] = field(default_factory=list)
     equity: list[dict[str, Any]] = field(default_factory=list)
     rejected_orders: list[dict[str, Any]] = field(default_factory=list)
+    # the order journal's rows of the orders accepted into the book, as they were accepted
+    orders: list[dict[str, Any]] = field(default_factory=list)
 
     def to_polars(self) -> dict[str, Any]:
         import polars as pl
@@ -132,6 +134,7 @@ class OracleResult:
             "trades": pl.DataFrame(self.trades),
             "equity": pl.DataFrame(self.equity),
             "rejected_orders": pl.DataFrame(self.rejected_orders),
+            "orders": pl.DataFrame(self.orders),
         }
 
 
@@ -486,6 +489,22 @@ class OracleEngine:
     def _accept(self, order: _Order) -> None:
         self.asset_of[order.order_id] = order.asset
         self.pending.append(order)
+        self.result.orders.append(
+            {
+                "order_id": order.order_id,
+                "timestamp": order.timestamp,
+                "asset": order.asset,
+                "side": "buy" if order.quantity > 0 else "sell",
+                "order_type": order.kind,
+                "quantity": abs(order.quantity),
+                "limit": order.limit,
+                "stop": order.stop,
+                "tif": order.tif,
+                "parent_id": order.parent,
+                "oco_id": order.oco,
+                "exit_reason": order.reason,
+            }
+        )
 
     def cancel(self, timestamp: Any, order_id: int) -> None:
         """Cancels a pending order and the waiting legs of a bracket entry; otherwise a

@@ -24,7 +24,10 @@ Invariants, checked from the result frames alone (recomputed, not read from engi
 - a cash account never has negative cash or a short position (after any fill);
 - one order id, one order: its fills and rejections share one asset, one side and one type, and
   they match the order ``submit_order`` returned the id for (a bracket's legs take the next two
-  ids, on the other side); the ids ``submit_order`` returns are unique.
+  ids, on the other side); the ids ``submit_order`` returns are unique;
+- the order journal (``tests/journal.py``): every fill and rejection belongs to an order of
+  ``result.orders``, whose filled total is the sum of its fills and whose history is in time
+  order and ends in one terminal status.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from journal import check_journal
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, Strategy
 from ml4t.backtest.errors import BacktestError, OrderError, StrategyError
 from ml4t.backtest.synthetic import make_bars
@@ -333,6 +337,7 @@ def test_order_sequences_keep_the_invariants(spec: dict[str, Any]) -> None:
     assert outside.height == 0, outside
 
     check_orders(strategy, on_bar, rejected, mode)
+    check_journal(result)
     check_accounting(keyed, fills, equity, config["initial_cash"], cash_account)
 
 

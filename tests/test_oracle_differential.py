@@ -193,6 +193,23 @@ def compare(result: Any, expected: oracle.OracleResult, label: str) -> None:
         problems,
     )
 
+    # the order journal: every order accepted into the book, as accepted (ids are compared by
+    # the order tests; target orders may take theirs in another order than the oracle's)
+    def order_key(o: dict[str, Any]) -> tuple[Any, ...]:
+        return (_ts(o["timestamp"]), str(o["asset"]), o["side"], o["quantity"])
+
+    accepted = result.orders.filter(
+        pl.col("history").list.eval(pl.element().struct.field("status") == "accepted").list.any()
+    )
+    _diff_rows(
+        "orders",
+        sorted(accepted.to_dicts(), key=order_key),
+        sorted(expected.orders, key=order_key),
+        ("quantity", "limit", "stop"),
+        ("timestamp", "asset", "side", "order_type", "tif", "exit_reason"),
+        problems,
+    )
+
     if problems:
         raise AssertionError(f"engine != oracle for {label}:\n  " + "\n  ".join(problems[:6]))
 

@@ -210,6 +210,28 @@ def compare(result: Any, expected: oracle.OracleResult, label: str, by_asset: bo
         ("order_id", "timestamp", "asset", "reason"),
         problems,
     )
+    # the order journal: every order accepted into the book, as accepted
+    accepted = result.orders.filter(
+        pl.col("history").list.eval(pl.element().struct.field("status") == "accepted").list.any()
+    )
+    _diff(
+        "orders",
+        accepted.sort("order_id").to_dicts(),
+        sorted(expected.orders, key=lambda o: o["order_id"]),
+        ("quantity", "limit", "stop"),
+        (
+            "order_id",
+            "timestamp",
+            "asset",
+            "side",
+            "order_type",
+            "tif",
+            "parent_id",
+            "oco_id",
+            "exit_reason",
+        ),
+        problems,
+    )
     if problems:
         raise AssertionError(f"engine != oracle for {label}:\n  " + "\n  ".join(problems[:6]))
 

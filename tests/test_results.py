@@ -389,7 +389,15 @@ def assert_metrics_equal(a: dict[str, float], b: dict[str, float]) -> None:
 
 
 def assert_result_equal(a: BacktestResult, b: BacktestResult) -> None:
-    for name in ("fills", "trades", "equity", "rejected_orders", "records"):
+    for name in (
+        "fills",
+        "trades",
+        "equity",
+        "rejected_orders",
+        "orders",
+        "order_events",
+        "records",
+    ):
         assert getattr(a, name).equals(getattr(b, name)), name
         assert getattr(a, name).schema == getattr(b, name).schema, name
     assert_metrics_equal(a.metrics, b.metrics)
@@ -407,6 +415,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     )
     result = Backtest(PolarsDataFeed(df), Recording(), config=config).run(progress=False)
     assert result.records.height > 0 and result.rejected_orders.height > 0
+    assert result.orders.height > 0 and result.orders["history"].list.len().min() >= 2
     out = result.save(tmp_path / "run")
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
@@ -416,6 +425,8 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
             "fills.parquet",
             "manifest.json",
             "metrics.json",
+            "order_events.parquet",
+            "orders.parquet",
             "positions.parquet",
             "records.parquet",
             "rejected_orders.parquet",
@@ -437,7 +448,7 @@ def test_manifest_contents(tmp_path: Path) -> None:
     result = run(df, SignalStrategy("signal", quantity=5.0))
     manifest = json.loads((result.save(tmp_path / "a") / "manifest.json").read_text())
     assert manifest["version"] == ml4t.backtest.__version__
-    assert manifest["format"] == 1
+    assert manifest["format"] == 2
     inp = manifest["input"]
     assert (inp["rows"], inp["n_assets"], inp["n_timestamps"]) == (90, 3, 30)
     assert inp["assets"] == ["A0000", "A0001", "A0002"]

@@ -99,7 +99,15 @@ def test_result_tables_come_back_as_arrow(feed: PolarsDataFeed) -> None:
         BacktestConfig().engine_dict(),
         SignalStrategy("signal", quantity=5.0).spec(),
     )
-    assert set(raw) == {"fills", "trades", "equity", "rejections", "financing"}
+    assert set(raw) == {
+        "fills",
+        "trades",
+        "equity",
+        "rejections",
+        "financing",
+        "orders",
+        "order_events",
+    }
     for table in raw.values():
         assert isinstance(table, _core.ArrowTable)
         assert hasattr(table, "__arrow_c_stream__")

@@ -29,7 +29,18 @@ REJECT_REASONS: list[str]
 """Rejection reason names, indexed by the ``reason`` code of the rejections table."""
 
 ORDER_TYPES: list[str]
-"""Order type names, indexed by the ``order_type`` code of the fills table."""
+"""Order type names, indexed by the ``order_type`` code of the fills and orders tables."""
+
+TIME_IN_FORCE: list[str]
+"""Time-in-force names (``gtc``, ``day``, ``ioc``), indexed by the ``tif`` code of the orders
+table."""
+
+ORDER_ORIGINS: list[str]
+"""Who created an order (``strategy``, ``target``, ``bracket``, ``risk_exit``, ``risk_level``,
+``margin_call``, ``ruin``), indexed by the ``origin`` code of the orders table."""
+
+ORDER_EVENT_STATUSES: list[str]
+"""Order journal statuses, indexed by the ``status`` code of the order events table."""
 
 _AssetRef: TypeAlias = str | SupportsIndex
 """An asset given by name (``str``) or by integer code (index into the sorted asset names)."""
@@ -62,8 +73,14 @@ def run_builtin(
     ``progress(rows_done)`` about ten times a second and once at the end; an exception raised
     by the callback cancels the run and propagates.
 
-    Returns the tables ``"fills"``, ``"trades"``, ``"equity"``, ``"rejections"`` and
-    ``"financing"`` (borrow fees and interest, one row per timestamp that accrued any).
+    Returns the tables ``"fills"``, ``"trades"``, ``"equity"``, ``"rejections"``,
+    ``"financing"`` (borrow fees and interest, one row per timestamp that accrued any) and the
+    order journal: ``"orders"`` (one row per order: ``order_id, ts, asset_id, order_type,
+    quantity`` (signed), ``limit, stop, trail_amount, trail_percent`` (NaN when absent),
+    ``tif, parent_id, oco_id`` (0 when none), ``origin, exit_reason``) and ``"order_events"``
+    (every status change in the order it happened: ``order_id, ts, status, quantity,
+    remaining`` (signed), ``price, limit, stop`` (NaN when absent), ``reason`` (255 when
+    none)).
     """
 
 def run_python(

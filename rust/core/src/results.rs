@@ -1,5 +1,5 @@
-//! Columnar result builders: fills, trades, equity, financing and rejected orders become Arrow
-//! batches.
+//! Columnar result builders: fills, trades, equity, financing, rejected orders and the order
+//! journal (every order and its status changes) become Arrow batches.
 //!
 //! Each recorder is declared once with the `recorder!` macro: one line per column gives its name (the
 //! Arrow column name), its element type and how a pushed row fills it. During the run a recorder
@@ -14,6 +14,8 @@ use arrow_array::{
 };
 use arrow_schema::{Field, Schema};
 
+use crate::events::{JournalStatus, OrderOrigin};
+use crate::orders::Order;
 use crate::records::{Fill, TradeRecord};
 use crate::types::{AssetId, OrderId, RejectReason, Side, Ts};
 
@@ -173,6 +175,97 @@ recorder! {
     }
 }
 
+recorder! {
+    /// The order journal's orders: one row per order, written when it is accepted into the
+    /// book (or booked at once by the engine, or refused before it was accepted).
+    pub struct OrderRecorder {
+        /// Appends `order` as created by `origin`.
+        fn push(order: &Order, origin: OrderOrigin);
+        order_id: u64 = order.id,
+        ts: i64 = order.created,
+        asset_id: u32 = order.asset,
+        order_type: u8 = order.kind.code(),
+        quantity: f64 = order.quantity,
+        limit: f64 = order.kind.limit_price(),
+        stop: f64 = order.kind.stop_price(),
+        trail_amount: f64 = order.kind.trail_distance().0,
+        trail_percent: f64 = order.kind.trail_distance().1,
+        tif: u8 = order.tif.code(),
+        parent_id: u64 = order.parent,
+        oco_id: u64 = order.oco,
+        origin: u8 = origin as u8,
+        exit_reason: u8 = order.reason as u8,
+    }
+}
+
+/// One status change of one order, as the journal records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JournalEvent {
+    /// The order.
+    pub order_id: OrderId,
+    /// When.
+    pub ts: Ts,
+    /// The new status.
+    pub status: JournalStatus,
+    /// Signed shares filled (fills), cut (resized, rejected), cancelled or expired by it; 0
+    /// for accepted, modified and modify_rejected.
+    pub quantity: f64,
+    /// Signed shares still open after it (0 once terminal).
+    pub remaining: f64,
+    /// The fill price (fills), else NaN.
+    pub price: f64,
+    /// The order's limit and stop after a modification, else NaN.
+    pub limit: f64,
+    /// See `limit`.
+    pub stop: f64,
+    /// Why, for resizes, rejections and expiries.
+    pub reason: Option<RejectReason>,
+}
+
+impl JournalEvent {
+    /// A status change without a fill or modification.
+    pub fn status(
+        order_id: OrderId,
+        ts: Ts,
+        status: JournalStatus,
+        quantity: f64,
+        remaining: f64,
+    ) -> Self {
+        JournalEvent {
+            order_id,
+            ts,
+            status,
+            quantity,
+            remaining,
+            price: f64::NAN,
+            limit: f64::NAN,
+            stop: f64::NAN,
+            reason: None,
+        }
+    }
+}
+
+/// The `reason` code of an event without one.
+pub const NO_REASON: u8 = u8::MAX;
+
+recorder! {
+    /// The order journal's events: every status change of every order, in the order they
+    /// happened.
+    pub struct OrderEventRecorder {
+        /// Appends one event.
+        fn push(e: &JournalEvent);
+        order_id: u64 = e.order_id,
+        ts: i64 = e.ts,
+        status: u8 = e.status as u8,
+        quantity: f64 = e.quantity,
+        remaining: f64 = e.remaining,
+        price: f64 = e.price,
+        limit: f64 = e.limit,
+        stop: f64 = e.stop,
+        reason: u8 = e.reason.map_or(NO_REASON, |r| r as u8),
+    }
+}
+
 impl EquityRecorder {
     /// The stored columns plus the derived `positions_value` (long + short) and `equity`
     /// (cash + positions).
@@ -245,6 +338,10 @@ pub struct Recorders {
     pub financing: FinancingRecorder,
     /// Orders that never filled.
     pub rejections: RejectionRecorder,
+    /// Every order, one row each (the order journal).
+    pub orders: OrderRecorder,
+    /// Every status change of every order (the order journal).
+    pub order_events: OrderEventRecorder,
 }
 
 /// Everything a run produces, as Arrow batches.
@@ -260,6 +357,10 @@ pub struct BacktestOutput {
     pub rejections: RecordBatch,
     /// Borrow fees and interest, one row per timestamp that accrued any.
     pub financing: RecordBatch,
+    /// Every order of the run, one row each, in the order they were recorded.
+    pub orders: RecordBatch,
+    /// Every status change of every order, in the order they happened.
+    pub order_events: RecordBatch,
 }
 
 impl BacktestOutput {
@@ -271,6 +372,8 @@ impl BacktestOutput {
             equity: batch(recorders.equity.into_equity_columns()),
             rejections: batch(recorders.rejections.into_columns()),
             financing: batch(recorders.financing.into_columns()),
+            orders: batch(recorders.orders.into_columns()),
+            order_events: batch(recorders.order_events.into_columns()),
         }
     }
 }

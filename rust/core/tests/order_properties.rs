@@ -12,7 +12,9 @@
 //!   fill but a completing one;
 //! - every fill lies inside its bar, and no order fills before it is eligible;
 //! - cash and positions rebuilt from the fills match the equity curve (equity = cash +
-//!   positions).
+//!   positions);
+//! - the order journal holds every order with a history in time order that ends, and fills
+//!   that sum to the order's fills (`common::check_journal`).
 
 mod common;
 
@@ -264,6 +266,7 @@ fn roles(case: &Case, ids: &[u64]) -> HashMap<u64, Role> {
 const EPS: f64 = 1e-9;
 
 fn check(case: &Case, ids: &[u64], out: &BacktestOutput) -> Result<(), String> {
+    check_journal(out)?;
     let bars: HashMap<(i64, u32), &Row> = case.rows.iter().map(|r| ((r.ts, r.asset), r)).collect();
     let roles = roles(case, ids);
     let f = fills(out);

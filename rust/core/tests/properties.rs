@@ -223,6 +223,7 @@ fn bars_by_key(data: &MarketData) -> HashMap<(i64, u32), (f64, f64, f64, f64)> {
 
 /// Checks every invariant of one run; returns a description of the first violation.
 fn check_invariants(case: &Case, data: &MarketData, out: &BacktestOutput) -> Result<(), String> {
+    check_journal(out)?;
     let cfg = &case.config;
     let bars = bars_by_key(data);
     let eq = equity(out);

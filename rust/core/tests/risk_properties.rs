@@ -920,6 +920,7 @@ fn check_gross(
 /// Property (d): cash and positions rebuilt from the fills match every equity row, and equity
 /// is cash plus the positions marked at the last closes.
 fn check_equity(case: &Case, data: &MarketData, out: &BacktestOutput) -> Result<(), String> {
+    check_journal(out)?;
     let n = case.bars.n_assets as usize;
     let (bars, _) = index_bars(data);
     let by_ts = fills_by_ts(&fills(out));

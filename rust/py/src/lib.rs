@@ -41,6 +41,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "ORDER_TYPES",
         ml4t_backtest_core::orders::OrderKind::NAMES.to_vec(),
     )?;
+    m.add(
+        "TIME_IN_FORCE",
+        ml4t_backtest_core::orders::TimeInForce::NAMES.to_vec(),
+    )?;
+    m.add(
+        "ORDER_ORIGINS",
+        ml4t_backtest_core::events::OrderOrigin::NAMES.to_vec(),
+    )?;
+    m.add(
+        "ORDER_EVENT_STATUSES",
+        ml4t_backtest_core::events::JournalStatus::NAMES.to_vec(),
+    )?;
     m.add_function(wrap_pyfunction!(run::run_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(run::run_python, m)?)?;
     m.add_function(wrap_pyfunction!(run::column_address, m)?)?;

@@ -227,6 +227,8 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
     out.set_item("equity", ArrowTable::new(output.equity))?;
     out.set_item("rejections", ArrowTable::new(output.rejections))?;
     out.set_item("financing", ArrowTable::new(output.financing))?;
+    out.set_item("orders", ArrowTable::new(output.orders))?;
+    out.set_item("order_events", ArrowTable::new(output.order_events))?;
     Ok(out)
 }
 

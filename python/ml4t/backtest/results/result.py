@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 import numpy as np
 import polars as pl
 
-from ml4t.backtest._core import EXIT_REASONS, ORDER_TYPES, REJECT_REASONS, __version__
+from ml4t.backtest._core import (
+    EXIT_REASONS,
+    ORDER_EVENT_STATUSES,
+    ORDER_ORIGINS,
+    ORDER_TYPES,
+    REJECT_REASONS,
+    TIME_IN_FORCE,
+    __version__,
+)
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.data.sources import in_memory
@@ -65,18 +73,38 @@ def _benchmark_as_polars(benchmark: Any) -> pl.Series | pl.DataFrame:
     return in_memory(benchmark, "benchmark", Collector(raise_errors=True))
 
 
-# The code -> name tables (EXIT_REASONS, REJECT_REASONS, ORDER_TYPES) are exported by the engine
-# so that the two sides cannot drift apart.
+# The code -> name tables (EXIT_REASONS, REJECT_REASONS, ORDER_TYPES, TIME_IN_FORCE,
+# ORDER_ORIGINS, ORDER_EVENT_STATUSES) are exported by the engine so that the two sides cannot
+# drift apart.
 
-RECORD_NAMES = ("fills", "trades", "equity", "rejected_orders", "records")
+RECORD_NAMES = (
+    "fills",
+    "trades",
+    "equity",
+    "rejected_orders",
+    "orders",
+    "order_events",
+    "records",
+)
 """The record frames :meth:`BacktestResult.save` writes as Parquet (plus ``positions``)."""
 
-SAVE_FORMAT = 1
-"""Version of the saved-result layout written to ``manifest.json``."""
+SAVE_FORMAT = 2
+"""Version of the saved-result layout written to ``manifest.json`` (2: with the order
+journal, ``orders`` and ``order_events``)."""
+
+_NO_REASON = 255
+"""The engine's ``reason`` code of an order event without one."""
+
+_FILL_STATUSES = ("partially_filled", "filled")
 
 
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:
     return codes.replace_strict(list(range(len(names))), names, return_dtype=pl.String)
+
+
+def _absent_as_null(name: str) -> pl.Expr:
+    """A float column whose NaN means "none" (an order without a limit, say) with nulls."""
+    return pl.col(name).fill_nan(None).alias(name)
 
 
 def _json_float(value: float) -> float | str:
@@ -182,6 +210,15 @@ class BacktestResult:
         equity: one row per timestamp: ``timestamp, cash, long_value, short_value,
             positions_value, equity, gross_exposure, net_exposure, drawdown``.
         rejected_orders: orders that never filled, with the reason.
+        orders: the order journal, one row per order of the run (explicit orders, bracket
+            legs, target orders, risk exits and level exits, margin calls), by ``order_id``:
+            ``order_id, timestamp`` (decided), ``asset, side, order_type, quantity`` (as
+            accepted, absolute), ``limit, stop, trail_amount, trail_percent, tif, parent_id,
+            oco_id, origin, exit_reason, status`` (the last), ``filled_quantity,
+            avg_fill_price`` and ``history``, its status changes as a list of structs
+            ``{timestamp, status, quantity, remaining, price, reason}``.
+        order_events: the same status changes as one flat frame, in the order they happened:
+            ``order_id, timestamp, status, quantity, remaining, price, limit, stop, reason``.
         records: values recorded by the strategy with ``context.record(name=value)`` in long
             format: ``timestamp, name, value`` (empty for built-in strategies).
         config: the resolved configuration.
@@ -193,6 +230,8 @@ class BacktestResult:
     trades: pl.DataFrame
     equity: pl.DataFrame
     rejected_orders: pl.DataFrame
+    orders: pl.DataFrame
+    order_events: pl.DataFrame
     records: pl.DataFrame
     config: BacktestConfig
     universe: Universe
@@ -219,6 +258,8 @@ class BacktestResult:
             pl.DataFrame(raw["financing"]) if "financing" in raw else None,
         )
         self.rejected_orders = self._rejections(pl.DataFrame(raw["rejections"]))
+        self.order_events = self._order_events(pl.DataFrame(raw["order_events"]))
+        self.orders = self._orders(pl.DataFrame(raw["orders"]), self.order_events)
         self.records = self._records(raw.get("records"), list(raw.get("record_names", [])))
 
     # ----------------------------------------------------------------------- building frames
@@ -318,6 +359,70 @@ class BacktestResult:
             self._asset(),
             "quantity",
             _names(pl.col("reason"), REJECT_REASONS),
+        )
+
+    def _order_events(self, df: pl.DataFrame) -> pl.DataFrame:
+        reason = pl.col("reason")
+        return df.select(
+            "order_id",
+            self._timestamps(pl.col("ts")).alias("timestamp"),
+            _names(pl.col("status"), ORDER_EVENT_STATUSES),
+            pl.col("quantity").abs(),
+            pl.col("remaining").abs(),
+            _absent_as_null("price"),
+            _absent_as_null("limit"),
+            _absent_as_null("stop"),
+            pl.when(reason == _NO_REASON)
+            .then(pl.lit(None, dtype=pl.String))
+            .otherwise(_names(reason.clip(0, len(REJECT_REASONS) - 1), REJECT_REASONS))
+            .alias("reason"),
+        )
+
+    def _orders(self, df: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+        quantity = pl.col("quantity")
+        fill = pl.col("status").is_in(_FILL_STATUSES)
+        filled = pl.col("quantity").filter(fill)
+        summary = events.group_by("order_id", maintain_order=True).agg(
+            pl.col("status").last(),
+            filled.sum().alias("filled_quantity"),
+            ((filled * pl.col("price").filter(fill)).sum() / filled.sum()).alias("avg_fill_price"),
+            pl.struct("timestamp", "status", "quantity", "remaining", "price", "reason").alias(
+                "history"
+            ),
+        )
+        orders = df.select(
+            "order_id",
+            self._timestamps(pl.col("ts")).alias("timestamp"),
+            self._asset(),
+            # Polars orders NaN above every number: an unsized order has no side, nor has a
+            # fill-time-sized one estimated at zero.
+            pl.when(quantity.is_nan() | (quantity == 0))
+            .then(pl.lit(None, dtype=pl.String))
+            .when(quantity > 0)
+            .then(pl.lit("buy"))
+            .otherwise(pl.lit("sell"))
+            .alias("side"),
+            _names(pl.col("order_type"), ORDER_TYPES),
+            quantity.abs(),
+            _absent_as_null("limit"),
+            _absent_as_null("stop"),
+            _absent_as_null("trail_amount"),
+            _absent_as_null("trail_percent"),
+            _names(pl.col("tif"), TIME_IN_FORCE),
+            pl.col("parent_id").replace(0, None),
+            pl.col("oco_id").replace(0, None),
+            _names(pl.col("origin"), ORDER_ORIGINS),
+            _names(pl.col("exit_reason"), EXIT_REASONS),
+        )
+        return (
+            orders.join(summary, on="order_id", how="left", maintain_order="left")
+            .with_columns(
+                pl.col("filled_quantity").fill_null(0.0),
+                pl.when(pl.col("filled_quantity") > 0)
+                .then(pl.col("avg_fill_price"))
+                .alias("avg_fill_price"),
+            )
+            .sort("order_id")
         )
 
     def _records(self, table: object | None, names: list[str]) -> pl.DataFrame:
@@ -533,11 +638,12 @@ class BacktestResult:
         """Writes the result to ``directory`` (created if needed) and returns its path.
 
         Files: one Parquet per record (``fills``, ``trades``, ``equity``, ``rejected_orders``,
-        ``records``, and ``positions`` at every timestamp), ``metrics.json`` (non-finite values
-        as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``), ``config.yaml`` (the
-        resolved :class:`BacktestConfig`) and ``manifest.json`` (library version, what the run
-        read with a checksum of the engine frame, when it ran and how long it took, and the
-        row count and SHA-256 of each file). :meth:`load` reads it back without the data.
+        ``orders``, ``order_events``, ``records``, and ``positions`` at every timestamp),
+        ``metrics.json`` (non-finite values as the strings ``"NaN"``, ``"Infinity"``,
+        ``"-Infinity"``), ``config.yaml`` (the resolved :class:`BacktestConfig`) and
+        ``manifest.json`` (library version, what the run read with a checksum of the engine
+        frame, when it ran and how long it took, and the row count and SHA-256 of each file).
+        :meth:`load` reads it back without the data.
 
         The save is all or nothing: every file is first written into a temporary directory
         inside ``directory``, the old ``manifest.json`` (if any) is removed, the files are

@@ -4,6 +4,7 @@
 use super::Engine;
 use crate::config::{AccountKind, EngineConfig, Insufficient, ShareRounding};
 use crate::error::Result;
+use crate::events::OrderOrigin;
 use crate::feed::MarketData;
 use crate::orders::Order;
 use crate::portfolio::is_dust;
@@ -167,7 +168,14 @@ impl Engine {
         } else {
             order.quantity
         };
-        self.reject(order.id, ts, order.asset, cut, reason);
+        self.reject_part(
+            order.id,
+            ts,
+            order.asset,
+            cut,
+            reason,
+            resize.then_some(allowed),
+        );
         if !resize {
             self.book.mark_filled(index);
             self.scratch.removed = true;
@@ -237,8 +245,9 @@ impl Engine {
                 reason: ExitReason::MarginCall,
                 ..Order::market(id, asset, quantity, ts, epoch)
             };
+            self.accept_direct(&order, ts, OrderOrigin::MarginCall);
             let fill = self.book_fill(ts, &order, quantity, (price, reference), false, usize::MAX);
-            self.after_fill(&order, ts, quantity);
+            self.after_fill(&order, &fill);
             liquidated = true;
             strategy.on_fill(&fill, &self.portfolio)?;
         }

@@ -397,6 +397,7 @@ impl Engine {
             return;
         }
         self.book.set_quantity(index, quantity);
+        self.journal_sized_at_fill(&order, quantity, ts);
     }
 
     /// The stage in which `order` can execute: in same-close mode market and on-close orders
@@ -538,7 +539,7 @@ impl Engine {
             partial,
             index,
         );
-        self.after_fill(&order, ts, quantity);
+        self.after_fill(&order, &fill);
         if partial {
             self.book.reduce(index, quantity);
         } else {
@@ -662,13 +663,9 @@ impl Engine {
         }
         let excess = order.quantity - room * order.quantity.signum();
         if no_short_sell && !is_leg {
-            self.reject(
-                order.id,
-                ts,
-                order.asset,
-                excess,
-                RejectReason::ShortNotAllowed,
-            );
+            let rest = (room != 0.0).then(|| room * order.quantity.signum());
+            let reason = RejectReason::ShortNotAllowed;
+            self.reject_part(order.id, ts, order.asset, excess, reason, rest);
         }
         if room == 0.0 {
             self.book.mark_filled(index);

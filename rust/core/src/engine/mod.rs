@@ -25,7 +25,7 @@ mod sizing;
 
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
-use crate::events::OrderStatus;
+use crate::events::OrderOrigin;
 use crate::feed::{group_end, MarketData};
 use crate::orders::{CommandBuffer, Order, OrderBook, OrderIds, OrderState, TargetSize};
 use crate::portfolio::Portfolio;
@@ -38,7 +38,7 @@ use crate::strategy::{Strategy, StrategyContext, TimestampView};
 use crate::trades::TradeTracker;
 use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 use account::Financing;
-use events::EventQueue;
+use events::{EventQueue, Journal};
 use fills::FillScratch;
 use risk_step::Step;
 use std::sync::Arc;
@@ -68,6 +68,8 @@ pub struct Engine {
     scratch: FillScratch,
     /// Order events waiting for the strategy (`events.rs`).
     events: EventQueue,
+    /// The order journal's working state (`events.rs`).
+    journal: Journal,
     /// Financing switches and borrow rates (`account.rs`).
     financing: Financing,
     timestamps: u64,
@@ -118,6 +120,7 @@ impl Engine {
             rebalance_epoch: 0,
             scratch: FillScratch::new(),
             events: EventQueue::default(),
+            journal: Journal::default(),
             financing,
             timestamps: 0,
             last_ts: None,
@@ -330,8 +333,7 @@ impl Engine {
                 },
                 ..Order::market(id, asset, quantity, ts, self.timestamps + 1)
             };
-            self.book.push(order);
-            self.emit_status(&order, ts, OrderStatus::Accepted);
+            self.accept(order, ts, OrderOrigin::Ruin);
         }
     }
 

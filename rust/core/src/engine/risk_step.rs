@@ -7,7 +7,7 @@ use super::fills::Candidate;
 use super::Engine;
 use crate::config::ShareRounding;
 use crate::error::Result;
-use crate::events::OrderStatus;
+use crate::events::{OrderOrigin, OrderStatus};
 use crate::feed::MarketData;
 use crate::matching::{limit_trigger, stop_trigger, trailing_trigger, BarPath};
 use crate::orders::{Order, OrderKind};
@@ -216,6 +216,7 @@ impl Engine {
             reason: hit.reason,
             ..Order::market(id, asset, quantity, ts, self.timestamps)
         };
+        self.accept_direct(&order, ts, OrderOrigin::RiskLevel);
         let fill = self.book_fill(
             ts,
             &order,
@@ -224,7 +225,7 @@ impl Engine {
             false,
             usize::MAX,
         );
-        self.after_fill(&order, ts, quantity);
+        self.after_fill(&order, &fill);
         self.yield_closing_orders(asset, quantity, ts);
         strategy.on_fill(&fill, &self.portfolio)?;
         Ok(true)
@@ -392,8 +393,7 @@ impl Engine {
             reason,
             ..Order::market(id, asset, quantity, ts, eligible)
         };
-        self.book.push(order);
-        self.emit_status(&order, ts, OrderStatus::Accepted);
+        self.accept(order, ts, OrderOrigin::RiskExit);
     }
 
     /// Pre-trade risk check of a new order of `quantity` shares valued at `price_hint` (its
@@ -441,16 +441,13 @@ impl Engine {
         if self.config.rounding == ShareRounding::Integer {
             allowed = allowed.trunc();
         }
-        if allowed.abs() < opening.abs() {
-            self.reject(
-                id,
-                step.ts,
-                asset,
-                opening - allowed,
-                RejectReason::RiskLimit,
-            );
-        }
         let total = closing + allowed;
+        if allowed.abs() < opening.abs() {
+            // What is left (if any) is accepted next: the cut leaves the order alive.
+            let rest = (total != 0.0).then_some(total);
+            let cut = opening - allowed;
+            self.reject_part(id, step.ts, asset, cut, RejectReason::RiskLimit, rest);
+        }
         Ok((total != 0.0).then_some(total))
     }
 }

@@ -6,7 +6,7 @@ use super::risk_step::Step;
 use super::Engine;
 use crate::config::{ExecutionMode, ShareRounding, TargetSizing};
 use crate::error::{BacktestError, Result};
-use crate::events::OrderStatus;
+use crate::events::{OrderOrigin, OrderStatus};
 use crate::orders::{
     CommandBuffer, Intent, Order, OrderKind, OrderRequest, OrderState, TargetSize, TimeInForce,
     MAX_QUANTITY,
@@ -24,6 +24,7 @@ impl Engine {
             .unwrap_or_else(|| CommandBuffer::new(self.n_assets));
         let mut commands = std::mem::replace(&mut self.commands, spare);
         let result = self.resolve_intents(&commands, step, equity);
+        self.journal.decided();
         commands.clear();
         self.spare = Some(std::mem::replace(&mut self.commands, commands));
         result
@@ -36,6 +37,7 @@ impl Engine {
             return Ok(());
         }
         for intent in commands.intents() {
+            self.journal.decide(intent);
             match *intent {
                 Intent::Submit { id, request } => self.submit(step, id, &request)?,
                 Intent::Cancel { id } => self.cancel(id, ts),
@@ -91,6 +93,7 @@ impl Engine {
     /// Every intent of a ruined account is refused (`ruined`): it trades no more.
     fn refuse_ruined(&mut self, commands: &CommandBuffer, ts: Ts) {
         for intent in commands.intents() {
+            self.journal.decide(intent);
             let (id, asset, quantity) = match *intent {
                 Intent::Submit { id, request } => (id, request.asset, request.quantity),
                 Intent::Cancel { id } | Intent::Modify { id, .. } => {
@@ -182,8 +185,7 @@ impl Engine {
             state: OrderState::Target { target },
             ..Order::market(id, asset, estimate, ts, eligible)
         };
-        self.book.push(order);
-        self.emit_status(&order, ts, OrderStatus::Accepted);
+        self.accept(order, ts, OrderOrigin::Target);
         Ok(())
     }
 
@@ -214,8 +216,7 @@ impl Engine {
         };
         let eligible = self.eligible_from(OrderKind::Market);
         let order = Order::market(id, asset, quantity, ts, eligible);
-        self.book.push(order);
-        self.emit_status(&order, ts, OrderStatus::Accepted);
+        self.accept(order, ts, OrderOrigin::Target);
         Ok(())
     }
 
@@ -288,8 +289,7 @@ impl Engine {
             reason,
             state: OrderState::new(request.kind, water_mark),
         };
-        self.book.push(entry);
-        self.emit_status(&entry, ts, OrderStatus::Accepted);
+        self.accept(entry, ts, OrderOrigin::Strategy);
         let tp_id = request.take_profit.map(|_| id + 1);
         let sl_id = request
             .stop_loss
@@ -315,13 +315,11 @@ impl Engine {
                 sl_id,
                 ExitReason::TakeProfit,
             );
-            self.book.push(order);
-            self.emit_status(&order, ts, OrderStatus::Accepted);
+            self.accept(order, ts, OrderOrigin::Bracket);
         }
         if let (Some(sl_id), Some(stop)) = (sl_id, request.stop_loss) {
             let order = leg(sl_id, OrderKind::Stop { stop }, tp_id, ExitReason::StopLoss);
-            self.book.push(order);
-            self.emit_status(&order, ts, OrderStatus::Accepted);
+            self.accept(order, ts, OrderOrigin::Bracket);
         }
         Ok(())
     }

@@ -68,6 +68,35 @@ impl OrderKind {
             OrderKind::TrailingStop { .. } => 5,
         }
     }
+
+    /// The limit price (limit and stop-limit orders), else NaN.
+    pub fn limit_price(&self) -> f64 {
+        match *self {
+            OrderKind::Limit { limit } | OrderKind::StopLimit { limit, .. } => limit,
+            _ => f64::NAN,
+        }
+    }
+
+    /// The stop price (stop and stop-limit orders), else NaN.
+    pub fn stop_price(&self) -> f64 {
+        match *self {
+            OrderKind::Stop { stop } | OrderKind::StopLimit { stop, .. } => stop,
+            _ => f64::NAN,
+        }
+    }
+
+    /// A trailing stop's distance as (amount, percent), the one it does not have NaN.
+    pub fn trail_distance(&self) -> (f64, f64) {
+        match *self {
+            OrderKind::TrailingStop {
+                trail: Trail::Amount(a),
+            } => (a, f64::NAN),
+            OrderKind::TrailingStop {
+                trail: Trail::Percent(p),
+            } => (f64::NAN, p),
+            _ => (f64::NAN, f64::NAN),
+        }
+    }
 }
 
 /// The largest order quantity (2^53 shares): beyond it an `f64` no longer holds every whole
@@ -122,6 +151,20 @@ pub enum TimeInForce {
     Day,
     /// Whatever fills on the first eligible bar; the rest is cancelled.
     Ioc,
+}
+
+impl TimeInForce {
+    /// Names in code order, for the Python side.
+    pub const NAMES: [&'static str; 3] = ["gtc", "day", "ioc"];
+
+    /// Stable code (index into [`Self::NAMES`]).
+    pub fn code(self) -> u8 {
+        match self {
+            TimeInForce::Gtc => 0,
+            TimeInForce::Day => 1,
+            TimeInForce::Ioc => 2,
+        }
+    }
 }
 
 /// An explicit order as a strategy submits it.

@@ -722,6 +722,8 @@ pub fn same_output(a: &BacktestOutput, b: &BacktestOutput) -> bool {
         (&a.trades, &b.trades),
         (&a.equity, &b.equity),
         (&a.rejections, &b.rejections),
+        (&a.orders, &b.orders),
+        (&a.order_events, &b.order_events),
     ]
     .iter()
     .all(|(x, y)| x.schema() == y.schema() && batch_bits(x) == batch_bits(y))
@@ -734,10 +736,83 @@ pub fn assert_same_output(a: &BacktestOutput, b: &BacktestOutput) {
         ("trades", &a.trades, &b.trades),
         ("equity", &a.equity, &b.equity),
         ("rejections", &a.rejections, &b.rejections),
+        ("orders", &a.orders, &b.orders),
+        ("order_events", &a.order_events, &b.order_events),
     ] {
         assert_eq!(x.schema(), y.schema(), "{name}: schemas differ");
         assert_eq!(batch_bits(x), batch_bits(y), "{name}: values differ");
     }
+}
+
+/// The order journal's invariants: one row per order; every fill and every rejection (but a
+/// `not_pending` one, which names another order, and id 0) belongs to an order with a row;
+/// each order's events are in time order, its filled total is the sum of its fills, and
+/// exactly its last event is terminal, leaving nothing open.
+pub fn check_journal(out: &BacktestOutput) -> Result<(), String> {
+    use ml4t_backtest_core::events::JournalStatus;
+    use std::collections::HashMap;
+    const NOT_PENDING: u8 = 4;
+    let ids = u64s(&out.orders, "order_id");
+    let mut known: HashMap<u64, usize> = HashMap::new();
+    for (row, &id) in ids.iter().enumerate() {
+        if id == 0 || known.insert(id, row).is_some() {
+            return Err(format!("order id {id} recorded twice (or zero)"));
+        }
+    }
+    let mut fill_sum: HashMap<u64, f64> = HashMap::new();
+    for f in fills(out) {
+        if !known.contains_key(&f.order_id) {
+            return Err(format!("fill of an order without a row: {f:?}"));
+        }
+        *fill_sum.entry(f.order_id).or_default() += f.signed();
+    }
+    for r in rejections(out) {
+        if r.order_id != 0 && r.reason != NOT_PENDING && !known.contains_key(&r.order_id) {
+            return Err(format!("rejection of an order without a row: {r:?}"));
+        }
+    }
+    let e = &out.order_events;
+    let (event_ids, ts, statuses) = (u64s(e, "order_id"), i64s(e, "ts"), u8s(e, "status"));
+    let (quantity, remaining) = (f64s(e, "quantity"), f64s(e, "remaining"));
+    // Per order: last ts, filled sum, whether it ended, its last remaining.
+    let mut state: HashMap<u64, (i64, f64, bool, f64)> = HashMap::new();
+    for i in 0..e.num_rows() {
+        let id = event_ids[i];
+        if !known.contains_key(&id) {
+            return Err(format!("event of an order without a row: {id}"));
+        }
+        let status = JournalStatus::NAMES[statuses[i] as usize];
+        let entry = state.entry(id).or_insert((i64::MIN, 0.0, false, 0.0));
+        if entry.2 {
+            return Err(format!("order {id}: '{status}' after its terminal event"));
+        }
+        if ts[i] < entry.0 {
+            return Err(format!(
+                "order {id}: events out of time order at '{status}'"
+            ));
+        }
+        entry.0 = ts[i];
+        if matches!(status, "filled" | "partially_filled") {
+            entry.1 += quantity[i];
+        }
+        entry.2 = matches!(status, "filled" | "cancelled" | "expired" | "rejected");
+        entry.3 = remaining[i];
+    }
+    for &id in &ids {
+        let Some(&(_, filled, ended, left)) = state.get(&id) else {
+            return Err(format!("order {id} has no events"));
+        };
+        if !ended || left != 0.0 {
+            return Err(format!("order {id} does not end (remaining {left})"));
+        }
+        let fills = fill_sum.get(&id).copied().unwrap_or(0.0);
+        if !close_enough(filled, fills) {
+            return Err(format!(
+                "order {id}: journal filled {filled}, fills {fills}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
