@@ -45,6 +45,7 @@ Runs (``<run>``), all with 100,000 initial cash:
 - ``zipline``: ``order_target_percent`` in ``handle_data`` at each decision session (filled at
   the next session's close, sized at the decision close, whole shares), ``PerShare(0.001)``
   commission, ``FixedBasisPointsSlippage(5 bps, volume_limit=1.0)``, the XNYS calendar.
+- ``zipline_no_slippage``: the same with ``FixedBasisPointsSlippage(basis_points=0)``.
 """
 
 from __future__ import annotations
@@ -233,9 +234,11 @@ def run_backtrader(panel: pd.DataFrame, schedule: pd.DataFrame) -> dict[str, Any
     return {"fills": pd.DataFrame(fill_rows), "equity": pd.DataFrame(equity_rows)}
 
 
-def run_zipline(panel: pd.DataFrame, schedule: pd.DataFrame) -> dict[str, Any]:
+def run_zipline(
+    panel: pd.DataFrame, schedule: pd.DataFrame, basis_points: float = 5.0
+) -> dict[str, Any]:
     """zipline order_target_percent on each decision bar: filled at the next bar's close with
-    5 bps of slippage (no volume cap in effect) and $0.001 per share."""
+    ``basis_points`` of slippage (no volume cap in effect) and $0.001 per share."""
     import tempfile
 
     from zipline import run_algorithm
@@ -287,7 +290,9 @@ def run_zipline(panel: pd.DataFrame, schedule: pd.DataFrame) -> dict[str, Any]:
     def initialize(context: Any) -> None:
         context.assets = {asset: symbol(asset) for asset in ASSETS}
         set_commission(us_equities=PerShare(cost=FEE_RATE, min_trade_cost=0.0))
-        set_slippage(us_equities=FixedBasisPointsSlippage(basis_points=5.0, volume_limit=1.0))
+        set_slippage(
+            us_equities=FixedBasisPointsSlippage(basis_points=basis_points, volume_limit=1.0)
+        )
 
     def handle_data(context: Any, data: Any) -> None:
         now = pd.Timestamp(data.current_session)
@@ -341,7 +346,10 @@ RUNNERS = {
         "vectorbt_open": lambda p, s: run_vectorbt(p, s, at_open=True),
     },
     "backtrader": {"backtrader": run_backtrader},
-    "zipline": {"zipline": run_zipline},
+    "zipline": {
+        "zipline": run_zipline,
+        "zipline_no_slippage": lambda p, s: run_zipline(p, s, basis_points=0.0),
+    },
 }
 """Each framework's runs, by the package that must be importable."""
 
