@@ -15,6 +15,14 @@ use crate::arrow_io::ArrowTable;
 use crate::errors::{chain, to_py_err, BacktestError as PyBacktestError, OrderError};
 use crate::universe::Universe;
 
+pyo3::import_exception!(ml4t.backtest.errors, UnitsWarning);
+
+/// Emits a `UnitsWarning` (an error when the user's filters turn warnings into errors).
+fn warn_units(py: Python<'_>, message: &str) -> PyResult<()> {
+    let message = std::ffi::CString::new(message).unwrap_or_default();
+    PyErr::warn(py, &py.get_type::<UnitsWarning>(), &message, 1)
+}
+
 /// Account state at the current timestamp and the order buffer the engine drains after each
 /// callback. Assets are given by name or by integer code.
 #[pyclass(module = "ml4t.backtest._core", name = "Context")]
@@ -29,7 +37,13 @@ pub struct PyContext {
     pub buffer: CommandBuffer,
     universe: Arc<Universe>,
     records: UserRecords,
+    /// A `rebalance` weight outside ±[`WEIGHT_SANITY`] has been warned about (once per run).
+    warned_weight: bool,
 }
+
+/// Beyond this absolute weight a `rebalance` weight is most likely a percent meant as a
+/// fraction (25 for 25%): the run warns once with the value.
+const WEIGHT_SANITY: f64 = 10.0;
 
 /// Values recorded with `context.record(name=value)`, in long format.
 #[derive(Default)]
@@ -55,6 +69,7 @@ impl PyContext {
             buffer: CommandBuffer::new(n as u32),
             universe,
             records: UserRecords::default(),
+            warned_weight: false,
         }
     }
 
@@ -388,7 +403,18 @@ impl PyContext {
             let (asset, weight): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item
                 .extract()
                 .map_err(|err| bad_argument("weights", EXPECTED, &item, err))?;
-            resolved.push((self.universe.resolve(&asset)?, number("weight", &weight)?));
+            let value = number("weight", &weight)?;
+            if value.abs() > WEIGHT_SANITY && !self.warned_weight {
+                self.warned_weight = true;
+                warn_units(
+                    weights.py(),
+                    &format!(
+                        "rebalance: weight {value} for {asset} is outside ±{WEIGHT_SANITY}: \
+                         weights are fractions of equity (0.25 = 25%), not percent"
+                    ),
+                )?;
+            }
+            resolved.push((self.universe.resolve(&asset)?, value));
         }
         order_result(self.buffer.rebalance(resolved))
     }
