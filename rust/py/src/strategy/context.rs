@@ -448,10 +448,10 @@ impl PyContext {
         Ok(())
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Context(ts={}, cash={:.2}, equity={:.2}, open_positions={})",
-            self.ts,
+            "Context(timestamp={}, cash={:.2}, equity={:.2}, open_positions={})",
+            self.universe.time_text(py, self.ts),
             self.cash,
             self.equity,
             self.positions.iter().filter(|q| **q != 0.0).count()

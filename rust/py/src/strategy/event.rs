@@ -135,9 +135,9 @@ impl MarketEvent {
     fn __repr__(&self, py: Python<'_>) -> String {
         let code = self.columns.data.asset_ids()[self.row];
         format!(
-            "MarketEvent(asset={}, ts={}, close={})",
+            "MarketEvent(asset={}, timestamp={}, close={})",
             self.columns.universe.name(py, code),
-            self.timestamp_ns(),
+            self.columns.universe.time_text(py, self.timestamp_ns()),
             self.close()
         )
     }
