@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
         "limit_through": 0.0,
         "max_volume_fraction": None,
         "stop_basis": "fill",
+        "on_delisting": "close",
+        "delisting_gap": 5,
     },
     "commission": {"model": "none", "rate": 0.0, "amount": 0.0, "minimum": 0.0},
     "slippage": {
@@ -77,6 +79,8 @@ CUSTOM: dict[str, Any] = {
         "limit_through": 1 / 7,
         "max_volume_fraction": 0.1 + 0.2,
         "stop_basis": "signal_close",
+        "on_delisting": "hold",
+        "delisting_gap": 3,
     },
     "commission": {"model": "percent", "rate": 1 / 3, "amount": 1e-300, "minimum": 5e-324},
     "slippage": {
@@ -123,6 +127,8 @@ def test_defaults() -> None:
             "limit_through": 0.0,
             "max_volume_fraction": None,
             "stop_basis": "fill",
+            "on_delisting": "close",
+            "delisting_gap": 5,
         },
         "commission": {"model": "none", "rate": 0.0, "amount": 0.0, "minimum": 0.0},
         "slippage": {

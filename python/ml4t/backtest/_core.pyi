@@ -155,6 +155,9 @@ class Context:
     def timestamp_ns(self) -> int:
         """The current timestamp in nanoseconds since the epoch."""
 
+    def is_active(self, asset: str | int) -> bool:
+        """Whether ``asset`` still trades now: false from the last bar of an asset delisted in
+        this run (its position was closed at that bar's close; orders for it are refused)."""
     @property
     def cash(self) -> float:
         """Cash balance."""

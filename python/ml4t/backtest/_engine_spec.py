@@ -22,6 +22,8 @@ class ExecutionSpec(TypedDict):
     limit_through: float
     max_volume_fraction: float | None
     stop_basis: Literal["fill", "signal_close"]
+    on_delisting: Literal["close", "hold", "error"]
+    delisting_gap: int
 
 
 class CommissionSpec(TypedDict):
@@ -78,8 +80,14 @@ class EngineSpec(TypedDict):
     account: AccountSpec
 
 
-class UniverseSpec(TypedDict):
-    """The assets of a run: ``names`` by code and the feed's ``time_zone`` (``None``: naive)."""
-
+class _UniverseFields(TypedDict):
     names: list[str]
     time_zone: str | None
+
+
+class UniverseSpec(_UniverseFields, total=False):
+    """The assets of a run: ``names`` by code, the feed's ``time_zone`` (``None``: naive) and,
+    optionally, ``delisted_at``: per asset the ns timestamp of its last bar when the engine
+    closes it as delisted (``None``: not delisted)."""
+
+    delisted_at: list[int | None]

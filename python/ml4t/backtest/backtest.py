@@ -27,7 +27,14 @@ import ml4t.backtest._core as _core
 from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
-from ml4t.backtest.errors import ConfigError, MarginWarning, RiskRuleError, RuinWarning
+from ml4t.backtest.errors import (
+    ConfigError,
+    DataValidationError,
+    DelistingWarning,
+    MarginWarning,
+    RiskRuleError,
+    RuinWarning,
+)
 from ml4t.backtest.progress import progress_bar
 from ml4t.backtest.provenance import strategy_config, strategy_record, versions
 from ml4t.backtest.results import BacktestResult
@@ -147,9 +154,38 @@ class Backtest:
         return configured + specs
 
     def _universe(self) -> UniverseSpec:
-        """The feed's universe (asset names by code, time zone), as the engine reads it."""
+        """The feed's universe (asset names by code, time zone, delistings), as the engine
+        reads it.
+
+        Raises:
+            DataValidationError: ``asset: delisted: ...`` with ``on_delisting="error"`` when an
+                asset's data ends before the run's.
+        """
         universe = self.feed.universe
-        return {"names": list(universe.assets), "time_zone": universe.time_zone or None}
+        spec: UniverseSpec = {
+            "names": list(universe.assets),
+            "time_zone": universe.time_zone or None,
+        }
+        execution = self.config.execution
+        if execution.on_delisting == "hold":
+            return spec
+        delisted = self.feed.delistings(execution.delisting_gap)
+        if not any(t is not None for t in delisted):
+            return spec
+        if execution.on_delisting == "error":
+            ended = [
+                f"{name} (last bar {universe.to_datetime(t)})"
+                for name, t in zip(universe.assets, delisted, strict=True)
+                if t is not None
+            ]
+            raise DataValidationError(
+                f"asset: delisted: {len(ended)} asset(s) end before the data does, with no bar in "
+                f"its last {execution.delisting_gap} timestamps: {', '.join(ended[:5])}"
+                f"{' ...' if len(ended) > 5 else ''}; execution.on_delisting='close' closes "
+                "their positions at their last bar, 'hold' keeps them marked at their last close"
+            )
+        spec["delisted_at"] = delisted
+        return spec
 
     def run(self, progress: bool | None = None) -> BacktestResult:
         """Runs the backtest and returns its result.
@@ -234,6 +270,16 @@ def warn_outcome(result: BacktestResult) -> None:
             f"{limit} (see result.rejected_orders; account.on_insufficient='resize' fills what "
             f"is affordable{unlimited})",
             MarginWarning,
+            stacklevel=3,
+        )
+    delisted = result.trades.filter(pl.col("exit_reason") == "delisted").height
+    cancelled = int((reasons == "delisted").sum())
+    if delisted or cancelled:
+        warnings.warn(
+            f"asset: delisted: {delisted} position(s) closed at the last bar of an asset whose "
+            f"data ends before the run's, and {cancelled} order(s) cancelled or refused "
+            "(execution.on_delisting; exit reason and rejection reason 'delisted')",
+            DelistingWarning,
             stacklevel=3,
         )
     equity = result.equity

@@ -56,7 +56,10 @@ class ExecutionConfig(ValidatedModel):
     ``stop_basis``: risk-rule stop and target levels are measured from the ``fill`` price or from
     the ``signal_close`` (the close of the bar before the entry fill; see ``docs/risk.md``).
     ``max_volume_fraction``: at most this fraction of a bar's volume fills per order (partial
-    fills); ``None`` for no limit. See ``docs/semantics.md``.
+    fills); ``None`` for no limit. ``on_delisting``: an asset whose data ends before the run's
+    (no bar in the last ``delisting_gap`` timestamps) has its position ``close``d at its last
+    bar's close (zipline's ``auto_close_date``), is ``hold``-en marked at its last close, or is
+    an ``error``. See ``docs/semantics.md``.
     """
 
     mode: Literal["next_open", "same_close", "next_close"] = "next_open"
@@ -67,6 +70,8 @@ class ExecutionConfig(ValidatedModel):
     limit_through: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     max_volume_fraction: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
     stop_basis: Literal["fill", "signal_close"] = "fill"
+    on_delisting: Literal["close", "hold", "error"] = "close"
+    delisting_gap: StrictInt = Field(default=5, ge=1)
 
 
 def _needs_model(value: str, info: ValidationInfo, amounts: tuple[str, ...], choices: str) -> str:

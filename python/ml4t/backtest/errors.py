@@ -64,6 +64,11 @@ class RuinWarning(UserWarning):
     and refused every later order (reason ``ruined``); the equity curve goes on."""
 
 
+class DelistingWarning(UserWarning):
+    """A run that closed positions of delisted assets (their data ended before the run's) or
+    cancelled their orders: one warning with the counts."""
+
+
 class InternalError(BacktestError):
     """A bug in ml4t-backtest or a library it calls (a panic): never the user's mistake.
     The message asks for a report; the original is chained as ``__cause__``."""
@@ -89,6 +94,7 @@ __all__ = [
     "BacktestError",
     "ConfigError",
     "DataValidationError",
+    "DelistingWarning",
     "InternalError",
     "MarginWarning",
     "OrderError",

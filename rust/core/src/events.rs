@@ -127,11 +127,13 @@ pub enum OrderOrigin {
     MarginCall = 5,
     /// The ruin rule's liquidation of a position once equity reached zero.
     Ruin = 6,
+    /// The close of a delisted asset's position at its last bar.
+    Delisting = 7,
 }
 
 impl OrderOrigin {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "strategy",
         "target",
         "bracket",
@@ -139,5 +141,6 @@ impl OrderOrigin {
         "risk_level",
         "margin_call",
         "ruin",
+        "delisting",
     ];
 }

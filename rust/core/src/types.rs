@@ -69,11 +69,13 @@ pub enum ExitReason {
     RiskLimit = 7,
     /// Liquidated because the account's equity reached zero (the ruin rule).
     Ruin = 8,
+    /// Closed at the last bar of an asset whose data ended before the run's (a delisting).
+    Delisted = 9,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "signal",
         "end_of_data",
         "take_profit",
@@ -83,6 +85,7 @@ impl ExitReason {
         "time_exit",
         "risk_limit",
         "ruin",
+        "delisted",
     ];
 
     /// The reason named `name` (one of [`Self::NAMES`] a risk rule may give: `ruin` is the
@@ -129,11 +132,14 @@ pub enum RejectReason {
     NumericOverflow = 9,
     /// The account was ruined (equity reached zero): it trades no more.
     Ruined = 10,
+    /// The asset was delisted (its data ended before the run's): its pending orders are
+    /// cancelled and later orders refused.
+    Delisted = 11,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -145,5 +151,6 @@ impl RejectReason {
         "risk_limit",
         "numeric_overflow",
         "ruined",
+        "delisted",
     ];
 }

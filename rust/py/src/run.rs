@@ -124,6 +124,9 @@ impl<'py> Run<'py> {
         let initial_cash = config.initial_cash;
         let slippage = config.slippage.clone();
         let mut engine = Engine::new(config, universe.len() as u32)?;
+        if !universe.delisted_at().is_empty() {
+            engine.set_delistings(universe.delisted_at());
+        }
         let risk_error = setup.map(|setup| {
             engine.set_risk_rules(setup.rules);
             setup.error

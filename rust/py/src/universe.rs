@@ -1,5 +1,6 @@
-//! The asset universe of a run as data: asset names by code and the feed's time zone, passed by
-//! Python as one dict (`{"names": [...], "time_zone": "America/New_York" | None}`).
+//! The asset universe of a run as data: asset names by code, the feed's time zone and each
+//! asset's delisting, passed by Python as one dict (`{"names": [...], "time_zone":
+//! "America/New_York" | None, "delisted_at": [ns | None, ...]}`, the last key optional).
 //!
 //! Datetimes are built here, without a Python callback per value, and equal exactly what
 //! `ml4t.backtest.universe.Universe.to_datetime` returns: the nanoseconds are floored to
@@ -26,6 +27,8 @@ pub struct Universe {
     names: Vec<Py<PyString>>,
     index: HashMap<String, AssetId>,
     tz: Option<Py<PyTzInfo>>,
+    /// Per asset, the nanosecond timestamp of its last bar when it is delisted in the run.
+    delisted_at: Vec<Option<i64>>,
 }
 
 impl Universe {
@@ -50,7 +53,12 @@ impl Universe {
             .iter()
             .map(|n| PyString::new(py, n).unbind())
             .collect();
-        Ok(Universe { names, index, tz })
+        Ok(Universe {
+            names,
+            index,
+            tz,
+            delisted_at: Vec::new(),
+        })
     }
 
     /// Reads the universe dict of a run (`names`, `time_zone`).
@@ -58,7 +66,36 @@ impl Universe {
         let spec = Spec::root(d);
         let names: Vec<String> = spec.req("names")?;
         let time_zone: Option<String> = spec.get("time_zone")?;
-        Ok(Universe::new(d.py(), names, time_zone.as_deref())?)
+        let delisted_at: Option<Vec<Option<i64>>> = spec.get("delisted_at")?;
+        let mut universe = Universe::new(d.py(), names, time_zone.as_deref())?;
+        if let Some(delisted_at) = delisted_at {
+            if delisted_at.len() != universe.len() {
+                return Err(ml4t_backtest_core::BacktestError::config(
+                    "universe.delisted_at",
+                    format!(
+                        "one entry per asset: got {}, the universe has {}",
+                        delisted_at.len(),
+                        universe.len()
+                    ),
+                )
+                .into());
+            }
+            universe.delisted_at = delisted_at;
+        }
+        Ok(universe)
+    }
+
+    /// Per asset, the timestamp of its last bar when it is delisted in the run (empty: none).
+    pub fn delisted_at(&self) -> &[Option<i64>] {
+        &self.delisted_at
+    }
+
+    /// Whether `code` still trades at `ts`: not delisted, or before its last bar.
+    pub fn is_active(&self, code: AssetId, ts: i64) -> bool {
+        match self.delisted_at.get(code as usize) {
+            Some(Some(last)) => ts < *last,
+            _ => true,
+        }
     }
 
     /// Number of assets.

@@ -903,6 +903,37 @@ class PolarsDataFeed:
     def __len__(self) -> int:
         return self.n_rows
 
+    def delistings(self, gap: int) -> list[int | None]:
+        """Per asset (in code order), the timestamp (ns) of its last bar when the asset is
+        delisted: it has no bar in the data's last ``gap`` timestamps (so a merely missing last
+        bar is not a delisting); ``None`` otherwise. A streaming feed answers from one scan of
+        its source (rows a cleaning policy drops still count)."""
+        if gap < 1:
+            raise ConfigError(f"execution.delisting_gap: must be >= 1, got {gap}")
+        if not self.streaming:
+            frame = self.frame.lazy().select(pl.col("ts"), pl.col("asset_id"))
+        else:
+            t, a = self.timestamp_column, self.asset_column
+            ts = cast_timestamp(pl.col(t), self._raw_ts).cast(self.universe.timestamp_dtype)
+            names = pl.Series(self.assets, dtype=pl.String)
+            frame = self._prices.select(
+                ts.dt.epoch("ns").alias("ts"),
+                pl.col(a)
+                .cast(pl.String)
+                .replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.UInt32)
+                .alias("asset_id"),
+            )
+        last = frame.group_by("asset_id").agg(pl.col("ts").max().alias("last")).collect()
+        stamps = frame.select(pl.col("ts").unique().sort(descending=True).head(gap)).collect()
+        if stamps.height == 0:
+            return [None] * self.n_assets
+        cutoff = int(stamps["ts"][-1]) if stamps.height == gap else None
+        out: list[int | None] = [None] * self.n_assets
+        for code, when in last.iter_rows():
+            if cutoff is not None and when < cutoff:
+                out[int(code)] = int(when)
+        return out
+
     def to_datetime(self, ns: int) -> datetime:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         return self.universe.to_datetime(ns)

@@ -624,7 +624,7 @@ impl Engine {
             reference_price: reference,
             slippage,
             commission: fee,
-            order_type: order.kind.code(),
+            order_type: order.fill_type(),
             partial,
         };
         self.record.fills.push(&fill);

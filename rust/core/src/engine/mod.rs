@@ -14,12 +14,15 @@
 //!   `Financing`);
 //! - `risk_step.rs`: the risk manager inside the loop: level exits, the position step after
 //!   marking, pre-trade checks;
+//! - `lifecycle.rs`: delistings: the close of an asset whose data ends early, the refusal of
+//!   its later orders (owns `Delistings`);
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
 //!   step (owns `EventQueue`).
 
 mod account;
 mod events;
 mod fills;
+mod lifecycle;
 mod risk_step;
 mod sizing;
 
@@ -91,6 +94,8 @@ pub struct Engine {
     slippage_columns: SlippageColumns,
     /// Equity reached zero: positions are being liquidated and every new order is refused.
     ruined: bool,
+    /// The assets whose data ends before the run's (`lifecycle.rs`).
+    delistings: lifecycle::Delistings,
 }
 
 impl Engine {
@@ -133,6 +138,7 @@ impl Engine {
             progress: None,
             slippage_columns: SlippageColumns::default(),
             ruined: false,
+            delistings: lifecycle::Delistings::default(),
         })
     }
 
@@ -238,6 +244,9 @@ impl Engine {
                         risk.mark(asset, data.high()[row], data.low()[row], price);
                     }
                 }
+            }
+            if self.delistings.any() {
+                self.delist_ending(data, t, start, group, strategy)?;
             }
             if self.config.account.maintenance_margin.is_some() && !self.ruined {
                 self.margin_call(data, t, strategy)?;

@@ -38,6 +38,9 @@ impl Engine {
         }
         for intent in commands.intents() {
             self.journal.decide(intent);
+            if self.delistings.any() && self.refuse_delisted(intent, ts) {
+                continue;
+            }
             match *intent {
                 Intent::Submit { id, request } => self.submit(step, id, &request)?,
                 Intent::Cancel { id } => self.cancel(id, ts),
@@ -62,6 +65,13 @@ impl Engine {
                     let weights = &commands.weights()[start as usize..end as usize];
                     for &(asset, weight) in weights {
                         self.listed[asset as usize] = self.rebalance_epoch;
+                        if self.delistings.delisted(asset, ts) {
+                            if weight != 0.0 {
+                                let id = self.take_order_id();
+                                self.reject(id, ts, asset, f64::NAN, RejectReason::Delisted);
+                            }
+                            continue;
+                        }
                         self.queue_value(step, asset, TargetSize::Fraction(weight), equity)?;
                     }
                     for asset in 0..self.n_assets {
@@ -88,6 +98,32 @@ impl Engine {
         let same_bar = self.config.execution == ExecutionMode::SameClose
             && matches!(kind, OrderKind::Market | OrderKind::MarketOnClose);
         self.timestamps + u64::from(!same_bar)
+    }
+
+    /// Refuses (`delisted`) an order or a non-zero target for an asset delisted by now; a close
+    /// or a zero target of one has nothing to do. Returns whether the intent is dealt with.
+    fn refuse_delisted(&mut self, intent: &Intent, ts: Ts) -> bool {
+        let (asset, wants) = match *intent {
+            Intent::Submit { request, .. } => (request.asset, true),
+            Intent::TargetQuantity { asset, target } => (asset, target != 0.0),
+            Intent::TargetValue { asset, value } => (asset, value != 0.0),
+            Intent::TargetPercent { asset, fraction } => (asset, fraction != 0.0),
+            Intent::Close { asset } => (asset, false),
+            Intent::Cancel { .. } | Intent::Modify { .. } | Intent::Rebalance { .. } => {
+                return false
+            }
+        };
+        if !self.delistings.delisted(asset, ts) {
+            return false;
+        }
+        if wants {
+            let (id, quantity) = match *intent {
+                Intent::Submit { id, request } => (id, request.quantity),
+                _ => (self.take_order_id(), f64::NAN),
+            };
+            self.reject(id, ts, asset, quantity, RejectReason::Delisted);
+        }
+        true
     }
 
     /// Every intent of a ruined account is refused (`ruined`): it trades no more.

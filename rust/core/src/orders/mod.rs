@@ -48,14 +48,21 @@ pub enum OrderKind {
 
 impl OrderKind {
     /// Names of the order types in code order, for the Python side.
-    pub const NAMES: [&'static str; 6] = [
+    ///
+    /// One more name follows the kinds: `delisting`, the type of the fill that closes a
+    /// delisted asset's position ([`Order::fill_type`]; no order of that kind is ever placed).
+    pub const NAMES: [&'static str; 7] = [
         "market",
         "limit",
         "stop",
         "stop_limit",
         "market_on_close",
         "trailing_stop",
+        "delisting",
     ];
+
+    /// The type code of a delisting close (the last of [`Self::NAMES`]).
+    pub const DELISTING: u8 = 6;
 
     /// Stable code of the type (index into [`Self::NAMES`]).
     pub fn code(&self) -> u8 {
@@ -401,6 +408,17 @@ impl Order {
             oco: 0,
             reason: crate::types::ExitReason::Signal,
             state: OrderState::Stateless,
+        }
+    }
+
+    /// The type its fills record: the kind's code, or [`OrderKind::DELISTING`] for the close
+    /// of a delisted asset's position.
+    #[inline]
+    pub fn fill_type(&self) -> u8 {
+        if self.reason == crate::types::ExitReason::Delisted {
+            OrderKind::DELISTING
+        } else {
+            self.kind.code()
         }
     }
 

@@ -199,6 +199,13 @@ impl PyContext {
         self.ts
     }
 
+    /// Whether `asset` still trades now: false from the last bar of an asset delisted in this
+    /// run (its position was closed at that bar's close; orders for it are refused).
+    fn is_active(&self, asset: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let code = self.universe.resolve(asset)?;
+        Ok(self.universe.is_active(code, self.ts))
+    }
+
     /// Cash balance.
     #[getter]
     fn cash(&self) -> f64 {

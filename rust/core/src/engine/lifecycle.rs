@@ -1,0 +1,119 @@
+//! An asset's life in the run: the close of a delisted asset's position at its last bar, the
+//! cancellation of its pending orders, and the refusal of orders for it afterwards.
+
+use super::Engine;
+use crate::error::Result;
+use crate::events::OrderOrigin;
+use crate::feed::MarketData;
+use crate::orders::{Order, OrderKind};
+use crate::strategy::Strategy;
+use crate::types::{AssetId, ExitReason, RejectReason, Ts};
+
+/// Per asset, the timestamp of its last bar when the asset is delisted in this run (its data
+/// ends before the run's does); empty when no asset is.
+#[derive(Debug, Default)]
+pub(super) struct Delistings {
+    /// `Ts::MAX` for an asset that is not delisted.
+    last_bar: Vec<Ts>,
+}
+
+impl Delistings {
+    /// Delistings from each asset's last bar (`None`: not delisted).
+    pub(super) fn new(last_bar: &[Option<Ts>]) -> Self {
+        if last_bar.iter().all(Option::is_none) {
+            return Delistings::default();
+        }
+        Delistings {
+            last_bar: last_bar.iter().map(|t| t.unwrap_or(Ts::MAX)).collect(),
+        }
+    }
+
+    /// Whether any asset is delisted in the run.
+    #[inline]
+    pub(super) fn any(&self) -> bool {
+        !self.last_bar.is_empty()
+    }
+
+    /// Whether `asset` is delisted at `ts`: its last bar is at or before `ts` (an order decided
+    /// at its last bar could never fill).
+    #[inline]
+    pub(super) fn delisted(&self, asset: AssetId, ts: Ts) -> bool {
+        self.last_bar
+            .get(asset as usize)
+            .is_some_and(|&last| last <= ts)
+    }
+
+    /// Whether `ts` is the last bar of delisted `asset`.
+    #[inline]
+    fn ends_at(&self, asset: AssetId, ts: Ts) -> bool {
+        self.last_bar.get(asset as usize) == Some(&ts)
+    }
+}
+
+impl Engine {
+    /// Sets each asset's delisting: the timestamp of its last bar when its data ends before the
+    /// run's (`None` otherwise). At that bar, after marking, its pending orders are cancelled
+    /// (`delisted`) and its position is closed at the close (no slippage, commission as
+    /// configured, exit reason `delisted`); later orders for it are refused (`delisted`).
+    pub fn set_delistings(&mut self, last_bar: &[Option<Ts>]) {
+        self.delistings = Delistings::new(last_bar);
+    }
+
+    /// Step 3, for the assets of this timestamp's `group` (rows from `start`) whose last bar
+    /// this is.
+    pub(super) fn delist_ending<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        start: usize,
+        group: &[AssetId],
+        strategy: &mut S,
+    ) -> Result<()> {
+        for (offset, &asset) in group.iter().enumerate() {
+            if self.delistings.ends_at(asset, ts) {
+                self.delist(data, ts, start + offset, asset, strategy)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delist<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        row: usize,
+        asset: AssetId,
+        strategy: &mut S,
+    ) -> Result<()> {
+        let mut cancelled = false;
+        for index in 0..self.book.orders().len() {
+            let order = self.book.orders()[index];
+            if order.asset == asset && order.is_live() {
+                self.reject(order.id, ts, asset, order.quantity, RejectReason::Delisted);
+                self.book.mark_filled(index);
+                cancelled = true;
+            }
+        }
+        if cancelled {
+            self.book.sweep();
+        }
+        let quantity = -self.portfolio.quantity(asset);
+        if quantity == 0.0 {
+            return Ok(());
+        }
+        let close = data.close()[row];
+        if self.overflows(asset, quantity, close) {
+            return Ok(()); // held on, marked at the last close, like a position that cannot trade
+        }
+        let id = self.take_order_id();
+        let order = Order {
+            kind: OrderKind::MarketOnClose,
+            reason: ExitReason::Delisted,
+            ..Order::market(id, asset, quantity, ts, self.timestamps)
+        };
+        self.accept_direct(&order, ts, OrderOrigin::Delisting);
+        let fill = self.book_fill(ts, &order, quantity, (close, close), false, usize::MAX);
+        self.after_fill(&order, &fill);
+        strategy.on_fill(&fill, &self.portfolio)
+    }
+}

@@ -1,0 +1,118 @@
+"""Delistings (issue 16, item 2): an asset whose data ends before the run's is closed at its last
+bar's close (zipline's ``auto_close_date``), its orders are cancelled and later ones refused;
+``hold`` keeps today's behaviour and ``error`` raises."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pytest
+
+from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, Strategy
+from ml4t.backtest.errors import DataValidationError, DelistingWarning
+
+START = datetime(2024, 1, 1)
+
+
+def panel(n_a: int = 12, n_b: int = 5) -> pl.DataFrame:
+    """A trades for ``n_a`` days at 100; B for its first ``n_b`` days, at 50 + day."""
+    rows = []
+    for asset, n, price in (("A", n_a, lambda i: 100.0), ("B", n_b, lambda i: 50.0 + i)):
+        for i in range(n):
+            p = price(i)
+            rows.append(
+                {
+                    "timestamp": START + timedelta(days=i),
+                    "asset": asset,
+                    "open": p,
+                    "high": p + 0.5,
+                    "low": p - 0.5,
+                    "close": p,
+                    "volume": 1e6,
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+class ShortB(Strategy):
+    """Shorts 100 B on day 0 with a resting buy limit far below; on day 7 tries to buy B back;
+    records what ``is_active`` says every day."""
+
+    def __init__(self) -> None:
+        self.active: list[bool] = []
+
+    def on_timestamp_batch(self, timestamp: datetime, batch: Any, context: Any) -> None:
+        day = (timestamp - START).days
+        self.active.append(context.is_active("B"))
+        if day == 0:
+            context.submit_order("B", -100.0)
+            context.submit_order("B", 10.0, limit=1.0)
+        if day == 7:
+            context.submit_order("B", 100.0)
+
+
+def run(strategy: Strategy, **execution: Any) -> tuple[Any, list[Any]]:
+    config = BacktestConfig(execution=execution, commission={"model": "per_share", "rate": 0.01})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = Backtest(PolarsDataFeed(panel()), strategy, config=config).run()
+    return result, caught
+
+
+def test_a_delisted_short_is_closed_at_its_last_close_and_its_orders_cancelled() -> None:
+    strategy = ShortB()
+    result, caught = run(strategy)
+    fills = result.fills.filter(pl.col("asset") == "B")
+    close = fills.row(-1, named=True)
+    assert (close["timestamp"], close["order_type"], close["side"]) == (
+        START + timedelta(days=4),
+        "delisting",
+        "buy",
+    )
+    assert (close["quantity"], close["price"], close["slippage"]) == (100.0, 54.0, 0.0)
+    assert close["commission"] == pytest.approx(1.0)  # as configured: 100 x $0.01
+    trade = result.trades.filter(pl.col("asset") == "B").row(0, named=True)
+    assert (trade["exit_reason"], trade["status"]) == ("delisted", "closed")
+    assert trade["gross_pnl"] == pytest.approx(100 * (51.0 - 54.0))  # sold at day 1's open
+    refused = result.rejected_orders.filter(pl.col("reason") == "delisted")
+    assert refused["timestamp"].to_list() == [START + timedelta(days=4), START + timedelta(days=7)]
+    assert refused["quantity"].to_list()[0] == 10.0  # the resting limit
+    assert strategy.active == [True] * 4 + [False] * 8
+    assert len([w for w in caught if issubclass(w.category, DelistingWarning)]) == 1
+    last = result.equity.row(-1, named=True)
+    assert last["short_value"] == 0.0 and last["long_value"] == 0.0
+
+
+def test_hold_keeps_the_position_marked_at_its_last_close() -> None:
+    result, caught = run(ShortB(), on_delisting="hold")
+    assert result.equity.row(-1, named=True)["short_value"] == pytest.approx(-100 * 54.0)
+    assert not [w for w in caught if issubclass(w.category, DelistingWarning)]
+    assert result.trades.filter(pl.col("asset") == "B").row(0, named=True)["status"] == "open"
+
+
+def test_error_names_the_assets_and_their_last_bars() -> None:
+    with pytest.raises(
+        DataValidationError, match=r"^asset: delisted: 1 asset\(s\).*B \(last bar 2024-01-05"
+    ):
+        run(ShortB(), on_delisting="error")
+
+
+def test_a_missing_last_bar_is_not_a_delisting() -> None:
+    """B lacks only the last 4 timestamps: within the default gap of 5."""
+    feed = PolarsDataFeed(panel(n_a=9, n_b=5))
+    assert feed.delistings(5) == [None, None]
+    assert feed.delistings(4) == [
+        None,
+        int(pl.Series([START + timedelta(days=4)]).dt.epoch("ns")[0]),
+    ]
+
+
+def test_streaming_feeds_find_the_same_delistings(tmp_path: Any) -> None:
+    path = tmp_path / "bars.parquet"
+    panel().write_parquet(path)
+    streaming = PolarsDataFeed(str(path), chunk_rows=4)
+    assert streaming.delistings(5) == PolarsDataFeed(panel()).delistings(5)
+    assert streaming.delistings(5)[1] is not None
