@@ -10,6 +10,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, Strategy
 from ml4t.backtest.errors import DataValidationError, DelistingWarning
@@ -116,3 +118,36 @@ def test_streaming_feeds_find_the_same_delistings(tmp_path: Any) -> None:
     streaming = PolarsDataFeed(str(path), chunk_rows=4)
     assert streaming.delistings(5) == PolarsDataFeed(panel()).delistings(5)
     assert streaming.delistings(5)[1] is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ends=st.lists(st.integers(min_value=1, max_value=12), min_size=2, max_size=5),
+    gap=st.integers(min_value=1, max_value=6),
+)
+def test_delistings_agree_with_their_definition(ends: list[int], gap: int) -> None:
+    """Brute force: an asset is delisted when none of its bars is among the data's last ``gap``
+    distinct timestamps; its entry is then its last bar."""
+    rows = []
+    for k, n in enumerate(ends):
+        for i in range(n):
+            rows.append(
+                {
+                    "timestamp": START + timedelta(days=i),
+                    "asset": f"S{k}",
+                    "open": 10.0,
+                    "high": 10.0,
+                    "low": 10.0,
+                    "close": 10.0,
+                    "volume": 1.0,
+                }
+            )
+    frame = pl.DataFrame(rows)
+    stamps = sorted(set(frame["timestamp"]))
+    recent = set(stamps[-gap:]) if len(stamps) >= gap else None
+    expected: list[int | None] = []
+    for k in range(len(ends)):
+        mine = frame.filter(pl.col("asset") == f"S{k}")["timestamp"]
+        delisted = recent is not None and not (set(mine) & recent)
+        expected.append(int(pl.Series([mine.max()]).dt.epoch("ns")[0]) if delisted else None)
+    assert PolarsDataFeed(frame).delistings(gap) == expected

@@ -907,30 +907,55 @@ class PolarsDataFeed:
         """Per asset (in code order), the timestamp (ns) of its last bar when the asset is
         delisted: it has no bar in the data's last ``gap`` timestamps (so a merely missing last
         bar is not a delisting); ``None`` otherwise. A streaming feed answers from one scan of
-        its source (rows a cleaning policy drops still count)."""
+        its source (rows a cleaning policy drops still count). Cached per ``gap``."""
         if gap < 1:
             raise ConfigError(f"execution.delisting_gap: must be >= 1, got {gap}")
+        cache: dict[int, list[int | None]] = self.__dict__.setdefault("_delistings", {})
+        if gap not in cache:
+            cache[gap] = self._find_delistings(gap)
+        return cache[gap]
+
+    def _find_delistings(self, gap: int) -> list[int | None]:
+        out: list[int | None] = [None] * self.n_assets
+        if self.n_assets < 2:
+            return out  # the one asset's data is the run's
         if not self.streaming:
-            frame = self.frame.lazy().select(pl.col("ts"), pl.col("asset_id"))
+            frame = self.frame
+            # Sorted by time with at most n_assets rows a timestamp: the last gap x n_assets
+            # rows hold the last gap timestamps, and the assets with a bar among them.
+            recent = frame.select("ts", "asset_id").tail(gap * self.n_assets)
+            tail = recent.get_column("ts").unique().sort()
+            if tail.len() < gap:
+                return out
+            seen = recent.filter(pl.col("ts") >= tail[-gap]).get_column("asset_id").unique()
+            if seen.len() == self.n_assets:
+                return out  # every asset trades to the end: the common case, decided cheaply
+            missing = pl.Series(sorted(set(range(self.n_assets)) - set(seen.to_list())))
+            last = (
+                frame.filter(pl.col("asset_id").is_in(missing.cast(pl.UInt32)))
+                .group_by("asset_id")
+                .agg(pl.col("ts").max().alias("last"))
+            )
         else:
             t, a = self.timestamp_column, self.asset_column
             ts = cast_timestamp(pl.col(t), self._raw_ts).cast(self.universe.timestamp_dtype)
             names = pl.Series(self.assets, dtype=pl.String)
-            frame = self._prices.select(
+            lazy = self._prices.select(
                 ts.dt.epoch("ns").alias("ts"),
                 pl.col(a)
                 .cast(pl.String)
-                .replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.UInt32)
+                .replace_strict(
+                    names, pl.int_range(len(names), eager=True), return_dtype=pl.UInt32
+                )
                 .alias("asset_id"),
             )
-        last = frame.group_by("asset_id").agg(pl.col("ts").max().alias("last")).collect()
-        stamps = frame.select(pl.col("ts").unique().sort(descending=True).head(gap)).collect()
-        if stamps.height == 0:
-            return [None] * self.n_assets
-        cutoff = int(stamps["ts"][-1]) if stamps.height == gap else None
-        out: list[int | None] = [None] * self.n_assets
+            last = lazy.group_by("asset_id").agg(pl.col("ts").max().alias("last")).collect()
+            tail = lazy.select(pl.col("ts").unique().top_k(gap)).collect().get_column("ts").sort()
+        if tail.len() < gap:
+            return out
+        cutoff = int(tail[-gap])
         for code, when in last.iter_rows():
-            if cutoff is not None and when < cutoff:
+            if when < cutoff:
                 out[int(code)] = int(when)
         return out
 
