@@ -14,9 +14,14 @@ Usage::
 shaped like ``BacktestConfig``'s fields (``initial_cash``, ``execution``, ``commission``,
 ``slippage``, ``account``); ``execution`` may also hold ``intrabar_path`` (``ohlc``,
 ``pessimistic``, ``optimistic``), ``limit_fill`` (``touch``, ``through_amount``,
-``through_fraction``) and ``limit_through``. ``decide(timestamp, rows, ctx)`` is called once per
-timestamp with the rows (dicts) of the assets that have a bar then, sorted by asset; ``ctx``
-offers the same order methods as the real strategy context.
+``through_fraction``) and ``limit_through``; ``execution.mode`` is ``next_open``, ``same_close``
+or ``next_close`` and ``execution.sizing`` ``decision`` or ``fill``. ``account`` takes ``type``
+(``margin``, ``cash``), ``allow_short``, ``initial_margin`` / ``maintenance_margin`` (the Reg-T
+defaults 0.5 / 0.25 when absent; ``None`` is unlimited, and a maintenance margin not given follows
+an initial margin that is ``None`` or below 0.25) and ``on_insufficient`` (``reject``,
+``resize``). ``decide(timestamp, rows, ctx)`` is called once per timestamp with the rows (dicts)
+of the assets that have a bar then, sorted by asset; ``ctx`` offers the same order methods as
+the real strategy context.
 
 Order types: market, limit, stop, stop-limit and market-on-close orders, time in force
 (``gtc``, ``day``, ``ioc``), cancels, and brackets (``take_profit`` / ``stop_loss`` legs that
@@ -36,6 +41,16 @@ in the stage where it can execute (same-close market and on-close orders: the cl
 expires after it. Exits at fill time: bracket legs never open a position, and with shorting off
 no sell goes below flat; such an order is cut at the position held when it fills (a leg silently,
 a sell with a ``short_not_allowed`` rejection for the cut part, at the fill's timestamp).
+
+Accounts (semantics.md, "Accounts"): every fill is checked for buying power at its fill price
+(a cash account's buy needs its cash, fee included; a margin account's opening part needs equity
+to cover the initial margin of the gross exposure after the fill) and rejected or resized; at each
+close a maintenance margin liquidates the largest position with a bar while equity is short of
+it; equity <= 0 at the end of a timestamp ruins the account (pending orders and every later
+order refused ``ruined``, positions closed at the next fill opportunity, exit reason ``ruin``).
+Fill-time sizing (``execution.sizing = "fill"``) re-sizes value and percent targets when their
+fill bar begins, at the account's value at that pass's reference prices. Not modelled: financing
+and risk rules.
 
 The second half of the module holds engine-agnostic helpers for the tests: a seed-driven random
 bar generator and strategy "logics" that only use the context's public methods, so the same logic
@@ -97,6 +112,7 @@ class _Order:
     parent: int | None = None  # bracket leg: the entry's id
     oco: int | None = None  # bracket leg: the other leg's id
     reason: str = "signal"  # exit reason of a trade this order closes
+    fill_target: tuple[str, float] | None = None  # fill-time sizing: ("fraction"|"value", x)
     armed: bool = False  # stop-limit: triggered, resting as a limit
     had_bar: bool = False  # DAY/IOC: had its first eligible bar
 
@@ -125,6 +141,7 @@ class OracleResult:
     rejected_orders: list[dict[str, Any]] = field(default_factory=list)
     # the order journal's rows of the orders accepted into the book, as they were accepted
     orders: list[dict[str, Any]] = field(default_factory=list)
+    ruined_at: Any = None  # the timestamp at whose end equity reached zero (None: never)
 
     def to_polars(self) -> dict[str, Any]:
         import polars as pl
@@ -255,33 +272,51 @@ class OracleContext:
     def cancel_order(self, order_id: int) -> None:
         self._engine.cancel(self.timestamp, order_id)
 
+    def _refused(self, asset: str) -> bool:
+        """A ruined account refuses every target order (``ruined``, a new id, no quantity)."""
+        e = self._engine
+        if e.ruined:
+            e.reject(self.timestamp, asset, math.nan, "ruined")
+        return e.ruined
+
     def order_target_quantity(self, asset: str, quantity: float) -> None:
         e = self._engine
-        e.place_target(self.timestamp, asset, quantity)
+        if not self._refused(asset):
+            e.place_target(self.timestamp, asset, quantity)
+
+    def _value_target(self, asset: str, kind: str, x: float) -> None:
+        """A value (``x`` in cash) or percent (``x`` a fraction of equity) target: sized now at
+        the last close, or with fill-time sizing an estimate re-sized when it fills."""
+        e = self._engine
+        if self._refused(asset):
+            return
+        price = e.last_price[asset]
+        if price is None:
+            e.reject(self.timestamp, asset, math.nan, "no_price")
+            return
+        shares = x / price if kind == "value" else x * e.equity() / price
+        if e.fill_sizing:
+            e.place_fill_sized(self.timestamp, asset, (kind, x), shares)
+        else:
+            e.place_target(self.timestamp, asset, shares)
 
     def order_target_value(self, asset: str, value: float) -> None:
-        e = self._engine
-        price = e.last_price[asset]
-        if price is None:
-            e.reject(self.timestamp, asset, math.nan, "no_price")
-            return
-        e.place_target(self.timestamp, asset, value / price)
+        self._value_target(asset, "value", value)
 
     def order_target_percent(self, asset: str, fraction: float) -> None:
-        e = self._engine
-        price = e.last_price[asset]
-        if price is None:
-            e.reject(self.timestamp, asset, math.nan, "no_price")
-            return
-        target = fraction * e.equity() / price
-        e.place_target(self.timestamp, asset, target)
+        self._value_target(asset, "fraction", fraction)
 
     def close_position(self, asset: str) -> None:
         e = self._engine
-        e.place_target(self.timestamp, asset, 0.0)
+        if not self._refused(asset):
+            e.place_target(self.timestamp, asset, 0.0)
 
     def rebalance(self, weights: dict[str, float]) -> None:
         e = self._engine
+        if e.ruined:  # one refusal per listed asset, nothing for the closes
+            for asset in weights:
+                self._refused(asset)
+            return
         held_before = [a for a in e.assets if e.current(a) != 0.0]
         for asset, weight in weights.items():
             self.order_target_percent(asset, weight)
@@ -309,7 +344,20 @@ class OracleEngine:
         self.path_policy = execution.get("intrabar_path", "ohlc")
         self.limit_fill = execution.get("limit_fill", "touch")
         self.limit_through = float(execution.get("limit_through") or 0.0)
-        self.allow_short = bool(self.config["account"]["allow_short"])
+        self.fill_sizing = execution.get("sizing", "decision") == "fill"
+        account = self.config["account"]
+        self.cash_account = account.get("type", "margin") == "cash"
+        # a cash account never shorts
+        self.allow_short = bool(account["allow_short"]) and not self.cash_account
+        self.initial_margin: float | None = account.get("initial_margin", 0.5)
+        if "maintenance_margin" in account:
+            self.maintenance_margin: float | None = account["maintenance_margin"]
+        elif self.initial_margin is None or self.initial_margin < 0.25:
+            self.maintenance_margin = self.initial_margin  # follows a lower initial margin
+        else:
+            self.maintenance_margin = 0.25
+        self.resize = account.get("on_insufficient", "reject") == "resize"
+        self.ruined = False
         self.cash = float(self.config["initial_cash"])
         self.position = {a: 0.0 for a in self.assets}
         self.avg_cost = {a: 0.0 for a in self.assets}
@@ -381,6 +429,26 @@ class OracleEngine:
             return
         self.place(timestamp, asset, quantity, target_based=True)
 
+    def place_fill_sized(
+        self, timestamp: Any, asset: str, target: tuple[str, float], shares: float
+    ) -> None:
+        """Fill-time sizing at decision time: the newest target of an asset replaces a
+        fill-sized order still waiting for it; the order carries the decision-time estimate
+        (queued even when it is zero: the fill bar's prices decide), cut for shorting now."""
+        self.pending = [o for o in self.pending if not (o.asset == asset and o.fill_target)]
+        estimate = shares - self.current(asset)
+        if self.integer:
+            estimate = float(math.trunc(estimate))
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        if estimate != 0.0:
+            estimate = self._short_cut(timestamp, order_id, asset, estimate)
+            if estimate == 0.0:
+                return
+        eligible = self._eligible("market")
+        self._accept(_Order(order_id, timestamp, asset, estimate, eligible=eligible))
+        self.pending[-1].fill_target = target
+
     def _short_cut(self, timestamp: Any, order_id: int, asset: str, quantity: float) -> float:
         """With shorting disabled, a sell is cut at a flat position; 0.0 (and a rejection) when
         nothing is left."""
@@ -447,6 +515,9 @@ class OracleEngine:
         tp_id = order_id + 1 if take_profit is not None else None
         sl_id = order_id + 1 + (tp_id is not None) if stop_loss is not None else None
         self.next_order_id += 1 + (tp_id is not None) + (sl_id is not None)
+        if self.ruined:
+            self._rejection(order_id, timestamp, asset, quantity, "ruined")
+            return order_id
         quantity = self._short_cut(timestamp, order_id, asset, quantity)
         if quantity == 0.0:
             return order_id
@@ -509,7 +580,11 @@ class OracleEngine:
     def cancel(self, timestamp: Any, order_id: int) -> None:
         """Cancels a pending order and the waiting legs of a bracket entry; otherwise a
         ``not_pending`` rejection (the named order's asset, code 0 for an id never used; no
-        quantity)."""
+        quantity); a ruined account refuses it (``ruined``)."""
+        if self.ruined:
+            asset = self.asset_of.get(order_id, self.assets[0])
+            self._rejection(order_id, timestamp, asset, math.nan, "ruined")
+            return
         order = next((o for o in self.pending if o.order_id == order_id), None)
         if order is None:
             asset = self.asset_of.get(order_id, self.assets[0])
@@ -561,7 +636,7 @@ class OracleEngine:
         """(time, reference, limit_like), "armed" for a stop-limit that must rest, or None."""
         buy = order.quantity > 0
         if order.kind == "market":
-            if stage == "close" or self.mode == "same_close":
+            if stage == "close" or self.mode != "next_open":  # the close modes
                 return 3.0, path.points[3], False
             return start, path.price_at(start), False
         if order.kind == "market_on_close":
@@ -609,6 +684,7 @@ class OracleEngine:
                 t, reference, limit_like = hit
                 queue.append((t, 0 if exit_ else 1, seq[id(order)], order, reference, limit_like))
 
+        self._size_at_fill(timestamp, bars, stage)
         for order in list(self.pending):
             consider(order, 0.0)
         while queue:
@@ -632,6 +708,172 @@ class OracleEngine:
                     for o in self.pending
                     if o is not order and not (o.parent == order.order_id and not o.active)
                 ]
+
+    def _due(self, order: _Order, bars: dict[str, dict[str, Any]], stage: str) -> bool:
+        """Whether ``order`` may execute in this stage now (eligible, active, its asset has a
+        bar, the stage is its own)."""
+        at_close = self.mode == "same_close" and order.kind in _MARKET_KINDS
+        return (
+            order.active
+            and order.eligible <= self.index
+            and order.asset in bars
+            and (stage == "close") == at_close
+        )
+
+    def _reference(self, asset: str, bars: dict[str, dict[str, Any]], stage: str) -> float:
+        """The price an asset's market orders fill at in this stage, before slippage (the open
+        in next-open mode, else the close); an asset without a bar keeps its last mark."""
+        bar = bars.get(asset)
+        if bar is None:
+            return self.mark(asset)
+        at_close = stage == "close" or self.mode != "next_open"
+        return float(bar["close"] if at_close else bar["open"])
+
+    def _size_at_fill(self, timestamp: Any, bars: dict[str, dict[str, Any]], stage: str) -> None:
+        """Fill-time sizing: each due fill-sized order becomes its target at the account's
+        value V' = cash + sum of positions at this stage's reference prices (taken once, before
+        any fill), less the position and the asset's other pending market orders; nothing left
+        to trade cancels it, and without shorting it stops at flat."""
+        value: float | None = None
+        for order in list(self.pending):
+            if order.fill_target is None or not self._due(order, bars, stage):
+                continue
+            if value is None:
+                value = self.cash + sum(
+                    q * self._reference(a, bars, stage) for a, q in self.position.items() if q
+                )
+            kind, x = order.fill_target
+            reference = self._reference(order.asset, bars, stage)
+            shares = x / reference if kind == "value" else x * value / reference
+            held = self.position[order.asset]
+            others = self.current(order.asset) - held - order.quantity
+            q = shares - held - others
+            if self.integer:
+                q = float(math.trunc(q))
+            if not self.allow_short and held + others + q < 0:
+                q = -max(held + others, 0.0)
+            if q == 0.0 or abs(q) <= DUST * max(abs(shares), abs(held)):
+                self.pending.remove(order)  # cancelled: nothing to trade
+                continue
+            order.quantity = q
+
+    def _afford(self, timestamp: Any, order: _Order, price: float) -> bool:
+        """Buying power at the fill price (semantics.md, "Accounts"). A cash account's buy needs
+        ``q * price + fee(q) <= cash``; a margin account with an initial margin ``m`` lets the
+        opening part of a fill add gross exposure only while ``gross after * m <= equity``
+        (equity and the other exposure at the last marks before the fill, the opening part at
+        the fill price; the closing part is always allowed). An unaffordable order is rejected
+        (removed) or resized to the affordable part, the cut part recorded with the reason.
+        Returns False when the order was rejected."""
+        q = order.quantity
+        if self.cash_account and q > 0:
+            allowed = min(self._cash_capacity(price), q)
+            reason = "insufficient_cash"
+        elif not self.cash_account and self.initial_margin is not None:
+            held = self.position[order.asset]
+            closing = min(abs(q), abs(held)) if held != 0.0 and _sign(held) != _sign(q) else 0.0
+            long_value, short_value = self.market_values()
+            equity = self.cash + long_value + short_value
+            gross = long_value - short_value
+            if closing:
+                gross -= closing * self.mark(order.asset)  # the closed part leaves the gross
+            room = max(equity / self.initial_margin - gross, 0.0) / price
+            allowed = min(closing + room, abs(q)) * _sign(q)
+            reason = "insufficient_margin"
+        else:
+            return True
+        if self.integer:
+            allowed = float(math.trunc(allowed))
+        if abs(allowed) >= abs(q):
+            return True
+        resize = self.resize and not abs(allowed) <= DUST * abs(q)
+        cut = q - allowed if resize else q
+        self._rejection(order.order_id, timestamp, order.asset, cut, reason)
+        if not resize:
+            self.pending.remove(order)  # a removed entry's waiting legs stay in the book
+            order.quantity = 0.0
+            return False
+        order.quantity = allowed
+        return True
+
+    def _fee(self, quantity: float, price: float) -> float:
+        """The commission of a fill of ``quantity`` (absolute) shares at ``price``."""
+        c = self.config["commission"]
+        model = c["model"]
+        if model == "percent":
+            fee = c["rate"] * quantity * price
+        elif model == "per_share":
+            fee = c["rate"] * quantity
+        elif model == "per_order":
+            fee = c["amount"]
+        else:
+            fee = 0.0
+        return float(max(fee, c.get("minimum") or 0.0, 0.0))
+
+    def _cash_capacity(self, price: float) -> float:
+        """The largest q >= 0 with ``q * price + fee(q) <= cash`` (the fee at ``price``)."""
+        c, cash = self.config["commission"], self.cash
+        model, minimum = c["model"], c.get("minimum") or 0.0
+        if model == "percent":
+            q = cash / (price * (1 + c["rate"]))
+            if c["rate"] * q * price < minimum:
+                q = (cash - minimum) / price
+        elif model == "per_share":
+            q = cash / (price + c["rate"])
+            if c["rate"] * q < minimum:
+                q = (cash - minimum) / price
+        elif model == "per_order":
+            q = (cash - max(c["amount"], minimum)) / price
+        else:
+            q = cash / price
+        return max(q, 0.0)
+
+    def _margin_call(self, timestamp: Any, bars: dict[str, dict[str, Any]]) -> None:
+        """At the close, while equity < maintenance x gross exposure: the largest position
+        (market value; ties to the lower code) with a bar now is closed at the close, with
+        slippage and commission (exit reason ``margin_call``)."""
+        k = self.maintenance_margin
+        assert k is not None
+        while True:
+            long_value, short_value = self.market_values()
+            gross = long_value - short_value
+            if gross == 0.0 or self.cash + long_value + short_value >= k * gross:
+                return
+            held = [a for a in self.assets if self.position[a] != 0.0 and a in bars]
+            if not held:
+                return
+            asset = max(
+                held, key=lambda a: (abs(self.position[a] * self.mark(a)), -self.assets.index(a))
+            )
+            order = _Order(
+                self.next_order_id, timestamp, asset, -self.position[asset], reason="margin_call"
+            )
+            self.next_order_id += 1
+            self._accept(order)
+            self._execute(timestamp, order, bars[asset], float(bars[asset]["close"]), False)
+
+    def _ruin(self, timestamp: Any) -> None:
+        """Equity <= 0 at the end of a timestamp: every pending order is refused (``ruined``)
+        and each open position gets a market order to flat, sized when it fills, eligible from
+        the next timestamp (exit reason ``ruin``)."""
+        self.ruined = True
+        self.result.ruined_at = timestamp
+        for o in self.pending:
+            self._rejection(o.order_id, timestamp, o.asset, o.quantity, "ruined")
+        self.pending = []
+        for a in self.assets:
+            if self.position[a] != 0.0:
+                order = _Order(
+                    self.next_order_id,
+                    timestamp,
+                    a,
+                    -self.position[a],
+                    eligible=self.index + 1,
+                    reason="ruin",
+                    fill_target=("value", 0.0),
+                )
+                self.next_order_id += 1
+                self._accept(order)
 
     def _cap_at_flat(self, timestamp: Any, order: _Order) -> bool:
         """Bracket legs never open (or grow) a position, and with shorting disabled no sell goes
@@ -667,7 +909,7 @@ class OracleEngine:
         limit_like: bool,
     ) -> list[_Order]:
         """Fills ``order`` completely; returns the bracket legs it activates."""
-        cfg_s, cfg_c = self.config["slippage"], self.config["commission"]
+        cfg_s = self.config["slippage"]
         q = order.quantity
         side = 1 if q > 0 else -1
 
@@ -682,19 +924,12 @@ class OracleEngine:
         else:
             price = reference
         price = min(max(price, float(bar["low"])), float(bar["high"]))
+        if not self._afford(timestamp, order, price):
+            return []
+        q = order.quantity  # a resize shrank it
 
-        # commission
         aq = abs(q)
-        model = cfg_c["model"]
-        if model == "percent":
-            fee = cfg_c["rate"] * aq * price
-        elif model == "per_share":
-            fee = cfg_c["rate"] * aq
-        elif model == "per_order":
-            fee = cfg_c["amount"]
-        else:
-            fee = 0.0
-        fee = max(fee, cfg_c.get("minimum") or 0.0, 0.0)
+        fee = self._fee(aq, price)
 
         self.cash -= q * price + fee
         self.result.fills.append(
@@ -848,11 +1083,15 @@ class OracleEngine:
             for a, r in bars.items():
                 self.last_price[a] = float(r["close"])
                 self.bars_seen[a] += 1
+            if self.maintenance_margin is not None and not self.ruined:
+                self._margin_call(timestamp, bars)
             # 3-4. strategy; orders are resolved and checked as they are submitted
             decide(timestamp, rows, OracleContext(self, timestamp))
             # 5. same-bar mode: market and on-close orders fill now at the close
             if self.mode == "same_close":
                 self._stage(timestamp, bars, "close")
+            if not self.ruined and self.equity() <= 0.0:
+                self._ruin(timestamp)
             # 6. record equity
             long_value, short_value = self.market_values()
             self.result.equity.append(
@@ -909,12 +1148,17 @@ ASSET_NAMES = ("MSFT", "AAPL", "ZION", "BRKB")  # unsorted on purpose
 
 
 def random_bar_rows(
-    seed: int, n_assets: int = 3, n_timestamps: int = 30, missing: float = 0.15
+    seed: int,
+    n_assets: int = 3,
+    n_timestamps: int = 30,
+    missing: float = 0.15,
+    shock: tuple[int, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Random multi-asset OHLC rows (shuffled), with missing bars and some late starters.
 
     Signal columns: ``score`` (normal), ``action`` (0..6), ``size`` (uniform -1..1),
-    ``rebal`` (0/1, the same for every asset of a timestamp).
+    ``rebal`` (0/1, the same for every asset of a timestamp). ``shock = (t, factor)``: every
+    asset gaps by ``factor`` into the open of timestamp ``t`` (a crash below 1, a squeeze above).
     """
     rng = random.Random(seed)
     start = datetime(2024, 1, 2, 9, 30)
@@ -925,6 +1169,8 @@ def random_bar_rows(
         first = 0 if k == 0 else rng.choice([0, 0, 0, rng.randrange(n_timestamps // 2)])
         for t in range(n_timestamps):
             ts = start + timedelta(days=t)
+            if shock is not None and t == shock[0]:
+                price *= shock[1]
             # the price moves even on missing bars
             open_ = price * math.exp(rng.gauss(0, 0.01))
             close = open_ * math.exp(rng.gauss(0, 0.02))
@@ -1029,6 +1275,63 @@ class RebalanceLogic:
 
     def on_row(self, timestamp: Any, row: dict[str, Any], ctx: Any) -> None:  # pragma: no cover
         raise NotImplementedError("RebalanceLogic is a batch strategy")
+
+
+class LeverLogic:
+    """Levered per-row targets: ``action`` 1-3 a target percent up to ``±max_weight`` of equity
+    for the row's asset (three assets at up to 3 each: gross far above 2), 4 a target value of up
+    to ``±max_weight`` x 30,000, 5 a close, 6 an explicit order of up to ±400 shares (whole with
+    ``integer``). Margin checks, resizes and margin calls follow.
+    """
+
+    def __init__(self, max_weight: float = 3.0, integer: bool = False) -> None:
+        self.max_weight = max_weight
+        self.integer = integer
+
+    def on_row(self, timestamp: Any, row: dict[str, Any], ctx: Any) -> None:
+        asset, action, size = row["asset"], int(row["action"]), float(row["size"])
+        if action in (1, 2, 3):
+            ctx.order_target_percent(asset, size * self.max_weight)
+        elif action == 4:
+            ctx.order_target_value(asset, size * self.max_weight * 30_000.0)
+        elif action == 5:
+            ctx.close_position(asset)
+        elif action == 6:
+            q = size * 400.0
+            if self.integer:
+                q = float(round(q))
+            if q != 0.0:
+                ctx.submit_order(asset, q)
+
+    def decide(self, timestamp: Any, rows: list[dict[str, Any]], ctx: Any) -> None:
+        for row in rows:
+            self.on_row(timestamp, row, ctx)
+
+
+class CrashLogic:
+    """Holds every asset at ``direction x lever / n`` of equity (plus noise from ``size``) on
+    every bar, so a shock in the data (``random_bar_rows(shock=...)``) against the position takes
+    equity through zero: ruin (or margin calls first). Also an explicit order on ``action`` 1 and
+    a close on 6, which a ruined account refuses."""
+
+    def __init__(self, direction: float, lever: float, n_assets: int, integer: bool) -> None:
+        self.weight = direction * lever / n_assets
+        self.integer = integer
+
+    def on_row(self, timestamp: Any, row: dict[str, Any], ctx: Any) -> None:
+        asset, action, size = row["asset"], int(row["action"]), float(row["size"])
+        if action == 1:
+            q = float(round(size * 50.0)) if self.integer else size * 50.0
+            if q != 0.0:
+                ctx.submit_order(asset, q)
+        elif action == 6:
+            ctx.close_position(asset)
+        else:
+            ctx.order_target_percent(asset, self.weight * (1.0 + 0.2 * size))
+
+    def decide(self, timestamp: Any, rows: list[dict[str, Any]], ctx: Any) -> None:
+        for row in rows:
+            self.on_row(timestamp, row, ctx)
 
 
 class SignalLogic:

@@ -4,6 +4,12 @@ Every test draws a seed, builds a small random multi-asset OHLC frame with missi
 (``oracle.random_bar_rows``), runs the same strategy logic through ``ml4t.backtest`` and through
 the oracle, and compares fills, equity, trades and rejected orders with a relative tolerance of
 1e-9. The first few tests check the oracle itself against hand-computed numbers.
+
+Random configurations cover the three execution modes, decision- and fill-time sizing, the
+accounts (Reg-T margin by default, unlimited, a tight 0.8 initial margin, cash) with
+``on_insufficient`` reject / resize, levered logics (target percents up to ±3 per asset) that
+meet margin rejections, resizes and margin calls, and crashes under leverage that ruin the
+account.
 """
 
 from __future__ import annotations
@@ -18,14 +24,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import oracle
-from oracle import ActionLogic, RebalanceLogic, SignalLogic, merge_config, run_oracle
+from oracle import (
+    ActionLogic,
+    CrashLogic,
+    LeverLogic,
+    RebalanceLogic,
+    SignalLogic,
+    merge_config,
+    run_oracle,
+)
 
 REL = 1e-9
 ABS = 1e-7
 
 SEEDS = st.integers(0, 2**32 - 1)
 DIFF_SETTINGS = settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -44,7 +58,20 @@ SLIPPAGES = [
     pytest.param({"model": "fixed", "amount": 0.05}, id="slip-fixed"),
     pytest.param({"model": "percent", "rate": 0.002}, id="slip-percent"),
 ]
-MODES = ["next_open", "same_close"]
+MODES = ["next_open", "same_close", "next_close"]
+# account settings drawn by the account tests (merged into the config's ``account``)
+ACCOUNTS = {
+    "reg_t": {},  # the default: initial margin 0.5, maintenance 0.25
+    "unlimited": {"initial_margin": None},  # the maintenance margin follows it to None
+    "tight": {"initial_margin": 0.8},  # maintenance stays 0.25
+    "cash": {"type": "cash"},
+}
+
+# Rejections at fill time and ruin end a run with a warning; these tests compare the frames.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ml4t.backtest.errors.MarginWarning"),
+    pytest.mark.filterwarnings("ignore::ml4t.backtest.errors.RuinWarning"),
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -59,14 +86,16 @@ def make_config(
     slippage: dict[str, Any] | None = None,
     allow_short: bool = True,
     initial_cash: float = 100_000.0,
+    sizing: str = "decision",
+    account: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return merge_config(
         {
             "initial_cash": initial_cash,
-            "execution": {"mode": mode, "share_rounding": rounding},
+            "execution": {"mode": mode, "share_rounding": rounding, "sizing": sizing},
             "commission": dict(commission or {"model": "none"}),
             "slippage": dict(slippage or {"model": "none"}),
-            "account": {"allow_short": allow_short},
+            "account": {"allow_short": allow_short, **(account or {})},
         }
     )
 
@@ -137,9 +166,19 @@ def compare(result: Any, expected: oracle.OracleResult, label: str) -> None:
     """Compare a real engine result with an oracle result; fail with the first differences."""
     problems: list[str] = []
 
-    # fills: compared in execution order (exits first, then entries, each in submission order)
+    # fills: compared in execution order (exits first, then entries, each in submission order);
+    # after ruin only the liquidations fill, in an order the contract leaves open: by asset
     e_fills = result.fills.to_dicts()
-    o_fills = expected.fills
+    o_fills = list(expected.fills)
+    if expected.ruined_at is not None:
+        ruin = _ts(expected.ruined_at)
+
+        def after_ruin(fills: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            before = [f for f in fills if _ts(f["timestamp"]) <= ruin]
+            later = [f for f in fills if _ts(f["timestamp"]) > ruin]
+            return before + sorted(later, key=lambda f: (_ts(f["timestamp"]), str(f["asset"])))
+
+        e_fills, o_fills = after_ruin(e_fills), after_ruin(o_fills)
     _diff_rows(
         "fills",
         e_fills,
@@ -221,8 +260,9 @@ def check(
     logic: Any,
     api: str = "batch",
     n_assets: int = 3,
+    shock: tuple[int, float] | None = None,
 ) -> oracle.OracleResult:
-    rows = oracle.random_bar_rows(seed, n_assets=n_assets)
+    rows = oracle.random_bar_rows(seed, n_assets=n_assets, shock=shock)
     df = bars_frame(rows)
     result = run_engine(df, logic, config, api=api, signals=oracle.SIGNAL_COLUMNS)
     expected = run_oracle(rows, config, logic.decide)
@@ -506,3 +546,220 @@ def test_batch_and_event_apis_agree(run_engine: Any, mode: str) -> None:
         assert a.fills.equals(b.fills)
         assert a.equity.equals(b.equity)
         assert a.trades.equals(b.trades)
+
+
+# ------------------------------------------------------------------------------------------------
+# accounts, ruin, fill-time sizing and next-close mode
+# ------------------------------------------------------------------------------------------------
+
+
+def test_oracle_margin_check_counts_the_gross_after_the_fill() -> None:
+    """Reg-T (0.5): a flip from 1.5x long to 1.5x short leaves the gross at 1.5x and fills; a
+    buy to 2.5x gross is rejected, or resized to the 2x that equity covers."""
+    flat = [_bar(t, "A", 100, 100, 100, 100) for t in range(4)]
+
+    def decide(ts: Any, rows: Any, ctx: Any) -> None:
+        day = (ts - T0).days
+        if day == 0:
+            ctx.submit_order("A", 150)
+        elif day == 1:
+            ctx.submit_order("A", -300)  # closes 150 (always allowed), opens 150 short
+        elif day == 2:
+            ctx.submit_order("A", 400)  # closes 150, opens 250 long: 25,000 gross > 20,000
+
+    r = run_oracle(flat, make_config(initial_cash=10_000.0), decide)
+    assert [(f["side"], f["quantity"]) for f in r.fills] == [("buy", 150), ("sell", 300)]
+    assert [(x["reason"], x["quantity"]) for x in r.rejected_orders] == [
+        ("insufficient_margin", 400)
+    ]
+    resized = make_config(initial_cash=10_000.0, account={"on_insufficient": "resize"})
+    r = run_oracle(flat, resized, decide)
+    assert [(f["side"], f["quantity"]) for f in r.fills][-1] == ("buy", 350)  # 150 + 200
+    assert [(x["reason"], x["quantity"]) for x in r.rejected_orders] == [
+        ("insufficient_margin", 50)
+    ]
+
+
+def test_oracle_cash_account_pays_the_fee_too() -> None:
+    """A cash account buys the largest q with q * price + fee(q) <= cash."""
+    flat = [_bar(t, "A", 10, 10, 10, 10) for t in range(2)]
+
+    def decide(ts: Any, rows: Any, ctx: Any) -> None:
+        if ts == T0:
+            ctx.submit_order("A", 200)
+
+    cfg = make_config(
+        initial_cash=1_000.0,
+        commission={"model": "per_share", "rate": 1.0},
+        account={"type": "cash", "on_insufficient": "resize"},
+    )
+    r = run_oracle(flat, cfg, decide)
+    assert r.fills[0]["quantity"] == pytest.approx(1_000 / 11)
+    assert r.equity[-1]["cash"] == pytest.approx(0.0, abs=1e-9)
+    assert r.rejected_orders[0]["reason"] == "insufficient_cash"
+
+
+def test_oracle_margin_call_and_ruin() -> None:
+    """2x long at 100 (equity covers exactly half); a fall to 60 leaves equity 2,000 < 0.25 x
+    12,000: the margin call sells at that close. Unlimited leverage at 3x and the same fall take
+    equity to -2,000: ruin; the pending order is refused, the position is sold at the next open,
+    later orders are refused."""
+    bars = [_bar(0, "A", 100, 100, 100, 100), _bar(1, "A", 100, 100, 100, 100)]
+    bars += [_bar(t, "A", 60, 60, 60, 60) for t in range(2, 5)]
+
+    def buy(quantity: float) -> Any:
+        def decide(ts: Any, rows: Any, ctx: Any) -> None:
+            if ts == T0:
+                ctx.submit_order("A", quantity)
+            elif ts >= T0 + timedelta(days=2):
+                ctx.order_target_percent("A", 1.0)
+
+        return decide
+
+    def fills(r: oracle.OracleResult) -> list[tuple[int, str, float, float]]:
+        return [((f["timestamp"] - T0).days, f["side"], f["quantity"], f["price"]) for f in r.fills]
+
+    r = run_oracle(bars, make_config(initial_cash=10_000.0), buy(200))
+    assert fills(r)[:3] == [(1, "buy", 200, 100), (2, "sell", 200, 60), (3, "buy", 2_000 / 60, 60)]
+    assert r.trades[0]["exit_reason"] == "margin_call" and r.ruined_at is None
+
+    unlimited = make_config(initial_cash=10_000.0, account={"initial_margin": None})
+    r = run_oracle(bars, unlimited, buy(300))
+    assert r.ruined_at == T0 + timedelta(days=2)
+    assert fills(r) == [(1, "buy", 300, 100), (3, "sell", 300, 60)]
+    assert r.trades[0]["exit_reason"] == "ruin"
+    refused = [((x["timestamp"] - T0).days, x["reason"], x["quantity"]) for x in r.rejected_orders]
+    assert refused[0] == (2, "ruined", pytest.approx(-2_000 / 60 - 300))
+    assert [x[:2] for x in refused[1:]] == [(3, "ruined"), (4, "ruined")]
+    assert all(math.isnan(x[2]) for x in refused[1:])
+    assert r.equity[-1]["equity"] == pytest.approx(-2_000)
+
+
+def test_oracle_fill_sizing_worked_example() -> None:
+    """semantics.md's worked example: 50 % at Monday's close of 100, Tuesday opens at 110."""
+    bars = [_bar(0, "A", 100, 100, 100, 100), _bar(1, "A", 110, 110, 110, 110)]
+
+    def decide(ts: Any, rows: Any, ctx: Any) -> None:
+        if ts == T0:
+            ctx.order_target_percent("A", 0.5)
+
+    decision = run_oracle(bars, make_config(initial_cash=10_000.0), decide)
+    fill = run_oracle(bars, make_config(initial_cash=10_000.0, sizing="fill"), decide)
+    assert decision.fills[0]["quantity"] == pytest.approx(50)
+    assert fill.fills[0]["quantity"] == pytest.approx(10_000 * 0.5 / 110)
+
+
+def test_oracle_next_close_fills_at_the_next_close() -> None:
+    bars = [_bar(0, "A", 10, 11, 9, 10), _bar(1, "A", 12, 14, 11, 13), _bar(2, "A", 13, 13, 13, 13)]
+    seen: list[float] = []
+
+    def decide(ts: Any, rows: Any, ctx: Any) -> None:
+        if ts == T0:
+            ctx.submit_order("A", 10)
+        elif ts == T0 + timedelta(days=1):
+            seen.append(ctx.position("A"))  # the fill at this close is already seen
+
+    r = run_oracle(bars, make_config("next_close"), decide)
+    assert [(f["timestamp"].day, f["price"]) for f in r.fills] == [(2, 13)]
+    assert seen == [10]
+
+
+@DIFF_SETTINGS
+@given(
+    seed=SEEDS,
+    mode=st.sampled_from(MODES),
+    sizing=st.sampled_from(["decision", "fill"]),
+    account=st.sampled_from(sorted(ACCOUNTS)),
+    on_insufficient=st.sampled_from(["reject", "resize"]),
+    rounding=st.sampled_from(["fractional", "integer"]),
+    logic=st.sampled_from(["action", "rebalance", "lever", "lever_rebalance"]),
+    commission=st.sampled_from([c.values[0] for c in COMMISSIONS]),
+    slippage=st.sampled_from([s.values[0] for s in SLIPPAGES]),
+    api=st.sampled_from(["batch", "event"]),
+)
+def test_accounts_sizing_and_modes(
+    run_engine: Any,
+    seed: int,
+    mode: str,
+    sizing: str,
+    account: str,
+    on_insufficient: str,
+    rounding: str,
+    logic: str,
+    commission: dict[str, Any],
+    slippage: dict[str, Any],
+    api: str,
+) -> None:
+    config = make_config(
+        mode,
+        rounding,
+        commission,
+        slippage,
+        sizing=sizing,
+        account={**ACCOUNTS[account], "on_insufficient": on_insufficient},
+    )
+    integer = rounding == "integer"
+    if logic == "action":
+        strategy: Any = ActionLogic(assets_of(seed), integer)
+    elif logic == "lever":
+        strategy = LeverLogic(3.0, integer)
+    else:  # rebalance is a batch call
+        strategy, api = (
+            RebalanceLogic(assets_of(seed), 0.9 if logic == "rebalance" else 2.6),
+            "batch",
+        )
+    check(run_engine, seed, config, strategy, api=api)
+
+
+@DIFF_SETTINGS
+@given(
+    seed=SEEDS,
+    mode=st.sampled_from(MODES),
+    sizing=st.sampled_from(["decision", "fill"]),
+    rounding=st.sampled_from(["fractional", "integer"]),
+    account=st.sampled_from(["unlimited", "unlimited", "reg_t"]),
+    direction=st.sampled_from([1.0, -1.0]),
+    lever=st.floats(2.5, 4.0),
+    at=st.integers(3, 25),
+    severity=st.floats(0.5, 1.0),
+)
+def test_crash_into_ruin(
+    run_engine: Any,
+    seed: int,
+    mode: str,
+    sizing: str,
+    rounding: str,
+    account: str,
+    direction: float,
+    lever: float,
+    at: int,
+    severity: float,
+) -> None:
+    # a gap against the levered book: down to 0.25-0.5 of the price for longs, up 1.75-2.5x for
+    # shorts; without margins equity goes through zero (ruin), with Reg-T margin calls come first
+    factor = 1.0 - 0.75 * severity if direction > 0 else 1.0 + 1.5 * severity
+    config = make_config(
+        mode,
+        rounding,
+        {"model": "percent", "rate": 0.001},
+        {"model": "percent", "rate": 0.001},
+        sizing=sizing,
+        account=ACCOUNTS[account],
+    )
+    logic = CrashLogic(direction, lever, 3, rounding == "integer")
+    check(run_engine, seed, config, logic, api="batch", shock=(at, factor))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_crash_examples_reach_ruin_and_margin_calls(run_engine: Any, mode: str) -> None:
+    """The crash data does what the random test needs: ruin without margins, margin calls with
+    Reg-T, and both engines agree on them."""
+    ruined = called = 0
+    for seed in range(4):
+        for account in ("unlimited", "reg_t"):
+            config = make_config(mode, account=ACCOUNTS[account])
+            logic = CrashLogic(1.0, 3.0, 3, False)
+            expected = check(run_engine, seed, config, logic, shock=(10, 0.4))
+            ruined += expected.ruined_at is not None
+            called += any(t["exit_reason"] == "margin_call" for t in expected.trades)
+    assert ruined >= 4 and called >= 2

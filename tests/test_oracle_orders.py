@@ -42,12 +42,13 @@ ABS = 1e-7
 
 SEEDS = st.integers(0, 2**32 - 1)
 DIFF_SETTINGS = settings(
-    max_examples=15,
+    max_examples=9,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a smaller seed is no simpler case
 )
 PATHS = ["ohlc", "pessimistic", "optimistic"]
+MODES = ["next_open", "same_close", "next_close"]
 # (limit_fill, limit_through)
 LIMIT_RULES = [("touch", 0.0), ("through_amount", 0.05), ("through_fraction", 0.001)]
 EXTRA_EXECUTION_KEYS = ("intrabar_path", "limit_fill", "limit_through", "max_volume_fraction")
@@ -467,7 +468,7 @@ def test_oracle_day_order_waits_for_its_assets_bar() -> None:
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("mode", ["next_open", "same_close"])
+@pytest.mark.parametrize("mode", MODES)
 @DIFF_SETTINGS
 @given(
     seed=SEEDS,
@@ -484,7 +485,7 @@ def test_limit_and_stop_orders_match_the_oracle(
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("mode", ["next_open", "same_close"])
+@pytest.mark.parametrize("mode", MODES)
 @DIFF_SETTINGS
 @given(seed=SEEDS, limit_rule=st.sampled_from(LIMIT_RULES))
 def test_time_in_force_matches_the_oracle(
@@ -494,7 +495,7 @@ def test_time_in_force_matches_the_oracle(
     check(seed, config, lambda: OrderTypeLogic(("gtc", "day", "ioc")))
 
 
-@pytest.mark.parametrize("mode", ["next_open", "same_close"])
+@pytest.mark.parametrize("mode", MODES)
 @DIFF_SETTINGS
 @given(
     seed=SEEDS,
@@ -514,7 +515,7 @@ def test_resting_sells_without_shorting_match_the_oracle(
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("mode", ["next_open", "same_close"])
+@pytest.mark.parametrize("mode", MODES)
 @DIFF_SETTINGS
 @given(
     seed=SEEDS,
@@ -538,7 +539,7 @@ def test_brackets_match_the_oracle(
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("mode", ["next_open", "same_close"])
+@pytest.mark.parametrize("mode", MODES)
 @DIFF_SETTINGS
 @given(seed=SEEDS)
 def test_bracket_time_in_force_matches_the_oracle(mode: str, seed: int, path: str) -> None:
