@@ -565,7 +565,7 @@ class OracleEngine:
                 "order_id": order.order_id,
                 "timestamp": order.timestamp,
                 "asset": order.asset,
-                "side": "buy" if order.quantity > 0 else "sell",
+                "side": "buy" if order.quantity >= 0 else "sell",  # a zero estimate buys
                 "order_type": order.kind,
                 "quantity": abs(order.quantity),
                 "limit": order.limit,
