@@ -565,7 +565,7 @@ class OracleEngine:
                 "order_id": order.order_id,
                 "timestamp": order.timestamp,
                 "asset": order.asset,
-                "side": "buy" if order.quantity >= 0 else "sell",  # a zero estimate buys
+                "side": None if order.quantity == 0 else ("buy" if order.quantity > 0 else "sell"),
                 "order_type": order.kind,
                 "quantity": abs(order.quantity),
                 "limit": order.limit,
@@ -888,7 +888,8 @@ class OracleEngine:
             return True
         held = self.position[order.asset]
         room = abs(held) if held != 0.0 and _sign(held) != _sign(q) else 0.0
-        if abs(q) <= room:
+        # An excess within DUST of the room is float rounding, not a cut (semantics.md).
+        if abs(q) <= room or abs(q) - room <= DUST * room:
             return True
         excess = q - room * _sign(q)
         if no_short_sell and not is_leg:

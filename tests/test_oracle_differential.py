@@ -235,7 +235,7 @@ def compare(result: Any, expected: oracle.OracleResult, label: str) -> None:
     # the order journal: every order accepted into the book, as accepted (ids are compared by
     # the order tests; target orders may take theirs in another order than the oracle's)
     def order_key(o: dict[str, Any]) -> tuple[Any, ...]:
-        return (_ts(o["timestamp"]), str(o["asset"]), o["side"], o["quantity"])
+        return (_ts(o["timestamp"]), str(o["asset"]), o["side"] or "", o["quantity"])
 
     accepted = result.orders.filter(
         pl.col("history").list.eval(pl.element().struct.field("status") == "accepted").list.any()

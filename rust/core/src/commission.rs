@@ -43,6 +43,35 @@ impl CommissionModel {
         raw.max(minimum)
     }
 
+    /// The largest quantity `q ≥ 0` with `q × price + fee(q) ≤ cash`: what a cash account can
+    /// buy. The fee is `max(raw(q), minimum)` with `raw` linear in `q`, so the answer is the
+    /// minimum-fee branch when its quantity still pays no more than the minimum, else the
+    /// linear branch's closed form.
+    pub fn affordable(&self, cash: f64, price: f64) -> f64 {
+        if !(cash > 0.0 && price > 0.0) {
+            return 0.0;
+        }
+        // raw(q) = per_share × q (+ fixed); the minimum-fee branch first.
+        let (per_share, fixed, minimum) = match *self {
+            CommissionModel::None => (0.0, 0.0, 0.0),
+            CommissionModel::Percent { rate, minimum } => (rate * price, 0.0, minimum),
+            CommissionModel::PerShare { rate, minimum } => (rate, 0.0, minimum),
+            CommissionModel::PerOrder { amount, minimum } => (0.0, amount, minimum),
+        };
+        let at_minimum = (cash - minimum) / price;
+        let mut q = if per_share * at_minimum + fixed <= minimum {
+            at_minimum
+        } else {
+            (cash - fixed) / (price + per_share)
+        };
+        // One step down when rounding left the cost a hair above the cash.
+        let over = q * price + self.fee(q, price) - cash;
+        if over > 0.0 {
+            q -= over / price;
+        }
+        q.max(0.0)
+    }
+
     /// Checks that every parameter is finite and non-negative.
     pub fn validate(&self) -> Result<()> {
         let params: [(&str, f64); 2] = match *self {

@@ -133,7 +133,8 @@ impl Portfolio {
         self.cash + long + short
     }
 
-    /// Books a fill of signed `quantity` at `price` with fee `fee`.
+    /// Books a fill of signed `quantity` at `price` with fee `fee`. An asset that has no mark
+    /// yet (bought before its first close) is marked at the fill price until its first close.
     pub fn apply_fill(
         &mut self,
         asset: AssetId,
@@ -143,6 +144,9 @@ impl Portfolio {
     ) -> FillEffect {
         self.cash -= quantity * price + fee;
         let slot = asset as usize;
+        if !self.last_price[slot].is_finite() {
+            self.last_price[slot] = price;
+        }
         let pos = self.positions[slot];
         let before = pos.quantity;
         let mut after = before + quantity;

@@ -130,10 +130,7 @@ impl Engine {
         let (allowed, reason) = match rules.kind {
             AccountKind::Cash if quantity > 0.0 => {
                 let cash = self.portfolio.cash();
-                // The largest q with q·price + fee(q) <= cash (the fee is monotone in q).
-                let mut q = (cash / price).max(0.0);
-                let fee = self.config.commission.fee(q, price);
-                q = ((cash - fee) / price).max(0.0);
+                let q = self.config.commission.affordable(cash, price);
                 (q.min(quantity), RejectReason::InsufficientCash)
             }
             AccountKind::Margin => match rules.initial_margin {
@@ -146,7 +143,13 @@ impl Engine {
                     };
                     let (long, short) = self.portfolio.market_values();
                     let equity = self.portfolio.cash() + long + short;
-                    let room = (equity / margin - (long - short)).max(0.0) / price;
+                    // The gross exposure of everything that stays open: the part this fill
+                    // closes no longer counts.
+                    let mut staying = long - short;
+                    if closing > 0.0 {
+                        staying -= closing * self.portfolio.last_price(order.asset);
+                    }
+                    let room = (equity / margin - staying).max(0.0) / price;
                     let q = (closing + room).min(quantity.abs()) * quantity.signum();
                     (q, RejectReason::InsufficientMargin)
                 }

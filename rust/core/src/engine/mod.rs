@@ -331,7 +331,8 @@ impl Engine {
                 RejectReason::Ruined,
             );
         }
-        let open: Vec<AssetId> = self.portfolio.open_assets().to_vec();
+        let mut open: Vec<AssetId> = self.portfolio.open_assets().to_vec();
+        open.sort_unstable(); // liquidation orders in ascending asset code
         for asset in open {
             let id = self.take_order_id();
             let quantity = -self.portfolio.quantity(asset);
