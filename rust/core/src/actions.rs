@@ -56,7 +56,10 @@ impl CorporateActions {
                 return Err(BacktestError::data(
                     "actions.split_ratio",
                     row,
-                    format!("positive_ratio: must be finite and > 0, got {}", action.split_ratio),
+                    format!(
+                        "positive_ratio: must be finite and > 0, got {}",
+                        action.split_ratio
+                    ),
                 ));
             }
             if !action.dividend.is_finite() {
@@ -144,8 +147,7 @@ mod tests {
     #[test]
     fn rows_are_checked_and_taken_in_time_order() {
         let mut table =
-            CorporateActions::new(vec![action(5, 0, 2.0, 0.0), action(5, 1, 1.0, 0.5)], 2)
-                .unwrap();
+            CorporateActions::new(vec![action(5, 0, 2.0, 0.0), action(5, 1, 1.0, 0.5)], 2).unwrap();
         assert_eq!(table.next_ts(), 5);
         assert!(table.take_due(4).is_empty());
         assert_eq!(table.take_due(7), 0..2);
@@ -156,7 +158,10 @@ mod tests {
             (vec![action(1, 0, 0.0, 0.0)], "actions.split_ratio"),
             (vec![action(1, 0, f64::NAN, 0.0)], "actions.split_ratio"),
             (vec![action(1, 0, 1.0, f64::INFINITY)], "actions.dividend"),
-            (vec![action(1, 0, 2.0, 0.0), action(1, 0, 2.0, 0.0)], "actions.ts"),
+            (
+                vec![action(1, 0, 2.0, 0.0), action(1, 0, 2.0, 0.0)],
+                "actions.ts",
+            ),
         ] {
             let err = CorporateActions::new(bad, 2).unwrap_err().to_string();
             assert!(err.contains(&format!("'{column}'")), "{err}");
