@@ -182,10 +182,11 @@ recorder! {
     /// The splits applied to held positions: the position before and after (before any cash
     /// in lieu), so that positions can be rebuilt from the fills and these rows.
     pub struct SplitRecorder {
-        /// Records the split of `asset`'s position at `ts`.
-        fn push(ts: Ts, asset: AssetId, before: f64, after: f64);
+        /// Records the split of `asset`'s position at `ts` by `ratio`.
+        fn push(ts: Ts, asset: AssetId, ratio: f64, before: f64, after: f64);
         ts: i64 = ts,
         asset_id: u32 = asset,
+        split_ratio: f64 = ratio,
         quantity_before: f64 = before,
         quantity_after: f64 = after,
     }
@@ -388,7 +389,8 @@ pub struct BacktestOutput {
     pub rejections: RecordBatch,
     /// Borrow fees, interest and dividends, one row per timestamp that had any.
     pub financing: RecordBatch,
-    /// Splits applied to held positions (`ts, asset_id, quantity_before, quantity_after`).
+    /// Splits applied to held positions (`ts, asset_id, split_ratio, quantity_before,
+    /// quantity_after`).
     pub splits: RecordBatch,
     /// Every order of the run, one row each, in the order they were recorded.
     pub orders: RecordBatch,

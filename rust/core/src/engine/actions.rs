@@ -75,7 +75,7 @@ impl Engine {
         if before == 0.0 {
             return Ok(());
         }
-        self.record.splits.push(ts, asset, before, after);
+        self.record.splits.push(ts, asset, ratio, before, after);
         let fraction = after - after.trunc();
         if self.config.rounding != ShareRounding::Integer || fraction == 0.0 {
             return Ok(());
