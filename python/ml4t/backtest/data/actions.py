@@ -112,7 +112,7 @@ def read_actions(
         detail = f"dtype must be String, Categorical or Enum, got {schema[a]}"
         fatal(collector, "dtype", f"actions.{a}", detail)
     for name in values:
-        if not schema[name].is_numeric():
+        if not (schema[name].is_numeric() or schema[name] == pl.Null):
             detail = f"dtype must be numeric, got {schema[name]}"
             fatal(collector, "dtype", f"actions.{name}", detail)
     check_timestamp_range(lazy, t, raw_ts, f"actions.{t}", collector)

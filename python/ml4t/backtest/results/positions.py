@@ -166,25 +166,45 @@ def positions_at(
     )
     if has_splits:
         assert splits is not None
-        # A close from before the last split (the asset had no bar since) is restated in
-        # post-split units, as the engine restates its mark.
-        last_split = splits.select(
-            "ts", "asset_id", pl.col("ts").alias("__split_ts"), "split_ratio"
-        ).sort("ts")
-        marked = marked.join_asof(
-            last_split, on="ts", by="asset_id", strategy="backward", check_sortedness=False
-        ).with_columns(
-            pl.when(pl.col("__split_ts") > pl.col("__mark_ts"))
-            .then(pl.col("close") / pl.col("split_ratio"))
-            .otherwise(pl.col("close"))
-            .alias("close")
+        # A close from before a split (the asset had no bar since) is restated in post-split
+        # units, as the engine restates its mark: divided by the product of the ratios of the
+        # splits after it.
+        growth = (
+            splits.sort("ts", maintain_order=True)
+            .select("ts", "asset_id", pl.col("split_ratio").cum_prod().over("asset_id").alias("g"))
+            .group_by("asset_id", "ts", maintain_order=True)
+            .agg(pl.col("g").last())
+            .sort("ts")
         )
-    return (
-        marked.select(
-            universe.timestamps(pl.col("ts")).alias("timestamp"),
-            universe.asset_names(pl.col("asset_id")).alias("asset"),
-            pl.col("position").alias("quantity"),
-            pl.col("close").alias("price"),
-            (pl.col("position") * pl.col("close")).alias("market_value"),
+        marked = (
+            marked.join_asof(
+                growth.rename({"g": "__g_now"}),
+                on="ts",
+                by="asset_id",
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .sort("__mark_ts")
+            .join_asof(
+                growth.rename({"ts": "__mark_ts", "g": "__g_mark"}),
+                on="__mark_ts",
+                by="asset_id",
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .sort("ts", "asset_id")
+            .with_columns(
+                (
+                    pl.col("close")
+                    * pl.col("__g_mark").fill_null(1.0)
+                    / pl.col("__g_now").fill_null(1.0)
+                ).alias("close")
+            )
         )
+    return marked.select(
+        universe.timestamps(pl.col("ts")).alias("timestamp"),
+        universe.asset_names(pl.col("asset_id")).alias("asset"),
+        pl.col("position").alias("quantity"),
+        pl.col("close").alias("price"),
+        (pl.col("position") * pl.col("close")).alias("market_value"),
     )
