@@ -846,7 +846,7 @@ class OracleEngine:
 
     @staticmethod
     def _split_shares(quantity: float, ratio: float) -> float:
-        """``quantity × ratio``; within float rounding of a whole number, that number."""
+        """``quantity * ratio``; within float rounding of a whole number, that number."""
         scaled = quantity * ratio
         nearest = float(round(scaled))
         return nearest if abs(scaled - nearest) <= 1e-9 * max(abs(scaled), 1.0) else scaled
@@ -875,9 +875,7 @@ class OracleEngine:
         if paid:
             self.result.dividends.append({"timestamp": timestamp, "dividend": total})
 
-    def _split(
-        self, timestamp: Any, asset: str, ratio: float, bar: dict[str, Any] | None
-    ) -> None:
+    def _split(self, timestamp: Any, asset: str, ratio: float, bar: dict[str, Any] | None) -> None:
         held = self.position[asset]
         self.position[asset] = self._split_shares(held, ratio)
         self.avg_cost[asset] /= ratio

@@ -12,15 +12,15 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import _adapter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_oracle_differential import bars_frame, compare, make_config
 
 import oracle
+from conftest import _adapter
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, Strategy
 from ml4t.backtest.data import validate
 from ml4t.backtest.errors import DataValidationError
+from test_oracle_differential import bars_frame, compare, make_config
 
 DAYS = [date(2024, 1, d) for d in (2, 3, 4, 5)]
 

@@ -251,9 +251,7 @@ class BacktestResult:
         self._feed: PolarsDataFeed | None = feed
         self._input: dict[str, Any] | None = None
         self._positions_all: pl.DataFrame | None = None
-        self._splits: pl.DataFrame | None = (
-            pl.DataFrame(raw["splits"]) if "splits" in raw else None
-        )
+        self._splits: pl.DataFrame | None = pl.DataFrame(raw["splits"]) if "splits" in raw else None
         self.universe = Universe(list(feed.assets), feed.time_zone)
         self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
