@@ -968,9 +968,7 @@ class PolarsDataFeed:
                 ts.dt.epoch("ns").alias("ts"),
                 pl.col(a)
                 .cast(pl.String)
-                .replace_strict(
-                    names, pl.int_range(len(names), eager=True), return_dtype=pl.UInt32
-                )
+                .replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.UInt32)
                 .alias("asset_id"),
             )
             last = lazy.group_by("asset_id").agg(pl.col("ts").max().alias("last")).collect()
