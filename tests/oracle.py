@@ -142,6 +142,8 @@ class OracleResult:
     # the order journal's rows of the orders accepted into the book, as they were accepted
     orders: list[dict[str, Any]] = field(default_factory=list)
     ruined_at: Any = None  # the timestamp at whose end equity reached zero (None: never)
+    # corporate actions: the dividends paid at each timestamp that paid any (signed)
+    dividends: list[dict[str, Any]] = field(default_factory=list)
 
     def to_polars(self) -> dict[str, Any]:
         import polars as pl
@@ -1067,6 +1069,119 @@ class OracleEngine:
             "status": status,
         }
 
+    # --- corporate actions (docs/semantics.md, "Corporate actions") ---------------------------
+    _actions: tuple[dict[str, Any], ...] = ()
+
+    def set_actions(self, actions: list[dict[str, Any]] | None) -> None:
+        """Splits and dividends: dicts of ``timestamp`` (the ex-date), ``asset`` and optional
+        ``split_ratio`` (new shares per old) and ``dividend`` (cash per share)."""
+        code = {a: i for i, a in enumerate(self.assets)}
+        rows = sorted(actions or [], key=lambda x: (x["timestamp"], code[x["asset"]]))
+        self._actions = tuple(rows)
+        self._next_action = 0
+
+    @staticmethod
+    def _split_shares(quantity: float, ratio: float) -> float:
+        """``quantity * ratio``; within float rounding of a whole number, that number."""
+        scaled = quantity * ratio
+        nearest = float(round(scaled))
+        return nearest if abs(scaled - nearest) <= 1e-9 * max(abs(scaled), 1.0) else scaled
+
+    def _corporate_actions(self, timestamp: Any, bars: dict[str, dict[str, Any]]) -> None:
+        """At the start of a timestamp, before any fill, the actions dated at or before it:
+        each asset's dividend on the position held at the previous close, then its split."""
+        paid, total = False, 0.0
+        while self._next_action < len(self._actions):
+            action = self._actions[self._next_action]
+            if action["timestamp"] > timestamp:
+                break
+            self._next_action += 1
+            asset = action["asset"]
+            dividend = float(action.get("dividend") or 0.0)
+            held = self.position[asset]
+            if dividend != 0.0 and held != 0.0:
+                self.cash += held * dividend
+                trade = self.open_trade[asset]
+                assert trade is not None
+                trade.gross_pnl += held * dividend
+                paid, total = True, total + held * dividend
+            ratio = float(action.get("split_ratio") or 1.0)
+            if ratio != 1.0:
+                self._split(timestamp, asset, ratio, bars.get(asset))
+        if paid:
+            self.result.dividends.append({"timestamp": timestamp, "dividend": total})
+
+    def _split(self, timestamp: Any, asset: str, ratio: float, bar: dict[str, Any] | None) -> None:
+        held = self.position[asset]
+        self.position[asset] = self._split_shares(held, ratio)
+        self.avg_cost[asset] /= ratio
+        if self.last_price[asset] is not None:
+            self.last_price[asset] = self.mark(asset) / ratio
+        trade = self.open_trade[asset]
+        if trade is not None:
+            trade.entry_qty *= ratio
+            trade.exit_qty *= ratio
+        for order in list(self.pending):
+            if order.asset != asset:
+                continue
+            quantity = self._split_shares(order.quantity, ratio)
+            if self.integer:
+                quantity = float(math.trunc(quantity))
+            if quantity == 0.0 and order.active:
+                self._rejection(order.order_id, timestamp, asset, order.quantity, "split")
+                self.pending.remove(order)
+                continue
+            order.quantity = quantity
+            order.limit = None if order.limit is None else order.limit / ratio
+            order.stop = None if order.stop is None else order.stop / ratio
+        after = self.position[asset]
+        fraction = after - math.trunc(after)
+        if not self.integer or held == 0.0 or fraction == 0.0:
+            return
+        # cash in lieu: the fractional share is sold at the open (the adjusted mark without a
+        # bar), without commission or slippage
+        price = float(bar["open"]) if bar is not None else self.mark(asset)
+        order = _Order(self.next_order_id, timestamp, asset, -fraction, reason="cash_in_lieu")
+        self.next_order_id += 1
+        self.result.orders.append(
+            {
+                "order_id": order.order_id,
+                "timestamp": timestamp,
+                "asset": asset,
+                "side": "buy" if fraction < 0 else "sell",
+                "order_type": "market",
+                "quantity": abs(fraction),
+                "limit": None,
+                "stop": None,
+                "tif": "gtc",
+                "parent_id": None,
+                "oco_id": None,
+                "exit_reason": "cash_in_lieu",
+            }
+        )
+        self.cash += fraction * price
+        self.result.fills.append(
+            {
+                "order_id": order.order_id,
+                "timestamp": timestamp,
+                "asset": asset,
+                "side": "buy" if fraction < 0 else "sell",
+                "order_type": "cash_in_lieu",
+                "quantity": abs(fraction),
+                "price": price,
+                "reference_price": price,
+                "slippage": 0.0,
+                "commission": 0.0,
+                "partial": False,
+            }
+        )
+        no_bar = asset not in self.bar_index
+        if no_bar:
+            self.bar_index[asset] = self.bars_seen[asset] - 1  # its last bar
+        self._book(timestamp, asset, -fraction, price, 0.0, "cash_in_lieu")
+        if no_bar:
+            del self.bar_index[asset]
+
     # --- the loop ------------------------------------------------------------------------------
     def run(
         self, decide: Callable[[Any, list[dict[str, Any]], OracleContext], None]
@@ -1076,6 +1191,8 @@ class OracleEngine:
             bars = {r["asset"]: r for r in rows}
             # index (0-based) of this timestamp's bar within each asset's own bar sequence
             self.bar_index = {a: self.bars_seen[a] for a in bars}
+            if self._actions:
+                self._corporate_actions(timestamp, bars)
 
             # 1. fill pending orders against this bar (market orders at the open in next-bar
             #    mode; resting orders in both modes)
@@ -1137,8 +1254,12 @@ def run_oracle(
     bars: Any,
     config: dict[str, Any] | None,
     decide: Callable[[Any, list[dict[str, Any]], OracleContext], None],
+    actions: list[dict[str, Any]] | None = None,
 ) -> OracleResult:
-    return OracleEngine(bars, config).run(decide)
+    engine = OracleEngine(bars, config)
+    if actions:
+        engine.set_actions(actions)
+    return engine.run(decide)
 
 
 # =================================================================================================

@@ -589,6 +589,7 @@ EXPECTED_COLUMNS = {
         "drawdown": pl.Float64,
         "borrow_fee": pl.Float64,
         "interest": pl.Float64,
+        "dividend": pl.Float64,
     },
     "rejected_orders": {
         "order_id": pl.UInt64,

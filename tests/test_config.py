@@ -382,6 +382,7 @@ FULL: dict[str, Any] = {
         "signals": "preds.parquet",
         "indicators": None,
         "context": "macro.parquet",
+        "actions": None,
         "timestamp_column": "ts",
         "asset_column": "ticker",
         "rename": {"Adj Close": "close", "Date": "ts"},

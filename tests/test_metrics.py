@@ -50,6 +50,7 @@ EXPECTED_KEYS = {
     "total_slippage",
     "total_borrow_fees",
     "total_interest",
+    "total_dividends",
     "total_costs",
     "periods_per_year",
 }

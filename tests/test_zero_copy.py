@@ -105,6 +105,7 @@ def test_result_tables_come_back_as_arrow(feed: PolarsDataFeed) -> None:
         "equity",
         "rejections",
         "financing",
+        "splits",
         "orders",
         "order_events",
     }

@@ -61,20 +61,26 @@ def run_builtin(
     progress: Callable[[int], object] | None = None,
     risk: list[Any] | None = None,
     feature_groups: dict[str, list[str]] | None = None,
+    actions: _ArrowStreamExportable | None = None,
 ) -> dict[str, ArrowTable]:
     """Runs a built-in Rust strategy over ``data`` with the GIL released.
 
     ``universe``: the asset names by code and the feed's time zone (datetimes handed to Python
     are built from it); ``risk``: the rules (spec dicts or ``RiskRule`` instances);
     ``feature_groups``: ``{"indicators": [...], "context": [...]}`` (the feed's
-    ``FeatureProvider.groups()``).
+    ``FeatureProvider.groups()``); ``actions``: the corporate actions, a frame of ``ts`` Int64
+    ns, ``asset_id`` UInt32, ``split_ratio`` and ``dividend`` Float64 sorted by (ts,
+    asset_id), one row per key (the feed's ``actions``; bad rows raise
+    ``DataValidationError``).
 
     With ``progress``, the engine runs on a worker thread while the calling thread calls
     ``progress(rows_done)`` about ten times a second and once at the end; an exception raised
     by the callback cancels the run and propagates.
 
     Returns the tables ``"fills"``, ``"trades"``, ``"equity"``, ``"rejections"``,
-    ``"financing"`` (borrow fees and interest, one row per timestamp that accrued any) and the
+    ``"financing"`` (``ts, borrow_fee, interest, dividend``, one row per timestamp that had
+    any), ``"splits"`` (``ts, asset_id, split_ratio, quantity_before, quantity_after``: each
+    split of a held position, before any cash in lieu) and the
     order journal: ``"orders"`` (one row per order: ``order_id, ts, asset_id, order_type,
     quantity`` (signed), ``limit, stop, trail_amount, trail_percent`` (NaN when absent),
     ``tif, parent_id, oco_id`` (0 when none), ``origin, exit_reason``) and ``"order_events"``
@@ -95,6 +101,7 @@ def run_python(
     wants_orders: bool = False,
     risk: list[Any] | None = None,
     feature_groups: dict[str, list[str]] | None = None,
+    actions: _ArrowStreamExportable | None = None,
 ) -> dict[str, Any]:
     """Runs a Python strategy over ``data``. ``mode`` is ``"batch"`` (then ``target`` is the
     driver with ``on_timestamp(start, end, ts)``) or ``"bar"`` (then ``target`` is the strategy

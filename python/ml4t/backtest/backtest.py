@@ -225,6 +225,7 @@ class Backtest:
                     wants_orders=self.strategy.wants_orders(),
                     risk=risk,
                     feature_groups=self.feed.features.groups(),
+                    actions=self.feed.actions,
                 )
             else:
                 raw = _core.run_builtin(
@@ -235,6 +236,7 @@ class Backtest:
                     progress=callback,
                     risk=risk,
                     feature_groups=self.feed.features.groups(),
+                    actions=self.feed.actions,
                 )
         run_info: dict[str, Any] = {
             "started_at": started_at.isoformat(),

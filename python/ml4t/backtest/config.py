@@ -339,7 +339,8 @@ class ValidationConfig(ValidatedModel):
 class DataConfig(ValidatedModel):
     """Where the data is and how to read it; :meth:`PolarsDataFeed.from_config` builds the feed.
 
-    Paths (``prices``, ``signals``, ``indicators``, ``context``) are a Parquet file, a glob or a
+    Paths (``prices``, ``signals``, ``indicators``, ``context``, ``actions``: the corporate
+    actions) are a Parquet file, a glob or a
     (hive-partitioned) directory; relative paths are resolved against the config file's
     directory by the CLI. ``rename`` maps source column names to the names the feed expects
     (``{"Date": "timestamp", "Adj Close": "close"}``). ``start``/``end`` (inclusive; ISO text, a
@@ -353,6 +354,7 @@ class DataConfig(ValidatedModel):
     signals: str | None = None
     indicators: str | None = None
     context: str | None = None
+    actions: str | None = None
     timestamp_column: str = "timestamp"
     asset_column: str | None = None
     rename: dict[str, str] = Field(default_factory=dict)

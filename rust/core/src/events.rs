@@ -129,11 +129,14 @@ pub enum OrderOrigin {
     Ruin = 6,
     /// The close of a delisted asset's position at its last bar.
     Delisting = 7,
+    /// The sale of the fractional share a split left in an integer-share account (cash in
+    /// lieu).
+    CorporateAction = 8,
 }
 
 impl OrderOrigin {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "strategy",
         "target",
         "bracket",
@@ -142,5 +145,6 @@ impl OrderOrigin {
         "margin_call",
         "ruin",
         "delisting",
+        "corporate_action",
     ];
 }

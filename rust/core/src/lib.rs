@@ -10,7 +10,8 @@
 //!
 //! From the bottom up; a module uses only modules of the groups above its own:
 //!
-//! - vocabulary: [`types`], [`error`], [`progress`], [`feed`] (the market data);
+//! - vocabulary: [`types`], [`error`], [`progress`], [`feed`] (the market data), [`actions`]
+//!   (corporate actions);
 //! - an order's words and rooms: [`orders`] (kinds, requests, the strategy's outbox, the book),
 //!   [`events`] (status changes), [`records`] (fills and trades as the loop produces them);
 //! - models and accounts: [`matching`], [`slippage`], [`commission`], [`portfolio`],
@@ -22,6 +23,7 @@
 //! Every public item is documented: `missing_docs` is denied through the workspace's
 //! `[workspace.lints]` table.
 
+pub mod actions;
 pub mod commission;
 pub mod config;
 pub mod engine;

@@ -133,6 +133,18 @@ impl Portfolio {
         self.cash + long + short
     }
 
+    /// Applies a split of `ratio` new shares per old one to `asset`: the position is multiplied
+    /// ([`crate::actions::split_shares`]), its average cost and last mark divided, so its
+    /// market value is unchanged. Returns the new (possibly fractional) quantity.
+    pub fn split(&mut self, asset: AssetId, ratio: f64) -> f64 {
+        let slot = asset as usize;
+        let pos = &mut self.positions[slot];
+        pos.quantity = crate::actions::split_shares(pos.quantity, ratio);
+        pos.avg_cost /= ratio;
+        self.last_price[slot] /= ratio;
+        pos.quantity
+    }
+
     /// Books a fill of signed `quantity` at `price` with fee `fee`. An asset that has no mark
     /// yet (bought before its first close) is marked at the fill price until its first close.
     pub fn apply_fill(
@@ -228,6 +240,18 @@ mod tests {
         assert_eq!(p.position(0).avg_cost, 6.0);
         let e = p.apply_fill(0, 2.0, 4.0, 0.0);
         assert_eq!(e.realized, 4.0);
+    }
+
+    #[test]
+    fn a_split_keeps_the_market_value_and_the_cost() {
+        let mut p = Portfolio::new(1_000.0, 1);
+        p.apply_fill(0, 10.0, 40.0, 0.0);
+        p.mark(0, 50.0);
+        let before = p.equity();
+        assert_eq!(p.split(0, 4.0), 40.0);
+        assert_eq!(p.position(0).avg_cost, 10.0);
+        assert_eq!(p.last_price(0), 12.5);
+        assert_eq!(p.equity(), before);
     }
 
     #[test]

@@ -153,12 +153,42 @@ recorder! {
     /// Financing, sparse: one row per timestamp that accrued any, so that runs without
     /// financing (most) write nothing per bar.
     pub struct FinancingRecorder {
-        /// Records the financing of timestamp `ts`: borrow fee charged (>= 0) and interest
-        /// (signed: + earned on cash, - paid on a debit balance).
-        fn push(ts: Ts, borrow_fee: f64, interest: f64);
+        /// Records the financing of timestamp `ts`: borrow fee charged (>= 0), interest
+        /// (signed: + earned on cash, - paid on a debit balance) and dividends (signed: +
+        /// received on longs, - paid on shorts).
+        fn push(ts: Ts, borrow_fee: f64, interest: f64, dividend: f64);
         ts: i64 = ts,
         borrow_fee: f64 = borrow_fee,
         interest: f64 = interest,
+        dividend: f64 = dividend,
+    }
+}
+
+impl FinancingRecorder {
+    /// Adds `amount` of dividends to timestamp `ts`'s row (appended when it has none yet).
+    pub fn add_dividend(&mut self, ts: Ts, amount: f64) {
+        match self.ts.last() {
+            Some(&last) if last == ts => {
+                if let Some(total) = self.dividend.last_mut() {
+                    *total += amount;
+                }
+            }
+            _ => self.push(ts, 0.0, 0.0, amount),
+        }
+    }
+}
+
+recorder! {
+    /// The splits applied to held positions: the position before and after (before any cash
+    /// in lieu), so that positions can be rebuilt from the fills and these rows.
+    pub struct SplitRecorder {
+        /// Records the split of `asset`'s position at `ts` by `ratio`.
+        fn push(ts: Ts, asset: AssetId, ratio: f64, before: f64, after: f64);
+        ts: i64 = ts,
+        asset_id: u32 = asset,
+        split_ratio: f64 = ratio,
+        quantity_before: f64 = before,
+        quantity_after: f64 = after,
     }
 }
 
@@ -334,8 +364,10 @@ pub struct Recorders {
     pub trades: TradeRecorder,
     /// One row per timestamp.
     pub equity: EquityRecorder,
-    /// Borrow fees and interest, one row per timestamp that accrued any.
+    /// Borrow fees, interest and dividends, one row per timestamp that had any.
     pub financing: FinancingRecorder,
+    /// Splits applied to held positions.
+    pub splits: SplitRecorder,
     /// Orders that never filled.
     pub rejections: RejectionRecorder,
     /// Every order, one row each (the order journal).
@@ -355,8 +387,11 @@ pub struct BacktestOutput {
     pub equity: RecordBatch,
     /// Orders that never filled.
     pub rejections: RecordBatch,
-    /// Borrow fees and interest, one row per timestamp that accrued any.
+    /// Borrow fees, interest and dividends, one row per timestamp that had any.
     pub financing: RecordBatch,
+    /// Splits applied to held positions (`ts, asset_id, split_ratio, quantity_before,
+    /// quantity_after`).
+    pub splits: RecordBatch,
     /// Every order of the run, one row each, in the order they were recorded.
     pub orders: RecordBatch,
     /// Every status change of every order, in the order they happened.
@@ -372,6 +407,7 @@ impl BacktestOutput {
             equity: batch(recorders.equity.into_equity_columns()),
             rejections: batch(recorders.rejections.into_columns()),
             financing: batch(recorders.financing.into_columns()),
+            splits: batch(recorders.splits.into_columns()),
             orders: batch(recorders.orders.into_columns()),
             order_events: batch(recorders.order_events.into_columns()),
         }

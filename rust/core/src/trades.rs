@@ -135,6 +135,27 @@ impl TradeTracker {
         None
     }
 
+    /// Restates `asset`'s open trade after a split of `ratio` new shares per old one: share
+    /// counts are multiplied and prices divided (entry and exit notionals, PnL and excursions,
+    /// which are fractions, do not change).
+    pub fn split(&mut self, asset: AssetId, ratio: f64) {
+        let trade = &mut self.open[asset as usize];
+        if trade.active {
+            trade.entry_quantity *= ratio;
+            trade.exit_quantity *= ratio;
+            trade.entry_changed();
+        }
+    }
+
+    /// Adds cash the position earned or owed while held (a dividend: + to a long, − from a
+    /// short) to `asset`'s open trade's gross PnL.
+    pub fn add_income(&mut self, asset: AssetId, amount: f64) {
+        let trade = &mut self.open[asset as usize];
+        if trade.active {
+            trade.gross_pnl += amount;
+        }
+    }
+
     /// The open trade of `asset`: `(entry_ts, entry_bar, mfe, mae)`, if one is open.
     #[inline]
     pub fn open_trade(&self, asset: AssetId) -> Option<(Ts, u64, f64, f64)> {

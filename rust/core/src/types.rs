@@ -71,11 +71,14 @@ pub enum ExitReason {
     Ruin = 8,
     /// Closed at the last bar of an asset whose data ended before the run's (a delisting).
     Delisted = 9,
+    /// The fractional share a split left in an integer-share account, paid out in cash (cash
+    /// in lieu), closed the position.
+    CashInLieu = 10,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "signal",
         "end_of_data",
         "take_profit",
@@ -86,6 +89,7 @@ impl ExitReason {
         "risk_limit",
         "ruin",
         "delisted",
+        "cash_in_lieu",
     ];
 
     /// The reason named `name` (one of [`Self::NAMES`] a risk rule may give: `ruin` is the
@@ -135,11 +139,13 @@ pub enum RejectReason {
     /// The asset was delisted (its data ended before the run's): its pending orders are
     /// cancelled and later orders refused.
     Delisted = 11,
+    /// A split left the order less than one whole share (integer-share accounts).
+    Split = 12,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -152,5 +158,6 @@ impl RejectReason {
         "numeric_overflow",
         "ruined",
         "delisted",
+        "split",
     ];
 }

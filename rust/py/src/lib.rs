@@ -3,6 +3,7 @@
 //!
 //! - [`run`]: the entry points and their one chunk loop; [`arrow_io`] imports the frames
 //!   through the Arrow PyCapsule interface without copying and exports the results;
+//!   [`actions`] reads the corporate-actions table;
 //!   [`observer`] reports progress from a GIL-free run.
 //! - [`spec`]: what Python describes (engine dict, built-in strategy, risk rules) -> core
 //!   values, read through [`dict`]'s path-based helpers.
@@ -12,6 +13,7 @@
 //!   Python slippage model.
 //! - [`errors`]: the `ml4t.backtest.errors` classes and the one mapping of core errors to them.
 
+mod actions;
 mod arrow_io;
 mod dict;
 mod errors;

@@ -16,6 +16,7 @@ use ml4t_backtest_core::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator, PyList};
 
+use crate::actions::read_actions;
 use crate::arrow_io::{import_batches, ArrowTable};
 use crate::errors::{
     catch_panic, chain, class_name, take, ConfigError, DataValidationError, Error, ErrorSlot,
@@ -114,6 +115,7 @@ impl<'py> Run<'py> {
         config: &Bound<'py, PyDict>,
         risk: Option<&Bound<'py, PyList>>,
         feature_groups: Option<&Bound<'py, PyDict>>,
+        actions: Option<&Bound<'py, PyAny>>,
     ) -> Result<Self, Error> {
         let source = ChunkSource::new(data)?;
         let universe = Arc::new(Universe::from_dict(universe)?);
@@ -126,6 +128,9 @@ impl<'py> Run<'py> {
         let mut engine = Engine::new(config, universe.len() as u32)?;
         if !universe.delisted_at().is_empty() {
             engine.set_delistings(universe.delisted_at());
+        }
+        if let Some(actions) = actions.filter(|a| !a.is_none()) {
+            engine.set_corporate_actions(read_actions(actions)?)?;
         }
         let risk_error = setup.map(|setup| {
             engine.set_risk_rules(setup.rules);
@@ -230,6 +235,7 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
     out.set_item("equity", ArrowTable::new(output.equity))?;
     out.set_item("rejections", ArrowTable::new(output.rejections))?;
     out.set_item("financing", ArrowTable::new(output.financing))?;
+    out.set_item("splits", ArrowTable::new(output.splits))?;
     out.set_item("orders", ArrowTable::new(output.orders))?;
     out.set_item("order_events", ArrowTable::new(output.order_events))?;
     Ok(out)
@@ -241,9 +247,9 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
 ///
 /// `universe` is `{"names": [...], "time_zone": ...}`; `risk` (optional) the risk rules (spec
 /// dicts or Python `RiskRule` objects); `feature_groups` names the feed's `context` and
-/// `indicators` columns.
+/// `indicators` columns; `actions` (optional) the corporate actions (see [`read_actions`]).
 #[pyfunction]
-#[pyo3(signature = (data, universe, config, strategy, progress=None, risk=None, feature_groups=None))]
+#[pyo3(signature = (data, universe, config, strategy, progress=None, risk=None, feature_groups=None, actions=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_builtin<'py>(
     py: Python<'py>,
@@ -254,9 +260,10 @@ pub fn run_builtin<'py>(
     progress: Option<Py<PyAny>>,
     risk: Option<&Bound<'py, PyList>>,
     feature_groups: Option<&Bound<'py, PyDict>>,
+    actions: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(|| {
-        let run = Run::new(data, universe, config, risk, feature_groups)?;
+        let run = Run::new(data, universe, config, risk, feature_groups, actions)?;
         let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
         let mut builtin = builtin_strategy(strategy)?;
         let strategy = builtin.as_strategy();
@@ -272,7 +279,7 @@ pub fn run_builtin<'py>(
 /// `on_timestamp(start, end, ts)`) or "bar" (then `target` is the strategy with
 /// `on_market_data(event, context)`). The other arguments are those of [`run_builtin`].
 #[pyfunction]
-#[pyo3(signature = (data, universe, config, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None, feature_groups=None))]
+#[pyo3(signature = (data, universe, config, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None, feature_groups=None, actions=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_python<'py>(
     py: Python<'py>,
@@ -287,6 +294,7 @@ pub fn run_python<'py>(
     wants_orders: bool,
     risk: Option<&Bound<'py, PyList>>,
     feature_groups: Option<&Bound<'py, PyDict>>,
+    actions: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(|| {
         let mode = match mode {
@@ -298,7 +306,7 @@ pub fn run_python<'py>(
                 )
             }
         };
-        let run = Run::new(data, universe, config, risk, feature_groups)?;
+        let run = Run::new(data, universe, config, risk, feature_groups, actions)?;
         let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
         let context = Py::new(
             py,

@@ -44,6 +44,7 @@ import polars as pl
 
 from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
+from ml4t.backtest.data.actions import read_actions
 from ml4t.backtest.data.features import FeatureProvider
 from ml4t.backtest.data.joins import AsofJoin, JoinSpec, cast_timestamp, raw_literal
 from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan, wide_to_long
@@ -146,6 +147,10 @@ class PolarsDataFeed:
         indicators: like ``signals`` (per timestamp and asset); ``lag`` does not apply.
         context: optional frame per timestamp (market-wide, no asset column), joined the same
             way onto every asset's bar.
+        actions: optional corporate actions, one row per (ex-date, asset) with
+            ``split_ratio`` (new shares per old share) and/or ``dividend`` (cash per share);
+            any input the feed reads. Checked row by row and handed to the engine as a table
+            (:attr:`actions`), not as features (see :mod:`~ml4t.backtest.data.actions`).
         timestamp_column: name of the time column (in every frame).
         asset_column: name of the asset column; found automatically when ``None``.
         rename: source column name -> name the feed expects, applied to ``prices``.
@@ -189,6 +194,7 @@ class PolarsDataFeed:
         *,
         indicators: Source | None = None,
         context: Source | None = None,
+        actions: Source | None = None,
         timestamp_column: str = "timestamp",
         asset_column: str | None = None,
         rename: Mapping[str, str] | None = None,
@@ -210,6 +216,7 @@ class PolarsDataFeed:
                 signals,
                 indicators=indicators,
                 context=context,
+                actions=actions,
                 timestamp_column=timestamp_column,
                 asset_column=asset_column,
                 rename=rename,
@@ -310,6 +317,7 @@ class PolarsDataFeed:
             "signals": resolve(config.signals),
             "indicators": resolve(config.indicators),
             "context": resolve(config.context),
+            "actions": resolve(config.actions),
             "timestamp_column": config.timestamp_column,
             "asset_column": config.asset_column,
             "rename": config.rename,
@@ -349,6 +357,7 @@ class PolarsDataFeed:
         *,
         indicators: Source | None = None,
         context: Source | None = None,
+        actions: Source | None = None,
         timestamp_column: str = "timestamp",
         asset_column: str | None = None,
         rename: Mapping[str, str] | None = None,
@@ -480,6 +489,15 @@ class PolarsDataFeed:
             joins.append(spec)
         self._joins = joins
         self.signal_columns: list[str] = own + [c for j in joins for c in j.values]
+        self._actions: pl.DataFrame | None = None
+        if actions is not None:
+            self._actions = read_actions(
+                actions,
+                timestamp=t,
+                asset_candidates=(a, *ASSET_COLUMN_CANDIDATES),
+                universe=self.universe,
+                collector=collector,
+            )
         self._spec = FrameSpec(t, a, tuple(self.signal_columns))
 
     def _is_empty(self) -> bool:
@@ -823,6 +841,12 @@ class PolarsDataFeed:
             frame=lambda: self.frame,
             universe=self.universe,
         )
+
+    @property
+    def actions(self) -> pl.DataFrame | None:
+        """The corporate actions as the engine reads them (``ts`` Int64 ns, ``asset_id`` UInt32,
+        ``split_ratio``, ``dividend``; sorted, one row per key), ``None`` without any."""
+        return self._actions
 
     @property
     def feature_columns(self) -> list[str]:

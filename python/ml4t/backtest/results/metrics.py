@@ -316,6 +316,8 @@ def compute_metrics(
           ``borrow_fee`` / ``interest`` columns when present (else 0); ``total_costs`` =
           commission + slippage + borrow fees - interest. Slippage is already inside the fill
           prices (and so inside the PnL); it is reported here to show what it cost.
+        - ``total_dividends``: the equity curve's ``dividend`` column summed (signed: +
+          received on longs, - paid on shorts); income, not in ``total_costs``.
         - ``periods_per_year``: the value used.
         - with ``benchmark`` only: ``beta`` = ``cov(r, b) / var(b)`` (``ddof=1``); ``alpha`` =
           ``mean(r - beta * b) * periods_per_year`` (Jensen's alpha, risk-free rate zero,
@@ -458,6 +460,9 @@ def compute_metrics(
     total_interest = (
         float(equity.get_column("interest").sum()) if "interest" in equity.columns else 0.0
     )
+    total_dividends = (
+        float(equity.get_column("dividend").sum()) if "dividend" in equity.columns else 0.0
+    )
     out = {
         "total_return": total_return,
         "cagr": cagr,
@@ -476,6 +481,7 @@ def compute_metrics(
         "total_slippage": total_slippage,
         "total_borrow_fees": total_borrow,
         "total_interest": total_interest,
+        "total_dividends": total_dividends,
         "total_costs": total_commission + total_slippage + total_borrow - total_interest,
         "periods_per_year": ppy,
     }

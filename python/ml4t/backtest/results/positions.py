@@ -1,5 +1,7 @@
 """Positions sampled from the fills: the running signed quantity of each asset, marked at the
-asset's last close, at chosen equity timestamps.
+asset's last close, at chosen equity timestamps. A split of a held position is a change of its
+quantity at the start of its ex-date (before that timestamp's fills), and a close from before
+the split is restated in post-split units.
 
 The engine does not record positions yet; until it does, they are rebuilt here from the fills
 with the engine's dust rule (a fill that leaves ``|position| <= 1e-9 x max(|before|, |fill|)``
@@ -50,6 +52,7 @@ def positions_at(
     marks: pl.DataFrame,
     sample_ts: np.ndarray[Any, np.dtype[np.int64]],
     universe: Universe,
+    splits: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Non-zero positions at the engine timestamps ``sample_ts`` (ns, sorted).
 
@@ -58,6 +61,8 @@ def positions_at(
         marks: the engine frame's ``ts, asset_id, close``, sorted by time.
         sample_ts: when to sample.
         universe: the run's assets and time zone.
+        splits: the engine's splits of held positions (``ts, asset_id, split_ratio,
+            quantity_before, quantity_after``), if any.
 
     Returns:
         ``timestamp, asset, quantity, price, market_value``, sorted by timestamp then asset.
@@ -74,14 +79,33 @@ def positions_at(
     signed = (
         pl.when(pl.col("side") == "buy").then(pl.col("quantity")).otherwise(-pl.col("quantity"))
     )
-    changes = (
-        fills.lazy()
-        .select(
-            pl.col("timestamp").dt.cast_time_unit("ns").to_physical().alias("ts"),
-            pl.col("asset").to_physical().cast(pl.UInt32).alias("asset_id"),
-            signed.alias("q"),
+    moves = fills.lazy().select(
+        pl.col("timestamp").dt.cast_time_unit("ns").to_physical().alias("ts"),
+        pl.col("asset").to_physical().cast(pl.UInt32).alias("asset_id"),
+        signed.alias("q"),
+    )
+    has_splits = splits is not None and splits.height > 0
+    if has_splits:
+        assert splits is not None
+        # A split changes the position by (after - before) before the ex-date's fills.
+        split_moves = splits.lazy().select(
+            "ts",
+            "asset_id",
+            (pl.col("quantity_after") - pl.col("quantity_before")).alias("q"),
         )
-        .with_columns(pl.col("q").cum_sum().over("asset_id").alias("cum"))
+        moves = (
+            pl.concat(
+                [
+                    split_moves.with_columns(pl.lit(0).alias("__kind")),
+                    moves.with_columns(pl.lit(1).alias("__kind")),
+                ]
+            )
+            .with_row_index("__seq")
+            .sort("ts", "__kind", "__seq")
+            .drop("__kind", "__seq")
+        )
+    changes = (
+        moves.with_columns(pl.col("q").cum_sum().over("asset_id").alias("cum"))
         .with_columns(
             # The dust rule: a fill that leaves a residue closes the position; restart the
             # running sum there.
@@ -133,14 +157,54 @@ def positions_at(
     held = held.with_columns(
         pl.Series("ts", sample_ts[held.get_column("index").to_numpy()], dtype=pl.Int64)
     )
-    return (
-        held.sort("ts", "asset_id")
-        .join_asof(marks, on="ts", by="asset_id", strategy="backward", check_sortedness=False)
-        .select(
-            universe.timestamps(pl.col("ts")).alias("timestamp"),
-            universe.asset_names(pl.col("asset_id")).alias("asset"),
-            pl.col("position").alias("quantity"),
-            pl.col("close").alias("price"),
-            (pl.col("position") * pl.col("close")).alias("market_value"),
+    marked = held.sort("ts", "asset_id").join_asof(
+        marks.with_columns(pl.col("ts").alias("__mark_ts")),
+        on="ts",
+        by="asset_id",
+        strategy="backward",
+        check_sortedness=False,
+    )
+    if has_splits:
+        assert splits is not None
+        # A close from before a split (the asset had no bar since) is restated in post-split
+        # units, as the engine restates its mark: divided by the product of the ratios of the
+        # splits after it.
+        growth = (
+            splits.sort("ts", maintain_order=True)
+            .select("ts", "asset_id", pl.col("split_ratio").cum_prod().over("asset_id").alias("g"))
+            .group_by("asset_id", "ts", maintain_order=True)
+            .agg(pl.col("g").last())
+            .sort("ts")
         )
+        marked = (
+            marked.join_asof(
+                growth.rename({"g": "__g_now"}),
+                on="ts",
+                by="asset_id",
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .sort("__mark_ts")
+            .join_asof(
+                growth.rename({"ts": "__mark_ts", "g": "__g_mark"}),
+                on="__mark_ts",
+                by="asset_id",
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .sort("ts", "asset_id")
+            .with_columns(
+                (
+                    pl.col("close")
+                    * pl.col("__g_mark").fill_null(1.0)
+                    / pl.col("__g_now").fill_null(1.0)
+                ).alias("close")
+            )
+        )
+    return marked.select(
+        universe.timestamps(pl.col("ts")).alias("timestamp"),
+        universe.asset_names(pl.col("asset_id")).alias("asset"),
+        pl.col("position").alias("quantity"),
+        pl.col("close").alias("price"),
+        (pl.col("position") * pl.col("close")).alias("market_value"),
     )

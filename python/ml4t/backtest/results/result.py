@@ -208,7 +208,9 @@ class BacktestResult:
             commission, slippage, net_pnl, return_pct, bars_held, mfe, mae, exit_reason,
             status``.
         equity: one row per timestamp: ``timestamp, cash, long_value, short_value,
-            positions_value, equity, gross_exposure, net_exposure, drawdown``.
+            positions_value, equity, gross_exposure, net_exposure, drawdown, borrow_fee,
+            interest, dividend`` (the last three: financing of the timestamp; ``dividend``
+            signed, + received on longs, - paid on shorts).
         rejected_orders: orders that never filled, with the reason.
         orders: the order journal, one row per order of the run (explicit orders, bracket
             legs, target orders, risk exits and level exits, margin calls), by ``order_id``:
@@ -249,6 +251,7 @@ class BacktestResult:
         self._feed: PolarsDataFeed | None = feed
         self._input: dict[str, Any] | None = None
         self._positions_all: pl.DataFrame | None = None
+        self._splits: pl.DataFrame | None = pl.DataFrame(raw["splits"]) if "splits" in raw else None
         self.universe = Universe(list(feed.assets), feed.time_zone)
         self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
@@ -332,12 +335,13 @@ class BacktestResult:
     def _equity(self, df: pl.DataFrame, financing: pl.DataFrame | None) -> pl.DataFrame:
         peak = pl.max_horizontal(pl.col("equity").cum_max(), pl.lit(self.config.initial_cash))
         # The engine records financing sparsely (only timestamps that accrued any).
+        kinds = ("borrow_fee", "interest", "dividend")
         if financing is not None and financing.height:
-            df = df.join(financing, on="ts", how="left").with_columns(
-                pl.col("borrow_fee").fill_null(0.0), pl.col("interest").fill_null(0.0)
-            )
-        else:
-            df = df.with_columns(pl.lit(0.0).alias("borrow_fee"), pl.lit(0.0).alias("interest"))
+            financing = financing.select("ts", *[c for c in kinds if c in financing.columns])
+            df = df.join(financing, on="ts", how="left")
+        df = df.with_columns(
+            pl.col(c).fill_null(0.0) if c in df.columns else pl.lit(0.0).alias(c) for c in kinds
+        )
         return df.select(
             self._timestamps(pl.col("ts")).alias("timestamp"),
             "cash",
@@ -350,6 +354,7 @@ class BacktestResult:
             (pl.col("equity") / peak - 1.0).alias("drawdown"),
             "borrow_fee",
             "interest",
+            "dividend",
         )
 
     def _rejections(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -460,8 +465,9 @@ class BacktestResult:
             time (the engine's mark) and ``market_value = quantity * price``. Summed over assets
             at a timestamp, ``market_value`` equals ``equity.positions_value``.
 
-        Computed with vectorised Polars operations from the fills (running signed quantity per
-        asset) and the feed's closes (see :mod:`~ml4t.backtest.results.positions`).
+        Computed with vectorised Polars operations from the fills and the splits of held
+        positions (running signed quantity per asset) and the feed's closes (see
+        :mod:`~ml4t.backtest.results.positions`).
         """
         samples = sample_times(self.equity, frequency)
         if self._feed is None:
@@ -474,6 +480,7 @@ class BacktestResult:
             self._feed.frame.select("ts", "asset_id", "close"),
             np.ascontiguousarray(sample_ns, dtype=np.int64),
             self.universe,
+            splits=self._splits,
         )
 
     def _every_timestamp_positions(self) -> pl.DataFrame:
@@ -722,6 +729,7 @@ class BacktestResult:
         except ConfigError as err:
             raise ResultFileError(f"{folder / 'config.yaml'}: unreadable: {err}") from err
         self._feed = None
+        self._splits = None
         try:
             self._input = dict(manifest["input"])
             self.universe = Universe(list(self._input["assets"]), self._input["time_zone"])

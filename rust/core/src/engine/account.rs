@@ -96,7 +96,7 @@ impl Engine {
         let interest = cash * rate * years;
         if borrow_fee != 0.0 || interest != 0.0 {
             self.portfolio.adjust_cash(interest - borrow_fee);
-            self.record.financing.push(ts, borrow_fee, interest);
+            self.record.financing.push(ts, borrow_fee, interest, 0.0);
         }
     }
 

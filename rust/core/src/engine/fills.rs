@@ -578,11 +578,26 @@ impl Engine {
         ts: Ts,
         order: &Order,
         quantity: f64,
-        (price, reference): (f64, f64),
+        prices: (f64, f64),
         partial: bool,
         executing: usize,
     ) -> Fill {
-        let fee = self.config.commission.fee(quantity, price);
+        let fee = self.config.commission.fee(quantity, prices.0);
+        self.book_fill_at_fee(ts, order, quantity, prices, partial, executing, fee)
+    }
+
+    /// [`Self::book_fill`] with the fee given (none for a cash-in-lieu sale).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn book_fill_at_fee(
+        &mut self,
+        ts: Ts,
+        order: &Order,
+        quantity: f64,
+        (price, reference): (f64, f64),
+        partial: bool,
+        executing: usize,
+        fee: f64,
+    ) -> Fill {
         let prior_close = self.portfolio.last_price(order.asset);
         let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
         if let Some(risk) = self.risk.as_mut() {

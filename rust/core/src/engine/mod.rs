@@ -16,16 +16,20 @@
 //!   marking, pre-trade checks;
 //! - `lifecycle.rs`: delistings: the close of an asset whose data ends early, the refusal of
 //!   its later orders (owns `Delistings`);
+//! - `actions.rs`: corporate actions at the start of an ex-date: dividends, and splits of
+//!   positions, trades, orders and risk state (with cash in lieu in integer mode);
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
 //!   step (owns `EventQueue`).
 
 mod account;
+mod actions;
 mod events;
 mod fills;
 mod lifecycle;
 mod risk_step;
 mod sizing;
 
+use crate::actions::CorporateActions;
 use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
 use crate::events::OrderOrigin;
@@ -96,6 +100,8 @@ pub struct Engine {
     ruined: bool,
     /// The assets whose data ends before the run's (`lifecycle.rs`).
     delistings: lifecycle::Delistings,
+    /// The run's splits and dividends, with a cursor at the next one (`actions.rs`).
+    actions: CorporateActions,
 }
 
 impl Engine {
@@ -139,6 +145,7 @@ impl Engine {
             slippage_columns: SlippageColumns::default(),
             ruined: false,
             delistings: lifecycle::Delistings::default(),
+            actions: CorporateActions::default(),
         })
     }
 
@@ -224,6 +231,9 @@ impl Engine {
             if self.financing.on {
                 self.accrue_financing(t);
                 self.financing.read_borrow_rates(data, start, group);
+            }
+            if t >= self.actions.next_ts() {
+                self.apply_actions(data, t, strategy)?;
             }
             let step = Step {
                 data,

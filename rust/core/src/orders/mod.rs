@@ -49,9 +49,11 @@ pub enum OrderKind {
 impl OrderKind {
     /// Names of the order types in code order, for the Python side.
     ///
-    /// One more name follows the kinds: `delisting`, the type of the fill that closes a
-    /// delisted asset's position ([`Order::fill_type`]; no order of that kind is ever placed).
-    pub const NAMES: [&'static str; 7] = [
+    /// Two more names follow the kinds: `delisting`, the type of the fill that closes a
+    /// delisted asset's position, and `cash_in_lieu`, the sale of the fractional share a split
+    /// left in an integer-share account ([`Order::fill_type`]; no order of either kind is ever
+    /// placed).
+    pub const NAMES: [&'static str; 8] = [
         "market",
         "limit",
         "stop",
@@ -59,10 +61,14 @@ impl OrderKind {
         "market_on_close",
         "trailing_stop",
         "delisting",
+        "cash_in_lieu",
     ];
 
-    /// The type code of a delisting close (the last of [`Self::NAMES`]).
+    /// The type code of a delisting close.
     pub const DELISTING: u8 = 6;
+
+    /// The type code of a cash-in-lieu sale (the last of [`Self::NAMES`]).
+    pub const CASH_IN_LIEU: u8 = 7;
 
     /// Stable code of the type (index into [`Self::NAMES`]).
     pub fn code(&self) -> u8 {
@@ -411,14 +417,15 @@ impl Order {
         }
     }
 
-    /// The type its fills record: the kind's code, or [`OrderKind::DELISTING`] for the close
-    /// of a delisted asset's position.
+    /// The type its fills record: the kind's code, [`OrderKind::DELISTING`] for the close
+    /// of a delisted asset's position, or [`OrderKind::CASH_IN_LIEU`] for the sale of a
+    /// split's fractional share.
     #[inline]
     pub fn fill_type(&self) -> u8 {
-        if self.reason == crate::types::ExitReason::Delisted {
-            OrderKind::DELISTING
-        } else {
-            self.kind.code()
+        match self.reason {
+            crate::types::ExitReason::Delisted => OrderKind::DELISTING,
+            crate::types::ExitReason::CashInLieu => OrderKind::CASH_IN_LIEU,
+            _ => self.kind.code(),
         }
     }
 

@@ -7,6 +7,7 @@ use super::rule::{apply_verdict, BoxedRule};
 use crate::config::StopBasis;
 use crate::error::Result;
 use crate::feed::MarketData;
+use crate::orders::Trail;
 use crate::types::{AssetId, Ts};
 
 const DAY_NS: i64 = 86_400_000_000_000;
@@ -185,6 +186,30 @@ impl RiskManager {
             self.levels[a] = PositionPlan::new(after.signum());
         } else if after.abs() > before.abs() && self.basis == StopBasis::Fill {
             self.tracks[a].basis = avg_cost;
+        }
+    }
+
+    /// Restates `asset`'s position state after a split of `ratio` new shares per old one: the
+    /// basis price, water marks and live stop / target levels (and an amount trail) are
+    /// divided by `ratio`; every rule restates what it keeps per asset.
+    pub fn split(&mut self, asset: AssetId, ratio: f64) {
+        let a = asset as usize;
+        if let Some(track) = self.tracks.get_mut(a) {
+            track.basis /= ratio;
+            track.high_water /= ratio;
+            track.low_water /= ratio;
+            track.high_close /= ratio;
+            track.low_close /= ratio;
+        }
+        if let Some(plan) = self.levels.get_mut(a) {
+            plan.stop /= ratio;
+            plan.target /= ratio;
+            if let Some((Trail::Amount(amount), reason)) = plan.trail {
+                plan.trail = Some((Trail::Amount(amount / ratio), reason));
+            }
+        }
+        for rule in &mut self.rules {
+            rule.on_split(asset, ratio);
         }
     }
 

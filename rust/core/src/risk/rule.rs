@@ -4,6 +4,7 @@ use super::context::{OrderCheck, PositionView, RiskEnv};
 use super::decision::{PositionPlan, RiskDecision};
 use crate::error::Result;
 use crate::feed::MarketData;
+use crate::types::AssetId;
 
 /// A risk rule. A rule may act on open positions (levels and exits, after marking), on new
 /// orders (accept, resize, reject, before they are queued), or both.
@@ -22,6 +23,11 @@ pub trait RiskRule: Send {
 
     /// Called once before the first bar with the universe size (to size per-asset state).
     fn start(&mut self, _n_assets: usize) {}
+
+    /// A split of `ratio` new shares per old one of `asset` took effect: a rule that keeps a
+    /// per-asset price amount (a distance fixed at entry) divides it by `ratio`. The manager
+    /// restates the position's basis, water marks and live levels itself.
+    fn on_split(&mut self, _asset: AssetId, _ratio: f64) {}
 
     /// Whether [`Self::on_timestamp`] does anything (the manager skips the call otherwise).
     fn wants_timestamps(&self) -> bool {

@@ -19,6 +19,9 @@ macro_rules! forward_lifecycle {
         fn start(&mut self, n_assets: usize) {
             self.rules.iter_mut().for_each(|r| r.start(n_assets));
         }
+        fn on_split(&mut self, asset: AssetId, ratio: f64) {
+            self.rules.iter_mut().for_each(|r| r.on_split(asset, ratio));
+        }
         fn wants_timestamps(&self) -> bool {
             self.rules.iter().any(|r| r.wants_timestamps())
         }
@@ -287,6 +290,10 @@ impl RiskRule for RegimeRule {
         self.above.start(n_assets);
         self.below.start(n_assets);
     }
+    fn on_split(&mut self, asset: AssetId, ratio: f64) {
+        self.above.on_split(asset, ratio);
+        self.below.on_split(asset, ratio);
+    }
     fn wants_timestamps(&self) -> bool {
         self.above.wants_timestamps() || self.below.wants_timestamps()
     }
@@ -371,6 +378,9 @@ impl RiskRule for ForAssets {
             }
         }
         self.rule.start(n_assets);
+    }
+    fn on_split(&mut self, asset: AssetId, ratio: f64) {
+        self.rule.on_split(asset, ratio);
     }
     fn wants_timestamps(&self) -> bool {
         self.rule.wants_timestamps()

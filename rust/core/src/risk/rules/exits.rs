@@ -9,7 +9,7 @@ use crate::orders::Trail;
 use crate::risk::context::{PositionView, RiskEnv};
 use crate::risk::decision::{PositionPlan, RiskDecision};
 use crate::risk::rule::RiskRule;
-use crate::types::ExitReason;
+use crate::types::{AssetId, ExitReason};
 
 /// How far a level lies from its reference price.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +82,9 @@ macro_rules! distance_rule_lifecycle {
         fn start(&mut self, n_assets: usize) {
             self.distance.start(n_assets);
         }
+        fn on_split(&mut self, asset: AssetId, ratio: f64) {
+            self.distance.split(asset, ratio);
+        }
         fn evaluates_positions(&self) -> bool {
             true
         }
@@ -106,6 +109,13 @@ impl FixedDistance {
     fn start(&mut self, n_assets: usize) {
         if matches!(self.distance, Distance::Feature { .. }) {
             self.fixed = vec![f64::NAN; n_assets];
+        }
+    }
+
+    /// Restates the feature distance fixed for `asset` (a price amount) after a split.
+    fn split(&mut self, asset: AssetId, ratio: f64) {
+        if let Some(slot) = self.fixed.get_mut(asset as usize) {
+            *slot /= ratio;
         }
     }
 
