@@ -49,6 +49,12 @@ class ResultFileError(BacktestError, ValueError):
     message names the file."""
 
 
+class StatsError(BacktestError, ValueError):
+    """A statistic of :mod:`ml4t.backtest.stats` cannot be computed from its input: too few
+    observations, NaN or infinite returns, zero variance, or a parameter out of its range. The
+    message names the argument and the rule."""
+
+
 class UnitsWarning(UserWarning):
     """A value that is valid but looks like a percent given where a fraction is meant (or the
     reverse): a 10% commission, a position cap above 100% of equity, a weight of 25."""
@@ -102,6 +108,7 @@ __all__ = [
     "RiskRuleError",
     "RuinWarning",
     "SignalTimingError",
+    "StatsError",
     "StrategyError",
     "UnitsWarning",
 ]

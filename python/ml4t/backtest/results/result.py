@@ -44,9 +44,11 @@ from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.data.sources import in_memory
 from ml4t.backtest.data.validation import Collector
-from ml4t.backtest.errors import ConfigError, ResultFileError
-from ml4t.backtest.results.metrics import compute_metrics
+from ml4t.backtest.errors import ConfigError, ResultFileError, StatsError
+from ml4t.backtest.results.metrics import SECONDS_PER_YEAR, compute_metrics, period_returns
 from ml4t.backtest.results.positions import positions_at, sample_times
+from ml4t.backtest.stats import BootstrapIntervals
+from ml4t.backtest.stats import confidence_intervals as _bootstrap_intervals
 from ml4t.backtest.universe import Universe
 
 if TYPE_CHECKING:
@@ -589,6 +591,53 @@ class BacktestResult:
             initial_cash=self.config.initial_cash,
             periods_per_year=self.config.periods_per_year,
             benchmark=self.benchmark_returns(benchmark, kind),
+        )
+
+    def confidence_intervals(
+        self,
+        level: float = 0.95,
+        n: int = 2000,
+        seed: int = 0,
+        *,
+        block_length: float | None = None,
+    ) -> BootstrapIntervals:
+        """Stationary-bootstrap percentile intervals of the Sharpe ratio, CAGR and maximum
+        drawdown of the equity curve's per-period returns (see
+        :func:`ml4t.backtest.stats.confidence_intervals`).
+
+        The estimates are the :attr:`metrics` ``sharpe``, ``cagr`` and ``max_drawdown``: the
+        Sharpe ratio annualised with the run's ``periods_per_year``, CAGR over the calendar
+        years from the first to the last equity timestamp, the drawdown's peak starting at the
+        initial cash. ``n`` resamples, mean block length by Politis and White's rule unless
+        ``block_length`` is given; the same ``seed`` gives the same intervals.
+
+        Raises:
+            StatsError: fewer than 9 equity rows, no calendar time elapsed, equity reaching
+                zero, or a bad ``level``/``n``/``seed``/``block_length``.
+        """
+        equity = self.equity.get_column("equity").cast(pl.Float64).to_numpy()
+        if equity.shape[0] < 9:
+            raise StatsError(
+                f"equity: at_least_9: {equity.shape[0]} equity row(s) are too few to resample"
+            )
+        returns = period_returns(equity, self.config.initial_cash)
+        if not np.all(np.isfinite(returns)):
+            raise StatsError("equity: finite: a period return is not finite (equity reached zero)")
+        timestamps = self.equity.get_column("timestamp")
+        elapsed = timestamps[-1] - timestamps[0]
+        years = elapsed.total_seconds() / SECONDS_PER_YEAR
+        if not years > 0.0:
+            raise StatsError(
+                "equity: elapsed_time: no calendar time elapsed between the equity timestamps"
+            )
+        return _bootstrap_intervals(
+            returns,
+            level=level,
+            n=n,
+            seed=seed,
+            block_length=block_length,
+            periods_per_year=self.metrics["periods_per_year"],
+            years=years,
         )
 
     def summary(self) -> str:
