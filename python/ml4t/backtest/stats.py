@@ -513,8 +513,8 @@ def _subset_sharpe(raw_sum: Floats, dev_sum: Floats, dev_sq: Floats, count: int)
     flat = ss <= 1e-10 * dev_sq
     with np.errstate(divide="ignore", invalid="ignore"):
         sr = mean / np.sqrt(np.where(flat, 1.0, ss) / (count - 1))
-    out: Floats = np.where(flat, np.sign(mean) * np.inf, sr)
-    out = np.where(flat & (mean == 0.0), 0.0, out)
+    signed = np.where(mean > 0.0, np.inf, np.where(mean < 0.0, -np.inf, 0.0))
+    out: Floats = np.where(flat, signed, sr)
     return out
 
 
