@@ -1,0 +1,405 @@
+"""Combinatorial purged cross-validation: the splits and the backtest paths (López de Prado,
+*Advances in Financial Machine Learning*, 2018, ch. 7 and 12).
+
+The distinct timestamps of the data are cut into ``N`` contiguous groups of (nearly) equal
+size; a group never splits a timestamp, so every asset of a bar lands in the same group. Each
+of the ``C(N, k)`` splits tests on ``k`` groups and trains on the rest, less:
+
+- **purged** rows: a row at ``t`` has the label window ``[t, t + label_horizon]``; the test
+  rows' windows span ``[first test time, last test time + label_horizon]`` for each run of
+  adjacent test groups, and a training row whose window overlaps that span is dropped (the
+  rows just before the test run, whose labels look into it, and the rows just after it, whose
+  labels overlap the test labels);
+- **embargoed** rows: the rows within ``embargo`` after that span.
+
+``label_horizon`` and ``embargo`` are bars (an ``int``, counted in distinct timestamps) or
+durations (a Polars duration string such as ``"5d"`` or a ``timedelta``). Each group is tested
+in ``C(N - 1, k - 1)`` splits, so the test pieces assemble into ``φ = k/N · C(N, k)`` paths,
+each covering every group once: :meth:`CombinatorialPurgedCV.paths`.
+
+Example:
+    >>> cv = CombinatorialPurgedCV(n_groups=4, n_test_groups=2, label_horizon=1)
+    >>> cv.n_splits, cv.n_paths
+    (6, 3)
+    >>> first = next(cv.split(12))
+    >>> first.test_groups, first.test.tolist(), first.train.tolist()
+    ((0, 1), [0, 1, 2, 3, 4, 5], [7, 8, 9, 10, 11])
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from ml4t.backtest._models import timedelta_text
+from ml4t.backtest.errors import ConfigError, DataValidationError
+
+__all__ = ["CPCVPath", "CombinatorialPurgedCV", "Horizon", "PathPiece", "Split"]
+
+Horizon: TypeAlias = "int | str | timedelta"
+"""Bars (an ``int``) or a duration (a Polars duration string or a ``timedelta``)."""
+
+Indices: TypeAlias = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One train/test split. Iterating gives ``(train, test)``, as scikit-learn expects.
+
+    Attributes:
+        index: the split's position, in :func:`itertools.combinations` order of the test
+            groups.
+        test_groups: the ``k`` groups tested.
+        train: the training rows (sorted row positions of the data).
+        test: the test rows.
+        train_ranges: ``train`` as half-open ``(start, stop)`` row ranges.
+        test_ranges: ``test`` as half-open row ranges, one per run of adjacent test groups.
+        purged: rows left out of training because their label window overlaps the test labels.
+        embargoed: further rows left out by the embargo after each test run.
+    """
+
+    index: int
+    test_groups: tuple[int, ...]
+    train: Indices
+    test: Indices
+    train_ranges: tuple[tuple[int, int], ...]
+    test_ranges: tuple[tuple[int, int], ...]
+    purged: int
+    embargoed: int
+
+    def __iter__(self) -> Iterator[Indices]:
+        return iter((self.train, self.test))
+
+
+@dataclass(frozen=True)
+class PathPiece:
+    """Group ``group`` of a path is tested in split ``split``."""
+
+    group: int
+    split: int
+
+
+@dataclass(frozen=True)
+class CPCVPath:
+    """One backtest path: for each group in time order, the split whose test set provides it."""
+
+    index: int
+    pieces: tuple[PathPiece, ...]
+
+    @property
+    def splits(self) -> tuple[int, ...]:
+        """The split of each group, group 0 first."""
+        return tuple(piece.split for piece in self.pieces)
+
+
+def _horizon(value: Horizon, name: str) -> int | str:
+    """Bars as a non-negative ``int``, or a duration as a Polars duration string."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: type: bars (int) or a duration (str, timedelta), got {value!r}")
+    if isinstance(value, np.timedelta64):  # before integers: it is a numpy integer type
+        value = value.astype("timedelta64[us]").item()
+    if isinstance(value, (int, np.integer)):
+        if value < 0:
+            raise ConfigError(f"{name}: non_negative: got {value} bars")
+        return int(value)
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise ConfigError(f"{name}: non_negative: got {value}")
+        return timedelta_text(value)
+    if isinstance(value, str):
+        probe = pl.Series([0], dtype=pl.Datetime("us"))
+        try:
+            probe.dt.offset_by(value)
+        except (pl.exceptions.PolarsError, ValueError) as err:
+            raise ConfigError(
+                f"{name}: duration: {value!r} is not a Polars duration such as '5d' or '90m' "
+                f"({err})"
+            ) from err
+        if value.strip().startswith("-"):
+            raise ConfigError(f"{name}: non_negative: got {value!r}")
+        return value
+    raise ConfigError(f"{name}: type: bars (int) or a duration (str, timedelta), got {value!r}")
+
+
+class CombinatorialPurgedCV:
+    """Combinatorial purged cross-validation over ``n_groups`` groups, ``n_test_groups`` tested
+    per split (see the module docstring for purging and embargo).
+
+    Args:
+        n_groups: ``N`` ≥ 2 contiguous groups of distinct timestamps.
+        n_test_groups: ``k``, 1 ≤ k < N, groups tested per split.
+        label_horizon: how far a row's label looks ahead: bars or a duration.
+        embargo: how long after the test labels training rows are left out: bars or a duration.
+
+    Raises:
+        ConfigError: fewer than two groups, ``k`` outside ``1 … N - 1``, a negative or
+            unreadable horizon or embargo.
+    """
+
+    def __init__(
+        self,
+        n_groups: int,
+        n_test_groups: int,
+        label_horizon: Horizon = 0,
+        embargo: Horizon = 0,
+    ) -> None:
+        for name, value in (("n_groups", n_groups), ("n_test_groups", n_test_groups)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ConfigError(f"{name}: integer: got {value!r}")
+        if n_groups < 2:
+            raise ConfigError(
+                f"n_groups: at_least_2: got {n_groups}; a split needs a group to train on and "
+                "one to test"
+            )
+        if not 1 <= n_test_groups < n_groups:
+            raise ConfigError(
+                f"n_test_groups: range: must be at least 1 and less than n_groups ({n_groups}), "
+                f"got {n_test_groups}"
+            )
+        self.n_groups = int(n_groups)
+        self.n_test_groups = int(n_test_groups)
+        self.label_horizon = _horizon(label_horizon, "label_horizon")
+        self.embargo = _horizon(embargo, "embargo")
+
+    def __repr__(self) -> str:
+        return (
+            f"CombinatorialPurgedCV(n_groups={self.n_groups}, "
+            f"n_test_groups={self.n_test_groups}, label_horizon={self.label_horizon!r}, "
+            f"embargo={self.embargo!r})"
+        )
+
+    # ------------------------------------------------------------------------- combinatorics
+
+    @property
+    def n_splits(self) -> int:
+        """``C(N, k)``."""
+        return math.comb(self.n_groups, self.n_test_groups)
+
+    @property
+    def n_paths(self) -> int:
+        """``φ = k/N · C(N, k) = C(N - 1, k - 1)``."""
+        return math.comb(self.n_groups - 1, self.n_test_groups - 1)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """``C(N, k)`` (scikit-learn's splitter interface)."""
+        return self.n_splits
+
+    def test_groups(self) -> list[tuple[int, ...]]:
+        """The test groups of each split, in split order."""
+        return list(itertools.combinations(range(self.n_groups), self.n_test_groups))
+
+    def paths(self) -> list[CPCVPath]:
+        """The ``φ`` backtest paths. Path ``p`` takes, for each group, the ``p``-th split (in
+        split order) that tests it; every group appears on every path exactly once and every
+        test piece (split, group) on exactly one path."""
+        testing: list[list[int]] = [[] for _ in range(self.n_groups)]
+        for index, groups in enumerate(self.test_groups()):
+            for group in groups:
+                testing[group].append(index)
+        return [
+            CPCVPath(p, tuple(PathPiece(g, testing[g][p]) for g in range(self.n_groups)))
+            for p in range(self.n_paths)
+        ]
+
+    # --------------------------------------------------------------------------------- data
+
+    def _timeline(self, data: Any, timestamp: str) -> tuple[pl.Series | None, Indices]:
+        """The distinct timestamps (None for bare rows) and, per distinct timestamp, the first
+        row holding it (plus the row count at the end)."""
+        if isinstance(data, (int, np.integer)) and not isinstance(data, bool):
+            if data < 0:
+                raise DataValidationError(f"data: non_negative: {data} rows")
+            return None, np.arange(int(data) + 1, dtype=np.int64)
+        if isinstance(data, pl.DataFrame):
+            if timestamp not in data.columns:
+                raise DataValidationError(
+                    f"{timestamp}: missing: the frame has no column {timestamp!r} "
+                    f"(columns {data.columns[:8]}); pass timestamp='name'"
+                )
+            times = data.get_column(timestamp)
+        elif isinstance(data, pl.Series):
+            times = data
+        else:
+            array = np.asarray(data)
+            if array.ndim == 0:
+                raise DataValidationError(f"data: rows: cannot split {type(data).__name__}")
+            if not np.issubdtype(array.dtype, np.datetime64):
+                return None, np.arange(array.shape[0] + 1, dtype=np.int64)
+            times = pl.Series(timestamp, array)
+        if times.dtype == pl.Date:
+            times = times.cast(pl.Datetime("us"))
+        if not isinstance(times.dtype, pl.Datetime):
+            raise DataValidationError(
+                f"{timestamp}: dtype: expected Date or Datetime timestamps, got {times.dtype}"
+            )
+        if times.null_count():
+            raise DataValidationError(f"{timestamp}: nulls: {times.null_count()} null timestamps")
+        physical = times.to_physical().to_numpy()
+        backwards = np.flatnonzero(np.diff(physical) < 0)
+        if backwards.size:
+            raise DataValidationError(
+                f"{timestamp}: sorted: timestamps must be in time order; row "
+                f"{int(backwards[0]) + 1} is earlier than row {int(backwards[0])} "
+                f"({backwards.size} such rows); sort by timestamp first"
+            )
+        starts = np.flatnonzero(np.concatenate(([True], np.diff(physical) != 0)))
+        bounds = np.concatenate((starts, [physical.shape[0]])).astype(np.int64)
+        return times.gather(starts), bounds
+
+    def _group_bounds(self, n_times: int) -> Indices:
+        """Timestamp positions where each group starts, plus ``n_times``."""
+        if n_times < self.n_groups:
+            raise DataValidationError(
+                f"data: too_few_timestamps: {n_times} distinct timestamp(s) cannot make "
+                f"{self.n_groups} groups"
+            )
+        sizes = np.full(self.n_groups, n_times // self.n_groups, dtype=np.int64)
+        sizes[: n_times % self.n_groups] += 1
+        return np.concatenate(([0], np.cumsum(sizes)))
+
+    def groups(self, data: Any, *, timestamp: str = "timestamp") -> list[tuple[int, int]]:
+        """Each group's half-open ``(start, stop)`` row range of ``data`` (see :meth:`split`)."""
+        _, bounds = self._timeline(data, timestamp)
+        group_bounds = self._group_bounds(bounds.shape[0] - 1)
+        return [
+            (int(bounds[group_bounds[g]]), int(bounds[group_bounds[g + 1]]))
+            for g in range(self.n_groups)
+        ]
+
+    def split(
+        self,
+        data: Any,
+        y: Any = None,
+        groups: Any = None,
+        *,
+        timestamp: str = "timestamp",
+    ) -> Iterator[Split]:
+        """Yields the ``C(N, k)`` splits of ``data``.
+
+        Args:
+            data: a Polars DataFrame sorted by its ``timestamp`` column (long format: rows of
+                one timestamp stay together), a Series or numpy array of timestamps, the
+                number of rows (each row one bar), or any other array (``len`` rows, each one
+                bar, as scikit-learn passes its ``X``). Durations need timestamps.
+            y, groups: ignored (scikit-learn's splitter interface).
+            timestamp: the frame's time column.
+
+        Raises:
+            DataValidationError: timestamps out of order, null or not temporal; fewer distinct
+                timestamps than groups.
+            ConfigError: a duration horizon or embargo without timestamps; a purge and embargo
+                that leave a split no training rows.
+        """
+        times, bounds = self._timeline(data, timestamp)
+        n_times = bounds.shape[0] - 1
+        group_bounds = self._group_bounds(n_times)
+        if times is None:
+            for name in ("label_horizon", "embargo"):
+                if isinstance(getattr(self, name), str):
+                    raise ConfigError(
+                        f"{name}: needs_timestamps: a duration needs timestamps; pass a frame "
+                        "with a timestamp column, or give it in bars"
+                    )
+            clock: Indices = np.arange(n_times, dtype=np.int64)
+        else:
+            clock = times.to_physical().to_numpy().astype(np.int64)
+        label_end = self._label_ends(times, clock)
+
+        for index, chosen in enumerate(self.test_groups()):
+            test_mask = np.zeros(n_times, dtype=bool)
+            for g in chosen:
+                test_mask[group_bounds[g] : group_bounds[g + 1]] = True
+            purge = np.zeros(n_times, dtype=bool)
+            embargo = np.zeros(n_times, dtype=bool)
+            for first, last in _runs(chosen):
+                a, b = int(group_bounds[first]), int(group_bounds[last + 1]) - 1
+                span_end = label_end[b]  # the last test label's end, on the clock
+                # label windows [t, label_end(t)] overlapping [clock[a], span_end]
+                lo = int(np.searchsorted(label_end, clock[a], side="left"))
+                hi = int(np.searchsorted(clock, span_end, side="right"))
+                purge[lo:hi] = True
+                stop = self._embargo_stop(times, clock, hi, span_end)
+                embargo[hi:stop] = True
+            purge &= ~test_mask
+            embargo &= ~(test_mask | purge)
+            keep = ~(test_mask | purge | embargo)
+            if not keep.any():
+                raise ConfigError(
+                    f"label_horizon: purge_too_long: split {index} (test groups {chosen}) keeps "
+                    f"no training rows after purging {self.label_horizon!r} and embargo "
+                    f"{self.embargo!r}; shorten them or use more groups"
+                )
+            train_ranges = _row_ranges(keep, bounds)
+            test_ranges = _row_ranges(test_mask, bounds)
+            yield Split(
+                index=index,
+                test_groups=chosen,
+                train=_expand(train_ranges),
+                test=_expand(test_ranges),
+                train_ranges=train_ranges,
+                test_ranges=test_ranges,
+                purged=_rows(purge, bounds),
+                embargoed=_rows(embargo, bounds),
+            )
+
+    def _label_ends(self, times: pl.Series | None, clock: Indices) -> Indices:
+        """Each timestamp's label end on the clock: a later timestamp for bars (the last one
+        past the end), the timestamp plus the duration otherwise."""
+        h = self.label_horizon
+        if isinstance(h, int):
+            n = clock.shape[0]
+            ends: Indices = clock[np.minimum(np.arange(n) + h, n - 1)].copy()
+            if h > 0 and n:  # past the end of the data: beyond every timestamp
+                ends[np.arange(n) + h > n - 1] = clock[-1] + 1
+            return ends
+        assert times is not None
+        out: Indices = times.dt.offset_by(h).to_physical().to_numpy().astype(np.int64)
+        return out
+
+    def _embargo_stop(
+        self, times: pl.Series | None, clock: Indices, start: int, span_end: np.int64
+    ) -> int:
+        """One past the last timestamp position inside the embargo that follows ``span_end``."""
+        e = self.embargo
+        if isinstance(e, int):
+            return min(start + e, int(clock.shape[0]))
+        assert times is not None
+        limit = pl.Series([int(span_end)]).cast(times.dtype).dt.offset_by(e)
+        return int(np.searchsorted(clock, int(limit.to_physical()[0]), side="right"))
+
+
+def _runs(groups: tuple[int, ...]) -> Iterator[tuple[int, int]]:
+    """Runs of adjacent groups as ``(first, last)``."""
+    start = prev = groups[0]
+    for g in groups[1:]:
+        if g != prev + 1:
+            yield start, prev
+            start = g
+        prev = g
+    yield start, prev
+
+
+def _row_ranges(mask: npt.NDArray[np.bool_], bounds: Indices) -> tuple[tuple[int, int], ...]:
+    """Half-open row ranges of the timestamps selected by ``mask``."""
+    edges = np.diff(np.concatenate(([False], mask, [False])).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    stops = np.flatnonzero(edges == -1)
+    return tuple((int(bounds[a]), int(bounds[b])) for a, b in zip(starts, stops, strict=True))
+
+
+def _expand(ranges: tuple[tuple[int, int], ...]) -> Indices:
+    if not ranges:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges])
+
+
+def _rows(mask: npt.NDArray[np.bool_], bounds: Indices) -> int:
+    return int(np.sum(np.diff(bounds)[mask]))
