@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
         "cash_interest_rate": 0.0,
     },
     "periods_per_year": None,
+    "risk_free": 0.0,
     "data": None,
     "strategy": None,
     "risk": [],
@@ -106,6 +107,7 @@ CUSTOM: dict[str, Any] = {
         "cash_interest_rate": 1e-300,
     },
     "periods_per_year": 252.123456789012345,
+    "risk_free": 0.0312345678901234,
 }
 
 
