@@ -480,10 +480,12 @@ def _build_builtin(name: str, params: dict[str, Any]) -> BuiltinStrategy:
 
 
 class OutputConfig(ValidatedModel):
-    """Where the CLI writes the results (``directory``) and whether it writes the HTML report."""
+    """Where the CLI writes the results (``directory``), whether it writes the HTML report and
+    the feature column of model predictions its signal views use (``prediction``)."""
 
     directory: str | None = None
     report: bool = True
+    prediction: str | None = None
 
 
 class BacktestConfig(ValidatedModel):

@@ -708,17 +708,25 @@ class BacktestResult:
         *,
         benchmark_kind: Literal["prices", "returns"] = "prices",
         title: str = "Backtest report",
+        plotlyjs: Literal["embed", "cdn", "directory"] = "embed",
+        prediction: str | None = None,
     ) -> Path:
-        """Writes a self-contained HTML tearsheet (see
-        :func:`ml4t.backtest.results.report.write_report`).
-
-        Needs the ``report`` extra (``pip install ml4t-backtest[report]``, i.e. plotly).
-        Returns the path written.
-        """
+        """Writes the HTML tearsheet and returns the path written (see
+        :func:`ml4t.backtest.results.report.write_report`): ``plotlyjs="embed"`` (the default,
+        works offline), ``"cdn"`` (a small file that loads plotly.js from the network) or
+        ``"directory"`` (``plotly.min.js`` beside the report); ``prediction`` names a feature
+        column for the information coefficient and quantile views (defaults to the config's
+        ``output.prediction``)."""
         from ml4t.backtest.results.report import write_report
 
         return write_report(
-            self, path, benchmark=benchmark, benchmark_kind=benchmark_kind, title=title
+            self,
+            path,
+            benchmark=benchmark,
+            benchmark_kind=benchmark_kind,
+            title=title,
+            plotlyjs=plotlyjs,
+            prediction=prediction if prediction is not None else self.config.output.prediction,
         )
 
     # ----------------------------------------------------------------------------- save/load
