@@ -532,7 +532,7 @@ def drawdown_periods(equity: pl.DataFrame, initial_cash: float, top: int = 5) ->
         .head(top)
     )
     n = curve.shape[0]
-    row = ts.cast(pl.Datetime("ns")) if ts.dtype == pl.Date else ts
+    row = ts
 
     def at(indices: pl.Series) -> pl.Series:
         # curve index c is row c - 1; the starting capital (c = 0) is dated at the first row
@@ -544,7 +544,7 @@ def drawdown_periods(equity: pl.DataFrame, initial_cash: float, top: int = 5) ->
     end = (spells.get_column("last") + 1).clip(upper_bound=n - 1)
     recovered = spells.get_column("last") + 1 < n
     recovery = at(end)
-    span = at(end) - start
+    span = at(end).cast(pl.Datetime("ns")) - start.cast(pl.Datetime("ns"))
     return pl.DataFrame(
         {
             "start": start,
