@@ -84,7 +84,8 @@ PROBE_ELEMENT = '<div class="js-error-probe"'
 OVERFLOW_PROBE = """<script>
 window.addEventListener("load", function () {
   setTimeout(function () {
-    var boxes = document.querySelectorAll(".card, .kpi, .kpi .value, .kpi .label, table.metrics td");
+    var boxes = document.querySelectorAll(
+      ".card, .kpi, .kpi .value, .kpi .label, table.metrics td");
     for (var i = 0; i < boxes.length; i++) {
       var el = boxes[i];
       if (el.scrollWidth > el.clientWidth) {
