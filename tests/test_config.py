@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "data": None,
     "strategy": None,
     "risk": [],
-    "output": {"directory": None, "report": True},
+    "output": {"directory": None, "report": True, "prediction": None},
 }
 
 # values chosen to need every digit of a float64 and to exercise every section
@@ -407,7 +407,7 @@ FULL: dict[str, Any] = {
         },
     },
     "strategy": {"name": "my_pkg.strategies:MeanReversion", "params": {"window": 20, "z": 1.5}},
-    "output": {"directory": "results/run1", "report": True},
+    "output": {"directory": "results/run1", "report": True, "prediction": "score"},
 }
 
 
