@@ -118,6 +118,7 @@ METRICS: dict[str, MetricInfo] = {
     "total_borrow_fees": _m("Borrow fees", "Exposure and costs", "money"),
     "total_interest": _m("Interest (earned +)", "Exposure and costs", "money"),
     "total_costs": _m("Total costs", "Exposure and costs", "money"),
+    "total_dividends": _m("Dividends (received +)", "Exposure and costs", "money"),
     "alpha": _m("Alpha", "Benchmark", "pct_year"),
     "beta": _m("Beta", "Benchmark", "ratio"),
     "information_ratio": _m("Information ratio", "Benchmark", "ratio"),
