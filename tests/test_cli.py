@@ -88,7 +88,7 @@ def test_run_a_yaml_config(project: Path) -> None:
     )
     out = cli("run", "run.yaml", "--no-progress", cwd=project)
     assert out.returncode == 0, out.stderr
-    assert "sharpe" in out.stdout and "results written to" in out.stdout
+    assert "Sharpe ratio" in out.stdout and "results written to" in out.stdout
     results = project / "results"
     assert (results / "fills.parquet").is_file() and (results / "metrics.json").is_file()
     metrics = json.loads((results / "metrics.json").read_text())

@@ -61,10 +61,11 @@ DEFAULTS: dict[str, Any] = {
         "cash_interest_rate": 0.0,
     },
     "periods_per_year": None,
+    "risk_free": 0.0,
     "data": None,
     "strategy": None,
     "risk": [],
-    "output": {"directory": None, "report": True},
+    "output": {"directory": None, "report": True, "prediction": None},
 }
 
 # values chosen to need every digit of a float64 and to exercise every section
@@ -106,6 +107,7 @@ CUSTOM: dict[str, Any] = {
         "cash_interest_rate": 1e-300,
     },
     "periods_per_year": 252.123456789012345,
+    "risk_free": 0.0312345678901234,
 }
 
 
@@ -405,7 +407,7 @@ FULL: dict[str, Any] = {
         },
     },
     "strategy": {"name": "my_pkg.strategies:MeanReversion", "params": {"window": 20, "z": 1.5}},
-    "output": {"directory": "results/run1", "report": True},
+    "output": {"directory": "results/run1", "report": True, "prediction": "score"},
 }
 
 

@@ -53,7 +53,30 @@ EXPECTED_KEYS = {
     "total_dividends",
     "total_costs",
     "periods_per_year",
+    "risk_free",
+    "skew",
+    "kurtosis",
+    "var_95",
+    "cvar_95",
+    "tail_ratio",
+    "omega",
+    "stability",
+    "best_period",
+    "worst_period",
 }
+
+# The return-distribution metrics: undefined together when the returns are.
+DISTRIBUTION = (
+    "skew",
+    "kurtosis",
+    "var_95",
+    "cvar_95",
+    "tail_ratio",
+    "omega",
+    "stability",
+    "best_period",
+    "worst_period",
+)
 
 # Quarterly timestamps: 2024-01-01 -> 2024-10-01 is 31+29+31+30+31+30+31+31+30 = 274 days.
 QUARTERS = [datetime(2024, 1, 1), datetime(2024, 4, 1), datetime(2024, 7, 1), datetime(2024, 10, 1)]
@@ -197,7 +220,7 @@ def metrics_no_warning(
     fills: pl.DataFrame = NO_FILLS,
     *,
     initial_cash: float = CASH,
-    periods_per_year: float | None = 4.0,
+    periods_per_year: float | str | None = 4.0,
 ) -> dict[str, float]:
     """compute_metrics, failing the test on any warning."""
     with warnings.catch_warnings():
@@ -207,7 +230,7 @@ def metrics_no_warning(
         )
 
 
-def reference_metrics(periods_per_year: float | None = 4.0) -> dict[str, float]:
+def reference_metrics(periods_per_year: Any = 4.0) -> dict[str, float]:
     return metrics_no_warning(make_equity(QUARTERS, VALUES), periods_per_year=periods_per_year)
 
 
@@ -286,27 +309,27 @@ def test_sortino_several_losing_periods() -> None:
 
 def test_max_drawdown_from_later_peak() -> None:
     # Peak 10_200 then trough 9_900.
-    assert reference_metrics()["max_drawdown"] == pytest.approx(1 - 9_900 / 10_200)
+    assert reference_metrics()["max_drawdown"] == pytest.approx(9_900 / 10_200 - 1)
 
 
 def test_max_drawdown_peak_includes_initial_cash() -> None:
     # Never above the starting capital: the peak is initial_cash itself.
     eq = make_equity(QUARTERS, [9_500.0, 9_800.0, 9_000.0, 9_900.0])
-    assert metrics_no_warning(eq)["max_drawdown"] == pytest.approx(1 - 9_000 / 10_000)
+    assert metrics_no_warning(eq)["max_drawdown"] == pytest.approx(9_000 / 10_000 - 1)
 
 
 def test_max_drawdown_picks_largest_of_several() -> None:
     ts = [*QUARTERS, datetime(2025, 1, 1), datetime(2025, 4, 1)]
     eq = make_equity(ts, [10_500.0, 9_975.0, 12_000.0, 10_800.0, 9_600.0, 13_000.0])
     # Drawdowns: 1 - 9_975/10_500 = 5%, 1 - 9_600/12_000 = 20%.
-    assert metrics_no_warning(eq)["max_drawdown"] == pytest.approx(1 - 9_600 / 12_000)
+    assert metrics_no_warning(eq)["max_drawdown"] == pytest.approx(9_600 / 12_000 - 1)
 
 
 def test_max_drawdown_zero_when_monotonic() -> None:
     eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_200.5])
-    assert metrics_no_warning(eq)["max_drawdown"] == pytest.approx(1 - 10_200.5 / 10_300)
+    assert metrics_no_warning(eq)["max_drawdown"] == pytest.approx(10_200.5 / 10_300 - 1)
     eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_400.0])
-    with expect_undefined("sortino", "calmar"):  # no losing period, no drawdown
+    with expect_undefined("sortino", "calmar", "omega"):  # no losing period, no drawdown
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4)
     assert m["max_drawdown"] == 0.0
 
@@ -315,8 +338,12 @@ def test_periods_per_year_given_is_reported() -> None:
     assert reference_metrics(252.0)["periods_per_year"] == 252.0
 
 
+def test_periods_per_year_by_rule_for_quarterly_timestamps() -> None:
+    assert reference_metrics(None)["periods_per_year"] == 4.0
+
+
 def test_periods_per_year_inferred_from_equity_timestamps() -> None:
-    m = reference_metrics(None)
+    m = reference_metrics("infer")
     ppy = (4 - 1) / QUARTER_YEARS
     assert m["periods_per_year"] == pytest.approx(ppy)
     mean = sum(RETURNS) / 4
@@ -466,7 +493,7 @@ def test_max_drawdown_duration_equal_to_peak_recovers() -> None:
 
 def test_max_drawdown_duration_zero_without_drawdown() -> None:
     eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_400.0])
-    with expect_undefined("sortino", "calmar"):
+    with expect_undefined("sortino", "calmar", "omega"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert m["max_drawdown_duration"] == 0.0
     assert m["max_drawdown_duration_days"] == 0.0
@@ -520,7 +547,8 @@ def test_benchmark_alpha_beta_information_ratio() -> None:
     var = sum((y - mb) ** 2 for y in b) / 3
     beta = cov / var
     assert m["beta"] == pytest.approx(beta)
-    assert m["alpha"] == pytest.approx(_mean([x - beta * y for x, y in zip(r, b, strict=True)]) * 4)
+    alpha = (1 + _mean([x - beta * y for x, y in zip(r, b, strict=True)])) ** 4 - 1
+    assert m["alpha"] == pytest.approx(alpha)
     active = [x - y for x, y in zip(r, b, strict=True)]
     ma = _mean(active)
     te = math.sqrt(sum((a - ma) ** 2 for a in active) / 3)
@@ -562,7 +590,7 @@ def test_benchmark_missing_values_drop_periods() -> None:
 
 def test_benchmark_undefined_cases() -> None:
     eq = make_equity(QUARTERS, VALUES)
-    with expect_undefined("alpha", "beta"):  # constant benchmark
+    with expect_undefined("alpha", "beta", "down_capture"):  # constant, never down
         m = compute_metrics(
             eq,
             SOME_TRADES,
@@ -572,7 +600,9 @@ def test_benchmark_undefined_cases() -> None:
             benchmark=pl.Series([0.01] * 4),
         )
     assert math.isnan(m["beta"]) and math.isfinite(m["information_ratio"])
-    with expect_undefined("alpha", "beta", "information_ratio"):  # one usable period
+    with expect_undefined(  # one usable period
+        "alpha", "beta", "information_ratio", "up_capture", "down_capture"
+    ):
         compute_metrics(
             eq,
             SOME_TRADES,
@@ -704,7 +734,7 @@ def test_warning_message_names_metric_and_points_at_caller() -> None:
 
 def test_single_equity_row_with_given_ppy() -> None:
     eq = make_equity(QUARTERS[:1], [10_500.0])
-    expected = ("volatility", "sharpe", "sortino", "cagr", "calmar", "turnover")
+    expected = ("volatility", "sharpe", "sortino", "cagr", "calmar", "turnover", *DISTRIBUTION)
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=252.0)
     for key in expected:
@@ -717,12 +747,21 @@ def test_single_equity_row_with_given_ppy() -> None:
 
 def test_single_equity_row_cannot_infer_ppy() -> None:
     eq = make_equity(QUARTERS[:1], [9_500.0])
-    expected = ("periods_per_year", "volatility", "sharpe", "sortino", "cagr", "calmar", "turnover")
+    expected = (
+        "periods_per_year",
+        "volatility",
+        "sharpe",
+        "sortino",
+        "cagr",
+        "calmar",
+        "turnover",
+        *DISTRIBUTION,
+    )
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH)
     for key in expected:
         assert math.isnan(m[key]), key
-    assert m["max_drawdown"] == pytest.approx(1 - 9_500 / 10_000)
+    assert m["max_drawdown"] == pytest.approx(9_500 / 10_000 - 1)
 
 
 def test_zero_elapsed_time() -> None:
@@ -751,6 +790,7 @@ def test_empty_equity() -> None:
         "turnover",
         "avg_gross_exposure",
         "avg_net_exposure",
+        *DISTRIBUTION,
     )
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH)
@@ -760,7 +800,8 @@ def test_empty_equity() -> None:
 
 def test_flat_equity_zero_std() -> None:
     eq = make_equity(QUARTERS[:3], [10_000.0, 10_000.0, 10_000.0])
-    with expect_undefined("sharpe", "sortino", "calmar"):
+    flat = ("skew", "kurtosis", "tail_ratio", "omega", "stability")
+    with expect_undefined("sharpe", "sortino", "calmar", *flat):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert math.isnan(m["sharpe"])
     assert math.isnan(m["sortino"])
@@ -771,7 +812,7 @@ def test_flat_equity_zero_std() -> None:
 def test_constant_growth_rounding_noise_is_zero_std() -> None:
     # Each period returns 10 % up to rounding; the std is rounding noise, not a real 1e-17.
     eq = make_equity(QUARTERS[:3], [11_000.0, 12_100.0, 13_310.0])
-    with expect_undefined("sharpe", "sortino", "calmar"):
+    with expect_undefined("sharpe", "sortino", "calmar", "skew", "kurtosis", "omega"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert math.isnan(m["sharpe"])
     assert m["volatility"] == pytest.approx(0.0, abs=1e-12)
@@ -779,7 +820,7 @@ def test_constant_growth_rounding_noise_is_zero_std() -> None:
 
 def test_no_losing_period_only_sortino_undefined() -> None:
     eq = make_equity(QUARTERS[:3], [10_100.0, 10_300.0, 10_400.0])
-    with expect_undefined("sortino", "calmar"):
+    with expect_undefined("sortino", "calmar", "omega"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     r = [10_100 / 10_000 - 1, 10_300 / 10_100 - 1, 10_400 / 10_300 - 1]
     mean = sum(r) / 3
@@ -791,19 +832,19 @@ def test_no_losing_period_only_sortino_undefined() -> None:
 def test_equity_through_zero() -> None:
     eq = make_equity(QUARTERS[:3], [5_000.0, 0.0, 1_000.0])
     exposures = ("avg_gross_exposure", "avg_net_exposure")
-    with expect_undefined("volatility", "sharpe", "sortino", *exposures):
+    with expect_undefined("volatility", "sharpe", "sortino", *exposures, *DISTRIBUTION):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
-    assert m["max_drawdown"] == pytest.approx(1.0)
+    assert m["max_drawdown"] == pytest.approx(-1.0)
     assert m["total_return"] == pytest.approx(1_000 / 10_000 - 1)
 
 
 def test_negative_final_equity_cagr_undefined() -> None:
     eq = make_equity(QUARTERS[:3], [5_000.0, 2_000.0, -1_000.0])
-    with expect_undefined("cagr", "calmar", "avg_gross_exposure", "avg_net_exposure"):
+    with expect_undefined("cagr", "calmar", "avg_gross_exposure", "avg_net_exposure", "stability"):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert math.isnan(m["cagr"])
     assert m["total_return"] == pytest.approx(-1_000 / 10_000 - 1)
-    assert m["max_drawdown"] == pytest.approx(1 - (-1_000) / 10_000)
+    assert m["max_drawdown"] == pytest.approx((-1_000) / 10_000 - 1)
 
 
 @pytest.mark.parametrize("cash", [0.0, -1.0, math.nan, math.inf])
@@ -926,4 +967,4 @@ def test_scale_invariance(values: list[float], scale: float) -> None:
         )
     for key in ("total_return", "cagr", "volatility", "max_drawdown", "periods_per_year"):
         assert scaled[key] == pytest.approx(base[key], rel=1e-9, abs=1e-12, nan_ok=True), key
-    assert 0.0 <= base["max_drawdown"] < 1.0
+    assert -1.0 < base["max_drawdown"] <= 0.0

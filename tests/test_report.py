@@ -32,14 +32,26 @@ from ml4t.backtest.synthetic import make_bars
 
 pytest.importorskip("plotly")
 
-CHART_IDS = (
+# The charts of every report with data; a benchmark adds the rolling beta, a prediction column
+# the signal views.
+BASE_CHART_IDS = (
     "chart-equity",
     "chart-drawdown",
+    "chart-yearly",
     "chart-monthly",
     "chart-rolling-sharpe",
+    "chart-rolling-volatility",
+    "chart-distribution",
     "chart-trade-pnl",
+    "chart-long-short",
+    "chart-pnl-by-asset",
     "chart-exposure",
+    "chart-holdings",
+    "chart-positions",
+    "chart-turnover",
+    "chart-cost-sensitivity",
 )
+CHART_IDS = (*BASE_CHART_IDS, "chart-rolling-beta", "chart-ic", "chart-quantiles")
 
 # Injected at the top of <head> in the copy the browser opens: every uncaught error or rejected
 # promise becomes an element in the DOM, which --dump-dom then shows.
@@ -66,6 +78,31 @@ ERROR_PROBE = """<script>
 
 
 PROBE_ELEMENT = '<div class="js-error-probe"'
+
+# After the charts drew: every card, headline figure and metrics cell whose text is wider than
+# its box (scrollWidth > clientWidth) is reported as an element, as the probe above does.
+OVERFLOW_PROBE = """<script>
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var boxes = document.querySelectorAll(
+      ".card, .kpi, .kpi .value, .kpi .label, table.metrics td");
+    for (var i = 0; i < boxes.length; i++) {
+      var el = boxes[i];
+      if (el.scrollWidth > el.clientWidth) {
+        var note = document.createElement("div");
+        note.className = "overflow-probe";
+        note.textContent = el.className + ": " + el.textContent.slice(0, 60) + " (" +
+          el.scrollWidth + " > " + el.clientWidth + ")";
+        document.body.appendChild(note);
+      }
+    }
+    var done = document.createElement("div");
+    done.className = "overflow-probe-done";
+    done.textContent = String(boxes.length);
+    document.body.appendChild(done);
+  }, 500);
+});
+</script>"""
 
 
 def chromium_binary() -> str | None:
@@ -152,7 +189,7 @@ def bench_prices(result: BacktestResult) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def page(result: BacktestResult, bench_prices: pl.DataFrame, tmp_path_factory: Any) -> Path:
     path = tmp_path_factory.mktemp("report") / "report.html"
-    written = result.report(path, benchmark=bench_prices, title="Top-2 <demo>")
+    written = result.report(path, benchmark=bench_prices, title="Top-2 <demo>", prediction="score")
     assert written == path
     return path
 
@@ -175,13 +212,17 @@ def test_report_is_one_self_contained_file(page: Path) -> None:
     # The title is escaped, the tables and the benchmark rows are there.
     assert "Top-2 &lt;demo&gt;" in text
     assert "Top 10 by net PnL" in text and "Bottom 10 by net PnL" in text
-    assert "Information ratio" in text and "Alpha (ann.)" in text
+    assert "Information ratio" in text and "Alpha" in text and "Up capture" in text
     assert "Calmar ratio" in text and "Longest drawdown" in text
+    assert "Worst 5 drawdowns" in text and "valley" in text and "recovery" in text
+    for label in ("Best day", "Worst month", "Best year", "VaR 95% (one day)", "Tail ratio"):
+        assert label in text, label
+    assert "Information coefficient of score" in text
 
 
 @pytest.mark.filterwarnings("ignore:metric:RuntimeWarning")
 def test_report_renders_in_chromium_without_errors(page: Path, tmp_path: Path) -> None:
-    dom, stderr = render(page, tmp_path)
+    dom, stderr = render(page, tmp_path, inject=ERROR_PROBE + OVERFLOW_PROBE)
     assert PROBE_ELEMENT not in dom, re.findall(PROBE_ELEMENT + r">([^<]*)", dom)
     assert console_errors(stderr) == []
     for chart in CHART_IDS:
@@ -194,6 +235,47 @@ def test_report_renders_in_chromium_without_errors(page: Path, tmp_path: Path) -
     assert "heatmaplayer" in dom or 'class="hm"' in dom
     assert 'class="point"' in dom  # histogram bars
     assert 'class="legendtext"' in dom and ">benchmark<" in dom
+    # No text wider than its card, headline box or table cell.
+    checked = re.search(r'<div class="overflow-probe-done">(\d+)</div>', dom)
+    assert checked is not None and int(checked.group(1)) > 50
+    assert re.findall(r'<div class="overflow-probe">([^<]*)', dom) == []
+
+
+def test_overflow_probe_catches_a_wide_figure(page: Path, tmp_path: Path) -> None:
+    """The check above would see an overflowing headline figure: force one."""
+    wide = "<style>.kpi .value{font-size:90px !important}</style>"
+    dom, _ = render(page, tmp_path, inject=OVERFLOW_PROBE + wide)
+    assert re.findall(r'<div class="overflow-probe">kpi', dom) or re.findall(
+        r'<div class="overflow-probe">value', dom
+    )
+
+
+def test_cdn_report_is_small_and_loads_plotly_from_the_cdn(
+    result: BacktestResult, page: Path, tmp_path: Path
+) -> None:
+    """No network in the tests: the CDN page is checked as HTML."""
+    from plotly.offline import get_plotlyjs_version
+
+    path = result.report(tmp_path / "cdn.html", plotlyjs="cdn")
+    text = path.read_text(encoding="utf-8")
+    assert f"<script src='https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js'" in text
+    assert "plotly.js v" not in text  # not embedded
+    assert text.count("Plotly.newPlot(") == len(BASE_CHART_IDS)
+    assert path.stat().st_size < 1_000_000 < 4_000_000 < page.stat().st_size
+
+
+def test_directory_report_writes_plotly_beside_it(result: BacktestResult, tmp_path: Path) -> None:
+    path = result.report(tmp_path / "out" / "dir.html", plotlyjs="directory")
+    script = tmp_path / "out" / "plotly.min.js"
+    assert script.is_file() and "plotly.js v" in script.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    assert "<script src='plotly.min.js'" in text and "plotly.js v" not in text
+    dom, stderr = render(path, tmp_path / "out")
+    assert PROBE_ELEMENT not in dom
+    assert console_errors(stderr) == []
+    assert dom.count("js-plotly-plot") >= len(BASE_CHART_IDS)
+    with pytest.raises(ValueError, match="plotlyjs"):
+        result.report(tmp_path / "bad.html", plotlyjs="inline")  # type: ignore[arg-type]
 
 
 def test_error_probe_catches_a_broken_page(page: Path, tmp_path: Path) -> None:
@@ -229,7 +311,7 @@ def test_report_edge_cases_render(tmp_path: Path) -> None:
     dom, stderr = render(page, tmp_path)
     assert PROBE_ELEMENT not in dom
     assert console_errors(stderr) == []
-    assert dom.count("js-plotly-plot") >= len(CHART_IDS)
+    assert dom.count("js-plotly-plot") >= len(BASE_CHART_IDS)
     idle_page = tmp_path / "idle.html"
     idle_page.write_text(html_text, encoding="utf-8")
     dom, stderr = render(idle_page, tmp_path)
@@ -240,5 +322,8 @@ def test_report_edge_cases_render(tmp_path: Path) -> None:
 def test_loaded_result_reports(result: BacktestResult, tmp_path: Path) -> None:
     loaded = BacktestResult.load(result.save(tmp_path / "saved"))
     text = loaded.report(tmp_path / "again.html").read_text(encoding="utf-8")
-    assert text.count("Plotly.newPlot(") == len(CHART_IDS)
+    assert text.count("Plotly.newPlot(") == len(BASE_CHART_IDS)
     assert "Information ratio" not in text  # no benchmark given this time
+    # A loaded result has no data for the signal views: the page says so.
+    text = loaded.report(tmp_path / "signal.html", prediction="score").read_text(encoding="utf-8")
+    assert "A loaded result has no data" in text

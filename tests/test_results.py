@@ -142,7 +142,7 @@ def test_equity_exposure_and_drawdown_columns(long_short: BacktestResult) -> Non
     peak = np.maximum.accumulate(np.maximum(equity, long_short.config.initial_cash))
     np.testing.assert_allclose(eq["drawdown"], equity / peak - 1.0)
     assert (eq["drawdown"] <= 0).all()
-    assert -eq["drawdown"].min() == pytest.approx(long_short.metrics["max_drawdown"])
+    assert eq["drawdown"].min() == pytest.approx(long_short.metrics["max_drawdown"])
 
 
 def test_drawdown_hand_computed() -> None:
@@ -331,7 +331,7 @@ def test_metrics_vs_series_of_prices(long_short: BacktestResult) -> None:
     beta = np.cov(r, b, ddof=1)[0, 1] / np.var(b, ddof=1)
     assert m["beta"] == pytest.approx(beta)
     ppy = long_short.metrics["periods_per_year"]
-    assert m["alpha"] == pytest.approx(np.mean(r - beta * b) * ppy)
+    assert m["alpha"] == pytest.approx((1 + np.mean(r - beta * b)) ** ppy - 1)
     active = r - b
     assert m["information_ratio"] == pytest.approx(
         active.mean() / active.std(ddof=1) * math.sqrt(ppy)
@@ -499,7 +499,7 @@ def test_load_needs_no_feed_and_rejects_unknown_format(tmp_path: Path) -> None:
     loaded = BacktestResult.load(out)
     assert loaded.input_summary() == result.input_summary()
     assert loaded.final_equity == result.final_equity
-    assert "sharpe" in loaded.summary()
+    assert "Sharpe ratio" in loaded.summary()
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["format"] = 99
     (out / "manifest.json").write_text(json.dumps(manifest))

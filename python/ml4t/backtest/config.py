@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -479,10 +480,12 @@ def _build_builtin(name: str, params: dict[str, Any]) -> BuiltinStrategy:
 
 
 class OutputConfig(ValidatedModel):
-    """Where the CLI writes the results (``directory``) and whether it writes the HTML report."""
+    """Where the CLI writes the results (``directory``), whether it writes the HTML report and
+    the feature column of model predictions its signal views use (``prediction``)."""
 
     directory: str | None = None
     report: bool = True
+    prediction: str | None = None
 
 
 class BacktestConfig(ValidatedModel):
@@ -497,11 +500,23 @@ class BacktestConfig(ValidatedModel):
     commission: CommissionConfig = CommissionConfig()
     slippage: SlippageConfig = SlippageConfig()
     account: AccountConfig = AccountConfig()
-    periods_per_year: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    periods_per_year: float | Literal["infer"] | None = None
+    """Annualisation of the metrics: ``None`` applies the rule table of
+    :func:`ml4t.backtest.results.metrics.annualization` (252 for daily weekday bars, ...), a
+    number overrides it, ``"infer"`` measures the density of the timestamps."""
+    risk_free: float = Field(default=0.0, gt=-1.0, allow_inf_nan=False)
+    """Annual risk-free rate for Sharpe, Sortino, Omega, alpha and beta (``0.04`` for 4 %)."""
     data: DataConfig | None = None
     strategy: StrategyConfig | None = None
     risk: list[AnyRule] = Field(default_factory=list)
     output: OutputConfig = OutputConfig()
+
+    @field_validator("periods_per_year")
+    @classmethod
+    def _positive_periods(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not (math.isfinite(value) and value > 0.0):
+            raise ValueError(f"must be a finite number > 0, 'infer' or null, got {value}")
+        return value
 
     def engine_dict(self) -> EngineSpec:
         """The dict the Rust engine reads: ``initial_cash`` and the engine's sections, each

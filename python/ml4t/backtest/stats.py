@@ -793,7 +793,7 @@ def _path_statistics(paths: Floats, sqrt_ppy: float, years: float) -> Floats:
     with np.errstate(invalid="ignore", over="ignore"):
         cagr = np.where(final >= 0.0, np.power(np.maximum(final, 0.0), 1.0 / years) - 1.0, np.nan)
     peak = np.maximum(np.maximum.accumulate(wealth, axis=1), 1.0)
-    drawdown = (1.0 - wealth / peak).max(axis=1)
+    drawdown = (wealth / peak - 1.0).min(axis=1)  # <= 0, empyrical's sign
     return np.column_stack((sharpe, cagr, drawdown))
 
 
@@ -817,7 +817,8 @@ def confidence_intervals(
     - CAGR: ``prod(1 + r) ** (1 / years) - 1``; ``years`` defaults to ``T / periods_per_year``
       (to ``T``, i.e. growth per period, without ``periods_per_year``).
     - Max drawdown: the largest fall of the compounded curve from its running peak, the peak
-      starting at 1 (the starting capital), as a positive fraction.
+      starting at 1 (the starting capital), as a negative fraction (empyrical's sign, as
+      ``result.metrics["max_drawdown"]``).
 
     Example:
         >>> import numpy as np

@@ -996,6 +996,42 @@ class PolarsDataFeed:
             f"features={self.signal_columns}, time_zone={self.time_zone})"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's display: rows, assets, time range, feature groups and validation status
+        (a streaming feed is not read for it: rows and range say so)."""
+        import html
+
+        features = self.features
+        groups = [
+            f"{name}: {', '.join(cols) or '—'}"
+            for name, cols in (
+                ("signals", features.signals),
+                ("indicators", features.indicators),
+                ("context", features.context),
+            )
+        ]
+        if self.streaming:
+            extent = f"streaming by {self.chunk_by or f'{self.chunk_rows:,} rows'}"
+            status = "checked chunk by chunk as the run reads it"
+        else:
+            ts = self.frame.get_column("ts")
+            first, last = (self.to_datetime(int(v)) for v in (ts.min(), ts.max()))  # type: ignore[arg-type]
+            extent = f"{self.n_rows:,} rows · {first} → {last}"
+            cleaned = "; ".join(str(c) for c in self.cleaning)
+            status = "validated, no cleaning" if not cleaned else f"validated; cleaned: {cleaned}"
+        zone = self.time_zone or "naive timestamps"
+        lines = [
+            f"<b>PolarsDataFeed</b> · {html.escape(extent)}",
+            f"{self.n_assets:,} assets · {html.escape(zone)}",
+            *(html.escape(g) for g in groups),
+            html.escape(status),
+        ]
+        return (
+            '<div class="ml4t-backtest-feed" style="font-family:sans-serif;font-size:13px">'
+            + "<br>".join(lines)
+            + "</div>"
+        )
+
 
 def validate(data: Any, /, **feed_options: Any) -> ValidationReport:
     """Checks every row and returns the findings instead of raising.

@@ -2,40 +2,68 @@
 
 The functions here work on the Polars frames a backtest returns (``result.equity``,
 ``result.trades``, ``result.fills``, see ``docs/api_contract.md``) and are pure: the same frames
-give the same numbers.
+give the same numbers. ``docs/metrics.md`` lists every metric, its formula and how it compares
+with empyrical and quantstats.
 
 Conventions:
 
-- Per-period returns are simple returns of the equity curve, and the first period is measured
-  from the starting capital: ``r[0] = equity[0] / initial_cash - 1``,
+- Per-period returns (``result.returns``) are simple returns of the equity curve, and the first
+  period is measured from the starting capital: ``r[0] = equity[0] / initial_cash - 1``,
   ``r[i] = equity[i] / equity[i-1] - 1``.
 - Calendar time is measured between the first and the last equity timestamp, in years of
   365.25 days.
-- Ratios are annualised with ``periods_per_year``; when it is not given it is inferred from the
-  equity timestamps with :func:`infer_periods_per_year`. The risk-free rate is zero.
+- Ratios are annualised with one rule table, :func:`annualization` (daily bars: 252, daily bars
+  on weekends too: 365, intraday: bars per session x sessions, weekly 52, monthly 12, ...);
+  ``periods_per_year`` overrides it and ``"infer"`` measures the density of the timestamps
+  (:func:`infer_periods_per_year`).
+- ``risk_free`` is an annual rate (turned into a per-period rate ``(1 + rf) ** (1 / ppy) - 1``)
+  or per-period rates aligned with the equity rows; Sharpe, Sortino, Omega, alpha and beta use
+  the returns in excess of it.
+- Drawdowns are negative fractions of the running peak (``-0.2`` is a 20 % fall), in the metrics,
+  the equity frame and the report, as in empyrical and quantstats.
 - A metric that cannot be computed honestly (too few observations, a zero denominator, no closed
-  trades) is ``NaN`` and a :class:`RuntimeWarning` naming the metric is emitted. A misleading
-  number is never returned in its place.
+  trades) is ``NaN`` and a :class:`RuntimeWarning` naming the metric is emitted, pointing at the
+  user's call. A misleading number is never returned in its place.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
 __all__ = [
+    "ROLLING_METRICS",
     "SECONDS_PER_YEAR",
+    "Annualization",
+    "PeriodsPerYear",
+    "annualization",
     "compute_metrics",
     "drawdown",
+    "drawdown_periods",
     "infer_periods_per_year",
     "monthly_returns",
     "period_returns",
+    "risk_free_per_period",
+    "rolling_metric",
     "rolling_sharpe",
+    "yearly_returns",
 ]
+
+PeriodsPerYear: TypeAlias = "float | Literal['infer'] | None"
+"""How to annualise: a number of periods per year, ``"infer"`` (measured from the timestamps)
+or ``None`` (the rule table of :func:`annualization`)."""
+
+RiskFree: TypeAlias = "float | pl.Series | npt.ArrayLike"
+"""An annual risk-free rate (a float, ``0.04`` for 4 %) or per-period rates, one per equity
+row."""
 
 SECONDS_PER_YEAR: float = 365.25 * 86_400.0
 """Seconds in a 365.25-day year, the unit of calendar time for CAGR and turnover."""
@@ -100,6 +128,159 @@ def infer_periods_per_year(timestamps: pl.Series) -> float:
     return (n - 1) / (elapsed / SECONDS_PER_YEAR)
 
 
+_DAY = 86_400.0
+_WEEKEND_SHARE = 0.1
+"""Share of timestamps on Saturdays and Sundays above which the data trade every day."""
+
+
+@dataclass(frozen=True)
+class Annualization:
+    """The periods per year used to annualise, and the rule that chose them."""
+
+    periods_per_year: float
+    rule: str
+    """``given``, ``inferred``, ``daily``, ``daily_7d``, ``intraday``, ``intraday_7d``,
+    ``weekly``, ``monthly``, ``quarterly`` or ``yearly``."""
+    detail: str
+    """A sentence saying why, e.g. ``daily bars on weekdays: 252 sessions a year``."""
+
+
+def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None) -> Annualization:
+    """Periods per year for a series of timestamps, by one documented rule table.
+
+    ``periods_per_year`` given: that number (rule ``given``). ``"infer"``: the observed density,
+    :func:`infer_periods_per_year` (rule ``inferred``). ``None``: the median spacing between
+    timestamps decides:
+
+    ========================  =====================================================
+    median spacing            periods per year
+    ========================  =====================================================
+    ≥ 300 days                1 (``yearly``)
+    ≥ 80 days                 4 (``quarterly``)
+    ≥ 25 days                 12 (``monthly``)
+    ≥ 5 days                  52 (``weekly``)
+    ≥ 20 hours                252 (``daily``); 365 when more than 10 % of the timestamps
+                              fall on a Saturday or Sunday (``daily_7d``: 24/7 data)
+    < 20 hours                bars per session x 252 (``intraday``), or x 365 when more
+                              than 10 % fall on weekends (``intraday_7d``); bars per
+                              session = the median number of timestamps per calendar day
+    ========================  =====================================================
+
+    Weekdays and calendar days are read in the timestamps' own time zone.
+
+    Raises:
+        ValueError: fewer than 2 timestamps, nulls, a non-temporal dtype, timestamps that do not
+            increase, or a given ``periods_per_year`` that is not a positive finite number.
+
+    Example:
+        >>> from datetime import date
+        >>> days = pl.date_range(date(2024, 1, 1), date(2024, 12, 31), "1d", eager=True)
+        >>> annualization(days.filter(days.dt.weekday() <= 5)).periods_per_year
+        252.0
+        >>> annualization(days).rule
+        'daily_7d'
+    """
+    if periods_per_year is not None and periods_per_year != "infer":
+        value = float(periods_per_year)
+        if not (math.isfinite(value) and value > 0.0):
+            raise ValueError(
+                f"periods_per_year must be a positive finite number, 'infer' or None, "
+                f"got {periods_per_year}"
+            )
+        return Annualization(value, "given", f"periods_per_year={value:g} given")
+    if periods_per_year == "infer":
+        value = infer_periods_per_year(timestamps)
+        return Annualization(value, "inferred", f"{value:.1f} observed intervals a year")
+    infer_periods_per_year(timestamps)  # the same checks: >= 2 timestamps, increasing
+    ts = timestamps.cast(pl.Datetime("ns")) if timestamps.dtype == pl.Date else timestamps
+    steps = ts.diff().drop_nulls().dt.total_nanoseconds().cast(pl.Float64) / 1e9
+    steps = steps.filter(steps > 0.0)
+    spacing = float(np.median(steps.to_numpy())) if steps.len() else 0.0
+    for days, value, rule in (
+        (300, 1.0, "yearly"),
+        (80, 4.0, "quarterly"),
+        (25, 12.0, "monthly"),
+        (5, 52.0, "weekly"),
+    ):
+        if spacing >= days * _DAY:
+            return Annualization(value, rule, f"{rule} bars: {value:g} a year")
+    weekend = float(np.mean(ts.dt.weekday().to_numpy() >= 6))
+    every_day = weekend > _WEEKEND_SHARE
+    sessions = 365.0 if every_day else 252.0
+    if spacing >= 20 * 3_600:
+        if every_day:
+            return Annualization(
+                sessions, "daily_7d", f"daily bars with {weekend:.0%} on weekends: 365 a year"
+            )
+        return Annualization(sessions, "daily", "daily bars on weekdays: 252 sessions a year")
+    per_day = float(np.median(ts.dt.date().value_counts().get_column("count").to_numpy()))
+    rule = "intraday_7d" if every_day else "intraday"
+    return Annualization(
+        per_day * sessions,
+        rule,
+        f"intraday bars: {per_day:g} a session x {sessions:g} sessions a year",
+    )
+
+
+def risk_free_per_period(
+    risk_free: RiskFree, n: int, periods_per_year: float
+) -> npt.NDArray[np.float64]:
+    """The risk-free rate per period, one value per equity row.
+
+    A float is an annual rate, compounded down to ``(1 + rf) ** (1 / periods_per_year) - 1``
+    (quantstats' convention); a series or array holds per-period rates already (empyrical's
+    ``risk_free`` argument) and must have ``n`` finite values.
+
+    Raises:
+        ValueError: a non-finite rate, an annual rate ≤ -1, or a series of another length.
+
+    Example:
+        >>> round(float(risk_free_per_period(0.04, 2, 252.0)[0]), 8)
+        0.00015565
+    """
+    if isinstance(risk_free, (int, float)) and not isinstance(risk_free, bool):
+        rate = float(risk_free)
+        if not (math.isfinite(rate) and rate > -1.0):
+            raise ValueError(f"risk_free must be a finite annual rate above -1, got {risk_free}")
+        if rate == 0.0 or not math.isfinite(periods_per_year):
+            return np.full(n, 0.0 if rate == 0.0 else _NAN)
+        return np.full(n, (1.0 + rate) ** (1.0 / periods_per_year) - 1.0)
+    values = (
+        risk_free.cast(pl.Float64).fill_null(_NAN).to_numpy()
+        if isinstance(risk_free, pl.Series)
+        else np.asarray(risk_free, dtype=np.float64)
+    )
+    if values.ndim != 1 or values.shape[0] != n:
+        raise ValueError(
+            f"risk_free as a series must have one per-period rate per equity row ({n}), "
+            f"got shape {values.shape}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError("risk_free as a series must hold finite per-period rates (no null/NaN)")
+    return values
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _internal(filename: str) -> bool:
+    """A frame of this package or of ``functools`` (``cached_property``)."""
+    return filename.endswith("functools.py") or str(Path(filename).resolve()).startswith(
+        _PACKAGE_DIR
+    )
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside this package, as seen from the caller of
+    :func:`warnings.warn` (one frame below this function)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and _internal(frame.f_code.co_filename):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 class _Undefined:
     """Collects the metrics that are undefined; :meth:`emit` warns once per metric."""
 
@@ -111,12 +292,13 @@ class _Undefined:
         return _NAN
 
     def emit(self) -> None:
-        # stacklevel 3: emit -> compute_metrics -> the caller of compute_metrics
+        """One warning per undefined metric, at the first frame outside the package."""
+        level = _user_stacklevel()
         for metric, reason in self.reasons:
             warnings.warn(
                 f"metric {metric!r} is undefined: {reason}; reporting NaN",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=level,
             )
 
 
@@ -204,32 +386,177 @@ def monthly_returns(equity: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
     return monthly.collect()
 
 
-def rolling_sharpe(returns: pl.Series, window: int, periods_per_year: float) -> pl.Series:
-    """Annualised Sharpe ratio over a trailing window of ``window`` periods.
+ROLLING_METRICS = ("sharpe", "sortino", "volatility", "beta", "return")
+"""The metrics :func:`rolling_metric` computes over a trailing window."""
 
-    ``mean / std(ddof=1) * sqrt(periods_per_year)`` of the last ``window`` returns; null for the
-    first ``window - 1`` periods and NaN where the window's standard deviation is zero.
+
+def rolling_metric(
+    returns: pl.Series,
+    metric: str,
+    window: int,
+    periods_per_year: float,
+    *,
+    benchmark: pl.Series | None = None,
+    risk_free: pl.Series | None = None,
+) -> pl.Series:
+    """A metric over a trailing window of ``window`` periods, one value per period.
+
+    ``sharpe``: ``mean(x) / std(x, ddof=1) * sqrt(ppy)`` with ``x = r - risk_free``;
+    ``sortino``: ``mean(x) / sqrt(mean(min(x, 0) ** 2)) * sqrt(ppy)``; ``volatility``:
+    ``std(r, ddof=1) * sqrt(ppy)``; ``beta``: ``cov(x, b - risk_free) / var(b - risk_free)``
+    (needs ``benchmark``, per-period returns aligned with ``returns``); ``return``: the
+    compounded return of the window. The same definitions as :func:`compute_metrics` (and
+    empyrical's ``roll_*``). Null for the first ``window - 1`` periods; NaN where a denominator
+    is zero.
+
+    Raises:
+        ValueError: an unknown metric, ``window < 2``, or ``beta`` without a benchmark.
+
+    Example:
+        >>> r = pl.Series([0.01, 0.03, -0.01, 0.02])
+        >>> rolling_metric(r, "sharpe", 3, 4.0).round(4).to_list()
+        [None, None, 1.0, 1.281]
+    """
+    if metric not in ROLLING_METRICS:
+        raise ValueError(f"metric must be one of {ROLLING_METRICS}, got {metric!r}")
+    if window < 2:
+        raise ValueError(f"window must be at least 2, got {window}")
+    r = returns.cast(pl.Float64)
+    x = r if risk_free is None else r - risk_free.cast(pl.Float64)
+    sqrt_ppy = math.sqrt(periods_per_year)
+    frame = pl.DataFrame({"r": r, "x": x})
+    tol = _ZERO_STD_TOL
+    col_x = pl.col("x")
+    if metric == "sharpe":
+        num, den = col_x.rolling_mean(window) * sqrt_ppy, col_x.rolling_std(window, ddof=1)
+    elif metric == "sortino":
+        num = col_x.rolling_mean(window) * sqrt_ppy
+        den = (pl.min_horizontal(col_x, pl.lit(0.0)) ** 2).rolling_mean(window).sqrt()
+    elif metric == "volatility":
+        num, den = pl.col("r").rolling_std(window, ddof=1) * sqrt_ppy, pl.lit(1.0)
+        tol = 0.0
+    elif metric == "return":
+        num = (pl.col("r") + 1.0).log().rolling_sum(window).exp() - 1.0
+        den, tol = pl.lit(1.0), 0.0
+    else:
+        if benchmark is None:
+            raise ValueError("the rolling beta needs a benchmark")
+        b = benchmark.cast(pl.Float64)
+        frame = frame.with_columns(
+            (b if risk_free is None else b - risk_free.cast(pl.Float64)).alias("b")
+        )
+        # The population moments (ddof cancels in the ratio).
+        mean_x, mean_b = col_x.rolling_mean(window), pl.col("b").rolling_mean(window)
+        num = (col_x * pl.col("b")).rolling_mean(window) - mean_x * mean_b
+        den = (pl.col("b") ** 2).rolling_mean(window) - mean_b**2
+        tol = _ZERO_STD_TOL**2
+    ratio = frame.select(
+        pl.when(den.is_null() | num.is_null())
+        .then(None)
+        .when(den > tol)
+        .then(num / den)
+        .otherwise(_NAN)
+        .alias(f"rolling_{metric}")
+    ).to_series()
+    return ratio
+
+
+def rolling_sharpe(returns: pl.Series, window: int, periods_per_year: float) -> pl.Series:
+    """Annualised Sharpe ratio over a trailing window (:func:`rolling_metric` ``"sharpe"``).
 
     Example:
         >>> r = pl.Series([0.01, 0.03, -0.01, 0.02])
         >>> rolling_sharpe(r, 3, 4.0).round(4).to_list()
         [None, None, 1.0, 1.281]
     """
-    if window < 2:
-        raise ValueError(f"window must be at least 2, got {window}")
-    r = returns.cast(pl.Float64)
-    mean = r.rolling_mean(window)
-    std = r.rolling_std(window, ddof=1)
-    ratio = (
-        pl.select(
-            pl.when(std > _ZERO_STD_TOL)
-            .then(mean / std * math.sqrt(periods_per_year))
-            .otherwise(pl.when(std.is_null()).then(None).otherwise(_NAN))
+    return rolling_metric(returns, "sharpe", window, periods_per_year).alias("rolling_sharpe")
+
+
+def yearly_returns(equity: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
+    """Calendar-year returns of the equity curve: ``year`` (Int32) and ``return``, the first
+    year measured from ``initial_cash`` (as :func:`monthly_returns`)."""
+    return (
+        equity.lazy()
+        .select(pl.col("timestamp").dt.year().alias("year"), pl.col("equity").cast(pl.Float64))
+        .group_by("year", maintain_order=True)
+        .agg(pl.col("equity").last())
+        .with_columns(
+            (pl.col("equity") / pl.col("equity").shift(1, fill_value=initial_cash) - 1.0).alias(
+                "return"
+            )
         )
-        .to_series()
-        .alias("rolling_sharpe")
+        .select(pl.col("year").cast(pl.Int32), "return")
+        .collect()
     )
-    return ratio
+
+
+def drawdown_periods(equity: pl.DataFrame, initial_cash: float, top: int = 5) -> pl.DataFrame:
+    """The ``top`` deepest drawdown periods, deepest first.
+
+    A period runs from the last point at the running peak (``start``; the starting capital
+    counts as a point dated at the first timestamp) through its lowest point (``valley``) to the
+    first point back at that peak (``recovery``, null when it never recovered).
+
+    Returns:
+        ``start, valley, recovery`` (timestamps), ``depth`` (the drawdown at the valley, < 0),
+        ``periods`` (start to recovery, or to the last row) and ``days`` (the same span in
+        calendar days).
+
+    Example:
+        >>> from datetime import date
+        >>> eq = pl.DataFrame({"timestamp": [date(2024, 1, d) for d in (1, 2, 3, 4, 5)],
+        ...                    "equity": [100.0, 90.0, 95.0, 101.0, 99.0]})
+        >>> drawdown_periods(eq, 100.0)["depth"].round(3).to_list()
+        [-0.1, -0.02]
+    """
+    eq = equity.get_column("equity").cast(pl.Float64).to_numpy()
+    ts = equity.get_column("timestamp")
+    curve = np.concatenate(([initial_cash], eq))
+    peak = np.maximum.accumulate(curve)
+    under = curve < peak
+    spell = np.cumsum(~under)  # every point at its peak opens a new spell
+    index = np.arange(curve.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = curve / peak - 1.0
+    frame = pl.DataFrame({"spell": spell, "index": index, "depth": depth, "under": under})
+    spells = (
+        frame.filter(pl.col("under"))
+        .group_by("spell", maintain_order=True)
+        .agg(
+            pl.col("index").first().alias("first"),
+            pl.col("index").last().alias("last"),
+            pl.col("depth").min().alias("depth"),
+            pl.col("index").get(pl.col("depth").arg_min()).alias("valley"),
+        )
+        .sort("depth", "first")
+        .head(top)
+    )
+    n = curve.shape[0]
+    row = ts
+
+    def at(indices: pl.Series) -> pl.Series:
+        # curve index c is row c - 1; the starting capital (c = 0) is dated at the first row
+        return row.gather((indices - 1).clip(lower_bound=0))
+
+    first = spells.get_column("first")
+    start = at(first - 1)
+    valley = at(spells.get_column("valley"))
+    end = (spells.get_column("last") + 1).clip(upper_bound=n - 1)
+    recovered = spells.get_column("last") + 1 < n
+    recovery = at(end)
+    span = at(end).cast(pl.Datetime("ns")) - start.cast(pl.Datetime("ns"))
+    return pl.DataFrame(
+        {
+            "start": start,
+            "valley": valley,
+            "recovery": pl.select(
+                pl.when(pl.lit(recovered)).then(pl.lit(recovery)).otherwise(None)
+            ).to_series(),
+            "depth": spells.get_column("depth"),
+            "periods": (end - (first - 1)).cast(pl.Int64),
+            "days": span.dt.total_nanoseconds().cast(pl.Float64) / 1e9 / _DAY,
+        }
+    )
 
 
 def period_returns(
@@ -254,8 +581,9 @@ def compute_metrics(
     fills: pl.DataFrame,
     *,
     initial_cash: float,
-    periods_per_year: float | None = None,
+    periods_per_year: PeriodsPerYear = None,
     benchmark: pl.Series | None = None,
+    risk_free: RiskFree = 0.0,
 ) -> dict[str, float]:
     """Compute summary performance metrics from a backtest's result frames.
 
@@ -268,27 +596,34 @@ def compute_metrics(
             ``commission``.
         initial_cash: starting capital (> 0); the base of the first return and of the drawdown
             peak.
-        periods_per_year: periods per year used to annualise; ``None`` infers it from
-            ``equity["timestamp"]`` with :func:`infer_periods_per_year`.
+        periods_per_year: periods per year used to annualise; ``None`` applies the rule table
+            of :func:`annualization` (252 for daily bars on weekdays, ...), ``"infer"`` measures
+            the timestamps' density with :func:`infer_periods_per_year`.
         benchmark: optional per-period benchmark returns aligned with the equity rows (same
             length; ``benchmark[i]`` is the benchmark's return over the period of ``r[i]``).
             Null or NaN entries drop that period from the benchmark statistics. When given, the
-            result also has ``alpha``, ``beta`` and ``information_ratio``.
-            :meth:`BacktestResult.metrics_vs` builds this series from prices or returns.
+            result also has ``alpha``, ``beta``, ``information_ratio``, ``up_capture`` and
+            ``down_capture``. :meth:`BacktestResult.metrics_vs` builds this series from prices
+            or returns.
+        risk_free: an annual rate (``0.04``), compounded down to each period, or per-period
+            rates, one per equity row (see :func:`risk_free_per_period`). Default 0.
 
     Returns:
-        A dict of floats with the keys
+        A dict of floats with the keys below. ``r`` is the per-period simple return of equity,
+        with ``r[0] = equity[0] / initial_cash - 1``; ``x = r - rf`` the excess return over the
+        per-period risk-free rate; ``ppy`` the periods per year.
 
         - ``total_return``: ``equity[-1] / initial_cash - 1``.
         - ``cagr``: ``(1 + total_return) ** (1 / years) - 1``, ``years`` = first to last equity
-          timestamp in 365.25-day years.
-        - ``volatility``: ``std(r, ddof=1) * sqrt(periods_per_year)``.
-        - ``sharpe``: ``mean(r) / std(r, ddof=1) * sqrt(periods_per_year)``.
-        - ``sortino``: ``mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(periods_per_year)``, the
-          downside deviation taken over all periods.
-        - ``calmar``: ``cagr / max_drawdown`` (NaN when there was no drawdown).
-        - ``max_drawdown``: largest fall from a running peak as a positive fraction of the peak;
-          the peak starts at ``initial_cash``.
+          timestamp in 365.25-day years (calendar time, as quantstats; empyrical counts
+          ``len(r) / ppy`` years instead).
+        - ``volatility``: ``std(r, ddof=1) * sqrt(ppy)``.
+        - ``sharpe``: ``mean(x) / std(x, ddof=1) * sqrt(ppy)``.
+        - ``sortino``: ``mean(x) / sqrt(mean(min(x, 0) ** 2)) * sqrt(ppy)``, the downside
+          deviation taken over all periods.
+        - ``calmar``: ``cagr / |max_drawdown|`` (NaN when there was no drawdown).
+        - ``max_drawdown``: the lowest drawdown, ``min(equity / running_peak - 1)`` (≤ 0, e.g.
+          ``-0.2`` for a 20 % fall); the peak starts at ``initial_cash``.
         - ``max_drawdown_duration``: the longest time from a peak to the first point back at that
           peak (or to the end of the data, if it never recovers), in periods. The starting
           capital counts as the point one period before the first row. 0 when equity never fell
@@ -296,6 +631,16 @@ def compute_metrics(
         - ``max_drawdown_duration_days``: the same span in calendar days (of 86,400 s), the
           longest over all drawdowns; a drawdown from the starting capital is timed from the
           first timestamp.
+        - ``skew``: ``m3 / m2 ** 1.5`` of ``r`` (population moments, scipy's default);
+          ``kurtosis``: the excess kurtosis ``m4 / m2 ** 2 - 3``.
+        - ``var_95``: the historical value at risk, the 5th percentile of ``r`` (linear
+          interpolation, ≤ 0 for a loss); ``cvar_95``: the mean of the worst
+          ``int((n - 1) * 0.05) + 1`` returns (empyrical's expected shortfall).
+        - ``tail_ratio``: ``|95th percentile| / |5th percentile|`` of ``r``.
+        - ``omega``: ``sum(max(x, 0)) / sum(max(-x, 0))``, threshold the risk-free rate.
+        - ``stability``: R² of a straight line fitted to the cumulative log return
+          ``cumsum(log(1 + r))`` against the period number.
+        - ``best_period``, ``worst_period``: the highest and lowest ``r``.
         - ``win_rate``: share of closed trades with ``net_pnl > 0``.
         - ``profit_factor``: sum of positive ``net_pnl`` / |sum of negative ``net_pnl``| over
           closed trades; ``inf`` when there are wins and no losses.
@@ -318,21 +663,24 @@ def compute_metrics(
           prices (and so inside the PnL); it is reported here to show what it cost.
         - ``total_dividends``: the equity curve's ``dividend`` column summed (signed: +
           received on longs, - paid on shorts); income, not in ``total_costs``.
-        - ``periods_per_year``: the value used.
-        - with ``benchmark`` only: ``beta`` = ``cov(r, b) / var(b)`` (``ddof=1``); ``alpha`` =
-          ``mean(r - beta * b) * periods_per_year`` (Jensen's alpha, risk-free rate zero,
-          annualised arithmetically); ``information_ratio`` = ``mean(r - b) / std(r - b,
-          ddof=1) * sqrt(periods_per_year)``, over the periods where the benchmark is known.
+        - ``periods_per_year``: the value used; ``risk_free``: the mean per-period risk-free
+          rate, annualised as ``(1 + mean) ** ppy - 1``.
+        - with ``benchmark`` only (over the periods where it is known; ``y = b - rf``):
+          ``beta`` = ``cov(x, y) / var(y)``; ``alpha`` = ``(1 + mean(x - beta * y)) ** ppy - 1``
+          (Jensen's alpha, annualised by compounding as empyrical); ``information_ratio`` =
+          ``mean(r - b) / std(r - b, ddof=1) * sqrt(ppy)``; ``up_capture`` /
+          ``down_capture``: the annualised compound return of ``r`` over the periods when
+          ``b > 0`` (``b < 0``) divided by that of ``b`` over the same periods.
 
-        ``r`` is the per-period simple return of equity, with ``r[0] = equity[0] / initial_cash -
-        1``. A metric that is undefined (fewer than 2 returns, zero std or downside deviation, no
+        A metric that is undefined (fewer than 2 returns, zero std or downside deviation, no
         elapsed time, no closed trades, no winning or no losing trade, non-positive equity for
         the exposures, ...) is NaN and a ``RuntimeWarning`` names it.
 
     Raises:
         ValueError: if ``initial_cash`` or a given ``periods_per_year`` is not a positive finite
-            number, the equity timestamps are not a valid Date/Datetime column, or
-            ``benchmark`` does not have one value per equity row.
+            number, the equity timestamps are not a valid Date/Datetime column, ``benchmark``
+            does not have one value per equity row, or ``risk_free`` is not a finite rate or a
+            series of one per equity row.
 
     Example:
         >>> from datetime import datetime
@@ -351,12 +699,8 @@ def compute_metrics(
     """
     if not (math.isfinite(initial_cash) and initial_cash > 0.0):
         raise ValueError(f"initial_cash must be a positive finite number, got {initial_cash}")
-    if periods_per_year is not None and not (
-        math.isfinite(periods_per_year) and periods_per_year > 0.0
-    ):
-        raise ValueError(
-            f"periods_per_year must be a positive finite number or None, got {periods_per_year}"
-        )
+    if periods_per_year is not None and periods_per_year != "infer":
+        annualization(pl.Series([0, 1], dtype=pl.Datetime("ns")), periods_per_year)  # checks it
     if benchmark is not None and benchmark.len() != equity.height:
         raise ValueError(
             f"benchmark must have one return per equity row ({equity.height}), "
@@ -370,16 +714,17 @@ def compute_metrics(
 
     # Calendar time and periods per year.
     years = _elapsed_seconds(timestamps) / SECONDS_PER_YEAR if n >= 2 else 0.0
-    if periods_per_year is not None:
+    if periods_per_year is not None and periods_per_year != "infer":
         ppy = float(periods_per_year)
     elif n >= 2 and years > 0.0:
-        ppy = infer_periods_per_year(timestamps)
+        ppy = annualization(timestamps, periods_per_year).periods_per_year
     else:
         ppy = undefined(
             "periods_per_year",
             f"it cannot be inferred from {n} equity timestamp(s) spanning "
             f"{years * SECONDS_PER_YEAR} s",
         )
+    rf = risk_free_per_period(risk_free, n, ppy)
 
     # Returns-based metrics.
     if n == 0:
@@ -405,34 +750,37 @@ def compute_metrics(
         sortino = undefined("sortino", returns_reason)
     else:
         sqrt_ppy = math.sqrt(ppy)
-        mean = float(returns.mean())
+        excess = returns - rf
+        mean = float(excess.mean())
         std = float(returns.std(ddof=1))
-        downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)))
+        std_excess = float(excess.std(ddof=1))
+        downside = float(np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2)))
         volatility = std * sqrt_ppy
-        if std <= _ZERO_STD_TOL:
+        if std_excess <= _ZERO_STD_TOL:
             sharpe = undefined("sharpe", "the standard deviation of returns is zero")
         else:
-            sharpe = mean / std * sqrt_ppy
+            sharpe = mean / std_excess * sqrt_ppy
         if downside <= _ZERO_STD_TOL:
-            sortino = undefined("sortino", "no period has a negative return")
+            sortino = undefined("sortino", "no period has a return below the risk-free rate")
         else:
             sortino = mean / downside * sqrt_ppy
+    distribution = _distribution_metrics(returns, rf, n, undefined)
 
     if n == 0:
         max_drawdown = undefined("max_drawdown", "the equity curve is empty")
         dd_periods = undefined("max_drawdown_duration", "the equity curve is empty")
         dd_days = undefined("max_drawdown_duration_days", "the equity curve is empty")
     else:
-        max_drawdown = float(-np.min(drawdown(eq, initial_cash)))
+        max_drawdown = float(np.min(drawdown(eq, initial_cash)))
         ts_ns = timestamps.cast(pl.Datetime("ns")).to_physical().to_numpy()
         dd_periods, dd_days = _drawdown_durations(eq, ts_ns, initial_cash)
 
     if math.isnan(cagr):
         calmar = undefined("calmar", "cagr is undefined")
-    elif not max_drawdown > 0.0:
+    elif not max_drawdown < 0.0:
         calmar = undefined("calmar", "there was no drawdown")
     else:
-        calmar = cagr / max_drawdown
+        calmar = cagr / -max_drawdown
 
     trade_stats = _trade_metrics(trades, undefined)
 
@@ -463,6 +811,7 @@ def compute_metrics(
     total_dividends = (
         float(equity.get_column("dividend").sum()) if "dividend" in equity.columns else 0.0
     )
+    mean_rf = float(rf.mean()) if n else 0.0
     out = {
         "total_return": total_return,
         "cagr": cagr,
@@ -473,6 +822,7 @@ def compute_metrics(
         "max_drawdown": max_drawdown,
         "max_drawdown_duration": dd_periods,
         "max_drawdown_duration_days": dd_days,
+        **distribution,
         **trade_stats,
         "turnover": turnover,
         "avg_gross_exposure": gross_exposure,
@@ -484,11 +834,68 @@ def compute_metrics(
         "total_dividends": total_dividends,
         "total_costs": total_commission + total_slippage + total_borrow - total_interest,
         "periods_per_year": ppy,
+        "risk_free": (1.0 + mean_rf) ** ppy - 1.0 if mean_rf else 0.0,
     }
     if benchmark is not None:
-        out.update(_benchmark_metrics(returns, benchmark, ppy, undefined))
+        out.update(_benchmark_metrics(returns, benchmark, rf, ppy, undefined))
     undefined.emit()
     return out
+
+
+def _distribution_metrics(
+    returns: npt.NDArray[np.float64], rf: npt.NDArray[np.float64], n: int, undefined: _Undefined
+) -> dict[str, float]:
+    """Skew, kurtosis, VaR, CVaR, tail ratio, Omega, stability, best and worst period."""
+    names = (
+        "skew",
+        "kurtosis",
+        "var_95",
+        "cvar_95",
+        "tail_ratio",
+        "omega",
+        "stability",
+        "best_period",
+        "worst_period",
+    )
+    reason = _returns_problem(n, returns, 1.0)
+    if reason is not None:
+        return {name: undefined(name, reason) for name in names}
+    out: dict[str, float] = {}
+    centred = returns - returns.mean()
+    m2 = float(np.mean(centred**2))
+    if m2 <= _ZERO_STD_TOL**2:
+        out["skew"] = undefined("skew", "the standard deviation of returns is zero")
+        out["kurtosis"] = undefined("kurtosis", "the standard deviation of returns is zero")
+    else:
+        out["skew"] = float(np.mean(centred**3) / m2**1.5)
+        out["kurtosis"] = float(np.mean(centred**4) / m2**2 - 3.0)
+    low, high = (float(v) for v in np.percentile(returns, [5.0, 95.0]))
+    out["var_95"] = low
+    cut = int((n - 1) * 0.05)
+    out["cvar_95"] = float(np.mean(np.partition(returns, cut)[: cut + 1]))
+    if low == 0.0:
+        out["tail_ratio"] = undefined("tail_ratio", "the 5th percentile of returns is zero")
+    else:
+        out["tail_ratio"] = abs(high) / abs(low)
+    excess = returns - rf
+    gains, losses = float(excess[excess > 0.0].sum()), float(-excess[excess < 0.0].sum())
+    if losses <= 0.0:
+        out["omega"] = undefined("omega", "no period has a return below the risk-free rate")
+    else:
+        out["omega"] = gains / losses
+    if np.any(returns <= -1.0):
+        out["stability"] = undefined("stability", "equity reached zero")
+    else:
+        log_equity = np.cumsum(np.log1p(returns))
+        spread = float(np.var(log_equity))
+        if spread <= _ZERO_STD_TOL**2:
+            out["stability"] = undefined("stability", "the equity curve is flat")
+        else:
+            corr = float(np.corrcoef(np.arange(n, dtype=np.float64), log_equity)[0, 1])
+            out["stability"] = corr * corr
+    out["best_period"] = float(returns.max())
+    out["worst_period"] = float(returns.min())
+    return {name: out[name] for name in names}
 
 
 def _returns_problem(n: int, returns: npt.NDArray[np.float64], ppy: float) -> str | None:
@@ -573,13 +980,18 @@ def _exposures(
 
 
 def _benchmark_metrics(
-    returns: npt.NDArray[np.float64], benchmark: pl.Series, ppy: float, undefined: _Undefined
+    returns: npt.NDArray[np.float64],
+    benchmark: pl.Series,
+    rf: npt.NDArray[np.float64],
+    ppy: float,
+    undefined: _Undefined,
 ) -> dict[str, float]:
-    """Alpha (annualised), beta and information ratio against per-period benchmark returns."""
+    """Alpha, beta, information ratio, up and down capture against per-period benchmark
+    returns."""
     b = benchmark.cast(pl.Float64).fill_null(_NAN).to_numpy()
     keep = np.isfinite(b) & np.isfinite(returns)
-    r, b = returns[keep], b[keep]
-    names = ("alpha", "beta", "information_ratio")
+    r, b, rf = returns[keep], b[keep], rf[keep]
+    names = ("alpha", "beta", "information_ratio", "up_capture", "down_capture")
     reason = None
     if r.shape[0] < 2:
         reason = f"{r.shape[0]} period(s) with a benchmark return, at least 2 are needed"
@@ -587,17 +999,42 @@ def _benchmark_metrics(
         reason = "periods_per_year is undefined, so it cannot be annualised"
     if reason is not None:
         return {name: undefined(name, reason) for name in names}
-    var_b = float(np.var(b, ddof=1))
-    if var_b <= _ZERO_STD_TOL**2:
+    x, y = r - rf, b - rf
+    y_centred = y - y.mean()
+    var_y = float(np.mean(y_centred**2))
+    if var_y <= _ZERO_STD_TOL**2:
         alpha = undefined("alpha", "the benchmark's returns have zero variance")
         beta = undefined("beta", "the benchmark's returns have zero variance")
     else:
-        beta = float(np.cov(r, b, ddof=1)[0, 1] / var_b)
-        alpha = float(np.mean(r - beta * b) * ppy)
+        beta = float(np.mean(y_centred * x) / var_y)
+        alpha = float((1.0 + np.mean(x - beta * y)) ** ppy - 1.0)
     active = r - b
     tracking = float(np.std(active, ddof=1))
     if tracking <= _ZERO_STD_TOL:
         information_ratio = undefined("information_ratio", "the tracking error is zero")
     else:
         information_ratio = float(np.mean(active) / tracking * math.sqrt(ppy))
-    return {"alpha": alpha, "beta": beta, "information_ratio": information_ratio}
+    captures = {}
+    for name, side in (("up_capture", b > 0.0), ("down_capture", b < 0.0)):
+        if not side.any():
+            captures[name] = undefined(name, f"the benchmark has no {name[:-8]} period")
+            continue
+        mine, theirs = _annual_return(r[side], ppy), _annual_return(b[side], ppy)
+        if theirs == 0.0 or not math.isfinite(theirs):
+            captures[name] = undefined(name, "the benchmark's return over those periods is zero")
+        else:
+            captures[name] = mine / theirs
+    return {
+        "alpha": alpha,
+        "beta": beta,
+        "information_ratio": information_ratio,
+        **captures,
+    }
+
+
+def _annual_return(returns: npt.NDArray[np.float64], ppy: float) -> float:
+    """Compound return annualised over ``len(returns) / ppy`` years (empyrical's
+    ``annual_return``, the basis of its capture ratios)."""
+    growth = float(np.prod(1.0 + returns))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(growth ** (ppy / returns.shape[0]) - 1.0)

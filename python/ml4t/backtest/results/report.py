@@ -1,396 +1,87 @@
-"""The HTML tearsheet: one self-contained file with plotly charts and the metrics.
+"""The HTML tearsheet: one file with plotly charts, the tables a PM asks for and the metrics.
 
-``result.report("report.html")`` calls :func:`write_report`. The page embeds plotly.js once
-(in its ``<head>``) and needs nothing else: no network, no server, no other file. It shows
+``result.report("report.html")`` calls :func:`write_report`. Every chart is a figure of
+:class:`~ml4t.backtest.results.plots.ResultPlots` (``result.plot.<chart>()``), so the page and
+the notebook draw the same thing. The page shows
 
-- headline figures (return, CAGR, Sharpe, max drawdown, ...);
-- the equity curve, with the benchmark rebased to the starting capital if one is given;
-- the drawdown (underwater) curve;
-- a heatmap of calendar-month returns;
-- the rolling Sharpe ratio over about half a year of periods;
-- the distribution of closed trades' net PnL;
-- gross and net exposure as fractions of equity;
-- the full metrics table, and the 10 best and 10 worst trades by net PnL.
+- headline figures (return, CAGR, Sharpe, Sortino, max drawdown, ...);
+- the equity curve with a linear/log switch (and the benchmark rebased to the starting
+  capital), the underwater curve with the 5 deepest drawdowns shaded and their table (start,
+  valley, recovery, depth, days);
+- monthly returns with a yearly column, yearly returns;
+- rolling Sharpe and Sortino, rolling volatility, rolling beta (with a benchmark);
+- the return distribution with VaR and CVaR, skew, kurtosis, tail ratio, best and worst
+  day (or period), month and year;
+- trade PnL distribution, long vs short PnL, PnL by asset (top and bottom);
+- exposure, positions of the largest holdings, holdings count and concentration;
+- turnover and costs per month, and the Sharpe ratio against an extra cost in basis points;
+- for ML strategies (``prediction="column"``), the information coefficient per timestamp and
+  the mean next-bar return by prediction quantile;
+- the full metrics table, the 10 best and 10 worst trades, the configuration.
 
-Long curves are thinned to at most :data:`MAX_POINTS` points per series for the charts (the
-drawdown keeps each bucket's deepest point); the metrics always use every row.
-
-Needs plotly: ``pip install "ml4t-backtest[report]"``.
+plotly.js is embedded by default (``plotlyjs="embed"``, about 4.7 MB: the file works offline
+and alone); ``"cdn"`` loads it from the plotly CDN (a small file that needs the network) and
+``"directory"`` writes ``plotly.min.js`` beside the report and loads it from there.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import polars as pl
 
 from ml4t.backtest._core import __version__
-from ml4t.backtest.results.metrics import monthly_returns, period_returns, rolling_sharpe
+from ml4t.backtest.results.formatting import (
+    METRICS,
+    fmt_money,
+    fmt_num,
+    fmt_pct,
+    fmt_quantity,
+    format_metric,
+    format_time,
+    has_time_of_day,
+)
+from ml4t.backtest.results.metrics import drawdown_periods, monthly_returns, yearly_returns
+from ml4t.backtest.results.plots import GREEN, MAX_POINTS, RED, ResultPlots, default_window
 
 if TYPE_CHECKING:
     from ml4t.backtest.results.result import BacktestResult, BenchmarkInput
 
-__all__ = ["MAX_POINTS", "write_report"]
+__all__ = ["MAX_POINTS", "PLOTLYJS_FILE", "PlotlyJS", "build_report_html", "write_report"]
 
-MAX_POINTS = 4_000
-"""Most points drawn per time series; longer curves are thinned by buckets of rows."""
+PlotlyJS = Literal["embed", "cdn", "directory"]
+"""Where the page gets plotly.js: embedded (offline, the default), the CDN, or a file beside
+the report."""
+
+PLOTLYJS_FILE = "plotly.min.js"
+"""The file ``plotlyjs="directory"`` writes beside the report."""
 
 TOP_TRADES = 10
+TOP_DRAWDOWNS = 5
 
-_BLUE = "#1f4e8c"
-_GREY = "#8a94a6"
-_RED = "#c0392b"
-_GREEN = "#1e8449"
-_ORANGE = "#d35400"
 _FONT = "-apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
-_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def _plotly() -> Any:
     try:
         import plotly.graph_objects as go
-    except ImportError as err:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "the HTML report needs plotly: pip install 'ml4t-backtest[report]'"
-        ) from err
+    except ImportError as err:  # pragma: no cover - plotly is a dependency
+        raise ImportError("the HTML report needs plotly: pip install plotly") from err
     return go
 
 
-# --------------------------------------------------------------------------------- formatting
-
-
-def _is_finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _pct(value: float, digits: int = 2) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value * 100:,.{digits}f}%"
-
-
-def _num(value: float, digits: int = 2) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:,.{digits}f}"
-
-
-def _money(value: float) -> str:
-    return _num(value, 2)
-
-
-def _int(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:,.0f}"
-
-
-# (key, label, formatter) by section; keys missing from the metrics are skipped.
-_METRIC_ROWS: list[tuple[str, list[tuple[str, str, Any]]]] = [
-    (
-        "Returns",
-        [
-            ("total_return", "Total return", _pct),
-            ("cagr", "CAGR", _pct),
-            ("volatility", "Volatility (ann.)", _pct),
-            ("sharpe", "Sharpe ratio", _num),
-            ("sortino", "Sortino ratio", _num),
-            ("calmar", "Calmar ratio", _num),
-        ],
-    ),
-    (
-        "Drawdown",
-        [
-            ("max_drawdown", "Max drawdown", _pct),
-            ("max_drawdown_duration", "Longest drawdown (periods)", _int),
-            ("max_drawdown_duration_days", "Longest drawdown (days)", lambda v: _num(v, 1)),
-        ],
-    ),
-    (
-        "Trades",
-        [
-            ("num_trades", "Closed trades", _int),
-            ("win_rate", "Win rate", _pct),
-            ("profit_factor", "Profit factor", _num),
-            ("expectancy", "Expectancy (per trade)", _money),
-            ("avg_win", "Average win", _money),
-            ("avg_loss", "Average loss", _money),
-            ("payoff_ratio", "Payoff ratio", _num),
-        ],
-    ),
-    (
-        "Exposure and costs",
-        [
-            ("turnover", "Turnover (per year)", _num),
-            ("avg_gross_exposure", "Average gross exposure", _pct),
-            ("avg_net_exposure", "Average net exposure", _pct),
-            ("total_commission", "Commission", _money),
-            ("total_slippage", "Slippage", _money),
-            ("total_costs", "Total costs", _money),
-        ],
-    ),
-    (
-        "Benchmark",
-        [
-            ("alpha", "Alpha (ann.)", _pct),
-            ("beta", "Beta", _num),
-            ("information_ratio", "Information ratio", _num),
-        ],
-    ),
-    ("Annualisation", [("periods_per_year", "Periods per year", lambda v: _num(v, 1))]),
-]
-
-
-def _format_time(value: Any, with_time: bool) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-def _has_time_of_day(ts: pl.Series) -> bool:
-    if ts.len() == 0 or not isinstance(ts.dtype, pl.Datetime):
-        return False
-    midnight = (ts.dt.hour() == 0) & (ts.dt.minute() == 0) & (ts.dt.second() == 0)
-    return not bool(midnight.all())
-
-
-# ------------------------------------------------------------------------------------ series
-
-
-def _thin(frame: pl.DataFrame, aggregations: list[pl.Expr]) -> pl.DataFrame:
-    """At most MAX_POINTS rows: buckets of consecutive rows, aggregated."""
-    if frame.height <= MAX_POINTS:
-        return frame
-    size = math.ceil(frame.height / MAX_POINTS)
-    return (
-        frame.with_row_index("_row")
-        .group_by((pl.col("_row") // size).alias("_bucket"), maintain_order=True)
-        .agg(aggregations)
-        .drop("_bucket")
-    )
-
-
-def _naive(ts: pl.Series) -> list[Any]:
-    """Timestamps as wall-clock datetimes for plotly (local time, no offset)."""
-    if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is not None:
-        ts = ts.dt.replace_time_zone(None)
-    return ts.to_list()
-
-
-def _rolling_window(ppy: float, n: int) -> int | None:
-    """About half a year of periods, at most half the data, at least 2; None if too short."""
-    if n < 4:
-        return None
-    window = round(ppy / 2) if _is_finite(ppy) else 20
-    return max(2, min(window, n // 2))
-
-
-# ------------------------------------------------------------------------------------ charts
-
-
-def _layout(go: Any, height: int, **extra: Any) -> Any:
-    settings: dict[str, Any] = {
-        "template": "plotly_white",
-        "height": height,
-        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
-        "font": {"family": _FONT, "size": 12, "color": "#2b3340"},
-        "hovermode": "x unified",
-        "legend": {"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
-    }
-    settings.update(extra)
-    return go.Layout(**settings)
-
-
-def _empty(go: Any, height: int, message: str) -> Any:
-    fig = go.Figure(layout=_layout(go, height))
-    fig.add_annotation(
-        text=message,
-        showarrow=False,
-        font={"size": 14, "color": _GREY},
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
-
-
-def _equity_chart(go: Any, series: pl.DataFrame, has_benchmark: bool) -> Any:
-    fig = go.Figure(layout=_layout(go, 360, yaxis={"title": "equity", "tickformat": ",.0f"}))
-    x = _naive(series["timestamp"])
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=series["equity"].to_list(),
-            name="strategy",
-            mode="lines",
-            line={"color": _BLUE, "width": 2},
-        )
-    )
-    if has_benchmark:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=series["benchmark_equity"].to_list(),
-                name="benchmark",
-                mode="lines",
-                line={"color": _GREY, "width": 1.5, "dash": "dot"},
-            )
-        )
-    return fig
-
-
-def _drawdown_chart(go: Any, series: pl.DataFrame) -> Any:
-    fig = go.Figure(layout=_layout(go, 220, yaxis={"title": "drawdown", "tickformat": ".0%"}))
-    fig.add_trace(
-        go.Scatter(
-            x=_naive(series["timestamp"]),
-            y=series["drawdown"].to_list(),
-            name="drawdown",
-            mode="lines",
-            fill="tozeroy",
-            line={"color": _RED, "width": 1},
-            fillcolor="rgba(192, 57, 43, 0.25)",
-        )
-    )
-    return fig
-
-
-def _monthly_chart(go: Any, monthly: pl.DataFrame) -> Any:
-    if monthly.height == 0:
-        return _empty(go, 320, "No monthly returns")
-    years = sorted(set(monthly["year"].to_list()))
-    z: list[list[float | None]] = [[None] * 12 for _ in years]
-    for year, month, value in monthly.iter_rows():
-        z[years.index(year)][month - 1] = value
-    text = [["" if v is None else f"{v * 100:.1f}%" for v in row] for row in z]
-    finite = [abs(v) for row in z for v in row if v is not None and math.isfinite(v)]
-    bound = max(finite) if finite else 0.01
-    fig = go.Figure(
-        layout=_layout(
-            go,
-            max(260, 60 + 34 * len(years)),
-            yaxis={"autorange": "reversed", "type": "category"},
-            xaxis={"side": "top", "type": "category"},
-            hovermode="closest",
-        )
-    )
-    fig.add_trace(
-        go.Heatmap(
-            z=z,
-            x=_MONTHS,
-            y=[str(y) for y in years],
-            text=text,
-            texttemplate="%{text}",
-            colorscale="RdYlGn",
-            zmid=0.0,
-            zmin=-bound,
-            zmax=bound,
-            xgap=2,
-            ygap=2,
-            hovertemplate="%{y} %{x}: %{z:.2%}<extra></extra>",
-            colorbar={"tickformat": ".0%", "thickness": 12},
-        )
-    )
-    return fig
-
-
-def _rolling_chart(go: Any, series: pl.DataFrame, window: int | None) -> Any:
-    if window is None or series["rolling_sharpe"].drop_nulls().len() == 0:
-        return _empty(go, 260, "Not enough periods for a rolling Sharpe ratio")
-    fig = go.Figure(layout=_layout(go, 260, yaxis={"title": f"Sharpe ({window} periods)"}))
-    fig.add_trace(
-        go.Scatter(
-            x=_naive(series["timestamp"]),
-            y=series["rolling_sharpe"].to_list(),
-            name="rolling Sharpe",
-            mode="lines",
-            line={"color": _ORANGE, "width": 1.5},
-        )
-    )
-    fig.add_hline(y=0.0, line={"color": _GREY, "width": 1})
-    return fig
-
-
-def _pnl_chart(go: Any, trades: pl.DataFrame) -> Any:
-    """Histogram of closed trades' net PnL, binned here (the page holds the counts, not every
-    trade), wins and losses in their own colours."""
-    closed = trades.filter(pl.col("status") == "closed").get_column("net_pnl").to_numpy()
-    closed = closed[np.isfinite(closed)]
-    if closed.shape[0] == 0:
-        return _empty(go, 260, "No closed trades")
-    fig = go.Figure(
-        layout=_layout(
-            go,
-            260,
-            barmode="overlay",
-            bargap=0.05,
-            hovermode="closest",
-            xaxis={"title": "net PnL per trade"},
-            yaxis={"title": "trades"},
-        )
-    )
-    n_bins = int(min(60, max(10, math.sqrt(closed.shape[0]))))
-    low, high = float(closed.min()), float(closed.max())
-    if high <= low:
-        low, high = low - 0.5, high + 0.5
-    edges = np.linspace(low, high, n_bins + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
-    for name, values, color in (
-        ("wins", closed[closed > 0], _GREEN),
-        ("losses", closed[closed <= 0], _RED),
-    ):
-        if values.shape[0]:
-            counts, _ = np.histogram(values, bins=edges)
-            fig.add_trace(
-                go.Bar(
-                    x=centers.tolist(),
-                    y=counts.tolist(),
-                    width=float(edges[1] - edges[0]),
-                    name=name,
-                    marker={"color": color},
-                    opacity=0.8,
-                    hovertemplate="%{x:,.2f}: %{y} trades<extra></extra>",
-                )
-            )
-    return fig
-
-
-def _exposure_chart(go: Any, series: pl.DataFrame) -> Any:
-    fig = go.Figure(layout=_layout(go, 260, yaxis={"title": "of equity", "tickformat": ".0%"}))
-    x = _naive(series["timestamp"])
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=series["gross"].to_list(),
-            name="gross",
-            mode="lines",
-            line={"color": _BLUE, "width": 1.5},
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=series["net"].to_list(),
-            name="net",
-            mode="lines",
-            line={"color": _ORANGE, "width": 1.5},
-        )
-    )
-    return fig
+def _compact_money(value: float) -> str:
+    """Money that fits a headline card: 1,234,567.89 below ten million, then 12.35M, 1.23B."""
+    if not math.isfinite(value) or abs(value) < 1e7:
+        return fmt_money(value)
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if abs(value) >= size:
+            return f"{value / size:,.2f}{suffix}"
+    return fmt_money(value)  # pragma: no cover - unreachable
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -398,19 +89,20 @@ def _exposure_chart(go: Any, series: pl.DataFrame) -> Any:
 
 def _metrics_table(metrics: dict[str, float]) -> str:
     rows = []
-    for section, items in _METRIC_ROWS:
-        present = [(key, label, fmt) for key, label, fmt in items if key in metrics]
-        if not present:
+    section = None
+    for key, info in METRICS.items():
+        if key not in metrics:
             continue
-        rows.append(f'<tr class="section"><th colspan="2">{html.escape(section)}</th></tr>')
-        for key, label, fmt in present:
-            value = metrics[key]
-            shown = fmt(value)
-            css = ' class="na"' if shown == "n/a" else ""
-            rows.append(
-                f'<tr><td title="{html.escape(key)}">{html.escape(label)}</td>'
-                f"<td{css}>{html.escape(shown)}</td></tr>"
-            )
+        if info.section != section:
+            section = info.section
+            rows.append(f'<tr class="section"><th colspan="2">{html.escape(section)}</th></tr>')
+        shown = format_metric(key, metrics[key])
+        unit = f" {info.unit_text}" if info.unit_text and shown != "n/a" else ""
+        css = ' class="na"' if shown == "n/a" else ""
+        rows.append(
+            f'<tr><td title="{html.escape(key)}">{html.escape(info.label)}</td>'
+            f"<td{css}>{html.escape(shown + unit)}</td></tr>"
+        )
     return '<table class="metrics">' + "".join(rows) + "</table>"
 
 
@@ -428,20 +120,90 @@ def _trades_table(trades: pl.DataFrame, with_time: bool) -> str:
         cells = [
             html.escape(str(t["asset"])),
             html.escape(t["side"]),
-            _format_time(t["entry_time"], with_time),
-            _format_time(t["exit_time"], with_time),
-            _num(t["quantity"], 2),
-            _num(t["entry_price"], 2),
-            _num(t["exit_price"], 2),
-            f'<span class="{pnl_class}">{_money(t["net_pnl"])}</span>',
-            _pct(t["return_pct"]),
+            format_time(t["entry_time"], with_time),
+            format_time(t["exit_time"], with_time),
+            fmt_quantity(t["quantity"]),
+            fmt_num(t["entry_price"], 2),
+            fmt_num(t["exit_price"], 2),
+            f'<span class="{pnl_class}">{fmt_money(t["net_pnl"])}</span>',
+            fmt_pct(t["return_pct"]),
             f"{t['bars_held']:,}",
-            _pct(t["mfe"]),
-            _pct(t["mae"]),
+            fmt_pct(t["mfe"]),
+            fmt_pct(t["mae"]),
             html.escape(t["status"]),
         ]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f'<table class="trades"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _drawdown_table(result: BacktestResult, with_time: bool) -> str:
+    periods = drawdown_periods(result.equity, result.config.initial_cash, TOP_DRAWDOWNS)
+    if periods.height == 0:
+        return '<p class="note">Equity never fell below its running peak.</p>'
+    head = (
+        "<tr><th>#</th><th>start</th><th>valley</th><th>recovery</th><th>depth</th>"
+        "<th>days</th></tr>"
+    )
+    body = []
+    for i, row in enumerate(periods.iter_rows(named=True), start=1):
+        recovery = (
+            format_time(row["recovery"], with_time)
+            if row["recovery"] is not None
+            else "not recovered"
+        )
+        cells = [
+            str(i),
+            format_time(row["start"], with_time),
+            format_time(row["valley"], with_time),
+            recovery,
+            fmt_pct(row["depth"]),
+            fmt_num(row["days"], 0),
+        ]
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return (
+        f'<table class="trades drawdowns"><thead>{head}</thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _extremes_table(result: BacktestResult, metrics: dict[str, float]) -> str:
+    """Skew, kurtosis, VaR, CVaR, tail ratio, best and worst day (period), month and year."""
+    cash = result.config.initial_cash
+    monthly = monthly_returns(result.equity, cash).get_column("return")
+    yearly = yearly_returns(result.equity, cash).get_column("return")
+    try:
+        daily = result.annualization.rule.startswith("daily")
+    except ValueError:
+        daily = False
+    unit = "day" if daily else "period"
+
+    def best_worst(values: pl.Series) -> tuple[float, float]:
+        if values.len() == 0:
+            return math.nan, math.nan
+        return float(values.max()), float(values.min())  # type: ignore[arg-type]
+
+    best_month, worst_month = best_worst(monthly)
+    best_year, worst_year = best_worst(yearly)
+    rows = [
+        ("Skew", format_metric("skew", metrics.get("skew", math.nan))),
+        ("Excess kurtosis", format_metric("kurtosis", metrics.get("kurtosis", math.nan))),
+        (f"VaR 95% (one {unit})", fmt_pct(metrics.get("var_95", math.nan))),
+        (f"CVaR 95% (one {unit})", fmt_pct(metrics.get("cvar_95", math.nan))),
+        ("Tail ratio", format_metric("tail_ratio", metrics.get("tail_ratio", math.nan))),
+        (f"Best {unit}", fmt_pct(metrics.get("best_period", math.nan))),
+        (f"Worst {unit}", fmt_pct(metrics.get("worst_period", math.nan))),
+        ("Best month", fmt_pct(best_month)),
+        ("Worst month", fmt_pct(worst_month)),
+        ("Best year", fmt_pct(best_year)),
+        ("Worst year", fmt_pct(worst_year)),
+    ]
+    na = ' class="na"'
+    body = "".join(
+        f"<tr><td>{html.escape(label)}</td>"
+        f"<td{na if value == 'n/a' else ''}>{html.escape(value)}</td></tr>"
+        for label, value in rows
+    )
+    return f'<table class="metrics">{body}</table>'
 
 
 # -------------------------------------------------------------------------------------- page
@@ -453,14 +215,19 @@ header{background:#14294a;color:#fff;padding:22px 32px 18px}
 header h1{margin:0 0 4px;font-size:22px;font-weight:600;letter-spacing:.2px}
 header .sub{color:#c4cde0;font-size:13px}
 main{max-width:1320px;margin:0 auto;padding:20px 24px 40px}
-.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(128px,1fr));gap:12px;
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;
 margin-bottom:18px}
-.kpi{background:#fff;border-radius:8px;padding:12px 14px;box-shadow:0 1px 2px rgba(20,41,74,.08)}
-.kpi .label{font-size:11px;text-transform:uppercase;letter-spacing:.6px;color:#6b7587}
-.kpi .value{font-size:21px;font-weight:600;margin-top:2px}
+.kpi{background:#fff;border-radius:8px;padding:12px 14px;box-shadow:0 1px 2px rgba(20,41,74,.08);
+min-width:0;overflow:hidden}
+.kpi .label{font-size:11px;text-transform:uppercase;letter-spacing:.6px;color:#6b7587;
+white-space:nowrap}
+.kpi .value{font-size:19px;font-weight:600;margin-top:2px;white-space:nowrap;
+font-variant-numeric:tabular-nums}
 .pos{color:%(green)s}.neg{color:%(red)s}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-.grid.tables{grid-template-columns:minmax(300px,1fr) 2fr;margin-top:16px}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px;margin-top:16px}
+.grid.tables{grid-template-columns:minmax(300px,1fr) 2fr}
+h3.part{margin:26px 0 0;font-size:13px;text-transform:uppercase;letter-spacing:.8px;
+color:#6b7587;font-weight:600}
 .card{background:#fff;border-radius:8px;padding:14px 16px 8px;
 box-shadow:0 1px 2px rgba(20,41,74,.08);min-width:0}
 .card.wide{grid-column:1 / -1}
@@ -468,7 +235,7 @@ box-shadow:0 1px 2px rgba(20,41,74,.08);min-width:0}
 .card .hint{font-weight:400;color:#8a94a6;font-size:12px;margin-left:6px}
 table{border-collapse:collapse;width:100%%;font-size:12.5px}
 table.metrics td,table.metrics th{padding:5px 8px;border-bottom:1px solid #edf0f4;text-align:left}
-table.metrics td:last-child{text-align:right;font-variant-numeric:tabular-nums}
+table.metrics td:last-child{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.metrics tr.section th{background:#f4f6f9;color:#14294a;font-size:11px;
 text-transform:uppercase;letter-spacing:.6px;padding-top:9px}
 table.trades th{background:#f4f6f9;font-weight:600;text-align:right;padding:6px;
@@ -476,6 +243,7 @@ white-space:nowrap;color:#14294a}
 table.trades td{padding:5px 6px;border-bottom:1px solid #edf0f4;text-align:right;
 font-variant-numeric:tabular-nums;white-space:nowrap}
 table.trades td:nth-child(-n+4),table.trades th:nth-child(-n+4){text-align:left}
+table.drawdowns td:first-child,table.drawdowns th:first-child{text-align:right}
 .scroll{overflow-x:auto}
 td.na{color:#a0a8b6}
 .note{color:#8a94a6}
@@ -487,20 +255,24 @@ footer{color:#8a94a6;font-size:12px;margin-top:22px;text-align:center}
 
 
 def _kpis(metrics: dict[str, float], final_equity: float) -> str:
+    def get(key: str) -> float:
+        return metrics.get(key, math.nan)
+
     items = [
-        ("Total return", _pct(metrics.get("total_return", math.nan)), metrics.get("total_return")),
-        ("CAGR", _pct(metrics.get("cagr", math.nan)), metrics.get("cagr")),
-        ("Sharpe", _num(metrics.get("sharpe", math.nan)), metrics.get("sharpe")),
-        ("Max drawdown", _pct(-metrics.get("max_drawdown", math.nan)), None),
-        ("Volatility", _pct(metrics.get("volatility", math.nan)), None),
-        ("Win rate", _pct(metrics.get("win_rate", math.nan), 1), None),
-        ("Closed trades", _int(metrics.get("num_trades", math.nan)), None),
-        ("Final equity", _money(final_equity), None),
+        ("Total return", fmt_pct(get("total_return")), get("total_return")),
+        ("CAGR", fmt_pct(get("cagr")), get("cagr")),
+        ("Sharpe", fmt_num(get("sharpe")), get("sharpe")),
+        ("Sortino", fmt_num(get("sortino")), get("sortino")),
+        ("Max drawdown", fmt_pct(get("max_drawdown")), None),
+        ("Volatility", fmt_pct(get("volatility")), None),
+        ("Win rate", fmt_pct(get("win_rate"), 1), None),
+        ("Closed trades", fmt_num(get("num_trades"), 0), None),
+        ("Final equity", _compact_money(final_equity), None),
     ]
     cards = []
     for label, shown, sign in items:
         css = ""
-        if sign is not None and _is_finite(sign):
+        if sign is not None and math.isfinite(sign):
             css = " pos" if sign > 0 else " neg" if sign < 0 else ""
         cards.append(
             f'<div class="kpi"><div class="label">{html.escape(label)}</div>'
@@ -514,7 +286,7 @@ def _subtitle(result: BacktestResult, with_time: bool) -> str:
     cfg = result.config
     parts = []
     if ts.len():
-        parts.append(f"{_format_time(ts[0], with_time)} → {_format_time(ts[-1], with_time)}")
+        parts.append(f"{format_time(ts[0], with_time)} → {format_time(ts[-1], with_time)}")
     parts.append(f"{ts.len():,} timestamps")
     parts.append(f"{len(result.assets):,} assets")
     parts.append(f"initial cash {cfg.initial_cash:,.0f}")
@@ -555,95 +327,221 @@ def _card(title: str, body: str, wide: bool = False, hint: str = "") -> str:
     return f'<section class="{css}"><h2>{html.escape(title)}{hint_html}</h2>{body}</section>'
 
 
+def _chart(title: str, fig: Any, div_id: str, wide: bool = False, hint: str = "") -> str:
+    return _card(title, _figure_html(fig, div_id), wide=wide, hint=hint)
+
+
+def _part(title: str, cards: list[str]) -> str:
+    return f"<h3 class='part'>{html.escape(title)}</h3><div class='grid'>{''.join(cards)}</div>"
+
+
+def plotlyjs_tag(plotlyjs: PlotlyJS) -> str:
+    """The ``<script>`` that loads plotly.js for the chosen mode."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    if plotlyjs == "embed":
+        return f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+    if plotlyjs == "cdn":
+        url = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
+        return f"<script src='{url}' charset='utf-8'></script>"
+    if plotlyjs == "directory":
+        return f"<script src='{PLOTLYJS_FILE}' charset='utf-8'></script>"
+    raise ValueError(f"plotlyjs must be 'embed', 'cdn' or 'directory', got {plotlyjs!r}")
+
+
 def build_report_html(
     result: BacktestResult,
     benchmark: BenchmarkInput | None = None,
     *,
     benchmark_kind: Literal["prices", "returns"] = "prices",
     title: str = "Backtest report",
+    plotlyjs: PlotlyJS = "embed",
+    prediction: str | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
-    go = _plotly()
-    from plotly.offline import get_plotlyjs
-
+    _plotly()
+    script = plotlyjs_tag(plotlyjs)
     equity = result.equity
-    cash = result.config.initial_cash
-    if benchmark is not None:
-        bench_returns = result.benchmark_returns(benchmark, benchmark_kind)
-        metrics = result.metrics_vs(benchmark, benchmark_kind)
-    else:
-        bench_returns = None
-        metrics = result.metrics
-    ppy = metrics.get("periods_per_year", math.nan)
-    with_time = _has_time_of_day(equity.get_column("timestamp"))
-
-    returns = pl.Series("r", period_returns(equity.get_column("equity").to_numpy(), cash))
-    window = _rolling_window(ppy, equity.height)
-    rolling = (
-        rolling_sharpe(returns, window, ppy if _is_finite(ppy) else 252.0)
-        if window is not None
-        else pl.Series("rolling_sharpe", [None] * equity.height, dtype=pl.Float64)
+    metrics = (
+        result.metrics_vs(benchmark, benchmark_kind) if benchmark is not None else result.metrics
     )
-    series = equity.select(
-        "timestamp",
-        "equity",
-        "drawdown",
-        (pl.col("gross_exposure") / pl.col("equity")).alias("gross"),
-        (pl.col("net_exposure") / pl.col("equity")).alias("net"),
-    ).with_columns(rolling.alias("rolling_sharpe"))
-    aggregations = [
-        pl.col("timestamp").last(),
-        pl.col("equity").last(),
-        pl.col("drawdown").min(),
-        pl.col("gross").last(),
-        pl.col("net").last(),
-        pl.col("rolling_sharpe").last(),
-    ]
-    if bench_returns is not None:
-        growth = (1.0 + bench_returns.fill_null(0.0)).cum_prod() * cash
-        series = series.with_columns(growth.alias("benchmark_equity"))
-        aggregations.append(pl.col("benchmark_equity").last())
-    thin = _thin(series, aggregations)
+    ppy = metrics.get("periods_per_year", math.nan)
+    with_time = has_time_of_day(equity.get_column("timestamp"))
+    plot = ResultPlots(result)
+    bench: dict[str, Any] = {"benchmark": benchmark, "kind": benchmark_kind}
 
     trades = result.trades
-    ranked = trades.sort("net_pnl", descending=True, nulls_last=True)
-    best = ranked.head(TOP_TRADES)
+    best = trades.sort("net_pnl", descending=True, nulls_last=True).head(TOP_TRADES)
     worst = trades.sort("net_pnl", nulls_last=True).head(TOP_TRADES)
 
     if equity.height == 0:
-        charts = [_card("Equity", '<p class="note">The run has no timestamps.</p>', wide=True)]
+        parts = [
+            _part(
+                "Performance",
+                [_card("Equity", '<p class="note">The run has no timestamps.</p>', wide=True)],
+            )
+        ]
     else:
+        window = default_window(ppy if math.isfinite(ppy) else 252.0, equity.height)
         window_hint = f"{window}-period window" if window is not None else ""
-        charts = [
-            _card(
-                "Equity",
-                _figure_html(_equity_chart(go, thin, bench_returns is not None), "chart-equity"),
-                wide=True,
-                hint="with the benchmark rebased to the starting capital"
-                if bench_returns is not None
-                else "",
-            ),
-            _card("Drawdown", _figure_html(_drawdown_chart(go, thin), "chart-drawdown"), wide=True),
-            _card(
-                "Monthly returns",
-                _figure_html(_monthly_chart(go, monthly_returns(equity, cash)), "chart-monthly"),
-            ),
-            _card(
-                "Rolling Sharpe ratio",
-                _figure_html(_rolling_chart(go, thin, window), "chart-rolling-sharpe"),
+        rolling_cards = [
+            _chart(
+                "Rolling Sharpe and Sortino",
+                plot.rolling(["sharpe", "sortino"], window),
+                "chart-rolling-sharpe",
                 hint=window_hint,
             ),
-            _card(
-                "Trade PnL distribution",
-                _figure_html(_pnl_chart(go, trades), "chart-trade-pnl"),
-                hint="closed trades, net of commission",
-            ),
-            _card(
-                "Exposure",
-                _figure_html(_exposure_chart(go, thin), "chart-exposure"),
-                hint="gross and net, as a fraction of equity",
+            _chart(
+                "Rolling volatility",
+                plot.rolling("volatility", window),
+                "chart-rolling-volatility",
+                hint=window_hint,
             ),
         ]
+        if benchmark is not None:
+            rolling_cards.append(
+                _chart(
+                    "Rolling beta",
+                    plot.rolling("beta", window, **bench),
+                    "chart-rolling-beta",
+                    hint=f"against the benchmark, {window_hint}",
+                )
+            )
+        parts = [
+            _part(
+                "Performance",
+                [
+                    _chart(
+                        "Equity",
+                        plot.equity(benchmark, kind=benchmark_kind),
+                        "chart-equity",
+                        wide=True,
+                        hint="linear or log scale; the benchmark rebased to the starting capital"
+                        if benchmark is not None
+                        else "linear or log scale",
+                    ),
+                    _chart(
+                        "Drawdown",
+                        plot.drawdown(TOP_DRAWDOWNS),
+                        "chart-drawdown",
+                        wide=True,
+                        hint=f"underwater curve, the {TOP_DRAWDOWNS} deepest periods shaded",
+                    ),
+                    _card(
+                        f"Worst {TOP_DRAWDOWNS} drawdowns",
+                        f"<div class='scroll'>{_drawdown_table(result, with_time)}</div>",
+                    ),
+                    _chart("Yearly returns", plot.yearly_returns(), "chart-yearly"),
+                    _chart(
+                        "Monthly returns",
+                        plot.returns_heatmap(),
+                        "chart-monthly",
+                        wide=True,
+                        hint="with the whole year in the last column",
+                    ),
+                ],
+            ),
+            _part("Risk", rolling_cards),
+            _part(
+                "Return distribution",
+                [
+                    _chart("Returns per period", plot.distribution(), "chart-distribution"),
+                    _card("Tails and extremes", _extremes_table(result, metrics)),
+                ],
+            ),
+            _part(
+                "Trades and PnL",
+                [
+                    _chart(
+                        "Trade PnL distribution",
+                        plot.trades(),
+                        "chart-trade-pnl",
+                        hint="closed trades, net of commission",
+                    ),
+                    _chart(
+                        "Long vs short",
+                        plot.long_short(),
+                        "chart-long-short",
+                        hint="cumulative net PnL of closed trades",
+                    ),
+                    _chart(
+                        "PnL by asset",
+                        plot.pnl_by_asset(),
+                        "chart-pnl-by-asset",
+                        wide=True,
+                        hint="top and bottom 10, closed trades",
+                    ),
+                ],
+            ),
+            _part(
+                "Positions",
+                [
+                    _chart(
+                        "Exposure",
+                        plot.exposure(),
+                        "chart-exposure",
+                        hint="gross and net, as a fraction of equity",
+                    ),
+                    _chart(
+                        "Holdings",
+                        plot.holdings(),
+                        "chart-holdings",
+                        hint="count and the largest position's weight",
+                    ),
+                    _chart(
+                        "Largest positions",
+                        plot.positions(10),
+                        "chart-positions",
+                        wide=True,
+                        hint="market value of the 10 largest, the rest as other",
+                    ),
+                ],
+            ),
+            _part(
+                "Costs",
+                [
+                    _chart(
+                        "Turnover and costs",
+                        plot.turnover("1mo"),
+                        "chart-turnover",
+                        hint="per month; costs = commission + slippage",
+                    ),
+                    _chart(
+                        "Sharpe after extra costs",
+                        plot.cost_sensitivity(),
+                        "chart-cost-sensitivity",
+                        hint="basis points of the notional traded",
+                    ),
+                ],
+            ),
+        ]
+        if prediction is not None:
+            if result._feed is None:
+                signal_cards = [
+                    _card(
+                        "Signal",
+                        '<p class="note">A loaded result has no data: the information '
+                        "coefficient needs the feed the run read.</p>",
+                        wide=True,
+                    )
+                ]
+            else:
+                signal_cards = [
+                    _chart(
+                        f"Information coefficient of {prediction}",
+                        plot.ic(prediction),
+                        "chart-ic",
+                        hint="Spearman, per timestamp, against the next bar's return",
+                    ),
+                    _chart(
+                        f"Returns by {prediction} quantile",
+                        plot.quantile_returns(prediction),
+                        "chart-quantiles",
+                        hint="mean next-bar return, 1 = lowest",
+                    ),
+                ]
+            parts.append(_part("Signal", signal_cards))
+
     tables = [
         _card("Metrics", _metrics_table(metrics)),
         _card(
@@ -656,16 +554,16 @@ def build_report_html(
     ]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     config_yaml = html.escape(result.config.to_yaml())
-    css = _CSS % {"font": _FONT, "green": _GREEN, "red": _RED}
+    css = _CSS % {"font": _FONT, "green": GREEN, "red": RED}
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
         f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n"
-        f"<script type='text/javascript'>{get_plotlyjs()}</script>\n</head>\n<body>\n"
+        f"{script}\n</head>\n<body>\n"
         f"<header><h1>{html.escape(title)}</h1>"
         f"<div class='sub'>{_subtitle(result, with_time)}</div></header>\n<main>\n"
         f"{_kpis(metrics, result.final_equity)}\n"
-        f"<div class='grid'>{''.join(charts)}</div>\n"
+        f"{''.join(parts)}\n"
         f"<div class='grid tables'>{''.join(tables)}</div>\n"
         f"<details><summary>Configuration</summary><pre>{config_yaml}</pre></details>\n"
         f"<footer>ml4t-backtest {html.escape(__version__)} · generated {generated}</footer>\n"
@@ -680,21 +578,47 @@ def write_report(
     benchmark: BenchmarkInput | None = None,
     benchmark_kind: Literal["prices", "returns"] = "prices",
     title: str = "Backtest report",
+    plotlyjs: PlotlyJS = "embed",
+    prediction: str | None = None,
 ) -> Path:
-    """Writes a self-contained HTML report of ``result`` to ``path`` and returns the path.
+    """Writes the HTML report of ``result`` to ``path`` and returns the path.
 
     Args:
         result: a :class:`~ml4t.backtest.results.BacktestResult` (fresh or loaded).
         path: the file to write (parent folders are created).
         benchmark: optional benchmark prices or returns, in any form
             :meth:`BacktestResult.benchmark_returns` accepts; drawn on the equity chart
-            (rebased to the starting capital) and adds alpha, beta and information ratio to the
-            metrics table.
+            (rebased to the starting capital), adds the rolling beta and alpha, beta,
+            information ratio and capture ratios to the metrics table.
         benchmark_kind: ``"prices"`` or ``"returns"``.
         title: the page title.
+        plotlyjs: ``"embed"`` (default: plotly.js inside the page, which then works offline
+            and alone, ~4.7 MB), ``"cdn"`` (loaded from the plotly CDN: a file of a few hundred
+            kB that needs the network to draw) or ``"directory"`` (``plotly.min.js`` written
+            beside the report, shared by every report in that folder).
+        prediction: a feature column of the data holding the model's predictions: adds the
+            information coefficient over time and the returns by prediction quantile (needs a
+            fresh result, whose feed is at hand).
+
+    Raises:
+        ValueError: an unknown ``plotlyjs`` mode or ``prediction`` column, or a bad benchmark.
     """
     out = Path(path)
+    page = build_report_html(
+        result,
+        benchmark,
+        benchmark_kind=benchmark_kind,
+        title=title,
+        plotlyjs=plotlyjs,
+        prediction=prediction,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    page = build_report_html(result, benchmark, benchmark_kind=benchmark_kind, title=title)
+    if plotlyjs == "directory":
+        from plotly.offline import get_plotlyjs
+
+        script = out.parent / PLOTLYJS_FILE
+        text = get_plotlyjs()
+        if not script.is_file() or script.read_text(encoding="utf-8") != text:
+            script.write_text(text, encoding="utf-8")
     out.write_text(page, encoding="utf-8")
     return out

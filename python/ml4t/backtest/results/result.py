@@ -26,7 +26,7 @@ import tempfile
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
 
 import numpy as np
 import polars as pl
@@ -45,7 +45,15 @@ from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.data.sources import in_memory
 from ml4t.backtest.data.validation import Collector
 from ml4t.backtest.errors import ConfigError, ResultFileError, StatsError
-from ml4t.backtest.results.metrics import SECONDS_PER_YEAR, compute_metrics, period_returns
+from ml4t.backtest.results.formatting import result_html, summarize
+from ml4t.backtest.results.metrics import (
+    SECONDS_PER_YEAR,
+    Annualization,
+    PeriodsPerYear,
+    annualization,
+    compute_metrics,
+    period_returns,
+)
 from ml4t.backtest.results.positions import positions_at, sample_times
 from ml4t.backtest.stats import BootstrapIntervals
 from ml4t.backtest.stats import confidence_intervals as _bootstrap_intervals
@@ -53,6 +61,8 @@ from ml4t.backtest.universe import Universe
 
 if TYPE_CHECKING:
     from polars._typing import ArrowStreamExportable
+
+    from ml4t.backtest.results.plots import ResultPlots
 
 BenchmarkInput: TypeAlias = "pl.Series | pl.DataFrame | Any"
 """A benchmark: a series aligned with the equity rows (Polars or pandas with a plain index, a
@@ -493,14 +503,76 @@ class BacktestResult:
     # ------------------------------------------------------------------------------- metrics
 
     @cached_property
+    def returns(self) -> pl.DataFrame:
+        """The per-period returns every metric is computed from: ``timestamp, return``, one row
+        per equity row. Simple returns of equity; the first is measured from the starting
+        capital (``equity[0] / initial_cash - 1``): the period that ends at the first
+        timestamp."""
+        eq = self.equity.get_column("equity").cast(pl.Float64).to_numpy()
+        return pl.DataFrame(
+            {
+                "timestamp": self.equity.get_column("timestamp"),
+                "return": period_returns(eq, self.config.initial_cash),
+            }
+        )
+
+    @property
+    def annualization(self) -> Annualization:
+        """The periods per year the metrics use and the rule that chose them (see
+        :func:`~ml4t.backtest.results.metrics.annualization`).
+
+        Raises:
+            ValueError: fewer than 2 timestamps and no ``periods_per_year`` in the config.
+        """
+        return annualization(self.equity.get_column("timestamp"), self.config.periods_per_year)
+
+    @cached_property
     def metrics(self) -> dict[str, float]:
-        """Performance metrics (see :func:`ml4t.backtest.results.metrics.compute_metrics`)."""
+        """Performance metrics (see :func:`ml4t.backtest.results.metrics.compute_metrics`),
+        with the config's ``periods_per_year`` and ``risk_free``."""
+        return self.metrics_with()
+
+    def metrics_with(
+        self,
+        benchmark: BenchmarkInput | None = None,
+        kind: Literal["prices", "returns"] = "prices",
+        *,
+        risk_free: float | pl.Series | pl.DataFrame | None = None,
+        periods_per_year: PeriodsPerYear | Literal["config"] = "config",
+    ) -> dict[str, float]:
+        """The metrics with other settings than the config's.
+
+        Args:
+            benchmark: optional benchmark prices or returns (see :meth:`benchmark_returns`);
+                adds alpha, beta, information ratio, up and down capture.
+            kind: ``"prices"`` or ``"returns"`` for the benchmark.
+            risk_free: ``None``: the config's ``risk_free``; a float: an annual rate; a series:
+                per-period rates, one per equity row; a frame with ``timestamp`` and one value
+                column: per-period rates at each equity timestamp (every one must be there).
+            periods_per_year: ``"config"`` (the config's), ``None`` (the rule table),
+                ``"infer"`` or a number.
+
+        Raises:
+            ValueError: a bad benchmark or risk-free input (see :meth:`benchmark_returns`), a
+                risk-free frame missing an equity timestamp.
+        """
+        rf: Any = self.config.risk_free if risk_free is None else risk_free
+        if isinstance(rf, pl.DataFrame):
+            rf = self._align_benchmark(rf, "returns")
+            if rf.null_count():
+                raise ValueError(
+                    f"risk_free: missing_rows: no rate at {rf.null_count()} of the "
+                    f"{rf.len()} equity timestamps"
+                )
+        ppy = self.config.periods_per_year if periods_per_year == "config" else periods_per_year
         return compute_metrics(
             self.equity,
             self.trades,
             self.fills,
             initial_cash=self.config.initial_cash,
-            periods_per_year=self.config.periods_per_year,
+            periods_per_year=ppy,
+            benchmark=None if benchmark is None else self.benchmark_returns(benchmark, kind),
+            risk_free=rf,
         )
 
     def benchmark_returns(
@@ -579,19 +651,17 @@ class BacktestResult:
         return joined.get_column("value")
 
     def metrics_vs(
-        self, benchmark: BenchmarkInput, kind: Literal["prices", "returns"] = "prices"
+        self,
+        benchmark: BenchmarkInput,
+        kind: Literal["prices", "returns"] = "prices",
+        *,
+        risk_free: float | pl.Series | pl.DataFrame | None = None,
     ) -> dict[str, float]:
-        """The metrics plus ``alpha`` (annualised), ``beta`` and ``information_ratio`` against
-        a benchmark (see :meth:`benchmark_returns` for the accepted forms and
+        """The metrics plus ``alpha`` (annualised), ``beta``, ``information_ratio``,
+        ``up_capture`` and ``down_capture`` against a benchmark (see :meth:`benchmark_returns`
+        for the accepted forms, :meth:`metrics_with` for ``risk_free`` and
         :func:`~ml4t.backtest.results.metrics.compute_metrics` for the definitions)."""
-        return compute_metrics(
-            self.equity,
-            self.trades,
-            self.fills,
-            initial_cash=self.config.initial_cash,
-            periods_per_year=self.config.periods_per_year,
-            benchmark=self.benchmark_returns(benchmark, kind),
-        )
+        return self.metrics_with(benchmark, kind, risk_free=risk_free)
 
     def confidence_intervals(
         self,
@@ -640,11 +710,44 @@ class BacktestResult:
             years=years,
         )
 
-    def summary(self) -> str:
-        """A plain-text table of the metrics."""
-        width = max(len(k) for k in self.metrics)
-        lines = [f"{k.ljust(width)}  {v:,.6g}" for k, v in self.metrics.items()]
-        return "\n".join(lines)
+    @overload
+    def summary(self, format: Literal["text"] = "text") -> str: ...
+    @overload
+    def summary(self, format: Literal["dict"]) -> dict[str, Any]: ...
+    @overload
+    def summary(self, format: Literal["frame"]) -> pl.DataFrame: ...
+
+    def summary(self, format: Literal["text", "dict", "frame"] = "text") -> Any:
+        """The metrics for people: the period, initial and final equity, then each metric with
+        its unit, by section.
+
+        Args:
+            format: ``"text"``: an aligned plain-text table (percentages as %, money with
+                thousands separators, ratios to 2 decimals, units such as ``/ yr``);
+                ``"dict"``: ``start``, ``end``, ``timestamps``, ``annualization``,
+                ``initial_cash``, ``final_equity`` and every metric, as values;
+                ``"frame"``: one row per figure, ``section, metric, label, value, unit, text``.
+
+        Raises:
+            ValueError: an unknown format.
+        """
+        return summarize(self, format)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: headline figures, the period, final equity and a small equity
+        sparkline (inline SVG, no JavaScript)."""
+        return result_html(self)
+
+    @property
+    def plot(self) -> ResultPlots:
+        """Plotly figures of this result, shown inline in Jupyter and reused by the report:
+        ``result.plot.equity(benchmark=None, log=False)``, ``.drawdown()``,
+        ``.returns_heatmap()``, ``.rolling(metric, window)``, ``.exposure()``, ``.trades()``,
+        ``.positions(top=10)`` and the tearsheet's others (see
+        :class:`~ml4t.backtest.results.plots.ResultPlots`)."""
+        from ml4t.backtest.results.plots import ResultPlots
+
+        return ResultPlots(self)
 
     # -------------------------------------------------------------------------------- report
 
@@ -655,17 +758,25 @@ class BacktestResult:
         *,
         benchmark_kind: Literal["prices", "returns"] = "prices",
         title: str = "Backtest report",
+        plotlyjs: Literal["embed", "cdn", "directory"] = "embed",
+        prediction: str | None = None,
     ) -> Path:
-        """Writes a self-contained HTML tearsheet (see
-        :func:`ml4t.backtest.results.report.write_report`).
-
-        Needs the ``report`` extra (``pip install ml4t-backtest[report]``, i.e. plotly).
-        Returns the path written.
-        """
+        """Writes the HTML tearsheet and returns the path written (see
+        :func:`ml4t.backtest.results.report.write_report`): ``plotlyjs="embed"`` (the default,
+        works offline), ``"cdn"`` (a small file that loads plotly.js from the network) or
+        ``"directory"`` (``plotly.min.js`` beside the report); ``prediction`` names a feature
+        column for the information coefficient and quantile views (defaults to the config's
+        ``output.prediction``)."""
         from ml4t.backtest.results.report import write_report
 
         return write_report(
-            self, path, benchmark=benchmark, benchmark_kind=benchmark_kind, title=title
+            self,
+            path,
+            benchmark=benchmark,
+            benchmark_kind=benchmark_kind,
+            title=title,
+            plotlyjs=plotlyjs,
+            prediction=prediction if prediction is not None else self.config.output.prediction,
         )
 
     # ----------------------------------------------------------------------------- save/load
