@@ -605,6 +605,69 @@ class BacktestConfig(ValidatedModel):
             Path(path).write_text(text)
         return text
 
+    def replace(self, **overrides: Any) -> BacktestConfig:
+        """A validated copy with ``overrides`` applied; dotted keys reach nested sections::
+
+            cfg.replace(initial_cash=1e6, **{"commission.rate": 0.0005, "risk.0.pct": 0.03})
+
+        A key names a field (``initial_cash``, ``commission``), a field of a section
+        (``commission.rate``, ``data.validation.sort``), a list item by its index
+        (``risk.0.pct``) or a key of a mapping field (``data.rename.Date``,
+        ``strategy.params.k``). A value replaces what the key names (a section given as a dict
+        or model replaces the whole section). The copy is validated like a new config.
+
+        Raises:
+            ConfigError: a key names no field (``commission.rat: unknown field ... (did you
+                mean 'rate'?)``), goes through a section that is not set, or a value is
+                invalid (its location, exactly as construction reports it).
+        """
+        import difflib
+
+        data = self.model_dump()
+        for key, value in overrides.items():
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            parts = key.split(".")
+            node: Any = self
+            target: Any = data
+            for depth, part in enumerate(parts):
+                where = ".".join(parts[: depth + 1])
+                last = depth == len(parts) - 1
+                if isinstance(node, BaseModel):
+                    fields = type(node).model_fields
+                    if part not in fields:
+                        close = difflib.get_close_matches(part, sorted(fields), n=1, cutoff=0.7)
+                        hint = f" (did you mean '{close[0]}'?)" if close else ""
+                        raise ConfigError(
+                            f"{where}: unknown field: {type(node).__name__} has no field "
+                            f"'{part}'{hint}"
+                        )
+                    child = getattr(node, part)
+                elif isinstance(node, list):
+                    if not part.isdigit() or int(part) >= len(node):
+                        raise ConfigError(
+                            f"{where}: unknown field: expected an index below {len(node)}"
+                        )
+                    part_index = int(part)
+                    if last:
+                        target[part_index] = value
+                        break
+                    node, target = node[part_index], target[part_index]
+                    continue
+                elif isinstance(node, dict):
+                    child = node.get(part)
+                else:
+                    parent = ".".join(parts[:depth]) or "<root>"
+                    raise ConfigError(
+                        f"{where}: unknown field: {parent} is "
+                        f"{'not set' if node is None else type(node).__name__}, it has no fields"
+                    )
+                if last:
+                    target[part] = value
+                else:
+                    node, target = child, target[part]
+        return type(self)(**data)
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},

@@ -985,6 +985,25 @@ class PolarsDataFeed:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         return self.universe.to_datetime(ns)
 
+    _CACHED = ("features", "n_rows", "_bounds")
+    """Cached properties, rebuilt after unpickling rather than carried."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling carries (process pools, joblib, Ray, Dask). An in-memory feed carries
+        its normalised frame and metadata, not its sources (a run never reads them again); a
+        streaming feed carries its lazy plan over its sources, whose files must be readable
+        wherever it is unpickled."""
+        state = {k: v for k, v in self.__dict__.items() if k not in self._CACHED}
+        if self._frame is not None:
+            state["_prices"] = pl.LazyFrame(schema=self._prices.collect_schema())
+            state["_joins"] = [
+                replace(j, lazy=pl.LazyFrame(schema=j.lazy.collect_schema())) for j in self._joins
+            ]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:
         mode = (
             f"streaming by {self.chunk_by or f'{self.chunk_rows} rows'}"

@@ -908,6 +908,20 @@ class BacktestResult:
             raise ResultFileError(f"{folder / 'metrics.json'}: unreadable: {err}") from err
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling carries the frames, metrics, config and run info, and (like :meth:`save`)
+        the positions at every timestamp and the input summary instead of the feed: an
+        unpickled result is like a loaded one."""
+        if self._feed is not None:
+            self.input_summary()
+            self._every_timestamp_positions()
+        state = dict(self.__dict__)
+        state["_feed"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     # ---------------------------------------------------------------------------------- misc
 
     def __repr__(self) -> str:
