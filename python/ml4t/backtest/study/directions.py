@@ -1,0 +1,71 @@
+"""Which way is better for every metric of ``result.metrics``: ``"max"`` (higher is better) or
+``"min"`` (lower is better). :meth:`SweepResult.best`, :meth:`Sweep.optimize` and the sweep
+report rank trials by it.
+
+Conventions worth knowing: ``max_drawdown`` is a positive fraction (0.2 is a 20 % fall), so
+lower is better; ``avg_loss`` is negative (mean losing trade), so higher (closer to zero) is
+better; costs, volatility, turnover and drawdown durations are better lower; exposures are
+ranked lower-is-better (less capital at work for the same outcome); ``num_trades`` higher (more
+evidence); ``total_interest`` is interest earned net of interest paid, higher is better;
+``periods_per_year`` is a property of the data (equal across the trials of one feed).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ml4t.backtest.errors import ConfigError
+
+Direction = Literal["max", "min"]
+
+DIRECTIONS: dict[str, Direction] = {
+    "total_return": "max",
+    "cagr": "max",
+    "volatility": "min",
+    "sharpe": "max",
+    "sortino": "max",
+    "calmar": "max",
+    "max_drawdown": "min",
+    "max_drawdown_duration": "min",
+    "max_drawdown_duration_days": "min",
+    "win_rate": "max",
+    "profit_factor": "max",
+    "expectancy": "max",
+    "avg_win": "max",
+    "avg_loss": "max",
+    "payoff_ratio": "max",
+    "num_trades": "max",
+    "turnover": "min",
+    "avg_gross_exposure": "min",
+    "avg_net_exposure": "min",
+    "total_commission": "min",
+    "total_slippage": "min",
+    "total_borrow_fees": "min",
+    "total_interest": "max",
+    "total_costs": "min",
+    "periods_per_year": "max",
+    "alpha": "max",
+    "beta": "min",
+    "information_ratio": "max",
+}
+"""The direction of every metric ``result.metrics`` (and ``metrics_vs``) reports."""
+
+
+def direction(metric: str, given: str | None = None, where: str = "metric") -> Direction:
+    """``given`` when it is ``"max"``/``"min"``, else the documented direction of ``metric``.
+
+    Raises:
+        ConfigError: ``given`` is neither, or ``metric`` has no documented direction and none is
+            given.
+    """
+    if given is not None:
+        if given not in ("max", "min"):
+            raise ConfigError(f"direction: expected 'max' or 'min', got {given!r}")
+        return "max" if given == "max" else "min"
+    found = DIRECTIONS.get(metric)
+    if found is None:
+        raise ConfigError(
+            f"{where}: unknown metric {metric!r}: choose from {sorted(DIRECTIONS)} "
+            "(or pass direction='max'/'min' for a metric of your own)"
+        )
+    return found

@@ -1,0 +1,272 @@
+"""``SweepResult``: the table of a sweep (one row per trial), the best trials, each trial's
+equity curve or whole result, save/load and the HTML report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from ml4t.backtest.errors import ConfigError, ResultFileError
+from ml4t.backtest.results import BacktestResult
+from ml4t.backtest.study.cache import Cache, atomic_write
+from ml4t.backtest.study.directions import DIRECTIONS, direction
+from ml4t.backtest.study.trials import Trial
+from ml4t.backtest.study.worker import STATUS_OK
+
+if TYPE_CHECKING:
+    from ml4t.backtest.study.sweep import Sweep
+
+RESERVED = ("trial", "status", "error", "seconds")
+"""Table columns that are not params or metrics."""
+
+DEFAULT_METRICS = [m for m in DIRECTIONS if m not in ("alpha", "beta", "information_ratio")]
+"""The metric columns of a table whose every trial failed (no result to name them)."""
+
+SAVE_FORMAT = 1
+
+
+def _column(name: str, values: list[Any]) -> pl.Series:
+    """A param column; values Polars cannot hold as one dtype are kept as their repr."""
+    try:
+        return pl.Series(name, values, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        return pl.Series(name, [repr(v) for v in values], dtype=pl.String)
+
+
+class SweepResult:
+    """What a sweep returns.
+
+    Attributes:
+        table: one row per trial, exactly these columns: ``trial`` (its id), one per param,
+            every metric of ``result.metrics``, ``status`` (``ok`` or ``error``), ``error``
+            (the message, or null) and ``seconds`` (the trial's wall time). Identical, seconds
+            aside, for every executor and worker count.
+        params: the param columns' names.
+        metrics: the metric columns' names.
+        keep: what was kept (``"metrics"``, ``"equity"`` or ``"all"``).
+        info: how it ran: executor, workers, transport, ``setup_seconds`` (starting the
+            workers and handing them the feed), ``run_seconds``, trials.
+    """
+
+    def __init__(
+        self,
+        table: pl.DataFrame,
+        params: list[str],
+        metrics: list[str],
+        keep: str,
+        keys: dict[int, str],
+        cache: Path | None,
+        curves: dict[int, pl.DataFrame],
+        info: dict[str, Any],
+        sweep: Sweep | None = None,
+    ) -> None:
+        self.table = table
+        self.params = params
+        self.metrics = metrics
+        self.keep = keep
+        self.info = info
+        self._keys = keys
+        self._cache = cache
+        self._curves = curves
+        self._sweep = sweep
+
+    @classmethod
+    def build(
+        cls,
+        rows: pl.DataFrame,
+        trials: list[Trial],
+        params: list[str],
+        keep: str,
+        store: Cache | None,
+        curves: dict[int, pl.DataFrame],
+        info: dict[str, Any],
+        sweep: Sweep | None = None,
+    ) -> SweepResult:
+        """The result from the workers' rows (any order) and the trials they ran."""
+        rows = rows.sort("trial")
+        by_id = {t.id: t for t in trials}
+        ids = rows["trial"].to_list()
+        metrics = [c for c in rows.columns if c not in (*RESERVED, "key")] or DEFAULT_METRICS
+        columns = [rows["trial"].cast(pl.Int64)]
+        columns += [_column(name, [by_id[i].params.get(name) for i in ids]) for name in params]
+        for name in metrics:
+            present = name in rows.columns
+            columns.append(
+                rows[name] if present else pl.Series(name, [None] * len(ids), dtype=pl.Float64)
+            )
+        columns += [rows["status"], rows["error"], rows["seconds"]]
+        keys = {t.id: t.key for t in trials if t.key}
+        return cls(
+            pl.DataFrame(columns),
+            params,
+            metrics,
+            keep,
+            keys,
+            store.root if store is not None else None,
+            curves,
+            info,
+            sweep,
+        )
+
+    def __repr__(self) -> str:
+        ok = int((self.table["status"] == STATUS_OK).sum())
+        return (
+            f"SweepResult(trials={self.table.height}, ok={ok}, params={self.params}, "
+            f"keep={self.keep!r})"
+        )
+
+    # ---------------------------------------------------------------------------- ranking
+
+    def ranked(self, metric: str, direction_: str | None = None) -> pl.DataFrame:
+        """The successful trials with a finite ``metric``, best first (ties: lower trial id)."""
+        if metric not in self.metrics:
+            raise ConfigError(f"metric: {metric!r} is not a column of the table: {self.metrics}")
+        sense = direction(metric, direction_)
+        value = pl.col(metric)
+        ok = self.table.filter(
+            (pl.col("status") == STATUS_OK) & value.is_not_null() & value.is_finite()
+        )
+        return ok.sort([metric, "trial"], descending=[sense == "max", False])
+
+    def best(
+        self, metric: str, direction: str | None = None, n: int | None = None
+    ) -> dict[str, Any] | pl.DataFrame:
+        """The best trial by ``metric`` (its documented direction unless ``direction`` is
+        given) as a dict of its row, or the ``n`` best as a frame.
+
+        Raises:
+            ConfigError: an unknown metric, or no trial with a finite value of it.
+        """
+        ranked = self.ranked(metric, direction)
+        if n is not None:
+            return ranked.head(n)
+        if ranked.is_empty():
+            raise ConfigError(f"metric: no successful trial has a finite {metric}")
+        return ranked.row(0, named=True)
+
+    # --------------------------------------------------------------------- trial artefacts
+
+    def _check_trial(self, trial_id: int) -> None:
+        if trial_id not in set(self.table["trial"].to_list()):
+            raise ConfigError(f"trial: no trial {trial_id} in this sweep")
+
+    def equity(self, trial_id: int) -> pl.DataFrame:
+        """Trial ``trial_id``'s equity curve (``timestamp, equity``); needs ``keep="equity"``
+        or ``"all"``."""
+        self._check_trial(trial_id)
+        if self.keep == "metrics":
+            raise ConfigError("keep: the sweep kept metrics only; run it with keep='equity'")
+        if trial_id in self._curves:
+            return self._curves[trial_id]
+        key = self._keys.get(trial_id)
+        if self._cache is None or key is None:
+            raise ConfigError(f"trial: trial {trial_id} has no equity curve (it failed)")
+        path = Cache(self._cache).equity_path(key)
+        if not path.is_file():
+            raise ConfigError(f"trial: trial {trial_id} has no equity curve (it failed)")
+        return pl.read_parquet(path)
+
+    def result(self, trial_id: int) -> BacktestResult:
+        """Trial ``trial_id``'s whole result: loaded from the cache with ``keep="all"``, else
+        run again here (needs the sweep, so not after :meth:`load`)."""
+        self._check_trial(trial_id)
+        key = self._keys.get(trial_id)
+        if self.keep == "all" and self._cache is not None and key is not None:
+            folder = Cache(self._cache).result_dir(key)
+            if folder.is_dir():
+                return BacktestResult.load(folder)
+        if self._sweep is None:
+            raise ConfigError(
+                f"trial: trial {trial_id}'s result was not kept (keep={self.keep!r}) and this "
+                "result was loaded without its sweep, so it cannot be run again"
+            )
+        return self._sweep.rerun(trial_id)
+
+    # ----------------------------------------------------------------------------- files
+
+    def save(self, directory: str | Path) -> Path:
+        """Writes ``table.parquet``, ``equity.parquet`` (curves kept in memory) and
+        ``sweep.json`` (params, metrics, keep, the cache directory, trial keys, run info)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.table.write_parquet(out / "table.parquet", statistics=False)
+        if self._curves:
+            frames = [
+                c.select(pl.lit(i, dtype=pl.Int64).alias("trial"), "timestamp", "equity")
+                for i, c in sorted(self._curves.items())
+            ]
+            pl.concat(frames).write_parquet(out / "equity.parquet", statistics=False)
+        meta = {
+            "format": SAVE_FORMAT,
+            "params": self.params,
+            "metrics": self.metrics,
+            "keep": self.keep,
+            "cache": str(self._cache.resolve()) if self._cache is not None else None,
+            "keys": {str(k): v for k, v in self._keys.items()},
+            "info": self.info,
+        }
+        atomic_write(out / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode())
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SweepResult:
+        """Reads a result written by :meth:`save`.
+
+        Raises:
+            ResultFileError: ``sweep.json`` or ``table.parquet`` is missing or unreadable.
+        """
+        folder = Path(directory)
+        try:
+            meta = json.loads((folder / "sweep.json").read_text())
+            table = pl.read_parquet(folder / "table.parquet")
+        except (OSError, ValueError, pl.exceptions.PolarsError) as err:
+            raise ResultFileError(f"{folder}: unreadable: not a saved sweep ({err})") from err
+        if not isinstance(meta, dict) or meta.get("format") != SAVE_FORMAT:
+            raise ResultFileError(f"{folder / 'sweep.json'}: unknown_format: {meta!r:.80}")
+        curves: dict[int, pl.DataFrame] = {}
+        if (folder / "equity.parquet").is_file():
+            equity = pl.read_parquet(folder / "equity.parquet")
+            for (trial_id,), part in equity.partition_by("trial", as_dict=True).items():
+                curves[int(trial_id)] = part.drop("trial")
+        return cls(
+            table,
+            list(meta["params"]),
+            list(meta["metrics"]),
+            str(meta["keep"]),
+            {int(k): str(v) for k, v in meta["keys"].items()},
+            Path(meta["cache"]) if meta.get("cache") else None,
+            curves,
+            dict(meta.get("info") or {}),
+        )
+
+    def report(
+        self,
+        path: str | Path = "sweep.html",
+        metric: str = "sharpe",
+        *,
+        x: str | None = None,
+        y: str | None = None,
+        direction: str | None = None,
+        top: int = 20,
+        title: str = "Sweep report",
+    ) -> Path:
+        """Writes one self-contained HTML page: a heatmap of ``metric`` over params ``x`` and
+        ``y`` (default: the first two params with more than one value; the best value of each
+        cell when other params vary), the distribution of ``metric`` across trials, and the
+        ``top`` trials. Returns the path."""
+        from ml4t.backtest.study.report import write_sweep_report
+
+        return write_sweep_report(
+            self, Path(path), metric, x=x, y=y, direction=direction, top=top, title=title
+        )
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` unless it is a non-finite float (then ``None``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
