@@ -5,6 +5,12 @@
     ``output`` sections), shows a progress bar on a terminal, prints the metrics and writes the
     results directory.
 
+``ml4t-backtest sweep CONFIG``
+    Runs every trial of the config's ``sweep:`` section (a grid of strategy parameters and
+    dotted config fields, the executor, workers, cache and what to keep; see
+    :mod:`ml4t.backtest.study.spec`) with a progress bar over trials, prints the best trial and
+    writes the table (``table.parquet``, ``sweep.json``) and ``report.html``.
+
 ``ml4t-backtest validate DATA``
     Checks every row of a Parquet/CSV file, glob or directory (or the data of a config file)
     and prints the validation report; exits 1 when a rule is broken.
@@ -33,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ml4t.backtest.config import BacktestConfig
+from ml4t.backtest.config import BacktestConfig, load_yaml
 from ml4t.backtest.errors import BacktestError, ConfigError, panics_as_bugs
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -95,6 +101,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
     run.set_defaults(func=_run)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="run the sweep (many backtests) a config file describes",
+        description=(
+            "Run every trial of the sweep: section of a YAML or JSON config (its grid over "
+            "strategy parameters and dotted config fields, executor, workers, cache, keep, "
+            "metric); the rest of the file is the config each trial starts from. Prints the best "
+            "trial and writes table.parquet, sweep.json and report.html. A cache makes it "
+            "resumable: a rerun skips finished trials."
+        ),
+    )
+    sweep.add_argument("config", metavar="CONFIG", help="path to a .yaml/.yml or .json config")
+    sweep.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="where to write (default: output.directory of the config, else "
+        "./output/<config name>)",
+    )
+    sweep.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write report.html (default: output.report of the config, which is true)",
+    )
+    bar = sweep.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show the progress bar over trials (default: only on a terminal)",
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+    sweep.set_defaults(func=_sweep)
 
     check = commands.add_parser(
         "validate",
@@ -171,6 +213,74 @@ def _run(args: argparse.Namespace) -> int:
     write_report = config.output.report if args.report is None else args.report
     if write_report:
         result.report(out / "report.html")
+    _print(f"results written to {out}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ml4t.backtest.data import PolarsDataFeed
+    from ml4t.backtest.study import Sweep, direction
+    from ml4t.backtest.study.spec import SweepSpec
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise ConfigError(f"<file {path}>: no such config file")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"<file {path}>: not valid JSON: {err}") from None
+    else:
+        raw = load_yaml(text, f"<file {path}>") or {}
+    if not isinstance(raw, dict) or "sweep" not in raw:
+        raise ConfigError("sweep: the config has no sweep section (sweep.grid is required)")
+    raw = dict(raw)
+    spec = SweepSpec.validated(raw.pop("sweep") or {}, prefix="sweep")
+    direction(spec.metric, where="sweep.metric")
+    config = BacktestConfig.from_dict(raw)
+    base = path.resolve().parent
+    if config.data is None:
+        raise ConfigError("data: the config has no data section (data.prices is required)")
+    if config.strategy is None:
+        raise ConfigError("strategy: the config has no strategy section")
+    feed = PolarsDataFeed.from_config(config.data, base)
+    section = config.strategy
+
+    def strategy(**params: Any) -> Any:
+        return section.model_copy(update={"params": {**section.params, **params}}).build(
+            search_path=base
+        )
+
+    cache = None
+    if spec.cache is not None:
+        cache = Path(spec.cache) if Path(spec.cache).is_absolute() else base / spec.cache
+    result = Sweep(feed, strategy, spec.grid, config=config).run(
+        executor=None if spec.executor == "auto" else spec.executor,
+        max_workers=spec.workers,
+        cache=cache,
+        keep=spec.keep,
+        progress=args.progress,
+        batch_size=spec.batch_size,
+    )
+    ok = int((result.table["status"] == "ok").sum())
+    _print(f"{result.table.height} trials, {ok} ok ({result.info['cached']} from the cache)")
+    if ok and spec.metric in result.metrics:
+        best = result.best(spec.metric)
+        assert isinstance(best, dict)
+        chosen = ", ".join(f"{p}={best[p]!r}" for p in result.params)
+        _print(f"best {spec.metric}: {best[spec.metric]:.6g} (trial {best['trial']}: {chosen})")
+    if args.output:
+        out = Path(args.output)
+    elif config.output.directory:
+        out = Path(config.output.directory)
+        out = out if out.is_absolute() else base / out
+    else:
+        out = Path("output") / path.stem
+    result.save(out)
+    write_report = config.output.report if args.report is None else args.report
+    if write_report and ok:
+        result.report(out / "report.html", spec.metric)
     _print(f"results written to {out}")
     return 0
 

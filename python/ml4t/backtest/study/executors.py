@@ -118,9 +118,9 @@ class Backend:
     def close(self) -> None:
         """Stops the workers."""
 
-    def run(self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None) -> (
-        Iterator[Answer]
-    ):
+    def run(
+        self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None
+    ) -> Iterator[Answer]:
         raise NotImplementedError
 
 
@@ -148,9 +148,9 @@ class ThreadBackend(Backend):
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None) -> (
-        Iterator[Answer]
-    ):
+    def run(
+        self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None
+    ) -> Iterator[Answer]:
         futures = [
             self.pool.submit(run_batch, self.feed, trials, keep, results) for trials, _ in payloads
         ]
@@ -222,9 +222,9 @@ class ProcessBackend(Backend):
         if self.mapped is not None:
             self.mapped.remove()
 
-    def run(self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None) -> (
-        Iterator[Answer]
-    ):
+    def run(
+        self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None
+    ) -> Iterator[Answer]:
         return _as_completed([self.pool.submit(run_mapped, payload) for _, payload in payloads])
 
 
@@ -267,9 +267,9 @@ class ExecutorBackend(Backend):
         if self.mapped is not None:
             self.mapped.remove()
 
-    def run(self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None) -> (
-        Iterator[Answer]
-    ):
+    def run(
+        self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None
+    ) -> Iterator[Answer]:
         futures = [
             self.executor.submit(run_remote, self.feed_arg, payload) for _, payload in payloads
         ]
@@ -346,9 +346,9 @@ class RayBackend(Backend):
         for actor in getattr(self, "actors", []):
             self.ray.kill(actor)
 
-    def run(self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None) -> (
-        Iterator[Answer]
-    ):
+    def run(
+        self, payloads: list[tuple[list[Trial], bytes]], keep: str, results: str | None
+    ) -> Iterator[Answer]:
         ray = self.ray
         queue = [payload for _, payload in payloads]
         queue.reverse()
@@ -389,6 +389,7 @@ def make_backend(
     if executor is None:
         executor = "threads" if all_native or workers == 1 else "processes"
     supported = feed_transports(feed)
+    allowed: tuple[str, ...]
     if isinstance(executor, Executor):
         allowed = ("scatter", "mmap", "pickle") if is_dask(executor) else ("mmap", "pickle")
         auto = "scatter" if is_dask(executor) else "pickle"

@@ -115,7 +115,7 @@ def build_sweep_report(
         others = [p for p in result.params if p not in (x, y) and table[p].n_unique() > 1]
         hint = f" (best over {', '.join(others)})" if others else ""
         cards.append(
-            f"<section class='card'><h2>{html.escape(metric)} over {html.escape(x)} × "
+            f"<section class='card'><h2>{html.escape(metric)} over {html.escape(x)} x "
             f"{html.escape(y)}{html.escape(hint)}</h2>{_figure(fig, 'chart-heatmap')}</section>"
         )
     else:
@@ -125,8 +125,11 @@ def build_sweep_report(
         )
     hist = go.Figure(go.Histogram(x=ok[metric].to_list(), marker_color="#1f4e8c"))
     hist.update_layout(
-        height=320, margin={"l": 50, "r": 20, "t": 10, "b": 50}, xaxis_title=metric,
-        yaxis_title="trials", bargap=0.05,
+        height=320,
+        margin={"l": 50, "r": 20, "t": 10, "b": 50},
+        xaxis_title=metric,
+        yaxis_title="trials",
+        bargap=0.05,
     )
     cards.append(
         f"<section class='card'><h2>Distribution of {html.escape(metric)} across "
@@ -150,7 +153,7 @@ def build_sweep_report(
     info = result.info
     sub = (
         f"{table.height} trials · {len(result.params)} params · executor "
-        f"{info.get('executor', '?')} × {info.get('workers', '?')}"
+        f"{info.get('executor', '?')} x {info.get('workers', '?')}"
     )
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -176,9 +179,7 @@ def write_sweep_report(
     title: str = "Sweep report",
 ) -> Path:
     """Writes :func:`build_sweep_report` to ``path`` (parents created)."""
-    page = build_sweep_report(
-        result, metric, x=x, y=y, direction=direction, top=top, title=title
-    )
+    page = build_sweep_report(result, metric, x=x, y=y, direction=direction, top=top, title=title)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path

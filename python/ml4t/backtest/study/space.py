@@ -164,8 +164,7 @@ def expand(params: Any) -> list[dict[str, Any]]:
         for i, point in enumerate(params):
             if not isinstance(point, Mapping) or not all(isinstance(k, str) for k in point):
                 raise ConfigError(
-                    f"params[{i}]: expected a dict of parameter values, got "
-                    f"{type(point).__name__}"
+                    f"params[{i}]: expected a dict of parameter values, got {type(point).__name__}"
                 )
             points.append(dict(point))
         return points

@@ -416,4 +416,3 @@ def _distribution(optuna: Any, name: str, dim: Dimension) -> Any:
             f"got {type(bad[0]).__name__}"
         )
     return dists.CategoricalDistribution(list(dim.values))
-

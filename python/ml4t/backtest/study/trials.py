@@ -116,8 +116,8 @@ class Factory:
             if self.everything:
                 return self.call(**plain_params)
             return self.call(**{k: v for k, v in plain_params.items() if k in self.names})
-        except BacktestError as err:
-            raise type(err)(f"{self.location}: {err}") from err
+        except BacktestError:
+            raise
         except Exception as err:
             raise ConfigError(
                 f"{self.location}: factory_failed: called with {plain(params)} it raised "
@@ -187,32 +187,34 @@ def build_trials(
     trials = []
     for offset, point in enumerate(points):
         where = f"trial {first_id + offset} {plain(point)}"
-        built = strategy_f.build(point)
+        suffix = f" (in {where})"
+        try:
+            built = strategy_f.build(point)
+            rules = risk_f.build(point)
+            base = config_f.build(point)
+        except BacktestError as err:
+            raise type(err)(f"{err}{suffix}") from err
         if not isinstance(built, (Strategy, SignalStrategy, TopKStrategy)):
             raise ConfigError(
-                f"strategy: {where}: expected a Strategy instance or a built-in strategy, got "
-                f"{type(built).__name__}"
+                "strategy: expected a Strategy instance or a built-in strategy, got "
+                f"{type(built).__name__}{suffix}"
             )
-        rules = risk_f.build(point)
         rules = [] if rules is None else rules
         if isinstance(rules, (BuiltinRule, RiskRule)):
             rules = [rules]
         if not isinstance(rules, (list, tuple)):
-            raise ConfigError(
-                f"risk: {where}: expected a list of rules, got {type(rules).__name__}"
-            )
-        base = config_f.build(point)
+            raise ConfigError(f"risk: expected a list of rules, got {type(rules).__name__}{suffix}")
         base = BacktestConfig() if base is None else base
         if not isinstance(base, BacktestConfig):
             raise ConfigError(
-                f"config: {where}: expected a BacktestConfig, got {type(base).__name__}"
+                f"config: expected a BacktestConfig, got {type(base).__name__}{suffix}"
             )
         overrides = {**fixed, **{k: v for k, v in point.items() if "." in k}}
         try:
             resolved = base.replace(**overrides) if overrides else base
             Backtest(feed, built, config=resolved, risk=list(rules))
         except BacktestError as err:
-            raise type(err)(f"{where}: {err}") from err
+            raise type(err)(f"{err}{suffix}") from err
         trials.append(Trial(first_id + offset, dict(point), built, resolved, list(rules)))
     return trials
 
