@@ -332,6 +332,8 @@ class RayBackend(Backend):
         ray = import_ray()
         if not ray.is_initialized():
             ray.init()
+        if self.workers < 1:  # one actor per CPU of the cluster
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if self.transport == "source":
             state, table_ref = _state(self.feed, with_frame=True), None
         else:
