@@ -13,7 +13,6 @@ from ml4t.backtest import ConfigError, PolarsDataFeed, TopKStrategy
 from ml4t.backtest import risk as rk
 from ml4t.backtest.study import RandomSearch, Sweep, SweepResult
 from ml4t.backtest.synthetic import make_bars
-
 from test_study import python_sweep, same_table
 
 ray = pytest.importorskip("ray")
