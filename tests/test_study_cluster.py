@@ -7,16 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import distributed
 import pytest
+import ray
 
 from ml4t.backtest import ConfigError, PolarsDataFeed, TopKStrategy
 from ml4t.backtest import risk as rk
 from ml4t.backtest.study import RandomSearch, Sweep, SweepResult
 from ml4t.backtest.synthetic import make_bars
 from test_study import python_sweep, same_table
-
-ray = pytest.importorskip("ray")
-distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
