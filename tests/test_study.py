@@ -230,6 +230,7 @@ def test_bad_input_is_refused_before_any_trial_runs(
             "comission: unknown field: BacktestConfig has no field 'comission' (did you mean",
         ),
         ({"x": [1]}, {"risk": lambda stop=0.02: []}, "params.x: unused: no callable takes it"),
+        ({"sharpe": [1]}, {}, "params.sharpe: reserved: a column of the table"),
     ]
     for params, kwargs, message in cases:
         with pytest.raises(ConfigError) as err:

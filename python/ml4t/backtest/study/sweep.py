@@ -32,9 +32,10 @@ from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.progress import wants_progress
 from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.study.cache import Cache, data_checksum
+from ml4t.backtest.study.directions import DIRECTIONS
 from ml4t.backtest.study.directions import direction as metric_direction
 from ml4t.backtest.study.executors import Backend, default_workers, make_backend
-from ml4t.backtest.study.result import SweepResult
+from ml4t.backtest.study.result import RESERVED, SweepResult
 from ml4t.backtest.study.space import Choice, Dimension, RandomSearch, expand, grid
 from ml4t.backtest.study.trials import Trial, build_trials, split_config, trial_key
 from ml4t.backtest.study.worker import STATUS_OK, decode, finite
@@ -87,6 +88,11 @@ class Sweep:
         points = expand(params)
         if self._config_axes:
             points = [{**p, **c} for p in points for c in grid(self._config_axes)]
+        for name in dict.fromkeys(k for p in points for k in p):
+            if name in RESERVED or name in DIRECTIONS:
+                raise ConfigError(
+                    f"params.{name}: reserved: a column of the table has this name; rename it"
+                )
         self.trials = self._build(points)
         self._checksum: str | None = None
         self._ran = 0
