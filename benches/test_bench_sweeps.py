@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import sweeps  # noqa: E402
+import sweeps
 
 
 def test_sweep_benchmarks_run_quick() -> None:
