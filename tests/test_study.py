@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -615,3 +616,24 @@ def test_cli_sweep_writes_the_table_and_the_report(tmp_path: Path) -> None:
         and "sweep.workerz" in out.stderr
         and "did you mean 'workers'" in (out.stderr)
     )
+
+
+def test_sweep_report_renders_in_chromium_without_errors(
+    feed: PolarsDataFeed, tmp_path: Path
+) -> None:
+    from test_report import PROBE_ELEMENT, console_errors, render
+
+    sweep = Sweep(
+        feed,
+        SignalStrategy("signal", quantity=10),
+        {"stop": [0.01, 0.03], "target": [0.02, 0.04, 0.08]},
+        risk=lambda stop, target: [rk.StopLoss(pct=stop), rk.TakeProfit(pct=target)],
+    )
+    page = sweep.run(progress=False).report(tmp_path / "sweep.html", "total_return")
+    dom, stderr = render(page, tmp_path)
+    assert PROBE_ELEMENT not in dom and console_errors(stderr) == []
+    for chart in ("chart-heatmap", "chart-distribution"):
+        match = re.search(rf'<div id="{chart}" class="([^"]*)"', dom)
+        assert match is not None and "js-plotly-plot" in match.group(1), chart
+    assert "heatmaplayer" in dom or 'class="hm"' in dom
+    assert 'class="point"' in dom  # histogram bars
