@@ -637,3 +637,25 @@ def test_sweep_report_renders_in_chromium_without_errors(
         assert match is not None and "js-plotly-plot" in match.group(1), chart
     assert "heatmaplayer" in dom or 'class="hm"' in dom
     assert 'class="point"' in dom  # histogram bars
+
+
+def test_a_stateful_strategy_gives_the_same_table_every_run(feed: PolarsDataFeed) -> None:
+    class Counting(Strategy):
+        """Trades less each time the same instance runs again, unless it starts fresh."""
+
+        def __init__(self, k: int) -> None:
+            self.k, self.runs = k, 0
+
+        def on_start(self, context: Any) -> None:
+            self.runs += 1
+
+        def on_timestamp_batch(self, timestamp: Any, batch: Any, context: Any) -> None:
+            best = np.argsort(-batch["score"], kind="stable")[: self.k + self.runs - 1]
+            context.rebalance({batch.assets[i]: 0.1 for i in best})
+
+    sweep = Sweep(
+        feed, Counting(2), {"stop": [0.02, 0.04]}, risk=lambda stop: [rk.StopLoss(pct=stop)]
+    )
+    first = sweep.run(executor="threads", progress=False)
+    same_table(first, sweep.run(executor="threads", progress=False))
+    assert sweep.rerun(0).metrics["num_trades"] == first.table["num_trades"][0]

@@ -38,7 +38,7 @@ from ml4t.backtest.study.executors import Backend, default_workers, make_backend
 from ml4t.backtest.study.result import RESERVED, SweepResult
 from ml4t.backtest.study.space import Choice, Dimension, RandomSearch, expand, grid
 from ml4t.backtest.study.trials import Trial, build_trials, split_config, trial_key
-from ml4t.backtest.study.worker import STATUS_OK, decode, finite
+from ml4t.backtest.study.worker import STATUS_OK, decode, finite, fresh_copies
 
 Keep = Literal["metrics", "equity", "all"]
 KEEPS = ("metrics", "equity", "all")
@@ -272,9 +272,10 @@ class Sweep:
         """Runs trial ``trial_id`` again here and returns its whole result."""
         for trial in self.trials:
             if trial.id == trial_id:
-                return Backtest(
-                    self.feed, trial.strategy, config=trial.config, risk=trial.risk
-                ).run(progress=False)
+                strategy, rules = fresh_copies(trial)
+                return Backtest(self.feed, strategy, config=trial.config, risk=rules).run(
+                    progress=False
+                )
         raise ConfigError(f"trial: no trial {trial_id} in this sweep (0..{len(self.trials) - 1})")
 
     # ------------------------------------------------------------------------------ plumbing

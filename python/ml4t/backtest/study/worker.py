@@ -8,6 +8,7 @@ object store, a Dask worker with the scattered feed.
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -20,6 +21,8 @@ import polars as pl
 
 from ml4t.backtest.backtest import Backtest
 from ml4t.backtest.data import PolarsDataFeed
+from ml4t.backtest.risk import RiskRule
+from ml4t.backtest.strategy import Strategy
 from ml4t.backtest.study.trials import Trial
 
 STATUS_OK = "ok"
@@ -43,7 +46,8 @@ def run_batch(
         start = time.perf_counter()
         row: dict[str, Any] = {"trial": trial.id, "key": trial.key}
         try:
-            backtest = Backtest(feed, trial.strategy, config=trial.config, risk=trial.risk)
+            strategy, rules = fresh_copies(trial)
+            backtest = Backtest(feed, strategy, config=trial.config, risk=rules)
             result = backtest.run(progress=False)
             metrics = result.metrics
             if keep == "all" and results_dir is not None:
@@ -61,6 +65,16 @@ def run_batch(
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
     return encode_rows(rows), encode(pl.concat(curves)) if curves else None
+
+
+def fresh_copies(trial: Trial) -> tuple[Any, list[Any]]:
+    """The trial's Python strategy and rules copied (built-ins are frozen values), so a trial
+    run twice, in a thread or anywhere, starts from the same state."""
+    strategy = trial.strategy
+    if isinstance(strategy, Strategy):
+        strategy = copy.deepcopy(strategy)
+    rules = [copy.deepcopy(r) if isinstance(r, RiskRule) else r for r in trial.risk]
+    return strategy, rules
 
 
 def encode_rows(rows: list[dict[str, Any]]) -> bytes:
