@@ -43,28 +43,38 @@ def run_batch(
     rows: list[dict[str, Any]] = []
     curves: list[pl.DataFrame] = []
     for trial in trials:
-        start = time.perf_counter()
-        row: dict[str, Any] = {"trial": trial.id, "key": trial.key}
-        try:
-            strategy, rules = fresh_copies(trial)
-            backtest = Backtest(feed, strategy, config=trial.config, risk=rules)
-            result = backtest.run(progress=False)
-            metrics = result.metrics
-            if keep == "all" and results_dir is not None:
-                result.save(Path(results_dir) / trial.key)
-            if keep in ("equity", "all"):
-                curves.append(
-                    result.equity.select(
-                        pl.lit(trial.id, dtype=pl.Int64).alias("trial"), "timestamp", "equity"
-                    )
-                )
-            row.update({"status": STATUS_OK, "error": None})
-            row.update({f"m:{name}": float(value) for name, value in metrics.items()})
-        except Exception as err:  # a failing trial does not stop the sweep
-            row.update({"status": STATUS_ERROR, "error": f"{type(err).__name__}: {err}"})
-        row["seconds"] = time.perf_counter() - start
+        row, curve = run_one(feed, trial, keep, results_dir)
         rows.append(row)
+        if curve is not None:
+            curves.append(curve)
     return encode_rows(rows), encode(pl.concat(curves)) if curves else None
+
+
+def run_one(
+    feed: PolarsDataFeed, trial: Trial, keep: str, results_dir: str | None
+) -> tuple[dict[str, Any], pl.DataFrame | None]:
+    """One trial's row and (when kept) equity curve. Its result is freed on return, before
+    the next trial runs, so a worker holds one result at a time."""
+    start = time.perf_counter()
+    row: dict[str, Any] = {"trial": trial.id, "key": trial.key}
+    curve = None
+    try:
+        strategy, rules = fresh_copies(trial)
+        backtest = Backtest(feed, strategy, config=trial.config, risk=rules)
+        result = backtest.run(progress=False)
+        metrics = result.metrics
+        if keep == "all" and results_dir is not None:
+            result.save(Path(results_dir) / trial.key)
+        if keep in ("equity", "all"):
+            curve = result.equity.select(
+                pl.lit(trial.id, dtype=pl.Int64).alias("trial"), "timestamp", "equity"
+            )
+        row.update({"status": STATUS_OK, "error": None})
+        row.update({f"m:{name}": float(value) for name, value in metrics.items()})
+    except Exception as err:  # a failing trial does not stop the sweep
+        row.update({"status": STATUS_ERROR, "error": f"{type(err).__name__}: {err}"})
+    row["seconds"] = time.perf_counter() - start
+    return row, curve
 
 
 def fresh_copies(trial: Trial) -> tuple[Any, list[Any]]:
