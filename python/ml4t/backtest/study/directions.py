@@ -6,8 +6,8 @@ Conventions worth knowing: ``max_drawdown`` is a positive fraction (0.2 is a 20 
 lower is better; ``avg_loss`` is negative (mean losing trade), so higher (closer to zero) is
 better; costs, volatility, turnover and drawdown durations are better lower; exposures are
 ranked lower-is-better (less capital at work for the same outcome); ``num_trades`` higher (more
-evidence); ``total_interest`` is interest earned net of interest paid and ``total_dividends`` dividends
-received net of those paid on shorts, both higher is better;
+evidence); ``total_interest`` (interest earned net of interest paid) and ``total_dividends``
+(dividends received net of those paid on shorts) are better higher;
 ``periods_per_year`` is a property of the data (equal across the trials of one feed).
 """
 
