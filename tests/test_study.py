@@ -313,7 +313,7 @@ def test_grid_table_columns_best_and_directions(feed: PolarsDataFeed) -> None:
     assert isinstance(best, dict)
     assert best["total_return"] == ok["total_return"].max()
     worst_dd = result.best("max_drawdown")
-    assert isinstance(worst_dd, dict) and worst_dd["max_drawdown"] == ok["max_drawdown"].min()
+    assert isinstance(worst_dd, dict) and worst_dd["max_drawdown"] == ok["max_drawdown"].max()
     top = result.best("sharpe", n=3)
     assert isinstance(top, pl.DataFrame) and top.height == 3
     assert top["sharpe"].is_sorted(descending=True)

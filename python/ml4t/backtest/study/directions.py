@@ -2,13 +2,16 @@
 ``"min"`` (lower is better). :meth:`SweepResult.best`, :meth:`Sweep.optimize` and the sweep
 report rank trials by it.
 
-Conventions worth knowing: ``max_drawdown`` is a positive fraction (0.2 is a 20 % fall), so
-lower is better; ``avg_loss`` is negative (mean losing trade), so higher (closer to zero) is
-better; costs, volatility, turnover and drawdown durations are better lower; exposures are
+Conventions worth knowing: ``max_drawdown`` is negative (-0.2 is a 20 % fall, as empyrical
+has it), so higher (closer to zero) is better; so is ``avg_loss``, negative too (the mean
+losing trade); costs, volatility, turnover and drawdown durations are better lower; exposures are
 ranked lower-is-better (less capital at work for the same outcome); ``num_trades`` higher (more
 evidence); ``total_interest`` (interest earned net of interest paid) and ``total_dividends``
 (dividends received net of those paid on shorts) are better higher;
-``periods_per_year`` is a property of the data (equal across the trials of one feed).
+``var_95``, ``cvar_95`` and ``worst_period`` are negative returns, better closer to zero;
+``skew`` is better higher (a right tail) and ``kurtosis`` lower (thinner tails);
+``periods_per_year`` is a property of the data and ``risk_free`` the rate the config sets
+(both equal across the trials of one feed).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ DIRECTIONS: dict[str, Direction] = {
     "sharpe": "max",
     "sortino": "max",
     "calmar": "max",
-    "max_drawdown": "min",
+    "max_drawdown": "max",
     "max_drawdown_duration": "min",
     "max_drawdown_duration_days": "min",
     "win_rate": "max",
@@ -46,6 +49,16 @@ DIRECTIONS: dict[str, Direction] = {
     "total_dividends": "max",
     "total_costs": "min",
     "periods_per_year": "max",
+    "skew": "max",
+    "kurtosis": "min",
+    "var_95": "max",
+    "cvar_95": "max",
+    "tail_ratio": "max",
+    "omega": "max",
+    "stability": "max",
+    "best_period": "max",
+    "worst_period": "max",
+    "risk_free": "max",
     "alpha": "max",
     "beta": "min",
     "information_ratio": "max",

@@ -31,7 +31,7 @@ STATUS_ERROR = "error"
 
 def quiet() -> None:
     """Silences the metrics' "undefined ratio" warnings (a NaN in the table says it)."""
-    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"ml4t\.backtest\.results")
+    warnings.filterwarnings("ignore", message=r"metric '.*' is undefined", category=RuntimeWarning)
 
 
 def run_batch(
