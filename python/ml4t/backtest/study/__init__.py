@@ -17,6 +17,7 @@ Example:
 """
 
 from ml4t.backtest.study.cache import data_checksum
+from ml4t.backtest.study.cpcv import CombinatorialPurgedCV
 from ml4t.backtest.study.directions import DIRECTIONS, direction
 from ml4t.backtest.study.executors import feed_transports
 from ml4t.backtest.study.result import SweepResult
@@ -26,6 +27,7 @@ from ml4t.backtest.study.sweep import Sweep
 __all__ = [
     "DIRECTIONS",
     "Choice",
+    "CombinatorialPurgedCV",
     "IntUniform",
     "RandomSearch",
     "Sweep",
