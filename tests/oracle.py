@@ -792,8 +792,7 @@ class OracleEngine:
         cut = q - allowed if resize else q
         self._rejection(order.order_id, timestamp, order.asset, cut, reason)
         if not resize:
-            self.pending.remove(order)  # a removed entry's waiting legs stay in the book
-            order.quantity = 0.0
+            self._remove_with_waiting_legs(order)
             return False
         order.quantity = allowed
         return True
@@ -881,8 +880,8 @@ class OracleEngine:
         """Bracket legs never open (or grow) a position, and with shorting disabled no sell goes
         below flat: at fill time such an order is cut at the position held then, a leg silently,
         a sell with a ``short_not_allowed`` rejection (at this timestamp) for the cut part.
-        Returns False when nothing is left (the order is removed; a removed entry's waiting legs
-        stay in the book)."""
+        Returns False when nothing is left (the order is removed, a removed entry with its
+        waiting legs)."""
         q = order.quantity
         is_leg = order.parent is not None
         no_short_sell = not self.allow_short and q < 0
@@ -897,11 +896,24 @@ class OracleEngine:
         if no_short_sell and not is_leg:
             self._rejection(order.order_id, timestamp, order.asset, excess, "short_not_allowed")
         if room == 0.0:
-            self.pending.remove(order)
-            order.quantity = 0.0
+            if is_leg:
+                self.pending.remove(order)
+                order.quantity = 0.0
+            else:
+                self._remove_with_waiting_legs(order)
             return False
         order.quantity = q - excess
         return True
+
+    def _remove_with_waiting_legs(self, order: _Order) -> None:
+        """Removes an entry that will never fill, and its waiting bracket legs with it (they
+        could never activate; cancelled, no rejection row)."""
+        self.pending = [
+            o
+            for o in self.pending
+            if o is not order and not (o.parent == order.order_id and not o.active)
+        ]
+        order.quantity = 0.0
 
     def _execute(
         self,

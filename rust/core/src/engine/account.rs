@@ -181,6 +181,7 @@ impl Engine {
         );
         if !resize {
             self.book.mark_filled(index);
+            self.cancel_waiting_legs(order.id, index, ts);
             self.scratch.removed = true;
             return None;
         }

@@ -687,11 +687,25 @@ impl Engine {
             self.scratch.removed = true;
             if is_leg {
                 self.emit_status(&order, ts, OrderStatus::Cancelled);
+            } else {
+                self.cancel_waiting_legs(order.id, index, ts);
             }
             return false;
         }
         self.book.reduce(index, excess);
         true
+    }
+
+    /// Cancels the waiting (inactive) bracket legs of entry `entry_id`, removed unfilled: they
+    /// could never activate.
+    pub(super) fn cancel_waiting_legs(&mut self, entry_id: u64, entry_index: usize, ts: Ts) {
+        for index in entry_index + 1..self.book.orders().len() {
+            let leg = self.book.orders()[index];
+            if leg.parent == entry_id && !leg.active {
+                self.book.mark_filled(index);
+                self.emit_status(&leg, ts, OrderStatus::Cancelled);
+            }
+        }
     }
 
     /// Activates the bracket legs of entry `entry_id` (now fully filled), from path time `time`.
