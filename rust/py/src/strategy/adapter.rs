@@ -141,17 +141,22 @@ impl PyStrategy {
             let result = self
                 .target
                 .call_method1(py, hook, (self.context.clone_ref(py),));
-            self.drain_or_fail(py, result.map(|_| ()), format!("{hook}()"))
+            self.drain_or_fail(py, result.map(|_| ()), || format!("{hook}()"))
         })
     }
 
+    /// `result`, or the failure it names; `site` (where the strategy raised, with the time)
+    /// is only built on failure, so a bar that succeeds creates no Python object for it.
     fn drain_or_fail(
         &mut self,
         py: Python<'_>,
         result: PyResult<()>,
-        site: String,
+        site: impl FnOnce() -> String,
     ) -> Result<(), BacktestError> {
-        result.map_err(|err| self.fail(py, err, site))
+        result.map_err(|err| {
+            let site = site();
+            self.fail(py, err, site)
+        })
     }
 }
 
@@ -202,8 +207,10 @@ impl Strategy for PyStrategy {
                 CallMode::Batch => "on_timestamp_batch()",
                 CallMode::PerBar => "on_market_data()",
             };
-            let at = self.universe.time_text(py, view.ts);
-            self.drain_or_fail(py, result, format!("{site}: {at}"))
+            let (universe, ts) = (self.universe.clone(), view.ts);
+            self.drain_or_fail(py, result, || {
+                format!("{site}: {}", universe.time_text(py, ts))
+            })
         })
     }
 
@@ -231,8 +238,10 @@ impl Strategy for PyStrategy {
                 )?;
                 Ok(())
             })();
-            let at = self.universe.time_text(py, event.ts);
-            self.drain_or_fail(py, result, format!("on_order(): {at}"))
+            let (universe, ts) = (self.universe.clone(), event.ts);
+            self.drain_or_fail(py, result, || {
+                format!("on_order(): {}", universe.time_text(py, ts))
+            })
         })
     }
 
@@ -255,15 +264,17 @@ impl Strategy for PyStrategy {
                 )?;
                 Ok(())
             })();
-            let at = self.universe.time_text(py, fill.ts);
-            self.drain_or_fail(py, result, format!("on_fill(): {at}"))
+            let (universe, ts) = (self.universe.clone(), fill.ts);
+            self.drain_or_fail(py, result, || {
+                format!("on_fill(): {}", universe.time_text(py, ts))
+            })
         })
     }
 
     fn on_end(&mut self, portfolio: &Portfolio) -> Result<(), BacktestError> {
         Python::attach(|py| {
             let result = self.report_progress(py, true);
-            self.drain_or_fail(py, result, "progress()".to_string())
+            self.drain_or_fail(py, result, || "progress()".to_string())
         })?;
         Python::attach(|py| {
             let mut context = self.context.borrow_mut(py);
