@@ -55,6 +55,35 @@ def load_config(path: str | Path) -> BacktestConfig:
     return BacktestConfig.from_yaml(file)
 
 
+def _config_arguments(command: argparse.ArgumentParser, output: str, bar: str) -> None:
+    """The arguments ``run`` and ``sweep`` share: CONFIG, ``-o DIR``, ``--report`` and the
+    progress switches (``output`` and ``bar`` word their help)."""
+    command.add_argument("config", metavar="CONFIG", help="path to a .yaml/.yml or .json config")
+    command.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help=f"{output} (default: output.directory of the config, else ./output/<config name>)",
+    )
+    command.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write report.html (default: output.report of the config, which is true)",
+    )
+    switches = command.add_mutually_exclusive_group()
+    switches.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help=f"always show {bar} (default: only on a terminal)",
+    )
+    switches.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show it"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ml4t-backtest",
@@ -77,29 +106,7 @@ def _parser() -> argparse.ArgumentParser:
             "directory, and a strategy 'module:Class' is imported from there too."
         ),
     )
-    run.add_argument("config", metavar="CONFIG", help="path to a .yaml/.yml or .json config")
-    run.add_argument(
-        "-o",
-        "--output",
-        metavar="DIR",
-        help="results directory (default: output.directory of the config, else "
-        "./output/<config name>)",
-    )
-    run.add_argument(
-        "--report",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write report.html (default: output.report of the config, which is true)",
-    )
-    bar = run.add_mutually_exclusive_group()
-    bar.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="always show the progress bar (default: only on a terminal)",
-    )
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+    _config_arguments(run, "results directory", "the progress bar")
     run.set_defaults(func=_run)
 
     sweep = commands.add_parser(
@@ -113,29 +120,7 @@ def _parser() -> argparse.ArgumentParser:
             "resumable: a rerun skips finished trials."
         ),
     )
-    sweep.add_argument("config", metavar="CONFIG", help="path to a .yaml/.yml or .json config")
-    sweep.add_argument(
-        "-o",
-        "--output",
-        metavar="DIR",
-        help="where to write (default: output.directory of the config, else "
-        "./output/<config name>)",
-    )
-    sweep.add_argument(
-        "--report",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write report.html (default: output.report of the config, which is true)",
-    )
-    bar = sweep.add_mutually_exclusive_group()
-    bar.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="always show the progress bar over trials (default: only on a terminal)",
-    )
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+    _config_arguments(sweep, "where to write", "the progress bar over trials")
     sweep.set_defaults(func=_sweep)
 
     check = commands.add_parser(

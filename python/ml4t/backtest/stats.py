@@ -97,6 +97,14 @@ def _finite(values: Floats, name: str) -> Floats:
     return values
 
 
+def _float_array(returns: object, name: str) -> Floats:
+    """``returns`` read as a float64 array (any array-like), or a ``numeric`` error."""
+    try:
+        return np.asarray(returns, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise StatsError(f"{name}: numeric: cannot read the returns as numbers ({err})") from err
+
+
 def _as_series(returns: Returns, name: str = "returns") -> Floats:
     """A 1-D float64 array of finite returns."""
     if isinstance(returns, pl.DataFrame):
@@ -109,12 +117,7 @@ def _as_series(returns: Returns, name: str = "returns") -> Floats:
             raise StatsError(f"{name}: numeric: the series has dtype {returns.dtype}")
         values = returns.cast(pl.Float64).fill_null(np.nan).to_numpy()
     else:
-        try:
-            values = np.asarray(returns, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise StatsError(
-                f"{name}: numeric: cannot read the returns as numbers ({err})"
-            ) from err
+        values = _float_array(returns, name)
     if values.ndim != 1:
         raise StatsError(
             f"{name}: one_series: expected a 1-D series of returns, got shape {values.shape}"
@@ -137,12 +140,7 @@ def _as_matrix(
         names = tuple(returns.columns)
         values = returns.cast(pl.Float64).fill_null(np.nan).to_numpy()
     else:
-        try:
-            values = np.asarray(returns, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise StatsError(
-                f"{name}: numeric: cannot read the returns as numbers ({err})"
-            ) from err
+        values = _float_array(returns, name)
     if values.ndim != 2:
         raise StatsError(
             f"{name}: matrix: expected a (T periods x N trials) matrix, got shape {values.shape}"

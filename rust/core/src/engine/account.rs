@@ -204,11 +204,14 @@ impl Engine {
     /// At the close: while equity is below the maintenance margin of the gross exposure,
     /// liquidates the largest position (by market value; ties to the lower asset code) that has
     /// a bar now, at the close with slippage and commission. Trades record `margin_call`.
+    /// `marked` is the (long, short) market value as marked now; returns whether anything was
+    /// liquidated (the values then changed).
     pub(super) fn margin_call<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
         ts: Ts,
         strategy: &mut S,
+        marked: (f64, f64),
     ) -> Result<bool> {
         let Some(maintenance) = self.config.account.maintenance_margin else {
             return Ok(false);
@@ -217,8 +220,12 @@ impl Engine {
         // Each round flattens one whole position, so this many rounds flatten them all; a
         // liquidation that cannot be booked (not finite) ends the call instead of looping.
         let rounds = self.portfolio.open_assets().len();
-        for _ in 0..rounds {
-            let (long, short) = self.portfolio.market_values();
+        for round in 0..rounds {
+            let (long, short) = if round == 0 {
+                marked
+            } else {
+                self.portfolio.market_values()
+            };
             let gross = long - short;
             let equity = self.portfolio.cash() + long + short;
             if gross == 0.0 || equity >= maintenance * gross {

@@ -199,13 +199,14 @@ impl Engine {
         // once, when the first fill-time-sized order is due.
         let mut account_value = None;
         for index in 0..self.book.orders().len() {
-            let order = self.book.orders()[index];
+            let order = &self.book.orders()[index];
             needs_settle |= order.tif != TimeInForce::Gtc
                 || matches!(
                     order.kind,
                     OrderKind::TrailingStop { .. } | OrderKind::StopLimit { .. }
                 );
             if let Some(target) = order.target() {
+                let order = *order;
                 if self.due(&order, stage) {
                     let value = *account_value.get_or_insert_with(|| self.value_at(data, stage));
                     self.size_at_fill(data, stage, index, target, value, ts);

@@ -258,12 +258,15 @@ impl Engine {
             if self.delistings.any() {
                 self.delist_ending(data, t, start, group, strategy)?;
             }
-            if self.config.account.maintenance_margin.is_some() && !self.ruined {
-                self.margin_call(data, t, strategy)?;
-            }
-            // Marked values, shared by the risk step and the strategy's equity (queueing exits
-            // and delivering events move no position).
+            // Marked values, shared by the margin call, the risk step and the strategy's equity
+            // (queueing exits and delivering events move no position).
             let (mut long, mut short) = self.portfolio.market_values();
+            if self.config.account.maintenance_margin.is_some()
+                && !self.ruined
+                && self.margin_call(data, t, strategy, (long, short))?
+            {
+                (long, short) = self.portfolio.market_values();
+            }
             if self.risk.is_some() && !self.ruined {
                 self.risk_step(step, (long, short), false)?;
             }
