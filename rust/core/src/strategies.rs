@@ -250,12 +250,10 @@ impl Strategy for TopKStrategy {
                 .filter(|&row| score[row].is_finite())
                 .map(|row| (score[row], assets[row])),
         );
-        // Highest score first; ties by the lower asset code, so the order is total and stable.
-        self.candidates
-            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let n = self.candidates.len();
         let longs = self.k.min(n);
         let shorts = self.bottom_k.min(n - longs);
+        select_ends(&mut self.candidates, longs, shorts);
         let weight = 1.0 / (self.k + self.bottom_k) as f64;
         self.weights.clear();
         self.weights
@@ -266,5 +264,63 @@ impl Strategy for TopKStrategy {
                 .map(|&(_, a)| (a, -weight)),
         );
         ctx.orders.rebalance(self.weights.iter().copied())
+    }
+}
+
+/// Highest score first; ties by the lower asset code, so the order is total (asset codes are
+/// unique) and the selection below equals a full sort's ends.
+fn by_score(a: &(f64, AssetId), b: &(f64, AssetId)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// Puts the `longs` best candidates, in [`by_score`] order, at the front and the `shorts`
+/// worst, in the same order, at the back: two selections (O(n)) and two small sorts instead
+/// of sorting every score.
+fn select_ends(candidates: &mut [(f64, AssetId)], longs: usize, shorts: usize) {
+    let n = candidates.len();
+    if longs > 0 {
+        if longs < n {
+            candidates.select_nth_unstable_by(longs - 1, by_score);
+        }
+        candidates[..longs].sort_unstable_by(by_score);
+    }
+    let rest = &mut candidates[longs..];
+    let m = rest.len();
+    if shorts > 0 {
+        if shorts < m {
+            rest.select_nth_unstable_by(m - shorts, by_score);
+        }
+        rest[m - shorts..].sort_unstable_by(by_score);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The selection gives exactly the ends of a full sort, in the same order.
+        #[test]
+        fn select_ends_equals_the_full_sort(
+            scores in proptest::collection::vec(-3i8..3, 0..40),
+            k in 0usize..12,
+            bottom in 0usize..12,
+        ) {
+            let mut picked: Vec<(f64, AssetId)> = scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (f64::from(s), i as AssetId))
+                .rev()
+                .collect();
+            let mut sorted = picked.clone();
+            sorted.sort_unstable_by(by_score);
+            let n = picked.len();
+            let longs = k.min(n);
+            let shorts = bottom.min(n - longs);
+            select_ends(&mut picked, longs, shorts);
+            prop_assert_eq!(&picked[..longs], &sorted[..longs]);
+            prop_assert_eq!(&picked[n - shorts..], &sorted[n - shorts..]);
+        }
     }
 }
