@@ -2,8 +2,9 @@
 same data in the same run.
 
 W1: 1 asset x 1M minute bars; the signal is the sign of SMA(close, 10) - SMA(close, 50) (+1
-    long 100 shares, -1 flat; 27,348 position changes, the issue's 27,549 within 1 %), next-open fills, 0.1 % commission. Ours: the built-in ``SignalStrategy``
-    (``w1``) and the same rule as a Python ``on_market_data`` (``w1_python``), against a plain
+    long 100 shares, -1 flat; 27,348 position changes, the issue's 27,549 within 1 %),
+    next-open fills, 0.1 % commission. Ours: the built-in ``SignalStrategy`` (``w1``) and the
+    same rule as a Python ``on_market_data`` (``w1_python``), against a plain
     Python loop making one call a bar over the same values (``plain_loop``).
 W2: 500 assets x 2,520 days, a Python ``on_timestamp_batch`` holding the 25 highest scores at
     0.95/25 each, rebalanced daily at the next open, 0.1 % commission (``w2``).
