@@ -126,7 +126,10 @@ impl CommandBuffer {
     /// Hands out ids from `ids` from now on (an adapter's own buffer shares the engine's
     /// counter: `buffer.share_ids(ctx.orders.ids())`).
     pub fn share_ids(&mut self, ids: &OrderIds) {
-        self.ids = ids.clone();
+        // Called before every callback: skip the reference-count traffic when already shared.
+        if !Arc::ptr_eq(&self.ids.0, &ids.0) {
+            self.ids = ids.clone();
+        }
     }
 
     fn asset(&self, asset: AssetId) -> Result<AssetId> {

@@ -24,10 +24,11 @@ use ml4t_backtest_core::{
 };
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::features::{FeatureGroups, Layout};
 use crate::strategy::context::PyContext;
-use crate::strategy::event::{EventColumns, FillEvent, MarketEvent, OrderUpdate};
+use crate::strategy::event::{refcount, EventColumns, FillEvent, MarketEvent, OrderUpdate};
 use crate::universe::Universe;
 
 /// How often the progress callback is called at most.
@@ -57,6 +58,8 @@ pub struct PyStrategy {
     /// Whether the user overrides `on_order`.
     pub wants_orders: bool,
     columns: Option<Arc<EventColumns>>,
+    /// Per-bar mode: the last call's arguments, reused while the strategy keeps none of them.
+    bar_args: Option<BarArgs>,
     /// The Python exception that stopped the run, kept to be re-raised with its traceback.
     pub error: Option<PyErr>,
     /// Where the error happened.
@@ -68,6 +71,12 @@ pub struct PyStrategy {
     last_ts: Ts,
     /// Orders left in the context when the data ended, as rejections (see the module docs).
     late: Vec<LateRejection>,
+}
+
+/// The arguments of the last `on_market_data` call, `(event, context)`, kept to be reused.
+struct BarArgs {
+    event: Py<MarketEvent>,
+    args: Py<PyTuple>,
 }
 
 /// A row of the rejections table for an order submitted after the last timestamp's callback.
@@ -103,6 +112,7 @@ impl PyStrategy {
             wants_fills,
             wants_orders: false,
             columns: None,
+            bar_args: None,
             error: None,
             error_site: String::new(),
             progress: None,
@@ -167,6 +177,7 @@ impl Strategy for PyStrategy {
 
     fn on_chunk(&mut self, data: &MarketData) -> Result<(), BacktestError> {
         if self.mode == CallMode::PerBar {
+            self.bar_args = None;
             self.columns = Some(Arc::new(EventColumns {
                 data: data.clone(),
                 universe: self.universe.clone(),
@@ -337,13 +348,34 @@ impl PyStrategy {
         RecordBatch::try_new(rejections.schema(), columns).expect("rejections schema")
     }
 
-    fn call_per_bar(&self, py: Python<'_>, view: &TimestampView<'_>) -> PyResult<()> {
+    fn call_per_bar(&mut self, py: Python<'_>, view: &TimestampView<'_>) -> PyResult<()> {
         let (Some(method), Some(columns)) = (&self.on_market_data, &self.columns) else {
             return Ok(());
         };
         for row in view.rows() {
-            let event = Py::new(py, MarketEvent::new(columns.clone(), row))?;
-            method.call1(py, (event, self.context.clone_ref(py)))?;
+            let args = match self.bar_args.take() {
+                // Only this adapter holds the arguments (the tuple, and the event in it): the
+                // strategy kept neither, so the event moves to this bar in place.
+                Some(bar) if refcount(&bar.args) == 1 && refcount(&bar.event) == 2 => {
+                    bar.event.get().rebind(row);
+                    bar
+                }
+                _ => {
+                    let event = Py::new(py, MarketEvent::new(columns.clone(), row))?;
+                    let args = PyTuple::new(
+                        py,
+                        [
+                            event.clone_ref(py).into_any(),
+                            self.context.clone_ref(py).into_any(),
+                        ],
+                    )?
+                    .unbind();
+                    BarArgs { event, args }
+                }
+            };
+            let result = method.call1(py, args.args.bind(py));
+            self.bar_args = Some(args);
+            result?;
         }
         Ok(())
     }

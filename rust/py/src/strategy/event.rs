@@ -1,7 +1,12 @@
 //! Per-bar and per-fill objects handed to Python callbacks. Each is a small handle (a shared
 //! pointer to the chunk and a row number); values are read lazily from the Arrow buffers.
+//!
+//! A [`MarketEvent`] (and the [`Signals`] it hands out) is moved to the next bar in place when
+//! nothing but the engine holds it ([`MarketEvent::rebind`]): a strategy that keeps an event or
+//! its signals keeps that bar's values, one that does not costs no allocation per bar.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ml4t_backtest_core::records::Fill;
 use ml4t_backtest_core::MarketData;
@@ -23,6 +28,13 @@ pub struct EventColumns {
     pub layout: Layout,
 }
 
+/// The number of strong references to `object`. With the GIL held (this crate is built for
+/// the GIL-enabled ABI) every stored reference counts, so 1 means the caller's is the only one.
+pub fn refcount<T>(object: &Py<T>) -> isize {
+    // SAFETY: `object` is a live, owned reference, so its pointer is valid to read.
+    unsafe { pyo3::ffi::Py_REFCNT(object.as_ptr()) }
+}
+
 /// Which feature columns a [`Signals`] mapping shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Group {
@@ -35,21 +47,48 @@ enum Group {
 #[pyclass(module = "ml4t.backtest._core", name = "MarketEvent", frozen)]
 pub struct MarketEvent {
     columns: Arc<EventColumns>,
-    row: usize,
+    /// The bar's row in the chunk (moved only by [`MarketEvent::rebind`]).
+    row: AtomicUsize,
+    /// The `signals` mapping handed out for this bar, reused while only this event holds it.
+    signals: Mutex<Option<Py<Signals>>>,
 }
 
 impl MarketEvent {
     /// The event of `row`.
     pub fn new(columns: Arc<EventColumns>, row: usize) -> Self {
-        MarketEvent { columns, row }
+        MarketEvent {
+            columns,
+            row: AtomicUsize::new(row),
+            signals: Mutex::new(None),
+        }
     }
-}
 
-impl MarketEvent {
+    /// Moves this event to `row` of the same chunk. Only call it while the caller holds the
+    /// only other reference (the strategy kept nothing), so no Python code can see the change;
+    /// the cached `signals` mapping moves too when nothing else holds it, else it is let go.
+    pub fn rebind(&self, row: usize) {
+        self.row.store(row, Ordering::Relaxed);
+        let mut cached = self
+            .signals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match cached.as_ref() {
+            Some(signals) if refcount(signals) == 1 => {
+                signals.get().row.store(row, Ordering::Relaxed)
+            }
+            Some(_) => *cached = None,
+            None => {}
+        }
+    }
+
+    fn row(&self) -> usize {
+        self.row.load(Ordering::Relaxed)
+    }
+
     fn group(&self, group: Group) -> Signals {
         Signals {
             columns: self.columns.clone(),
-            row: self.row,
+            row: AtomicUsize::new(self.row()),
             group,
         }
     }
@@ -60,64 +99,73 @@ impl MarketEvent {
     /// Bar time as a datetime.
     #[getter]
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let ns = self.columns.data.ts()[self.row];
+        let ns = self.columns.data.ts()[self.row()];
         self.columns.universe.datetime(py, ns)
     }
 
     /// Bar time in nanoseconds since the epoch.
     #[getter]
     fn timestamp_ns(&self) -> i64 {
-        self.columns.data.ts()[self.row]
+        self.columns.data.ts()[self.row()]
     }
 
     /// Asset name.
     #[getter]
     fn asset<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        let code = self.columns.data.asset_ids()[self.row];
+        let code = self.columns.data.asset_ids()[self.row()];
         self.columns.universe.name(py, code)
     }
 
     /// Asset code.
     #[getter]
     fn asset_id(&self) -> u32 {
-        self.columns.data.asset_ids()[self.row]
+        self.columns.data.asset_ids()[self.row()]
     }
 
     /// Open price.
     #[getter]
     fn open(&self) -> f64 {
-        self.columns.data.open()[self.row]
+        self.columns.data.open()[self.row()]
     }
 
     /// High price.
     #[getter]
     fn high(&self) -> f64 {
-        self.columns.data.high()[self.row]
+        self.columns.data.high()[self.row()]
     }
 
     /// Low price.
     #[getter]
     fn low(&self) -> f64 {
-        self.columns.data.low()[self.row]
+        self.columns.data.low()[self.row()]
     }
 
     /// Close price.
     #[getter]
     fn close(&self) -> f64 {
-        self.columns.data.close()[self.row]
+        self.columns.data.close()[self.row()]
     }
 
     /// Volume.
     #[getter]
     fn volume(&self) -> f64 {
-        self.columns.data.volume()[self.row]
+        self.columns.data.volume()[self.row()]
     }
 
     /// Every feature column of the bar (signals, indicators, context) as a read-only mapping
     /// `{name: value}`.
     #[getter]
-    fn signals(&self) -> Signals {
-        self.group(Group::All)
+    fn signals(&self, py: Python<'_>) -> PyResult<Py<Signals>> {
+        let mut cached = self
+            .signals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(signals) = cached.as_ref() {
+            return Ok(signals.clone_ref(py));
+        }
+        let signals = Py::new(py, self.group(Group::All))?;
+        *cached = Some(signals.clone_ref(py));
+        Ok(signals)
     }
 
     /// The bar's indicator columns (the feed's `indicators` frame).
@@ -133,7 +181,7 @@ impl MarketEvent {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let code = self.columns.data.asset_ids()[self.row];
+        let code = self.columns.data.asset_ids()[self.row()];
         format!(
             "MarketEvent(asset={}, timestamp={}, close={})",
             self.columns.universe.name(py, code),
@@ -147,11 +195,16 @@ impl MarketEvent {
 #[pyclass(module = "ml4t.backtest._core", name = "Signals", frozen, mapping)]
 pub struct Signals {
     columns: Arc<EventColumns>,
-    row: usize,
+    /// The bar's row (moved with its event, see [`MarketEvent::rebind`]).
+    row: AtomicUsize,
     group: Group,
 }
 
 impl Signals {
+    fn row(&self) -> usize {
+        self.row.load(Ordering::Relaxed)
+    }
+
     /// Positions of the columns shown.
     fn positions(&self) -> Vec<usize> {
         match self.group {
@@ -172,7 +225,7 @@ impl Signals {
     fn lookup(&self, name: &str) -> Option<f64> {
         let pos = self.columns.data.feature_position(name)?;
         self.shows(pos)
-            .then(|| self.columns.data.feature_at(pos)[self.row])
+            .then(|| self.columns.data.feature_at(pos)[self.row()])
     }
 }
 
@@ -218,7 +271,7 @@ impl Signals {
     fn values(&self) -> Vec<f64> {
         self.positions()
             .into_iter()
-            .map(|pos| self.columns.data.feature_at(pos)[self.row])
+            .map(|pos| self.columns.data.feature_at(pos)[self.row()])
             .collect()
     }
 
