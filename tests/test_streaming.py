@@ -22,6 +22,7 @@ from ml4t.backtest import (
     Strategy,
     TopKStrategy,
 )
+from ml4t.backtest._core import CheckedData
 from ml4t.backtest.data import ChunkStream, write_dataset
 from ml4t.backtest.errors import DataValidationError
 from ml4t.backtest.synthetic import make_bars
@@ -123,7 +124,9 @@ def test_engine_data_publishes_the_current_chunk() -> None:
     other = feed.engine_data()  # each run gets its own pass
     assert other is not stream and other.serial == 0
     memory = PolarsDataFeed(BARS)
-    assert memory.engine_data() is memory.frame
+    checked = memory.engine_data()  # imported and row-checked once, reused by every run
+    assert isinstance(checked, CheckedData) and checked.n_rows == memory.frame.height
+    assert memory.engine_data() is checked
     assert feed.frame.equals(memory.frame)  # a streaming feed can still build the whole frame
 
 

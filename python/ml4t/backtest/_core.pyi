@@ -54,7 +54,7 @@ class _ArrowStreamExportable(Protocol):
 # --- run.rs -------------------------------------------------------------------------------------
 
 def run_builtin(
-    data: _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
+    data: CheckedData | _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
     universe: UniverseSpec,
     config: EngineSpec,
     strategy: dict[str, Any],
@@ -90,7 +90,7 @@ def run_builtin(
     """
 
 def run_python(
-    data: _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
+    data: CheckedData | _ArrowStreamExportable | Iterator[_ArrowStreamExportable],
     universe: UniverseSpec,
     config: EngineSpec,
     target: object,
@@ -139,6 +139,22 @@ class ArrowTable:
 
     def __len__(self) -> int:
         """Number of rows."""
+
+# --- checked.rs ---------------------------------------------------------------------------------
+
+@final
+class CheckedData:
+    """A frame's chunks imported through the Arrow C stream and row-checked once by the engine
+    for a universe of ``n_assets``; runs handed it skip the import and the re-check (an
+    in-memory ``PolarsDataFeed`` builds it on its first run). Shares the frame's buffers."""
+
+    def __init__(self, data: _ArrowStreamExportable, n_assets: int) -> None:
+        """Imports ``data`` and checks every row; raises ``DataValidationError`` naming the
+        column and row."""
+
+    @property
+    def n_rows(self) -> int:
+        """The number of rows."""
 
 # --- strategy/context.rs ------------------------------------------------------------------------
 

@@ -210,7 +210,11 @@ class Backtest:
             if isinstance(self.strategy, Strategy):
                 mode = self.strategy.call_mode()
                 target: object = (
-                    _BatchDriver(self.strategy, self.feed, data)
+                    _BatchDriver(
+                        self.strategy,
+                        self.feed,
+                        data if isinstance(data, ChunkStream) else self.feed.engine_frame,
+                    )
                     if mode == "batch"
                     else self.strategy
                 )
@@ -340,7 +344,7 @@ class _BatchDriver:
         feed: PolarsDataFeed,
         data: pl.DataFrame | ChunkStream,
     ) -> None:
-        """``data`` is what this run hands the engine (``feed.engine_data()``)."""
+        """``data`` is the feed's frame, or the run's :class:`ChunkStream` when it streams."""
         self.strategy = strategy
         self._data = data
         self._universe = feed.universe

@@ -3,6 +3,7 @@
 //!
 //! - [`run`]: the entry points and their one chunk loop; [`arrow_io`] imports the frames
 //!   through the Arrow PyCapsule interface without copying and exports the results;
+//!   [`checked`] holds a frame imported and row-checked once, for any number of runs;
 //!   [`actions`] reads the corporate-actions table;
 //!   [`observer`] reports progress from a GIL-free run.
 //! - [`spec`]: what Python describes (engine dict, built-in strategy, risk rules) -> core
@@ -15,6 +16,7 @@
 
 mod actions;
 mod arrow_io;
+mod checked;
 mod dict;
 mod errors;
 mod features;
@@ -64,6 +66,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<risk::objects::PyOrderContext>()?;
     m.add_class::<risk::objects::PortfolioView>()?;
     m.add_class::<arrow_io::ArrowTable>()?;
+    m.add_class::<checked::CheckedData>()?;
     m.add_class::<strategy::context::PyContext>()?;
     m.add_class::<strategy::event::MarketEvent>()?;
     m.add_class::<strategy::event::Signals>()?;

@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyIterator, PyList};
 
 use crate::actions::read_actions;
 use crate::arrow_io::{import_batches, ArrowTable};
+use crate::checked::CheckedData;
 use crate::errors::{
     catch_panic, chain, class_name, take, ConfigError, DataValidationError, Error, ErrorSlot,
     RiskRuleError, StrategyError,
@@ -37,10 +38,17 @@ use crate::universe::Universe;
 enum ChunkSource<'py> {
     Batches(std::vec::IntoIter<RecordBatch>),
     Stream(Bound<'py, PyIterator>, std::vec::IntoIter<RecordBatch>),
+    /// Chunks checked when the [`CheckedData`] was made (for this universe size).
+    Checked(std::vec::IntoIter<MarketData>),
 }
 
 impl<'py> ChunkSource<'py> {
-    fn new(data: &Bound<'py, PyAny>) -> PyResult<Self> {
+    fn new(data: &Bound<'py, PyAny>, n_assets: u32) -> Result<Self, Error> {
+        if let Ok(checked) = data.cast::<CheckedData>() {
+            return Ok(ChunkSource::Checked(
+                checked.get().chunks(n_assets)?.into_iter(),
+            ));
+        }
         if data.hasattr("__arrow_c_stream__")? {
             return Ok(ChunkSource::Batches(import_batches(data)?.into_iter()));
         }
@@ -57,6 +65,7 @@ impl<'py> ChunkSource<'py> {
     fn next_chunk(&mut self, n_assets: u32) -> Result<Option<MarketData>, Error> {
         loop {
             let batch = match self {
+                ChunkSource::Checked(chunks) => return Ok(chunks.next()),
                 ChunkSource::Batches(batches) => batches.next(),
                 ChunkSource::Stream(iter, pending) => match pending.next() {
                     Some(batch) => Some(batch),
@@ -117,8 +126,8 @@ impl<'py> Run<'py> {
         feature_groups: Option<&Bound<'py, PyDict>>,
         actions: Option<&Bound<'py, PyAny>>,
     ) -> Result<Self, Error> {
-        let source = ChunkSource::new(data)?;
         let universe = Arc::new(Universe::from_dict(universe)?);
+        let source = ChunkSource::new(data, universe.len() as u32)?;
         let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
         let (config, slippage_error) = engine_config(config, &universe)?;
         let setup = risk_setup(risk, universe.clone(), groups.clone())?;

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from ml4t.backtest._core import CheckedData
 from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
 from ml4t.backtest.data.actions import read_actions
@@ -881,12 +882,18 @@ class PolarsDataFeed:
         yield from self._stream(collector)
         self._finish(collector)
 
-    def engine_data(self) -> pl.DataFrame | ChunkStream:
-        """What ``Backtest`` hands to the engine: the frame of an in-memory feed, or a new
-        :class:`ChunkStream` (one per run, so runs over one feed in several threads never see
-        each other's chunks)."""
+    def engine_data(self) -> CheckedData | ChunkStream:
+        """What ``Backtest`` hands to the engine: for an in-memory feed, its frame imported and
+        row-checked by the engine once (a ``CheckedData``, built on the first run and
+        reused by every later one, a sweep's trials included: no re-import, no re-check); for
+        a streaming feed a new :class:`ChunkStream` (one per run, so runs over one feed in
+        several threads never see each other's chunks)."""
         if self._frame is not None:
-            return self._frame
+            checked = self.__dict__.get("_checked")
+            if checked is None:
+                checked = CheckedData(self._frame, self.n_assets)
+                self.__dict__["_checked"] = checked
+            return checked
         return ChunkStream(self.iter_chunks())
 
     def validation_report(self) -> ValidationReport:
@@ -985,7 +992,7 @@ class PolarsDataFeed:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         return self.universe.to_datetime(ns)
 
-    _CACHED = ("features", "n_rows", "_bounds")
+    _CACHED = ("features", "n_rows", "_bounds", "_checked")
     """Cached properties, rebuilt after unpickling rather than carried."""
 
     def __getstate__(self) -> dict[str, Any]:

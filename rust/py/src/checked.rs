@@ -1,0 +1,67 @@
+//! Market data imported and row-checked once, then handed to any number of runs.
+
+use ml4t_backtest_core::MarketData;
+use pyo3::prelude::*;
+
+use crate::arrow_io::import_batches;
+use crate::errors::Error;
+
+/// A frame's chunks, imported through the Arrow C stream and checked once by
+/// [`MarketData::new`] (every row rule) for a universe of `n_assets`. Only this constructor
+/// makes one, so a run that receives it skips the import and the re-check: an in-memory
+/// `PolarsDataFeed` builds it on its first run and reuses it for every later one (a sweep's
+/// trials included). The chunks share the frame's buffers; nothing is copied.
+#[pyclass(module = "ml4t.backtest._core", name = "CheckedData", frozen)]
+pub struct CheckedData {
+    chunks: Vec<MarketData>,
+    n_assets: u32,
+}
+
+impl CheckedData {
+    /// The checked chunks, for a universe of `n_assets` (another universe size is a
+    /// programming error of the caller's, reported as a data error).
+    pub fn chunks(&self, n_assets: u32) -> Result<Vec<MarketData>, Error> {
+        if n_assets != self.n_assets {
+            return Err(ml4t_backtest_core::BacktestError::data(
+                "asset_id",
+                0,
+                format!(
+                    "the data was checked for {} assets, the run has {n_assets}",
+                    self.n_assets
+                ),
+            )
+            .into());
+        }
+        Ok(self.chunks.clone())
+    }
+}
+
+#[pymethods]
+impl CheckedData {
+    /// Imports `data` (any object with `__arrow_c_stream__`) and checks every row for a
+    /// universe of `n_assets`; raises `DataValidationError` naming the column and row.
+    #[new]
+    fn new(data: &Bound<'_, PyAny>, n_assets: u32) -> Result<Self, Error> {
+        let chunks = import_batches(data)?
+            .into_iter()
+            .filter(|batch| batch.num_rows() > 0)
+            .map(|batch| MarketData::new(batch, n_assets))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CheckedData { chunks, n_assets })
+    }
+
+    /// The number of rows.
+    #[getter]
+    fn n_rows(&self) -> usize {
+        self.chunks.iter().map(MarketData::len).sum()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "CheckedData(rows={}, chunks={}, assets={})",
+            self.n_rows(),
+            self.chunks.len(),
+            self.n_assets
+        )
+    }
+}
