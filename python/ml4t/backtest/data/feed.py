@@ -981,6 +981,71 @@ class PolarsDataFeed:
                 out[int(code)] = int(when)
         return out
 
+    def window(
+        self,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        signals: pl.DataFrame | None = None,
+    ) -> PolarsDataFeed:
+        """An in-memory feed of this feed's rows with ``start <= ts < end`` (engine
+        nanoseconds; ``None`` leaves a side open), over the same universe (asset codes and
+        time zone unchanged, so results of several windows line up).
+
+        Args:
+            start, end: the time range, in engine nanoseconds.
+            signals: extra feature columns: a frame of ``ts`` (Int64 ns), ``asset_id``
+                (UInt32) and Float64 columns, at most one row per key; it is joined on the
+                exact (ts, asset) of the bars, and a bar without a row gets NaN (no value).
+
+        An asset's delisting is the parent's when it falls inside the window (an asset that
+        trades on after ``end`` is not delisted in it). The rows share the parent's buffers
+        when ``signals`` is ``None``.
+
+        Raises:
+            ConfigError: a signal column named like a column of the feed.
+        """
+        frame = self.frame
+        ts = frame.get_column("ts").to_numpy()
+        lo = 0 if start is None else int(ts.searchsorted(start, side="left"))
+        hi = ts.shape[0] if end is None else int(ts.searchsorted(end, side="left"))
+        rows = frame.slice(lo, max(hi - lo, 0))
+        extra: list[str] = []
+        if signals is not None:
+            extra = [c for c in signals.columns if c not in ("ts", "asset_id")]
+            clash = [c for c in extra if c in rows.columns]
+            if clash:
+                raise ConfigError(
+                    f"signals.{clash[0]}: column_clash: the feed already has a column of this "
+                    "name; rename it"
+                )
+            rows = rows.join(
+                signals.select(
+                    pl.col("ts").cast(pl.Int64),
+                    pl.col("asset_id").cast(pl.UInt32),
+                    *[pl.col(c).cast(pl.Float64) for c in extra],
+                ),
+                on=["ts", "asset_id"],
+                how="left",
+                maintain_order="left",
+            ).with_columns(pl.col(c).fill_null(float("nan")) for c in extra)
+        state = self.__getstate__()
+        state.update(
+            _frame=rows,
+            chunk_by=None,
+            chunk_rows=None,
+            signal_columns=[*self.signal_columns, *extra],
+            _spec=FrameSpec(self._spec.timestamp, self._spec.asset, (*self._spec.features, *extra)),
+        )
+        cached: dict[int, list[int | None]] = self.__dict__.get("_delistings", {})
+        state["_delistings"] = {
+            gap: [t if t is not None and (end is None or t < end) else None for t in values]
+            for gap, values in cached.items()
+        }
+        out = PolarsDataFeed.__new__(PolarsDataFeed)
+        out.__setstate__(state)
+        return out
+
     def to_datetime(self, ns: int) -> datetime:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         return self.universe.to_datetime(ns)
