@@ -202,6 +202,9 @@ class CPCVResult:
                 }
                 for split, task, answer in zip(splits, tasks, answers, strict=True)
             ]
+        ).with_columns(
+            pl.col(c).cast(results[0].universe.timestamp_dtype)
+            for c in ("train_start", "train_end", "test_start", "test_end")
         )
 
     def metric(self, name: str) -> pl.Series:

@@ -451,7 +451,9 @@ class WalkForwardResult:
                     **{name: float(v) for name, v in metrics.items()},
                 }
             )
-        self.folds = pl.DataFrame(rows)
+        stamp = study.feed.universe.timestamp_dtype
+        times = ("train_start", "train_end", "cutoff", "test_start", "test_end")
+        self.folds = pl.DataFrame(rows).with_columns(pl.col(c).cast(stamp) for c in times)
         self.equity = pl.concat(curves)
         if study.continuous:
             self.metrics = dict(results[0].metrics)
