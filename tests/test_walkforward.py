@@ -30,7 +30,13 @@ def copy_score(train: pl.DataFrame, fold: Fold) -> pl.DataFrame:
 
 
 def _days(feed: PolarsDataFeed) -> list[datetime]:
-    return feed.frame.select(feed.universe.timestamps(pl.col("ts"))).to_series().unique().sort().to_list()
+    return (
+        feed.frame.select(feed.universe.timestamps(pl.col("ts")))
+        .to_series()
+        .unique()
+        .sort()
+        .to_list()
+    )
 
 
 def _ranges(wf: WalkForward) -> list[tuple[int, int, int, int]]:
@@ -102,8 +108,12 @@ def test_fold_ranges_in_durations() -> None:
     )
     days = _days(feed)
     starts = [f.test_start for f in wf.folds]
-    assert starts == [datetime(2020, 3, 2), datetime(2020, 4, 1), datetime(2020, 5, 1),
-                      datetime(2020, 6, 1)]
+    assert starts == [
+        datetime(2020, 3, 2),
+        datetime(2020, 4, 1),
+        datetime(2020, 5, 1),
+        datetime(2020, 6, 1),
+    ]
     ends = [f.test_end for f in wf.folds]
     assert ends == [datetime(2020, 3, 31), datetime(2020, 4, 30), datetime(2020, 5, 29), days[-1]]
     first = wf.folds[0]
@@ -114,7 +124,11 @@ def test_fold_ranges_in_durations() -> None:
     assert second.train_start == datetime(2020, 2, 3)  # the first weekday on or after 2020-02-01
     # a timedelta reads as a duration too
     same = WalkForward(
-        feed, copy_score, TopKStrategy("pred", k=1), train="2mo", test="1mo",
+        feed,
+        copy_score,
+        TopKStrategy("pred", k=1),
+        train="2mo",
+        test="1mo",
         purge=timedelta(days=3),
     )
     assert [f.cutoff for f in same.folds] == [f.cutoff for f in wf.folds]
@@ -250,8 +264,12 @@ def test_models_reach_on_fold_before_each_test_window(strategy: type[Strategy]) 
     if strategy is FoldModels:
         flat = WalkForward(feed, model_fit, FoldModels(), train=20, test=10, continuous=False)
         out = flat.run()
-        assert [r.records["value"].unique().to_list() for r in out.results] == [[0.0], [1.0],
-                                                                               [2.0], [3.0]]
+        assert [r.records["value"].unique().to_list() for r in out.results] == [
+            [0.0],
+            [1.0],
+            [2.0],
+            [3.0],
+        ]
 
 
 def test_models_need_a_python_strategy_and_one_kind() -> None:
@@ -276,7 +294,12 @@ def _stable(result: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
 def test_threads_and_processes_give_identical_results(continuous: bool) -> None:
     feed = _feed(80, n_assets=5)
     wf = WalkForward(
-        feed, ridge_fit, TopKStrategy("pred", k=2), train=30, test=10, purge=2,
+        feed,
+        ridge_fit,
+        TopKStrategy("pred", k=2),
+        train=30,
+        test=10,
+        purge=2,
         continuous=continuous,
     )
     one = _stable(wf.run(executor="threads", max_workers=1))
@@ -378,13 +401,17 @@ def test_bad_predictions(change: Any, error: type[Exception], match: str) -> Non
 
 def test_predictions_without_a_bar() -> None:
     bars = make_bars(n_assets=3, n_bars=60, seed=2)
-    gap = bars.filter(~((pl.col("asset") == "A0001") & (pl.col("timestamp") == datetime(2020, 2, 3))))
+    gap = bars.filter(
+        ~((pl.col("asset") == "A0001") & (pl.col("timestamp") == datetime(2020, 2, 3)))
+    )
     feed = PolarsDataFeed(gap)
 
     def fit(train: pl.DataFrame, fold: Fold) -> pl.DataFrame:
         assert fold.test_data is not None
-        keys = fold.test_data.select("timestamp").unique().join(
-            pl.DataFrame({"asset": ["A0000", "A0001", "A0002"]}), how="cross"
+        keys = (
+            fold.test_data.select("timestamp")
+            .unique()
+            .join(pl.DataFrame({"asset": ["A0000", "A0001", "A0002"]}), how="cross")
         )
         return keys.with_columns(pred=pl.lit(1.0))
 
@@ -395,7 +422,7 @@ def test_predictions_without_a_bar() -> None:
 def test_windows_longer_than_the_data_and_purges_longer_than_train() -> None:
     feed = _feed(30)
     strategy = TopKStrategy("pred", k=1)
-    with pytest.raises(ConfigError, match="train: longer_than_data: .* 30 timestamps"):
+    with pytest.raises(ConfigError, match=r"train: longer_than_data: .* 30 timestamps"):
         WalkForward(feed, copy_score, strategy, train=30, test=5)
     with pytest.raises(ConfigError, match="train: longer_than_data"):
         WalkForward(feed, copy_score, strategy, train="3mo", test="1mo")
@@ -419,7 +446,7 @@ def test_windows_longer_than_the_data_and_purges_longer_than_train() -> None:
         WalkForward(feed, copy_score, object(), train=10, test=5)
     with pytest.raises(ConfigError, match="continuous: expected True or False"):
         WalkForward(feed, copy_score, strategy, train=10, test=5, continuous="yes")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="commission.rat"):
+    with pytest.raises(ConfigError, match=r"commission\.rat"):
         WalkForward(feed, copy_score, strategy, train=10, test=5, config={"commission.rat": 1})
 
 

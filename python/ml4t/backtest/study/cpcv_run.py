@@ -37,7 +37,6 @@ from ml4t.backtest.study.refit import (
     fit_one,
     in_memory,
     run_window,
-    timeline,
 )
 
 if TYPE_CHECKING:
@@ -177,7 +176,9 @@ class CPCVResult:
                 row = [values.mean(), std, values.min(), q25, median, q75, values.max()]
             else:
                 row = [float("nan")] * len(DISTRIBUTION_STATS)
-            stats.append({"metric": name, **dict(zip(DISTRIBUTION_STATS, map(float, row), strict=True))})
+            stats.append(
+                {"metric": name, **dict(zip(DISTRIBUTION_STATS, map(float, row), strict=True))}
+            )
         self.distribution = pl.DataFrame(stats)
         self.equity = pl.concat(
             [
@@ -212,12 +213,15 @@ class CPCVResult:
         return self.paths.get_column(name)
 
     def __repr__(self) -> str:
-        sharpe = self.metric("sharpe") if "sharpe" in self.paths.columns else pl.Series([])
+        row = self.distribution.filter(pl.col("metric") == "sharpe")
+        mean, low, high = (
+            (float(row["mean"][0]), float(row["min"][0]), float(row["max"][0]))
+            if row.height
+            else (float("nan"),) * 3
+        )
         return (
             f"CPCVResult(paths={self.n_paths}, splits={self.splits.height}, sharpe "
-            f"mean={sharpe.mean() if sharpe.len() else float('nan'):.3f} "
-            f"min={sharpe.min() if sharpe.len() else float('nan'):.3f} "
-            f"max={sharpe.max() if sharpe.len() else float('nan'):.3f})"
+            f"mean={mean:.3f} min={low:.3f} max={high:.3f})"
         )
 
     def _repr_html_(self) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest._core import __version__
-from ml4t.backtest.results.plots import GREY, _figure, _last, _line, _PALETTE, _y, wall_clock
+from ml4t.backtest.results.plots import _PALETTE, GREY, _figure, _last, _line, _y, wall_clock
 from ml4t.backtest.study.report import _CSS, _fmt
 from ml4t.backtest.study.report import _figure as _figure_html
 
@@ -60,13 +60,20 @@ def walkforward_figures(result: WalkForwardResult) -> tuple[Any, Any]:
     equity = result.equity.select("timestamp", "equity")
     fig = _figure(380, yaxis={"title": "equity", "tickformat": ",.0f"})
     thinned = _last(equity)
-    fig.add_trace(_line(wall_clock(thinned["timestamp"]), _y(thinned["equity"]), "equity", _PALETTE[0]))
+    fig.add_trace(
+        _line(wall_clock(thinned["timestamp"]), _y(thinned["equity"]), "equity", _PALETTE[0])
+    )
     starts = wall_clock(result.folds.get_column("test_start"))
     for k, start in enumerate(starts):
         fig.add_vline(x=start, line={"color": GREY, "width": 1, "dash": "dot"})
         fig.add_annotation(
-            x=start, y=1.0, yref="paper", text=f"fold {k}", showarrow=False,
-            xanchor="left", font={"size": 10, "color": GREY},
+            x=start,
+            y=1.0,
+            yref="paper",
+            text=f"fold {k}",
+            showarrow=False,
+            xanchor="left",
+            font={"size": 10, "color": GREY},
         )
     values = equity.get_column("equity").to_numpy()
     peak = np.maximum.accumulate(np.concatenate(([result.study.config.initial_cash], values)))[1:]
@@ -76,8 +83,13 @@ def walkforward_figures(result: WalkForwardResult) -> tuple[Any, Any]:
     drawdown = _last(drawdown)
     dd = _figure(220, yaxis={"title": "drawdown", "tickformat": ".0%"})
     dd.add_trace(
-        _line(wall_clock(drawdown["timestamp"]), _y(drawdown["drawdown"]), "drawdown", _PALETTE[3],
-              fill="tozeroy")
+        _line(
+            wall_clock(drawdown["timestamp"]),
+            _y(drawdown["drawdown"]),
+            "drawdown",
+            _PALETTE[3],
+            fill="tozeroy",
+        )
     )
     return fig, dd
 
@@ -87,12 +99,24 @@ def build_walkforward_report(result: WalkForwardResult, title: str) -> str:
     equity, drawdown = walkforward_figures(result)
     metrics = result.metrics
     headline = pl.DataFrame(
-        {k: [metrics.get(k, float("nan"))] for k in
-         ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "volatility", "num_trades")}
+        {
+            k: [metrics.get(k, float("nan"))]
+            for k in (
+                "total_return",
+                "cagr",
+                "sharpe",
+                "sortino",
+                "max_drawdown",
+                "volatility",
+                "num_trades",
+            )
+        }
     )
     cards = [
         _card("Out-of-sample figures (all test windows)", table_html(headline)),
-        _card("Out-of-sample equity, fold test starts marked", _figure_html(equity, "chart-equity")),
+        _card(
+            "Out-of-sample equity, fold test starts marked", _figure_html(equity, "chart-equity")
+        ),
         _card("Drawdown", _figure_html(drawdown, "chart-drawdown")),
         _card("Folds", table_html(result.folds)),
     ]
@@ -122,13 +146,23 @@ def cpcv_figures(result: CPCVResult) -> tuple[Any, Any]:
     for p in range(result.n_paths):
         curve = _last(result.equity.filter(pl.col("path") == p).select("timestamp", "equity"))
         fan.add_trace(
-            _line(wall_clock(curve["timestamp"]), _y(curve["equity"]), f"path {p}",
-                  _PALETTE[p % len(_PALETTE)])
+            _line(
+                wall_clock(curve["timestamp"]),
+                _y(curve["equity"]),
+                f"path {p}",
+                _PALETTE[p % len(_PALETTE)],
+            )
         )
     sharpe = result.paths.get_column("sharpe").to_numpy()
-    hist = _figure(300, xaxis={"title": "Sharpe ratio (annualised)"}, yaxis={"title": "paths"},
-                   hovermode="closest")
-    hist.add_trace(go.Histogram(x=sharpe[np.isfinite(sharpe)], marker_color=_PALETTE[0], name="paths"))
+    hist = _figure(
+        300,
+        xaxis={"title": "Sharpe ratio (annualised)"},
+        yaxis={"title": "paths"},
+        hovermode="closest",
+    )
+    hist.add_trace(
+        go.Histogram(x=sharpe[np.isfinite(sharpe)], marker_color=_PALETTE[0], name="paths")
+    )
     return fan, hist
 
 
@@ -137,7 +171,9 @@ def build_cpcv_report(result: CPCVResult, title: str) -> str:
     fan, hist = cpcv_figures(result)
     cv = result.cv
     cards = [
-        _card(f"Out-of-sample equity of the {result.n_paths} paths", _figure_html(fan, "chart-fan")),
+        _card(
+            f"Out-of-sample equity of the {result.n_paths} paths", _figure_html(fan, "chart-fan")
+        ),
         _card("Sharpe ratio across paths", _figure_html(hist, "chart-sharpe")),
         _card("Metrics across paths", table_html(result.distribution)),
         _card("Paths", table_html(result.paths)),

@@ -259,9 +259,7 @@ def engine_predictions(frame: pl.DataFrame, feed: PolarsDataFeed, task: FitTask)
         ts.dt.epoch("ns").alias("ts"),
         pl.col("asset")
         .cast(pl.String)
-        .replace_strict(
-            names, pl.int_range(len(names), eager=True, dtype=pl.UInt32), default=None
-        )
+        .replace_strict(names, pl.int_range(len(names), eager=True, dtype=pl.UInt32), default=None)
         .alias("asset_id"),
         pl.col("asset").cast(pl.String).alias("_name"),
         *[pl.col(c).cast(pl.Float64) for c in values],
@@ -286,7 +284,9 @@ def engine_predictions(frame: pl.DataFrame, feed: PolarsDataFeed, task: FitTask)
         inside = inside | pl.col("ts").is_between(lo, hi, closed="both")
     outside = out.filter(~inside)
     if outside.height:
-        windows = ", ".join(f"{_describe(feed, lo)} … {_describe(feed, hi)}" for lo, hi in task.windows)
+        windows = ", ".join(
+            f"{_describe(feed, lo)} … {_describe(feed, hi)}" for lo, hi in task.windows
+        )
         raise SignalTimingError(
             f"predictions.timestamp: look_ahead: {where} for {outside.height} row(s) outside its "
             f"test window ({windows}), first at {_describe(feed, outside['ts'][0])} "
@@ -306,10 +306,11 @@ def check_answers(answers: Sequence[FitAnswer], strategy: Any) -> str:
     prediction columns), which the strategy can take."""
     kinds = {"predictions" if a.predictions is not None else "model" for a in answers}
     if len(kinds) > 1:
-        first = {k: next(a.index for a in answers if (a.predictions is not None) == (k == "predictions")) for k in kinds}
+        framed = next(a.index for a in answers if a.predictions is not None)
+        modelled = next(a.index for a in answers if a.predictions is None)
         raise ConfigError(
-            f"fit: mixed: fold {first['predictions']} returned predictions and fold "
-            f"{first['model']} a model; every fold must return the same kind"
+            f"fit: mixed: fold {framed} returned predictions and fold {modelled} a model; "
+            "every fold must return the same kind"
         )
     kind = kinds.pop()
     if kind == "model" and not isinstance(strategy, Strategy):
@@ -319,15 +320,13 @@ def check_answers(answers: Sequence[FitAnswer], strategy: Any) -> str:
             "(a frame of timestamp, asset, columns) or use a Strategy subclass"
         )
     if kind == "predictions":
-        first = answers[0].predictions
-        assert first is not None
-        for answer in answers[1:]:
-            assert answer.predictions is not None
-            if answer.predictions.columns != first.columns:
+        columns = [a.predictions.columns for a in answers if a.predictions is not None]
+        for answer, names in zip(answers, columns, strict=True):
+            if names != columns[0]:
                 raise ConfigError(
                     f"fit: columns: fold {answer.index} returned predictions with columns "
-                    f"{answer.predictions.columns[2:]}, fold {answers[0].index} with "
-                    f"{first.columns[2:]}; every fold must return the same columns"
+                    f"{names[2:]}, fold {answers[0].index} with {columns[0][2:]}; every fold "
+                    "must return the same columns"
                 )
     return kind
 

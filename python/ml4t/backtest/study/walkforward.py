@@ -13,7 +13,7 @@ the data's time zone); ``purge`` and ``embargo`` too.
 - The training window is the ``train`` bars (or duration) before the test start, from the
   first timestamp when ``anchored``. Its last rows are left out: those within ``purge`` of the
   test start (their labels look into the test window) and then ``embargo`` more, so ``fit``
-  sees only rows before the **cut-off** = test start − purge − embargo.
+  sees only rows before the **cut-off** = test start - purge - embargo.
 
 ``continuous=True`` runs one backtest over the stitched test windows (one account, positions
 carried across folds; the fits run first, on the executor); ``continuous=False`` runs each test
@@ -236,8 +236,10 @@ class WalkForward:
             else:
                 stop = self._position(self._offset(instant, test))
             if k == 0:
-                full = position + test <= n if isinstance(test, int) else (
-                    self._offset(instant, test) <= int(ts[-1]) + 1
+                full = (
+                    position + test <= n
+                    if isinstance(test, int)
+                    else (self._offset(instant, test) <= int(ts[-1]) + 1)
                 )
                 if not full:
                     raise ConfigError(
@@ -329,9 +331,11 @@ class WalkForward:
             answers: list[FitAnswer] = pool.map(fit_one, tasks)
             kind = check_answers(answers, self.strategy)
             runs: list[RunTask] = []
-            groups = [[k] for k in range(len(tasks))] if not self.continuous else [
-                list(range(len(tasks)))
-            ]
+            groups = (
+                [[k] for k in range(len(tasks))]
+                if not self.continuous
+                else [list(range(len(tasks)))]
+            )
             for members in groups:
                 first, last = self._plans[members[0]], self._plans[members[-1]]
                 end = int(ts[last.stop]) if last.stop < ts.shape[0] else None
@@ -373,9 +377,7 @@ def _slice_metrics(
     equity = result.equity.filter(between)
     trades = result.trades.filter(pl.col("exit_time").is_between(lo, hi, closed="both"))
     fills = result.fills.filter(between)
-    return compute_metrics(
-        equity, trades, fills, initial_cash=start_cash, periods_per_year=ppy
-    )
+    return compute_metrics(equity, trades, fills, initial_cash=start_cash, periods_per_year=ppy)
 
 
 class WalkForwardResult:
@@ -468,9 +470,10 @@ class WalkForwardResult:
 
     def __repr__(self) -> str:
         sharpe = self.metrics.get("sharpe", float("nan"))
+        total = self.metrics.get("total_return", float("nan"))
         return (
             f"WalkForwardResult(folds={self.folds.height}, continuous={self.continuous}, "
-            f"sharpe={sharpe:.3f}, total_return={self.metrics.get('total_return', float('nan')):.4f})"
+            f"sharpe={sharpe:.3f}, total_return={total:.4f})"
         )
 
     def _repr_html_(self) -> str:
@@ -479,8 +482,17 @@ class WalkForwardResult:
 
         shown = [
             c
-            for c in ("fold", "train_start", "train_end", "test_start", "test_end", "fit_seconds",
-                      "total_return", "sharpe", "max_drawdown")
+            for c in (
+                "fold",
+                "train_start",
+                "train_end",
+                "test_start",
+                "test_end",
+                "fit_seconds",
+                "total_return",
+                "sharpe",
+                "max_drawdown",
+            )
             if c in self.folds.columns
         ]
         head = html.escape(repr(self))
@@ -489,10 +501,11 @@ class WalkForwardResult:
             f"font-size:13px'><b>{head}</b>{table_html(self.folds.select(shown))}</div>"
         )
 
-    def report(self, path: str | Path = "walkforward.html", title: str = "Walk-forward report") -> Path:
+    def report(
+        self, path: str | Path = "walkforward.html", title: str = "Walk-forward report"
+    ) -> Path:
         """Writes one self-contained HTML page: the out-of-sample equity curve with the fold
         boundaries marked, the drawdown, and the fold table; returns the path."""
         from ml4t.backtest.study.fold_report import write_walkforward_report
 
         return write_walkforward_report(self, Path(path), title=title)
-
