@@ -145,6 +145,19 @@ def user_rows(feed: PolarsDataFeed, ranges: RowRanges) -> pl.DataFrame:
     )
 
 
+def user_predictions(frames: Sequence[pl.DataFrame], feed: PolarsDataFeed) -> pl.DataFrame:
+    """Engine-form predictions (``ts``, ``asset_id``, columns) back as ``timestamp``, ``asset``
+    and the columns, in time order."""
+    universe = feed.universe
+    names = pl.Series("asset", universe.assets, dtype=universe.asset_dtype)
+    rows = pl.concat(frames).sort("ts", "asset_id")
+    return rows.select(
+        universe.timestamps(pl.col("ts")).alias("timestamp"),
+        pl.lit(names).gather(pl.col("asset_id")).alias("asset"),
+        pl.exclude("ts", "asset_id"),
+    )
+
+
 def check_strategy(strategy: Any) -> None:
     """A Python strategy or a built-in, as ``Backtest`` takes."""
     if not isinstance(strategy, (Strategy, SignalStrategy, TopKStrategy)):

@@ -66,6 +66,7 @@ from ml4t.backtest.study.refit import (
     in_memory,
     run_window,
     timeline,
+    user_predictions,
 )
 
 __all__ = ["WalkForward", "WalkForwardResult"]
@@ -396,6 +397,8 @@ class WalkForwardResult:
             the previous one ended with).
         metrics: the metrics of :attr:`equity` over all test windows.
         models: what each fit returned when it returned models (``None`` otherwise).
+        predictions: every fold's predictions, ``timestamp, asset`` and the columns, in time
+            order: the out-of-sample signals (``None`` when the fits returned models).
         info: ``executor``, ``workers``, ``kind`` (``"predictions"`` or ``"model"``).
     """
 
@@ -412,6 +415,13 @@ class WalkForwardResult:
         self.continuous = study.continuous
         self.result: BacktestResult | None = results[0] if study.continuous else None
         self.models = [a.model for a in answers] if info["kind"] == "model" else None
+        self.predictions = (
+            user_predictions(
+                [a.predictions for a in answers if a.predictions is not None], study.feed
+            )
+            if info["kind"] == "predictions"
+            else None
+        )
         cash = study.config.initial_cash
         rows: list[dict[str, Any]] = []
         curves: list[pl.DataFrame] = []
