@@ -415,7 +415,8 @@ def test_predictions_without_a_bar() -> None:
         )
         return keys.with_columns(pred=pl.lit(1.0))
 
-    with pytest.raises(DataValidationError, match=r"no_bar: 1 prediction.* 2020-02-03 .*A0001"):
+    message = r"signals: no_bar: 1 row\(s\) .* first 2020-02-03 00:00:00 \(A0001\)"
+    with pytest.raises(DataValidationError, match=message):
         WalkForward(feed, fit, TopKStrategy("pred", k=1), train=20, test=10).run()
 
 

@@ -40,6 +40,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from ml4t.backtest._models import timedelta_text
@@ -71,7 +72,7 @@ from ml4t.backtest.data.validation import (
     fatal,
     order_rows,
 )
-from ml4t.backtest.errors import ConfigError, panics_as_bugs
+from ml4t.backtest.errors import ConfigError, DataValidationError, panics_as_bugs
 from ml4t.backtest.universe import Universe
 
 DEFAULT_TIMESTAMP = "timestamp"
@@ -1004,6 +1005,8 @@ class PolarsDataFeed:
 
         Raises:
             ConfigError: a signal column named like a column of the feed.
+            DataValidationError: ``signals: no_bar`` (a row at a timestamp and asset without a
+                bar in the window) or ``signals: duplicate`` (two rows for one key).
         """
         frame = self.frame
         ts = frame.get_column("ts").to_numpy()
@@ -1019,16 +1022,7 @@ class PolarsDataFeed:
                     f"signals.{clash[0]}: column_clash: the feed already has a column of this "
                     "name; rename it"
                 )
-            rows = rows.join(
-                signals.select(
-                    pl.col("ts").cast(pl.Int64),
-                    pl.col("asset_id").cast(pl.UInt32),
-                    *[pl.col(c).cast(pl.Float64) for c in extra],
-                ),
-                on=["ts", "asset_id"],
-                how="left",
-                maintain_order="left",
-            ).with_columns(pl.col(c).fill_null(float("nan")) for c in extra)
+            rows = rows.with_columns(self._aligned(rows, signals, extra))
         state = self.__getstate__()
         state.update(
             _frame=rows,
@@ -1044,6 +1038,48 @@ class PolarsDataFeed:
         }
         out = PolarsDataFeed.__new__(PolarsDataFeed)
         out.__setstate__(state)
+        return out
+
+    def _aligned(
+        self, rows: pl.DataFrame, signals: pl.DataFrame, names: list[str]
+    ) -> list[pl.Series]:
+        """The ``names`` columns of ``signals`` aligned with ``rows`` by exact (ts, asset), NaN
+        where a bar has no row: a merge of the sorted keys (timestamp position x assets +
+        asset code) in numpy, rather than a hash join on two columns."""
+        ts = rows.get_column("ts").to_numpy()
+        new = np.concatenate(([True], ts[1:] != ts[:-1])) if ts.size else np.zeros(0, bool)
+        stamps = ts[new]
+        width = np.int64(max(self.n_assets, 1))
+        keys = (np.cumsum(new) - 1).astype(np.int64) * width + rows.get_column(
+            "asset_id"
+        ).to_numpy().astype(np.int64)
+        sig_ts = signals.get_column("ts").cast(pl.Int64).to_numpy()
+        sig_asset = signals.get_column("asset_id").cast(pl.Int64).to_numpy()
+        at = np.searchsorted(stamps, sig_ts).clip(0, max(stamps.size - 1, 0))
+        found = (stamps[at] == sig_ts) if stamps.size else np.zeros(sig_ts.size, bool)
+        wanted = at.astype(np.int64) * width + sig_asset
+        place = np.searchsorted(keys, wanted).clip(0, max(keys.size - 1, 0))
+        found &= (keys[place] == wanted) if keys.size else False
+        if not found.all():
+            first = int(np.flatnonzero(~found)[0])
+            raise DataValidationError(
+                f"signals: no_bar: {int((~found).sum())} row(s) at a (timestamp, asset) without a "
+                f"bar in the window, first {self.to_datetime(int(sig_ts[first]))} "
+                f"({self.assets[int(sig_asset[first])]})"
+            )
+        order = np.sort(place)
+        twice = np.flatnonzero(order[1:] == order[:-1])
+        if twice.size:
+            row = int(order[twice[0]])
+            raise DataValidationError(
+                f"signals: duplicate: {twice.size} key(s) with more than one row, first "
+                f"{self.to_datetime(int(ts[row]))} ({self.assets[int(keys[row] % width)]})"
+            )
+        out = []
+        for name in names:
+            values = np.full(rows.height, np.nan)
+            values[place] = signals.get_column(name).cast(pl.Float64).to_numpy()
+            out.append(pl.Series(name, values))
         return out
 
     def to_datetime(self, ns: int) -> datetime:

@@ -29,7 +29,6 @@ from ml4t.backtest.study.refit import (
     backend,
     base_config,
     check_answers,
-    check_bars,
     check_fit,
     check_risk,
     check_run,
@@ -103,7 +102,6 @@ def run_cpcv(
                     assert predictions is not None
                     pieces.append(predictions.filter(pl.col("ts").is_between(lo, hi)))
                 signals = pl.concat(pieces)
-                check_bars(signals, feed)
             else:
                 previous = None
                 for piece in path.pieces:

@@ -344,18 +344,6 @@ def check_answers(answers: Sequence[FitAnswer], strategy: Any) -> str:
     return kind
 
 
-def check_bars(signals: pl.DataFrame, feed: PolarsDataFeed) -> None:
-    """Every prediction falls on a bar of the data (a timestamp and asset that have one)."""
-    orphans = signals.join(feed.frame.select("ts", "asset_id"), on=["ts", "asset_id"], how="anti")
-    if orphans.height:
-        first = orphans.row(0, named=True)
-        raise DataValidationError(
-            f"predictions: no_bar: {orphans.height} prediction(s) at a (timestamp, asset) "
-            f"without a bar, first {_describe(feed, first['ts'])} "
-            f"({feed.assets[int(first['asset_id'])]}); predict for the rows of fold.test_data"
-        )
-
-
 # ------------------------------------------------------------------------------------- runs
 
 

@@ -57,7 +57,6 @@ from ml4t.backtest.study.refit import (
     backend,
     base_config,
     check_answers,
-    check_bars,
     check_fit,
     check_risk,
     check_run,
@@ -345,7 +344,6 @@ class WalkForward:
                 if kind == "predictions":
                     frames = [answers[k].predictions for k in members]
                     signals = pl.concat([f for f in frames if f is not None])
-                    check_bars(signals, self.feed)
                 else:
                     folds = [
                         (int(ts[self._plans[k].start]), answers[k].model, self.folds[k])
