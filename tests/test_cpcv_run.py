@@ -192,3 +192,16 @@ def test_report_draws_the_fan_and_the_sharpe_distribution(tmp_path: Any) -> None
     page = result.report(tmp_path / "cpcv.html").read_text()
     assert "chart-fan" in page and "chart-sharpe" in page
     assert all(f"path {p}" in page for p in range(result.n_paths))
+
+
+def test_report_renders_in_chromium_without_errors(tmp_path: Any) -> None:
+    import re
+
+    from test_report import PROBE_ELEMENT, console_errors, render
+
+    result = CombinatorialPurgedCV(4, 2).run(_feed(60), ridge, TopKStrategy("pred", k=1))
+    dom, stderr = render(result.report(tmp_path / "cpcv.html"), tmp_path)
+    assert PROBE_ELEMENT not in dom and console_errors(stderr) == []
+    for chart in ("chart-fan", "chart-sharpe"):
+        match = re.search(rf'<div id="{chart}" class="([^"]*)"', dom)
+        assert match is not None and "js-plotly-plot" in match.group(1), chart

@@ -458,3 +458,48 @@ def test_report_marks_the_fold_boundaries(tmp_path: Any) -> None:
     assert page.count("fold 0") >= 1 and "fold 3" in page
     assert "chart-equity" in page and "chart-drawdown" in page and "<table>" in page
     assert "<script src=" not in page  # plotly.js is embedded
+
+
+def test_report_renders_in_chromium_without_errors(tmp_path: Any) -> None:
+    import re
+
+    from test_report import PROBE_ELEMENT, console_errors, render
+
+    feed = _feed(60)
+    result = WalkForward(feed, copy_score, TopKStrategy("pred", k=1), train=20, test=10).run()
+    dom, stderr = render(result.report(tmp_path / "wf.html"), tmp_path)
+    assert PROBE_ELEMENT not in dom and console_errors(stderr) == []
+    for chart in ("chart-equity", "chart-drawdown"):
+        match = re.search(rf'<div id="{chart}" class="([^"]*)"', dom)
+        assert match is not None and "js-plotly-plot" in match.group(1), chart
+    assert "fold 3" in dom  # the boundary annotations are drawn
+
+
+def test_the_study_example_runs(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "ml_topk_study.py"
+    out = subprocess.run(
+        [sys.executable, str(example), "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "deflated Sharpe ratio over 9 trials" in out.stdout and "PBO" in out.stdout
+    for name in ("walkforward.html", "sweep.html", "folds.parquet", "study.txt"):
+        assert (tmp_path / name).is_file()
+
+
+def test_a_streaming_feed_is_read_once_and_gives_the_same_study() -> None:
+    bars = make_bars(n_assets=3, n_bars=60, seed=2)
+    streaming = PolarsDataFeed(bars, chunk_rows=40)
+    common = {"train": 20, "test": 10, "purge": 1}
+    a = WalkForward(_feed(60), copy_score, TopKStrategy("pred", k=1), **common).run()
+    b = WalkForward(streaming, copy_score, TopKStrategy("pred", k=1), **common).run()
+    assert a.equity.equals(b.equity) and a.folds.drop("fit_seconds").equals(
+        b.folds.drop("fit_seconds")
+    )

@@ -1067,7 +1067,7 @@ class PolarsDataFeed:
                 f"bar in the window, first {self.to_datetime(int(sig_ts[first]))} "
                 f"({self.assets[int(sig_asset[first])]})"
             )
-        order = np.sort(place)
+        order = place if bool(np.all(place[1:] > place[:-1])) else np.sort(place)
         twice = np.flatnonzero(order[1:] == order[:-1])
         if twice.size:
             row = int(order[twice[0]])
