@@ -503,3 +503,11 @@ def test_a_streaming_feed_is_read_once_and_gives_the_same_study() -> None:
     assert a.equity.equals(b.equity) and a.folds.drop("fit_seconds").equals(
         b.folds.drop("fit_seconds")
     )
+
+
+def test_calendar_steps_over_a_weekend_make_one_fold_each_trading_day() -> None:
+    feed = _feed(30)
+    wf = WalkForward(feed, copy_score, TopKStrategy("pred", k=1), train=10, test="1d")
+    assert len(wf.folds) == 20 and {f.test_rows for f in wf.folds} == {3}
+    days = _days(feed)
+    assert [f.test_start for f in wf.folds] == days[10:]

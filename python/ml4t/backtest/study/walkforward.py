@@ -225,7 +225,8 @@ class WalkForward:
                 position = self._position(instant)
             if position >= n:
                 break
-            starts.append((position, instant))
+            if not starts or position > starts[-1][0]:  # calendar starts in one gap: the first
+                starts.append((position, instant))
             i += 1
         plans: list[_Plan] = []
         for k, (position, instant) in enumerate(starts):
