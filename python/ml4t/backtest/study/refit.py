@@ -267,51 +267,68 @@ def engine_predictions(frame: pl.DataFrame, feed: PolarsDataFeed, task: FitTask)
         nulls = frame.get_column(key).null_count()
         if nulls:
             raise DataValidationError(f"predictions.{key}: null: {where} with {nulls} null keys")
-    names = pl.Series(universe.assets, dtype=pl.String)
+    if frame.schema["asset"] == universe.asset_dtype:  # fold.test_data's own asset column
+        codes = pl.col("asset").to_physical().cast(pl.UInt32)
+    else:
+        names = pl.Series(universe.assets, dtype=pl.String)
+        codes = (
+            pl.col("asset")
+            .cast(pl.String)
+            .replace_strict(
+                names, pl.int_range(len(names), eager=True, dtype=pl.UInt32), default=None
+            )
+        )
     out = frame.select(
         ts.dt.epoch("ns").alias("ts"),
-        pl.col("asset")
-        .cast(pl.String)
-        .replace_strict(names, pl.int_range(len(names), eager=True, dtype=pl.UInt32), default=None)
-        .alias("asset_id"),
-        pl.col("asset").cast(pl.String).alias("_name"),
+        codes.alias("asset_id"),
         *[pl.col(c).cast(pl.Float64) for c in values],
     )
-    unknown = out.filter(pl.col("asset_id").is_null())
-    if unknown.height:
+
+    def first(mask: pl.Expr) -> tuple[int, str, str]:
+        """How many rows match, and the first one's time and asset (for a message)."""
+        rows = out.with_row_index("_row").filter(mask)
+        row = int(rows["_row"][0])
+        return rows.height, _describe(feed, out["ts"][row]), str(frame["asset"][row])
+
+    unknown = out["asset_id"].null_count()
+    if unknown:
+        _, _, name = first(pl.col("asset_id").is_null())
         raise DataValidationError(
-            f"predictions.asset: unknown: {where} for {unknown.height} row(s) of an asset not in "
-            f"the data, first {unknown['_name'][0]!r}"
+            f"predictions.asset: unknown: {where} for {unknown} row(s) of an asset not in "
+            f"the data, first {name!r}"
         )
+    bad = out.select((pl.col(c).is_null() | pl.col(c).is_infinite()).sum() for c in values)
     for name in values:
-        bad = out.filter(pl.col(name).is_null() | pl.col(name).is_infinite())
-        if bad.height:
-            kind = "null" if bad[name][0] is None else "not_finite"
+        if bad[name][0]:
+            count, when, asset = first(pl.col(name).is_null() | pl.col(name).is_infinite())
+            kind = "null" if out[name].null_count() else "not_finite"
             raise DataValidationError(
-                f"predictions.{name}: {kind}: {where} with {bad.height} null or infinite "
-                f"value(s), first at {_describe(feed, bad['ts'][0])} ({bad['_name'][0]}); "
-                "use NaN for no prediction"
+                f"predictions.{name}: {kind}: {where} with {count} null or infinite "
+                f"value(s), first at {when} ({asset}); use NaN for no prediction"
             )
     inside = pl.lit(False)
     for lo, hi in task.windows:
         inside = inside | pl.col("ts").is_between(lo, hi, closed="both")
-    outside = out.filter(~inside)
-    if outside.height:
+    if out.select((~inside).sum()).item():
+        count, when, asset = first(~inside)
         windows = ", ".join(
             f"{_describe(feed, lo)} … {_describe(feed, hi)}" for lo, hi in task.windows
         )
         raise SignalTimingError(
-            f"predictions.timestamp: look_ahead: {where} for {outside.height} row(s) outside its "
-            f"test window ({windows}), first at {_describe(feed, outside['ts'][0])} "
-            f"({outside['_name'][0]}); a fold predicts only its own test window"
+            f"predictions.timestamp: look_ahead: {where} for {count} row(s) outside its "
+            f"test window ({windows}), first at {when} ({asset}); a fold predicts only its own "
+            "test window"
         )
-    dupes = out.filter(pl.struct("ts", "asset_id").is_duplicated())
-    if dupes.height:
+    out = out.sort("ts", "asset_id")
+    stamps, assets = out["ts"].to_numpy(), out["asset_id"].to_numpy()
+    same = np.flatnonzero((stamps[1:] == stamps[:-1]) & (assets[1:] == assets[:-1]))
+    if same.size:
+        at = int(same[0])
         raise DataValidationError(
-            f"predictions: duplicate: {where} with {dupes.height} rows sharing a (timestamp, "
-            f"asset), first {_describe(feed, dupes['ts'][0])} ({dupes['_name'][0]})"
+            f"predictions: duplicate: {where} with {same.size} row(s) repeating a (timestamp, "
+            f"asset), first {_describe(feed, stamps[at])} ({feed.assets[int(assets[at])]})"
         )
-    return out.drop("_name").sort("ts", "asset_id")
+    return out
 
 
 def check_answers(answers: Sequence[FitAnswer], strategy: Any) -> str:
