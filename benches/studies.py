@@ -14,8 +14,9 @@ the built-in ``TopKStrategy`` (k = 25) on the prediction.
 (w2) ``CombinatorialPurgedCV(6, 2, label_horizon=2, embargo=2).run``: 15 fits, 5 paths, each
      path a backtest of the whole data; seconds with 1 and 2 workers.
 
-Each scenario runs in a fresh process, which reports its peak RSS (``ru_maxrss``) next to the
-RSS it had with the data loaded and the feed built.
+Each scenario runs in a fresh process, which reports its peak RSS (``ru_maxrss``, over all its
+runs; one result is alive at a time) next to the RSS it had with the data loaded and the feed
+built.
 
 Run: ``.venv/bin/python benches/studies.py [--quick] [--repeats N] [--json PATH]``.
 """
@@ -100,8 +101,10 @@ def scenario_wf(n_assets: int, n_days: int, repeats: int) -> dict[str, Any]:
     walls: dict[int, list[float]] = {1: [], 2: []}
     fits: list[float] = []
     backtests: list[float] = []
+    result: Any = None
     for _ in range(repeats):  # interleaved, so a change of the machine's load hits both sides
         for workers in (1, 2):
+            result = None  # one result alive at a time: the peak is one run's
             start = time.perf_counter()
             result = study.run(executor="threads", max_workers=workers)
             walls[workers].append(time.perf_counter() - start)
@@ -134,8 +137,10 @@ def scenario_cpcv(n_assets: int, n_days: int, repeats: int) -> dict[str, Any]:
     cv = CombinatorialPurgedCV(6, 2, label_horizon=2, embargo=2)
     out: dict[str, Any] = {"assets": n_assets, "days": n_days, "splits": cv.n_splits}
     walls: dict[int, list[float]] = {1: [], 2: []}
+    result: Any = None
     for _ in range(repeats):
         for workers in (1, 2):
+            result = None  # one result alive at a time: the peak is one run's
             start = time.perf_counter()
             result = cv.run(feed, ridge, TopKStrategy("pred", k=K), max_workers=workers)
             walls[workers].append(time.perf_counter() - start)

@@ -511,3 +511,13 @@ def test_calendar_steps_over_a_weekend_make_one_fold_each_trading_day() -> None:
     assert len(wf.folds) == 20 and {f.test_rows for f in wf.folds} == {3}
     days = _days(feed)
     assert [f.test_start for f in wf.folds] == days[10:]
+
+
+def test_backtest_folds_are_checked() -> None:
+    from ml4t.backtest import Backtest
+
+    feed = _feed(20)
+    with pytest.raises(ConfigError, match="built-in strategy, which has no on_fold"):
+        Backtest(feed, TopKStrategy("score", k=1), folds=[(0, None, None)])
+    with pytest.raises(ConfigError, match="folds: starts must be engine nanoseconds"):
+        Backtest(feed, FoldModels(), folds=[(5, None, None), (1, None, None)])
