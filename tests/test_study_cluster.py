@@ -107,3 +107,40 @@ def test_any_executor_with_the_feed_pickled(feed: PolarsDataFeed) -> None:
         pickled = sweep.run(executor=pool, progress=False)
     assert pickled.info["transport"] == "pickle"
     same_table(sweep.run(executor="threads", progress=False), pickled)
+
+
+def _ridge() -> Any:
+    """A walk-forward fit defined in a function (cloudpickle carries it by value)."""
+    import numpy as np
+    import polars as pl
+
+    def fit(train: Any, fold: Any) -> Any:
+        data = train.with_columns(
+            (pl.col("open").shift(-2) / pl.col("open").shift(-1) - 1).over("asset").alias("y")
+        ).drop_nulls("y")
+        x = np.column_stack([data["score"].to_numpy(), np.ones(data.height)])
+        coef = np.linalg.lstsq(x, data["y"].to_numpy(), rcond=None)[0]
+        return fold.test_data.select(
+            "timestamp", "asset", (pl.col("score") * coef[0] + coef[1]).alias("pred")
+        )
+
+    return fit
+
+
+def test_walk_forward_and_cpcv_on_ray_and_dask(
+    feed: PolarsDataFeed, local_ray: Any, dask_client: Any
+) -> None:
+    from ml4t.backtest.study import CombinatorialPurgedCV, WalkForward
+
+    wf = WalkForward(
+        feed, _ridge(), TopKStrategy("pred", k=2), train=60, test=25, purge=2, continuous=False
+    )
+    reference = wf.run(executor="threads", max_workers=1)
+    for executor in ("ray", dask_client.get_executor()):
+        other = wf.run(executor=executor)
+        assert reference.equity.equals(other.equity)
+        assert reference.folds.drop("fit_seconds").equals(other.folds.drop("fit_seconds"))
+    cv = CombinatorialPurgedCV(4, 2, label_horizon=2)
+    local = cv.run(feed, _ridge(), TopKStrategy("pred", k=2), executor="threads")
+    remote = cv.run(feed, _ridge(), TopKStrategy("pred", k=2), executor=dask_client.get_executor())
+    assert local.paths.equals(remote.paths) and local.equity.equals(remote.equity)

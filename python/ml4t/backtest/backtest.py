@@ -62,6 +62,10 @@ class Backtest:
             rules of ``config.risk``, in order.
         search_path: a directory searched first when importing the custom rules of
             ``config.risk`` (the CLI passes the config file's directory).
+        folds: what a walk-forward or CPCV study hands a Python strategy: ``(start, model,
+            fold)`` triples in time order, ``start`` in engine nanoseconds; before the first
+            timestamp at or after each ``start`` the strategy's ``on_fold(model, fold)`` is
+            called (see :mod:`ml4t.backtest.study`).
 
     Raises:
         ConfigError: a bad argument; ``slippage.model: 'custom' ...`` without a
@@ -71,6 +75,9 @@ class Backtest:
             the feed lacks (raised here, before the run).
     """
 
+    folds: list[tuple[int, Any, Any]]
+    """The ``folds`` given (empty without)."""
+
     def __init__(
         self,
         feed: PolarsDataFeed,
@@ -79,6 +86,7 @@ class Backtest:
         slippage_model: SlippageModel | None = None,
         risk: Sequence[BuiltinRule | RiskRule] | None = None,
         search_path: str | None = None,
+        folds: Sequence[tuple[int, Any, Any]] | None = None,
     ) -> None:
         if not isinstance(feed, PolarsDataFeed):
             raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
@@ -94,6 +102,15 @@ class Backtest:
                 _refuse_async(rule, f"risk.{type(rule).__name__}")
         self.feed = feed
         self.strategy = strategy
+        self.folds = list(folds or [])
+        if self.folds and not isinstance(strategy, Strategy):
+            raise ConfigError(
+                f"strategy: {type(strategy).__name__} is a built-in strategy, which has no "
+                "on_fold hook to receive a model; use a Strategy subclass"
+            )
+        starts = [start for start, _, _ in self.folds]
+        if any(not isinstance(s, int) for s in starts) or starts != sorted(starts):
+            raise ConfigError("folds: starts must be engine nanoseconds (int) in time order")
         self.config = config or BacktestConfig()
         custom = self.config.slippage.model == "custom"
         if slippage_model is not None:
@@ -214,8 +231,11 @@ class Backtest:
                         self.strategy,
                         self.feed,
                         data if isinstance(data, ChunkStream) else self.feed.engine_frame,
+                        self.folds,
                     )
                     if mode == "batch"
+                    else _BarFolds(self.strategy, self.folds)
+                    if self.folds
                     else self.strategy
                 )
                 raw = _core.run_python(
@@ -343,9 +363,14 @@ class _BatchDriver:
         strategy: Strategy,
         feed: PolarsDataFeed,
         data: pl.DataFrame | ChunkStream,
+        folds: Sequence[tuple[int, Any, Any]] = (),
     ) -> None:
-        """``data`` is the feed's frame, or the run's :class:`ChunkStream` when it streams."""
+        """``data`` is the feed's frame, or the run's :class:`ChunkStream` when it streams;
+        ``folds`` the models to hand ``strategy.on_fold`` (see :class:`Backtest`)."""
         self.strategy = strategy
+        self._folds = list(folds)
+        self._next_fold = 0
+        self._fold_at = self._folds[0][0] if self._folds else None
         self._data = data
         self._universe = feed.universe
         self._serial = -1
@@ -383,9 +408,54 @@ class _BatchDriver:
         context = self._context
         if context is None:  # the engine always calls on_start first
             raise RuntimeError("on_timestamp called before on_start")
+        if self._fold_at is not None and ts >= self._fold_at:
+            self._fold_at = _hand_folds(self.strategy, self._folds, self, ts)
         frame = self._chunk()
         batch = TimestampBatch(self._universe, self._columns, start, end, frame)
         self._user_call(self._to_datetime(ts), batch, context)
+
+    def on_end(self, context: Context) -> None:
+        self.strategy.on_end(context)
+
+
+def _hand_folds(
+    strategy: Strategy, folds: list[tuple[int, Any, Any]], owner: Any, ts: int
+) -> int | None:
+    """Calls ``on_fold`` for the folds due at ``ts`` (the last of several due at once gets the
+    model: its test window is the one that starts here); returns the next start or ``None``."""
+    index = owner._next_fold
+    due = index
+    while due + 1 < len(folds) and folds[due + 1][0] <= ts:
+        due += 1
+    _, model, fold = folds[due]
+    strategy.on_fold(model, fold)
+    owner._next_fold = due + 1
+    return folds[due + 1][0] if due + 1 < len(folds) else None
+
+
+class _BarFolds:
+    """A per-bar strategy with fold models to hand over: the engine calls this object, which
+    calls ``on_fold`` before the first bar of each fold and forwards everything else."""
+
+    def __init__(self, strategy: Strategy, folds: Sequence[tuple[int, Any, Any]]) -> None:
+        self.strategy = strategy
+        self._folds = list(folds)
+        self._next_fold = 0
+        self._fold_at: int | None = self._folds[0][0] if self._folds else None
+        self._user_call = strategy.on_market_data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.strategy, name)
+
+    def on_start(self, context: Context) -> None:
+        self.strategy.on_start(context)
+
+    def on_market_data(self, event: Any, context: Context) -> None:
+        if self._fold_at is not None:
+            ts = event.timestamp_ns
+            if ts >= self._fold_at:
+                self._fold_at = _hand_folds(self.strategy, self._folds, self, ts)
+        self._user_call(event, context)
 
     def on_end(self, context: Context) -> None:
         self.strategy.on_end(context)

@@ -7,6 +7,9 @@ A Python strategy overrides exactly one of two methods; the engine detects which
   :class:`TimestampBatch` of that timestamp's rows (fast: one Python call per timestamp);
 - ``on_market_data(event, context)``: once per asset bar with a ``MarketEvent``.
 
+A walk-forward or CPCV study hands a strategy each fold's model through ``on_fold(model,
+fold)``, before the fold's first test timestamp.
+
 Example:
     >>> import numpy as np
     >>> class TopK(Strategy):
@@ -64,6 +67,13 @@ class Strategy:
 
     def on_end(self, context: Context) -> None:
         """Called once after the last timestamp."""
+
+    def on_fold(self, model: Any, fold: Any) -> None:
+        """Called by a walk-forward or CPCV run (:mod:`ml4t.backtest.study`) whose ``fit``
+        returned a model (anything but a predictions frame): once per fold, before the fold's
+        first test timestamp, with that model and the fold (a
+        :class:`~ml4t.backtest.study.Fold`: its index and train/test ranges). Keep the model
+        and use it on the bars that follow. Default: nothing."""
 
     def params(self) -> dict[str, Any]:
         """The parameters recorded with a run (``result.run_info["strategy"]["params"]`` and the

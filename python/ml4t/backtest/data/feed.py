@@ -40,6 +40,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from ml4t.backtest._core import CheckedData
@@ -72,7 +73,7 @@ from ml4t.backtest.data.validation import (
     fatal,
     order_rows,
 )
-from ml4t.backtest.errors import ConfigError, panics_as_bugs
+from ml4t.backtest.errors import ConfigError, DataValidationError, panics_as_bugs
 from ml4t.backtest.universe import Universe
 
 DEFAULT_TIMESTAMP = "timestamp"
@@ -986,6 +987,106 @@ class PolarsDataFeed:
         for code, when in last.iter_rows():
             if when < cutoff:
                 out[int(code)] = int(when)
+        return out
+
+    def window(
+        self,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        signals: pl.DataFrame | None = None,
+    ) -> PolarsDataFeed:
+        """An in-memory feed of this feed's rows with ``start <= ts < end`` (engine
+        nanoseconds; ``None`` leaves a side open), over the same universe (asset codes and
+        time zone unchanged, so results of several windows line up).
+
+        Args:
+            start, end: the time range, in engine nanoseconds.
+            signals: extra feature columns: a frame of ``ts`` (Int64 ns), ``asset_id``
+                (UInt32) and Float64 columns, at most one row per key; it is joined on the
+                exact (ts, asset) of the bars, and a bar without a row gets NaN (no value).
+
+        An asset's delisting is the parent's when it falls inside the window (an asset that
+        trades on after ``end`` is not delisted in it). The rows share the parent's buffers
+        when ``signals`` is ``None``.
+
+        Raises:
+            ConfigError: a signal column named like a column of the feed.
+            DataValidationError: ``signals: no_bar`` (a row at a timestamp and asset without a
+                bar in the window) or ``signals: duplicate`` (two rows for one key).
+        """
+        frame = self.frame
+        ts = frame.get_column("ts").to_numpy()
+        lo = 0 if start is None else int(ts.searchsorted(start, side="left"))
+        hi = ts.shape[0] if end is None else int(ts.searchsorted(end, side="left"))
+        rows = frame.slice(lo, max(hi - lo, 0))
+        extra: list[str] = []
+        if signals is not None:
+            extra = [c for c in signals.columns if c not in ("ts", "asset_id")]
+            clash = [c for c in extra if c in rows.columns]
+            if clash:
+                raise ConfigError(
+                    f"signals.{clash[0]}: column_clash: the feed already has a column of this "
+                    "name; rename it"
+                )
+            rows = rows.with_columns(self._aligned(rows, signals, extra))
+        state = self.__getstate__()
+        state.update(
+            _frame=rows,
+            chunk_by=None,
+            chunk_rows=None,
+            signal_columns=[*self.signal_columns, *extra],
+            _spec=FrameSpec(self._spec.timestamp, self._spec.asset, (*self._spec.features, *extra)),
+        )
+        cached: dict[int, list[int | None]] = self.__dict__.get("_delistings", {})
+        state["_delistings"] = {
+            gap: [t if t is not None and (end is None or t < end) else None for t in values]
+            for gap, values in cached.items()
+        }
+        out = PolarsDataFeed.__new__(PolarsDataFeed)
+        out.__setstate__(state)
+        return out
+
+    def _aligned(
+        self, rows: pl.DataFrame, signals: pl.DataFrame, names: list[str]
+    ) -> list[pl.Series]:
+        """The ``names`` columns of ``signals`` aligned with ``rows`` by exact (ts, asset), NaN
+        where a bar has no row: a merge of the sorted keys (timestamp position x assets +
+        asset code) in numpy, rather than a hash join on two columns."""
+        ts = rows.get_column("ts").to_numpy()
+        new = np.concatenate(([True], ts[1:] != ts[:-1])) if ts.size else np.zeros(0, bool)
+        stamps = ts[new]
+        width = np.int64(max(self.n_assets, 1))
+        keys = (np.cumsum(new) - 1).astype(np.int64) * width + rows.get_column(
+            "asset_id"
+        ).to_numpy().astype(np.int64)
+        sig_ts = signals.get_column("ts").cast(pl.Int64).to_numpy()
+        sig_asset = signals.get_column("asset_id").cast(pl.Int64).to_numpy()
+        at = np.searchsorted(stamps, sig_ts).clip(0, max(stamps.size - 1, 0))
+        found = (stamps[at] == sig_ts) if stamps.size else np.zeros(sig_ts.size, bool)
+        wanted = at.astype(np.int64) * width + sig_asset
+        place = np.searchsorted(keys, wanted).clip(0, max(keys.size - 1, 0))
+        found &= (keys[place] == wanted) if keys.size else False
+        if not found.all():
+            first = int(np.flatnonzero(~found)[0])
+            raise DataValidationError(
+                f"signals: no_bar: {int((~found).sum())} row(s) at a (timestamp, asset) without a "
+                f"bar in the window, first {self.to_datetime(int(sig_ts[first]))} "
+                f"({self.assets[int(sig_asset[first])]})"
+            )
+        order = place if bool(np.all(place[1:] > place[:-1])) else np.sort(place)
+        twice = np.flatnonzero(order[1:] == order[:-1])
+        if twice.size:
+            row = int(order[twice[0]])
+            raise DataValidationError(
+                f"signals: duplicate: {twice.size} key(s) with more than one row, first "
+                f"{self.to_datetime(int(ts[row]))} ({self.assets[int(keys[row] % width)]})"
+            )
+        out = []
+        for name in names:
+            values = np.full(rows.height, np.nan)
+            values[place] = signals.get_column(name).cast(pl.Float64).to_numpy()
+            out.append(pl.Series(name, values))
         return out
 
     def to_datetime(self, ns: int) -> datetime:

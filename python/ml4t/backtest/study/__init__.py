@@ -1,4 +1,5 @@
-"""Studies: many backtests over one feed, on every core of one machine or on a Ray or Dask
+"""Studies: many backtests over one feed (sweeps, walk-forward refits, combinatorial purged
+cross-validation), on every core of one machine or on a Ray or Dask
 cluster, with one table back and a resumable cache (see ``docs/studies.md``).
 
 Importing this package imports no optional dependency: Ray, Dask and Optuna are imported when
@@ -17,22 +18,28 @@ Example:
 """
 
 from ml4t.backtest.study.cache import data_checksum
-from ml4t.backtest.study.cpcv import CombinatorialPurgedCV
+from ml4t.backtest.study.cpcv import CombinatorialPurgedCV, CPCVResult
 from ml4t.backtest.study.directions import DIRECTIONS, direction
 from ml4t.backtest.study.executors import feed_transports
+from ml4t.backtest.study.refit import Fold
 from ml4t.backtest.study.result import SweepResult
 from ml4t.backtest.study.space import Choice, IntUniform, RandomSearch, Uniform
 from ml4t.backtest.study.sweep import Sweep
+from ml4t.backtest.study.walkforward import WalkForward, WalkForwardResult
 
 __all__ = [
     "DIRECTIONS",
+    "CPCVResult",
     "Choice",
     "CombinatorialPurgedCV",
+    "Fold",
     "IntUniform",
     "RandomSearch",
     "Sweep",
     "SweepResult",
     "Uniform",
+    "WalkForward",
+    "WalkForwardResult",
     "data_checksum",
     "direction",
     "feed_transports",

@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeAlias
@@ -41,8 +42,9 @@ import polars as pl
 
 from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.errors import ConfigError, DataValidationError
+from ml4t.backtest.study.cpcv_run import CPCVResult, run_cpcv
 
-__all__ = ["CPCVPath", "CombinatorialPurgedCV", "Horizon", "PathPiece", "Split"]
+__all__ = ["CPCVPath", "CPCVResult", "CombinatorialPurgedCV", "Horizon", "PathPiece", "Split"]
 
 Horizon: TypeAlias = "int | str | timedelta"
 """Bars (an ``int``) or a duration (a Polars duration string or a ``timedelta``)."""
@@ -195,6 +197,46 @@ class CombinatorialPurgedCV:
     def test_groups(self) -> list[tuple[int, ...]]:
         """The test groups of each split, in split order."""
         return list(itertools.combinations(range(self.n_groups), self.n_test_groups))
+
+    def run(
+        self,
+        feed: Any,
+        fit: Any,
+        strategy: Any,
+        executor: str | Executor | None = None,
+        config: Any = None,
+        risk: Any = None,
+        *,
+        max_workers: int | None = None,
+        start_method: str = "spawn",
+    ) -> CPCVResult:
+        """Backtests ``strategy`` over every path: ``fit(train_data, fold)`` per split on its
+        purged and embargoed training rows (the contract of
+        :mod:`~ml4t.backtest.study.refit`; ``fold.test_groups`` names the groups it
+        predicts), then one backtest over the whole data per path, each group traded with
+        the predictions (or the model) of the split that tested it.
+
+        Args:
+            feed: the data (a streaming feed is read into memory once).
+            fit: the fit, as for :class:`~ml4t.backtest.study.WalkForward`.
+            strategy: a built-in strategy reading the predictions, or a
+                :class:`~ml4t.backtest.Strategy`.
+            executor: where the fits and the path backtests run: ``None`` (threads),
+                ``"threads"``, ``"processes"``, ``"ray"`` or a
+                ``concurrent.futures.Executor``; the result is the same on every one.
+            config: a :class:`~ml4t.backtest.BacktestConfig` or a dict of dotted overrides.
+            risk: risk rules for every path.
+            max_workers: how many workers (default: the CPUs this process may use).
+            start_method: the process pool's start method.
+
+        Raises:
+            ConfigError, DataValidationError: as :meth:`split`, and a fit that returns a bad
+                frame, mixed kinds or a model for a built-in strategy.
+            SignalTimingError: a fit that predicts outside its split's test groups.
+        """
+        return run_cpcv(
+            self, feed, fit, strategy, executor, config, risk, max_workers, start_method
+        )
 
     def paths(self) -> list[CPCVPath]:
         """The ``φ`` backtest paths. Path ``p`` takes, for each group, the ``p``-th split (in

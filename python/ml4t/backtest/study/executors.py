@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -45,6 +45,8 @@ from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.study.trials import Trial
 from ml4t.backtest.study.worker import (
     FeedRef,
+    call_mapped,
+    call_remote,
     init_mapped,
     ping,
     quiet,
@@ -123,6 +125,24 @@ class Backend:
     ) -> Iterator[Answer]:
         raise NotImplementedError
 
+    def map(self, fn: Callable[[PolarsDataFeed, Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``[fn(feed, item) for item in items]`` on the workers, each over the feed it holds,
+        in the order of ``items`` (threads call ``fn`` directly; elsewhere ``fn`` and the item
+        travel, and the answer returns, cloudpickled). The first task that raises raises here."""
+        futures = [self._submit(fn, item) for item in items]
+        try:
+            return [self._answer(future) for future in futures]
+        finally:
+            for future in futures:
+                if hasattr(future, "cancel"):
+                    future.cancel()
+
+    def _submit(self, fn: Callable[[PolarsDataFeed, Any], Any], item: Any) -> Any:
+        raise NotImplementedError
+
+    def _answer(self, future: Any) -> Any:
+        return cloudpickle.loads(future.result())
+
 
 def _as_completed(futures: list[Future[Answer]]) -> Iterator[Answer]:
     """Answers in completion order; pending ones are cancelled if the consumer stops early."""
@@ -155,6 +175,12 @@ class ThreadBackend(Backend):
             self.pool.submit(run_batch, self.feed, trials, keep, results) for trials, _ in payloads
         ]
         return _as_completed(futures)
+
+    def _submit(self, fn: Callable[[PolarsDataFeed, Any], Any], item: Any) -> Any:
+        return self.pool.submit(fn, self.feed, item)
+
+    def _answer(self, future: Any) -> Any:
+        return future.result()
 
 
 class MappedFile:
@@ -227,6 +253,9 @@ class ProcessBackend(Backend):
     ) -> Iterator[Answer]:
         return _as_completed([self.pool.submit(run_mapped, payload) for _, payload in payloads])
 
+    def _submit(self, fn: Callable[[PolarsDataFeed, Any], Any], item: Any) -> Any:
+        return self.pool.submit(call_mapped, bytes(cloudpickle.dumps((fn, item))))
+
 
 def is_dask(executor: Executor) -> bool:
     """Whether ``executor`` is Dask's ``Client.get_executor()``."""
@@ -275,6 +304,10 @@ class ExecutorBackend(Backend):
         ]
         return _as_completed(futures)
 
+    def _submit(self, fn: Callable[[PolarsDataFeed, Any], Any], item: Any) -> Any:
+        payload = bytes(cloudpickle.dumps((fn, item)))
+        return self.executor.submit(call_remote, self.feed_arg, payload)
+
 
 # ------------------------------------------------------------------------------------- Ray
 
@@ -316,6 +349,10 @@ def _actor_class() -> Any:
             def run(self, payload: bytes) -> Answer:
                 trials, keep, results = cloudpickle.loads(payload)
                 return run_batch(self.feed, trials, keep, results)
+
+            def call(self, payload: bytes) -> bytes:
+                fn, item = cloudpickle.loads(payload)
+                return bytes(cloudpickle.dumps(fn(self.feed, item)))
 
         _ACTOR = ray.remote(num_cpus=1)(SweepActor)
     return _ACTOR
@@ -364,6 +401,14 @@ class RayBackend(Backend):
             if queue:
                 pending[actor.run.remote(queue.pop())] = actor
             yield ray.get(done[0])
+
+    def map(self, fn: Callable[[PolarsDataFeed, Any], Any], items: Sequence[Any]) -> list[Any]:
+        ray = self.ray
+        refs = [
+            self.actors[i % len(self.actors)].call.remote(bytes(cloudpickle.dumps((fn, item))))
+            for i, item in enumerate(items)
+        ]
+        return [cloudpickle.loads(answer) for answer in ray.get(refs)]
 
 
 def make_backend(

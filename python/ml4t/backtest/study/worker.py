@@ -211,6 +211,27 @@ def run_remote(feed: PolarsDataFeed | FeedRef, payload: bytes) -> tuple[bytes, b
     return run_batch(feed, trials, keep, results_dir)
 
 
+# ------------------------------------------------------------------ any task (fits, fold runs)
+
+
+def call_mapped(payload: bytes) -> bytes:
+    """Process pool task: a cloudpickled ``(fn, item)`` called as ``fn(feed, item)`` over the
+    mapped feed; the answer cloudpickled (a user's model may need it)."""
+    if _MAPPED is None:
+        raise RuntimeError("call_mapped: the worker was not initialised with init_mapped")
+    fn, item = cloudpickle.loads(payload)
+    return bytes(cloudpickle.dumps(fn(load_feed(*_MAPPED), item)))
+
+
+def call_remote(feed: PolarsDataFeed | FeedRef, payload: bytes) -> bytes:
+    """Task for any ``concurrent.futures.Executor``: :func:`call_mapped` over ``feed``."""
+    quiet()
+    if isinstance(feed, FeedRef):
+        feed = feed.load()
+    fn, item = cloudpickle.loads(payload)
+    return bytes(cloudpickle.dumps(fn(feed, item)))
+
+
 def finite(value: float | None) -> bool:
     """True for a real, finite number."""
     return value is not None and math.isfinite(value)
