@@ -265,3 +265,38 @@ pub fn run_top_k(data: &MarketData) -> BacktestOutput {
     let mut strategy = TopKStrategy::new("score", 25, 0, 1).expect("valid strategy");
     run_backtest([data], &mut strategy, &bench_config()).expect("run succeeds")
 }
+
+/// The mixed book of issue 15 at scenario (b)'s size: the first 50 assets are futures
+/// (multiplier 10, 0.01 tick, 10% initial and 5% maintenance margin, $1 per contract), the other
+/// 450 equities; top 25 by score at equal weight, rebalanced daily.
+pub fn run_top_k_mixed(data: &MarketData) -> BacktestOutput {
+    use ml4t_backtest_core::instruments::{AssetClass, InstrumentSpec, Instruments, MarginRule};
+    let future = InstrumentSpec {
+        class: AssetClass::Future,
+        multiplier: 10.0,
+        tick_size: Some(0.01),
+        margin_initial: Some(MarginRule::Fraction(0.1)),
+        margin_maintenance: Some(MarginRule::Fraction(0.05)),
+        commission_per_contract: Some(1.0),
+        ..InstrumentSpec::default()
+    };
+    let specs = (0..data.n_assets())
+        .map(|a| {
+            if a < 50 {
+                future
+            } else {
+                InstrumentSpec::default()
+            }
+        })
+        .collect();
+    let mut strategy = TopKStrategy::new("score", 25, 0, 1).expect("valid strategy");
+    let mut engine =
+        ml4t_backtest_core::Engine::new(bench_config(), data.n_assets()).expect("valid config");
+    engine
+        .set_instruments(Instruments::new(specs).expect("valid specs"))
+        .expect("one spec per asset");
+    engine
+        .process_chunk(data, &mut strategy)
+        .expect("run succeeds");
+    engine.finish(&mut strategy).expect("run succeeds")
+}

@@ -186,6 +186,9 @@ pub struct EngineConfig {
     /// A feed column with each asset's annual borrow rate (per bar; the last value seen is
     /// used, the global `account.borrow_rate` before the first). `None`: the global rate only.
     pub borrow_rate_column: Option<String>,
+    /// A feed column with each crypto perpetual's funding rate (the last value seen is paid
+    /// at each funding time; see `engine/funding.rs`). `None`: no funding.
+    pub funding_rate_column: Option<String>,
     /// What risk-rule stop and target levels are measured from.
     pub stop_basis: StopBasis,
 }
@@ -205,6 +208,7 @@ impl Default for EngineConfig {
             limit_fill: LimitFill::Touch,
             max_volume_fraction: None,
             borrow_rate_column: None,
+            funding_rate_column: None,
             stop_basis: StopBasis::Fill,
         }
     }

@@ -132,11 +132,13 @@ pub enum OrderOrigin {
     /// The sale of the fractional share a split left in an integer-share account (cash in
     /// lieu).
     CorporateAction = 8,
+    /// The close of a futures position at its contract's expiry.
+    Expiry = 9,
 }
 
 impl OrderOrigin {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "strategy",
         "target",
         "bracket",
@@ -146,5 +148,6 @@ impl OrderOrigin {
         "ruin",
         "delisting",
         "corporate_action",
+        "expiry",
     ];
 }

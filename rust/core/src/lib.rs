@@ -14,7 +14,7 @@
 //!   (corporate actions);
 //! - an order's words and rooms: [`orders`] (kinds, requests, the strategy's outbox, the book),
 //!   [`events`] (status changes), [`records`] (fills and trades as the loop produces them);
-//! - models and accounts: [`matching`], [`slippage`], [`commission`], [`portfolio`],
+//! - models and accounts: [`instruments`] (what a unit of an asset is), [`matching`], [`slippage`], [`commission`], [`portfolio`],
 //!   [`trades`] (round trips), [`results`] (columnar recorders, Arrow output), then
 //!   [`config`], which holds the models;
 //! - extension points: [`strategy`] (the trait), [`strategies`] (built-ins), [`risk`];
@@ -30,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod feed;
+pub mod instruments;
 pub mod matching;
 pub mod orders;
 pub mod portfolio;

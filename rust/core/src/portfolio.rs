@@ -32,6 +32,20 @@ pub struct Portfolio {
     last_price: Vec<f64>,
     open_assets: Vec<AssetId>,
     open_slot: Vec<u32>,
+    /// Contract terms when some asset is not a plain share (`None`: every asset is one, and
+    /// every path below is the share path).
+    terms: Option<Box<ContractTerms>>,
+}
+
+/// Per-asset contract terms: the multiplier and, for assets marked to market (futures,
+/// perpetuals), the price the position was last settled at.
+#[derive(Debug, Clone)]
+struct ContractTerms {
+    multiplier: Vec<f64>,
+    marked: Vec<bool>,
+    /// Marked-to-market assets: the price cash was last settled to (the last fill or close);
+    /// the position's marked value is `quantity × (last − settled) × multiplier`.
+    settled: Vec<f64>,
 }
 
 const NOT_OPEN: u32 = u32::MAX;
@@ -56,7 +70,127 @@ impl Portfolio {
             last_price: vec![f64::NAN; n_assets],
             open_assets: Vec::with_capacity(n_assets),
             open_slot: vec![NOT_OPEN; n_assets],
+            terms: None,
         }
+    }
+
+    /// Sets each asset's contract multiplier and whether it is marked to market (futures and
+    /// perpetuals: a fill moves cash by its fee and the variation since the last settlement,
+    /// never by its notional). Call before the first fill.
+    pub fn set_contract_terms(&mut self, multiplier: Vec<f64>, marked: Vec<bool>) {
+        let n = self.positions.len();
+        debug_assert!(multiplier.len() == n && marked.len() == n);
+        self.terms = Some(Box::new(ContractTerms {
+            multiplier,
+            marked,
+            settled: vec![0.0; n],
+        }));
+    }
+
+    /// Whether some asset has contract terms (a multiplier or marking to market).
+    #[inline]
+    pub fn has_contract_terms(&self) -> bool {
+        self.terms.is_some()
+    }
+
+    /// The contract multiplier of `asset` (1 for a share).
+    #[inline]
+    pub fn multiplier(&self, asset: AssetId) -> f64 {
+        match &self.terms {
+            Some(t) => t.multiplier[asset as usize],
+            None => 1.0,
+        }
+    }
+
+    /// Every asset's multiplier (empty when all are 1).
+    pub fn multipliers(&self) -> &[f64] {
+        match &self.terms {
+            Some(t) => &t.multiplier,
+            None => &[],
+        }
+    }
+
+    /// Whether `asset` is marked to market.
+    #[inline]
+    pub fn is_marked(&self, asset: AssetId) -> bool {
+        self.terms
+            .as_ref()
+            .is_some_and(|t| t.marked[asset as usize])
+    }
+
+    /// The signed notional of `asset`'s position at its last mark: quantity × price ×
+    /// multiplier (its exposure, whatever its class).
+    #[inline]
+    pub fn notional(&self, asset: AssetId) -> f64 {
+        let a = asset as usize;
+        self.positions[a].quantity * self.last_price[a] * self.multiplier(asset)
+    }
+
+    /// The marked value of `asset`'s position, what it adds to equity: its notional for a
+    /// share, its unsettled PnL for an asset marked to market.
+    #[inline]
+    pub fn value(&self, asset: AssetId) -> f64 {
+        let a = asset as usize;
+        let pos = self.positions[a].quantity;
+        match &self.terms {
+            None => pos * self.last_price[a],
+            Some(t) if t.marked[a] => pos * (self.last_price[a] - t.settled[a]) * t.multiplier[a],
+            Some(t) => pos * self.last_price[a] * t.multiplier[a],
+        }
+    }
+
+    /// What `asset`'s position would add to equity marked at `price` instead of its last mark.
+    #[inline]
+    pub fn value_at(&self, asset: AssetId, price: f64) -> f64 {
+        let a = asset as usize;
+        let pos = self.positions[a].quantity;
+        match &self.terms {
+            None => pos * price,
+            Some(t) if t.marked[a] => pos * (price - t.settled[a]) * t.multiplier[a],
+            Some(t) => pos * price * t.multiplier[a],
+        }
+    }
+
+    /// Long and short exposure at the last marks: `(Σ long notional, Σ short notional)`, the
+    /// gross exposure margin rules read. Equal to [`Self::market_values`] for shares.
+    pub fn exposures(&self) -> (f64, f64) {
+        if self.terms.is_none() {
+            return self.market_values();
+        }
+        let mut long = 0.0;
+        let mut short = 0.0;
+        for &asset in &self.open_assets {
+            let value = self.notional(asset);
+            if value >= 0.0 {
+                long += value;
+            } else {
+                short += value;
+            }
+        }
+        (long, short)
+    }
+
+    /// Settles the variation of marked-to-market `asset` at its last mark: cash moves by the
+    /// position's unsettled PnL, which becomes zero. Returns the amount (0 for other assets).
+    #[inline]
+    pub fn settle(&mut self, asset: AssetId) -> f64 {
+        let a = asset as usize;
+        let Some(t) = self.terms.as_mut() else {
+            return 0.0;
+        };
+        if !t.marked[a] {
+            return 0.0;
+        }
+        let pos = self.positions[a].quantity;
+        let last = self.last_price[a];
+        let amount = if pos != 0.0 {
+            pos * (last - t.settled[a]) * t.multiplier[a]
+        } else {
+            0.0
+        };
+        t.settled[a] = last;
+        self.cash += amount;
+        amount
     }
 
     /// Cash balance.
@@ -115,6 +249,17 @@ impl Portfolio {
     pub fn market_values(&self) -> (f64, f64) {
         let mut long = 0.0;
         let mut short = 0.0;
+        if self.terms.is_some() {
+            for &asset in &self.open_assets {
+                let value = self.value(asset);
+                if value >= 0.0 {
+                    long += value;
+                } else {
+                    short += value;
+                }
+            }
+            return (long, short);
+        }
         for &asset in &self.open_assets {
             let value = self.positions[asset as usize].quantity * self.last_price[asset as usize];
             if value >= 0.0 {
@@ -142,11 +287,16 @@ impl Portfolio {
         pos.quantity = crate::actions::split_shares(pos.quantity, ratio);
         pos.avg_cost /= ratio;
         self.last_price[slot] /= ratio;
+        if let Some(t) = self.terms.as_mut() {
+            t.settled[slot] /= ratio;
+        }
         pos.quantity
     }
 
     /// Books a fill of signed `quantity` at `price` with fee `fee`. An asset that has no mark
     /// yet (bought before its first close) is marked at the fill price until its first close.
+    /// A share's fill pays its notional (× multiplier); an asset marked to market first settles
+    /// the position held at the fill price, then pays only the fee.
     pub fn apply_fill(
         &mut self,
         asset: AssetId,
@@ -154,8 +304,24 @@ impl Portfolio {
         price: f64,
         fee: f64,
     ) -> FillEffect {
-        self.cash -= quantity * price + fee;
         let slot = asset as usize;
+        let mut multiplier = 1.0;
+        match self.terms.as_mut() {
+            None => self.cash -= quantity * price + fee,
+            Some(t) => {
+                multiplier = t.multiplier[slot];
+                if t.marked[slot] {
+                    let held = self.positions[slot].quantity;
+                    if held != 0.0 {
+                        self.cash += held * (price - t.settled[slot]) * multiplier;
+                    }
+                    t.settled[slot] = price;
+                    self.cash -= fee;
+                } else {
+                    self.cash -= quantity * price * multiplier + fee;
+                }
+            }
+        }
         if !self.last_price[slot].is_finite() {
             self.last_price[slot] = price;
         }
@@ -173,7 +339,7 @@ impl Portfolio {
             avg_cost = (before.abs() * pos.avg_cost + quantity.abs() * price) / after.abs();
         } else {
             let closed = quantity.abs().min(before.abs());
-            realized = closed * (price - pos.avg_cost) * before.signum();
+            realized = closed * (price - pos.avg_cost) * before.signum() * multiplier;
             if after == 0.0 {
                 avg_cost = 0.0;
             } else if after.signum() != before.signum() {

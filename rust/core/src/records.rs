@@ -52,6 +52,8 @@ pub struct TradeRecord {
     pub commission: f64,
     /// Slippage cost of all the trade's fills.
     pub slippage: f64,
+    /// Funding received (+) or paid (−) while open (crypto perpetuals; 0 otherwise).
+    pub funding: f64,
     /// Maximum favourable excursion: the best return (fraction of the entry price) at any mark
     /// or fill while open; never below 0.
     pub mfe: f64,

@@ -129,6 +129,7 @@ recorder! {
         gross_pnl: f64 = t.gross_pnl,
         commission: f64 = t.commission,
         slippage: f64 = t.slippage,
+        funding: f64 = t.funding,
         mfe: f64 = t.mfe,
         mae: f64 = t.mae,
         bars_held: u64 = t.bars_held,
@@ -154,13 +155,14 @@ recorder! {
     /// financing (most) write nothing per bar.
     pub struct FinancingRecorder {
         /// Records the financing of timestamp `ts`: borrow fee charged (>= 0), interest
-        /// (signed: + earned on cash, - paid on a debit balance) and dividends (signed: +
-        /// received on longs, - paid on shorts).
-        fn push(ts: Ts, borrow_fee: f64, interest: f64, dividend: f64);
+        /// (signed: + earned on cash, - paid on a debit balance), dividends (signed: +
+        /// received on longs, - paid on shorts) and perpetuals' funding (signed: + received).
+        fn push(ts: Ts, borrow_fee: f64, interest: f64, dividend: f64, funding: f64);
         ts: i64 = ts,
         borrow_fee: f64 = borrow_fee,
         interest: f64 = interest,
         dividend: f64 = dividend,
+        funding: f64 = funding,
     }
 }
 
@@ -173,7 +175,20 @@ impl FinancingRecorder {
                     *total += amount;
                 }
             }
-            _ => self.push(ts, 0.0, 0.0, amount),
+            _ => self.push(ts, 0.0, 0.0, amount, 0.0),
+        }
+    }
+
+    /// Adds `amount` of funding (signed: + received) to timestamp `ts`'s row (appended when it
+    /// has none yet).
+    pub fn add_funding(&mut self, ts: Ts, amount: f64) {
+        match self.ts.last() {
+            Some(&last) if last == ts => {
+                if let Some(total) = self.funding.last_mut() {
+                    *total += amount;
+                }
+            }
+            _ => self.push(ts, 0.0, 0.0, 0.0, amount),
         }
     }
 }

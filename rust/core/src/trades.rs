@@ -20,6 +20,7 @@ struct OpenTrade {
     gross_pnl: f64,
     commission: f64,
     slippage: f64,
+    funding: f64,
     /// Best and worst return seen while open (fraction of the mean entry price).
     mfe: f64,
     mae: f64,
@@ -156,6 +157,14 @@ impl TradeTracker {
         }
     }
 
+    /// Adds funding received (+) or paid (−) by `asset`'s open trade.
+    pub fn add_funding(&mut self, asset: AssetId, amount: f64) {
+        let trade = &mut self.open[asset as usize];
+        if trade.active {
+            trade.funding += amount;
+        }
+    }
+
     /// The open trade of `asset`: `(entry_ts, entry_bar, mfe, mae)`, if one is open.
     #[inline]
     pub fn open_trade(&self, asset: AssetId) -> Option<(Ts, u64, f64, f64)> {
@@ -173,13 +182,14 @@ impl TradeTracker {
     }
 
     /// Ends the run: every still-open trade as a record marked `open`, valued at the last
-    /// marks, in asset order.
+    /// marks (× each asset's multiplier; `multipliers` empty: all 1), in asset order.
     pub fn finish(
         self,
         last_ts: Ts,
         bars: &[u64],
         positions: &[crate::portfolio::Position],
         marks: &[f64],
+        multipliers: &[f64],
     ) -> Vec<TradeRecord> {
         let mut records = Vec::new();
         for (asset, trade) in self.open.iter().enumerate() {
@@ -187,7 +197,10 @@ impl TradeTracker {
                 continue;
             }
             let pos = positions[asset];
-            let unrealized = pos.quantity * (marks[asset] - pos.avg_cost);
+            let mut unrealized = pos.quantity * (marks[asset] - pos.avg_cost);
+            if let Some(&m) = multipliers.get(asset) {
+                unrealized *= m;
+            }
             let mut record = close_record(
                 asset as AssetId,
                 trade,
@@ -226,6 +239,7 @@ fn close_record(
         gross_pnl: t.gross_pnl,
         commission: t.commission,
         slippage: t.slippage,
+        funding: t.funding,
         mfe: t.mfe,
         mae: t.mae,
         bars_held: bar - t.entry_bar,

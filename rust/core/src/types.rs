@@ -74,11 +74,15 @@ pub enum ExitReason {
     /// The fractional share a split left in an integer-share account, paid out in cash (cash
     /// in lieu), closed the position.
     CashInLieu = 10,
+    /// A futures position still open at its contract's expiry, closed at that bar's close.
+    ContractExpired = 11,
+    /// A margined position (a crypto perpetual) liquidated at its maintenance margin.
+    Liquidation = 12,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 13] = [
         "signal",
         "end_of_data",
         "take_profit",
@@ -90,6 +94,8 @@ impl ExitReason {
         "ruin",
         "delisted",
         "cash_in_lieu",
+        "contract_expired",
+        "liquidation",
     ];
 
     /// The reason named `name` (one of [`Self::NAMES`] a risk rule may give: `ruin` is the
@@ -141,11 +147,14 @@ pub enum RejectReason {
     Delisted = 11,
     /// A split left the order less than one whole share (integer-share accounts).
     Split = 12,
+    /// The futures contract has expired: its pending orders are cancelled and later orders
+    /// refused.
+    ContractExpired = 13,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -159,5 +168,6 @@ impl RejectReason {
         "ruined",
         "delisted",
         "split",
+        "contract_expired",
     ];
 }

@@ -26,6 +26,7 @@ use crate::errors::{
 use crate::features::FeatureGroups;
 use crate::observer::{run_observed, Observed};
 use crate::spec::config::engine_config;
+use crate::spec::instruments::read_instruments;
 use crate::spec::risk::risk_setup;
 use crate::spec::strategy::builtin_strategy;
 use crate::strategy::context::PyContext;
@@ -126,6 +127,7 @@ impl<'py> Run<'py> {
         feature_groups: Option<&Bound<'py, PyDict>>,
         actions: Option<&Bound<'py, PyAny>>,
     ) -> Result<Self, Error> {
+        let instruments = universe.get_item("instruments")?.filter(|v| !v.is_none());
         let universe = Arc::new(Universe::from_dict(universe)?);
         let source = ChunkSource::new(data, universe.len() as u32)?;
         let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
@@ -137,6 +139,9 @@ impl<'py> Run<'py> {
         let mut engine = Engine::new(config, universe.len() as u32)?;
         if !universe.delisted_at().is_empty() {
             engine.set_delistings(universe.delisted_at());
+        }
+        if let Some(list) = instruments {
+            engine.set_instruments(read_instruments(&list)?)?;
         }
         if let Some(actions) = actions.filter(|a| !a.is_none()) {
             engine.set_corporate_actions(read_actions(actions)?)?;

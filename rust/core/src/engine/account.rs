@@ -2,14 +2,14 @@
 //! order fills, and margin-call liquidation at the close.
 
 use super::Engine;
-use crate::config::{AccountKind, EngineConfig, Insufficient, ShareRounding};
+use crate::config::{AccountKind, EngineConfig, Insufficient};
 use crate::error::Result;
 use crate::events::OrderOrigin;
 use crate::feed::MarketData;
 use crate::orders::Order;
 use crate::portfolio::is_dust;
 use crate::strategy::Strategy;
-use crate::types::{AssetId, ExitReason, RejectReason, Ts};
+use crate::types::{AssetId, RejectReason, Ts};
 
 /// Nanoseconds in a 365.25-day year: accruals use calendar time.
 const YEAR_NS: f64 = 365.25 * 86_400.0 * 1e9;
@@ -96,7 +96,9 @@ impl Engine {
         let interest = cash * rate * years;
         if borrow_fee != 0.0 || interest != 0.0 {
             self.portfolio.adjust_cash(interest - borrow_fee);
-            self.record.financing.push(ts, borrow_fee, interest, 0.0);
+            self.record
+                .financing
+                .push(ts, borrow_fee, interest, 0.0, 0.0);
         }
     }
 
@@ -127,40 +129,45 @@ impl Engine {
     ) -> Option<f64> {
         let rules = self.config.account;
         let order = self.book.orders()[index];
-        let (allowed, reason) = match rules.kind {
-            AccountKind::Cash if quantity > 0.0 => {
-                let cash = self.portfolio.cash();
-                let q = self.config.commission.affordable(cash, price);
-                (q.min(quantity), RejectReason::InsufficientCash)
-            }
-            AccountKind::Margin => match rules.initial_margin {
-                Some(margin) => {
-                    let held = self.portfolio.quantity(order.asset);
-                    let closing = if held != 0.0 && held.signum() != quantity.signum() {
-                        quantity.abs().min(held.abs())
-                    } else {
-                        0.0
-                    };
-                    let (long, short) = self.portfolio.market_values();
-                    let equity = self.portfolio.cash() + long + short;
-                    // The gross exposure of everything that stays open: the part this fill
-                    // closes no longer counts.
-                    let mut staying = long - short;
-                    if closing > 0.0 {
-                        staying -= closing * self.portfolio.last_price(order.asset);
-                    }
-                    let room = (equity / margin - staying).max(0.0) / price;
-                    let q = (closing + room).min(quantity.abs()) * quantity.signum();
-                    (q, RejectReason::InsufficientMargin)
-                }
+        let (allowed, reason) = if self.contracts.is_some() {
+            match self.instrument_room(order.asset, quantity, price) {
+                Some(limit) => limit,
                 None => return Some(quantity),
-            },
-            AccountKind::Cash => return Some(quantity),
+            }
+        } else {
+            match rules.kind {
+                AccountKind::Cash if quantity > 0.0 => {
+                    let cash = self.portfolio.cash();
+                    let q = self.config.commission.affordable(cash, price);
+                    (q.min(quantity), RejectReason::InsufficientCash)
+                }
+                AccountKind::Margin => match rules.initial_margin {
+                    Some(margin) => {
+                        let held = self.portfolio.quantity(order.asset);
+                        let closing = if held != 0.0 && held.signum() != quantity.signum() {
+                            quantity.abs().min(held.abs())
+                        } else {
+                            0.0
+                        };
+                        let (long, short) = self.portfolio.market_values();
+                        let equity = self.portfolio.cash() + long + short;
+                        // The gross exposure of everything that stays open: the part this fill
+                        // closes no longer counts.
+                        let mut staying = long - short;
+                        if closing > 0.0 {
+                            staying -= closing * self.portfolio.last_price(order.asset);
+                        }
+                        let room = (equity / margin - staying).max(0.0) / price;
+                        let q = (closing + room).min(quantity.abs()) * quantity.signum();
+                        (q, RejectReason::InsufficientMargin)
+                    }
+                    None => return Some(quantity),
+                },
+                AccountKind::Cash => return Some(quantity),
+            }
         };
         let mut allowed = allowed;
-        if self.config.rounding == ShareRounding::Integer {
-            allowed = allowed.trunc();
-        }
+        allowed = self.step_quantity(order.asset, allowed);
         if allowed.abs() >= quantity.abs() {
             return Some(quantity);
         }
@@ -194,10 +201,11 @@ impl Engine {
     /// Whether booking `quantity` (signed) shares of `asset` at `price` would leave the fee,
     /// the notional, the cash or the position's value not finite (a `numeric_overflow`).
     pub(super) fn overflows(&self, asset: AssetId, quantity: f64, price: f64) -> bool {
-        let notional = quantity * price;
-        let fee = self.config.commission.fee(quantity, price);
+        let notional = quantity * price * self.portfolio.multiplier(asset);
+        let fee = self.fee(asset, quantity, price);
         let cash = self.portfolio.cash() - notional - fee;
-        let value = (self.portfolio.quantity(asset) + quantity) * price;
+        let value =
+            (self.portfolio.quantity(asset) + quantity) * price * self.portfolio.multiplier(asset);
         !(notional.is_finite() && fee.is_finite() && cash.is_finite() && value.is_finite())
     }
 
@@ -213,9 +221,10 @@ impl Engine {
         strategy: &mut S,
         marked: (f64, f64),
     ) -> Result<bool> {
-        let Some(maintenance) = self.config.account.maintenance_margin else {
+        let maintenance = self.config.account.maintenance_margin;
+        if maintenance.is_none() && self.contracts.is_none() {
             return Ok(false);
-        };
+        }
         let mut liquidated = false;
         // Each round flattens one whole position, so this many rounds flatten them all; a
         // liquidation that cannot be booked (not finite) ends the call instead of looping.
@@ -226,14 +235,16 @@ impl Engine {
             } else {
                 self.portfolio.market_values()
             };
-            let gross = long - short;
             let equity = self.portfolio.cash() + long + short;
-            if gross == 0.0 || equity >= maintenance * gross {
+            let required = match maintenance {
+                Some(m) if self.contracts.is_none() => m * (long - short),
+                _ => self.maintenance_total(),
+            };
+            if required == 0.0 || equity >= required {
                 return Ok(liquidated);
             }
             let epoch = self.timestamps;
-            let value =
-                |a: AssetId| (self.portfolio.quantity(a) * self.portfolio.last_price(a)).abs();
+            let value = |a: AssetId| self.portfolio.notional(a).abs();
             let largest = self
                 .portfolio
                 .open_assets()
@@ -253,7 +264,7 @@ impl Engine {
             }
             let id = self.take_order_id();
             let order = Order {
-                reason: ExitReason::MarginCall,
+                reason: self.margin_call_reason(asset),
                 ..Order::market(id, asset, quantity, ts, epoch)
             };
             self.accept_direct(&order, ts, OrderOrigin::MarginCall);

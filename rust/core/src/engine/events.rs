@@ -101,7 +101,10 @@ impl Journal {
 impl Engine {
     /// Queues `order` in the book: its journal row (created by `origin`) and its `accepted`
     /// event.
-    pub(super) fn accept(&mut self, order: Order, ts: Ts, origin: OrderOrigin) {
+    pub(super) fn accept(&mut self, mut order: Order, ts: Ts, origin: OrderOrigin) {
+        if self.contracts.is_some() {
+            order.kind = self.round_levels(order.asset, order.quantity, order.kind);
+        }
         self.book.push(order);
         self.journal_accepted(&order, ts, origin);
         self.queue_status(&order, ts, OrderStatus::Accepted);

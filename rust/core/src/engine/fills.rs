@@ -3,7 +3,7 @@
 //! bookkeeping after the bar (trailing water marks, armed stop-limits, DAY/IOC expiry).
 
 use super::Engine;
-use crate::config::{ExecutionMode, ShareRounding};
+use crate::config::ExecutionMode;
 use crate::error::Result;
 use crate::events::OrderStatus;
 use crate::feed::MarketData;
@@ -349,6 +349,14 @@ impl Engine {
     /// V′: cash plus every position at its reference price in this stage.
     fn value_at(&self, data: &MarketData, stage: Stage) -> f64 {
         let mut value = self.portfolio.cash();
+        if self.portfolio.has_contract_terms() {
+            for &asset in self.portfolio.open_assets() {
+                value += self
+                    .portfolio
+                    .value_at(asset, self.reference_price(data, stage, asset));
+            }
+            return value;
+        }
         for &asset in self.portfolio.open_assets() {
             value += self.portfolio.quantity(asset) * self.reference_price(data, stage, asset);
         }
@@ -371,11 +379,10 @@ impl Engine {
         let order = self.book.orders()[index];
         let held = self.portfolio.quantity(order.asset);
         let others = self.book.pending_quantity(order.asset) - order.quantity;
-        let shares = target.shares(value, self.reference_price(data, stage, order.asset));
+        let reference = self.reference_price(data, stage, order.asset);
+        let shares = target.shares(value, reference * self.portfolio.multiplier(order.asset));
         let mut quantity = shares - held - others;
-        if self.config.rounding == ShareRounding::Integer {
-            quantity = quantity.trunc();
-        }
+        quantity = self.step_quantity(order.asset, quantity);
         if !quantity.is_finite() || quantity.abs() > MAX_QUANTITY {
             self.reject(
                 order.id,
@@ -498,9 +505,7 @@ impl Engine {
         let mut quantity = order.quantity;
         if let Some(fraction) = self.config.max_volume_fraction {
             let mut cap = fraction * data.volume()[row];
-            if self.config.rounding == ShareRounding::Integer {
-                cap = cap.floor();
-            }
+            cap = self.step_quantity(order.asset, cap);
             if cap <= 0.0 {
                 return Ok(false);
             }
@@ -509,11 +514,14 @@ impl Engine {
             }
         }
         let (low, high) = (data.low()[row], data.high()[row]);
-        let price = if candidate.limit_like {
+        let mut price = if candidate.limit_like {
             candidate.reference.clamp(low, high)
         } else {
             self.slipped_price(data, row, quantity, candidate.reference)?
         };
+        if self.contracts.is_some() && !candidate.limit_like {
+            price = self.round_fill(order.asset, quantity, price, (low, high));
+        }
         if self.overflows(order.asset, quantity, price) {
             self.reject(
                 order.id,
@@ -583,7 +591,7 @@ impl Engine {
         partial: bool,
         executing: usize,
     ) -> Fill {
-        let fee = self.config.commission.fee(quantity, prices.0);
+        let fee = self.fee(order.asset, quantity, prices.0);
         self.book_fill_at_fee(ts, order, quantity, prices, partial, executing, fee)
     }
 
@@ -614,7 +622,10 @@ impl Engine {
         }
         let position_ended = effect.before != 0.0
             && (effect.after == 0.0 || effect.after.signum() != effect.before.signum());
-        let slippage = (price - reference).abs() * quantity.abs();
+        let mut slippage = (price - reference).abs() * quantity.abs();
+        if self.contracts.is_some() {
+            slippage *= self.portfolio.multiplier(order.asset);
+        }
         let closed = self.tracker.on_fill(
             TradeFill {
                 asset: order.asset,

@@ -19,12 +19,17 @@
 //! - `actions.rs`: corporate actions at the start of an ex-date: dividends, and splits of
 //!   positions, trades, orders and risk state (with cash in lieu in integer mode);
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
-//!   step (owns `EventQueue`).
+//!   step (owns `EventQueue`);
+//! - `contracts.rs`: instruments in the loop: per-contract fees, tick and lot rounding,
+//!   instrument margins, variation margin at each close, futures expiry (owns `Contracts`);
+//! - `funding.rs`: crypto perpetuals' funding payments (owns `Funding`).
 
 mod account;
 mod actions;
+mod contracts;
 mod events;
 mod fills;
+mod funding;
 mod lifecycle;
 mod risk_step;
 mod sizing;
@@ -102,6 +107,12 @@ pub struct Engine {
     delistings: lifecycle::Delistings,
     /// The run's splits and dividends, with a cursor at the next one (`actions.rs`).
     actions: CorporateActions,
+    /// The run's instruments (`contracts.rs`; `None`: every asset is a plain share).
+    contracts: Option<Box<contracts::Contracts>>,
+    /// Whether the close checks maintenance margin (the account's or an instrument's).
+    margin_checked: bool,
+    /// Perpetuals' funding (`funding.rs`).
+    funding: funding::Funding,
 }
 
 impl Engine {
@@ -113,6 +124,7 @@ impl Engine {
         }
         let n = n_assets as usize;
         let financing = Financing::new(&config);
+        let margin_checked = config.account.maintenance_margin.is_some();
         let commands = CommandBuffer::new(n_assets);
         let ids = commands.ids().clone();
         Ok(Engine {
@@ -146,6 +158,9 @@ impl Engine {
             ruined: false,
             delistings: lifecycle::Delistings::default(),
             actions: CorporateActions::default(),
+            contracts: None,
+            margin_checked,
+            funding: funding::Funding::default(),
         })
     }
 
@@ -211,6 +226,9 @@ impl Engine {
             risk.bind(data)?;
         }
         self.resolve_borrow_column(data)?;
+        if self.funding.on {
+            self.resolve_funding_column(data)?;
+        }
         self.slippage_columns = self.config.slippage.bind(data)?;
         self.record.equity.reserve(data.n_timestamps());
         let assets = data.asset_ids();
@@ -258,10 +276,21 @@ impl Engine {
             if self.delistings.any() {
                 self.delist_ending(data, t, start, group, strategy)?;
             }
+            if self.contracts.is_some() {
+                if self.expiry_due(t) {
+                    self.expire_contracts(data, t, strategy)?;
+                }
+                if self.funding.on {
+                    self.pay_funding(data, t, start, group);
+                }
+                if self.portfolio.has_contract_terms() {
+                    self.settle_variation();
+                }
+            }
             // Marked values, shared by the margin call, the risk step and the strategy's equity
             // (queueing exits and delivering events move no position).
             let (mut long, mut short) = self.portfolio.market_values();
-            if self.config.account.maintenance_margin.is_some()
+            if self.margin_checked
                 && !self.ruined
                 && self.margin_call(data, t, strategy, (long, short))?
             {
@@ -380,6 +409,7 @@ impl Engine {
             &self.bars_seen,
             self.portfolio.positions(),
             self.portfolio.last_prices(),
+            self.portfolio.multipliers(),
         );
         for trade in &open_trades {
             self.record.trades.push(trade);

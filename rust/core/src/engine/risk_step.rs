@@ -5,7 +5,6 @@
 
 use super::fills::Candidate;
 use super::Engine;
-use crate::config::ShareRounding;
 use crate::error::Result;
 use crate::events::{OrderOrigin, OrderStatus};
 use crate::feed::MarketData;
@@ -191,9 +190,7 @@ impl Engine {
         } else {
             -held * hit.fraction
         };
-        if self.config.rounding == ShareRounding::Integer {
-            quantity = quantity.trunc();
-        }
+        quantity = self.step_quantity(asset, quantity);
         if hit.limit_like {
             // The target was reached (even when it rounds to no whole share): a scaled exit
             // moves on to its next level.
@@ -378,9 +375,7 @@ impl Engine {
     fn queue_exit(&mut self, asset: AssetId, fraction: f64, reason: ExitReason, ts: Ts) {
         let held = self.portfolio.quantity(asset);
         let mut target = held * (1.0 - fraction);
-        if self.config.rounding == ShareRounding::Integer {
-            target = target.trunc();
-        }
+        target = self.step_quantity(asset, target);
         let quantity = target - self.current(asset);
         if quantity == 0.0 || quantity.signum() == held.signum() {
             return;
@@ -438,9 +433,7 @@ impl Engine {
         let mut allowed = risk.check_order(
             step.ts, step.data, step.row, asset, opening, position, price, row,
         )?;
-        if self.config.rounding == ShareRounding::Integer {
-            allowed = allowed.trunc();
-        }
+        allowed = self.step_quantity(asset, allowed);
         let total = closing + allowed;
         if allowed.abs() < opening.abs() {
             // What is left (if any) is accepted next: the cut leaves the order alive.

@@ -38,7 +38,7 @@ impl Engine {
         }
         for intent in commands.intents() {
             self.journal.decide(intent);
-            if self.delistings.any() && self.refuse_delisted(intent, ts) {
+            if (self.delistings.any() || self.any_expiry()) && self.refuse_delisted(intent, ts) {
                 continue;
             }
             match *intent {
@@ -65,10 +65,17 @@ impl Engine {
                     let weights = &commands.weights()[start as usize..end as usize];
                     for &(asset, weight) in weights {
                         self.listed[asset as usize] = self.rebalance_epoch;
-                        if self.delistings.delisted(asset, ts) {
+                        let ended = if self.delistings.delisted(asset, ts) {
+                            Some(RejectReason::Delisted)
+                        } else if self.contract_expired(asset, ts) {
+                            Some(RejectReason::ContractExpired)
+                        } else {
+                            None
+                        };
+                        if let Some(reason) = ended {
                             if weight != 0.0 {
                                 let id = self.take_order_id();
-                                self.reject(id, ts, asset, f64::NAN, RejectReason::Delisted);
+                                self.reject(id, ts, asset, f64::NAN, reason);
                             }
                             continue;
                         }
@@ -100,8 +107,9 @@ impl Engine {
         self.timestamps + u64::from(!same_bar)
     }
 
-    /// Refuses (`delisted`) an order or a non-zero target for an asset delisted by now; a close
-    /// or a zero target of one has nothing to do. Returns whether the intent is dealt with.
+    /// Refuses (`delisted`, `contract_expired`) an order or a non-zero target for an asset
+    /// delisted or expired by now; a close or a zero target of one has nothing to do. Returns
+    /// whether the intent is dealt with.
     fn refuse_delisted(&mut self, intent: &Intent, ts: Ts) -> bool {
         let (asset, wants) = match *intent {
             Intent::Submit { request, .. } => (request.asset, true),
@@ -113,15 +121,19 @@ impl Engine {
                 return false
             }
         };
-        if !self.delistings.delisted(asset, ts) {
+        let reason = if self.delistings.delisted(asset, ts) {
+            RejectReason::Delisted
+        } else if self.contract_expired(asset, ts) {
+            RejectReason::ContractExpired
+        } else {
             return false;
-        }
+        };
         if wants {
             let (id, quantity) = match *intent {
                 Intent::Submit { id, request } => (id, request.quantity),
                 _ => (self.take_order_id(), f64::NAN),
             };
-            self.reject(id, ts, asset, quantity, RejectReason::Delisted);
+            self.reject(id, ts, asset, quantity, reason);
         }
         true
     }
@@ -166,7 +178,8 @@ impl Engine {
             self.reject(id, step.ts, asset, f64::NAN, RejectReason::NoPrice);
             return Ok(());
         }
-        let shares = target.shares(equity, price);
+        // A contract's notional is price × multiplier (1 for a share).
+        let shares = target.shares(equity, price * self.portfolio.multiplier(asset));
         if self.config.sizing == TargetSizing::Fill {
             return self.queue_fill_sized(step, asset, target, shares);
         }
@@ -197,9 +210,7 @@ impl Engine {
             self.book.sweep();
         }
         let mut estimate = shares - self.current(asset);
-        if self.config.rounding == ShareRounding::Integer {
-            estimate = estimate.trunc();
-        }
+        estimate = self.step_quantity(asset, estimate);
         if !estimate.is_finite() || estimate.abs() > MAX_QUANTITY {
             let id = self.take_order_id();
             self.reject(id, ts, asset, estimate, RejectReason::NumericOverflow);
@@ -232,9 +243,7 @@ impl Engine {
         if is_dust(quantity, target.abs().max(current.abs())) {
             return Ok(());
         }
-        if self.config.rounding == ShareRounding::Integer {
-            quantity = quantity.trunc();
-        }
+        quantity = self.step_quantity(asset, quantity);
         if quantity == 0.0 {
             return Ok(());
         }
@@ -286,6 +295,9 @@ impl Engine {
                     request.quantity
                 ),
             ));
+        }
+        if self.contracts.is_some() {
+            self.check_lot(asset, request.quantity)?;
         }
         let Some(quantity) = self.short_cut(id, asset, request.quantity, ts) else {
             return Ok(());
@@ -384,6 +396,9 @@ impl Engine {
                 OrderKind::Stop { stop: s } | OrderKind::StopLimit { stop: s, .. } => *s = stop,
                 _ => fits = false,
             }
+        }
+        if self.contracts.is_some() {
+            kind = self.round_levels(order.asset, order.quantity, kind);
         }
         if wrong_side || !fits || !order.active {
             self.reject(

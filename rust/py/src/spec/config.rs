@@ -42,6 +42,7 @@ pub fn engine_config(
         allow_short: account.req("allow_short")?,
         account: account_rules(&account)?,
         borrow_rate_column: account.get("borrow_rate_column")?,
+        funding_rate_column: account.get("funding_rate_column")?,
         stop_basis: stop_basis(&execution)?,
         path_policy: path_policy(&execution)?,
         limit_fill: limit_fill(&execution)?,
