@@ -52,6 +52,13 @@ Fill-time sizing (``execution.sizing = "fill"``) re-sizes value and percent targ
 fill bar begins, at the account's value at that pass's reference prices. Not modelled: financing
 and risk rules.
 
+Instruments: ``config["instruments"]`` (``{asset: {"multiplier": m}}``) gives contract
+multipliers: notionals, PnL, fees (on the notional), slippage cost, margin exposure and value
+targets all scale by ``m``. Every position is kept on the notional (share) accounting: a
+futures position marked to market has the same equity at every timestamp (cash differs by its
+unsettled PnL), so the differential tests compare futures runs by equity, trades and fills.
+Not modelled: ticks, lots, instrument margins, expiry and funding.
+
 The second half of the module holds engine-agnostic helpers for the tests: a seed-driven random
 bar generator and strategy "logics" that only use the context's public methods, so the same logic
 can drive both the oracle and the real engine.
@@ -131,6 +138,7 @@ class _OpenTrade:
     exit_bar: int | None = None
     gross_pnl: float = 0.0
     commission: float = 0.0
+    multiplier: float = 1.0
 
 
 @dataclass
@@ -296,6 +304,7 @@ class OracleContext:
         if price is None:
             e.reject(self.timestamp, asset, math.nan, "no_price")
             return
+        price *= e.multiplier[asset]  # a contract's notional
         shares = x / price if kind == "value" else x * e.equity() / price
         if e.fill_sizing:
             e.place_fill_sized(self.timestamp, asset, (kind, x), shares)
@@ -359,6 +368,8 @@ class OracleEngine:
         else:
             self.maintenance_margin = 0.25
         self.resize = account.get("on_insufficient", "reject") == "resize"
+        specs = self.config.get("instruments") or {}
+        self.multiplier = {a: float(specs.get(a, {}).get("multiplier", 1.0)) for a in self.assets}
         self.ruined = False
         self.cash = float(self.config["initial_cash"])
         self.position = {a: 0.0 for a in self.assets}
@@ -378,8 +389,9 @@ class OracleEngine:
         return self.cash + long_value + short_value
 
     def market_values(self) -> tuple[float, float]:
-        long_value = sum(q * self.mark(a) for a, q in self.position.items() if q > 0)
-        short_value = sum(q * self.mark(a) for a, q in self.position.items() if q < 0)
+        m = self.multiplier
+        long_value = sum(q * self.mark(a) * m[a] for a, q in self.position.items() if q > 0)
+        short_value = sum(q * self.mark(a) * m[a] for a, q in self.position.items() if q < 0)
         return long_value, short_value
 
     def mark(self, asset: str) -> float:
@@ -742,10 +754,12 @@ class OracleEngine:
                 continue
             if value is None:
                 value = self.cash + sum(
-                    q * self._reference(a, bars, stage) for a, q in self.position.items() if q
+                    q * self._reference(a, bars, stage) * self.multiplier[a]
+                    for a, q in self.position.items()
+                    if q
                 )
             kind, x = order.fill_target
-            reference = self._reference(order.asset, bars, stage)
+            reference = self._reference(order.asset, bars, stage) * self.multiplier[order.asset]
             shares = x / reference if kind == "value" else x * value / reference
             held = self.position[order.asset]
             others = self.current(order.asset) - held - order.quantity
@@ -768,8 +782,9 @@ class OracleEngine:
         (removed) or resized to the affordable part, the cut part recorded with the reason.
         Returns False when the order was rejected."""
         q = order.quantity
+        m = self.multiplier[order.asset]
         if self.cash_account and q > 0:
-            allowed = min(self._cash_capacity(price), q)
+            allowed = min(self._cash_capacity(price * m), q)
             reason = "insufficient_cash"
         elif not self.cash_account and self.initial_margin is not None:
             held = self.position[order.asset]
@@ -778,8 +793,8 @@ class OracleEngine:
             equity = self.cash + long_value + short_value
             gross = long_value - short_value
             if closing:
-                gross -= closing * self.mark(order.asset)  # the closed part leaves the gross
-            room = max(equity / self.initial_margin - gross, 0.0) / price
+                gross -= closing * self.mark(order.asset) * m  # the closed part leaves the gross
+            room = max(equity / self.initial_margin - gross, 0.0) / (price * m)
             allowed = min(closing + room, abs(q)) * _sign(q)
             reason = "insufficient_margin"
         else:
@@ -844,7 +859,11 @@ class OracleEngine:
             if not held:
                 return
             asset = max(
-                held, key=lambda a: (abs(self.position[a] * self.mark(a)), -self.assets.index(a))
+                held,
+                key=lambda a: (
+                    abs(self.position[a] * self.mark(a) * self.multiplier[a]),
+                    -self.assets.index(a),
+                ),
             )
             order = _Order(
                 self.next_order_id, timestamp, asset, -self.position[asset], reason="margin_call"
@@ -944,9 +963,10 @@ class OracleEngine:
         q = order.quantity  # a resize shrank it
 
         aq = abs(q)
-        fee = self._fee(aq, price)
+        m = self.multiplier[order.asset]
+        fee = self._fee(aq, price * m)
 
-        self.cash -= q * price + fee
+        self.cash -= q * price * m + fee
         self.result.fills.append(
             {
                 "order_id": order.order_id,
@@ -957,7 +977,7 @@ class OracleEngine:
                 "quantity": aq,
                 "price": price,
                 "reference_price": reference,
-                "slippage": abs(price - reference) * aq,
+                "slippage": abs(price - reference) * aq * m,
                 "commission": fee,
                 "partial": False,
             }
@@ -1009,7 +1029,7 @@ class OracleEngine:
         assert trade is not None
         closed = min(aq, abs(old))
         avg = self.avg_cost[asset]
-        pnl = closed * (price - avg) if old > 0 else closed * (avg - price)
+        pnl = (closed * (price - avg) if old > 0 else closed * (avg - price)) * self.multiplier[asset]
         trade.gross_pnl += pnl
         trade.exit_qty += closed
         trade.exit_notional += closed * price
@@ -1034,6 +1054,7 @@ class OracleEngine:
 
     def _open_trade(self, timestamp: Any, asset: str, q: float, bar_idx: int) -> _OpenTrade:
         trade = _OpenTrade(asset, "long" if q > 0 else "short", timestamp, bar_idx)
+        trade.multiplier = self.multiplier[asset]
         self.open_trade[asset] = trade
         return trade
 
@@ -1075,7 +1096,7 @@ class OracleEngine:
             "gross_pnl": gross,
             "commission": t.commission,
             "net_pnl": net,
-            "return_pct": net / (entry_price * t.entry_qty),  # not defined by the contract
+            "return_pct": net / (entry_price * t.entry_qty * t.multiplier),  # of the notional
             "bars_held": bars_held,
             "exit_reason": reason,
             "status": status,
@@ -1247,7 +1268,7 @@ class OracleEngine:
                 continue
             mark = self.last_price[a]
             assert mark is not None
-            unrealised = self.position[a] * (mark - self.avg_cost[a])
+            unrealised = self.position[a] * (mark - self.avg_cost[a]) * self.multiplier[a]
             self.result.trades.append(
                 self._trade_record(
                     t,

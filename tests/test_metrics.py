@@ -51,6 +51,7 @@ EXPECTED_KEYS = {
     "total_borrow_fees",
     "total_interest",
     "total_dividends",
+    "total_funding",
     "total_costs",
     "periods_per_year",
     "risk_free",

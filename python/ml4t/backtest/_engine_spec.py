@@ -8,7 +8,7 @@ asset names by code and the feed's time zone (``rust/py/src/universe.rs``).
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 
 class ExecutionSpec(TypedDict):
@@ -66,6 +66,7 @@ class AccountSpec(TypedDict):
     on_insufficient: Literal["reject", "resize"]
     borrow_rate: float
     borrow_rate_column: str | None
+    funding_rate_column: str | None
     margin_interest_rate: float
     cash_interest_rate: float
 
@@ -88,6 +89,8 @@ class _UniverseFields(TypedDict):
 class UniverseSpec(_UniverseFields, total=False):
     """The assets of a run: ``names`` by code, the feed's ``time_zone`` (``None``: naive) and,
     optionally, ``delisted_at``: per asset the ns timestamp of its last bar when the engine
-    closes it as delisted (``None``: not delisted)."""
+    closes it as delisted (``None``: not delisted); ``instruments``: per asset its instrument
+    spec (:mod:`~ml4t.backtest.data.instruments`; ``None``: a share)."""
 
     delisted_at: list[int | None]
+    instruments: list[dict[str, Any] | None]

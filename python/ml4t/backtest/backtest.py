@@ -183,6 +183,8 @@ class Backtest:
             "names": list(universe.assets),
             "time_zone": universe.time_zone or None,
         }
+        if self.feed.instruments is not None:
+            spec["instruments"] = self.feed.instruments
         execution = self.config.execution
         if execution.on_delisting == "hold":
             return spec

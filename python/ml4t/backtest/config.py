@@ -189,6 +189,9 @@ class AccountConfig(ValidatedModel):
     before the first), ``margin_interest_rate`` on a negative cash balance,
     ``cash_interest_rate`` on a positive one.
     ``allow_short=False`` cuts sells at a flat position (always so in a cash account).
+    ``funding_rate_column``: the feed column with crypto perpetuals' funding rates (paid at each
+    funding time, see ``docs/semantics.md``, "Instruments"). Instruments with their own margin
+    (``PolarsDataFeed(instruments=...)``) replace the margin fractions for those assets.
     """
 
     type: Literal["margin", "cash"] = "margin"
@@ -202,6 +205,7 @@ class AccountConfig(ValidatedModel):
     on_insufficient: Literal["reject", "resize"] = "reject"
     borrow_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     borrow_rate_column: str | None = None
+    funding_rate_column: str | None = None
     margin_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     cash_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 

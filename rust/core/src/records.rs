@@ -23,6 +23,9 @@ pub struct Fill {
     pub slippage: f64,
     /// Fee charged.
     pub commission: f64,
+    /// The asset's contract multiplier (1 for a share): the fill's notional is quantity ×
+    /// price × multiplier.
+    pub multiplier: f64,
     /// Order type code (see `OrderKind::NAMES`).
     pub order_type: u8,
     /// True when the order still has shares left after this fill.
@@ -46,6 +49,8 @@ pub struct TradeRecord {
     pub exit_price: f64,
     /// Total shares entered.
     pub quantity: f64,
+    /// The asset's contract multiplier (1 for a share).
+    pub multiplier: f64,
     /// Realised PnL (plus the unrealised part for an open trade).
     pub gross_pnl: f64,
     /// Fees of all the trade's fills.

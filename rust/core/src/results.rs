@@ -109,6 +109,7 @@ recorder! {
         reference_price: f64 = fill.reference_price,
         slippage: f64 = fill.slippage,
         commission: f64 = fill.commission,
+        multiplier: f64 = fill.multiplier,
         order_type: u8 = fill.order_type,
         partial: bool = fill.partial,
     }
@@ -126,6 +127,7 @@ recorder! {
         entry_price: f64 = t.entry_price,
         exit_price: f64 = t.exit_price,
         quantity: f64 = t.quantity,
+        multiplier: f64 = t.multiplier,
         gross_pnl: f64 = t.gross_pnl,
         commission: f64 = t.commission,
         slippage: f64 = t.slippage,

@@ -21,6 +21,7 @@ struct OpenTrade {
     commission: f64,
     slippage: f64,
     funding: f64,
+    multiplier: f64,
     /// Best and worst return seen while open (fraction of the mean entry price).
     mfe: f64,
     mae: f64,
@@ -66,6 +67,8 @@ pub struct TradeFill {
     pub slippage: f64,
     /// Reason carried by the order.
     pub reason: ExitReason,
+    /// The asset's contract multiplier.
+    pub multiplier: f64,
 }
 
 /// Tracks the open trade of every asset and returns the closed ones.
@@ -94,6 +97,7 @@ impl TradeTracker {
                     long: fill.quantity > 0.0,
                     entry_ts: fill.ts,
                     entry_bar: fill.bar,
+                    multiplier: fill.multiplier,
                     ..OpenTrade::default()
                 };
             }
@@ -127,6 +131,7 @@ impl TradeTracker {
                     entry_notional: effect.after.abs() * fill.price,
                     commission: fill.fee - closing_fee,
                     slippage: fill.slippage - closing_slippage,
+                    multiplier: fill.multiplier,
                     ..OpenTrade::default()
                 };
                 trade.entry_changed();
@@ -236,6 +241,7 @@ fn close_record(
             f64::NAN
         },
         quantity: t.entry_quantity,
+        multiplier: t.multiplier,
         gross_pnl: t.gross_pnl,
         commission: t.commission,
         slippage: t.slippage,

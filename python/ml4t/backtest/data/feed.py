@@ -48,6 +48,7 @@ from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
 from ml4t.backtest.data.actions import read_actions
 from ml4t.backtest.data.features import FeatureProvider
+from ml4t.backtest.data.instruments import read_instruments
 from ml4t.backtest.data.joins import AsofJoin, JoinSpec, cast_timestamp, raw_literal
 from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan, wide_to_long
 from ml4t.backtest.data.storage import DATASET_MARKER
@@ -153,6 +154,9 @@ class PolarsDataFeed:
             ``split_ratio`` (new shares per old share) and/or ``dividend`` (cash per share);
             any input the feed reads. Checked row by row and handed to the engine as a table
             (:attr:`actions`), not as features (see :mod:`~ml4t.backtest.data.actions`).
+        instruments: optional instrument specs (futures, FX, crypto perpetuals): a frame with
+            an ``asset`` column or a dict ``{asset: {field: value}}``; assets not named are
+            shares (see :mod:`~ml4t.backtest.data.instruments`).
         timestamp_column: name of the time column (in every frame).
         asset_column: name of the asset column; found automatically when ``None``.
         rename: source column name -> name the feed expects, applied to ``prices``.
@@ -197,6 +201,7 @@ class PolarsDataFeed:
         indicators: Source | None = None,
         context: Source | None = None,
         actions: Source | None = None,
+        instruments: Any = None,
         timestamp_column: str = "timestamp",
         asset_column: str | None = None,
         rename: Mapping[str, str] | None = None,
@@ -232,6 +237,9 @@ class PolarsDataFeed:
                 chunk_rows=chunk_rows,
                 validation=validation,
             )
+            self._instruments: list[dict[str, Any] | None] | None = None
+            if instruments is not None:
+                self._instruments = read_instruments(instruments, self.universe)
             if not self.streaming:
                 self._frame = self._build(collector)
                 self._finish(collector)
@@ -849,6 +857,12 @@ class PolarsDataFeed:
         """The corporate actions as the engine reads them (``ts`` Int64 ns, ``asset_id`` UInt32,
         ``split_ratio``, ``dividend``; sorted, one row per key), ``None`` without any."""
         return self._actions
+
+    @property
+    def instruments(self) -> list[dict[str, Any] | None] | None:
+        """The instrument specs as the engine reads them, one per asset code (``None``: a
+        share), or ``None`` when none were given."""
+        return self.__dict__.get("_instruments")
 
     @property
     def feature_columns(self) -> list[str]:

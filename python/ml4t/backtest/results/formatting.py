@@ -117,6 +117,7 @@ METRICS: dict[str, MetricInfo] = {
     "total_slippage": _m("Slippage", "Exposure and costs", "money"),
     "total_borrow_fees": _m("Borrow fees", "Exposure and costs", "money"),
     "total_interest": _m("Interest (earned +)", "Exposure and costs", "money"),
+    "total_funding": _m("Funding (received +)", "Exposure and costs", "money"),
     "total_costs": _m("Total costs", "Exposure and costs", "money"),
     "total_dividends": _m("Dividends (received +)", "Exposure and costs", "money"),
     "alpha": _m("Alpha", "Benchmark", "pct_year"),

@@ -650,7 +650,7 @@ def compute_metrics(
           negative).
         - ``payoff_ratio``: ``avg_win / |avg_loss|``.
         - ``num_trades``: number of closed trades.
-        - ``turnover``: annualised turnover, ``sum(|quantity| * price over fills) /
+        - ``turnover``: annualised turnover, ``sum(|quantity| * price * multiplier) /
           mean(equity) / years``; one unit means trading the average equity once per year
           (a full buy-then-sell round trip of the book counts as 2).
         - ``avg_gross_exposure``: mean over periods of ``(long_value - short_value) / equity``
@@ -658,8 +658,9 @@ def compute_metrics(
         - ``avg_net_exposure``: mean over periods of ``(long_value + short_value) / equity``.
         - ``total_commission``, ``total_slippage``: sums of the fills' columns;
           ``total_borrow_fees`` and ``total_interest`` (signed: + earned) from the equity curve's
-          ``borrow_fee`` / ``interest`` columns when present (else 0); ``total_costs`` =
-          commission + slippage + borrow fees - interest. Slippage is already inside the fill
+          ``borrow_fee`` / ``interest`` columns when present (else 0); ``total_funding``
+          (signed: + received) from its ``funding`` column (crypto perpetuals); ``total_costs`` =
+          commission + slippage + borrow fees - interest - funding. Slippage is already inside the fill
           prices (and so inside the PnL); it is reported here to show what it cost.
         - ``total_dividends``: the equity curve's ``dividend`` column summed (signed: +
           received on longs, - paid on shorts); income, not in ``total_costs``.
@@ -788,7 +789,10 @@ def compute_metrics(
     if fills.height == 0:
         notional = total_commission = total_slippage = 0.0
     else:
-        notional = float(fills.select((pl.col("quantity").abs() * pl.col("price")).sum()).item())
+        size = pl.col("quantity").abs() * pl.col("price")
+        if "multiplier" in fills.columns:
+            size = size * pl.col("multiplier")
+        notional = float(fills.select(size.sum()).item())
         total_commission = float(fills.get_column("commission").sum())
         total_slippage = float(fills.get_column("slippage").sum())
 
@@ -811,6 +815,9 @@ def compute_metrics(
     total_dividends = (
         float(equity.get_column("dividend").sum()) if "dividend" in equity.columns else 0.0
     )
+    total_funding = (
+        float(equity.get_column("funding").sum()) if "funding" in equity.columns else 0.0
+    )
     mean_rf = float(rf.mean()) if n else 0.0
     out = {
         "total_return": total_return,
@@ -832,7 +839,10 @@ def compute_metrics(
         "total_borrow_fees": total_borrow,
         "total_interest": total_interest,
         "total_dividends": total_dividends,
-        "total_costs": total_commission + total_slippage + total_borrow - total_interest,
+        "total_funding": total_funding,
+        "total_costs": (
+            total_commission + total_slippage + total_borrow - total_interest - total_funding
+        ),
         "periods_per_year": ppy,
         "risk_free": (1.0 + mean_rf) ** ppy - 1.0 if mean_rf else 0.0,
     }

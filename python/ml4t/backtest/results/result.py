@@ -214,15 +214,21 @@ class BacktestResult:
 
     Attributes:
         fills: one row per execution: ``order_id, timestamp, asset, side, order_type,
-            quantity, price, reference_price, slippage, commission, partial``.
+            quantity, price, reference_price, slippage, commission, multiplier, partial``
+            (``multiplier``: the contract size, 1 for a share).
         trades: one row per round trip (flat to flat), closed or still open at the end:
-            ``asset, side, entry_time, exit_time, entry_price, exit_price, quantity, gross_pnl,
-            commission, slippage, net_pnl, return_pct, bars_held, mfe, mae, exit_reason,
-            status``.
+            ``asset, side, entry_time, exit_time, entry_price, exit_price, quantity, multiplier,
+            gross_pnl, commission, slippage, funding, net_pnl, return_pct, bars_held, mfe, mae,
+            exit_reason, status`` (``gross_pnl`` includes the multiplier; ``funding``: crypto
+            perpetuals' funding, + received; ``net_pnl`` = gross - commission + funding;
+            ``return_pct`` = net over the entry notional).
         equity: one row per timestamp: ``timestamp, cash, long_value, short_value,
             positions_value, equity, gross_exposure, net_exposure, drawdown, borrow_fee,
-            interest, dividend`` (the last three: financing of the timestamp; ``dividend``
-            signed, + received on longs, - paid on shorts).
+            interest, dividend, funding`` (the last four: financing of the timestamp;
+            ``dividend`` signed, + received on longs, - paid on shorts; ``funding`` signed, +
+            received). A futures or perpetual position's value is its unsettled PnL (cash is
+            settled to every close), so ``long_value``/``short_value`` hold no contract
+            notional.
         rejected_orders: orders that never filled, with the reason.
         orders: the order journal, one row per order of the run (explicit orders, bracket
             legs, target orders, risk exits and level exits, margin calls), by ``order_id``:
@@ -314,13 +320,21 @@ class BacktestResult:
             "reference_price",
             "slippage",
             "commission",
+            (pl.col("multiplier") if "multiplier" in df.columns else pl.lit(1.0))
+            .cast(pl.Float64)
+            .alias("multiplier"),
             (pl.col("partial") if "partial" in df.columns else pl.lit(False, dtype=pl.Boolean))
             .cast(pl.Boolean)
             .alias("partial"),
         )
 
     def _trades(self, df: pl.DataFrame) -> pl.DataFrame:
-        net = pl.col("gross_pnl") - pl.col("commission")
+        df = df.with_columns(
+            pl.col(c) if c in df.columns else pl.lit(default).alias(c)
+            for c, default in (("funding", 0.0), ("multiplier", 1.0))
+        )
+        net = pl.col("gross_pnl") - pl.col("commission") + pl.col("funding")
+        notional = pl.col("entry_price") * pl.col("quantity") * pl.col("multiplier")
         return df.select(
             self._asset(),
             pl.when(pl.col("long")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
@@ -329,11 +343,13 @@ class BacktestResult:
             "entry_price",
             "exit_price",
             "quantity",
+            "multiplier",
             "gross_pnl",
             "commission",
             "slippage",
+            "funding",
             net.alias("net_pnl"),
-            (net / (pl.col("entry_price") * pl.col("quantity"))).alias("return_pct"),
+            (net / notional).alias("return_pct"),
             pl.col("bars_held").cast(pl.Int64),
             "mfe",
             "mae",
@@ -347,7 +363,7 @@ class BacktestResult:
     def _equity(self, df: pl.DataFrame, financing: pl.DataFrame | None) -> pl.DataFrame:
         peak = pl.max_horizontal(pl.col("equity").cum_max(), pl.lit(self.config.initial_cash))
         # The engine records financing sparsely (only timestamps that accrued any).
-        kinds = ("borrow_fee", "interest", "dividend")
+        kinds = ("borrow_fee", "interest", "dividend", "funding")
         if financing is not None and financing.height:
             financing = financing.select("ts", *[c for c in kinds if c in financing.columns])
             df = df.join(financing, on="ts", how="left")
@@ -367,6 +383,7 @@ class BacktestResult:
             "borrow_fee",
             "interest",
             "dividend",
+            "funding",
         )
 
     def _rejections(self, df: pl.DataFrame) -> pl.DataFrame:

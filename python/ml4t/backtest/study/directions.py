@@ -47,6 +47,7 @@ DIRECTIONS: dict[str, Direction] = {
     "total_borrow_fees": "min",
     "total_interest": "max",
     "total_dividends": "max",
+    "total_funding": "max",
     "total_costs": "min",
     "periods_per_year": "max",
     "skew": "max",

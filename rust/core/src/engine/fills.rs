@@ -636,6 +636,7 @@ impl Engine {
                 fee,
                 slippage,
                 reason: order.reason,
+                multiplier: self.portfolio.multiplier(order.asset),
             },
             effect,
         );
@@ -651,6 +652,7 @@ impl Engine {
             reference_price: reference,
             slippage,
             commission: fee,
+            multiplier: self.portfolio.multiplier(order.asset),
             order_type: order.fill_type(),
             partial,
         };
