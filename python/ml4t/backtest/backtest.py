@@ -185,6 +185,8 @@ class Backtest:
         }
         if self.feed.instruments is not None:
             spec["instruments"] = self.feed.instruments
+        if self.feed.instruments is not None:
+            spec["instruments"] = self.feed.instruments
         execution = self.config.execution
         if execution.on_delisting == "hold":
             return spec
@@ -277,11 +279,11 @@ class Backtest:
         ]
         run_info["versions"] = versions()
         result = BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
-        warn_outcome(result)
+        warn_outcome(result, instruments=self.feed.instruments is not None)
         return result
 
 
-def warn_outcome(result: BacktestResult) -> None:
+def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:
     """One :class:`MarginWarning` when the account refused orders for want of cash or margin,
     one :class:`RuinWarning` when equity reached zero (each says how many and where to look)."""
     reasons = result.rejected_orders.get_column("reason")
@@ -292,6 +294,8 @@ def warn_outcome(result: BacktestResult) -> None:
             limit, unlimited = "the cash it had", ""
         else:
             limit = f"initial margin {account.initial_margin} of gross exposure"
+            if instruments:
+                limit += " (or of an instrument's own margin)"
             unlimited = ", account.initial_margin=None lends without limit"
         warnings.warn(
             f"account: {unaffordable} order(s) or parts were rejected at fill time for want of "
