@@ -1029,7 +1029,9 @@ class OracleEngine:
         assert trade is not None
         closed = min(aq, abs(old))
         avg = self.avg_cost[asset]
-        pnl = (closed * (price - avg) if old > 0 else closed * (avg - price)) * self.multiplier[asset]
+        pnl = (closed * (price - avg) if old > 0 else closed * (avg - price)) * self.multiplier[
+            asset
+        ]
         trade.gross_pnl += pnl
         trade.exit_qty += closed
         trade.exit_notional += closed * price

@@ -155,7 +155,6 @@ def test_defaults() -> None:
             "borrow_rate": 0.0,
             "borrow_rate_column": None,
             "funding_rate_column": None,
-        "funding_rate_column": None,
             "margin_interest_rate": 0.0,
             "cash_interest_rate": 0.0,
         },

@@ -181,7 +181,11 @@ def test_a_btc_perpetual_pays_three_fundings_long_and_short() -> None:
         # at 24:00 (22_000, 3e-4) pays 6.6; a short the opposite.
         funding = result.equity.filter(pl.col("funding") != 0.0)
         assert funding["funding"].to_list() == pytest.approx([-2.0 * side, 4.2 * side, -6.6 * side])
-        assert funding["timestamp"].to_list() == [START + 2 * step, START + 4 * step, START + 6 * step]
+        assert funding["timestamp"].to_list() == [
+            START + 2 * step,
+            START + 4 * step,
+            START + 6 * step,
+        ]
         assert result.trades["funding"].to_list() == pytest.approx([-4.4 * side])
         assert result.metrics["total_funding"] == pytest.approx(-4.4 * side)
         assert result.equity["equity"][-1] == pytest.approx(100_000 + side * 2_000 - 4.4 * side)
@@ -235,3 +239,20 @@ def test_equity_only_runs_are_unchanged_by_plain_specs() -> None:
     specs = run(frame, {"A": {"asset_class": "equity"}}, Script(orders))
     assert plain.equity.equals(specs.equity)
     assert plain.fills.equals(specs.fills)
+
+
+def test_the_report_shows_exposure_per_asset_class(tmp_path: Any) -> None:
+    frame = bars({"ES": [4500.0] * 4, "SPY": [500.0] * 4})
+    result = run(frame, {"ES": ES}, Script({0: [("ES", 1.0), ("SPY", 100.0)]}))
+    page = result.report(tmp_path / "report.html", plotlyjs="cdn").read_text()
+    assert "Exposure by asset class" in page
+    # ES: 4500 x 50 = 225_000 of notional on ~100_000 of equity over 3 of 4 timestamps.
+    positions = result.positions(None)
+    from ml4t.backtest.results.analysis import exposure_by_class
+
+    table = exposure_by_class(positions, {"ES": "future"}, {"ES": 50.0})
+    last = table.filter(pl.col("timestamp") == table["timestamp"].max())
+    assert dict(zip(last["asset_class"], last["gross"], strict=True)) == {
+        "equity": 50_000.0,
+        "future": 225_000.0,
+    }

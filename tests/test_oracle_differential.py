@@ -162,9 +162,7 @@ def _rejected_key(r: dict[str, Any]) -> tuple[Any, ...]:
     return (r["reason"], r["asset"], _ts(r["timestamp"]), q)
 
 
-def compare(
-    result: Any, expected: oracle.OracleResult, label: str, marked: bool = False
-) -> None:
+def compare(result: Any, expected: oracle.OracleResult, label: str, marked: bool = False) -> None:
     """Compare a real engine result with an oracle result; fail with the first differences.
     ``marked``: some assets are marked to market (futures), whose cash and position values
     differ from the oracle's notional accounting by the unsettled PnL: only equity is
@@ -197,7 +195,9 @@ def compare(
         "equity",
         result.equity.to_dicts(),
         expected.equity,
-        ("equity",) if marked else ("cash", "long_value", "short_value", "positions_value", "equity"),
+        ("equity",)
+        if marked
+        else ("cash", "long_value", "short_value", "positions_value", "equity"),
         ("timestamp",),
         problems,
     )
@@ -804,7 +804,6 @@ def test_multipliers_and_marking_to_market_match_the_oracle(
     their own margins, ticks or lots) against the oracle's notional accounting: the same fills,
     trades, rejections and equity at every timestamp."""
     from conftest import _adapter
-
     from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed
 
     config = make_config(

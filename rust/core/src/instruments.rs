@@ -140,15 +140,13 @@ impl InstrumentSpec {
         ] {
             match rule {
                 Some(MarginRule::PerContract(v)) => positive(name, v)?,
-                Some(MarginRule::Fraction(v)) => {
-                    if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                        return Err(BacktestError::config(
-                            &format!("{}_pct", field(name)),
-                            format!("must be in (0, 1], got {v}"),
-                        ));
-                    }
+                Some(MarginRule::Fraction(v)) if !(v.is_finite() && v > 0.0 && v <= 1.0) => {
+                    return Err(BacktestError::config(
+                        &format!("{}_pct", field(name)),
+                        format!("must be in (0, 1], got {v}"),
+                    ));
                 }
-                None => {}
+                Some(MarginRule::Fraction(_)) | None => {}
             }
         }
         if let Some(fee) = self.commission_per_contract {

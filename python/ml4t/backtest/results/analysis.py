@@ -19,6 +19,7 @@ from ml4t.backtest.universe import Universe
 __all__ = [
     "COST_BPS",
     "cost_sensitivity",
+    "exposure_by_class",
     "forward_returns",
     "holdings",
     "information_coefficient",
@@ -121,6 +122,32 @@ def pnl_by_asset(trades: pl.DataFrame) -> pl.DataFrame:
             pl.len().alias("trades"),
         )
         .sort("total", "asset", descending=[True, False])
+    )
+
+
+def exposure_by_class(
+    positions: pl.DataFrame, classes: dict[str, str], multipliers: dict[str, float]
+) -> pl.DataFrame:
+    """Exposure per asset class and timestamp from ``result.positions(...)``:
+    ``timestamp, asset_class, gross, net``, the notional ``quantity x price x multiplier``
+    summed (absolute for ``gross``). ``classes`` and ``multipliers`` map asset names to their
+    instrument's class and contract size (absent: ``equity``, 1)."""
+    names = pl.col("asset").cast(pl.String)
+    notional = (
+        pl.col("quantity")
+        * pl.col("price")
+        * names.replace_strict(multipliers, default=1.0, return_dtype=pl.Float64)
+    )
+    return (
+        positions.with_columns(
+            names.replace_strict(classes, default="equity", return_dtype=pl.String).alias(
+                "asset_class"
+            ),
+            notional.alias("notional"),
+        )
+        .group_by("timestamp", "asset_class")
+        .agg(pl.col("notional").abs().sum().alias("gross"), pl.col("notional").sum().alias("net"))
+        .sort("timestamp", "asset_class")
     )
 
 

@@ -660,8 +660,8 @@ def compute_metrics(
           ``total_borrow_fees`` and ``total_interest`` (signed: + earned) from the equity curve's
           ``borrow_fee`` / ``interest`` columns when present (else 0); ``total_funding``
           (signed: + received) from its ``funding`` column (crypto perpetuals); ``total_costs`` =
-          commission + slippage + borrow fees - interest - funding. Slippage is already inside the fill
-          prices (and so inside the PnL); it is reported here to show what it cost.
+          commission + slippage + borrow fees - interest - funding. Slippage is already inside
+          the fill prices (and so inside the PnL); it is reported here to show what it cost.
         - ``total_dividends``: the equity curve's ``dividend`` column summed (signed: +
           received on longs, - paid on shorts); income, not in ``total_costs``.
         - ``periods_per_year``: the value used; ``risk_free``: the mean per-period risk-free

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from ml4t.backtest._core import __version__
+from ml4t.backtest.results.analysis import exposure_by_class
 from ml4t.backtest.results.formatting import (
     METRICS,
     fmt_money,
@@ -206,6 +207,45 @@ def _extremes_table(result: BacktestResult, metrics: dict[str, float]) -> str:
     return f'<table class="metrics">{body}</table>'
 
 
+def _class_exposure_table(result: BacktestResult) -> str | None:
+    """Mean gross and net exposure (notional over equity) per asset class, for a run with
+    instruments (``None`` otherwise, or for a loaded result, which keeps no feed)."""
+    feed = result._feed
+    specs = feed.instruments if feed is not None else None
+    if specs is None:
+        return None
+    classes = {
+        name: spec["asset_class"]
+        for name, spec in zip(result.universe.assets, specs, strict=True)
+        if spec is not None
+    }
+    multipliers = dict(
+        result.fills.group_by(pl.col("asset").cast(pl.String))
+        .agg(pl.col("multiplier").first())
+        .iter_rows()
+    )
+    table = exposure_by_class(result.positions(None), classes, multipliers)
+    if table.height == 0:
+        return None
+    equity = result.equity.select("timestamp", "equity")
+    n = equity.height
+    rows = (
+        table.join(equity, on="timestamp")
+        .group_by("asset_class")
+        .agg(
+            ((pl.col("gross") / pl.col("equity")).sum() / n).alias("gross"),
+            ((pl.col("net") / pl.col("equity")).sum() / n).alias("net"),
+        )
+        .sort("asset_class")
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{fmt_pct(g)}</td><td>{fmt_pct(v)}</td></tr>"
+        for c, g, v in rows.iter_rows()
+    )
+    head = "<tr><th>asset class</th><th>mean gross</th><th>mean net</th></tr>"
+    return f'<table class="metrics">{head}{body}</table>'
+
+
 # -------------------------------------------------------------------------------------- page
 
 _CSS = """
@@ -375,6 +415,18 @@ def build_report_html(
     worst = trades.sort("net_pnl", nulls_last=True).head(TOP_TRADES)
 
     if equity.height == 0:
+        class_table = _class_exposure_table(result)
+        class_cards = (
+            [
+                _card(
+                    "Exposure by asset class",
+                    class_table,
+                    hint="notional (quantity x price x multiplier) over equity, mean per timestamp",
+                )
+            ]
+            if class_table is not None
+            else []
+        )
         parts = [
             _part(
                 "Performance",
@@ -407,6 +459,18 @@ def build_report_html(
                     hint=f"against the benchmark, {window_hint}",
                 )
             )
+        class_table = _class_exposure_table(result)
+        class_cards = (
+            [
+                _card(
+                    "Exposure by asset class",
+                    class_table,
+                    hint="notional (quantity x price x multiplier) over equity, mean per timestamp",
+                )
+            ]
+            if class_table is not None
+            else []
+        )
         parts = [
             _part(
                 "Performance",
@@ -495,6 +559,7 @@ def build_report_html(
                         wide=True,
                         hint="market value of the 10 largest, the rest as other",
                     ),
+                    *class_cards,
                 ],
             ),
             _part(

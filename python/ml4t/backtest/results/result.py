@@ -492,7 +492,9 @@ class BacktestResult:
             at each sample time, sorted by timestamp then asset. ``quantity`` is signed (short
             positions are negative), ``price`` is the asset's last close at or before the sample
             time (the engine's mark) and ``market_value = quantity * price``. Summed over assets
-            at a timestamp, ``market_value`` equals ``equity.positions_value``.
+            at a timestamp, ``market_value`` equals ``equity.positions_value`` for shares with
+            multiplier 1 (a contract's notional is ``market_value x multiplier``; a futures or
+            perpetual position adds only its unsettled PnL to ``positions_value``).
 
         Computed with vectorised Polars operations from the fills and the splits of held
         positions (running signed quantity per asset) and the feed's closes (see
