@@ -247,21 +247,30 @@ impl Portfolio {
     /// Long and short market value at the last marks: `(Σ long q·p, Σ short q·p)`.
     #[inline]
     pub fn market_values(&self) -> (f64, f64) {
+        if self.terms.is_some() {
+            return self.contract_market_values();
+        }
         let mut long = 0.0;
         let mut short = 0.0;
-        if self.terms.is_some() {
-            for &asset in &self.open_assets {
-                let value = self.value(asset);
-                if value >= 0.0 {
-                    long += value;
-                } else {
-                    short += value;
-                }
-            }
-            return (long, short);
-        }
         for &asset in &self.open_assets {
             let value = self.positions[asset as usize].quantity * self.last_price[asset as usize];
+            if value >= 0.0 {
+                long += value;
+            } else {
+                short += value;
+            }
+        }
+        (long, short)
+    }
+
+    /// [`Self::market_values`] with contract terms, out of line so that the share path stays
+    /// small enough to inline.
+    #[inline(never)]
+    fn contract_market_values(&self) -> (f64, f64) {
+        let mut long = 0.0;
+        let mut short = 0.0;
+        for &asset in &self.open_assets {
+            let value = self.value(asset);
             if value >= 0.0 {
                 long += value;
             } else {

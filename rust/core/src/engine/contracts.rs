@@ -98,6 +98,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Step 3 for instruments (rows of `group` from `start`): expiries, then funding, then
+    /// variation margin. Out of line: an equity run never calls it.
+    #[inline(never)]
+    pub(super) fn contract_step<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        start: usize,
+        group: &[AssetId],
+        strategy: &mut S,
+    ) -> Result<()> {
+        if self.expiry_due(ts) {
+            self.expire_contracts(data, ts, strategy)?;
+        }
+        if self.funding.on {
+            self.pay_funding(data, ts, start, group);
+        }
+        if self.portfolio.has_contract_terms() {
+            self.settle_variation();
+        }
+        Ok(())
+    }
+
     /// The spec of `asset`, when the run has instruments.
     #[inline]
     pub(super) fn spec(&self, asset: AssetId) -> Option<&InstrumentSpec> {

@@ -277,15 +277,7 @@ impl Engine {
                 self.delist_ending(data, t, start, group, strategy)?;
             }
             if self.contracts.is_some() {
-                if self.expiry_due(t) {
-                    self.expire_contracts(data, t, strategy)?;
-                }
-                if self.funding.on {
-                    self.pay_funding(data, t, start, group);
-                }
-                if self.portfolio.has_contract_terms() {
-                    self.settle_variation();
-                }
+                self.contract_step(data, t, start, group, strategy)?;
             }
             // Marked values, shared by the margin call, the risk step and the strategy's equity
             // (queueing exits and delivering events move no position).
