@@ -256,3 +256,30 @@ def test_the_report_shows_exposure_per_asset_class(tmp_path: Any) -> None:
         "equity": 50_000.0,
         "future": 225_000.0,
     }
+
+
+def test_validate_takes_the_instrument_specs() -> None:
+    from ml4t.backtest.data import validate
+
+    frame = bars({"ES": [4500.0, 4500.0]})
+    assert validate(frame, instruments={"ES": ES}).ok
+    with pytest.raises(ConfigError, match=r"instruments\[ES\]\.multiplier"):
+        validate(frame, instruments={"ES": {**ES, "multiplier": -1}})
+
+
+def test_a_pickled_feed_keeps_its_instruments() -> None:
+    import pickle
+
+    feed = PolarsDataFeed(bars({"ES": [4500.0, 4510.0]}), instruments={"ES": ES})
+    assert pickle.loads(pickle.dumps(feed)).instruments == feed.instruments
+    assert feed.instruments == [
+        {
+            "asset_class": "future",
+            "multiplier": 50.0,
+            "tick_size": 0.25,
+            "margin_initial": 12_000.0,
+            "margin_maintenance": 11_000.0,
+            "commission_per_contract": 2.5,
+            "lot_size": 1.0,
+        }
+    ]

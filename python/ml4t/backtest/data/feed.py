@@ -348,8 +348,11 @@ class PolarsDataFeed:
         """Runs every check on ``prices`` (and the other options) and collects the findings."""
         collector = Collector(raise_errors=False)
         feed = cls.__new__(cls)
+        instruments = options.pop("instruments", None)
         try:
             feed._setup(collector, prices, options.pop("signals", None), **options)
+            if instruments is not None:  # a bad spec is a ConfigError, not a finding
+                read_instruments(instruments, feed.universe)
             if feed.streaming:
                 for _ in feed._stream(collector):
                     pass
