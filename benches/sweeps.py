@@ -173,7 +173,7 @@ def run_vectorbt(bars: pl.DataFrame, repeats: int) -> dict[str, Any]:
 def s1(n_bars: int, repeats: int, with_vectorbt: bool) -> dict[str, Any]:
     bars = s1_bars(n_bars)
     sweep = s1_sweep(bars)
-    sweep.run(executor="threads", max_workers=2, progress=False)  # warm
+    sweep.run(executor="threads", max_workers=2, progress=False, ledger=False)  # warm
     out: dict[str, Any] = {"bars": n_bars, "trials": len(sweep.trials)}
     walls: dict[int, list[float]] = {1: [], 2: []}
     tables = []
@@ -181,7 +181,9 @@ def s1(n_bars: int, repeats: int, with_vectorbt: bool) -> dict[str, Any]:
         for workers in (1, 2):
             gc.collect()
             start = time.perf_counter()
-            result = sweep.run(executor="threads", max_workers=workers, progress=False)
+            result = sweep.run(
+                executor="threads", max_workers=workers, progress=False, ledger=False
+            )
             walls[workers].append(time.perf_counter() - start)
             tables.append(result.table.drop("seconds"))
     assert all(t.equals(tables[0]) for t in tables), "tables differ between runs"
@@ -304,7 +306,9 @@ def s2(n_assets: int, n_days: int) -> dict[str, Any]:
     for workers in (1, 2):
         with PssSampler(every=0.005) as sampler:
             start = time.perf_counter()
-            result = sweep.run(executor="processes", max_workers=workers, progress=False)
+            result = sweep.run(
+                executor="processes", max_workers=workers, progress=False, ledger=False
+            )
             wall = time.perf_counter() - start
         runs[workers] = result
         out[f"processes_{workers}"] = {
@@ -357,7 +361,9 @@ def s3(n_bars: int, repeats: int) -> dict[str, Any]:
                 ("ray", "ray", 2),
             ):
                 gc.collect()
-                runs[name].append(sweep.run(executor=executor, max_workers=workers, progress=False))
+                runs[name].append(
+                    sweep.run(executor=executor, max_workers=workers, progress=False, ledger=False)
+                )
         tables = [r.table.drop("seconds") for rs in runs.values() for r in rs]
         assert all(t.equals(tables[0]) for t in tables)
         for executor, results in runs.items():

@@ -15,6 +15,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ledger_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Every sweep of the suite records its trials in a temporary ledger, never under $HOME
+    (subprocesses and spawned workers inherit the variable)."""
+    from ml4t.backtest.ledger_store import ENV
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV, str(tmp_path_factory.mktemp("ledger")))
+        yield
+
+
 def _adapter(logic: Any, api: str, signals: tuple[str, ...]) -> Any:
     """Wrap a logic (``decide(ts, rows, ctx)`` / ``on_row(ts, row, ctx)``) as a Strategy."""
     from ml4t.backtest import Strategy

@@ -384,7 +384,8 @@ def test_keep_equity_all_save_load_and_report(feed: PolarsDataFeed, tmp_path: Pa
         back.result(0)
     assert SweepResult.load(full.save(tmp_path / "full")).result(2).fills.equals(loaded.fills)
     page = full.report(tmp_path / "sweep.html", "sharpe").read_text()
-    assert page.count("<script") == 3 and "Plotly.newPlot" in page  # plotly.js + 2 charts
+    # plotly.js + heatmap, distribution and the PBO logits (keep="equity")
+    assert page.count("<script") == 4 and "Plotly.newPlot" in page
     for part in (
         "chart-heatmap",
         "chart-distribution",

@@ -55,6 +55,16 @@ class StatsError(BacktestError, ValueError):
     message names the argument and the rule."""
 
 
+class HoldOutError(BacktestError, ValueError):
+    """A locked hold-out used out of turn: declared twice on one feed, unlocked without one,
+    or unlocked a second time (a hold-out is touched once)."""
+
+
+class HoldOutWarning(UserWarning):
+    """A hold-out declared on data whose same hold-out the trial ledger says was already
+    unlocked: results on it are no longer out of sample."""
+
+
 class UnitsWarning(UserWarning):
     """A value that is valid but looks like a percent given where a fraction is meant (or the
     reverse): a 10% commission, a position cap above 100% of equity, a weight of 25."""

@@ -50,10 +50,12 @@ from ml4t.backtest.errors import StatsError
 __all__ = [
     "EULER_MASCHERONI",
     "BootstrapIntervals",
+    "DeflatedSharpe",
     "Interval",
     "PBOResult",
     "ReturnMoments",
     "confidence_intervals",
+    "deflated_sharpe",
     "deflated_sharpe_ratio",
     "expected_max_sharpe",
     "min_track_record_length",
@@ -387,6 +389,106 @@ def expected_max_sharpe(n_trials: float, sharpe_variance: float, mean: float = 0
     return centre + math.sqrt(variance) * spread
 
 
+@dataclass(frozen=True)
+class DeflatedSharpe:
+    """A deflated Sharpe ratio and what went into it (see :func:`deflated_sharpe`).
+
+    Attributes:
+        dsr: the deflated Sharpe ratio, a probability in [0, 1].
+        sharpe: the selected trial's per-period Sharpe ratio.
+        expected_max_sharpe: ``SR₀``, the per-period benchmark it is tested against.
+        n_trials: ``N``, the trials counted.
+        sharpe_variance: ``V``, the per-period variance of their Sharpe ratios.
+        moments: the selected trial's :class:`ReturnMoments`.
+        trial: the selected trial (a matrix column, or a sweep's trial id), when known.
+        source: where ``N`` and ``V`` came from: ``"given"``, ``"matrix"``, ``"ledger"``
+            (every variant recorded on the data) or ``"sweep"`` (this sweep only).
+    """
+
+    dsr: float
+    sharpe: float
+    expected_max_sharpe: float
+    n_trials: float
+    sharpe_variance: float
+    moments: ReturnMoments
+    trial: int | None = None
+    source: str = "given"
+
+    def passes(self, confidence: float = 0.95) -> bool:
+        """Whether the selection is significant at ``confidence`` (``dsr >= confidence``)."""
+        return self.dsr >= _probability(confidence, "confidence")
+
+    def __repr__(self) -> str:
+        return (
+            f"DeflatedSharpe(dsr={self.dsr:.4f}, sharpe={self.sharpe:.4g}, "
+            f"expected_max_sharpe={self.expected_max_sharpe:.4g}, n_trials={self.n_trials:g}, "
+            f"sharpe_variance={self.sharpe_variance:.4g}, trial={self.trial}, "
+            f"source={self.source!r})"
+        )
+
+
+def deflated_sharpe(
+    returns: Returns | ReturnsMatrix | ReturnMoments,
+    n_trials: float | None = None,
+    sharpe_variance: float | None = None,
+) -> DeflatedSharpe:
+    """:func:`deflated_sharpe_ratio` with what went into it: the selected trial's Sharpe ratio
+    and moments, ``SR₀``, ``N`` and ``V`` (a :class:`DeflatedSharpe`).
+
+    Example:
+        >>> m = ReturnMoments(n=1250, sharpe=2.5 / 250**0.5, skewness=-3.0, kurtosis=10.0)
+        >>> d = deflated_sharpe(m, n_trials=100, sharpe_variance=0.5 / 250)
+        >>> round(d.dsr, 4), round(d.expected_max_sharpe, 4), d.passes()
+        (0.9004, 0.1132, False)
+    """
+    moments: ReturnMoments
+    trial: int | None = None
+    source = "given"
+    is_matrix = isinstance(returns, pl.DataFrame) or (
+        not isinstance(returns, (ReturnMoments, pl.Series)) and np.ndim(returns) == 2
+    )
+    if is_matrix:
+        matrix, _ = _as_matrix(returns, "returns")  # type: ignore[arg-type]
+        if matrix.shape[1] < 2 and (n_trials is None or sharpe_variance is None):
+            raise StatsError(
+                "returns: at_least_2_trials: a matrix with one trial says nothing about the "
+                "variance across trials; pass n_trials and sharpe_variance"
+            )
+        sharpes = _column_sharpes(matrix, "returns")
+        trial = int(np.argmax(sharpes))
+        moments = _moments_of(matrix[:, trial], f"returns[:, {trial}]")
+        if n_trials is None or sharpe_variance is None:
+            source = "matrix"
+        if n_trials is None:
+            n_trials = float(matrix.shape[1])
+        if sharpe_variance is None:
+            sharpe_variance = float(np.var(sharpes, ddof=1))
+    else:
+        moments = _moments(returns)
+        missing = [
+            name
+            for name, value in (("n_trials", n_trials), ("sharpe_variance", sharpe_variance))
+            if value is None
+        ]
+        if missing:
+            raise StatsError(
+                f"{missing[0]}: required: one return series needs n_trials and "
+                "sharpe_variance (or pass the matrix of every trial's returns)"
+            )
+    assert n_trials is not None and sharpe_variance is not None
+    sr0 = expected_max_sharpe(n_trials, sharpe_variance)
+    return DeflatedSharpe(
+        dsr=_psr(moments, sr0),
+        sharpe=moments.sharpe,
+        expected_max_sharpe=sr0,
+        n_trials=float(n_trials),
+        sharpe_variance=float(sharpe_variance),
+        moments=moments,
+        trial=trial,
+        source=source,
+    )
+
+
 def deflated_sharpe_ratio(
     returns: Returns | ReturnsMatrix | ReturnMoments,
     n_trials: float | None = None,
@@ -409,44 +511,14 @@ def deflated_sharpe_ratio(
 
     Returns:
         A probability in [0, 1]; the selection passes at 95 % when it is at least 0.95.
+        :func:`deflated_sharpe` returns it with what went into it.
 
     Example:
         >>> m = ReturnMoments(n=1250, sharpe=2.5 / 250**0.5, skewness=-3.0, kurtosis=10.0)
         >>> round(deflated_sharpe_ratio(m, n_trials=100, sharpe_variance=0.5 / 250), 4)
         0.9004
     """
-    moments: ReturnMoments
-    is_matrix = isinstance(returns, pl.DataFrame) or (
-        not isinstance(returns, (ReturnMoments, pl.Series)) and np.ndim(returns) == 2
-    )
-    if is_matrix:
-        matrix, _ = _as_matrix(returns, "returns")  # type: ignore[arg-type]
-        if matrix.shape[1] < 2 and (n_trials is None or sharpe_variance is None):
-            raise StatsError(
-                "returns: at_least_2_trials: a matrix with one trial says nothing about the "
-                "variance across trials; pass n_trials and sharpe_variance"
-            )
-        sharpes = _column_sharpes(matrix, "returns")
-        best = int(np.argmax(sharpes))
-        moments = _moments_of(matrix[:, best], f"returns[:, {best}]")
-        if n_trials is None:
-            n_trials = float(matrix.shape[1])
-        if sharpe_variance is None:
-            sharpe_variance = float(np.var(sharpes, ddof=1))
-    else:
-        moments = _moments(returns)
-        missing = [
-            name
-            for name, value in (("n_trials", n_trials), ("sharpe_variance", sharpe_variance))
-            if value is None
-        ]
-        if missing:
-            raise StatsError(
-                f"{missing[0]}: required: one return series needs n_trials and "
-                "sharpe_variance (or pass the matrix of every trial's returns)"
-            )
-    assert n_trials is not None and sharpe_variance is not None
-    return _psr(moments, expected_max_sharpe(n_trials, sharpe_variance))
+    return deflated_sharpe(returns, n_trials, sharpe_variance).dsr
 
 
 # ----------------------------------------------------------------------------------- the PBO

@@ -31,11 +31,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from ml4t.backtest import ledger_store
 from ml4t.backtest._core import CheckedData
 from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
@@ -74,7 +76,13 @@ from ml4t.backtest.data.validation import (
     fatal,
     order_rows,
 )
-from ml4t.backtest.errors import ConfigError, DataValidationError, panics_as_bugs
+from ml4t.backtest.errors import (
+    ConfigError,
+    DataValidationError,
+    HoldOutError,
+    HoldOutWarning,
+    panics_as_bugs,
+)
 from ml4t.backtest.universe import Universe
 
 DEFAULT_TIMESTAMP = "timestamp"
@@ -98,6 +106,38 @@ class _Pass:
     joins: list[AsofJoin]
     bars: LastRows = field(default_factory=LastRows)
     features: LastRows = field(default_factory=LastRows)
+
+
+@dataclass(frozen=True)
+class HoldOut:
+    """A feed's locked hold-out (see :meth:`PolarsDataFeed.hold_out`)."""
+
+    start: datetime
+    """The first hidden instant, in the data's time zone (naive for naive data)."""
+    start_ns: int
+    """The same in engine nanoseconds: rows with ``ts >= start_ns`` are hidden."""
+    rows: int
+    """How many bars are hidden."""
+    visible_checksum: str
+    """The checksum of the data a study sees while it is locked (the ledger's key)."""
+    ledger: Path
+    """The ledger its events are recorded in."""
+    unlocked_at: datetime | None = None
+    """When :meth:`PolarsDataFeed.unlock_hold_out` was called (UTC), ``None`` while locked."""
+
+    @property
+    def locked(self) -> bool:
+        """True until the hold-out is unlocked."""
+        return self.unlocked_at is None
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The rows a locked hold-out hides, kept on the feed only (never pickled)."""
+
+    frame: pl.DataFrame | None
+    prices: pl.LazyFrame
+    actions: pl.DataFrame | None
 
 
 def _tz_text(tz: str | None) -> str:
@@ -407,6 +447,9 @@ class PolarsDataFeed:
         self._frame = None
         self._raw: pl.DataFrame | None = None
         self._collector: Collector | None = None
+        self._hold_out: HoldOut | None = None
+        self._held: _Held | None = None
+        self._view: PolarsDataFeed | None = None
         t = self.timestamp_column = options.timestamp_column
 
         lazy, hive_keys, root = scan(prices, "prices", collector)
@@ -1106,19 +1149,200 @@ class PolarsDataFeed:
             out.append(pl.Series(name, values))
         return out
 
+    def checksum(self) -> str:
+        """SHA-256 of the engine data (every column's name, dtype and values, chunk by chunk
+        for a streaming feed) and of the universe (asset names, time zone): the key of the
+        study cache and of the trial ledger. A locked hold-out's rows are not part of it."""
+        digest = hashlib.sha256()
+        digest.update(repr((self.assets, self.time_zone, self.signal_columns)).encode())
+        for chunk in self.iter_chunks():
+            digest.update(f"rows={chunk.height};".encode())
+            for name in chunk.columns:
+                series = chunk.get_column(name)
+                digest.update(f"{name}:{series.dtype};".encode())
+                values = np.ascontiguousarray(series.to_numpy())
+                digest.update(values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes())
+        return "sha256:" + digest.hexdigest()
+
+    # ------------------------------------------------------------------ the hold-out
+
+    @property
+    def hold_out_info(self) -> HoldOut | None:
+        """The feed's hold-out (start, rows hidden, whether unlocked), ``None`` without one."""
+        return getattr(self, "_hold_out", None)
+
+    def hold_out(self, start: TimeLike, *, ledger: str | Path | None = None) -> HoldOut:
+        """Locks the rows from ``start`` on away: until :meth:`unlock_hold_out`, nothing that
+        reads this feed sees them (a plain ``Backtest``, every study, :attr:`frame`,
+        :meth:`iter_chunks`, :meth:`checksum`, a pickled copy). The hold-out is for the one
+        final test of what the studies chose, so it is declared once per feed and unlocked
+        once.
+
+        Args:
+            start: the first hidden instant: a datetime, a date (its midnight) or ISO text; a
+                naive value is read in the data's time zone.
+            ledger: the trial ledger that records the hold-out and its unlock (default: the
+                ledger's default root, :func:`ml4t.backtest.ledger_store.default_root`).
+
+        Returns:
+            The :class:`HoldOut` (also :attr:`hold_out_info`).
+
+        Raises:
+            HoldOutError: the feed already has a hold-out (locked or unlocked).
+            ConfigError: ``start`` leaves no visible row, or hides none.
+
+        Warns:
+            HoldOutWarning: the ledger says this same hold-out of this data was unlocked
+                before: results on it are no longer out of sample.
+        """
+        if self.hold_out_info is not None:
+            state = "locked" if self.hold_out_info.locked else "already unlocked"
+            raise HoldOutError(
+                f"hold_out: once: this feed has a hold-out from {self.hold_out_info.start} "
+                f"({state}); a feed has one hold-out, touched once"
+            )
+        if isinstance(start, str):
+            start = date.fromisoformat(start) if len(start) == 10 else datetime.fromisoformat(start)
+        if not isinstance(start, (date, datetime)):
+            raise ConfigError(
+                f"hold_out: start: expected a datetime, a date or ISO text, got {start!r}"
+            )
+        ns = self._instant(start, "hold_out", Collector(raise_errors=True))
+        t, raw = self.timestamp_column, self._raw_ts
+        visible_prices = self._prices.filter(pl.col(t) < raw_literal(ns, raw, round_up=True))
+        if self._frame is not None:
+            keep = pl.col("ts") < ns
+            visible = self._frame.filter(keep)
+            hidden = self._frame.height - visible.height
+            shown = visible.height
+        else:
+            visible = None
+            counts = self._prices.select(
+                (pl.col(t) < raw_literal(ns, raw, round_up=True)).sum().alias("shown"),
+                pl.len().alias("all"),
+            ).collect()
+            shown = int(counts["shown"][0])
+            hidden = int(counts["all"][0]) - shown
+        if shown == 0:
+            raise ConfigError(
+                f"hold_out: start: {start} is at or before the first bar: nothing would be left "
+                "to study"
+            )
+        if hidden == 0:
+            raise ConfigError(
+                f"hold_out: start: {start} is after the last bar: nothing is held out"
+            )
+        actions = self._actions
+        self._held = _Held(self._frame, self._prices, actions)
+        self._frame = visible
+        self._prices = visible_prices
+        if actions is not None:
+            self._actions = actions.filter(pl.col("ts") < ns)
+        self._forget_cached()
+        root = ledger_store.resolve_root(ledger)
+        visible_checksum = self.checksum()
+        self._hold_out = HoldOut(self.to_datetime(ns), ns, hidden, visible_checksum, root)
+        earlier = ledger_store.read_events(root, visible_checksum).filter(
+            pl.col("event") == "hold_out_unlocked"
+        )
+        for when, details in earlier.select("recorded_at", "details").iter_rows():
+            if json.loads(details).get("start_ns") == ns:
+                warnings.warn(
+                    f"hold_out: already_unlocked: this hold-out of this data (from "
+                    f"{self._hold_out.start}) was unlocked on {when:%Y-%m-%d %H:%M} UTC (trial "
+                    f"ledger {root}); results on it are no longer out of sample",
+                    HoldOutWarning,
+                    stacklevel=2,
+                )
+                break
+        ledger_store.append_event(root, visible_checksum, "hold_out", self._event_details())
+        return self._hold_out
+
+    def unlock_hold_out(self) -> HoldOut:
+        """Shows the held-out rows again, to everything that reads the feed, once; the trial
+        ledger records it (under the checksums of the data before and after).
+
+        Raises:
+            HoldOutError: no hold-out, a second unlock, or a copy of the feed (a pickled feed
+                or a study's view) that does not hold the hidden rows.
+        """
+        info = self.hold_out_info
+        if info is None:
+            raise HoldOutError("unlock_hold_out: none: this feed has no hold-out to unlock")
+        if not info.locked:
+            raise HoldOutError(
+                f"unlock_hold_out: once: the hold-out from {info.start} was already unlocked at "
+                f"{info.unlocked_at:%Y-%m-%d %H:%M:%S} UTC; a hold-out is touched once"
+            )
+        held = self._held
+        if held is None:
+            raise HoldOutError(
+                "unlock_hold_out: copy: this feed is a copy (pickled, or a study's view) and "
+                "does not hold the hidden rows; unlock the feed the hold-out was declared on"
+            )
+        self._frame, self._prices, self._actions = held.frame, held.prices, held.actions
+        self._held = None
+        self._forget_cached()
+        self._hold_out = replace(info, unlocked_at=datetime.now(timezone.utc))
+        details = {**self._event_details(), "full_checksum": self.checksum()}
+        for checksum in dict.fromkeys((info.visible_checksum, details["full_checksum"])):
+            ledger_store.append_event(info.ledger, checksum, "hold_out_unlocked", details)
+        return self._hold_out
+
+    def _event_details(self) -> dict[str, Any]:
+        info = self._hold_out
+        assert info is not None
+        return {
+            "start": info.start.isoformat(),
+            "start_ns": info.start_ns,
+            "rows": info.rows,
+            "visible_checksum": info.visible_checksum,
+        }
+
+    def _forget_cached(self) -> None:
+        for name in self._CACHED:
+            self.__dict__.pop(name, None)
+        self._view = None
+
+    def study_view(self) -> PolarsDataFeed:
+        """The feed a study (a sweep, a walk-forward, a CPCV run) must read: while a hold-out
+        is locked, a snapshot of the visible rows that cannot be unlocked (so a study's trials
+        all see the same rows, whatever happens to this feed meanwhile); otherwise the feed
+        itself. Every study takes its feed from here."""
+        info = self.hold_out_info
+        if info is None or not info.locked or getattr(self, "_held", None) is None:
+            return self
+        if self._view is None:
+            view = PolarsDataFeed.__new__(PolarsDataFeed)
+            view.__setstate__(
+                {
+                    k: v
+                    for k, v in self.__dict__.items()
+                    if k not in (*self._CACHED, *self._NOT_CARRIED)
+                }
+                | {"_held": None, "_view": None}
+            )
+            self._view = view
+        return self._view
+
     def to_datetime(self, ns: int) -> datetime:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         return self.universe.to_datetime(ns)
 
-    _CACHED = ("features", "n_rows", "_bounds", "_checked")
+    _CACHED = ("features", "n_rows", "_bounds", "_checked", "_delistings")
     """Cached properties, rebuilt after unpickling rather than carried."""
+
+    _NOT_CARRIED = ("_held", "_view")
+    """What pickling never carries: a locked hold-out's hidden rows (a worker sees only what
+    a study may see) and the cached study view."""
 
     def __getstate__(self) -> dict[str, Any]:
         """What pickling carries (process pools, joblib, Ray, Dask). An in-memory feed carries
         its normalised frame and metadata, not its sources (a run never reads them again); a
         streaming feed carries its lazy plan over its sources, whose files must be readable
         wherever it is unpickled."""
-        state = {k: v for k, v in self.__dict__.items() if k not in self._CACHED}
+        skip = (*self._CACHED, *self._NOT_CARRIED)
+        state = {k: v for k, v in self.__dict__.items() if k not in skip}
         if self._frame is not None:
             state["_prices"] = pl.LazyFrame(schema=self._prices.collect_schema())
             state["_joins"] = [
@@ -1127,7 +1351,7 @@ class PolarsDataFeed:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"_hold_out": None, "_held": None, "_view": None} | state)
 
     def __repr__(self) -> str:
         mode = (

@@ -21,6 +21,7 @@ from ml4t.backtest.study.cache import data_checksum
 from ml4t.backtest.study.cpcv import CombinatorialPurgedCV, CPCVResult
 from ml4t.backtest.study.directions import DIRECTIONS, direction
 from ml4t.backtest.study.executors import feed_transports
+from ml4t.backtest.study.ledger import LedgerCount, TrialLedger, record_trials
 from ml4t.backtest.study.refit import Fold
 from ml4t.backtest.study.result import SweepResult
 from ml4t.backtest.study.space import Choice, IntUniform, RandomSearch, Uniform
@@ -34,13 +35,16 @@ __all__ = [
     "CombinatorialPurgedCV",
     "Fold",
     "IntUniform",
+    "LedgerCount",
     "RandomSearch",
     "Sweep",
     "SweepResult",
+    "TrialLedger",
     "Uniform",
     "WalkForward",
     "WalkForwardResult",
     "data_checksum",
     "direction",
     "feed_transports",
+    "record_trials",
 ]

@@ -15,12 +15,10 @@ leaves only whole entries. Failed trials are not stored: a rerun tries them agai
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from ml4t.backtest.data import PolarsDataFeed
@@ -30,17 +28,9 @@ from ml4t.backtest.study.worker import decode, encode
 
 def data_checksum(feed: PolarsDataFeed) -> str:
     """SHA-256 of the feed's engine data (every column's name, dtype and values, chunk by
-    chunk for a streaming feed) and of its universe (asset names, time zone)."""
-    digest = hashlib.sha256()
-    digest.update(repr((feed.assets, feed.time_zone, feed.signal_columns)).encode())
-    for chunk in feed.iter_chunks():
-        digest.update(f"rows={chunk.height};".encode())
-        for name in chunk.columns:
-            series = chunk.get_column(name)
-            digest.update(f"{name}:{series.dtype};".encode())
-            values = np.ascontiguousarray(series.to_numpy())
-            digest.update(values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes())
-    return "sha256:" + digest.hexdigest()
+    chunk for a streaming feed) and of its universe (asset names, time zone):
+    :meth:`PolarsDataFeed.checksum`, so a locked hold-out's rows are not part of it."""
+    return feed.checksum()
 
 
 def atomic_write(path: Path, data: bytes) -> None:

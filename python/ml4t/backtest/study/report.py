@@ -1,5 +1,7 @@
 """The sweep report: one self-contained HTML page (plotly.js embedded) with a heatmap of a
-metric over two params, the metric's distribution across trials and the top trials."""
+metric over two params, the metric's distribution across trials, the deflated Sharpe ratio of
+the winner and the probability of backtest overfitting with its logit histogram, and the top
+trials; and the notebook display of a :class:`SweepResult` (:func:`sweep_html`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ml4t.backtest._core import __version__
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ConfigError, StatsError
 from ml4t.backtest.study.directions import direction as metric_direction
 from ml4t.backtest.study.worker import STATUS_OK
 
@@ -58,6 +60,48 @@ def _figure(fig: Any, div_id: str) -> str:
     return text
 
 
+def selection_statistics(
+    result: SweepResult, metric: str, direction: str | None, n_splits: int
+) -> tuple[Any, Any, str | None, str | None]:
+    """(DSR or ``None``, PBO or ``None``, why the DSR is missing, why the PBO is missing)."""
+    dsr: Any = None
+    pbo: Any = None
+    dsr_note = pbo_note = None
+    source = "ledger" if result.ledger is not None else "sweep"
+    try:
+        dsr = result.deflated_sharpe(metric, direction, source=source)
+    except (ConfigError, StatsError) as err:
+        dsr_note = str(err)
+    try:
+        pbo = result.pbo(n_splits)
+    except (ConfigError, StatsError) as err:
+        pbo_note = str(err)
+    return dsr, pbo, dsr_note, pbo_note
+
+
+def _dsr_text(dsr: Any) -> str:
+    counted = (
+        "every variant recorded on this data (trial ledger)"
+        if dsr.source == "ledger"
+        else "this sweep's trials"
+    )
+    verdict = "passes" if dsr.passes() else "does not pass"
+    return (
+        f"Deflated Sharpe ratio of trial {dsr.trial}: <b>{dsr.dsr:.4f}</b> ({verdict} at 95 %): "
+        f"its per-period Sharpe {dsr.sharpe:.4g} against SR₀ = {dsr.expected_max_sharpe:.4g}, "
+        f"the expected best of N = {dsr.n_trials:g} skill-less trials (V = "
+        f"{dsr.sharpe_variance:.3g}), N and V counted over {html.escape(counted)}."
+    )
+
+
+def _pbo_text(pbo: Any) -> str:
+    return (
+        f"Probability of backtest overfitting: <b>{pbo.pbo:.3f}</b> over {pbo.n_combinations:,} "
+        f"combinations of {pbo.n_splits} blocks ({pbo.n_trials} trials, {pbo.rows_used} "
+        f"periods); probability of an out-of-sample loss {pbo.probability_of_loss:.3f}."
+    )
+
+
 def _axes(result: SweepResult, x: str | None, y: str | None) -> tuple[str | None, str | None]:
     for name in (x, y):
         if name is not None and name not in result.params:
@@ -80,6 +124,7 @@ def build_sweep_report(
     direction: str | None = None,
     top: int = 20,
     title: str = "Sweep report",
+    n_splits: int = 16,
 ) -> str:
     """The page as a string (see :meth:`SweepResult.report`)."""
     import plotly.graph_objects as go
@@ -135,6 +180,36 @@ def build_sweep_report(
         f"<section class='card'><h2>Distribution of {html.escape(metric)} across "
         f"{ok.height} trials</h2>{_figure(hist, 'chart-distribution')}</section>"
     )
+    dsr, pbo, dsr_note, pbo_note = selection_statistics(result, metric, direction, n_splits)
+    parts = [
+        f"<p>{_dsr_text(dsr)}</p>"
+        if dsr is not None
+        else "<p class='note'>Deflated Sharpe ratio: not available: "
+        f"{html.escape(str(dsr_note))}</p>",
+    ]
+    if pbo is not None:
+        logits = go.Figure(
+            go.Histogram(x=pbo.logits.tolist(), marker_color="#8c1f4e", name="logit")
+        )
+        logits.add_vline(x=0.0, line_dash="dash", line_color="#333")
+        logits.update_layout(
+            height=300,
+            margin={"l": 50, "r": 20, "t": 10, "b": 50},
+            xaxis_title="logit λ of the in-sample best's out-of-sample rank (≤ 0: overfit)",
+            yaxis_title="combinations",
+            bargap=0.05,
+        )
+        parts.append(f"<p>{_pbo_text(pbo)}</p>{_figure(logits, 'chart-pbo')}")
+    else:
+        parts.append(
+            "<p class='note'>Probability of backtest overfitting: not available: "
+            f"{html.escape(str(pbo_note))}</p>"
+        )
+    cards.append(
+        "<section class='card'><h2>Is the winner real? (DSR, PBO)</h2>"
+        + "".join(parts)
+        + "</section>"
+    )
     shown = ["trial", *result.params, metric] + [
         m for m in ("total_return", "sharpe", "max_drawdown", "num_trades") if m != metric
     ]
@@ -177,9 +252,59 @@ def write_sweep_report(
     direction: str | None = None,
     top: int = 20,
     title: str = "Sweep report",
+    n_splits: int = 16,
 ) -> Path:
     """Writes :func:`build_sweep_report` to ``path`` (parents created)."""
-    page = build_sweep_report(result, metric, x=x, y=y, direction=direction, top=top, title=title)
+    page = build_sweep_report(
+        result, metric, x=x, y=y, direction=direction, top=top, title=title, n_splits=n_splits
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def sweep_html(result: SweepResult, metric: str | None = None, top: int = 10) -> str:
+    """The notebook display: trials run and failed, the best value of ``metric`` (``sharpe``
+    when the table has it), the DSR of the winner and the PBO when the equity curves were
+    kept, and the ``top`` trials."""
+    table = result.table
+    ok = int((table["status"] == STATUS_OK).sum())
+    metric = metric or ("sharpe" if "sharpe" in result.metrics else result.metrics[0])
+    lines = [
+        f"<b>SweepResult</b> · {table.height:,} trials · {ok:,} ok · "
+        f"{table.height - ok:,} failed · keep={html.escape(result.keep)}"
+    ]
+    body = ""
+    try:
+        ranked = result.ranked(metric)
+    except ConfigError:
+        ranked = table.head(0)
+    if ranked.height:
+        best = ranked.row(0, named=True)
+        params = ", ".join(f"{p}={_fmt(best[p])}" for p in result.params)
+        lines.append(
+            f"best {html.escape(metric)}: <b>{html.escape(_fmt(best[metric]))}</b> (trial "
+            f"{best['trial']}: {html.escape(params)})"
+        )
+        if result.keep != "metrics":
+            dsr, pbo, _, _ = selection_statistics(result, metric, None, 16)
+            if dsr is not None:
+                lines.append(
+                    f"DSR {dsr.dsr:.4f} (N = {dsr.n_trials:g}, counted over "
+                    f"{'the ledger' if dsr.source == 'ledger' else 'this sweep'})"
+                )
+            if pbo is not None:
+                lines.append(f"PBO {pbo.pbo:.3f} ({pbo.n_combinations:,} combinations)")
+        else:
+            lines.append("DSR and PBO need keep='equity'")
+        shown = ["trial", *result.params, metric] + [
+            m for m in ("total_return", "sharpe", "max_drawdown", "num_trades") if m != metric
+        ]
+        shown = [c for c in dict.fromkeys(shown) if c in table.columns]
+        body = _table(ranked.head(top).select(shown))
+    return (
+        '<div class="ml4t-backtest-sweep" style="font-family:sans-serif;font-size:13px">'
+        + "<br>".join(lines)
+        + body
+        + "</div>"
+    )

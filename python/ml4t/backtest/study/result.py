@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from ml4t.backtest import stats
 from ml4t.backtest.errors import ConfigError, ResultFileError
 from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.study.cache import Cache, atomic_write
 from ml4t.backtest.study.directions import DIRECTIONS, direction
+from ml4t.backtest.study.ledger import TrialLedger
 from ml4t.backtest.study.trials import Trial
 from ml4t.backtest.study.worker import STATUS_OK
 
@@ -50,6 +52,8 @@ class SweepResult:
         keep: what was kept (``"metrics"``, ``"equity"`` or ``"all"``).
         info: how it ran: executor, workers, transport, ``setup_seconds`` (starting the
             workers and handing them the feed), ``run_seconds``, trials.
+        ledger: the trial ledger the sweep was recorded in (``None``: not recorded).
+        checksum: the checksum of the data the trials read (the ledger's key).
     """
 
     def __init__(
@@ -63,8 +67,12 @@ class SweepResult:
         curves: dict[int, pl.DataFrame],
         info: dict[str, Any],
         sweep: Sweep | None = None,
+        ledger: Path | None = None,
+        checksum: str | None = None,
     ) -> None:
         self.table = table
+        self.ledger = ledger
+        self.checksum = checksum
         self.params = params
         self.metrics = metrics
         self.keep = keep
@@ -85,6 +93,8 @@ class SweepResult:
         curves: dict[int, pl.DataFrame],
         info: dict[str, Any],
         sweep: Sweep | None = None,
+        ledger: Path | None = None,
+        checksum: str | None = None,
     ) -> SweepResult:
         """The result from the workers' rows (any order) and the trials they ran."""
         rows = rows.sort("trial")
@@ -110,7 +120,16 @@ class SweepResult:
             curves,
             info,
             sweep,
+            ledger,
+            checksum,
         )
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: trial counts, the best trial, the DSR and PBO when the equity
+        curves were kept, and the top trials."""
+        from ml4t.backtest.study.report import sweep_html
+
+        return sweep_html(self)
 
     def __repr__(self) -> str:
         ok = int((self.table["status"] == STATUS_OK).sum())
@@ -186,6 +205,114 @@ class SweepResult:
             )
         return self._sweep.rerun(trial_id)
 
+    # ------------------------------------------------------------- the statistics of trying
+
+    def returns(self, trial_id: int) -> pl.Series:
+        """Trial ``trial_id``'s per-period returns, ``equity.pct_change()`` of its kept equity
+        curve (the first row, which has no previous equity, dropped); needs
+        ``keep="equity"`` or ``"all"``."""
+        curve = self.equity(trial_id)
+        return curve.get_column("equity").pct_change().slice(1).alias(str(trial_id))
+
+    def returns_matrix(self) -> pl.DataFrame:
+        """Every successful trial's per-period returns, one column per trial (named by its
+        id, in trial order), aligned on the timestamps all of them have: the (T x N) matrix
+        of :func:`~ml4t.backtest.stats.probability_of_backtest_overfitting`."""
+        if self.keep == "metrics":
+            raise ConfigError(
+                "keep: the statistics of a sweep need every trial's returns; run it with "
+                "keep='equity'"
+            )
+        ids = self.table.filter(pl.col("status") == STATUS_OK)["trial"].to_list()
+        if len(ids) < 2:
+            raise ConfigError(f"trials: at_least_2: {len(ids)} successful trial(s)")
+        frames = []
+        for trial_id in ids:
+            curve = self.equity(trial_id).select(
+                "timestamp", pl.col("equity").pct_change().alias(str(trial_id))
+            )
+            frames.append(curve.slice(1))
+        joined = frames[0]
+        for frame in frames[1:]:
+            joined = joined.join(frame, on="timestamp", how="inner", maintain_order="left")
+        return joined.drop("timestamp")
+
+    def deflated_sharpe(
+        self, metric: str = "sharpe", direction: str | None = None, *, source: str = "ledger"
+    ) -> stats.DeflatedSharpe:
+        """The deflated Sharpe ratio of the best trial by ``metric`` (Bailey and López de
+        Prado 2014; :func:`~ml4t.backtest.stats.deflated_sharpe`): the probability that its
+        true Sharpe ratio beats the best of the trials tried if none had skill.
+
+        The winner's returns come from its kept equity curve (``keep="equity"``). ``N`` and
+        ``V`` (the variance of the trials' per-period Sharpe ratios) come from the trial
+        ledger by default: every variant ever recorded on this data, this sweep included
+        (``source="ledger"``); ``source="sweep"`` counts this sweep's successful trials only,
+        and a sweep run with ``ledger=False`` can only do that.
+
+        Raises:
+            ConfigError: the sweep kept metrics only, an unknown metric or source, no trial
+                with a finite metric, or ``source="ledger"`` for a sweep not recorded.
+            StatsError: the winner's returns are too few or do not vary.
+        """
+        if source not in ("ledger", "sweep"):
+            raise ConfigError(f"source: expected 'ledger' or 'sweep', got {source!r}")
+        if self.keep == "metrics":
+            raise ConfigError(
+                "keep: the deflated Sharpe ratio needs the winner's returns; run the sweep "
+                "with keep='equity'"
+            )
+        winner = self.best(metric, direction)
+        assert isinstance(winner, dict)
+        trial_id = int(winner["trial"])
+        returns = self.returns(trial_id)
+        if source == "ledger":
+            if self.ledger is None or self.checksum is None:
+                raise ConfigError(
+                    "source: 'ledger': this sweep was not recorded in a ledger (ledger=False); "
+                    "use source='sweep'"
+                )
+            count = TrialLedger(self.ledger).count(self.checksum)
+            n_trials, variance = count.n_trials, count.sharpe_variance
+        else:
+            per_period = self._per_period_sharpes()
+            n_trials = per_period.len()
+            variance = float(per_period.var(ddof=1)) if n_trials >= 2 else 0.0  # type: ignore[arg-type]
+        result = stats.deflated_sharpe(returns, max(n_trials, 1), variance)
+        return stats.DeflatedSharpe(
+            dsr=result.dsr,
+            sharpe=result.sharpe,
+            expected_max_sharpe=result.expected_max_sharpe,
+            n_trials=result.n_trials,
+            sharpe_variance=result.sharpe_variance,
+            moments=result.moments,
+            trial=trial_id,
+            source=source,
+        )
+
+    def _per_period_sharpes(self) -> pl.Series:
+        if "sharpe" not in self.table.columns or "periods_per_year" not in self.table.columns:
+            return pl.Series("sharpe", [], dtype=pl.Float64)
+        per = self.table.filter(pl.col("status") == STATUS_OK).select(
+            (pl.col("sharpe") / pl.col("periods_per_year").sqrt()).alias("sharpe")
+        )
+        column = per.get_column("sharpe")
+        finite: pl.Series = column.filter(column.is_not_null() & column.is_finite())
+        return finite
+
+    def pbo(self, n_splits: int = 16) -> stats.PBOResult:
+        """The probability that the sweep's in-sample best is overfit, by combinatorially
+        symmetric cross-validation over every successful trial's returns
+        (:func:`~ml4t.backtest.stats.probability_of_backtest_overfitting`; Sharpe ratio as the
+        statistic). ``trial_names`` of the result are the trial ids (as text): the column
+        ``selected`` indexes. Needs ``keep="equity"``.
+
+        Raises:
+            ConfigError: the sweep kept metrics only, or fewer than two successful trials.
+            StatsError: too few periods for ``n_splits``, or a bad ``n_splits``.
+        """
+        return stats.probability_of_backtest_overfitting(self.returns_matrix(), n_splits)
+
     # ----------------------------------------------------------------------------- files
 
     def save(self, directory: str | Path) -> Path:
@@ -208,6 +335,8 @@ class SweepResult:
             "cache": str(self._cache.resolve()) if self._cache is not None else None,
             "keys": {str(k): v for k, v in self._keys.items()},
             "info": self.info,
+            "ledger": str(self.ledger.resolve()) if self.ledger is not None else None,
+            "checksum": self.checksum,
         }
         atomic_write(out / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode())
         return out
@@ -241,6 +370,8 @@ class SweepResult:
             Path(meta["cache"]) if meta.get("cache") else None,
             curves,
             dict(meta.get("info") or {}),
+            ledger=Path(meta["ledger"]) if meta.get("ledger") else None,
+            checksum=meta.get("checksum"),
         )
 
     def report(
@@ -253,15 +384,26 @@ class SweepResult:
         direction: str | None = None,
         top: int = 20,
         title: str = "Sweep report",
+        n_splits: int = 16,
     ) -> Path:
         """Writes one self-contained HTML page: a heatmap of ``metric`` over params ``x`` and
         ``y`` (default: the first two params with more than one value; the best value of each
-        cell when other params vary), the distribution of ``metric`` across trials, and the
-        ``top`` trials. Returns the path."""
+        cell when other params vary), the distribution of ``metric`` across trials, the
+        deflated Sharpe ratio of the best trial by ``metric`` and the PBO (``n_splits``
+        blocks) with its logit histogram (with ``keep="equity"``; otherwise the page says
+        why not), and the ``top`` trials. Returns the path."""
         from ml4t.backtest.study.report import write_sweep_report
 
         return write_sweep_report(
-            self, Path(path), metric, x=x, y=y, direction=direction, top=top, title=title
+            self,
+            Path(path),
+            metric,
+            x=x,
+            y=y,
+            direction=direction,
+            top=top,
+            title=title,
+            n_splits=n_splits,
         )
 
 

@@ -26,15 +26,18 @@ import cloudpickle
 import polars as pl
 from tqdm import tqdm
 
+from ml4t.backtest import ledger_store
 from ml4t.backtest.backtest import Backtest
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.progress import wants_progress
+from ml4t.backtest.provenance import plain
 from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.study.cache import Cache, data_checksum
 from ml4t.backtest.study.directions import DIRECTIONS
 from ml4t.backtest.study.directions import direction as metric_direction
 from ml4t.backtest.study.executors import Backend, default_workers, make_backend
+from ml4t.backtest.study.ledger import record_trials
 from ml4t.backtest.study.result import RESERVED, SweepResult
 from ml4t.backtest.study.space import Choice, Dimension, RandomSearch, expand, grid
 from ml4t.backtest.study.trials import Trial, build_trials, split_config, trial_key
@@ -42,6 +45,9 @@ from ml4t.backtest.study.worker import STATUS_OK, decode, finite, fresh_copies
 
 Keep = Literal["metrics", "equity", "all"]
 KEEPS = ("metrics", "equity", "all")
+Ledger = str | Path | bool | None
+"""Where a sweep records its trials: ``None`` or ``True`` the default ledger, a directory,
+or ``False`` (not recorded: the DSR then counts this sweep only)."""
 
 
 class Sweep:
@@ -49,7 +55,8 @@ class Sweep:
 
     Args:
         feed: the data every trial reads (shared, never copied per trial on threads; one
-            memory-mapped file for processes; the object store for Ray).
+            memory-mapped file for processes; the object store for Ray): its
+            :meth:`~PolarsDataFeed.study_view`, so a locked hold-out stays hidden.
         strategy: a strategy value, or a callable of the trial's params returning one (a
             class such as ``TopKStrategy`` takes its fields as params; ``lambda p: ...``
             takes the params dict). Lambdas and closures work on every executor (cloudpickle).
@@ -80,7 +87,10 @@ class Sweep:
     ) -> None:
         if not isinstance(feed, PolarsDataFeed):
             raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
-        self.feed = feed
+        self._source = feed
+        self.feed = feed.study_view()
+        """What the trials read: ``feed.study_view()`` (a locked hold-out's rows hidden),
+        taken again when a run starts."""
         self.strategy = strategy
         self.params = params
         self.risk = risk
@@ -132,6 +142,7 @@ class Sweep:
         batch_size: int | None = None,
         transport: str = "auto",
         start_method: str = "spawn",
+        ledger: Ledger = None,
     ) -> SweepResult:
         """Runs every trial not already in ``cache`` and returns the table of all.
 
@@ -150,10 +161,14 @@ class Sweep:
             batch_size: trials per task (default: about four batches per worker).
             transport: how workers get the feed (see :mod:`~ml4t.backtest.study.executors`).
             start_method: ``"spawn"`` or ``"forkserver"`` for the process pool.
+            ledger: where the trials are recorded for the deflated Sharpe ratio (see
+                :mod:`~ml4t.backtest.study.ledger`): ``None`` the default ledger, a
+                directory, or ``False`` not to record them.
 
         Raises:
             ConfigError: a bad argument (checked before any trial runs).
         """
+        _check_ledger(ledger)
         with self._backend(
             self.trials, executor, max_workers, cache, keep, progress, transport, start_method
         ) as (backend, store):
@@ -162,8 +177,18 @@ class Sweep:
             with _bar(len(self.trials), progress) as bar:
                 rows, curves = self._run_trials(self.trials, backend, store, keep, batch_size, bar)
             info = self._info(backend, started, rows)
+        root, checksum = self._record("sweep", self.trials, rows, ledger)
         return SweepResult.build(
-            rows, self.trials, self.param_names, keep, store, curves, info, sweep=self
+            rows,
+            self.trials,
+            self.param_names,
+            keep,
+            store,
+            curves,
+            info,
+            sweep=self,
+            ledger=root,
+            checksum=checksum,
         )
 
     def optimize(
@@ -182,6 +207,7 @@ class Sweep:
         progress: bool | None = None,
         transport: str = "auto",
         start_method: str = "spawn",
+        ledger: Ledger = None,
     ) -> SweepResult:
         """An Optuna study of ``metric`` over the sweep's space, run on the same executors.
 
@@ -191,12 +217,15 @@ class Sweep:
         config's axes) as a categorical choice. ``sampler`` defaults to Optuna's TPE seeded
         with ``seed``. A trial that fails or whose metric is not finite is told as failed.
 
+        Every trial is recorded in the ledger (``ledger=``, as :meth:`run`).
+
         Needs the ``optuna`` extra (``pip install 'ml4t-backtest[optuna]'``).
 
         Raises:
             ConfigError: Optuna is missing, ``params`` is a list (no space), an unknown
                 metric without ``direction``, or a bad argument.
         """
+        _check_ledger(ledger)
         optuna = _import_optuna()
         sense = metric_direction(metric, direction)
         if not isinstance(n_trials, int) or n_trials < 1:
@@ -243,6 +272,7 @@ class Sweep:
             table = pl.concat(all_rows, how="diagonal_relaxed")
             info = self._info(backend, started, table)
         info.update({"optimized": metric, "direction": sense})
+        root, checksum = self._record("optimize", all_trials, table, ledger)
         return SweepResult.build(
             table,
             all_trials,
@@ -252,6 +282,8 @@ class Sweep:
             all_curves,
             info,
             sweep=self,
+            ledger=root,
+            checksum=checksum,
         )
 
     def _space(self) -> dict[str, Dimension]:
@@ -299,6 +331,9 @@ class Sweep:
                 "keep: 'all' saves every trial's result under the cache directory: give cache=dir"
             )
         wants_progress(progress)
+        view = self._source.study_view()
+        if view is not self.feed:  # a hold-out declared or unlocked since the last run
+            self.feed, self._checksum = view, None
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ConfigError(f"max_workers: expected a positive integer, got {max_workers!r}")
         workers = max_workers or (0 if executor == "ray" else default_workers())
@@ -371,6 +406,44 @@ class Sweep:
         table = pl.concat(done, how="diagonal_relaxed").sort("trial")
         return table.rename({c: c[2:] for c in table.columns if c.startswith("m:")}), curves
 
+    def _record(
+        self, kind: str, trials: list[Trial], table: pl.DataFrame, ledger: Ledger
+    ) -> tuple[Path | None, str]:
+        """Appends the trials to the ledger (unless ``ledger=False``); returns its root and
+        the data's checksum. A trial's per-period Sharpe ratio is its ``sharpe`` metric over
+        the square root of its ``periods_per_year``."""
+        checksum = self.data_checksum()
+        if ledger is False:
+            return None, checksum
+        root = ledger_store.resolve_root(None if ledger is True else ledger)
+        by_id = {t.id: t for t in trials}
+        names = [c for c in table.columns if c not in (*RESERVED, "key")]
+        rows = []
+        for row in table.iter_rows(named=True):
+            trial = by_id[row["trial"]]
+            sharpe, ppy = row.get("sharpe"), row.get("periods_per_year")
+            per_period = None
+            if (
+                sharpe is not None
+                and ppy is not None
+                and finite(sharpe)
+                and finite(ppy)
+                and ppy > 0
+            ):
+                per_period = sharpe / math.sqrt(ppy)
+            rows.append(
+                {
+                    "key": trial.key or trial_key(trial, checksum),
+                    "trial": trial.id,
+                    "status": row["status"],
+                    "sharpe": per_period,
+                    "params": plain(trial.params),
+                    "metrics": {name: row[name] for name in names},
+                }
+            )
+        record_trials(checksum, kind, rows, root)
+        return root, checksum
+
     def _info(self, backend: Backend, started: datetime, rows: pl.DataFrame) -> dict[str, Any]:
         return {
             "executor": backend.name,
@@ -383,6 +456,13 @@ class Sweep:
             "ran": self._ran,
             "cached": rows.height - self._ran,
         }
+
+
+def _check_ledger(ledger: Any) -> None:
+    if not (ledger is None or isinstance(ledger, (bool, str, Path))):
+        raise ConfigError(
+            f"ledger: expected None, True, False or a directory, got {type(ledger).__name__}"
+        )
 
 
 @contextmanager
