@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,7 +20,7 @@ from typing import Any, ClassVar, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ml4t.backtest.errors import BacktestError, ConfigError, UnitsWarning
+from ml4t.backtest.errors import BacktestError, ConfigError, UnitsWarning, warn_user
 
 VALIDATING: ContextVar[bool] = ContextVar("ml4t_model_validating", default=False)
 """True while a model is being validated inside another one (errors are collected by the
@@ -140,7 +139,7 @@ class ValidatedModel(BaseModel):
 
 def warn_units(message: str) -> None:
     """Warns once per distinct message (Python's default filter) with :class:`UnitsWarning`."""
-    warnings.warn(message, UnitsWarning, stacklevel=4)
+    warn_user(message, UnitsWarning)
 
 
 _DURATION_PIECE = re.compile(r"(\d+)(ns|us|ms|mo|s|m|h|d|w|q|y)")

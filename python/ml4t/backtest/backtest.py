@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import time
-import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from ml4t.backtest.errors import (
     MarginWarning,
     RiskRuleError,
     RuinWarning,
+    warn_user,
 )
 from ml4t.backtest.progress import progress_bar
 from ml4t.backtest.provenance import strategy_config, strategy_record, versions
@@ -297,34 +297,31 @@ def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:
             if instruments:
                 limit += " (or of an instrument's own margin)"
             unlimited = ", account.initial_margin=None lends without limit"
-        warnings.warn(
+        warn_user(
             f"account: {unaffordable} order(s) or parts were rejected at fill time for want of "
             f"{limit} (see result.rejected_orders; account.on_insufficient='resize' fills what "
             f"is affordable{unlimited})",
             MarginWarning,
-            stacklevel=3,
         )
     delisted = result.trades.filter(pl.col("exit_reason") == "delisted").height
     cancelled = int((reasons == "delisted").sum())
     if delisted or cancelled:
-        warnings.warn(
+        warn_user(
             f"asset: delisted: {delisted} position(s) closed at the last bar of an asset whose "
             f"data ends before the run's, and {cancelled} order(s) cancelled or refused "
             "(execution.on_delisting; exit reason and rejection reason 'delisted')",
             DelistingWarning,
-            stacklevel=3,
         )
     equity = result.equity
     ruined = equity.filter(pl.col("equity") <= 0.0)
     if ruined.height:
         refused = int((reasons == "ruined").sum())
         when = ruined.get_column("timestamp")[0]
-        warnings.warn(
+        warn_user(
             f"account: ruined: equity reached {ruined.get_column('equity')[0]:.6g} at {when}; "
             f"open positions were liquidated at the next fill and {refused} order(s) refused "
             "from then on (reason 'ruined')",
             RuinWarning,
-            stacklevel=3,
         )
 
 

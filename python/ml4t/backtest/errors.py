@@ -11,8 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class BacktestError(Exception):
@@ -90,6 +93,38 @@ class InternalError(BacktestError):
     The message asks for a report; the original is chained as ``__cause__``."""
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PASS_THROUGH = ("functools.py", "contextlib.py")
+"""Standard-library frames between the package and the user (``cached_property``, context
+managers)."""
+
+
+def _internal(filename: str) -> bool:
+    """A frame of this package, of pydantic (validators run inside it) or a pass-through."""
+    if filename.endswith(_PASS_THROUGH) or "/pydantic/" in filename:
+        return True
+    return filename.startswith(_PACKAGE_DIR) or str(Path(filename).resolve()).startswith(
+        _PACKAGE_DIR
+    )
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller of this function point at
+    the first frame outside ml4t-backtest: the user's line."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and _internal(frame.f_code.co_filename):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """Issues ``message`` at the user's line (:func:`user_stacklevel`), whatever path inside
+    the package led here: a metric or data warning names the call that caused it."""
+    warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
 @contextmanager
 def panics_as_bugs(where: str) -> Iterator[None]:
     """Turns a Rust panic surfacing from a dependency (pyo3's ``PanicException``, a
@@ -111,6 +146,8 @@ __all__ = [
     "ConfigError",
     "DataValidationError",
     "DelistingWarning",
+    "HoldOutError",
+    "HoldOutWarning",
     "InternalError",
     "MarginWarning",
     "OrderError",
@@ -121,4 +158,6 @@ __all__ = [
     "StatsError",
     "StrategyError",
     "UnitsWarning",
+    "user_stacklevel",
+    "warn_user",
 ]

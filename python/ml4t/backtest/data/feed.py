@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
@@ -82,6 +81,7 @@ from ml4t.backtest.errors import (
     HoldOutError,
     HoldOutWarning,
     panics_as_bugs,
+    warn_user,
 )
 from ml4t.backtest.universe import Universe
 
@@ -91,6 +91,15 @@ or time (any case) is used if it is the only one."""
 
 ASSET_COLUMN_CANDIDATES = ("asset", "symbol", "ticker")
 AVAILABLE_COLUMN = "available_at"
+_POLICY_OF = {
+    "duplicate": "duplicates",
+    "missing": "missing",
+    "positive_price": "prices",
+    "non_negative_volume": "volume",
+    "ohlc": "ohlc",
+    "missing_signals": "missing_signals",
+}
+"""The :class:`ValidationConfig` field whose policy made each cleaning rule's changes."""
 DEFAULT_CHUNK_ROWS = 2_000_000
 
 Source = pl.DataFrame | pl.LazyFrame | str | Path
@@ -865,15 +874,18 @@ class PolarsDataFeed:
                 yield out
 
     def _finish(self, collector: Collector) -> None:
-        """Records (and announces) what the cleaning policy changed in a full pass."""
+        """Records what the cleaning policy changed in a full pass (:attr:`cleaning`), and
+        announces, once per pass at the user's line, what a policy the user did not choose
+        explicitly changed (a policy set by name in ``validation`` is the user's own choice:
+        recorded, not warned about)."""
         self._collector = collector
         self.cleaning = collector.cleaning
-        if self.cleaning:
-            warnings.warn(
-                "the validation policy cleaned the data: "
-                + "; ".join(str(c) for c in self.cleaning),
+        chosen = self.policy.model_fields_set
+        implicit = [c for c in self.cleaning if _POLICY_OF.get(c.rule, c.rule) not in chosen]
+        if implicit:
+            warn_user(
+                "the validation policy cleaned the data: " + "; ".join(str(c) for c in implicit),
                 DataCleaningWarning,
-                stacklevel=3,
             )
 
     # ------------------------------------------------------------------ public API
@@ -1247,12 +1259,11 @@ class PolarsDataFeed:
         )
         for when, details in earlier.select("recorded_at", "details").iter_rows():
             if json.loads(details).get("start_ns") == ns:
-                warnings.warn(
+                warn_user(
                     f"hold_out: already_unlocked: this hold-out of this data (from "
                     f"{self._hold_out.start}) was unlocked on {when:%Y-%m-%d %H:%M} UTC (trial "
                     f"ledger {root}); results on it are no longer out of sample",
                     HoldOutWarning,
-                    stacklevel=2,
                 )
                 break
         ledger_store.append_event(root, visible_checksum, "hold_out", self._event_details())

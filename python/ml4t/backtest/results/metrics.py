@@ -29,15 +29,15 @@ Conventions:
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+
+from ml4t.backtest.errors import user_stacklevel
 
 __all__ = [
     "ROLLING_METRICS",
@@ -260,27 +260,6 @@ def risk_free_per_period(
     return values
 
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
-
-
-def _internal(filename: str) -> bool:
-    """A frame of this package or of ``functools`` (``cached_property``)."""
-    return filename.endswith("functools.py") or str(Path(filename).resolve()).startswith(
-        _PACKAGE_DIR
-    )
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` of the first frame outside this package, as seen from the caller of
-    :func:`warnings.warn` (one frame below this function)."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and _internal(frame.f_code.co_filename):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
-
-
 class _Undefined:
     """Collects the metrics that are undefined; :meth:`emit` warns once per metric."""
 
@@ -293,7 +272,7 @@ class _Undefined:
 
     def emit(self) -> None:
         """One warning per undefined metric, at the first frame outside the package."""
-        level = _user_stacklevel()
+        level = user_stacklevel()
         for metric, reason in self.reasons:
             warnings.warn(
                 f"metric {metric!r} is undefined: {reason}; reporting NaN",
