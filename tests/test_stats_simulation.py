@@ -153,7 +153,7 @@ def test_a_sweep_with_a_planted_edge_has_pbo_near_zero_and_a_passing_dsr() -> No
 def test_bootstrap_intervals_cover_the_true_sharpe_at_other_levels(level: float) -> None:
     """200 seeded series of 300 independent normal returns (true per-period Sharpe 0.05), 400
     resamples each: the interval covers the true Sharpe in ``level`` of them within three
-    binomial standard errors (measured 89 %)."""
+    binomial standard errors (measured 89.5 %)."""
     rng = np.random.default_rng(77)
     series = rng.normal(0.05, 1.0, (200, 300))
     covered = 0
@@ -167,7 +167,7 @@ def test_bootstrap_intervals_cover_the_true_cagr() -> None:
     """Log-normal returns, ``1 + r = exp(N(m, s²))``, have a known growth rate: the true
     per-period CAGR is ``exp(m) - 1`` (``years`` = T gives per-period growth). Over 200
     seeded series of 400 returns the 95 % interval covers it in 95 % of them, within three
-    binomial standard errors (measured 94 %)."""
+    binomial standard errors (measured 95.0 %)."""
     rng = np.random.default_rng(5)
     m, s = 0.0004, 0.01
     true_cagr = math.exp(m) - 1.0

@@ -317,7 +317,8 @@ class ValidationConfig(ValidatedModel):
 
     Every field defaults to ``"raise"`` (a :class:`~ml4t.backtest.errors.DataValidationError`
     naming the rule, the column and the first offending keys) except ``sort``. Cleaning is never
-    silent: the feed records every action in ``feed.cleaning`` and warns.
+    silent: the feed records every action in ``feed.cleaning``; it warns
+    (``DataCleaningWarning``) only for a policy not set by name here.
 
     - ``sort``: ``"sort"`` rows by (timestamp, asset), or ``"raise"`` if they are out of order.
     - ``duplicates``: ``"drop"`` keeps the last row of each duplicated (timestamp, asset).
