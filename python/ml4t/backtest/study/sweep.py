@@ -408,13 +408,13 @@ class Sweep:
 
     def _record(
         self, kind: str, trials: list[Trial], table: pl.DataFrame, ledger: Ledger
-    ) -> tuple[Path | None, str]:
-        """Appends the trials to the ledger (unless ``ledger=False``); returns its root and
-        the data's checksum. A trial's per-period Sharpe ratio is its ``sharpe`` metric over
-        the square root of its ``periods_per_year``."""
-        checksum = self.data_checksum()
+    ) -> tuple[Path | None, str | None]:
+        """Appends the trials to the ledger (unless ``ledger=False``: then nothing is hashed);
+        returns its root and the data's checksum. A trial's per-period Sharpe ratio is its
+        ``sharpe`` metric over the square root of its ``periods_per_year``."""
         if ledger is False:
-            return None, checksum
+            return None, self._checksum
+        checksum = self.data_checksum()
         root = ledger_store.resolve_root(None if ledger is True else ledger)
         by_id = {t.id: t for t in trials}
         names = [c for c in table.columns if c not in (*RESERVED, "key")]
