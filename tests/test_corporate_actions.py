@@ -258,7 +258,18 @@ def test_dividends_in_the_equity_curve_are_positions_at_the_previous_close_times
             continue
         before = stamps[stamps.index(ex) - 1] if stamps.index(ex) else None
         q = held.filter((pl.col("timestamp") == before) & (pl.col("asset") == a["asset"]))
-        expected += (float(q["quantity"][0]) if q.height else 0.0) * a["dividend"]
+        # A split of the asset dated after that close and before the dividend (both between
+        # the two bars, so both apply at the ex-date bar) came first: the dividend is paid on
+        # the post-split shares.
+        ratio = math.prod(
+            s["split_ratio"]
+            for s in actions
+            if s["asset"] == a["asset"]
+            and s["split_ratio"]
+            and (before is None or s["timestamp"] > before)
+            and s["timestamp"] < a["timestamp"]
+        )
+        expected += (float(q["quantity"][0]) if q.height else 0.0) * ratio * a["dividend"]
     assert math.isclose(result.equity["dividend"].sum(), expected, rel_tol=1e-9, abs_tol=1e-7)
     # equity = cash + positions at every timestamp, and the positions rebuilt from the fills
     # and splits are the engine's
