@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -209,6 +210,7 @@ class CombinatorialPurgedCV:
         *,
         max_workers: int | None = None,
         start_method: str = "spawn",
+        ledger: str | Path | bool | None = None,
     ) -> CPCVResult:
         """Backtests ``strategy`` over every path: ``fit(train_data, fold)`` per split on its
         purged and embargoed training rows (the contract of
@@ -228,6 +230,9 @@ class CombinatorialPurgedCV:
             risk: risk rules for every path.
             max_workers: how many workers (default: the CPUs this process may use).
             start_method: the process pool's start method.
+            ledger: where the run is recorded, as ONE variant (the mean of its paths'
+                metrics; see :mod:`~ml4t.backtest.study.ledger`): ``None``/``True`` the default
+                ledger, a directory, or ``False`` (not recorded).
 
         Raises:
             ConfigError, DataValidationError: as :meth:`split`, and a fit that returns a bad
@@ -235,7 +240,7 @@ class CombinatorialPurgedCV:
             SignalTimingError: a fit that predicts outside its split's test groups.
         """
         return run_cpcv(
-            self, feed, fit, strategy, executor, config, risk, max_workers, start_method
+            self, feed, fit, strategy, executor, config, risk, max_workers, start_method, ledger
         )
 
     def paths(self) -> list[CPCVPath]:

@@ -35,7 +35,9 @@ from ml4t.backtest.study.refit import (
     check_strategy,
     fit_one,
     in_memory,
+    record_study,
     run_window,
+    study_identity,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ def run_cpcv(
     risk: Any,
     max_workers: int | None,
     start_method: str,
+    ledger: str | Path | bool | None = None,
 ) -> CPCVResult:
     """See :meth:`CombinatorialPurgedCV.run`."""
     feed = in_memory(feed)
@@ -117,7 +120,23 @@ def run_cpcv(
             runs.append(RunTask(int(ts_rows[0]), None, signals, strategy, resolved, rules, folds))
         results: list[BacktestResult] = pool.map(run_window, runs)
         info = {"executor": pool.name, "workers": pool.workers, "kind": kind}
-    return CPCVResult(cv, splits, tasks, answers, results, info)
+    out = CPCVResult(cv, splits, tasks, answers, results, info)
+    layout: dict[str, Any] = {
+        "n_groups": cv.n_groups,
+        "n_test_groups": cv.n_test_groups,
+        "label_horizon": cv.label_horizon,
+        "embargo": cv.embargo,
+    }
+    # One variant: the mean of the paths' metrics (the CPCV estimate), not one per path.
+    mean = {
+        str(row["metric"]): float(row["mean"]) for row in out.distribution.iter_rows(named=True)
+    }
+    identity = study_identity(fit, strategy, resolved, rules, layout)
+    ppy = mean.get("periods_per_year", float("nan"))
+    out.ledger, out.checksum = record_study(
+        feed, "cpcv", identity, mean, ppy, ledger, {"paths": out.n_paths}
+    )
+    return out
 
 
 class CPCVResult:
@@ -150,6 +169,10 @@ class CPCVResult:
         self.cv = cv
         self.results = results
         self.info = info
+        self.ledger: Path | None = None
+        """The trial ledger's root this run was recorded in (``None``: not recorded)."""
+        self.checksum: str | None = None
+        """The checksum of the data the run read, its key in the ledger."""
         self.n_paths = len(results)
         self.models = [a.model for a in answers] if info["kind"] == "model" else None
         paths = cv.paths()

@@ -19,26 +19,36 @@ Every fold of a run must return the same kind (and predictions the same columns)
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
+import json
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from ml4t.backtest import ledger_store
+from ml4t.backtest._core import __version__
 from ml4t.backtest.backtest import Backtest
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError, DataValidationError, SignalTimingError
+from ml4t.backtest.provenance import plain, strategy_record
 from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.risk import BuiltinRule, RiskRule
 from ml4t.backtest.strategies import SignalStrategy, TopKStrategy
 from ml4t.backtest.strategy import Strategy
 from ml4t.backtest.study.executors import Backend, default_workers, make_backend
+from ml4t.backtest.study.ledger import record_trials
+from ml4t.backtest.study.trials import rule_identity
 from ml4t.backtest.study.worker import quiet
 
 RowRanges = tuple[tuple[int, int], ...]
@@ -398,7 +408,81 @@ def backend(
 
 
 def in_memory(feed: PolarsDataFeed) -> PolarsDataFeed:
-    """The feed itself, or a streaming feed's rows read into memory once."""
+    """The feed's :meth:`~PolarsDataFeed.study_view`, a streaming one read into memory once."""
     if not isinstance(feed, PolarsDataFeed):
         raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
-    return feed.window() if feed.streaming else feed
+    view = feed.study_view()  # a locked hold-out's rows stay hidden from the study
+    return view.window() if view.streaming else view
+
+
+# ------------------------------------------------------------------------ the trial ledger
+
+
+def fit_record(fit: Any) -> dict[str, Any]:
+    """A fit as the ledger key sees it: its qualified name and the SHA-256 of its source
+    (``None`` when Python has none, e.g. typed at a bare REPL)."""
+    target = fit if inspect.isfunction(fit) or inspect.ismethod(fit) else type(fit)
+    name = f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(fit))}"
+    try:
+        source: str | None = hashlib.sha256(inspect.getsource(target).encode()).hexdigest()
+    except (OSError, TypeError):
+        source = None
+    return {"name": name, "source_sha256": source}
+
+
+def record_study(
+    feed: PolarsDataFeed,
+    kind: str,
+    identity: dict[str, Any],
+    result_metrics: dict[str, float],
+    periods_per_year: float,
+    ledger: str | Path | bool | None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path | None, str | None]:
+    """Appends one walk-forward or CPCV run to the trial ledger as ONE variant (its
+    out-of-sample Sharpe ratio, per period), keyed by what decides its outcome: the data's
+    checksum, ``identity`` (fit, strategy, windows, config, rules) and the library version.
+    ``ledger`` as for a sweep: ``None``/``True`` the default ledger, a directory, or ``False``
+    (nothing recorded, nothing hashed). Returns the ledger's root and the data's checksum."""
+    if ledger is False:
+        return None, None
+    if ledger is not None and not isinstance(ledger, (bool, str, Path)):
+        raise ConfigError(
+            f"ledger: expected None, True, False or a directory, got {type(ledger).__name__}"
+        )
+    checksum = feed.checksum()
+    root = ledger_store.resolve_root(None if ledger is True else ledger)
+    text = json.dumps(
+        {"data": checksum, "kind": kind, **identity, "version": __version__},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=repr,
+    )
+    sharpe = result_metrics.get("sharpe")
+    per_period = (
+        float(sharpe) / math.sqrt(periods_per_year)
+        if sharpe is not None and math.isfinite(sharpe) and periods_per_year > 0
+        else None
+    )
+    row = {
+        "key": hashlib.sha256(text.encode()).hexdigest(),
+        "status": "ok",
+        "sharpe": per_period,
+        "params": plain(identity.get("windows", {})),
+        "metrics": {**result_metrics, **(extra or {})},
+    }
+    record_trials(checksum, kind, [row], root)
+    return root, checksum
+
+
+def study_identity(
+    fit: Any, strategy: Any, config: BacktestConfig, risk: Sequence[Any], windows: dict[str, Any]
+) -> dict[str, Any]:
+    """What, beside the data, decides a walk-forward or CPCV run's outcome."""
+    return {
+        "fit": fit_record(fit),
+        "strategy": strategy_record(strategy),
+        "config": config.model_dump(mode="json"),
+        "risk": [rule_identity(rule) for rule in risk],
+        "windows": plain(windows),
+    }

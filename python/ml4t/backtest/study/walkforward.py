@@ -63,7 +63,9 @@ from ml4t.backtest.study.refit import (
     check_strategy,
     fit_one,
     in_memory,
+    record_study,
     run_window,
+    study_identity,
     timeline,
     user_predictions,
 )
@@ -315,11 +317,15 @@ class WalkForward:
         max_workers: int | None = None,
         *,
         start_method: str = "spawn",
+        ledger: str | Path | bool | None = None,
     ) -> WalkForwardResult:
         """Fits every fold (in parallel on ``executor``: ``None`` or ``"threads"``,
         ``"processes"``, ``"ray"`` or a ``concurrent.futures.Executor``, as for a sweep) and
         runs the backtests: one stitched run (``continuous``) or one per fold, on the executor.
-        The result is the same for every executor and worker count.
+        The result is the same for every executor and worker count. The run is recorded in
+        the trial ledger as one variant (its stitched out-of-sample Sharpe ratio), keyed by
+        the data, the fit's and strategy's identity, the windows, config and rules: ``ledger``
+        ``None``/``True`` the default ledger, a directory, or ``False`` (not recorded).
 
         Raises:
             ConfigError, DataValidationError, SignalTimingError: a fit that returns a bad frame
@@ -365,7 +371,17 @@ class WalkForward:
                 [run_window(self.feed, runs[0])] if self.continuous else pool.map(run_window, runs)
             )
             info = {"executor": pool.name, "workers": pool.workers, "kind": kind}
-        return WalkForwardResult(self, answers, results, info)
+        out = WalkForwardResult(self, answers, results, info)
+        windows = {
+            name: getattr(self, name)
+            for name in ("train", "test", "step", "purge", "embargo", "anchored", "continuous")
+        }
+        identity = study_identity(self.fit, self.strategy, self.config, self.risk, windows)
+        ppy = out.metrics.get("periods_per_year", float("nan"))
+        out.ledger, out.checksum = record_study(
+            self.feed, "walkforward", identity, out.metrics, ppy, ledger, {"folds": len(tasks)}
+        )
+        return out
 
 
 def _slice_metrics(
@@ -411,6 +427,10 @@ class WalkForwardResult:
         self.study = study
         self.info = info
         self.results = results
+        self.ledger: Path | None = None
+        """The trial ledger's root this run was recorded in (``None``: not recorded)."""
+        self.checksum: str | None = None
+        """The checksum of the data the run read, its key in the ledger."""
         self.continuous = study.continuous
         self.result: BacktestResult | None = results[0] if study.continuous else None
         self.models = [a.model for a in answers] if info["kind"] == "model" else None
