@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from ml_topk_backtest import FEATURES, TOP_K, TopPredictions, make_dataset
 
-from ml4t.backtest import BacktestConfig, PolarsDataFeed, TopKStrategy, stats
+from ml4t.backtest import BacktestConfig, PolarsDataFeed, TopKStrategy
 from ml4t.backtest.risk import StopLoss
 from ml4t.backtest.study import Fold, Sweep, WalkForward
 
@@ -112,16 +112,14 @@ def main() -> None:
     table = searched.table.sort("sharpe", descending=True)
     print(table.select("trial", "k", "stop", "sharpe", "total_return", "max_drawdown"))
 
-    curves = pl.DataFrame(
-        {str(t): searched.equity(t)["equity"] for t in searched.table["trial"].to_list()}
-    )
-    returns = curves.select(pl.all().pct_change()).slice(1)
     best = searched.best("sharpe")
-    dsr = stats.deflated_sharpe_ratio(returns)
-    pbo = stats.probability_of_backtest_overfitting(returns, n_splits=16)
+    # N and V from the trial ledger: every variant ever tried on these out-of-sample rows.
+    deflated = searched.deflated_sharpe("sharpe")
+    dsr = deflated.dsr
+    pbo = searched.pbo(n_splits=16)
     print(
         f"winner k={best['k']} stop={best['stop']}: Sharpe {best['sharpe']:.2f}; deflated "
-        f"Sharpe ratio over {returns.width} trials {dsr:.3f}; PBO {pbo.pbo:.3f} "
+        f"Sharpe ratio over {deflated.n_trials:.0f} trials {dsr:.3f}; PBO {pbo.pbo:.3f} "
         f"({len(pbo.logits)} combinations)"
     )
 
