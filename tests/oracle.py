@@ -152,6 +152,8 @@ class OracleResult:
     ruined_at: Any = None  # the timestamp at whose end equity reached zero (None: never)
     # corporate actions: the dividends paid at each timestamp that paid any (signed)
     dividends: list[dict[str, Any]] = field(default_factory=list)
+    # capital flows: the cash added (signed) at each timestamp that had any
+    flows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_polars(self) -> dict[str, Any]:
         import polars as pl
@@ -1217,6 +1219,51 @@ class OracleEngine:
         if no_bar:
             del self.bar_index[asset]
 
+    # --- capital flows (docs/semantics.md, "Capital flows") -----------------------------------
+    _flows: tuple[dict[str, Any], ...] = ()
+
+    def set_flows(self, flows: list[dict[str, Any]] | None, on_withdrawal: str = "error") -> None:
+        """Deposits and withdrawals: dicts of ``timestamp`` and ``amount`` (+ in, - out)."""
+        self._flows = tuple(sorted(flows or [], key=lambda x: x["timestamp"]))
+        self._next_flow = 0
+        self.on_withdrawal = on_withdrawal
+
+    def _capital_flows(self, timestamp: Any, bars: dict[str, dict[str, Any]]) -> None:
+        """At the start of a timestamp, after the corporate actions and before any fill: the
+        flows dated at or before it, summed, move cash. A withdrawal beyond the cash raises, or
+        first sells whole long positions with a bar now at the open (largest market value
+        first, ties to the lower code; slippage and commission as configured)."""
+        amount, due = 0.0, False
+        while self._next_flow < len(self._flows):
+            flow = self._flows[self._next_flow]
+            if flow["timestamp"] > timestamp:
+                break
+            if self.index == 0 and flow["timestamp"] < timestamp:
+                raise ValueError("outside_run: a flow dated before the first timestamp")
+            self._next_flow += 1
+            amount += float(flow["amount"])
+            due = True
+        if not due:
+            return
+        if amount < 0.0 and self.cash < -amount and self.on_withdrawal == "liquidate":
+            while self.cash < -amount and not self.ruined:
+                held = [a for a in self.assets if self.position[a] > 0.0 and a in bars]
+                if not held:
+                    break
+                asset = max(
+                    held, key=lambda a: (self.position[a] * self.mark(a), -self.assets.index(a))
+                )
+                order = _Order(
+                    self.next_order_id, timestamp, asset, -self.position[asset], reason="withdrawal"
+                )
+                self.next_order_id += 1
+                self._accept(order)
+                self._execute(timestamp, order, bars[asset], float(bars[asset]["open"]), False)
+        if amount < 0.0 and self.cash < -amount:
+            raise ValueError(f"withdrawal_exceeds_cash: withdrawing {-amount} with {self.cash}")
+        self.cash += amount
+        self.result.flows.append({"timestamp": timestamp, "amount": amount})
+
     # --- the loop ------------------------------------------------------------------------------
     def run(
         self, decide: Callable[[Any, list[dict[str, Any]], OracleContext], None]
@@ -1228,6 +1275,8 @@ class OracleEngine:
             self.bar_index = {a: self.bars_seen[a] for a in bars}
             if self._actions:
                 self._corporate_actions(timestamp, bars)
+            if self._flows:
+                self._capital_flows(timestamp, bars)
 
             # 1. fill pending orders against this bar (market orders at the open in next-bar
             #    mode; resting orders in both modes)
@@ -1258,6 +1307,8 @@ class OracleEngine:
                 }
             )
 
+        if self._flows and self._next_flow < len(self._flows):
+            raise ValueError("outside_run: a flow dated after the last timestamp")
         # end of data: unfilled orders (waiting bracket legs too) are rejected, open positions
         # give open trades
         for o in self.pending:
@@ -1290,10 +1341,14 @@ def run_oracle(
     config: dict[str, Any] | None,
     decide: Callable[[Any, list[dict[str, Any]], OracleContext], None],
     actions: list[dict[str, Any]] | None = None,
+    flows: list[dict[str, Any]] | None = None,
 ) -> OracleResult:
     engine = OracleEngine(bars, config)
     if actions:
         engine.set_actions(actions)
+    if flows:
+        on_withdrawal = (config or {}).get("account", {}).get("on_withdrawal", "error")
+        engine.set_flows(flows, on_withdrawal)
     return engine.run(decide)
 
 

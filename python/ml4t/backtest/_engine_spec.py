@@ -69,6 +69,7 @@ class AccountSpec(TypedDict):
     funding_rate_column: str | None
     margin_interest_rate: float
     cash_interest_rate: float
+    on_withdrawal: Literal["error", "liquidate"]
 
 
 class EngineSpec(TypedDict):

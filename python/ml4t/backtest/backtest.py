@@ -26,6 +26,7 @@ import ml4t.backtest._core as _core
 from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
+from ml4t.backtest.data.flows import read_flows
 from ml4t.backtest.errors import (
     ConfigError,
     DataValidationError,
@@ -66,6 +67,12 @@ class Backtest:
             fold)`` triples in time order, ``start`` in engine nanoseconds; before the first
             timestamp at or after each ``start`` the strategy's ``on_fold(model, fold)`` is
             called (see :mod:`ml4t.backtest.study`).
+        flows: capital flows, a frame (or anything the feed reads) of ``timestamp`` and
+            ``amount`` (+ deposit, - withdrawal), checked by
+            :func:`~ml4t.backtest.data.flows.read_flows`. Each changes cash at the start of the
+            first timestamp at or after its date, before that timestamp's fills; returns and
+            return-based metrics become time-weighted (see ``docs/semantics.md``, "Capital
+            flows"); ``account.on_withdrawal`` says what a withdrawal beyond the cash does.
 
     Raises:
         ConfigError: a bad argument; ``slippage.model: 'custom' ...`` without a
@@ -73,6 +80,7 @@ class Backtest:
             ``config.risk`` that names a feature or asset the feed lacks.
         RiskRuleError: a rule of ``risk`` with a bad parameter, or naming a feature or asset
             the feed lacks (raised here, before the run).
+        DataValidationError: a bad ``flows`` frame (``flows.<column>: rule: ...``).
     """
 
     folds: list[tuple[int, Any, Any]]
@@ -87,6 +95,7 @@ class Backtest:
         risk: Sequence[BuiltinRule | RiskRule] | None = None,
         search_path: str | None = None,
         folds: Sequence[tuple[int, Any, Any]] | None = None,
+        flows: Any = None,
     ) -> None:
         if not isinstance(feed, PolarsDataFeed):
             raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
@@ -134,6 +143,7 @@ class Backtest:
                 "Backtest(..., slippage_model=MyModel())"
             )
         self.slippage_model = slippage_model
+        self.flows = None if flows is None else _flows_table(flows, feed)
         extra = list(risk or [])
         self.risk_rules = self._check_risk(extra, search_path)
         # The result's config is the fully resolved one: it lists the built-in rules given here
@@ -254,6 +264,7 @@ class Backtest:
                     risk=risk,
                     feature_groups=self.feed.features.groups(),
                     actions=self.feed.actions,
+                    flows=self.flows,
                 )
             else:
                 raw = _core.run_builtin(
@@ -265,6 +276,7 @@ class Backtest:
                     risk=risk,
                     feature_groups=self.feed.features.groups(),
                     actions=self.feed.actions,
+                    flows=self.flows,
                 )
         run_info: dict[str, Any] = {
             "started_at": started_at.isoformat(),
@@ -281,6 +293,17 @@ class Backtest:
         result = BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
         warn_outcome(result, instruments=self.feed.instruments is not None)
         return result
+
+
+def _flows_table(flows: Any, feed: PolarsDataFeed) -> pl.DataFrame:
+    """The engine's flows table, checked against the feed's time zone and, for an in-memory
+    feed, its first and last timestamps (a streaming feed's are checked by the engine)."""
+    bounds = None
+    if not feed.streaming:
+        ts = feed.frame.get_column("ts")
+        if ts.len():
+            bounds = (int(ts[0]), int(ts[-1]))
+    return read_flows(flows, universe=feed.universe, bounds=bounds)
 
 
 def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:

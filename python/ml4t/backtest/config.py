@@ -192,6 +192,9 @@ class AccountConfig(ValidatedModel):
     ``funding_rate_column``: the feed column with crypto perpetuals' funding rates (paid at each
     funding time, see ``docs/semantics.md``, "Instruments"). Instruments with their own margin
     (``PolarsDataFeed(instruments=...)``) replace the margin fractions for those assets.
+    ``on_withdrawal``: what a capital flow (``Backtest(..., flows=...)``) withdrawing more
+    than the cash held does: ``error`` (the default) stops the run; ``liquidate`` first sells
+    whole long positions at that timestamp's open, largest first.
     """
 
     type: Literal["margin", "cash"] = "margin"
@@ -208,6 +211,7 @@ class AccountConfig(ValidatedModel):
     funding_rate_column: str | None = None
     margin_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     cash_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    on_withdrawal: Literal["error", "liquidate"] = "error"
 
     @model_validator(mode="before")
     @classmethod

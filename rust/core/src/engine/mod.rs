@@ -18,6 +18,7 @@
 //!   its later orders (owns `Delistings`);
 //! - `actions.rs`: corporate actions at the start of an ex-date: dividends, and splits of
 //!   positions, trades, orders and risk state (with cash in lieu in integer mode);
+//! - `flows.rs`: capital flows (deposits, withdrawals) at the start of their timestamp;
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
 //!   step (owns `EventQueue`);
 //! - `contracts.rs`: instruments in the loop: per-contract fees, tick and lot rounding,
@@ -30,6 +31,7 @@ mod contracts;
 mod events;
 mod fills;
 mod funding;
+mod flows;
 mod lifecycle;
 mod risk_step;
 mod sizing;
@@ -39,6 +41,7 @@ use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
 use crate::events::OrderOrigin;
 use crate::feed::{group_end, MarketData};
+use crate::flows::CapitalFlows;
 use crate::orders::{CommandBuffer, Order, OrderBook, OrderIds, OrderState, TargetSize};
 use crate::portfolio::Portfolio;
 use crate::progress::Progress;
@@ -113,6 +116,8 @@ pub struct Engine {
     margin_checked: bool,
     /// Perpetuals' funding (`funding.rs`).
     funding: funding::Funding,
+    /// The run's deposits and withdrawals, with a cursor at the next one (`flows.rs`).
+    flows: CapitalFlows,
 }
 
 impl Engine {
@@ -161,6 +166,7 @@ impl Engine {
             contracts: None,
             margin_checked,
             funding: funding::Funding::default(),
+            flows: CapitalFlows::default(),
         })
     }
 
@@ -252,6 +258,9 @@ impl Engine {
             }
             if t >= self.actions.next_ts() {
                 self.apply_actions(data, t, strategy)?;
+            }
+            if t >= self.flows.next_ts() {
+                self.apply_flows(data, t, strategy)?;
             }
             let step = Step {
                 data,
@@ -384,6 +393,7 @@ impl Engine {
     /// Ends the run: unfilled orders become `end_of_data` rejections, open positions open
     /// trades, and the recorders become Arrow batches.
     pub fn finish<S: Strategy + ?Sized>(mut self, strategy: &mut S) -> Result<BacktestOutput> {
+        self.check_flows_done()?;
         let last_ts = self.last_ts.unwrap_or(0);
         let pending: Vec<_> = self.book.drain().collect();
         for order in pending {
