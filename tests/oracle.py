@@ -284,23 +284,29 @@ class OracleContext:
     def cancel_order(self, order_id: int) -> None:
         self._engine.cancel(self.timestamp, order_id)
 
-    def _refused(self, asset: str) -> bool:
-        """A ruined account refuses every target order (``ruined``, a new id, no quantity)."""
+    def _refused(self, asset: str, wants: bool = True) -> bool:
+        """A ruined account refuses every target order (``ruined``, a new id, no quantity); a
+        delisted asset every non-zero target (``delisted``; a zero target has nothing to do)."""
         e = self._engine
         if e.ruined:
             e.reject(self.timestamp, asset, math.nan, "ruined")
-        return e.ruined
+            return True
+        if e.delisted(asset, self.timestamp):
+            if wants:
+                e.reject(self.timestamp, asset, math.nan, "delisted")
+            return True
+        return False
 
     def order_target_quantity(self, asset: str, quantity: float) -> None:
         e = self._engine
-        if not self._refused(asset):
+        if not self._refused(asset, quantity != 0.0):
             e.place_target(self.timestamp, asset, quantity)
 
     def _value_target(self, asset: str, kind: str, x: float) -> None:
         """A value (``x`` in cash) or percent (``x`` a fraction of equity) target: sized now at
         the last close, or with fill-time sizing an estimate re-sized when it fills."""
         e = self._engine
-        if self._refused(asset):
+        if self._refused(asset, x != 0.0):
             return
         price = e.last_price[asset]
         if price is None:
@@ -321,7 +327,7 @@ class OracleContext:
 
     def close_position(self, asset: str) -> None:
         e = self._engine
-        if not self._refused(asset):
+        if not self._refused(asset, False):
             e.place_target(self.timestamp, asset, 0.0)
 
     def rebalance(self, weights: dict[str, float]) -> None:
@@ -372,6 +378,18 @@ class OracleEngine:
         self.resize = account.get("on_insufficient", "reject") == "resize"
         specs = self.config.get("instruments") or {}
         self.multiplier = {a: float(specs.get(a, {}).get("multiplier", 1.0)) for a in self.assets}
+        # delistings (docs/semantics.md, "Delistings"): an asset with no bar in the data's last
+        # `delisting_gap` timestamps is closed at its last bar (on_delisting="close")
+        self.last_bar: dict[str, Any] = {}
+        self.delisting_return: dict[str, float] = {}
+        gap = int(execution.get("delisting_gap", 5))
+        if execution.get("on_delisting", "close") == "close" and len(self.assets) > 1:
+            if len(self.groups) >= gap:
+                cutoff = self.groups[-gap][0]
+                for ts, group in self.groups:
+                    for r in group:
+                        self.last_bar[r["asset"]] = ts
+                self.last_bar = {a: t for a, t in self.last_bar.items() if t < cutoff}
         self.ruined = False
         self.cash = float(self.config["initial_cash"])
         self.position = {a: 0.0 for a in self.assets}
@@ -533,6 +551,9 @@ class OracleEngine:
         self.next_order_id += 1 + (tp_id is not None) + (sl_id is not None)
         if self.ruined:
             self._rejection(order_id, timestamp, asset, quantity, "ruined")
+            return order_id
+        if self.delisted(asset, timestamp):
+            self._rejection(order_id, timestamp, asset, quantity, "delisted")
             return order_id
         quantity = self._short_cut(timestamp, order_id, asset, quantity)
         if quantity == 0.0:
@@ -1219,6 +1240,50 @@ class OracleEngine:
         if no_bar:
             del self.bar_index[asset]
 
+    # --- delistings (docs/semantics.md, "Delistings") -----------------------------------------
+    def delisted(self, asset: str, timestamp: Any) -> bool:
+        """Whether ``asset``'s last bar, when it is delisted, is at or before ``timestamp``."""
+        last = self.last_bar.get(asset)
+        return last is not None and last <= timestamp
+
+    def _delist(self, timestamp: Any, bars: dict[str, dict[str, Any]]) -> None:
+        """Step 3, after marking: each asset whose last bar this is has its pending orders
+        rejected (``delisted``) and its position closed at the close times one plus its
+        delisting return (no slippage, commission as configured; exit reason ``delisted``)."""
+        for asset in self.assets:
+            if self.last_bar.get(asset) != timestamp:
+                continue
+            for o in [o for o in self.pending if o.asset == asset]:
+                self._rejection(o.order_id, timestamp, asset, o.quantity, "delisted")
+                self.pending.remove(o)
+            held = self.position[asset]
+            if held == 0.0:
+                continue
+            price = float(bars[asset]["close"]) * (1.0 + self.delisting_return.get(asset, 0.0))
+            order = _Order(self.next_order_id, timestamp, asset, -held, reason="delisted")
+            order.kind = "market_on_close"
+            self.next_order_id += 1
+            self._accept(order)
+            fee = self._fee(abs(held), price)
+            self.cash += held * price - fee
+            self.result.fills.append(
+                {
+                    "order_id": order.order_id,
+                    "timestamp": timestamp,
+                    "asset": asset,
+                    "side": "sell" if held > 0 else "buy",
+                    "order_type": "delisting",
+                    "quantity": abs(held),
+                    "price": price,
+                    "reference_price": price,
+                    "slippage": 0.0,
+                    "commission": fee,
+                    "partial": False,
+                }
+            )
+            self._book(timestamp, asset, -held, price, fee, "delisted")
+            self.pending.remove(order)
+
     # --- capital flows (docs/semantics.md, "Capital flows") -----------------------------------
     _flows: tuple[dict[str, Any], ...] = ()
 
@@ -1285,6 +1350,8 @@ class OracleEngine:
             for a, r in bars.items():
                 self.last_price[a] = float(r["close"])
                 self.bars_seen[a] += 1
+            if self.last_bar:
+                self._delist(timestamp, bars)
             if self.maintenance_margin is not None and not self.ruined:
                 self._margin_call(timestamp, bars)
             # 3-4. strategy; orders are resolved and checked as they are submitted
@@ -1342,8 +1409,10 @@ def run_oracle(
     decide: Callable[[Any, list[dict[str, Any]], OracleContext], None],
     actions: list[dict[str, Any]] | None = None,
     flows: list[dict[str, Any]] | None = None,
+    delisting_returns: dict[str, float] | None = None,
 ) -> OracleResult:
     engine = OracleEngine(bars, config)
+    engine.delisting_return = dict(delisting_returns or {})
     if actions:
         engine.set_actions(actions)
     if flows:

@@ -216,6 +216,9 @@ class Backtest:
                 "their positions at their last bar, 'hold' keeps them marked at their last close"
             )
         spec["delisted_at"] = delisted
+        returns = self.feed.delisting_returns
+        if any(r is not None for r in returns):
+            spec["delisting_return"] = returns
         return spec
 
     def run(self, progress: bool | None = None) -> BacktestResult:

@@ -145,6 +145,7 @@ impl<'py> Run<'py> {
         let mut engine = Engine::new(config, universe.len() as u32)?;
         if !universe.delisted_at().is_empty() {
             engine.set_delistings(universe.delisted_at());
+            engine.set_delisting_returns(universe.delisting_return())?;
         }
         if let Some(list) = instruments {
             engine.set_instruments(read_instruments(&list)?)?;

@@ -555,8 +555,9 @@ class PolarsDataFeed:
         self._joins = joins
         self.signal_columns: list[str] = own + [c for j in joins for c in j.values]
         self._actions: pl.DataFrame | None = None
+        self._delisting_returns: list[float | None] | None = None
         if actions is not None:
-            self._actions = read_actions(
+            self._actions, self._delisting_returns = read_actions(
                 actions,
                 timestamp=t,
                 asset_candidates=(a, *ASSET_COLUMN_CANDIDATES),
@@ -921,6 +922,12 @@ class PolarsDataFeed:
         """The instrument specs as the engine reads them, one per asset code (``None``: a
         share), or ``None`` when none were given."""
         return self.__dict__.get("_instruments")
+
+    @property
+    def delisting_returns(self) -> list[float | None]:
+        """Per asset in code order, the ``delisting_return`` of the actions frame (CRSP's
+        DLRET; ``None``: none)."""
+        return list(self._delisting_returns or [None] * self.n_assets)
 
     @property
     def feature_columns(self) -> list[str]:
