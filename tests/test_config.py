@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "periods_per_year": None,
     "risk_free": 0.0,
+    "calendar": None,
+    "outside_sessions": "raise",
     "data": None,
     "strategy": None,
     "risk": [],
@@ -112,6 +114,8 @@ CUSTOM: dict[str, Any] = {
     },
     "periods_per_year": 252.123456789012345,
     "risk_free": 0.0312345678901234,
+    "calendar": "XNYS",
+    "outside_sessions": "drop",
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
@@ -27,6 +27,12 @@ from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
 from ml4t.backtest.data.flows import read_flows
+from ml4t.backtest.data.sessions import (
+    calendar_sessions,
+    session_index,
+    sessions_per_year,
+    user_sessions,
+)
 from ml4t.backtest.errors import (
     ConfigError,
     DataValidationError,
@@ -73,6 +79,8 @@ class Backtest:
             first timestamp at or after its date, before that timestamp's fills; returns and
             return-based metrics become time-weighted (see ``docs/semantics.md``, "Capital
             flows"); ``account.on_withdrawal`` says what a withdrawal beyond the cash does.
+        sessions: a session frame of your own (``session`` Date, ``open``, ``close``
+            Datetimes), instead of ``config.calendar``: see :mod:`ml4t.backtest.data.sessions`.
 
     Raises:
         ConfigError: a bad argument; ``slippage.model: 'custom' ...`` without a
@@ -96,6 +104,7 @@ class Backtest:
         search_path: str | None = None,
         folds: Sequence[tuple[int, Any, Any]] | None = None,
         flows: Any = None,
+        sessions: Any = None,
     ) -> None:
         if not isinstance(feed, PolarsDataFeed):
             raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
@@ -143,7 +152,10 @@ class Backtest:
                 "Backtest(..., slippage_model=MyModel())"
             )
         self.slippage_model = slippage_model
-        self.flows = None if flows is None else _flows_table(flows, feed)
+        self.session_info: dict[str, Any] | None = None
+        if sessions is not None or self.config.calendar is not None:
+            self.feed, self.session_info = _apply_sessions(self.feed, self.config, sessions)
+        self.flows = None if flows is None else _flows_table(flows, self.feed)
         extra = list(risk or [])
         self.risk_rules = self._check_risk(extra, search_path)
         # The result's config is the fully resolved one: it lists the built-in rules given here
@@ -287,6 +299,9 @@ class Backtest:
         }
         if self.python_rules:
             run_info["python_risk_rules"] = self.python_rules
+        if self.session_info is not None:
+            run_info["sessions"] = self.session_info
+            run_info["sessions_per_year"] = self.session_info["sessions_per_year"]
         run_info["strategy"] = strategy_record(self.strategy)
         run_info["risk_rules"] = [
             *(rule.type for rule in self.resolved_config.risk),
@@ -296,6 +311,64 @@ class Backtest:
         result = BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
         warn_outcome(result, instruments=self.feed.instruments is not None)
         return result
+
+
+def _apply_sessions(
+    feed: PolarsDataFeed, config: BacktestConfig, sessions: Any
+) -> tuple[PolarsDataFeed, dict[str, Any]]:
+    """The feed checked against the run's sessions (``config.calendar`` or ``sessions``) and
+    what the result records of them: the calendar, its sessions per year and the bars dropped
+    (``outside_sessions="drop"``: an in-memory feed comes back without them).
+
+    Raises:
+        ConfigError: both a calendar and a session frame, an unknown calendar, or ``drop`` on a
+            streaming feed.
+        DataValidationError: a bad session frame, or (``raise``) bars outside every session.
+    """
+    if sessions is not None and config.calendar is not None:
+        raise ConfigError(f"sessions: given with calendar={config.calendar!r}; use one of them")
+    ts = (
+        feed.frame.get_column("ts")
+        if not feed.streaming
+        else pl.concat([c.get_column("ts") for c in feed.iter_chunks()])
+    ).unique(maintain_order=True)
+    if ts.len() == 0:
+        raise DataValidationError("ts: no data: the feed is empty")
+    if sessions is None:
+        assert config.calendar is not None
+        first, last = (feed.to_datetime(int(ts[i])).date() for i in (0, -1))
+        table = calendar_sessions(config.calendar, first, last)
+        name = config.calendar
+        span: tuple[date, date] | None = (date(first.year, 1, 1), date(last.year, 12, 31))
+    else:
+        table = user_sessions(sessions)
+        name, span = "user", None
+    index = session_index(ts, table, feed.time_zone)
+    outside = ts.filter(index.is_null())
+    info: dict[str, Any] = {
+        "calendar": name,
+        "sessions_per_year": sessions_per_year(table, span),
+        "sessions": int(index.drop_nulls().n_unique()),
+        "dropped_timestamps": 0,
+        "dropped_bars": 0,
+    }
+    if outside.len() == 0:
+        return feed, info
+    shown = ", ".join(str(feed.to_datetime(int(t))) for t in outside.head(3))
+    if config.outside_sessions == "raise":
+        raise DataValidationError(
+            f"ts: outside_sessions: {outside.len()} timestamp(s) fall outside every session of "
+            f"calendar {name!r} (first: {shown}); outside_sessions='drop' drops their bars"
+        )
+    if feed.streaming:
+        raise ConfigError(
+            "outside_sessions: 'drop' needs an in-memory feed (a streaming feed would read its "
+            "data twice); drop those bars from the source or use outside_sessions='raise'"
+        )
+    kept = feed.frame.filter(~pl.col("ts").is_in(outside.implode()))
+    info["dropped_timestamps"] = outside.len()
+    info["dropped_bars"] = feed.frame.height - kept.height
+    return feed.with_frame(kept), info
 
 
 def _flows_table(flows: Any, feed: PolarsDataFeed) -> pl.DataFrame:

@@ -1347,6 +1347,19 @@ class PolarsDataFeed:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         return self.universe.to_datetime(ns)
 
+    def with_frame(self, frame: pl.DataFrame) -> PolarsDataFeed:
+        """A copy of this in-memory feed over ``frame``, a row subset of :attr:`frame` (the
+        universe, features and actions unchanged): how a run drops the bars outside its
+        calendar's sessions."""
+        if self._frame is None:
+            raise ConfigError("with_frame: needs an in-memory feed")
+        copy = PolarsDataFeed.__new__(PolarsDataFeed)
+        copy.__dict__.update(
+            {k: v for k, v in self.__dict__.items() if k not in (*self._CACHED, "_delistings")}
+        )
+        copy._frame = frame
+        return copy
+
     _CACHED = ("features", "n_rows", "_bounds", "_checked", "_delistings")
     """Cached properties, rebuilt after unpickling rather than carried."""
 

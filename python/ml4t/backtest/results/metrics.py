@@ -146,13 +146,18 @@ class Annualization:
 
     periods_per_year: float
     rule: str
-    """``given``, ``inferred``, ``daily``, ``daily_7d``, ``intraday``, ``intraday_7d``,
-    ``weekly``, ``monthly``, ``quarterly`` or ``yearly``."""
+    """``given``, ``inferred``, ``daily``, ``daily_7d``, ``daily_calendar``, ``intraday``,
+    ``intraday_7d``, ``intraday_calendar``, ``weekly``, ``monthly``, ``quarterly`` or
+    ``yearly``."""
     detail: str
     """A sentence saying why, e.g. ``daily bars on weekdays: 252 sessions a year``."""
 
 
-def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None) -> Annualization:
+def annualization(
+    timestamps: pl.Series,
+    periods_per_year: PeriodsPerYear = None,
+    sessions_per_year: float | None = None,
+) -> Annualization:
     """Periods per year for a series of timestamps, by one documented rule table.
 
     ``periods_per_year`` given: that number (rule ``given``). ``"infer"``: the observed density,
@@ -173,7 +178,10 @@ def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None
                               session = the median number of timestamps per calendar day
     ========================  =====================================================
 
-    Weekdays and calendar days are read in the timestamps' own time zone.
+    Weekdays and calendar days are read in the timestamps' own time zone. With a trading
+    calendar (``sessions_per_year``, the calendar's sessions a year: about 252 for XNYS), daily
+    bars take that number instead of 252 or 365 (``daily_calendar``) and intraday bars bars
+    per session x that number (``intraday_calendar``).
 
     Raises:
         ValueError: fewer than 2 timestamps, nulls, a non-temporal dtype, timestamps that do not
@@ -211,6 +219,18 @@ def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None
     ):
         if spacing >= days * _DAY:
             return Annualization(value, rule, f"{rule} bars: {value:g} a year")
+    per_day = float(np.median(ts.dt.date().value_counts().get_column("count").to_numpy()))
+    if sessions_per_year is not None:
+        s = float(sessions_per_year)
+        if spacing >= 20 * 3_600:
+            return Annualization(
+                s, "daily_calendar", f"daily bars: the calendar's {s:.1f} sessions a year"
+            )
+        return Annualization(
+            per_day * s,
+            "intraday_calendar",
+            f"intraday bars: {per_day:g} a session x the calendar's {s:.1f} sessions a year",
+        )
     weekend = float(np.mean(ts.dt.weekday().to_numpy() >= 6))
     every_day = weekend > _WEEKEND_SHARE
     sessions = 365.0 if every_day else 252.0
@@ -220,7 +240,6 @@ def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None
                 sessions, "daily_7d", f"daily bars with {weekend:.0%} on weekends: 365 a year"
             )
         return Annualization(sessions, "daily", "daily bars on weekdays: 252 sessions a year")
-    per_day = float(np.median(ts.dt.date().value_counts().get_column("count").to_numpy()))
     rule = "intraday_7d" if every_day else "intraday"
     return Annualization(
         per_day * sessions,
@@ -669,6 +688,7 @@ def compute_metrics(
     periods_per_year: PeriodsPerYear = None,
     benchmark: pl.Series | None = None,
     risk_free: RiskFree = 0.0,
+    sessions_per_year: float | None = None,
 ) -> dict[str, float]:
     """Compute summary performance metrics from a backtest's result frames.
 
@@ -692,6 +712,8 @@ def compute_metrics(
             or returns.
         risk_free: an annual rate (``0.04``), compounded down to each period, or per-period
             rates, one per equity row (see :func:`risk_free_per_period`). Default 0.
+        sessions_per_year: the trading calendar's sessions a year, when the run has one
+            (see :func:`annualization`).
 
     Returns:
         A dict of floats with the keys below. ``r`` is the per-period simple return of equity,
@@ -810,7 +832,7 @@ def compute_metrics(
     if periods_per_year is not None and periods_per_year != "infer":
         ppy = float(periods_per_year)
     elif n >= 2 and years > 0.0:
-        ppy = annualization(timestamps, periods_per_year).periods_per_year
+        ppy = annualization(timestamps, periods_per_year, sessions_per_year).periods_per_year
     else:
         ppy = undefined(
             "periods_per_year",

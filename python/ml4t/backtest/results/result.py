@@ -557,7 +557,11 @@ class BacktestResult:
         Raises:
             ValueError: fewer than 2 timestamps and no ``periods_per_year`` in the config.
         """
-        return annualization(self.equity.get_column("timestamp"), self.config.periods_per_year)
+        return annualization(
+            self.equity.get_column("timestamp"),
+            self.config.periods_per_year,
+            self.run_info.get("sessions_per_year"),
+        )
 
     @cached_property
     def metrics(self) -> dict[str, float]:
@@ -606,6 +610,7 @@ class BacktestResult:
             periods_per_year=ppy,
             benchmark=None if benchmark is None else self.benchmark_returns(benchmark, kind),
             risk_free=rf,
+            sessions_per_year=self.run_info.get("sessions_per_year"),
         )
 
     def benchmark_returns(
