@@ -266,3 +266,17 @@ def _run(
         config=BacktestConfig(**config),
         flows=pl.DataFrame(flows),
     ).run(progress=False)
+
+
+def test_flows_and_dividends_are_marked_on_the_equity_chart() -> None:
+    feed = PolarsDataFeed(
+        _bars([100.0, 110.0, 121.0], [100.0, 110.0, 121.0]),
+        actions=pl.DataFrame({"timestamp": [DAYS[2]], "asset": ["A"], "dividend": [0.5]}),
+    )
+    config = BacktestConfig(initial_cash=1000.0, execution={"mode": "same_close"})
+    flows = _flows([DAYS[1], DAYS[2]], [500.0, -200.0])
+    result = Backtest(feed, Buy(10), config=config, flows=flows).run(progress=False)
+    traces = {t.name: t for t in result.plot.equity().data}
+    assert list(traces["capital flow"].text) == ["capital flow: +500.00", "capital flow: -200.00"]
+    assert list(traces["dividend"].text) == ["dividend: +5.00"]
+    assert result.metrics["total_dividends"] == 5.0
