@@ -11,8 +11,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, SignalStrategy
-from ml4t.backtest.data.sessions import calendar_sessions, session_index, sessions_per_year
+from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, SignalStrategy, Strategy
+from ml4t.backtest.data.sessions import (
+    calendar_sessions,
+    session_index,
+    sessions_per_year,
+    user_sessions,
+)
 from ml4t.backtest.errors import ConfigError, DataValidationError
 from ml4t.backtest.results.metrics import annualization
 
@@ -102,7 +107,6 @@ def test_a_user_session_frame_with_an_intraday_gap() -> None:
         }
     )
     ts = PolarsDataFeed(frame).frame.get_column("ts").unique(maintain_order=True)
-    from ml4t.backtest.data.sessions import user_sessions
 
     index = session_index(ts, user_sessions(sessions), None)
     assert index.to_list() == [0] * 7 + [1] * 7
@@ -134,3 +138,91 @@ def test_without_a_calendar_the_rule_table_is_unchanged() -> None:
     days = pl.Series([datetime(2024, 1, 1) + timedelta(days=i) for i in range(30)])
     assert annualization(days).rule == "daily_7d"
     assert annualization(days, sessions_per_year=250.0).periods_per_year == 250.0
+
+
+# ------------------------------------------------------------------- DAY orders and sessions
+
+
+class DayLimit(Strategy):
+    """Submits, at its first timestamp, a DAY buy limit at ``limit`` for 1 share."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.done = False
+
+    def on_timestamp_batch(self, timestamp: Any, batch: Any, context: Any) -> None:
+        if not self.done:
+            context.submit_order("A", 1.0, limit=self.limit, tif="day")
+            self.done = True
+
+
+def _hourly(lows: list[float]) -> pl.DataFrame:
+    stamps = [datetime(2024, 3, d, h) for d in (4, 5) for h in range(10, 17)]
+    return pl.DataFrame(
+        {
+            "timestamp": stamps,
+            "asset": ["A"] * len(stamps),
+            "open": [100.0] * len(stamps),
+            "high": [101.0] * len(stamps),
+            "low": lows,
+            "close": [100.0] * len(stamps),
+            "volume": [1e6] * len(stamps),
+        }
+    )
+
+
+SESSIONS = pl.DataFrame(
+    {
+        "session": [date(2024, 3, 4), date(2024, 3, 5)],
+        "open": [datetime(2024, 3, 4, 9, 30), datetime(2024, 3, 5, 9, 30)],
+        "close": [datetime(2024, 3, 4, 16), datetime(2024, 3, 5, 16)],
+    }
+)
+
+
+def test_a_day_order_lives_to_the_session_close() -> None:
+    """Decided at 10:00 on day 1, a DAY buy limit at 98: the lows reach 98 at 14:00. With the
+    sessions it fills there; without (24/7 data) it expired after its first bar, 11:00."""
+    lows = [99.0] * 14
+    lows[4] = 97.5  # 14:00 on day 1
+    feed = PolarsDataFeed(_hourly(lows))
+    with_sessions = Backtest(feed, DayLimit(98.0), sessions=SESSIONS).run(progress=False)
+    assert with_sessions.fills.select("timestamp", "price").rows() == [
+        (datetime(2024, 3, 4, 14), 98.0)
+    ]
+    plain = Backtest(feed, DayLimit(98.0)).run(progress=False)
+    assert plain.fills.height == 0
+    assert plain.rejected_orders.select("timestamp", "reason").rows() == [
+        (datetime(2024, 3, 4, 11), "expired")
+    ]
+
+
+def test_a_day_order_expires_at_the_close_not_the_next_session() -> None:
+    """The lows reach the limit only on day 2: the DAY order expired at day 1's last bar."""
+    lows = [99.0] * 7 + [97.0] * 7
+    feed = PolarsDataFeed(_hourly(lows))
+    result = Backtest(feed, DayLimit(98.0), sessions=SESSIONS).run(progress=False)
+    assert result.fills.height == 0
+    assert result.rejected_orders.select("timestamp", "reason").rows() == [
+        (datetime(2024, 3, 4, 16), "expired")
+    ]
+
+
+def test_a_day_order_across_a_holiday() -> None:
+    """XNYS, daily bars: decided Friday 2024-01-12 (close), the DAY limit is eligible on the
+    next session, Tuesday the 16th (Monday is Martin Luther King Jr. Day, no bar), and expires
+    at its close."""
+    days = [date(2024, 1, 11), date(2024, 1, 12), date(2024, 1, 16), date(2024, 1, 17)]
+    frame = _daily(days).with_columns(pl.lit(90.0).alias("low")).drop("signal")
+    feed = PolarsDataFeed(frame)
+
+    class FridayDay(Strategy):
+        def on_timestamp_batch(self, timestamp: Any, batch: Any, context: Any) -> None:
+            if timestamp.date() == date(2024, 1, 12):
+                context.submit_order("A", 1.0, limit=50.0, tif="day")
+
+    result = Backtest(feed, FridayDay(), config=BacktestConfig(calendar="XNYS")).run(progress=False)
+    assert result.rejected_orders.select("timestamp", "reason").rows() == [
+        (datetime(2024, 1, 16), "expired")
+    ]
+    assert result.run_info["sessions"]["sessions"] == 4

@@ -93,8 +93,10 @@ class UniverseSpec(_UniverseFields, total=False):
     closes it as delisted (``None``: not delisted); ``delisting_return``: per asset the
     return from its last close to its delisting value (``None``: none; CRSP's DLRET);
     ``instruments``: per asset its instrument spec (:mod:`~ml4t.backtest.data.instruments`;
-    ``None``: a share)."""
+    ``None``: a share); ``session_closes``: with a trading calendar, the last data timestamp
+    (ns) of each session."""
 
     delisted_at: list[int | None]
     delisting_return: list[float | None]
     instruments: list[dict[str, Any] | None]
+    session_closes: list[int]

@@ -207,8 +207,8 @@ class Backtest:
         }
         if self.feed.instruments is not None:
             spec["instruments"] = self.feed.instruments
-        if self.feed.instruments is not None:
-            spec["instruments"] = self.feed.instruments
+        if self.session_info is not None:
+            spec["session_closes"] = self.session_info["session_closes"]
         execution = self.config.execution
         if execution.on_delisting == "hold":
             return spec
@@ -300,7 +300,9 @@ class Backtest:
         if self.python_rules:
             run_info["python_risk_rules"] = self.python_rules
         if self.session_info is not None:
-            run_info["sessions"] = self.session_info
+            run_info["sessions"] = {
+                k: v for k, v in self.session_info.items() if k != "session_closes"
+            }
             run_info["sessions_per_year"] = self.session_info["sessions_per_year"]
         run_info["strategy"] = strategy_record(self.strategy)
         run_info["risk_rules"] = [
@@ -345,6 +347,14 @@ def _apply_sessions(
         name, span = "user", None
     index = session_index(ts, table, feed.time_zone)
     outside = ts.filter(index.is_null())
+    closes = (
+        pl.DataFrame({"ts": ts, "session": index})
+        .drop_nulls()
+        .group_by("session", maintain_order=True)
+        .agg(pl.col("ts").max())
+        .get_column("ts")
+        .sort()
+    )
     info: dict[str, Any] = {
         "calendar": name,
         "sessions_per_year": sessions_per_year(table, span),
@@ -352,6 +362,7 @@ def _apply_sessions(
         "dropped_timestamps": 0,
         "dropped_bars": 0,
     }
+    info["session_closes"] = [int(t) for t in closes]
     if outside.len() == 0:
         return feed, info
     shown = ", ".join(str(feed.to_datetime(int(t))) for t in outside.head(3))

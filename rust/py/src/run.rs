@@ -156,6 +156,9 @@ impl<'py> Run<'py> {
         if let Some(flows) = flows {
             engine.set_capital_flows(flows);
         }
+        if let Some(closes) = universe.session_closes() {
+            engine.set_session_closes(closes.to_vec())?;
+        }
         let risk_error = setup.map(|setup| {
             engine.set_risk_rules(setup.rules);
             setup.error

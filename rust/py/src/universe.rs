@@ -1,7 +1,7 @@
 //! The asset universe of a run as data: asset names by code, the feed's time zone and each
 //! asset's delisting, passed by Python as one dict (`{"names": [...], "time_zone":
 //! "America/New_York" | None, "delisted_at": [ns | None, ...], "delisting_return": [float |
-//! None, ...]}`, the last two keys optional).
+//! None, ...], "session_closes": [ns, ...]}`, the last three keys optional).
 //!
 //! Datetimes are built here, without a Python callback per value, and equal exactly what
 //! `ml4t.backtest.universe.Universe.to_datetime` returns: the nanoseconds are floored to
@@ -32,6 +32,8 @@ pub struct Universe {
     delisted_at: Vec<Option<i64>>,
     /// Per asset, its delisting return (empty: none).
     delisting_return: Vec<Option<f64>>,
+    /// The last data timestamp of each trading session (`None`: no calendar).
+    session_closes: Option<Vec<i64>>,
 }
 
 impl Universe {
@@ -62,6 +64,7 @@ impl Universe {
             tz,
             delisted_at: Vec::new(),
             delisting_return: Vec::new(),
+            session_closes: None,
         })
     }
 
@@ -101,6 +104,7 @@ impl Universe {
             }
             universe.delisting_return = returns;
         }
+        universe.session_closes = spec.get("session_closes")?;
         Ok(universe)
     }
 
@@ -112,6 +116,11 @@ impl Universe {
     /// Per asset, its delisting return (empty: none).
     pub fn delisting_return(&self) -> &[Option<f64>] {
         &self.delisting_return
+    }
+
+    /// The last data timestamp of each trading session (`None`: the run has no calendar).
+    pub fn session_closes(&self) -> Option<&[i64]> {
+        self.session_closes.as_deref()
     }
 
     /// Whether `code` still trades at `ts`: not delisted, or before its last bar.

@@ -791,10 +791,16 @@ impl Engine {
                     };
                 }
             }
-            // DAY/IOC orders live for the first bar *of their asset* they are eligible for.
+            // DAY/IOC orders live for the first bar *of their asset* they are eligible for;
+            // with sessions, a DAY order lives to the close of its first eligible session.
+            let over = if order.tif == TimeInForce::Day && self.sessions.on {
+                self.sessions.closing
+            } else {
+                self.bar_epoch[asset] == epoch
+            };
             if order.tif != TimeInForce::Gtc
                 && order.eligible_from <= epoch
-                && self.bar_epoch[asset] == epoch
+                && over
                 && self.stage_of(&order) == stage
             {
                 self.reject(

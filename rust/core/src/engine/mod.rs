@@ -19,6 +19,7 @@
 //! - `actions.rs`: corporate actions at the start of an ex-date: dividends, and splits of
 //!   positions, trades, orders and risk state (with cash in lieu in integer mode);
 //! - `flows.rs`: capital flows (deposits, withdrawals) at the start of their timestamp;
+//! - `sessions.rs`: trading sessions: which timestamps close one (DAY orders expire there);
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
 //!   step (owns `EventQueue`);
 //! - `contracts.rs`: instruments in the loop: per-contract fees, tick and lot rounding,
@@ -34,6 +35,7 @@ mod flows;
 mod funding;
 mod lifecycle;
 mod risk_step;
+mod sessions;
 mod sizing;
 
 use crate::actions::CorporateActions;
@@ -118,6 +120,8 @@ pub struct Engine {
     funding: funding::Funding,
     /// The run's deposits and withdrawals, with a cursor at the next one (`flows.rs`).
     flows: CapitalFlows,
+    /// The run's trading sessions, when it has a calendar (`sessions.rs`).
+    sessions: sessions::Sessions,
 }
 
 impl Engine {
@@ -167,6 +171,7 @@ impl Engine {
             margin_checked,
             funding: funding::Funding::default(),
             flows: CapitalFlows::default(),
+            sessions: sessions::Sessions::default(),
         })
     }
 
@@ -261,6 +266,9 @@ impl Engine {
             }
             if t >= self.flows.next_ts() {
                 self.apply_flows(data, t, strategy)?;
+            }
+            if self.sessions.on {
+                self.sessions.advance(t);
             }
             let step = Step {
                 data,
