@@ -122,6 +122,9 @@ pub struct Engine {
     flows: CapitalFlows,
     /// The run's trading sessions, when it has a calendar (`sessions.rs`).
     sessions: sessions::Sessions,
+    /// The date of the next corporate action or capital flow (`Ts::MAX`: none): the loop's
+    /// one comparison per timestamp for both.
+    next_dated: Ts,
 }
 
 impl Engine {
@@ -172,6 +175,7 @@ impl Engine {
             funding: funding::Funding::default(),
             flows: CapitalFlows::default(),
             sessions: sessions::Sessions::default(),
+            next_dated: Ts::MAX,
         })
     }
 
@@ -261,14 +265,8 @@ impl Engine {
                 self.accrue_financing(t);
                 self.financing.read_borrow_rates(data, start, group);
             }
-            if t >= self.actions.next_ts() {
-                self.apply_actions(data, t, strategy)?;
-            }
-            if t >= self.flows.next_ts() {
-                self.apply_flows(data, t, strategy)?;
-            }
-            if self.sessions.on {
-                self.sessions.advance(t);
+            if t >= self.next_dated {
+                self.apply_dated(data, t, strategy)?;
             }
             let step = Step {
                 data,
@@ -362,6 +360,24 @@ impl Engine {
         }
         self.report_progress(ts.len())?;
         self.rows_before += ts.len() as u64;
+        Ok(())
+    }
+
+    /// Step 0 after financing, when a dated event is due: the corporate actions, then the
+    /// capital flows, dated at or before `ts`.
+    fn apply_dated<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        strategy: &mut S,
+    ) -> Result<()> {
+        if ts >= self.actions.next_ts() {
+            self.apply_actions(data, ts, strategy)?;
+        }
+        if ts >= self.flows.next_ts() {
+            self.apply_flows(data, ts, strategy)?;
+        }
+        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Trading sessions inside the loop: the timestamps that close a session, with a cursor, so
 //! that DAY orders expire at the session's close rather than after their first bar
-//! (`docs/semantics.md`, *Trading calendars and sessions*). Without sessions the loop pays one
-//! boolean test per timestamp.
+//! (`docs/semantics.md`, *Trading calendars and sessions*). The cursor moves only when the
+//! fill passes ask (a DAY order is in the book), so runs without sessions pay nothing per
+//! timestamp.
 
 use super::Engine;
 use crate::error::{BacktestError, Result};
@@ -14,18 +15,16 @@ pub(super) struct Sessions {
     next: usize,
     /// Whether the run has sessions at all.
     pub(super) on: bool,
-    /// Whether the timestamp being processed is the last of its session.
-    pub(super) closing: bool,
 }
 
 impl Sessions {
-    /// Moves to timestamp `ts`: whether it closes its session.
+    /// Whether timestamp `ts` closes its session (timestamps asked in increasing order).
     #[inline]
-    pub(super) fn advance(&mut self, ts: Ts) {
+    pub(super) fn closes_at(&mut self, ts: Ts) -> bool {
         while self.next < self.closes.len() && self.closes[self.next] < ts {
             self.next += 1;
         }
-        self.closing = self.closes.get(self.next) == Some(&ts);
+        self.closes.get(self.next) == Some(&ts)
     }
 }
 
@@ -45,7 +44,6 @@ impl Engine {
             closes,
             next: 0,
             on: true,
-            closing: false,
         };
         Ok(())
     }
