@@ -152,6 +152,8 @@ class OracleResult:
     ruined_at: Any = None  # the timestamp at whose end equity reached zero (None: never)
     # corporate actions: the dividends paid at each timestamp that paid any (signed)
     dividends: list[dict[str, Any]] = field(default_factory=list)
+    # capital flows: the cash added (signed) at each timestamp that had any
+    flows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_polars(self) -> dict[str, Any]:
         import polars as pl
@@ -282,23 +284,29 @@ class OracleContext:
     def cancel_order(self, order_id: int) -> None:
         self._engine.cancel(self.timestamp, order_id)
 
-    def _refused(self, asset: str) -> bool:
-        """A ruined account refuses every target order (``ruined``, a new id, no quantity)."""
+    def _refused(self, asset: str, wants: bool = True) -> bool:
+        """A ruined account refuses every target order (``ruined``, a new id, no quantity); a
+        delisted asset every non-zero target (``delisted``; a zero target has nothing to do)."""
         e = self._engine
         if e.ruined:
             e.reject(self.timestamp, asset, math.nan, "ruined")
-        return e.ruined
+            return True
+        if e.delisted(asset, self.timestamp):
+            if wants:
+                e.reject(self.timestamp, asset, math.nan, "delisted")
+            return True
+        return False
 
     def order_target_quantity(self, asset: str, quantity: float) -> None:
         e = self._engine
-        if not self._refused(asset):
+        if not self._refused(asset, quantity != 0.0):
             e.place_target(self.timestamp, asset, quantity)
 
     def _value_target(self, asset: str, kind: str, x: float) -> None:
         """A value (``x`` in cash) or percent (``x`` a fraction of equity) target: sized now at
         the last close, or with fill-time sizing an estimate re-sized when it fills."""
         e = self._engine
-        if self._refused(asset):
+        if self._refused(asset, x != 0.0):
             return
         price = e.last_price[asset]
         if price is None:
@@ -319,7 +327,7 @@ class OracleContext:
 
     def close_position(self, asset: str) -> None:
         e = self._engine
-        if not self._refused(asset):
+        if not self._refused(asset, False):
             e.place_target(self.timestamp, asset, 0.0)
 
     def rebalance(self, weights: dict[str, float]) -> None:
@@ -370,6 +378,18 @@ class OracleEngine:
         self.resize = account.get("on_insufficient", "reject") == "resize"
         specs = self.config.get("instruments") or {}
         self.multiplier = {a: float(specs.get(a, {}).get("multiplier", 1.0)) for a in self.assets}
+        # delistings (docs/semantics.md, "Delistings"): an asset with no bar in the data's last
+        # `delisting_gap` timestamps is closed at its last bar (on_delisting="close")
+        self.last_bar: dict[str, Any] = {}
+        self.delisting_return: dict[str, float] = {}
+        gap = int(execution.get("delisting_gap", 5))
+        if execution.get("on_delisting", "close") == "close" and len(self.assets) > 1:
+            if len(self.groups) >= gap:
+                cutoff = self.groups[-gap][0]
+                for ts, group in self.groups:
+                    for r in group:
+                        self.last_bar[r["asset"]] = ts
+                self.last_bar = {a: t for a, t in self.last_bar.items() if t < cutoff}
         self.ruined = False
         self.cash = float(self.config["initial_cash"])
         self.position = {a: 0.0 for a in self.assets}
@@ -531,6 +551,9 @@ class OracleEngine:
         self.next_order_id += 1 + (tp_id is not None) + (sl_id is not None)
         if self.ruined:
             self._rejection(order_id, timestamp, asset, quantity, "ruined")
+            return order_id
+        if self.delisted(asset, timestamp):
+            self._rejection(order_id, timestamp, asset, quantity, "delisted")
             return order_id
         quantity = self._short_cut(timestamp, order_id, asset, quantity)
         if quantity == 0.0:
@@ -1217,6 +1240,95 @@ class OracleEngine:
         if no_bar:
             del self.bar_index[asset]
 
+    # --- delistings (docs/semantics.md, "Delistings") -----------------------------------------
+    def delisted(self, asset: str, timestamp: Any) -> bool:
+        """Whether ``asset``'s last bar, when it is delisted, is at or before ``timestamp``."""
+        last = self.last_bar.get(asset)
+        return last is not None and last <= timestamp
+
+    def _delist(self, timestamp: Any, bars: dict[str, dict[str, Any]]) -> None:
+        """Step 3, after marking: each asset whose last bar this is has its pending orders
+        rejected (``delisted``) and its position closed at the close times one plus its
+        delisting return (no slippage, commission as configured; exit reason ``delisted``)."""
+        for asset in self.assets:
+            if self.last_bar.get(asset) != timestamp:
+                continue
+            for o in [o for o in self.pending if o.asset == asset]:
+                self._rejection(o.order_id, timestamp, asset, o.quantity, "delisted")
+                self.pending.remove(o)
+            held = self.position[asset]
+            if held == 0.0:
+                continue
+            price = float(bars[asset]["close"]) * (1.0 + self.delisting_return.get(asset, 0.0))
+            order = _Order(self.next_order_id, timestamp, asset, -held, reason="delisted")
+            order.kind = "market_on_close"
+            self.next_order_id += 1
+            self._accept(order)
+            fee = self._fee(abs(held), price)
+            self.cash += held * price - fee
+            self.result.fills.append(
+                {
+                    "order_id": order.order_id,
+                    "timestamp": timestamp,
+                    "asset": asset,
+                    "side": "sell" if held > 0 else "buy",
+                    "order_type": "delisting",
+                    "quantity": abs(held),
+                    "price": price,
+                    "reference_price": price,
+                    "slippage": 0.0,
+                    "commission": fee,
+                    "partial": False,
+                }
+            )
+            self._book(timestamp, asset, -held, price, fee, "delisted")
+            self.pending.remove(order)
+
+    # --- capital flows (docs/semantics.md, "Capital flows") -----------------------------------
+    _flows: tuple[dict[str, Any], ...] = ()
+
+    def set_flows(self, flows: list[dict[str, Any]] | None, on_withdrawal: str = "error") -> None:
+        """Deposits and withdrawals: dicts of ``timestamp`` and ``amount`` (+ in, - out)."""
+        self._flows = tuple(sorted(flows or [], key=lambda x: x["timestamp"]))
+        self._next_flow = 0
+        self.on_withdrawal = on_withdrawal
+
+    def _capital_flows(self, timestamp: Any, bars: dict[str, dict[str, Any]]) -> None:
+        """At the start of a timestamp, after the corporate actions and before any fill: the
+        flows dated at or before it, summed, move cash. A withdrawal beyond the cash raises, or
+        first sells whole long positions with a bar now at the open (largest market value
+        first, ties to the lower code; slippage and commission as configured)."""
+        amount, due = 0.0, False
+        while self._next_flow < len(self._flows):
+            flow = self._flows[self._next_flow]
+            if flow["timestamp"] > timestamp:
+                break
+            if self.index == 0 and flow["timestamp"] < timestamp:
+                raise ValueError("outside_run: a flow dated before the first timestamp")
+            self._next_flow += 1
+            amount += float(flow["amount"])
+            due = True
+        if not due:
+            return
+        if amount < 0.0 and self.cash < -amount and self.on_withdrawal == "liquidate":
+            while self.cash < -amount and not self.ruined:
+                held = [a for a in self.assets if self.position[a] > 0.0 and a in bars]
+                if not held:
+                    break
+                asset = max(
+                    held, key=lambda a: (self.position[a] * self.mark(a), -self.assets.index(a))
+                )
+                order = _Order(
+                    self.next_order_id, timestamp, asset, -self.position[asset], reason="withdrawal"
+                )
+                self.next_order_id += 1
+                self._accept(order)
+                self._execute(timestamp, order, bars[asset], float(bars[asset]["open"]), False)
+        if amount < 0.0 and self.cash < -amount:
+            raise ValueError(f"withdrawal_exceeds_cash: withdrawing {-amount} with {self.cash}")
+        self.cash += amount
+        self.result.flows.append({"timestamp": timestamp, "amount": amount})
+
     # --- the loop ------------------------------------------------------------------------------
     def run(
         self, decide: Callable[[Any, list[dict[str, Any]], OracleContext], None]
@@ -1228,6 +1340,8 @@ class OracleEngine:
             self.bar_index = {a: self.bars_seen[a] for a in bars}
             if self._actions:
                 self._corporate_actions(timestamp, bars)
+            if self._flows:
+                self._capital_flows(timestamp, bars)
 
             # 1. fill pending orders against this bar (market orders at the open in next-bar
             #    mode; resting orders in both modes)
@@ -1236,6 +1350,8 @@ class OracleEngine:
             for a, r in bars.items():
                 self.last_price[a] = float(r["close"])
                 self.bars_seen[a] += 1
+            if self.last_bar:
+                self._delist(timestamp, bars)
             if self.maintenance_margin is not None and not self.ruined:
                 self._margin_call(timestamp, bars)
             # 3-4. strategy; orders are resolved and checked as they are submitted
@@ -1258,6 +1374,8 @@ class OracleEngine:
                 }
             )
 
+        if self._flows and self._next_flow < len(self._flows):
+            raise ValueError("outside_run: a flow dated after the last timestamp")
         # end of data: unfilled orders (waiting bracket legs too) are rejected, open positions
         # give open trades
         for o in self.pending:
@@ -1290,10 +1408,16 @@ def run_oracle(
     config: dict[str, Any] | None,
     decide: Callable[[Any, list[dict[str, Any]], OracleContext], None],
     actions: list[dict[str, Any]] | None = None,
+    flows: list[dict[str, Any]] | None = None,
+    delisting_returns: dict[str, float] | None = None,
 ) -> OracleResult:
     engine = OracleEngine(bars, config)
+    engine.delisting_return = dict(delisting_returns or {})
     if actions:
         engine.set_actions(actions)
+    if flows:
+        on_withdrawal = (config or {}).get("account", {}).get("on_withdrawal", "error")
+        engine.set_flows(flows, on_withdrawal)
     return engine.run(decide)
 
 

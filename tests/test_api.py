@@ -594,6 +594,7 @@ EXPECTED_COLUMNS = {
         "interest": pl.Float64,
         "dividend": pl.Float64,
         "funding": pl.Float64,
+        "flows": pl.Float64,
     },
     "rejected_orders": {
         "order_id": pl.UInt64,

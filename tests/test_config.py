@@ -60,9 +60,12 @@ DEFAULTS: dict[str, Any] = {
         "funding_rate_column": None,
         "margin_interest_rate": 0.0,
         "cash_interest_rate": 0.0,
+        "on_withdrawal": "error",
     },
     "periods_per_year": None,
     "risk_free": 0.0,
+    "calendar": None,
+    "outside_sessions": "raise",
     "data": None,
     "strategy": None,
     "risk": [],
@@ -107,9 +110,12 @@ CUSTOM: dict[str, Any] = {
         "funding_rate_column": "funding_rate",
         "margin_interest_rate": 2 / 3,
         "cash_interest_rate": 1e-300,
+        "on_withdrawal": "liquidate",
     },
     "periods_per_year": 252.123456789012345,
     "risk_free": 0.0312345678901234,
+    "calendar": "XNYS",
+    "outside_sessions": "drop",
 }
 
 
@@ -157,6 +163,7 @@ def test_defaults() -> None:
             "funding_rate_column": None,
             "margin_interest_rate": 0.0,
             "cash_interest_rate": 0.0,
+            "on_withdrawal": "error",
         },
     }
 

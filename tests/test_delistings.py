@@ -4,6 +4,7 @@ bar's close (zipline's ``auto_close_date``), its orders are cancelled and later 
 
 from __future__ import annotations
 
+import random
 import warnings
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,8 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import oracle
+from conftest import _adapter
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, Strategy
 from ml4t.backtest.errors import DataValidationError, DelistingWarning
+from test_flows import LOGICS
+from test_oracle_differential import bars_frame, compare, make_config
 
 START = datetime(2024, 1, 1)
 
@@ -151,3 +156,107 @@ def test_delistings_agree_with_their_definition(ends: list[int], gap: int) -> No
         delisted = recent is not None and not (set(mine) & recent)
         expected.append(int(pl.Series([mine.max()]).dt.epoch("ns")[0]) if delisted else None)
     assert PolarsDataFeed(frame).delistings(gap) == expected
+
+
+# ------------------------------------------------------------------------- delisting returns
+
+
+def test_a_delisting_return_is_applied_to_the_last_close() -> None:
+    """CRSP's DLRET of -30 % on B (last close 54): the short is bought back at 54 x 0.7 =
+    37.8, so the short earns 100 x (51 - 37.8); the return's row may be dated after the last
+    bar (the delisting date)."""
+    actions = pl.DataFrame(
+        {"timestamp": [START + timedelta(days=6)], "asset": ["B"], "delisting_return": [-0.3]}
+    )
+    feed = PolarsDataFeed(panel(), actions=actions)
+    assert feed.delisting_returns == [None, -0.3]
+    assert feed.actions is not None and feed.actions.height == 0
+    config = BacktestConfig(commission={"model": "per_share", "rate": 0.01})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DelistingWarning)
+        result = Backtest(feed, ShortB(), config=config).run(progress=False)
+    close = result.fills.filter(pl.col("order_type") == "delisting").row(0, named=True)
+    assert close["price"] == pytest.approx(54.0 * 0.7)
+    assert (close["reference_price"], close["slippage"]) == (close["price"], 0.0)
+    trade = result.trades.filter(pl.col("asset") == "B").row(0, named=True)
+    assert trade["gross_pnl"] == pytest.approx(100 * (51.0 - 54.0 * 0.7))
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [(-1.5, "delisting_return"), (float("inf"), "delisting_return"), (None, None)],
+)
+def test_delisting_returns_are_checked(value: float | None, rule: str | None) -> None:
+    actions = pl.DataFrame(
+        {"timestamp": [START], "asset": ["B"], "delisting_return": [value]},
+        schema_overrides={"delisting_return": pl.Float64},
+    )
+    if rule is None:
+        assert PolarsDataFeed(panel(), actions=actions).delisting_returns == [None, None]
+        return
+    with pytest.raises(DataValidationError, match=rf"actions.delisting_return: {rule}"):
+        PolarsDataFeed(panel(), actions=actions)
+    twice = pl.DataFrame(
+        {
+            "timestamp": [START, START + timedelta(days=1)],
+            "asset": ["B", "B"],
+            "delisting_return": [0.1, 0.2],
+        }
+    )
+    with pytest.raises(DataValidationError, match=r"actions.delisting_return: duplicate"):
+        PolarsDataFeed(panel(), actions=twice)
+
+
+# ------------------------------------------------------------------------------ differential
+
+
+def _ragged(seed: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Random bars where one or two assets stop early (delisted), and delisting returns for
+    some of them."""
+    rows = oracle.random_bar_rows(seed, n_assets=3, missing=0.05)
+    rng = random.Random(seed ^ 0xDE1)
+    stamps = sorted({r["timestamp"] for r in rows})
+    assets = sorted({r["asset"] for r in rows})
+    returns: dict[str, float] = {}
+    for asset in rng.sample(assets, rng.choice([1, 2])):
+        own = [
+            t
+            for t in stamps[3:-8]
+            if any(r["asset"] == asset and r["timestamp"] == t for r in rows)
+        ]
+        cut = rng.choice(own)
+        rows = [r for r in rows if not (r["asset"] == asset and r["timestamp"] > cut)]
+        if rng.random() < 0.6:
+            returns[asset] = rng.choice([-1.0, -0.35, 0.0, 0.2])
+    return rows, returns
+
+
+@pytest.mark.parametrize("mode", ["next_open", "same_close"])
+@pytest.mark.parametrize("logic_name", ["targets", "order_types"])
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_engine_matches_the_oracle_with_delistings(seed: int, mode: str, logic_name: str) -> None:
+    rows, returns = _ragged(seed)
+    assets = sorted({r["asset"] for r in rows})
+    config = make_config(mode=mode, commission={"model": "percent", "rate": 0.001})
+    actions = pl.DataFrame(
+        {
+            "timestamp": [START] * len(returns),
+            "asset": list(returns),
+            "delisting_return": list(returns.values()),
+        },
+        schema={"timestamp": pl.Datetime("us"), "asset": pl.String, "delisting_return": pl.Float64},
+    )
+    feed = PolarsDataFeed(bars_frame(rows), actions=actions if returns else None)
+    logic = LOGICS[logic_name](assets, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = Backtest(
+            feed,
+            _adapter(logic, "batch", oracle.SIGNAL_COLUMNS),
+            config=BacktestConfig(**config),
+        ).run(progress=False)
+    expected = oracle.run_oracle(
+        rows, config, LOGICS[logic_name](assets, False).decide, delisting_returns=returns
+    )
+    compare(result, expected, f"seed={seed} {logic_name} {mode} returns={returns}")

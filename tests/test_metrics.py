@@ -29,6 +29,8 @@ YEAR_SECONDS = 365.25 * 86_400
 EXPECTED_KEYS = {
     "total_return",
     "cagr",
+    "irr",
+    "total_flows",
     "volatility",
     "sharpe",
     "sortino",
@@ -735,7 +737,16 @@ def test_warning_message_names_metric_and_points_at_caller() -> None:
 
 def test_single_equity_row_with_given_ppy() -> None:
     eq = make_equity(QUARTERS[:1], [10_500.0])
-    expected = ("volatility", "sharpe", "sortino", "cagr", "calmar", "turnover", *DISTRIBUTION)
+    expected = (
+        "volatility",
+        "sharpe",
+        "sortino",
+        "cagr",
+        "irr",
+        "calmar",
+        "turnover",
+        *DISTRIBUTION,
+    )
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=252.0)
     for key in expected:
@@ -754,6 +765,7 @@ def test_single_equity_row_cannot_infer_ppy() -> None:
         "sharpe",
         "sortino",
         "cagr",
+        "irr",
         "calmar",
         "turnover",
         *DISTRIBUTION,
@@ -768,7 +780,16 @@ def test_single_equity_row_cannot_infer_ppy() -> None:
 def test_zero_elapsed_time() -> None:
     t = datetime(2024, 1, 1)
     eq = make_equity([t, t], [10_100.0, 9_900.0])
-    expected = ("periods_per_year", "volatility", "sharpe", "sortino", "cagr", "calmar", "turnover")
+    expected = (
+        "periods_per_year",
+        "volatility",
+        "sharpe",
+        "sortino",
+        "cagr",
+        "irr",
+        "calmar",
+        "turnover",
+    )
     with expect_undefined(*expected):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH)
     for key in expected:
@@ -781,6 +802,7 @@ def test_empty_equity() -> None:
         "periods_per_year",
         "total_return",
         "cagr",
+        "irr",
         "volatility",
         "sharpe",
         "sortino",
@@ -841,7 +863,9 @@ def test_equity_through_zero() -> None:
 
 def test_negative_final_equity_cagr_undefined() -> None:
     eq = make_equity(QUARTERS[:3], [5_000.0, 2_000.0, -1_000.0])
-    with expect_undefined("cagr", "calmar", "avg_gross_exposure", "avg_net_exposure", "stability"):
+    with expect_undefined(
+        "cagr", "irr", "calmar", "avg_gross_exposure", "avg_net_exposure", "stability"
+    ):
         m = compute_metrics(eq, SOME_TRADES, NO_FILLS, initial_cash=CASH, periods_per_year=4.0)
     assert math.isnan(m["cagr"])
     assert m["total_return"] == pytest.approx(-1_000 / 10_000 - 1)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
+use ml4t_backtest_core::actions::CorporateAction;
 use ml4t_backtest_core::commission::CommissionModel;
 use ml4t_backtest_core::risk::rules::{
     Distance, StopLoss, TakeProfit, TrailMark, TrailUpdate, TrailingStop,
@@ -14,7 +15,7 @@ use ml4t_backtest_core::risk::rules::{
 use ml4t_backtest_core::risk::BoxedRule;
 use ml4t_backtest_core::strategies::{SignalSizing, SignalStrategy, TopKStrategy};
 use ml4t_backtest_core::{
-    run_backtest, run_backtest_with_rules, BacktestOutput, EngineConfig, MarketData,
+    run_backtest, run_backtest_with_rules, BacktestOutput, Engine, EngineConfig, MarketData,
 };
 
 /// A global allocator that tracks the live and the peak number of heap bytes.
@@ -295,6 +296,40 @@ pub fn run_top_k_mixed(data: &MarketData) -> BacktestOutput {
     engine
         .set_instruments(Instruments::new(specs).expect("valid specs"))
         .expect("one spec per asset");
+    engine
+        .process_chunk(data, &mut strategy)
+        .expect("run succeeds");
+    engine.finish(&mut strategy).expect("run succeeds")
+}
+
+/// A cash dividend of 0.25 on every asset every 63 bars (a quarter of daily bars), dated at
+/// the bars of `data` (`make_data`'s timestamps): scenario (b) with corporate actions.
+pub fn quarterly_dividends(data: &MarketData) -> Vec<CorporateAction> {
+    let ts = data.ts();
+    let n_assets = data.n_assets();
+    let mut stamps: Vec<i64> = ts.to_vec();
+    stamps.dedup();
+    let mut out = Vec::new();
+    for &t in stamps.iter().skip(63).step_by(63) {
+        for asset in 0..n_assets {
+            out.push(CorporateAction {
+                ts: t,
+                asset,
+                split_ratio: 1.0,
+                dividend: 0.25,
+            });
+        }
+    }
+    out
+}
+
+/// Scenario (b) with a dividend on every asset every quarter ([`quarterly_dividends`]).
+pub fn run_top_k_dividends(data: &MarketData) -> BacktestOutput {
+    let mut strategy = TopKStrategy::new("score", 25, 0, 1).expect("valid strategy");
+    let mut engine = Engine::new(bench_config(), data.n_assets()).expect("valid config");
+    engine
+        .set_corporate_actions(quarterly_dividends(data))
+        .expect("valid actions");
     engine
         .process_chunk(data, &mut strategy)
         .expect("run succeeds");

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ml4t_backtest_benches::{
     make_data, peak_bytes, reset_peak, run_signal, run_signal_bracket, run_signal_idle_rules,
-    run_signal_rules, run_top_k, run_top_k_mixed, run_top_k_rules, PeakAlloc,
+    run_signal_rules, run_top_k, run_top_k_dividends, run_top_k_mixed, run_top_k_rules, PeakAlloc,
 };
 use ml4t_backtest_core::{BacktestOutput, MarketData};
 
@@ -78,4 +78,10 @@ fn main() {
     measure("b(rust): top-25 of 500", &b, repeats, run_top_k);
     measure("b(rust)+rules: 3 rules", &b, repeats, run_top_k_rules);
     measure("b(rust) mixed: 50 fut+450 eq", &b, repeats, run_top_k_mixed);
+    measure(
+        "b(rust)+dividends: quarterly",
+        &b,
+        repeats,
+        run_top_k_dividends,
+    );
 }

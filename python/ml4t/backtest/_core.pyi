@@ -62,6 +62,7 @@ def run_builtin(
     risk: list[Any] | None = None,
     feature_groups: dict[str, list[str]] | None = None,
     actions: _ArrowStreamExportable | None = None,
+    flows: _ArrowStreamExportable | None = None,
 ) -> dict[str, ArrowTable]:
     """Runs a built-in Rust strategy over ``data`` with the GIL released.
 
@@ -71,15 +72,17 @@ def run_builtin(
     ``FeatureProvider.groups()``); ``actions``: the corporate actions, a frame of ``ts`` Int64
     ns, ``asset_id`` UInt32, ``split_ratio`` and ``dividend`` Float64 sorted by (ts,
     asset_id), one row per key (the feed's ``actions``; bad rows raise
-    ``DataValidationError``).
+    ``DataValidationError``); ``flows``: the capital flows, a frame of ``ts`` Int64 ns and
+    ``amount`` Float64 strictly increasing in time (``Backtest``'s checked ``flows``), applied
+    with the engine dict's ``account.on_withdrawal``.
 
     With ``progress``, the engine runs on a worker thread while the calling thread calls
     ``progress(rows_done)`` about ten times a second and once at the end; an exception raised
     by the callback cancels the run and propagates.
 
     Returns the tables ``"fills"``, ``"trades"``, ``"equity"``, ``"rejections"``,
-    ``"financing"`` (``ts, borrow_fee, interest, dividend``, one row per timestamp that had
-    any), ``"splits"`` (``ts, asset_id, split_ratio, quantity_before, quantity_after``: each
+    ``"financing"`` (``ts, borrow_fee, interest, dividend, flow``, one row per timestamp that
+    had any), ``"splits"`` (``ts, asset_id, split_ratio, quantity_before, quantity_after``: each
     split of a held position, before any cash in lieu) and the
     order journal: ``"orders"`` (one row per order: ``order_id, ts, asset_id, order_type,
     quantity`` (signed), ``limit, stop, trail_amount, trail_percent`` (NaN when absent),
@@ -102,6 +105,7 @@ def run_python(
     risk: list[Any] | None = None,
     feature_groups: dict[str, list[str]] | None = None,
     actions: _ArrowStreamExportable | None = None,
+    flows: _ArrowStreamExportable | None = None,
 ) -> dict[str, Any]:
     """Runs a Python strategy over ``data``. ``mode`` is ``"batch"`` (then ``target`` is the
     driver with ``on_timestamp(start, end, ts)``) or ``"bar"`` (then ``target`` is the strategy

@@ -69,6 +69,7 @@ class AccountSpec(TypedDict):
     funding_rate_column: str | None
     margin_interest_rate: float
     cash_interest_rate: float
+    on_withdrawal: Literal["error", "liquidate"]
 
 
 class EngineSpec(TypedDict):
@@ -89,8 +90,13 @@ class _UniverseFields(TypedDict):
 class UniverseSpec(_UniverseFields, total=False):
     """The assets of a run: ``names`` by code, the feed's ``time_zone`` (``None``: naive) and,
     optionally, ``delisted_at``: per asset the ns timestamp of its last bar when the engine
-    closes it as delisted (``None``: not delisted); ``instruments``: per asset its instrument
-    spec (:mod:`~ml4t.backtest.data.instruments`; ``None``: a share)."""
+    closes it as delisted (``None``: not delisted); ``delisting_return``: per asset the
+    return from its last close to its delisting value (``None``: none; CRSP's DLRET);
+    ``instruments``: per asset its instrument spec (:mod:`~ml4t.backtest.data.instruments`;
+    ``None``: a share); ``session_closes``: with a trading calendar, the last data timestamp
+    (ns) of each session."""
 
     delisted_at: list[int | None]
+    delisting_return: list[float | None]
     instruments: list[dict[str, Any] | None]
+    session_closes: list[int]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
@@ -26,6 +26,13 @@ import ml4t.backtest._core as _core
 from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
+from ml4t.backtest.data.flows import read_flows
+from ml4t.backtest.data.sessions import (
+    calendar_sessions,
+    session_index,
+    sessions_per_year,
+    user_sessions,
+)
 from ml4t.backtest.errors import (
     ConfigError,
     DataValidationError,
@@ -66,6 +73,14 @@ class Backtest:
             fold)`` triples in time order, ``start`` in engine nanoseconds; before the first
             timestamp at or after each ``start`` the strategy's ``on_fold(model, fold)`` is
             called (see :mod:`ml4t.backtest.study`).
+        flows: capital flows, a frame (or anything the feed reads) of ``timestamp`` and
+            ``amount`` (+ deposit, - withdrawal), checked by
+            :func:`~ml4t.backtest.data.flows.read_flows`. Each changes cash at the start of the
+            first timestamp at or after its date, before that timestamp's fills; returns and
+            return-based metrics become time-weighted (see ``docs/semantics.md``, "Capital
+            flows"); ``account.on_withdrawal`` says what a withdrawal beyond the cash does.
+        sessions: a session frame of your own (``session`` Date, ``open``, ``close``
+            Datetimes), instead of ``config.calendar``: see :mod:`ml4t.backtest.data.sessions`.
 
     Raises:
         ConfigError: a bad argument; ``slippage.model: 'custom' ...`` without a
@@ -73,6 +88,7 @@ class Backtest:
             ``config.risk`` that names a feature or asset the feed lacks.
         RiskRuleError: a rule of ``risk`` with a bad parameter, or naming a feature or asset
             the feed lacks (raised here, before the run).
+        DataValidationError: a bad ``flows`` frame (``flows.<column>: rule: ...``).
     """
 
     folds: list[tuple[int, Any, Any]]
@@ -87,6 +103,8 @@ class Backtest:
         risk: Sequence[BuiltinRule | RiskRule] | None = None,
         search_path: str | None = None,
         folds: Sequence[tuple[int, Any, Any]] | None = None,
+        flows: Any = None,
+        sessions: Any = None,
     ) -> None:
         if not isinstance(feed, PolarsDataFeed):
             raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
@@ -134,6 +152,10 @@ class Backtest:
                 "Backtest(..., slippage_model=MyModel())"
             )
         self.slippage_model = slippage_model
+        self.session_info: dict[str, Any] | None = None
+        if sessions is not None or self.config.calendar is not None:
+            self.feed, self.session_info = _apply_sessions(self.feed, self.config, sessions)
+        self.flows = None if flows is None else _flows_table(flows, self.feed)
         extra = list(risk or [])
         self.risk_rules = self._check_risk(extra, search_path)
         # The result's config is the fully resolved one: it lists the built-in rules given here
@@ -185,8 +207,8 @@ class Backtest:
         }
         if self.feed.instruments is not None:
             spec["instruments"] = self.feed.instruments
-        if self.feed.instruments is not None:
-            spec["instruments"] = self.feed.instruments
+        if self.session_info is not None:
+            spec["session_closes"] = self.session_info["session_closes"]
         execution = self.config.execution
         if execution.on_delisting == "hold":
             return spec
@@ -206,6 +228,9 @@ class Backtest:
                 "their positions at their last bar, 'hold' keeps them marked at their last close"
             )
         spec["delisted_at"] = delisted
+        returns = self.feed.delisting_returns
+        if any(r is not None for r in returns):
+            spec["delisting_return"] = returns
         return spec
 
     def run(self, progress: bool | None = None) -> BacktestResult:
@@ -254,6 +279,7 @@ class Backtest:
                     risk=risk,
                     feature_groups=self.feed.features.groups(),
                     actions=self.feed.actions,
+                    flows=self.flows,
                 )
             else:
                 raw = _core.run_builtin(
@@ -265,6 +291,7 @@ class Backtest:
                     risk=risk,
                     feature_groups=self.feed.features.groups(),
                     actions=self.feed.actions,
+                    flows=self.flows,
                 )
         run_info: dict[str, Any] = {
             "started_at": started_at.isoformat(),
@@ -272,6 +299,11 @@ class Backtest:
         }
         if self.python_rules:
             run_info["python_risk_rules"] = self.python_rules
+        if self.session_info is not None:
+            run_info["sessions"] = {
+                k: v for k, v in self.session_info.items() if k != "session_closes"
+            }
+            run_info["sessions_per_year"] = self.session_info["sessions_per_year"]
         run_info["strategy"] = strategy_record(self.strategy)
         run_info["risk_rules"] = [
             *(rule.type for rule in self.resolved_config.risk),
@@ -281,6 +313,84 @@ class Backtest:
         result = BacktestResult(raw, self.feed, self.resolved_config, run_info=run_info)
         warn_outcome(result, instruments=self.feed.instruments is not None)
         return result
+
+
+def _apply_sessions(
+    feed: PolarsDataFeed, config: BacktestConfig, sessions: Any
+) -> tuple[PolarsDataFeed, dict[str, Any]]:
+    """The feed checked against the run's sessions (``config.calendar`` or ``sessions``) and
+    what the result records of them: the calendar, its sessions per year and the bars dropped
+    (``outside_sessions="drop"``: an in-memory feed comes back without them).
+
+    Raises:
+        ConfigError: both a calendar and a session frame, an unknown calendar, or ``drop`` on a
+            streaming feed.
+        DataValidationError: a bad session frame, or (``raise``) bars outside every session.
+    """
+    if sessions is not None and config.calendar is not None:
+        raise ConfigError(f"sessions: given with calendar={config.calendar!r}; use one of them")
+    ts = (
+        feed.frame.get_column("ts")
+        if not feed.streaming
+        else pl.concat([c.get_column("ts") for c in feed.iter_chunks()])
+    ).unique(maintain_order=True)
+    if ts.len() == 0:
+        raise DataValidationError("ts: no data: the feed is empty")
+    if sessions is None:
+        assert config.calendar is not None
+        first, last = (feed.to_datetime(int(ts[i])).date() for i in (0, -1))
+        table = calendar_sessions(config.calendar, first, last)
+        name = config.calendar
+        span: tuple[date, date] | None = (date(first.year, 1, 1), date(last.year, 12, 31))
+    else:
+        table = user_sessions(sessions)
+        name, span = "user", None
+    index = session_index(ts, table, feed.time_zone)
+    outside = ts.filter(index.is_null())
+    closes = (
+        pl.DataFrame({"ts": ts, "session": index})
+        .drop_nulls()
+        .group_by("session", maintain_order=True)
+        .agg(pl.col("ts").max())
+        .get_column("ts")
+        .sort()
+    )
+    info: dict[str, Any] = {
+        "calendar": name,
+        "sessions_per_year": sessions_per_year(table, span),
+        "sessions": int(index.drop_nulls().n_unique()),
+        "dropped_timestamps": 0,
+        "dropped_bars": 0,
+    }
+    info["session_closes"] = [int(t) for t in closes]
+    if outside.len() == 0:
+        return feed, info
+    shown = ", ".join(str(feed.to_datetime(int(t))) for t in outside.head(3))
+    if config.outside_sessions == "raise":
+        raise DataValidationError(
+            f"ts: outside_sessions: {outside.len()} timestamp(s) fall outside every session of "
+            f"calendar {name!r} (first: {shown}); outside_sessions='drop' drops their bars"
+        )
+    if feed.streaming:
+        raise ConfigError(
+            "outside_sessions: 'drop' needs an in-memory feed (a streaming feed would read its "
+            "data twice); drop those bars from the source or use outside_sessions='raise'"
+        )
+    kept = feed.frame.filter(~pl.col("ts").is_in(outside.implode()))
+    info["dropped_timestamps"] = outside.len()
+    info["dropped_bars"] = feed.frame.height - kept.height
+    return feed.with_frame(kept), info
+
+
+def _flows_table(flows: Any, feed: PolarsDataFeed) -> pl.DataFrame:
+    """The engine's flows table, checked against the feed's time zone and, for an in-memory
+    feed, its first and last timestamps (a streaming feed's are checked by the engine)."""
+    bounds = None
+    if not feed.streaming:
+        ts = feed.frame.get_column("ts")
+        if ts.len():
+            bounds = (int(ts[0]), int(ts[-1]))
+    return read_flows(flows, universe=feed.universe, bounds=bounds)
 
 
 def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:

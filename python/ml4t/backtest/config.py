@@ -192,6 +192,9 @@ class AccountConfig(ValidatedModel):
     ``funding_rate_column``: the feed column with crypto perpetuals' funding rates (paid at each
     funding time, see ``docs/semantics.md``, "Instruments"). Instruments with their own margin
     (``PolarsDataFeed(instruments=...)``) replace the margin fractions for those assets.
+    ``on_withdrawal``: what a capital flow (``Backtest(..., flows=...)``) withdrawing more
+    than the cash held does: ``error`` (the default) stops the run; ``liquidate`` first sells
+    whole long positions at that timestamp's open, largest first.
     """
 
     type: Literal["margin", "cash"] = "margin"
@@ -208,6 +211,7 @@ class AccountConfig(ValidatedModel):
     funding_rate_column: str | None = None
     margin_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     cash_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    on_withdrawal: Literal["error", "liquidate"] = "error"
 
     @model_validator(mode="before")
     @classmethod
@@ -511,6 +515,15 @@ class BacktestConfig(ValidatedModel):
     number overrides it, ``"infer"`` measures the density of the timestamps."""
     risk_free: float = Field(default=0.0, gt=-1.0, allow_inf_nan=False)
     """Annual risk-free rate for Sharpe, Sortino, Omega, alpha and beta (``0.04`` for 4 %)."""
+    calendar: str | None = None
+    """An exchange calendar of ``exchange_calendars`` (``"XNYS"``; the ``calendars`` extra):
+    bars outside its sessions are a finding (``outside_sessions``) and metrics annualise by its
+    sessions per year. ``None``: no calendar (24/7 data). A session frame of your own:
+    ``Backtest(..., sessions=frame)``."""
+    outside_sessions: Literal["raise", "drop"] = "raise"
+    """With a calendar, what a bar outside every session does: ``raise`` a
+    ``DataValidationError``, or ``drop`` it (in-memory feeds; the count is reported in
+    ``result.run_info["sessions"]``, with no warning: the policy is the user's choice)."""
     data: DataConfig | None = None
     strategy: StrategyConfig | None = None
     risk: list[AnyRule] = Field(default_factory=list)

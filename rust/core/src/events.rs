@@ -134,11 +134,13 @@ pub enum OrderOrigin {
     CorporateAction = 8,
     /// The close of a futures position at its contract's expiry.
     Expiry = 9,
+    /// The sale of a long position to pay a withdrawal larger than the cash held.
+    Withdrawal = 10,
 }
 
 impl OrderOrigin {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "strategy",
         "target",
         "bracket",
@@ -149,5 +151,6 @@ impl OrderOrigin {
         "delisting",
         "corporate_action",
         "expiry",
+        "withdrawal",
     ];
 }

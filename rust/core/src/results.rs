@@ -158,13 +158,15 @@ recorder! {
     pub struct FinancingRecorder {
         /// Records the financing of timestamp `ts`: borrow fee charged (>= 0), interest
         /// (signed: + earned on cash, - paid on a debit balance), dividends (signed: +
-        /// received on longs, - paid on shorts) and perpetuals' funding (signed: + received).
+        /// received on longs, - paid on shorts) and perpetuals' funding (signed: + received);
+        /// capital flows are added with [`FinancingRecorder::add_flow`].
         fn push(ts: Ts, borrow_fee: f64, interest: f64, dividend: f64, funding: f64);
         ts: i64 = ts,
         borrow_fee: f64 = borrow_fee,
         interest: f64 = interest,
         dividend: f64 = dividend,
         funding: f64 = funding,
+        flow: f64 = 0.0,
     }
 }
 
@@ -191,6 +193,18 @@ impl FinancingRecorder {
                 }
             }
             _ => self.push(ts, 0.0, 0.0, 0.0, amount),
+        }
+    }
+
+    /// Records timestamp `ts`'s capital flow (signed: + deposit, - withdrawal), on its row
+    /// (appended when it has none yet: flows come after the timestamp's financing and
+    /// dividends).
+    pub fn add_flow(&mut self, ts: Ts, amount: f64) {
+        if self.ts.last() != Some(&ts) {
+            self.push(ts, 0.0, 0.0, 0.0, 0.0);
+        }
+        if let Some(total) = self.flow.last_mut() {
+            *total += amount;
         }
     }
 }

@@ -78,11 +78,14 @@ pub enum ExitReason {
     ContractExpired = 11,
     /// A margined position (a crypto perpetual) liquidated at its maintenance margin.
     Liquidation = 12,
+    /// Sold at the open to pay a withdrawal larger than the cash held
+    /// (`account.on_withdrawal = "liquidate"`).
+    Withdrawal = 13,
 }
 
 impl ExitReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "signal",
         "end_of_data",
         "take_profit",
@@ -96,6 +99,7 @@ impl ExitReason {
         "cash_in_lieu",
         "contract_expired",
         "liquidation",
+        "withdrawal",
     ];
 
     /// The reason named `name` (one of [`Self::NAMES`] a risk rule may give: `ruin` is the

@@ -4,7 +4,7 @@
 //! - [`run`]: the entry points and their one chunk loop; [`arrow_io`] imports the frames
 //!   through the Arrow PyCapsule interface without copying and exports the results;
 //!   [`checked`] holds a frame imported and row-checked once, for any number of runs;
-//!   [`actions`] reads the corporate-actions table;
+//!   [`actions`] reads the corporate-actions table, [`flows`] the capital flows;
 //!   [`observer`] reports progress from a GIL-free run.
 //! - [`spec`]: what Python describes (engine dict, built-in strategy, risk rules) -> core
 //!   values, read through [`dict`]'s path-based helpers.
@@ -20,6 +20,7 @@ mod checked;
 mod dict;
 mod errors;
 mod features;
+mod flows;
 mod observer;
 mod risk;
 mod run;

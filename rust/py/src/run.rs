@@ -24,6 +24,7 @@ use crate::errors::{
     RiskRuleError, StrategyError,
 };
 use crate::features::FeatureGroups;
+use crate::flows::read_flows;
 use crate::observer::{run_observed, Observed};
 use crate::spec::config::engine_config;
 use crate::spec::instruments::read_instruments;
@@ -126,11 +127,16 @@ impl<'py> Run<'py> {
         risk: Option<&Bound<'py, PyList>>,
         feature_groups: Option<&Bound<'py, PyDict>>,
         actions: Option<&Bound<'py, PyAny>>,
+        flows: Option<&Bound<'py, PyAny>>,
     ) -> Result<Self, Error> {
         let instruments = universe.get_item("instruments")?.filter(|v| !v.is_none());
         let universe = Arc::new(Universe::from_dict(universe)?);
         let source = ChunkSource::new(data, universe.len() as u32)?;
         let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
+        let flows = match flows.filter(|f| !f.is_none()) {
+            Some(flows) => Some(read_flows(flows, config)?),
+            None => None,
+        };
         let (config, slippage_error) = engine_config(config, &universe)?;
         let setup = risk_setup(risk, universe.clone(), groups.clone())?;
         let integer_shares = config.rounding == ShareRounding::Integer;
@@ -139,12 +145,19 @@ impl<'py> Run<'py> {
         let mut engine = Engine::new(config, universe.len() as u32)?;
         if !universe.delisted_at().is_empty() {
             engine.set_delistings(universe.delisted_at());
+            engine.set_delisting_returns(universe.delisting_return())?;
         }
         if let Some(list) = instruments {
             engine.set_instruments(read_instruments(&list)?)?;
         }
         if let Some(actions) = actions.filter(|a| !a.is_none()) {
             engine.set_corporate_actions(read_actions(actions)?)?;
+        }
+        if let Some(flows) = flows {
+            engine.set_capital_flows(flows);
+        }
+        if let Some(closes) = universe.session_closes() {
+            engine.set_session_closes(closes.to_vec())?;
         }
         let risk_error = setup.map(|setup| {
             engine.set_risk_rules(setup.rules);
@@ -261,9 +274,10 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
 ///
 /// `universe` is `{"names": [...], "time_zone": ...}`; `risk` (optional) the risk rules (spec
 /// dicts or Python `RiskRule` objects); `feature_groups` names the feed's `context` and
-/// `indicators` columns; `actions` (optional) the corporate actions (see [`read_actions`]).
+/// `indicators` columns; `actions` (optional) the corporate actions (see [`read_actions`]);
+/// `flows` (optional) the capital flows (see [`read_flows`]).
 #[pyfunction]
-#[pyo3(signature = (data, universe, config, strategy, progress=None, risk=None, feature_groups=None, actions=None))]
+#[pyo3(signature = (data, universe, config, strategy, progress=None, risk=None, feature_groups=None, actions=None, flows=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_builtin<'py>(
     py: Python<'py>,
@@ -275,9 +289,10 @@ pub fn run_builtin<'py>(
     risk: Option<&Bound<'py, PyList>>,
     feature_groups: Option<&Bound<'py, PyDict>>,
     actions: Option<&Bound<'py, PyAny>>,
+    flows: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(|| {
-        let run = Run::new(data, universe, config, risk, feature_groups, actions)?;
+        let run = Run::new(data, universe, config, risk, feature_groups, actions, flows)?;
         let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
         let mut builtin = builtin_strategy(strategy)?;
         let strategy = builtin.as_strategy();
@@ -293,7 +308,7 @@ pub fn run_builtin<'py>(
 /// `on_timestamp(start, end, ts)`) or "bar" (then `target` is the strategy with
 /// `on_market_data(event, context)`). The other arguments are those of [`run_builtin`].
 #[pyfunction]
-#[pyo3(signature = (data, universe, config, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None, feature_groups=None, actions=None))]
+#[pyo3(signature = (data, universe, config, target, mode, wants_fills, context_out=None, progress=None, wants_orders=false, risk=None, feature_groups=None, actions=None, flows=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_python<'py>(
     py: Python<'py>,
@@ -309,6 +324,7 @@ pub fn run_python<'py>(
     risk: Option<&Bound<'py, PyList>>,
     feature_groups: Option<&Bound<'py, PyDict>>,
     actions: Option<&Bound<'py, PyAny>>,
+    flows: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     catch_panic(|| {
         let mode = match mode {
@@ -320,7 +336,7 @@ pub fn run_python<'py>(
                 )
             }
         };
-        let run = Run::new(data, universe, config, risk, feature_groups, actions)?;
+        let run = Run::new(data, universe, config, risk, feature_groups, actions, flows)?;
         let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
         let context = Py::new(
             py,

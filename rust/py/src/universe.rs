@@ -1,6 +1,7 @@
 //! The asset universe of a run as data: asset names by code, the feed's time zone and each
 //! asset's delisting, passed by Python as one dict (`{"names": [...], "time_zone":
-//! "America/New_York" | None, "delisted_at": [ns | None, ...]}`, the last key optional).
+//! "America/New_York" | None, "delisted_at": [ns | None, ...], "delisting_return": [float |
+//! None, ...], "session_closes": [ns, ...]}`, the last three keys optional).
 //!
 //! Datetimes are built here, without a Python callback per value, and equal exactly what
 //! `ml4t.backtest.universe.Universe.to_datetime` returns: the nanoseconds are floored to
@@ -29,6 +30,10 @@ pub struct Universe {
     tz: Option<Py<PyTzInfo>>,
     /// Per asset, the nanosecond timestamp of its last bar when it is delisted in the run.
     delisted_at: Vec<Option<i64>>,
+    /// Per asset, its delisting return (empty: none).
+    delisting_return: Vec<Option<f64>>,
+    /// The last data timestamp of each trading session (`None`: no calendar).
+    session_closes: Option<Vec<i64>>,
 }
 
 impl Universe {
@@ -58,6 +63,8 @@ impl Universe {
             index,
             tz,
             delisted_at: Vec::new(),
+            delisting_return: Vec::new(),
+            session_closes: None,
         })
     }
 
@@ -82,12 +89,38 @@ impl Universe {
             }
             universe.delisted_at = delisted_at;
         }
+        let returns: Option<Vec<Option<f64>>> = spec.get("delisting_return")?;
+        if let Some(returns) = returns {
+            if returns.len() != universe.len() {
+                return Err(ml4t_backtest_core::BacktestError::config(
+                    "universe.delisting_return",
+                    format!(
+                        "one entry per asset: got {}, the universe has {}",
+                        returns.len(),
+                        universe.len()
+                    ),
+                )
+                .into());
+            }
+            universe.delisting_return = returns;
+        }
+        universe.session_closes = spec.get("session_closes")?;
         Ok(universe)
     }
 
     /// Per asset, the timestamp of its last bar when it is delisted in the run (empty: none).
     pub fn delisted_at(&self) -> &[Option<i64>] {
         &self.delisted_at
+    }
+
+    /// Per asset, its delisting return (empty: none).
+    pub fn delisting_return(&self) -> &[Option<f64>] {
+        &self.delisting_return
+    }
+
+    /// The last data timestamp of each trading session (`None`: the run has no calendar).
+    pub fn session_closes(&self) -> Option<&[i64]> {
+        self.session_closes.as_deref()
     }
 
     /// Whether `code` still trades at `ts`: not delisted, or before its last bar.

@@ -1,9 +1,11 @@
 """The corporate-actions frame (``PolarsDataFeed(..., actions=frame)``): one row per (ex-date,
 asset) with a ``split_ratio`` (new shares per old share: 2.0 for a 2-for-1 split, 0.1 for a
-1-for-10 reverse split) and/or a cash ``dividend`` per share. Read from anything the feed reads
-(frames, pandas, Arrow, files), every row checked, and handed to the engine as a small table
-sorted by (ts, asset_id) (``ts`` Int64 ns, ``asset_id`` UInt32, ``split_ratio`` and
-``dividend`` Float64), never as feature columns.
+1-for-10 reverse split) and/or a cash ``dividend`` per share, and/or a ``delisting_return``
+(CRSP's DLRET: the return from the asset's last close to what its holders receive when it is
+delisted, on the row dated at its delisting). Read from anything the feed reads (frames,
+pandas, Arrow, files), every row checked, and handed to the engine as a small table sorted by
+(ts, asset_id) (``ts`` Int64 ns, ``asset_id`` UInt32, ``split_ratio`` and ``dividend``
+Float64), never as feature columns; the delisting returns go per asset with the universe.
 
 Rules (each a ``DataValidationError`` ``actions.<column>: rule: detail (N rows, first keys
 ...)``, or a finding of :func:`~ml4t.backtest.data.validate`):
@@ -18,7 +20,9 @@ Rules (each a ``DataValidationError`` ``actions.<column>: rule: detail (N rows, 
 ``unknown_asset``     an asset the prices do not have
 ``positive_ratio``    a split ratio that is not finite and > 0 (null: no split)
 ``not_finite``        a dividend that is NaN or infinite (null: no dividend)
-``duplicate``         two rows for one (timestamp, asset)
+``delisting_return``  a delisting return that is not finite or is below -1 (null: none)
+``duplicate``         two rows for one (timestamp, asset), or two delisting returns of one
+                      asset
 ===================== ===============================================================
 
 A ``Date`` ex-date is midnight of that day in the data's time zone, so the action applies at the
@@ -43,7 +47,7 @@ from ml4t.backtest.data.validation import (
 )
 from ml4t.backtest.universe import Universe
 
-ACTION_VALUES = ("split_ratio", "dividend")
+ACTION_VALUES = ("split_ratio", "dividend", "delisting_return")
 """The value columns of the actions frame; at least one must be present."""
 
 ENGINE_SCHEMA = {
@@ -62,10 +66,10 @@ def read_actions(
     asset_candidates: tuple[str, ...],
     universe: Universe,
     collector: Collector,
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, list[float | None]]:
     """The engine's actions table from ``source``, every row checked against ``universe``
-    (the prices' assets and time zone). Rows that do nothing (ratio 1, dividend 0) are left
-    out."""
+    (the prices' assets and time zone), and the delisting return of each asset in code order
+    (``None``: none). Rows that do nothing (ratio 1, dividend 0) are left out of the table."""
     lazy, _, _ = scan(source, "actions", collector)
     schema = read_schema(lazy, "actions", collector)
     t = timestamp
@@ -172,11 +176,25 @@ def read_actions(
             "a dividend must be finite (null: none)",
         ),
         (
+            "delisting_return",
+            "actions.delisting_return",
+            pl.col("delisting_return").is_not_null()
+            & ~(pl.col("delisting_return").is_finite() & (pl.col("delisting_return") >= -1.0)),
+            "a delisting return must be finite and >= -1 (-1: worthless; null: none)",
+        ),
+        (
             "duplicate",
             "actions",
             pl.struct(t, a).is_duplicated(),
             "one row per (timestamp, asset): merge a split and a dividend of one ex-date "
             "into one row",
+        ),
+        (
+            "duplicate",
+            "actions.delisting_return",
+            pl.col("delisting_return").is_not_null()
+            & pl.col(a).is_duplicated().over(pl.col("delisting_return").is_not_null()),
+            "one delisting return per asset",
         ),
     ]
     bad_any: pl.Expr = pl.lit(False)
@@ -187,7 +205,15 @@ def read_actions(
             collector.error(Finding(rule, column, detail, count, keys))
             bad_any = bad_any | mask
     frame = frame.filter(~bad_any)
-    return (
+    code = pl.col(a).cast(universe.asset_dtype).to_physical().cast(pl.UInt32)
+    returns: list[float | None] = [None] * len(universe.assets)
+    for asset_id, value in (
+        frame.filter(pl.col("delisting_return").is_not_null())
+        .select(code, "delisting_return")
+        .iter_rows()
+    ):
+        returns[int(asset_id)] = float(value)
+    table = (
         frame.select(
             pl.col(t).cast(universe.timestamp_dtype).to_physical().alias("ts"),
             pl.col(a).cast(universe.asset_dtype).to_physical().cast(pl.UInt32).alias("asset_id"),
@@ -198,6 +224,7 @@ def read_actions(
         .sort("ts", "asset_id")
         .cast(ENGINE_SCHEMA)  # type: ignore[arg-type]
     )
+    return table, returns
 
 
 def _tz_text(tz: str | None) -> str:

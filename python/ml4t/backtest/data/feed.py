@@ -555,8 +555,9 @@ class PolarsDataFeed:
         self._joins = joins
         self.signal_columns: list[str] = own + [c for j in joins for c in j.values]
         self._actions: pl.DataFrame | None = None
+        self._delisting_returns: list[float | None] | None = None
         if actions is not None:
-            self._actions = read_actions(
+            self._actions, self._delisting_returns = read_actions(
                 actions,
                 timestamp=t,
                 asset_candidates=(a, *ASSET_COLUMN_CANDIDATES),
@@ -921,6 +922,12 @@ class PolarsDataFeed:
         """The instrument specs as the engine reads them, one per asset code (``None``: a
         share), or ``None`` when none were given."""
         return self.__dict__.get("_instruments")
+
+    @property
+    def delisting_returns(self) -> list[float | None]:
+        """Per asset in code order, the ``delisting_return`` of the actions frame (CRSP's
+        DLRET; ``None``: none)."""
+        return list(self._delisting_returns or [None] * self.n_assets)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -1339,6 +1346,19 @@ class PolarsDataFeed:
     def to_datetime(self, ns: int) -> datetime:
         """Converts engine nanoseconds to a datetime in the feed's time zone (naive if none)."""
         return self.universe.to_datetime(ns)
+
+    def with_frame(self, frame: pl.DataFrame) -> PolarsDataFeed:
+        """A copy of this in-memory feed over ``frame``, a row subset of :attr:`frame` (the
+        universe, features and actions unchanged): how a run drops the bars outside its
+        calendar's sessions."""
+        if self._frame is None:
+            raise ConfigError("with_frame: needs an in-memory feed")
+        copy = PolarsDataFeed.__new__(PolarsDataFeed)
+        copy.__dict__.update(
+            {k: v for k, v in self.__dict__.items() if k not in (*self._CACHED, "_delistings")}
+        )
+        copy._frame = frame
+        return copy
 
     _CACHED = ("features", "n_rows", "_bounds", "_checked", "_delistings")
     """Cached properties, rebuilt after unpickling rather than carried."""

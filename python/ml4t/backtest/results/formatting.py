@@ -87,6 +87,7 @@ def _m(label: str, section: str, unit: Unit) -> MetricInfo:
 METRICS: dict[str, MetricInfo] = {
     "total_return": _m("Total return", "Returns", "pct"),
     "cagr": _m("CAGR", "Returns", "pct_year"),
+    "irr": _m("IRR (money-weighted)", "Returns", "pct_year"),
     "volatility": _m("Volatility", "Returns", "pct_year"),
     "sharpe": _m("Sharpe ratio", "Returns", "ratio"),
     "sortino": _m("Sortino ratio", "Returns", "ratio"),
@@ -120,6 +121,7 @@ METRICS: dict[str, MetricInfo] = {
     "total_funding": _m("Funding (received +)", "Exposure and costs", "money"),
     "total_costs": _m("Total costs", "Exposure and costs", "money"),
     "total_dividends": _m("Dividends (received +)", "Exposure and costs", "money"),
+    "total_flows": _m("Capital flows (net deposits +)", "Exposure and costs", "money"),
     "alpha": _m("Alpha", "Benchmark", "pct_year"),
     "beta": _m("Beta", "Benchmark", "ratio"),
     "information_ratio": _m("Information ratio", "Benchmark", "ratio"),

@@ -9,7 +9,12 @@ Conventions:
 
 - Per-period returns (``result.returns``) are simple returns of the equity curve, and the first
   period is measured from the starting capital: ``r[0] = equity[0] / initial_cash - 1``,
-  ``r[i] = equity[i] / equity[i-1] - 1``.
+  ``r[i] = equity[i] / equity[i-1] - 1``. With capital flows (the equity frame's ``flows``
+  column, cash added at the start of its timestamp) the returns are time-weighted:
+  ``r[i] = equity[i] / (equity[i-1] + flows[i]) - 1``, and every return-based metric (total
+  return, CAGR, drawdowns, calendar returns) reads the time-weighted index
+  ``initial_cash * cumprod(1 + r)`` (:func:`performance_curve`) instead of equity; ``irr`` is
+  the money-weighted return.
 - Calendar time is measured between the first and the last equity timestamp, in years of
   365.25 days.
 - Ratios are annualised with one rule table, :func:`annualization` (daily bars: 252, daily bars
@@ -49,7 +54,9 @@ __all__ = [
     "drawdown",
     "drawdown_periods",
     "infer_periods_per_year",
+    "irr",
     "monthly_returns",
+    "performance_curve",
     "period_returns",
     "risk_free_per_period",
     "rolling_metric",
@@ -139,13 +146,18 @@ class Annualization:
 
     periods_per_year: float
     rule: str
-    """``given``, ``inferred``, ``daily``, ``daily_7d``, ``intraday``, ``intraday_7d``,
-    ``weekly``, ``monthly``, ``quarterly`` or ``yearly``."""
+    """``given``, ``inferred``, ``daily``, ``daily_7d``, ``daily_calendar``, ``intraday``,
+    ``intraday_7d``, ``intraday_calendar``, ``weekly``, ``monthly``, ``quarterly`` or
+    ``yearly``."""
     detail: str
     """A sentence saying why, e.g. ``daily bars on weekdays: 252 sessions a year``."""
 
 
-def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None) -> Annualization:
+def annualization(
+    timestamps: pl.Series,
+    periods_per_year: PeriodsPerYear = None,
+    sessions_per_year: float | None = None,
+) -> Annualization:
     """Periods per year for a series of timestamps, by one documented rule table.
 
     ``periods_per_year`` given: that number (rule ``given``). ``"infer"``: the observed density,
@@ -166,7 +178,10 @@ def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None
                               session = the median number of timestamps per calendar day
     ========================  =====================================================
 
-    Weekdays and calendar days are read in the timestamps' own time zone.
+    Weekdays and calendar days are read in the timestamps' own time zone. With a trading
+    calendar (``sessions_per_year``, the calendar's sessions a year: about 252 for XNYS), daily
+    bars take that number instead of 252 or 365 (``daily_calendar``) and intraday bars bars
+    per session x that number (``intraday_calendar``).
 
     Raises:
         ValueError: fewer than 2 timestamps, nulls, a non-temporal dtype, timestamps that do not
@@ -204,6 +219,18 @@ def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None
     ):
         if spacing >= days * _DAY:
             return Annualization(value, rule, f"{rule} bars: {value:g} a year")
+    per_day = float(np.median(ts.dt.date().value_counts().get_column("count").to_numpy()))
+    if sessions_per_year is not None:
+        s = float(sessions_per_year)
+        if spacing >= 20 * 3_600:
+            return Annualization(
+                s, "daily_calendar", f"daily bars: the calendar's {s:.1f} sessions a year"
+            )
+        return Annualization(
+            per_day * s,
+            "intraday_calendar",
+            f"intraday bars: {per_day:g} a session x the calendar's {s:.1f} sessions a year",
+        )
     weekend = float(np.mean(ts.dt.weekday().to_numpy() >= 6))
     every_day = weekend > _WEEKEND_SHARE
     sessions = 365.0 if every_day else 252.0
@@ -213,7 +240,6 @@ def annualization(timestamps: pl.Series, periods_per_year: PeriodsPerYear = None
                 sessions, "daily_7d", f"daily bars with {weekend:.0%} on weekends: 365 a year"
             )
         return Annualization(sessions, "daily", "daily bars on weekdays: 252 sessions a year")
-    per_day = float(np.median(ts.dt.date().value_counts().get_column("count").to_numpy()))
     rule = "intraday_7d" if every_day else "intraday"
     return Annualization(
         per_day * sessions,
@@ -346,6 +372,7 @@ def monthly_returns(equity: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
         >>> monthly_returns(eq, 100.0)["return"].round(4).to_list()
         [0.1, 0.1]
     """
+    equity = _performance_frame(equity, initial_cash)
     monthly = (
         equity.lazy()
         .select(
@@ -454,6 +481,7 @@ def rolling_sharpe(returns: pl.Series, window: int, periods_per_year: float) -> 
 def yearly_returns(equity: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
     """Calendar-year returns of the equity curve: ``year`` (Int32) and ``return``, the first
     year measured from ``initial_cash`` (as :func:`monthly_returns`)."""
+    equity = _performance_frame(equity, initial_cash)
     return (
         equity.lazy()
         .select(pl.col("timestamp").dt.year().alias("year"), pl.col("equity").cast(pl.Float64))
@@ -488,7 +516,7 @@ def drawdown_periods(equity: pl.DataFrame, initial_cash: float, top: int = 5) ->
         >>> drawdown_periods(eq, 100.0)["depth"].round(3).to_list()
         [-0.1, -0.02]
     """
-    eq = equity.get_column("equity").cast(pl.Float64).to_numpy()
+    eq = performance_curve(equity, initial_cash)
     ts = equity.get_column("timestamp")
     curve = np.concatenate(([initial_cash], eq))
     peak = np.maximum.accumulate(curve)
@@ -539,19 +567,116 @@ def drawdown_periods(equity: pl.DataFrame, initial_cash: float, top: int = 5) ->
 
 
 def period_returns(
-    equity: pl.Series | npt.ArrayLike, initial_cash: float
+    equity: pl.Series | npt.ArrayLike,
+    initial_cash: float,
+    flows: pl.Series | npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Per-period simple returns, the first measured from ``initial_cash``.
+    """Per-period simple returns, the first measured from ``initial_cash``; with ``flows``
+    (cash added at the start of each period, one per row), time-weighted:
+    ``equity[i] / (equity[i-1] + flows[i]) - 1``, so a deposit is not a gain (a period that
+    starts and ends with nothing returns 0).
 
     Example:
         >>> period_returns([110.0, 99.0], 100.0).round(4).tolist()
         [0.1, -0.1]
+        >>> period_returns([110.0, 165.0], 100.0, flows=[0.0, 40.0]).round(4).tolist()
+        [0.1, 0.1]
     """
     eq = np.asarray(equity, dtype=np.float64)
     prev = np.concatenate(([initial_cash], eq[:-1]))
+    if flows is not None:
+        prev = prev + np.asarray(flows, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out: npt.NDArray[np.float64] = eq / prev - 1.0
+    if flows is not None:
+        out[(prev == 0.0) & (eq == 0.0)] = 0.0
     return out
+
+
+def _flows(equity: pl.DataFrame) -> npt.NDArray[np.float64] | None:
+    """The equity frame's ``flows`` column, or ``None`` when it has none or all are zero."""
+    if "flows" not in equity.columns:
+        return None
+    flows = equity.get_column("flows").cast(pl.Float64).fill_null(0.0).to_numpy()
+    return flows if np.any(flows != 0.0) else None
+
+
+def performance_curve(equity: pl.DataFrame, initial_cash: float) -> npt.NDArray[np.float64]:
+    """The curve every return-based metric reads: the ``equity`` column itself, or, when the
+    frame has non-zero ``flows``, the time-weighted index ``initial_cash * cumprod(1 + r)`` of
+    :func:`period_returns` (what the starting capital alone would have become).
+
+    Example:
+        >>> eq = pl.DataFrame({"equity": [110.0, 165.0], "flows": [0.0, 40.0]})
+        >>> performance_curve(eq, 100.0).round(4).tolist()
+        [110.0, 121.0]
+    """
+    eq: npt.NDArray[np.float64] = equity.get_column("equity").cast(pl.Float64).to_numpy()
+    flows = _flows(equity)
+    if flows is None:
+        return eq
+    growth = np.cumprod(1.0 + period_returns(eq, initial_cash, flows))
+    return np.asarray(initial_cash * growth, dtype=np.float64)
+
+
+def _performance_frame(equity: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
+    """``equity`` with its ``equity`` column replaced by :func:`performance_curve` (itself when
+    there are no flows)."""
+    if _flows(equity) is None:
+        return equity
+    return equity.with_columns(pl.Series("equity", performance_curve(equity, initial_cash)))
+
+
+def irr(equity: pl.DataFrame, initial_cash: float) -> float:
+    """The money-weighted return (internal rate of return), annual: the rate ``g`` at which
+    ``-initial_cash`` at the first timestamp, ``-flows[i]`` at each flow's timestamp and
+    ``+equity[-1]`` at the last timestamp discount to zero, times in 365.25-day years from the
+    first timestamp (scipy's ``brentq`` on ``log(1 + g)``, searched within ``±600 / years``
+    and at least ``±10``, so every discount factor stays finite). Without flows it is the
+    CAGR. NaN when no time elapsed, final equity is negative or no rate in that range solves
+    it (``inf`` when the annual rate is beyond float range).
+
+    Example:
+        >>> from datetime import date
+        >>> eq = pl.DataFrame({"timestamp": [date(2024, 1, 1), date(2025, 1, 1)],
+        ...                    "equity": [100.0, 121.0], "flows": [0.0, 0.0]})
+        >>> round(irr(eq, 100.0), 6)  # 366 days: (1.21) ** (365.25 / 366) - 1
+        0.209527
+    """
+    from scipy.optimize import brentq
+
+    n = equity.height
+    if n < 2:
+        return _NAN
+    ts_ns = equity.get_column("timestamp").cast(pl.Datetime("ns")).to_physical().to_numpy()
+    years = (ts_ns - ts_ns[0]).astype(np.float64) / 1e9 / SECONDS_PER_YEAR
+    if not years[-1] > 0.0:
+        return _NAN
+    flows = _flows(equity)
+    amounts = np.zeros(n) if flows is None else -flows
+    amounts[0] -= initial_cash
+    final = float(equity.get_column("equity")[-1])
+    if not final >= 0.0:
+        return _NAN
+    amounts[-1] += final
+    amounts /= np.max(np.abs(amounts))  # scaled to at most 1: the root does not move
+
+    def npv(log_growth: float) -> float:
+        return float(np.sum(amounts * np.exp(-years * log_growth)))
+
+    # log(1 + g) within +-600 / span keeps every discounted amount finite.
+    high = max(10.0, 600.0 / float(years[-1]))
+    low = -high
+    with np.errstate(over="ignore", invalid="ignore"):
+        f_low, f_high = npv(low), npv(high)
+        if not (np.isfinite(f_low) and np.isfinite(f_high)) or f_low * f_high > 0.0:
+            return _NAN
+        if f_low == 0.0 or f_high == 0.0:
+            root = low if f_low == 0.0 else high
+        else:
+            root = float(brentq(npv, low, high, xtol=1e-14, rtol=1e-14, maxiter=200))
+    with np.errstate(over="ignore"):
+        return float(np.expm1(root))
 
 
 def compute_metrics(
@@ -563,6 +688,7 @@ def compute_metrics(
     periods_per_year: PeriodsPerYear = None,
     benchmark: pl.Series | None = None,
     risk_free: RiskFree = 0.0,
+    sessions_per_year: float | None = None,
 ) -> dict[str, float]:
     """Compute summary performance metrics from a backtest's result frames.
 
@@ -586,13 +712,17 @@ def compute_metrics(
             or returns.
         risk_free: an annual rate (``0.04``), compounded down to each period, or per-period
             rates, one per equity row (see :func:`risk_free_per_period`). Default 0.
+        sessions_per_year: the trading calendar's sessions a year, when the run has one
+            (see :func:`annualization`).
 
     Returns:
         A dict of floats with the keys below. ``r`` is the per-period simple return of equity,
         with ``r[0] = equity[0] / initial_cash - 1``; ``x = r - rf`` the excess return over the
         per-period risk-free rate; ``ppy`` the periods per year.
 
-        - ``total_return``: ``equity[-1] / initial_cash - 1``.
+        - ``total_return``: ``equity[-1] / initial_cash - 1``. With capital flows (a non-zero
+          ``flows`` column) ``r`` is time-weighted and ``equity`` here and in the drawdowns,
+          CAGR and Calmar is the time-weighted index :func:`performance_curve`.
         - ``cagr``: ``(1 + total_return) ** (1 / years) - 1``, ``years`` = first to last equity
           timestamp in 365.25-day years (calendar time, as quantstats; empyrical counts
           ``len(r) / ppy`` years instead).
@@ -643,6 +773,8 @@ def compute_metrics(
           the fill prices (and so inside the PnL); it is reported here to show what it cost.
         - ``total_dividends``: the equity curve's ``dividend`` column summed (signed: +
           received on longs, - paid on shorts); income, not in ``total_costs``.
+        - ``irr``: the money-weighted annual return of :func:`irr` (the CAGR without flows);
+          ``total_flows``: the ``flows`` column summed (+ net deposits).
         - ``periods_per_year``: the value used; ``risk_free``: the mean per-period risk-free
           rate, annualised as ``(1 + mean) ** ppy - 1``.
         - with ``benchmark`` only (over the periods where it is known; ``y = b - rf``):
@@ -691,13 +823,16 @@ def compute_metrics(
     eq = equity.get_column("equity").cast(pl.Float64).to_numpy()
     n = eq.shape[0]
     timestamps = equity.get_column("timestamp")
+    # The curve returns are read from: equity, or its time-weighted index with capital flows.
+    flows = _flows(equity)
+    perf = eq if flows is None else performance_curve(equity, initial_cash)
 
     # Calendar time and periods per year.
     years = _elapsed_seconds(timestamps) / SECONDS_PER_YEAR if n >= 2 else 0.0
     if periods_per_year is not None and periods_per_year != "infer":
         ppy = float(periods_per_year)
     elif n >= 2 and years > 0.0:
-        ppy = annualization(timestamps, periods_per_year).periods_per_year
+        ppy = annualization(timestamps, periods_per_year, sessions_per_year).periods_per_year
     else:
         ppy = undefined(
             "periods_per_year",
@@ -710,7 +845,7 @@ def compute_metrics(
     if n == 0:
         total_return = undefined("total_return", "the equity curve is empty")
     else:
-        total_return = float(eq[-1] / initial_cash - 1.0)
+        total_return = float(perf[-1] / initial_cash - 1.0)
 
     if n == 0:
         cagr = undefined("cagr", "the equity curve is empty")
@@ -722,7 +857,7 @@ def compute_metrics(
         with np.errstate(over="ignore"):  # a short, steep curve may annualise to inf
             cagr = float(np.power(1.0 + total_return, 1.0 / years) - 1.0)
 
-    returns = period_returns(eq, initial_cash)
+    returns = period_returns(eq, initial_cash, flows)
     returns_reason = _returns_problem(n, returns, ppy)
     if returns_reason is not None:
         volatility = undefined("volatility", returns_reason)
@@ -751,9 +886,9 @@ def compute_metrics(
         dd_periods = undefined("max_drawdown_duration", "the equity curve is empty")
         dd_days = undefined("max_drawdown_duration_days", "the equity curve is empty")
     else:
-        max_drawdown = float(np.min(drawdown(eq, initial_cash)))
+        max_drawdown = float(np.min(drawdown(perf, initial_cash)))
         ts_ns = timestamps.cast(pl.Datetime("ns")).to_physical().to_numpy()
-        dd_periods, dd_days = _drawdown_durations(eq, ts_ns, initial_cash)
+        dd_periods, dd_days = _drawdown_durations(perf, ts_ns, initial_cash)
 
     if math.isnan(cagr):
         calmar = undefined("calmar", "cagr is undefined")
@@ -798,6 +933,12 @@ def compute_metrics(
         float(equity.get_column("funding").sum()) if "funding" in equity.columns else 0.0
     )
     mean_rf = float(rf.mean()) if n else 0.0
+    money_weighted = irr(equity, initial_cash) if n >= 2 and years > 0.0 else _NAN
+    if math.isnan(money_weighted):
+        money_weighted = undefined(
+            "irr", "no elapsed time, negative final equity or no rate solves the cash flows"
+        )
+    total_flows = float(flows.sum()) if flows is not None else 0.0
     out = {
         "total_return": total_return,
         "cagr": cagr,
@@ -822,6 +963,8 @@ def compute_metrics(
         "total_costs": (
             total_commission + total_slippage + total_borrow - total_interest - total_funding
         ),
+        "irr": money_weighted,
+        "total_flows": total_flows,
         "periods_per_year": ppy,
         "risk_free": (1.0 + mean_rf) ** ppy - 1.0 if mean_rf else 0.0,
     }

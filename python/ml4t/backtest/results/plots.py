@@ -242,7 +242,37 @@ class ResultPlots:
                     line={"color": GREY, "width": 1.5, "dash": "dot"},
                 )
             )
+        self._equity_events(fig, equity)
         return fig
+
+    def _equity_events(self, fig: Any, equity: pl.DataFrame) -> None:
+        """Markers on the equity curve at each capital flow (deposits up, withdrawals down)
+        and each timestamp that received or paid dividends, the amount in the hover text."""
+        for column, name, shapes in (
+            ("flows", "capital flow", ("triangle-up", "triangle-down")),
+            ("dividend", "dividend", ("circle", "circle-open")),
+        ):
+            if column not in equity.columns:
+                continue
+            events = equity.filter(pl.col(column) != 0.0).select("timestamp", "equity", column)
+            if events.height == 0:
+                continue
+            amounts = events[column].to_list()
+            fig.add_trace(
+                _go().Scatter(
+                    x=wall_clock(events["timestamp"]),
+                    y=_y(events["equity"]),
+                    name=name,
+                    mode="markers",
+                    marker={
+                        "symbol": [shapes[0] if a > 0 else shapes[1] for a in amounts],
+                        "color": [GREEN if a > 0 else RED for a in amounts],
+                        "size": 9 if column == "flows" else 6,
+                    },
+                    text=[f"{name}: {a:+,.2f}" for a in amounts],
+                    hoverinfo="text+x",
+                )
+            )
 
     def drawdown(self, top: int = 5) -> Any:
         """The underwater curve (drawdown from the running peak, ≤ 0), the ``top`` deepest

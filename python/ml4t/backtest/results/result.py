@@ -52,6 +52,7 @@ from ml4t.backtest.results.metrics import (
     PeriodsPerYear,
     annualization,
     compute_metrics,
+    performance_curve,
     period_returns,
 )
 from ml4t.backtest.results.positions import positions_at, sample_times
@@ -224,10 +225,12 @@ class BacktestResult:
             ``return_pct`` = net over the entry notional).
         equity: one row per timestamp: ``timestamp, cash, long_value, short_value,
             positions_value, equity, gross_exposure, net_exposure, drawdown, borrow_fee,
-            interest, dividend, funding`` (the last four: financing of the timestamp;
-            ``dividend`` signed, + received on longs, - paid on shorts; ``funding`` signed, +
-            received). A futures or perpetual position's value is its unsettled PnL (cash is
-            settled to every close), so ``long_value``/``short_value`` hold no contract
+            interest, dividend, funding, flows`` (``borrow_fee, interest, dividend, funding``:
+            financing of the timestamp; ``dividend`` signed, + received on longs, - paid on
+            shorts; ``funding`` signed, + received; ``flows``: the capital flow at its start,
+            + deposit, - withdrawal). ``drawdown`` is that of the time-weighted index when
+            there are flows. A futures or perpetual position's value is its unsettled PnL (cash
+            is settled to every close), so ``long_value``/``short_value`` hold no contract
             notional.
         rejected_orders: orders that never filled, with the reason.
         orders: the order journal, one row per order of the run (explicit orders, bracket
@@ -361,15 +364,21 @@ class BacktestResult:
         )
 
     def _equity(self, df: pl.DataFrame, financing: pl.DataFrame | None) -> pl.DataFrame:
-        peak = pl.max_horizontal(pl.col("equity").cum_max(), pl.lit(self.config.initial_cash))
-        # The engine records financing sparsely (only timestamps that accrued any).
-        kinds = ("borrow_fee", "interest", "dividend", "funding")
+        # The engine records financing sparsely (only timestamps that accrued any); its
+        # capital flows ride in the same table (column `flow`).
+        if financing is not None and "flow" in financing.columns:
+            financing = financing.rename({"flow": "flows"})
+        kinds = ("borrow_fee", "interest", "dividend", "funding", "flows")
         if financing is not None and financing.height:
             financing = financing.select("ts", *[c for c in kinds if c in financing.columns])
             df = df.join(financing, on="ts", how="left")
         df = df.with_columns(
             pl.col(c).fill_null(0.0) if c in df.columns else pl.lit(0.0).alias(c) for c in kinds
         )
+        # The drawdown reads the time-weighted index when cash flowed in or out.
+        curve = pl.Series("curve", performance_curve(df, self.config.initial_cash))
+        peak = pl.max_horizontal(pl.col("curve").cum_max(), pl.lit(self.config.initial_cash))
+        df = df.with_columns(curve)
         return df.select(
             self._timestamps(pl.col("ts")).alias("timestamp"),
             "cash",
@@ -379,11 +388,12 @@ class BacktestResult:
             "equity",
             (pl.col("long_value") - pl.col("short_value")).alias("gross_exposure"),
             (pl.col("long_value") + pl.col("short_value")).alias("net_exposure"),
-            (pl.col("equity") / peak - 1.0).alias("drawdown"),
+            (pl.col("curve") / peak - 1.0).alias("drawdown"),
             "borrow_fee",
             "interest",
             "dividend",
             "funding",
+            "flows",
         )
 
     def _rejections(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -526,12 +536,16 @@ class BacktestResult:
         """The per-period returns every metric is computed from: ``timestamp, return``, one row
         per equity row. Simple returns of equity; the first is measured from the starting
         capital (``equity[0] / initial_cash - 1``): the period that ends at the first
-        timestamp."""
+        timestamp. With capital flows they are time-weighted,
+        ``equity[i] / (equity[i-1] + flows[i]) - 1`` (a flow moves cash at the start of its
+        timestamp)."""
         eq = self.equity.get_column("equity").cast(pl.Float64).to_numpy()
+        has_flows = "flows" in self.equity.columns
+        flows = self.equity.get_column("flows").to_numpy() if has_flows else None
         return pl.DataFrame(
             {
                 "timestamp": self.equity.get_column("timestamp"),
-                "return": period_returns(eq, self.config.initial_cash),
+                "return": period_returns(eq, self.config.initial_cash, flows),
             }
         )
 
@@ -543,7 +557,11 @@ class BacktestResult:
         Raises:
             ValueError: fewer than 2 timestamps and no ``periods_per_year`` in the config.
         """
-        return annualization(self.equity.get_column("timestamp"), self.config.periods_per_year)
+        return annualization(
+            self.equity.get_column("timestamp"),
+            self.config.periods_per_year,
+            self.run_info.get("sessions_per_year"),
+        )
 
     @cached_property
     def metrics(self) -> dict[str, float]:
@@ -592,6 +610,7 @@ class BacktestResult:
             periods_per_year=ppy,
             benchmark=None if benchmark is None else self.benchmark_returns(benchmark, kind),
             risk_free=rf,
+            sessions_per_year=self.run_info.get("sessions_per_year"),
         )
 
     def benchmark_returns(
@@ -709,7 +728,7 @@ class BacktestResult:
             raise StatsError(
                 f"equity: at_least_9: {equity.shape[0]} equity row(s) are too few to resample"
             )
-        returns = period_returns(equity, self.config.initial_cash)
+        returns = self.returns.get_column("return").to_numpy()
         if not np.all(np.isfinite(returns)):
             raise StatsError("equity: finite: a period return is not finite (equity reached zero)")
         timestamps = self.equity.get_column("timestamp")

@@ -7,7 +7,9 @@ has it), so higher (closer to zero) is better; so is ``avg_loss``, negative too 
 losing trade); costs, volatility, turnover and drawdown durations are better lower; exposures are
 ranked lower-is-better (less capital at work for the same outcome); ``num_trades`` higher (more
 evidence); ``total_interest`` (interest earned net of interest paid) and ``total_dividends``
-(dividends received net of those paid on shorts) are better higher;
+(dividends received net of those paid on shorts) are better higher; ``irr`` (the
+money-weighted return) higher; ``total_flows`` (net deposits, a property of the input, equal
+across the trials) is listed as higher;
 ``var_95``, ``cvar_95`` and ``worst_period`` are negative returns, better closer to zero;
 ``skew`` is better higher (a right tail) and ``kurtosis`` lower (thinner tails);
 ``periods_per_year`` is a property of the data and ``risk_free`` the rate the config sets
@@ -48,6 +50,8 @@ DIRECTIONS: dict[str, Direction] = {
     "total_interest": "max",
     "total_dividends": "max",
     "total_funding": "max",
+    "irr": "max",
+    "total_flows": "max",
     "total_costs": "min",
     "periods_per_year": "max",
     "skew": "max",

@@ -20,6 +20,7 @@ impl Engine {
     /// timestamp at or after its date.
     pub fn set_corporate_actions(&mut self, actions: Vec<CorporateAction>) -> Result<()> {
         self.actions = CorporateActions::new(actions, self.n_assets)?;
+        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
         Ok(())
     }
 

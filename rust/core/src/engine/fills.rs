@@ -773,6 +773,7 @@ impl Engine {
             self.book.order_mut(index).state = OrderState::StopLimit { armed: true };
         }
         let mut removed = false;
+        let session_closes = self.sessions.on && self.sessions.closes_at(ts);
         for index in 0..self.book.orders().len() {
             let order = self.book.orders()[index];
             if order.quantity == 0.0 || !order.active {
@@ -791,10 +792,16 @@ impl Engine {
                     };
                 }
             }
-            // DAY/IOC orders live for the first bar *of their asset* they are eligible for.
+            // DAY/IOC orders live for the first bar *of their asset* they are eligible for;
+            // with sessions, a DAY order lives to the close of its first eligible session.
+            let over = if order.tif == TimeInForce::Day && self.sessions.on {
+                session_closes
+            } else {
+                self.bar_epoch[asset] == epoch
+            };
             if order.tif != TimeInForce::Gtc
                 && order.eligible_from <= epoch
-                && self.bar_epoch[asset] == epoch
+                && over
                 && self.stage_of(&order) == stage
             {
                 self.reject(

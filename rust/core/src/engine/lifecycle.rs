@@ -1,8 +1,9 @@
-//! An asset's life in the run: the close of a delisted asset's position at its last bar, the
-//! cancellation of its pending orders, and the refusal of orders for it afterwards.
+//! An asset's life in the run: the close of a delisted asset's position at its last bar (at the
+//! close, or at the value its delisting return gives), the cancellation of its pending orders,
+//! and the refusal of orders for it afterwards.
 
 use super::Engine;
-use crate::error::Result;
+use crate::error::{BacktestError, Result};
 use crate::events::OrderOrigin;
 use crate::feed::MarketData;
 use crate::orders::{Order, OrderKind};
@@ -15,6 +16,9 @@ use crate::types::{AssetId, ExitReason, RejectReason, Ts};
 pub(super) struct Delistings {
     /// `Ts::MAX` for an asset that is not delisted.
     last_bar: Vec<Ts>,
+    /// Per asset, the delisting return applied to its last close (CRSP's DLRET; 0.0 when
+    /// none); empty when no asset has one.
+    returns: Vec<f64>,
 }
 
 impl Delistings {
@@ -25,7 +29,14 @@ impl Delistings {
         }
         Delistings {
             last_bar: last_bar.iter().map(|t| t.unwrap_or(Ts::MAX)).collect(),
+            returns: Vec::new(),
         }
+    }
+
+    /// The return from `asset`'s last close to what its holders receive (0.0 when none).
+    #[inline]
+    fn return_of(&self, asset: AssetId) -> f64 {
+        self.returns.get(asset as usize).copied().unwrap_or(0.0)
     }
 
     /// Whether any asset is delisted in the run.
@@ -57,6 +68,29 @@ impl Engine {
     /// configured, exit reason `delisted`); later orders for it are refused (`delisted`).
     pub fn set_delistings(&mut self, last_bar: &[Option<Ts>]) {
         self.delistings = Delistings::new(last_bar);
+    }
+
+    /// Sets each asset's delisting return (CRSP's DLRET; `None`: none), applied first when a
+    /// delisted asset's position is closed: it is closed at `close × (1 + return)` instead of
+    /// the close. Call after [`Self::set_delistings`]; a return of an asset that is not
+    /// delisted in the run is not used. Each must be finite and `>= -1` (a `DataValidation`
+    /// error naming `actions.delisting_return` and the asset code otherwise).
+    pub fn set_delisting_returns(&mut self, returns: &[Option<f64>]) -> Result<()> {
+        for (code, r) in returns.iter().enumerate() {
+            if let Some(r) = *r {
+                if !(r.is_finite() && r >= -1.0) {
+                    return Err(BacktestError::data(
+                        "actions.delisting_return",
+                        code,
+                        format!("delisting_return: must be finite and >= -1, got {r}"),
+                    ));
+                }
+            }
+        }
+        if self.delistings.any() {
+            self.delistings.returns = returns.iter().map(|r| r.unwrap_or(0.0)).collect();
+        }
+        Ok(())
     }
 
     /// Step 3, for the assets of this timestamp's `group` (rows from `start`) whose last bar
@@ -101,7 +135,7 @@ impl Engine {
         if quantity == 0.0 {
             return Ok(());
         }
-        let close = data.close()[row];
+        let close = data.close()[row] * (1.0 + self.delistings.return_of(asset));
         if self.overflows(asset, quantity, close) {
             return Ok(()); // held on, marked at the last close, like a position that cannot trade
         }

@@ -18,6 +18,8 @@
 //!   its later orders (owns `Delistings`);
 //! - `actions.rs`: corporate actions at the start of an ex-date: dividends, and splits of
 //!   positions, trades, orders and risk state (with cash in lieu in integer mode);
+//! - `flows.rs`: capital flows (deposits, withdrawals) at the start of their timestamp;
+//! - `sessions.rs`: trading sessions: which timestamps close one (DAY orders expire there);
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
 //!   step (owns `EventQueue`);
 //! - `contracts.rs`: instruments in the loop: per-contract fees, tick and lot rounding,
@@ -29,9 +31,11 @@ mod actions;
 mod contracts;
 mod events;
 mod fills;
+mod flows;
 mod funding;
 mod lifecycle;
 mod risk_step;
+mod sessions;
 mod sizing;
 
 use crate::actions::CorporateActions;
@@ -39,6 +43,7 @@ use crate::config::{EngineConfig, ExecutionMode};
 use crate::error::{BacktestError, Result};
 use crate::events::OrderOrigin;
 use crate::feed::{group_end, MarketData};
+use crate::flows::CapitalFlows;
 use crate::orders::{CommandBuffer, Order, OrderBook, OrderIds, OrderState, TargetSize};
 use crate::portfolio::Portfolio;
 use crate::progress::Progress;
@@ -113,6 +118,13 @@ pub struct Engine {
     margin_checked: bool,
     /// Perpetuals' funding (`funding.rs`).
     funding: funding::Funding,
+    /// The run's deposits and withdrawals, with a cursor at the next one (`flows.rs`).
+    flows: CapitalFlows,
+    /// The run's trading sessions, when it has a calendar (`sessions.rs`).
+    sessions: sessions::Sessions,
+    /// The date of the next corporate action or capital flow (`Ts::MAX`: none): the loop's
+    /// one comparison per timestamp for both.
+    next_dated: Ts,
 }
 
 impl Engine {
@@ -161,6 +173,9 @@ impl Engine {
             contracts: None,
             margin_checked,
             funding: funding::Funding::default(),
+            flows: CapitalFlows::default(),
+            sessions: sessions::Sessions::default(),
+            next_dated: Ts::MAX,
         })
     }
 
@@ -250,8 +265,8 @@ impl Engine {
                 self.accrue_financing(t);
                 self.financing.read_borrow_rates(data, start, group);
             }
-            if t >= self.actions.next_ts() {
-                self.apply_actions(data, t, strategy)?;
+            if t >= self.next_dated {
+                self.apply_dated(data, t, strategy)?;
             }
             let step = Step {
                 data,
@@ -348,6 +363,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Step 0 after financing, when a dated event is due: the corporate actions, then the
+    /// capital flows, dated at or before `ts`.
+    fn apply_dated<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        strategy: &mut S,
+    ) -> Result<()> {
+        if ts >= self.actions.next_ts() {
+            self.apply_actions(data, ts, strategy)?;
+        }
+        if ts >= self.flows.next_ts() {
+            self.apply_flows(data, ts, strategy)?;
+        }
+        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
+        Ok(())
+    }
+
     /// The ruin rule, once equity has reached zero at `ts`: every pending order is refused
     /// (`ruined`) and each open position gets a market order to flat, sized when it fills and
     /// eligible from the next timestamp (the next fill opportunity of the execution mode).
@@ -384,6 +417,7 @@ impl Engine {
     /// Ends the run: unfilled orders become `end_of_data` rejections, open positions open
     /// trades, and the recorders become Arrow batches.
     pub fn finish<S: Strategy + ?Sized>(mut self, strategy: &mut S) -> Result<BacktestOutput> {
+        self.check_flows_done()?;
         let last_ts = self.last_ts.unwrap_or(0);
         let pending: Vec<_> = self.book.drain().collect();
         for order in pending {
