@@ -9,6 +9,7 @@ recorded by their ``repr``, so the record is always valid JSON.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
@@ -105,7 +106,13 @@ def _builtin_params(strategy: BuiltinStrategy) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """The Python version and those of :data:`LIBRARIES` that are installed."""
+    """The Python version and those of :data:`LIBRARIES` that are installed (read from the
+    package metadata once per process: parsing it took about 20 ms, paid by every run)."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
