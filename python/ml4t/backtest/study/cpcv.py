@@ -33,7 +33,6 @@ import math
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -41,14 +40,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.errors import ConfigError, DataValidationError
 from ml4t.backtest.study.cpcv_run import CPCVResult, run_cpcv
+from ml4t.backtest.study.refit import Horizon, horizon
 
 __all__ = ["CPCVPath", "CPCVResult", "CombinatorialPurgedCV", "Horizon", "PathPiece", "Split"]
 
-Horizon: TypeAlias = "int | str | timedelta"
-"""Bars (an ``int``) or a duration (a Polars duration string or a ``timedelta``)."""
 
 Indices: TypeAlias = npt.NDArray[np.int64]
 
@@ -103,35 +100,6 @@ class CPCVPath:
         return tuple(piece.split for piece in self.pieces)
 
 
-def _horizon(value: Horizon, name: str) -> int | str:
-    """Bars as a non-negative ``int``, or a duration as a Polars duration string."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{name}: type: bars (int) or a duration (str, timedelta), got {value!r}")
-    if isinstance(value, np.timedelta64):  # before integers: it is a numpy integer type
-        value = value.astype("timedelta64[us]").item()
-    if isinstance(value, (int, np.integer)):
-        if value < 0:
-            raise ConfigError(f"{name}: non_negative: got {value} bars")
-        return int(value)
-    if isinstance(value, timedelta):
-        if value < timedelta(0):
-            raise ConfigError(f"{name}: non_negative: got {value}")
-        return timedelta_text(value)
-    if isinstance(value, str):
-        probe = pl.Series([0], dtype=pl.Datetime("us"))
-        try:
-            probe.dt.offset_by(value)
-        except (pl.exceptions.PolarsError, ValueError) as err:
-            raise ConfigError(
-                f"{name}: duration: {value!r} is not a Polars duration such as '5d' or '90m' "
-                f"({err})"
-            ) from err
-        if value.strip().startswith("-"):
-            raise ConfigError(f"{name}: non_negative: got {value!r}")
-        return value
-    raise ConfigError(f"{name}: type: bars (int) or a duration (str, timedelta), got {value!r}")
-
-
 class CombinatorialPurgedCV:
     """Combinatorial purged cross-validation over ``n_groups`` groups, ``n_test_groups`` tested
     per split (see the module docstring for purging and embargo).
@@ -169,8 +137,8 @@ class CombinatorialPurgedCV:
             )
         self.n_groups = int(n_groups)
         self.n_test_groups = int(n_test_groups)
-        self.label_horizon = _horizon(label_horizon, "label_horizon")
-        self.embargo = _horizon(embargo, "embargo")
+        self.label_horizon = horizon(label_horizon, "label_horizon")
+        self.embargo = horizon(embargo, "embargo")
 
     def __repr__(self) -> str:
         return (

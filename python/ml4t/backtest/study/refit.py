@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,7 @@ import polars as pl
 
 from ml4t.backtest import ledger_store
 from ml4t.backtest._core import __version__
+from ml4t.backtest._models import duration_pieces, timedelta_text
 from ml4t.backtest.backtest import Backtest
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
@@ -413,6 +414,37 @@ def in_memory(feed: PolarsDataFeed) -> PolarsDataFeed:
         raise ConfigError(f"feed: expected a PolarsDataFeed, got {type(feed).__name__}")
     view = feed.study_view()  # a locked hold-out's rows stay hidden from the study
     return view.window() if view.streaming else view
+
+
+Horizon: TypeAlias = "int | str | timedelta"
+"""Bars (an ``int``) or a duration (a Polars duration string or a ``timedelta``)."""
+
+
+def horizon(value: Horizon, name: str) -> int | str:
+    """Bars as a non-negative ``int``, or a duration as a Polars duration string (the
+    project's one duration grammar, :func:`~ml4t.backtest._models.duration_pieces`): the
+    windows, purges, embargoes and label horizons of walk-forward and CPCV."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: type: bars (int) or a duration (str, timedelta), got {value!r}")
+    if isinstance(value, np.timedelta64):  # before integers: it is a numpy integer type
+        value = value.astype("timedelta64[us]").item()
+    if isinstance(value, (int, np.integer)):
+        if value < 0:
+            raise ConfigError(f"{name}: non_negative: got {value} bars")
+        return int(value)
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise ConfigError(f"{name}: non_negative: got {value}")
+        return timedelta_text(value)
+    if isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise ConfigError(f"{name}: non_negative: got {value!r}")
+        if duration_pieces(value) is None:
+            raise ConfigError(
+                f"{name}: duration: {value!r} is not a Polars duration such as '5d' or '90m'"
+            )
+        return value
+    raise ConfigError(f"{name}: type: bars (int) or a duration (str, timedelta), got {value!r}")
 
 
 # ------------------------------------------------------------------------ the trial ledger

@@ -48,11 +48,11 @@ from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.results.metrics import compute_metrics
-from ml4t.backtest.study.cpcv import Horizon, _horizon
 from ml4t.backtest.study.refit import (
     FitAnswer,
     FitTask,
     Fold,
+    Horizon,
     RunTask,
     backend,
     base_config,
@@ -62,6 +62,7 @@ from ml4t.backtest.study.refit import (
     check_run,
     check_strategy,
     fit_one,
+    horizon,
     in_memory,
     record_study,
     run_window,
@@ -77,7 +78,7 @@ _DURATION_PART = re.compile(r"(\d+)([a-z]+)")
 
 def _window(value: Horizon, name: str, *, positive: bool) -> int | str:
     """Bars or a duration string; ``positive`` refuses zero."""
-    parsed = _horizon(value, name)
+    parsed = horizon(value, name)
     if positive and (parsed == 0 or (isinstance(parsed, str) and _is_zero(parsed))):
         raise ConfigError(f"{name}: positive: a window needs at least one bar, got {value!r}")
     return parsed

@@ -4,6 +4,7 @@
 //!
 //! An equity run has no `Contracts` (`Engine::contracts` is `None`) and reaches none of this.
 
+use super::lifecycle::Retirement;
 use super::Engine;
 use crate::commission::CommissionModel;
 use crate::config::{AccountKind, ShareRounding};
@@ -11,7 +12,7 @@ use crate::error::{BacktestError, Result};
 use crate::events::OrderOrigin;
 use crate::feed::MarketData;
 use crate::instruments::{AssetClass, InstrumentSpec, Instruments};
-use crate::orders::{Order, OrderKind};
+use crate::orders::OrderKind;
 use crate::strategy::Strategy;
 use crate::types::{AssetId, ExitReason, RejectReason, Side, Ts};
 
@@ -406,38 +407,12 @@ impl Engine {
         asset: AssetId,
         strategy: &mut S,
     ) -> Result<()> {
-        let mut cancelled = false;
-        for index in 0..self.book.orders().len() {
-            let order = self.book.orders()[index];
-            if order.asset == asset && order.is_live() {
-                self.reject(
-                    order.id,
-                    ts,
-                    asset,
-                    order.quantity,
-                    RejectReason::ContractExpired,
-                );
-                self.book.mark_filled(index);
-                cancelled = true;
-            }
-        }
-        if cancelled {
-            self.book.sweep();
-        }
-        let quantity = -self.portfolio.quantity(asset);
-        if quantity == 0.0 || self.overflows(asset, quantity, close) {
-            return Ok(());
-        }
-        let id = self.take_order_id();
-        let order = Order {
-            kind: OrderKind::MarketOnClose,
-            reason: ExitReason::ContractExpired,
-            ..Order::market(id, asset, quantity, ts, self.timestamps)
+        let why = Retirement {
+            rejected: RejectReason::ContractExpired,
+            exit: ExitReason::ContractExpired,
+            origin: OrderOrigin::Expiry,
         };
-        self.accept_direct(&order, ts, OrderOrigin::Expiry);
-        let fill = self.book_fill(ts, &order, quantity, (close, close), false, usize::MAX);
-        self.after_fill(&order, &fill);
-        strategy.on_fill(&fill, &self.portfolio)
+        self.retire(ts, asset, close, why, strategy)
     }
 
     /// The exit reason of a margin call's liquidation of `asset`: `liquidation` for a crypto

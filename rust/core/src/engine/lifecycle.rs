@@ -119,11 +119,33 @@ impl Engine {
         asset: AssetId,
         strategy: &mut S,
     ) -> Result<()> {
+        let close = data.close()[row] * (1.0 + self.delistings.return_of(asset));
+        let why = Retirement {
+            rejected: RejectReason::Delisted,
+            exit: ExitReason::Delisted,
+            origin: OrderOrigin::Delisting,
+        };
+        self.retire(ts, asset, close, why, strategy)
+    }
+
+    /// Ends `asset`'s trading at `ts` (a delisting, a contract's expiry): its live orders are
+    /// rejected with `why.rejected`, and its position is closed at `price` by a market-on-close
+    /// fill with exit reason `why.exit`, journalled as `why.origin`. A close whose value would
+    /// overflow is skipped: the position is held on, marked at the last close, like a
+    /// position that cannot trade.
+    pub(super) fn retire<S: Strategy + ?Sized>(
+        &mut self,
+        ts: Ts,
+        asset: AssetId,
+        price: f64,
+        why: Retirement,
+        strategy: &mut S,
+    ) -> Result<()> {
         let mut cancelled = false;
         for index in 0..self.book.orders().len() {
             let order = self.book.orders()[index];
             if order.asset == asset && order.is_live() {
-                self.reject(order.id, ts, asset, order.quantity, RejectReason::Delisted);
+                self.reject(order.id, ts, asset, order.quantity, why.rejected);
                 self.book.mark_filled(index);
                 cancelled = true;
             }
@@ -132,22 +154,29 @@ impl Engine {
             self.book.sweep();
         }
         let quantity = -self.portfolio.quantity(asset);
-        if quantity == 0.0 {
+        if quantity == 0.0 || self.overflows(asset, quantity, price) {
             return Ok(());
-        }
-        let close = data.close()[row] * (1.0 + self.delistings.return_of(asset));
-        if self.overflows(asset, quantity, close) {
-            return Ok(()); // held on, marked at the last close, like a position that cannot trade
         }
         let id = self.take_order_id();
         let order = Order {
             kind: OrderKind::MarketOnClose,
-            reason: ExitReason::Delisted,
+            reason: why.exit,
             ..Order::market(id, asset, quantity, ts, self.timestamps)
         };
-        self.accept_direct(&order, ts, OrderOrigin::Delisting);
-        let fill = self.book_fill(ts, &order, quantity, (close, close), false, usize::MAX);
+        self.accept_direct(&order, ts, why.origin);
+        let fill = self.book_fill(ts, &order, quantity, (price, price), false, usize::MAX);
         self.after_fill(&order, &fill);
         strategy.on_fill(&fill, &self.portfolio)
     }
+}
+
+/// Why an asset stops trading: the words [`Engine::retire`] records.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retirement {
+    /// The rejection reason of its live orders.
+    pub(super) rejected: RejectReason,
+    /// The exit reason of its closing fill.
+    pub(super) exit: ExitReason,
+    /// The journal origin of the closing order.
+    pub(super) origin: OrderOrigin,
 }
