@@ -13,7 +13,7 @@ import pytest
 from ml4t.backtest import PolarsDataFeed, Strategy, TopKStrategy
 from ml4t.backtest.errors import ConfigError, SignalTimingError
 from ml4t.backtest.study import CombinatorialPurgedCV, CPCVResult, Fold
-from ml4t.backtest.study.cpcv_run import DISTRIBUTION_STATS
+from ml4t.backtest.study.cpcv import DISTRIBUTION_STATS
 from ml4t.backtest.synthetic import make_bars
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -19,10 +19,6 @@ from ml4t.backtest._core import __version__
 from ml4t.backtest.results.plots import _PALETTE, GREY, _figure, _last, _line, _y, wall_clock
 from ml4t.backtest.study.report import _CSS, _fmt
 from ml4t.backtest.study.report import _figure as _figure_html
-
-if TYPE_CHECKING:
-    from ml4t.backtest.study.cpcv_run import CPCVResult
-    from ml4t.backtest.study.walkforward import WalkForwardResult
 
 
 def table_html(frame: pl.DataFrame) -> str:
@@ -54,16 +50,19 @@ def _card(title: str, body: str) -> str:
     return f"<section class='card'><h2>{html.escape(title)}</h2>{body}</section>"
 
 
-def walkforward_figures(result: WalkForwardResult) -> tuple[Any, Any]:
-    """The equity curve with the fold boundaries (a dotted line and the fold number at each
-    test start) and the drawdown."""
-    equity = result.equity.select("timestamp", "equity")
+def walkforward_figures(
+    equity: pl.DataFrame, folds: pl.DataFrame, initial_cash: float
+) -> tuple[Any, Any]:
+    """The equity curve (``timestamp``, ``equity``) with the fold boundaries (a dotted line and
+    the fold number at each of ``folds``' ``test_start``) and the drawdown from
+    ``initial_cash``."""
+    equity = equity.select("timestamp", "equity")
     fig = _figure(380, yaxis={"title": "equity", "tickformat": ",.0f"})
     thinned = _last(equity)
     fig.add_trace(
         _line(wall_clock(thinned["timestamp"]), _y(thinned["equity"]), "equity", _PALETTE[0])
     )
-    starts = wall_clock(result.folds.get_column("test_start"))
+    starts = wall_clock(folds.get_column("test_start"))
     for k, start in enumerate(starts):
         fig.add_vline(x=start, line={"color": GREY, "width": 1, "dash": "dot"})
         fig.add_annotation(
@@ -76,7 +75,7 @@ def walkforward_figures(result: WalkForwardResult) -> tuple[Any, Any]:
             font={"size": 10, "color": GREY},
         )
     values = equity.get_column("equity").to_numpy()
-    peak = np.maximum.accumulate(np.concatenate(([result.study.config.initial_cash], values)))[1:]
+    peak = np.maximum.accumulate(np.concatenate(([initial_cash], values)))[1:]
     drawdown = equity.with_columns(pl.Series("drawdown", values / peak - 1.0)).select(
         "timestamp", "drawdown"
     )
@@ -94,10 +93,18 @@ def walkforward_figures(result: WalkForwardResult) -> tuple[Any, Any]:
     return fig, dd
 
 
-def build_walkforward_report(result: WalkForwardResult, title: str) -> str:
-    """The walk-forward page as a string."""
-    equity, drawdown = walkforward_figures(result)
-    metrics = result.metrics
+def build_walkforward_report(
+    *,
+    title: str,
+    subtitle: str,
+    equity: pl.DataFrame,
+    folds: pl.DataFrame,
+    metrics: dict[str, Any],
+    initial_cash: float,
+) -> str:
+    """The walk-forward page as a string: headline ``metrics``, the out-of-sample ``equity``
+    with the ``folds``' test starts marked, its drawdown, and the fold table."""
+    equity_fig, drawdown = walkforward_figures(equity, folds, initial_cash)
     headline = pl.DataFrame(
         {
             k: [metrics.get(k, float("nan"))]
@@ -115,36 +122,30 @@ def build_walkforward_report(result: WalkForwardResult, title: str) -> str:
     cards = [
         _card("Out-of-sample figures (all test windows)", table_html(headline)),
         _card(
-            "Out-of-sample equity, fold test starts marked", _figure_html(equity, "chart-equity")
+            "Out-of-sample equity, fold test starts marked",
+            _figure_html(equity_fig, "chart-equity"),
         ),
         _card("Drawdown", _figure_html(drawdown, "chart-drawdown")),
-        _card("Folds", table_html(result.folds)),
+        _card("Folds", table_html(folds)),
     ]
-    study = result.study
-    sub = (
-        f"{result.folds.height} folds · train {study.train!r} · test {study.test!r} · step "
-        f"{study.step!r} · purge {study.purge!r} · embargo {study.embargo!r} · "
-        f"{'anchored' if study.anchored else 'rolling'} · "
-        f"{'one account across folds' if study.continuous else 'each fold from flat'} · "
-        f"fits returned {result.info['kind']}"
-    )
-    return _page(title, sub, cards)
+    return _page(title, subtitle, cards)
 
 
-def write_walkforward_report(result: WalkForwardResult, path: Path, *, title: str) -> Path:
-    """Writes :func:`build_walkforward_report` to ``path`` (parents created)."""
+def write_page(path: Path, page: str) -> Path:
+    """Writes a page to ``path`` (parents created) and returns the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(build_walkforward_report(result, title), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path
 
 
-def cpcv_figures(result: CPCVResult) -> tuple[Any, Any]:
-    """The paths' equity fan and the histogram of their Sharpe ratios."""
+def cpcv_figures(equity: pl.DataFrame, paths: pl.DataFrame) -> tuple[Any, Any]:
+    """The paths' equity fan (``equity`` has ``path``, ``timestamp``, ``equity``) and the
+    histogram of the ``paths``' Sharpe ratios."""
     import plotly.graph_objects as go
 
     fan = _figure(380, yaxis={"title": "equity", "tickformat": ",.0f"})
-    for p in range(result.n_paths):
-        curve = _last(result.equity.filter(pl.col("path") == p).select("timestamp", "equity"))
+    for p in range(paths.height):
+        curve = _last(equity.filter(pl.col("path") == p).select("timestamp", "equity"))
         fan.add_trace(
             _line(
                 wall_clock(curve["timestamp"]),
@@ -153,7 +154,7 @@ def cpcv_figures(result: CPCVResult) -> tuple[Any, Any]:
                 _PALETTE[p % len(_PALETTE)],
             )
         )
-    sharpe = result.paths.get_column("sharpe").to_numpy()
+    sharpe = paths.get_column("sharpe").to_numpy()
     hist = _figure(
         300,
         xaxis={"title": "Sharpe ratio (annualised)"},
@@ -166,29 +167,23 @@ def cpcv_figures(result: CPCVResult) -> tuple[Any, Any]:
     return fan, hist
 
 
-def build_cpcv_report(result: CPCVResult, title: str) -> str:
-    """The CPCV page as a string."""
-    fan, hist = cpcv_figures(result)
-    cv = result.cv
+def build_cpcv_report(
+    *,
+    title: str,
+    subtitle: str,
+    equity: pl.DataFrame,
+    paths: pl.DataFrame,
+    distribution: pl.DataFrame,
+    splits: pl.DataFrame,
+) -> str:
+    """The CPCV page as a string: the paths' equity fan, the Sharpe histogram, the metric
+    ``distribution``, the ``paths`` and the ``splits``."""
+    fan, hist = cpcv_figures(equity, paths)
     cards = [
-        _card(
-            f"Out-of-sample equity of the {result.n_paths} paths", _figure_html(fan, "chart-fan")
-        ),
+        _card(f"Out-of-sample equity of the {paths.height} paths", _figure_html(fan, "chart-fan")),
         _card("Sharpe ratio across paths", _figure_html(hist, "chart-sharpe")),
-        _card("Metrics across paths", table_html(result.distribution)),
-        _card("Paths", table_html(result.paths)),
-        _card("Splits", table_html(result.splits)),
+        _card("Metrics across paths", table_html(distribution)),
+        _card("Paths", table_html(paths)),
+        _card("Splits", table_html(splits)),
     ]
-    sub = (
-        f"N = {cv.n_groups} groups · k = {cv.n_test_groups} tested · {cv.n_splits} splits · "
-        f"{cv.n_paths} paths · label horizon {cv.label_horizon!r} · embargo {cv.embargo!r} · "
-        f"fits returned {result.info['kind']}"
-    )
-    return _page(title, sub, cards)
-
-
-def write_cpcv_report(result: CPCVResult, path: Path, *, title: str) -> Path:
-    """Writes :func:`build_cpcv_report` to ``path`` (parents created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(build_cpcv_report(result, title), encoding="utf-8")
-    return path
+    return _page(title, subtitle, cards)

@@ -9,17 +9,40 @@ import html
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import polars as pl
 
+from ml4t.backtest import stats
 from ml4t.backtest._core import __version__
 from ml4t.backtest.errors import ConfigError, StatsError
 from ml4t.backtest.study.directions import direction as metric_direction
 from ml4t.backtest.study.worker import STATUS_OK
 
-if TYPE_CHECKING:
-    from ml4t.backtest.study.result import SweepResult
+
+class SweepView(Protocol):
+    """What a sweep page reads of its result. :class:`~ml4t.backtest.study.SweepResult`
+    is one; the page names this view instead of the class, so the result can render itself
+    without the two modules importing each other."""
+
+    @property
+    def table(self) -> pl.DataFrame: ...
+    @property
+    def params(self) -> list[str]: ...
+    @property
+    def metrics(self) -> list[str]: ...
+    @property
+    def keep(self) -> str: ...
+    @property
+    def info(self) -> dict[str, Any]: ...
+    @property
+    def ledger(self) -> Path | None: ...
+    def ranked(self, metric: str, direction_: str | None = None) -> pl.DataFrame: ...
+    def deflated_sharpe(
+        self, metric: str = "sharpe", direction: str | None = None, *, source: str = "ledger"
+    ) -> stats.DeflatedSharpe: ...
+    def pbo(self, n_splits: int = 16) -> stats.PBOResult: ...
+
 
 _CSS = """
 body{font-family:-apple-system,'Segoe UI',Roboto,Arial,sans-serif;margin:0;background:#f5f6f8;
@@ -61,7 +84,7 @@ def _figure(fig: Any, div_id: str) -> str:
 
 
 def selection_statistics(
-    result: SweepResult, metric: str, direction: str | None, n_splits: int
+    result: SweepView, metric: str, direction: str | None, n_splits: int
 ) -> tuple[Any, Any, str | None, str | None]:
     """(DSR or ``None``, PBO or ``None``, why the DSR is missing, why the PBO is missing)."""
     dsr: Any = None
@@ -102,7 +125,7 @@ def _pbo_text(pbo: Any) -> str:
     )
 
 
-def _axes(result: SweepResult, x: str | None, y: str | None) -> tuple[str | None, str | None]:
+def _axes(result: SweepView, x: str | None, y: str | None) -> tuple[str | None, str | None]:
     for name in (x, y):
         if name is not None and name not in result.params:
             raise ConfigError(f"report: {name!r} is not a param of the sweep: {result.params}")
@@ -116,7 +139,7 @@ def _axes(result: SweepResult, x: str | None, y: str | None) -> tuple[str | None
 
 
 def build_sweep_report(
-    result: SweepResult,
+    result: SweepView,
     metric: str,
     *,
     x: str | None = None,
@@ -243,7 +266,7 @@ def build_sweep_report(
 
 
 def write_sweep_report(
-    result: SweepResult,
+    result: SweepView,
     path: Path,
     metric: str,
     *,
@@ -263,7 +286,7 @@ def write_sweep_report(
     return path
 
 
-def sweep_html(result: SweepResult, metric: str | None = None, top: int = 10) -> str:
+def sweep_html(result: SweepView, metric: str | None = None, top: int = 10) -> str:
     """The notebook display: trials run and failed, the best value of ``metric`` (``sharpe``
     when the table has it), the DSR of the winner and the PBO when the equity curves were
     kept, and the ``top`` trials."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
@@ -16,11 +17,12 @@ from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.study.cache import Cache, atomic_write
 from ml4t.backtest.study.directions import DIRECTIONS, direction
 from ml4t.backtest.study.ledger import TrialLedger
+from ml4t.backtest.study.report import sweep_html, write_sweep_report
 from ml4t.backtest.study.trials import Trial
 from ml4t.backtest.study.worker import STATUS_OK
 
-if TYPE_CHECKING:
-    from ml4t.backtest.study.sweep import Sweep
+Rerun = Callable[[int], BacktestResult]
+"""Runs one trial again by id (the sweep's ``rerun``), for results that were not kept."""
 
 RESERVED = ("trial", "status", "error", "seconds")
 """Table columns that are not params or metrics."""
@@ -66,7 +68,7 @@ class SweepResult:
         cache: Path | None,
         curves: dict[int, pl.DataFrame],
         info: dict[str, Any],
-        sweep: Sweep | None = None,
+        rerun: Rerun | None = None,
         ledger: Path | None = None,
         checksum: str | None = None,
     ) -> None:
@@ -80,7 +82,7 @@ class SweepResult:
         self._keys = keys
         self._cache = cache
         self._curves = curves
-        self._sweep = sweep
+        self._rerun = rerun
 
     @classmethod
     def build(
@@ -92,7 +94,7 @@ class SweepResult:
         store: Cache | None,
         curves: dict[int, pl.DataFrame],
         info: dict[str, Any],
-        sweep: Sweep | None = None,
+        rerun: Rerun | None = None,
         ledger: Path | None = None,
         checksum: str | None = None,
     ) -> SweepResult:
@@ -119,7 +121,7 @@ class SweepResult:
             store.root if store is not None else None,
             curves,
             info,
-            sweep,
+            rerun,
             ledger,
             checksum,
         )
@@ -127,8 +129,6 @@ class SweepResult:
     def _repr_html_(self) -> str:
         """Jupyter's display: trial counts, the best trial, the DSR and PBO when the equity
         curves were kept, and the top trials."""
-        from ml4t.backtest.study.report import sweep_html
-
         return sweep_html(self)
 
     def __repr__(self) -> str:
@@ -198,12 +198,12 @@ class SweepResult:
             folder = Cache(self._cache).result_dir(key)
             if folder.is_dir():
                 return BacktestResult.load(folder)
-        if self._sweep is None:
+        if self._rerun is None:
             raise ConfigError(
                 f"trial: trial {trial_id}'s result was not kept (keep={self.keep!r}) and this "
                 "result was loaded without its sweep, so it cannot be run again"
             )
-        return self._sweep.rerun(trial_id)
+        return self._rerun(trial_id)
 
     # ------------------------------------------------------------- the statistics of trying
 
@@ -392,8 +392,6 @@ class SweepResult:
         deflated Sharpe ratio of the best trial by ``metric`` and the PBO (``n_splits``
         blocks) with its logit histogram (with ``keep="equity"``; otherwise the page says
         why not), and the ``top`` trials. Returns the path."""
-        from ml4t.backtest.study.report import write_sweep_report
-
         return write_sweep_report(
             self,
             Path(path),

@@ -186,7 +186,7 @@ class Sweep:
             store,
             curves,
             info,
-            sweep=self,
+            rerun=self.rerun,
             ledger=root,
             checksum=checksum,
         )
@@ -281,7 +281,7 @@ class Sweep:
             store,
             all_curves,
             info,
-            sweep=self,
+            rerun=self.rerun,
             ledger=root,
             checksum=checksum,
         )

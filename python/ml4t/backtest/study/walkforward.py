@@ -48,6 +48,7 @@ from ml4t.backtest.data import PolarsDataFeed
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.results import BacktestResult
 from ml4t.backtest.results.metrics import compute_metrics
+from ml4t.backtest.study.fold_report import build_walkforward_report, table_html, write_page
 from ml4t.backtest.study.refit import (
     FitAnswer,
     FitTask,
@@ -508,8 +509,6 @@ class WalkForwardResult:
 
     def _repr_html_(self) -> str:
         """Jupyter's display: the headline figures and the fold table."""
-        from ml4t.backtest.study.fold_report import table_html
-
         shown = [
             c
             for c in (
@@ -536,6 +535,20 @@ class WalkForwardResult:
     ) -> Path:
         """Writes one self-contained HTML page: the out-of-sample equity curve with the fold
         boundaries marked, the drawdown, and the fold table; returns the path."""
-        from ml4t.backtest.study.fold_report import write_walkforward_report
-
-        return write_walkforward_report(self, Path(path), title=title)
+        study = self.study
+        subtitle = (
+            f"{self.folds.height} folds · train {study.train!r} · test {study.test!r} · step "
+            f"{study.step!r} · purge {study.purge!r} · embargo {study.embargo!r} · "
+            f"{'anchored' if study.anchored else 'rolling'} · "
+            f"{'one account across folds' if study.continuous else 'each fold from flat'} · "
+            f"fits returned {self.info['kind']}"
+        )
+        page = build_walkforward_report(
+            title=title,
+            subtitle=subtitle,
+            equity=self.equity,
+            folds=self.folds,
+            metrics=self.metrics,
+            initial_cash=study.config.initial_cash,
+        )
+        return write_page(Path(path), page)
