@@ -18,7 +18,7 @@ use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type, UInt8Ty
 use arrow_array::RecordBatch;
 
 use ml4t_backtest_core::commission::CommissionModel;
-use ml4t_backtest_core::config::{AccountKind, AccountRules, Insufficient};
+use ml4t_backtest_core::config::{AccountKind, AccountRules, Insufficient, TargetSizing};
 use ml4t_backtest_core::matching::{LimitFill, PathPolicy};
 use ml4t_backtest_core::risk::rules::{
     BreakevenStop, DailyLossLimit, Distance, MaxDrawdownHalt, MaxGrossExposure, MaxPositionSize,
@@ -157,6 +157,13 @@ impl FuzzConfig {
         };
         EngineConfig {
             initial_cash: self.initial_cash.map_or(100_000.0, Num::get),
+            // The high bit of `path_policy` (which reads only `% 3`) picks the sizing, so
+            // adding it did not change how the committed corpus decodes.
+            sizing: if self.path_policy >= 128 {
+                TargetSizing::Fill
+            } else {
+                TargetSizing::Decision
+            },
             execution: if self.same_close {
                 ExecutionMode::SameClose
             } else {
@@ -186,6 +193,7 @@ impl FuzzConfig {
                 borrow_rate: self.borrow_rate.get(),
                 margin_interest_rate: self.margin_interest_rate.get(),
                 cash_interest_rate: self.cash_interest_rate.get(),
+                ..AccountRules::default()
             },
             path_policy: match self.path_policy % 3 {
                 0 => PathPolicy::OhlcWalk,
@@ -204,6 +212,9 @@ impl FuzzConfig {
             } else {
                 StopBasis::Fill
             },
+            // Fields the fuzzer does not draw (funding columns, later additions) keep their
+            // defaults, so a new field does not break this crate.
+            ..EngineConfig::default()
         }
     }
 }
