@@ -28,6 +28,7 @@ use ml4t_backtest_core::events::OrderEvent;
 use ml4t_backtest_core::orders::{OrderKind, OrderRequest, TimeInForce, Trail};
 use ml4t_backtest_core::portfolio::Portfolio;
 use ml4t_backtest_core::records::Fill;
+use ml4t_backtest_core::types::RejectReason;
 use ml4t_backtest_core::{
     run_backtest_with_rules, BacktestOutput, MarketData, Result, Strategy, StrategyContext,
     TimestampView,
@@ -406,7 +407,12 @@ impl Strategy for Scripted<'_> {
     }
 
     fn on_order(&mut self, event: &OrderEvent, _portfolio: &Portfolio) -> Result<()> {
-        assert!(event.order_id >= 1, "order event without an id: {event:?}");
+        // Id 0 names no order: only a cancel or modify of it (a raw id) is reported, as
+        // `not_pending`, under the id the strategy gave.
+        assert!(
+            event.order_id >= 1 || event.reason == Some(RejectReason::NotPending),
+            "order event without an id: {event:?}"
+        );
         Ok(())
     }
 

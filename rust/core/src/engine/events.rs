@@ -310,7 +310,9 @@ impl Engine {
         reason: RejectReason,
         rest: Option<f64>,
     ) {
-        if reason != RejectReason::NotPending && order_id != 0 {
+        // Only ids the run issued are noted: a strategy's raw id (a cancel of 2^47) must not
+        // size the id table.
+        if reason != RejectReason::NotPending && order_id != 0 && order_id < self.ids.peek() {
             self.book.note_asset(order_id, asset);
             self.journal_rejection(order_id, ts, asset, quantity, reason, rest);
         }

@@ -365,7 +365,8 @@ impl Engine {
 
     /// Re-sizes the fill-time-sized order at `index` to `target` at its reference price, the
     /// account being worth `value`: the target less what is held and what other pending orders
-    /// of the asset will add. An order left with nothing to do is cancelled; one that cannot be
+    /// of the asset will add. An order left with nothing to do is cancelled, and so is a partly
+    /// filled one the re-size would turn to the other side (its target passed); one that cannot be
     /// sized (not finite) is a `numeric_overflow`; without shorting it stops at flat.
     fn size_at_fill(
         &mut self,
@@ -398,7 +399,9 @@ impl Engine {
         if !self.config.shorting_allowed() && held + others + quantity < 0.0 {
             quantity = -(held + others).max(0.0);
         }
-        if quantity == 0.0 || is_dust(quantity, shares.abs().max(held.abs())) {
+        let passed = matches!(order.state, OrderState::Target { filled: true, .. })
+            && quantity.signum() != order.quantity.signum();
+        if passed || quantity == 0.0 || is_dust(quantity, shares.abs().max(held.abs())) {
             self.book.mark_filled(index);
             self.emit_status(&order, ts, OrderStatus::Cancelled);
             self.scratch.removed = true;
@@ -551,6 +554,9 @@ impl Engine {
         self.after_fill(&order, &fill);
         if partial {
             self.book.reduce(index, quantity);
+            if let OrderState::Target { filled, .. } = &mut self.book.order_mut(index).state {
+                *filled = true;
+            }
         } else {
             self.book.mark_filled(index);
             self.activate_legs(order.id, index, candidate.time);
@@ -706,7 +712,9 @@ impl Engine {
             }
             return false;
         }
-        self.book.reduce(index, excess);
+        // Set, not reduced by `excess`: `q - (q - room)` is 0 when `room` is tiny next to `q`.
+        self.book
+            .set_quantity(index, room * order.quantity.signum());
         true
     }
 

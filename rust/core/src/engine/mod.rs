@@ -407,6 +407,7 @@ impl Engine {
                 reason: ExitReason::Ruin,
                 state: OrderState::Target {
                     target: TargetSize::Value(0.0),
+                    filled: false,
                 },
                 ..Order::market(id, asset, quantity, ts, self.timestamps + 1)
             };

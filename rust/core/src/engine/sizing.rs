@@ -145,7 +145,13 @@ impl Engine {
             let (id, asset, quantity) = match *intent {
                 Intent::Submit { id, request } => (id, request.asset, request.quantity),
                 Intent::Cancel { id } | Intent::Modify { id, .. } => {
-                    (id, self.book.asset_of(id).unwrap_or(0), f64::NAN)
+                    let asset = self.book.asset_of(id).unwrap_or(0);
+                    if self.book.position_of(id).is_none() {
+                        // No pending order by that id (perhaps none ever): as without ruin.
+                        self.reject(id, ts, asset, f64::NAN, RejectReason::NotPending);
+                        continue;
+                    }
+                    (id, asset, f64::NAN)
                 }
                 Intent::TargetQuantity { asset, .. }
                 | Intent::TargetValue { asset, .. }
@@ -229,7 +235,10 @@ impl Engine {
         }
         let eligible = self.eligible_from(OrderKind::Market);
         let order = Order {
-            state: OrderState::Target { target },
+            state: OrderState::Target {
+                target,
+                filled: false,
+            },
             ..Order::market(id, asset, estimate, ts, eligible)
         };
         self.accept(order, ts, OrderOrigin::Target);
@@ -382,7 +391,9 @@ impl Engine {
             return;
         };
         let order = self.book.orders()[index];
-        let wrong_side = quantity.is_finite() && quantity.signum() != order.quantity.signum();
+        // A quantity of zero is no order (cancel it instead); `0.0.signum()` is 1.
+        let wrong_side = quantity.is_finite()
+            && (quantity == 0.0 || quantity.signum() != order.quantity.signum());
         let mut kind = order.kind;
         let mut fits = true;
         if limit.is_finite() {
@@ -412,7 +423,7 @@ impl Engine {
         }
         self.book.order_mut(index).kind = kind;
         if quantity.is_finite() && quantity != order.quantity {
-            self.book.reduce(index, order.quantity - quantity);
+            self.book.set_quantity(index, quantity);
         }
         let updated = self.book.orders()[index];
         self.emit_status(&updated, ts, OrderStatus::Accepted);

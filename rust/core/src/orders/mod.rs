@@ -362,6 +362,9 @@ pub enum OrderState {
     Target {
         /// What the position should be worth.
         target: TargetSize,
+        /// Whether part of it has filled: its side is then fixed, and a re-size to the other
+        /// side (the target passed) ends it instead of turning it into the opposite trade.
+        filled: bool,
     },
 }
 
@@ -446,7 +449,7 @@ impl Order {
     #[inline]
     pub fn target(&self) -> Option<TargetSize> {
         match self.state {
-            OrderState::Target { target } => Some(target),
+            OrderState::Target { target, .. } => Some(target),
             _ => None,
         }
     }
