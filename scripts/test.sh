@@ -12,6 +12,8 @@ echo "== ruff + mypy"
 .venv/bin/ruff format --check python tests benches examples
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache
+echo "== stubtest (the hand-written _core.pyi against the built extension)"
+.venv/bin/python -m mypy.stubtest ml4t.backtest._core
 echo "== cargo test (core)"
 cargo test -p ml4t-backtest-core
 echo "== Rust benchmark harness (quick)"

@@ -19,6 +19,31 @@ from typing_extensions import CapsuleType
 
 from ml4t.backtest._engine_spec import EngineSpec, UniverseSpec
 
+__all__ = [
+    "EXIT_REASONS",
+    "ORDER_EVENT_STATUSES",
+    "ORDER_ORIGINS",
+    "ORDER_TYPES",
+    "REJECT_REASONS",
+    "TIME_IN_FORCE",
+    "ArrowTable",
+    "CheckedData",
+    "Context",
+    "FillEvent",
+    "MarketEvent",
+    "OrderContext",
+    "OrderUpdate",
+    "PortfolioView",
+    "RiskContext",
+    "RiskDecision",
+    "Signals",
+    "__version__",
+    "check_risk_rules",
+    "column_address",
+    "run_builtin",
+    "run_python",
+]
+
 __version__: str
 """Version of the Rust crate the extension was built from."""
 
@@ -152,7 +177,7 @@ class CheckedData:
     for a universe of ``n_assets``; runs handed it skip the import and the re-check (an
     in-memory ``PolarsDataFeed`` builds it on its first run). Shares the frame's buffers."""
 
-    def __init__(self, data: _ArrowStreamExportable, n_assets: int) -> None:
+    def __new__(cls, data: _ArrowStreamExportable, n_assets: int) -> CheckedData:
         """Imports ``data`` and checks every row; raises ``DataValidationError`` naming the
         column and row."""
 
@@ -226,6 +251,16 @@ class Context:
     ) -> int:
         """Submit an order (signed quantity; + buys) and return its id. The type follows the
         prices given; ``take_profit``/``stop_loss`` attach a one-cancels-other bracket."""
+    def modify_order(
+        self,
+        order_id: int,
+        *,
+        quantity: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+    ) -> None:
+        """Change a pending order's remaining quantity (signed, same side) and/or its limit /
+        stop price, after this callback; a change it cannot take is ``invalid_modify``."""
     def cancel_order(self, order_id: int) -> None:
         """Cancel a pending order (and the waiting legs of a bracket entry)."""
     def order_target_quantity(self, asset: _AssetRef, target: float) -> None:
@@ -317,13 +352,13 @@ class Signals:
     Mapping-like, but not registered as a ``collections.abc.Mapping``.
     """
 
-    def __getitem__(self, name: str) -> float:
+    def __getitem__(self, name: str, /) -> float:
         """Value of signal ``name``; raises ``KeyError`` when the feed has no such column."""
 
     def __len__(self) -> int:
         """Number of signal columns."""
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: str, /) -> bool:
         """True when the feed has a signal column ``name``."""
 
     def __iter__(self) -> Iterator[str]:

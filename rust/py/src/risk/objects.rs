@@ -363,7 +363,7 @@ impl PyRiskDecision {
     }
     /// Pre-trade: refuse the order's opening part (recorded as a `risk_limit` rejection).
     #[staticmethod]
-    #[pyo3(signature = (note=String::new()))]
+    #[pyo3(signature = (note=String::new()), text_signature = "(note='')")]
     fn reject(note: String) -> Self {
         PyRiskDecision {
             decision: RiskDecision::Reject,
