@@ -396,8 +396,8 @@ def _flows_table(flows: Any, feed: PolarsDataFeed) -> pl.DataFrame:
 def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:
     """One :class:`MarginWarning` when the account refused orders for want of cash or margin,
     one :class:`RuinWarning` when equity reached zero (each says how many and where to look)."""
-    reasons = result.rejected_orders.get_column("reason")
-    unaffordable = int(reasons.is_in(["insufficient_cash", "insufficient_margin"]).sum())
+    # Counted on the engine's codes: a run that warns of nothing builds no frame here.
+    unaffordable = result._count("rejected_orders", "reason", _UNAFFORDABLE)
     if unaffordable:
         account = result.config.account
         if account.type == "cash":
@@ -413,8 +413,8 @@ def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:
             f"is affordable{unlimited})",
             MarginWarning,
         )
-    delisted = result.trades.filter(pl.col("exit_reason") == "delisted").height
-    cancelled = int((reasons == "delisted").sum())
+    delisted = result._count("trades", "exit_reason", ("delisted",))
+    cancelled = result._count("rejected_orders", "reason", ("delisted",))
     if delisted or cancelled:
         warn_user(
             f"asset: delisted: {delisted} position(s) closed at the last bar of an asset whose "
@@ -422,10 +422,9 @@ def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:
             "(execution.on_delisting; exit reason and rejection reason 'delisted')",
             DelistingWarning,
         )
-    equity = result.equity
-    ruined = equity.filter(pl.col("equity") <= 0.0)
-    if ruined.height:
-        refused = int((reasons == "ruined").sum())
+    if result._any_ruin():
+        ruined = result.equity.filter(pl.col("equity") <= 0.0)
+        refused = result._count("rejected_orders", "reason", ("ruined",))
         when = ruined.get_column("timestamp")[0]
         warn_user(
             f"account: ruined: equity reached {ruined.get_column('equity')[0]:.6g} at {when}; "
@@ -434,6 +433,8 @@ def warn_outcome(result: BacktestResult, instruments: bool = False) -> None:
             RuinWarning,
         )
 
+
+_UNAFFORDABLE = ("insufficient_cash", "insufficient_margin")
 
 _CALLBACKS = (
     "on_timestamp_batch",

@@ -110,6 +110,14 @@ _NO_REASON = 255
 
 _FILL_STATUSES = ("partially_filled", "filled")
 
+_ENGINE_TABLES = frozenset(
+    ("fills", "trades", "equity", "rejections", "financing", "splits", "orders", "order_events")
+)
+"""The engine's result tables (``_core.ArrowTable``), imported into Polars at once."""
+
+_CODED = {"rejected_orders": ("rejections", REJECT_REASONS), "trades": ("trades", EXIT_REASONS)}
+"""Which engine table and code list a record's coded column (reason, exit reason) reads."""
+
 
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:
     return codes.replace_strict(list(range(len(names))), names, return_dtype=pl.String)
@@ -249,13 +257,6 @@ class BacktestResult:
         run_info: ``started_at`` (UTC, ISO 8601) and ``duration_seconds`` of the engine run.
     """
 
-    fills: pl.DataFrame
-    trades: pl.DataFrame
-    equity: pl.DataFrame
-    rejected_orders: pl.DataFrame
-    orders: pl.DataFrame
-    order_events: pl.DataFrame
-    records: pl.DataFrame
     config: BacktestConfig
     universe: Universe
     run_info: dict[str, Any]
@@ -272,19 +273,75 @@ class BacktestResult:
         self._feed: PolarsDataFeed | None = feed
         self._input: dict[str, Any] | None = None
         self._positions_all: pl.DataFrame | None = None
-        self._splits: pl.DataFrame | None = pl.DataFrame(raw["splits"]) if "splits" in raw else None
+        # The engine's tables, imported without a copy; each record frame is built from its
+        # table on first access (and the table dropped then).
+        self._raw: dict[str, Any] = {
+            name: pl.DataFrame(table) if name in _ENGINE_TABLES else table
+            for name, table in raw.items()
+        }
+        self._splits: pl.DataFrame | None = self._raw.pop("splits", None)
         self.universe = Universe(list(feed.assets), feed.time_zone)
         self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
-        self.fills = self._fills(pl.DataFrame(raw["fills"]))
-        self.trades = self._trades(pl.DataFrame(raw["trades"]))
-        self.equity = self._equity(
-            pl.DataFrame(raw["equity"]),
-            pl.DataFrame(raw["financing"]) if "financing" in raw else None,
+
+    # ----------------------------------------------------------------------- record frames
+    # Built on first access from the engine's tables, then cached (a loaded or unpickled
+    # result has them in its ``__dict__`` already).
+
+    @cached_property
+    def fills(self) -> pl.DataFrame:
+        """One row per execution (see the class doc)."""
+        return self._fills(self._raw.pop("fills"))
+
+    @cached_property
+    def trades(self) -> pl.DataFrame:
+        """One row per round trip, closed or still open at the end (see the class doc)."""
+        return self._trades(self._raw.pop("trades"))
+
+    @cached_property
+    def equity(self) -> pl.DataFrame:
+        """One row per timestamp (see the class doc)."""
+        return self._equity(self._raw.pop("equity"), self._raw.pop("financing", None))
+
+    @cached_property
+    def rejected_orders(self) -> pl.DataFrame:
+        """Orders that never filled, with the reason."""
+        return self._rejections(self._raw.pop("rejections"))
+
+    @cached_property
+    def order_events(self) -> pl.DataFrame:
+        """Every status change of every order, in the order they happened (see the class
+        doc)."""
+        return self._order_events(self._raw.pop("order_events"))
+
+    @cached_property
+    def orders(self) -> pl.DataFrame:
+        """The order journal, one row per order (see the class doc)."""
+        return self._orders(self._raw.pop("orders"), self.order_events)
+
+    @cached_property
+    def records(self) -> pl.DataFrame:
+        """The strategy's ``context.record`` values, long format (see the class doc)."""
+        return self._records(
+            self._raw.pop("records", None), list(self._raw.pop("record_names", []))
         )
-        self.rejected_orders = self._rejections(pl.DataFrame(raw["rejections"]))
-        self.order_events = self._order_events(pl.DataFrame(raw["order_events"]))
-        self.orders = self._orders(pl.DataFrame(raw["orders"]), self.order_events)
-        self.records = self._records(raw.get("records"), list(raw.get("record_names", [])))
+
+    def _count(self, record: str, column: str, values: tuple[str, ...]) -> int:
+        """How many rows of ``record`` (``trades`` or ``rejected_orders``) have ``column`` in
+        ``values``: from the frame once built, from the engine's codes before (so the outcome
+        warnings build no frame)."""
+        frame = self.__dict__.get(record)
+        if frame is not None:
+            return int(frame.get_column(column).is_in(list(values)).sum())
+        table, names = _CODED[record]
+        codes = [names.index(v) for v in values]
+        return int(self._raw[table].get_column(column).is_in(codes).sum())
+
+    def _any_ruin(self) -> bool:
+        """Whether equity reached zero or below at some timestamp (read without building the
+        equity frame when it is not built yet)."""
+        frame = self.__dict__.get("equity")
+        source = frame if frame is not None else self._raw["equity"]
+        return bool((source.get_column("equity") <= 0.0).any())
 
     # ----------------------------------------------------------------------- building frames
 
@@ -927,6 +984,7 @@ class BacktestResult:
         except ConfigError as err:
             raise ResultFileError(f"{folder / 'config.yaml'}: unreadable: {err}") from err
         self._feed = None
+        self._raw = {}
         self._splits = None
         try:
             self._input = dict(manifest["input"])
@@ -953,8 +1011,11 @@ class BacktestResult:
         if self._feed is not None:
             self.input_summary()
             self._every_timestamp_positions()
+        for name in RECORD_NAMES:
+            getattr(self, name)
         state = dict(self.__dict__)
         state["_feed"] = None
+        state["_raw"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
