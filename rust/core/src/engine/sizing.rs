@@ -145,13 +145,7 @@ impl Engine {
             let (id, asset, quantity) = match *intent {
                 Intent::Submit { id, request } => (id, request.asset, request.quantity),
                 Intent::Cancel { id } | Intent::Modify { id, .. } => {
-                    let asset = self.book.asset_of(id).unwrap_or(0);
-                    if self.book.position_of(id).is_none() {
-                        // No pending order by that id (perhaps none ever): as without ruin.
-                        self.reject(id, ts, asset, f64::NAN, RejectReason::NotPending);
-                        continue;
-                    }
-                    (id, asset, f64::NAN)
+                    (id, self.book.asset_of(id).unwrap_or(0), f64::NAN)
                 }
                 Intent::TargetQuantity { asset, .. }
                 | Intent::TargetValue { asset, .. }
