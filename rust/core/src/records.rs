@@ -2,6 +2,7 @@
 //! per round trip. The strategy sees them as they happen; `results.rs` stores them column by
 //! column.
 
+use crate::fx::CurrencyId;
 use crate::types::{AssetId, ExitReason, OrderId, Ts};
 
 /// One execution.
@@ -26,6 +27,10 @@ pub struct Fill {
     /// The asset's contract multiplier (1 for a share): the fill's notional is quantity ×
     /// price × multiplier.
     pub multiplier: f64,
+    /// The asset's quote currency (0: the base): price, slippage and commission are in it.
+    pub currency: CurrencyId,
+    /// The rate of that currency at the fill (base units per unit; 1 for the base).
+    pub fx_rate: f64,
     /// Order type code (see `OrderKind::NAMES`).
     pub order_type: u8,
     /// True when the order still has shares left after this fill.
@@ -51,14 +56,22 @@ pub struct TradeRecord {
     pub quantity: f64,
     /// The asset's contract multiplier (1 for a share).
     pub multiplier: f64,
-    /// Realised PnL (plus the unrealised part for an open trade).
+    /// The asset's quote currency (0: the base).
+    pub currency: CurrencyId,
+    /// Realised PnL (plus the unrealised part for an open trade), in base: exits at their
+    /// fills' rates less the entry cost at the entries' rates, so the FX move while held is
+    /// in it.
     pub gross_pnl: f64,
-    /// Fees of all the trade's fills.
+    /// Fees of all the trade's fills, in base (each at its fill's rate).
     pub commission: f64,
-    /// Slippage cost of all the trade's fills.
+    /// Slippage cost of all the trade's fills, in base.
     pub slippage: f64,
-    /// Funding received (+) or paid (−) while open (crypto perpetuals; 0 otherwise).
+    /// Funding received (+) or paid (−) while open (crypto perpetuals; 0 otherwise), in base.
     pub funding: f64,
+    /// [`Self::gross_pnl`] in the asset's currency.
+    pub gross_pnl_local: f64,
+    /// Net PnL in the asset's currency: gross − commission + funding, all in it.
+    pub net_pnl_local: f64,
     /// Maximum favourable excursion: the best return (fraction of the entry price) at any mark
     /// or fill while open; never below 0.
     pub mfe: f64,

@@ -110,6 +110,8 @@ recorder! {
         slippage: f64 = fill.slippage,
         commission: f64 = fill.commission,
         multiplier: f64 = fill.multiplier,
+        currency: u32 = u32::from(fill.currency),
+        fx_rate: f64 = fill.fx_rate,
         order_type: u8 = fill.order_type,
         partial: bool = fill.partial,
     }
@@ -128,10 +130,13 @@ recorder! {
         exit_price: f64 = t.exit_price,
         quantity: f64 = t.quantity,
         multiplier: f64 = t.multiplier,
+        currency: u32 = u32::from(t.currency),
         gross_pnl: f64 = t.gross_pnl,
         commission: f64 = t.commission,
         slippage: f64 = t.slippage,
         funding: f64 = t.funding,
+        gross_pnl_local: f64 = t.gross_pnl_local,
+        net_pnl_local: f64 = t.net_pnl_local,
         mfe: f64 = t.mfe,
         mae: f64 = t.mae,
         bars_held: u64 = t.bars_held,
@@ -206,6 +211,25 @@ impl FinancingRecorder {
         if let Some(total) = self.flow.last_mut() {
             *total += amount;
         }
+    }
+}
+
+recorder! {
+    /// Cash per currency, sparse: a row for a currency at the end of each timestamp where its
+    /// balance or rate changed (runs with one currency write none). The cash of a currency at
+    /// any time is its last row at or before it.
+    pub struct CashRecorder {
+        /// Records currency `currency`'s `cash` (in it) and `rate` (base units per unit) at
+        /// the end of `ts`, with what this close swept to base (`converted`, in the currency)
+        /// and the fee charged for it (in base).
+        fn push(ts: Ts, currency: u32, cash: f64, rate: f64, converted: f64, fx_fee: f64);
+        ts: i64 = ts,
+        currency: u32 = currency,
+        cash: f64 = cash,
+        rate: f64 = rate,
+        cash_in_base: f64 = if cash == 0.0 { 0.0 } else { cash * rate },
+        converted: f64 = converted,
+        fx_fee: f64 = fx_fee,
     }
 }
 
@@ -399,6 +423,8 @@ pub struct Recorders {
     pub financing: FinancingRecorder,
     /// Splits applied to held positions.
     pub splits: SplitRecorder,
+    /// Cash per currency (several currencies only), sparse.
+    pub cash: CashRecorder,
     /// Orders that never filled.
     pub rejections: RejectionRecorder,
     /// Every order, one row each (the order journal).
@@ -423,6 +449,9 @@ pub struct BacktestOutput {
     /// Splits applied to held positions (`ts, asset_id, split_ratio, quantity_before,
     /// quantity_after`).
     pub splits: RecordBatch,
+    /// Cash per currency, sparse (`ts, currency, cash, rate, cash_in_base, converted,
+    /// fx_fee`); empty with one currency.
+    pub cash: RecordBatch,
     /// Every order of the run, one row each, in the order they were recorded.
     pub orders: RecordBatch,
     /// Every status change of every order, in the order they happened.
@@ -439,6 +468,7 @@ impl BacktestOutput {
             rejections: batch(recorders.rejections.into_columns()),
             financing: batch(recorders.financing.into_columns()),
             splits: batch(recorders.splits.into_columns()),
+            cash: batch(recorders.cash.into_columns()),
             orders: batch(recorders.orders.into_columns()),
             order_events: batch(recorders.order_events.into_columns()),
         }

@@ -2,6 +2,7 @@
 //! The tracker keeps each asset's open trade and hands back a [`TradeRecord`] when one closes;
 //! the engine stores it.
 
+use crate::fx::CurrencyId;
 use crate::portfolio::FillEffect;
 use crate::records::TradeRecord;
 use crate::types::{AssetId, ExitReason, Ts};
@@ -22,6 +23,9 @@ struct OpenTrade {
     slippage: f64,
     funding: f64,
     multiplier: f64,
+    /// With several currencies, the same totals in base (each amount at its rate then) and
+    /// the quote currency; unused (base = local) with one.
+    base: BaseTotals,
     /// Best and worst return seen while open (fraction of the mean entry price).
     mfe: f64,
     mae: f64,
@@ -48,6 +52,17 @@ impl OpenTrade {
     }
 }
 
+/// A trade's totals converted to base as they happen.
+#[derive(Debug, Clone, Copy, Default)]
+struct BaseTotals {
+    currency: CurrencyId,
+    entry_notional: f64,
+    gross_pnl: f64,
+    commission: f64,
+    slippage: f64,
+    funding: f64,
+}
+
 /// One fill as the trade tracker needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct TradeFill {
@@ -69,12 +84,18 @@ pub struct TradeFill {
     pub reason: ExitReason,
     /// The asset's contract multiplier.
     pub multiplier: f64,
+    /// The rate of the asset's currency at the fill (1 with one currency).
+    pub rate: f64,
+    /// The asset's quote currency (0: the base).
+    pub currency: CurrencyId,
 }
 
 /// Tracks the open trade of every asset and returns the closed ones.
 #[derive(Debug, Clone)]
 pub struct TradeTracker {
     open: Vec<OpenTrade>,
+    /// Whether trades keep base totals beside the local ones (several currencies).
+    base: bool,
 }
 
 impl TradeTracker {
@@ -82,14 +103,23 @@ impl TradeTracker {
     pub fn new(n_assets: usize) -> Self {
         TradeTracker {
             open: vec![OpenTrade::default(); n_assets],
+            base: false,
         }
+    }
+
+    /// Keeps every trade's PnL and costs in base as well (several currencies): each amount is
+    /// converted at its fill's (or payment's) rate.
+    pub fn keep_base_pnl(&mut self) {
+        self.base = true;
     }
 
     /// Folds one fill into the asset's trade; returns the trade it closed when the position
     /// returns to 0 or flips.
     pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect) -> Option<TradeRecord> {
+        let base = self.base;
         let trade = &mut self.open[fill.asset as usize];
         let size = fill.quantity.abs();
+        let r = fill.rate;
         if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
             if !trade.active {
                 *trade = OpenTrade {
@@ -100,12 +130,18 @@ impl TradeTracker {
                     multiplier: fill.multiplier,
                     ..OpenTrade::default()
                 };
+                trade.base.currency = fill.currency;
             }
             trade.entry_quantity += size;
             trade.entry_notional += size * fill.price;
             trade.entry_changed();
             trade.commission += fill.fee;
             trade.slippage += fill.slippage;
+            if base {
+                trade.base.entry_notional += size * fill.price * r;
+                trade.base.commission += fill.fee * r;
+                trade.base.slippage += fill.slippage * r;
+            }
             trade.excursion(fill.price);
             return None;
         }
@@ -118,8 +154,15 @@ impl TradeTracker {
         trade.exit_notional += closed * fill.price;
         trade.gross_pnl += effect.realized;
         trade.commission += closing_fee;
+        if base {
+            let entry = trade.base.entry_notional / trade.entry_quantity;
+            let side = effect.before.signum();
+            trade.base.gross_pnl += closed * (fill.price * r - entry) * side * trade.multiplier;
+            trade.base.commission += closing_fee * r;
+            trade.base.slippage += closing_slippage * r;
+        }
         if effect.after == 0.0 || effect.after.signum() != effect.before.signum() {
-            let record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason);
+            let record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason, base);
             trade.active = false;
             if effect.after != 0.0 {
                 *trade = OpenTrade {
@@ -132,6 +175,13 @@ impl TradeTracker {
                     commission: fill.fee - closing_fee,
                     slippage: fill.slippage - closing_slippage,
                     multiplier: fill.multiplier,
+                    base: BaseTotals {
+                        currency: fill.currency,
+                        entry_notional: effect.after.abs() * fill.price * r,
+                        commission: (fill.fee - closing_fee) * r,
+                        slippage: (fill.slippage - closing_slippage) * r,
+                        ..BaseTotals::default()
+                    },
                     ..OpenTrade::default()
                 };
                 trade.entry_changed();
@@ -154,19 +204,23 @@ impl TradeTracker {
     }
 
     /// Adds cash the position earned or owed while held (a dividend: + to a long, − from a
-    /// short) to `asset`'s open trade's gross PnL.
-    pub fn add_income(&mut self, asset: AssetId, amount: f64) {
+    /// short; in the asset's currency, worth `rate` base units each) to `asset`'s open
+    /// trade's gross PnL.
+    pub fn add_income(&mut self, asset: AssetId, amount: f64, rate: f64) {
         let trade = &mut self.open[asset as usize];
         if trade.active {
             trade.gross_pnl += amount;
+            trade.base.gross_pnl += amount * rate;
         }
     }
 
-    /// Adds funding received (+) or paid (−) by `asset`'s open trade.
-    pub fn add_funding(&mut self, asset: AssetId, amount: f64) {
+    /// Adds funding received (+) or paid (−) by `asset`'s open trade (in its currency, worth
+    /// `rate` base units each).
+    pub fn add_funding(&mut self, asset: AssetId, amount: f64, rate: f64) {
         let trade = &mut self.open[asset as usize];
         if trade.active {
             trade.funding += amount;
+            trade.base.funding += amount * rate;
         }
     }
 
@@ -187,7 +241,8 @@ impl TradeTracker {
     }
 
     /// Ends the run: every still-open trade as a record marked `open`, valued at the last
-    /// marks (× each asset's multiplier; `multipliers` empty: all 1), in asset order.
+    /// marks (× each asset's multiplier; `multipliers` empty: all 1; in base at `rates`, the
+    /// rate of each asset's currency now, with several currencies), in asset order.
     pub fn finish(
         self,
         last_ts: Ts,
@@ -195,6 +250,7 @@ impl TradeTracker {
         positions: &[crate::portfolio::Position],
         marks: &[f64],
         multipliers: &[f64],
+        rates: &[f64],
     ) -> Vec<TradeRecord> {
         let mut records = Vec::new();
         for (asset, trade) in self.open.iter().enumerate() {
@@ -212,9 +268,19 @@ impl TradeTracker {
                 last_ts,
                 bars[asset],
                 ExitReason::EndOfData,
+                self.base,
             );
             record.exit_price = marks[asset];
-            record.gross_pnl += unrealized;
+            record.gross_pnl_local += unrealized;
+            record.net_pnl_local += unrealized;
+            match rates.get(asset) {
+                Some(&rate) if self.base => {
+                    let entry = trade.base.entry_notional / trade.entry_quantity;
+                    let m = multipliers.get(asset).copied().unwrap_or(1.0);
+                    record.gross_pnl += pos.quantity * (marks[asset] * rate - entry) * m;
+                }
+                _ => record.gross_pnl += unrealized,
+            }
             record.open = true;
             records.push(record);
         }
@@ -228,7 +294,14 @@ fn close_record(
     ts: Ts,
     bar: u64,
     reason: ExitReason,
+    base: bool,
 ) -> TradeRecord {
+    let (gross_pnl, commission, slippage, funding) = if base {
+        let b = &t.base;
+        (b.gross_pnl, b.commission, b.slippage, b.funding)
+    } else {
+        (t.gross_pnl, t.commission, t.slippage, t.funding)
+    };
     TradeRecord {
         asset,
         long: t.long,
@@ -242,10 +315,13 @@ fn close_record(
         },
         quantity: t.entry_quantity,
         multiplier: t.multiplier,
-        gross_pnl: t.gross_pnl,
-        commission: t.commission,
-        slippage: t.slippage,
-        funding: t.funding,
+        currency: t.base.currency,
+        gross_pnl,
+        commission,
+        slippage,
+        funding,
+        gross_pnl_local: t.gross_pnl,
+        net_pnl_local: t.gross_pnl - t.commission + t.funding,
         mfe: t.mfe,
         mae: t.mae,
         bars_held: bar - t.entry_bar,
