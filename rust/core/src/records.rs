@@ -2,7 +2,6 @@
 //! per round trip. The strategy sees them as they happen; `results.rs` stores them column by
 //! column.
 
-use crate::fx::CurrencyId;
 use crate::types::{AssetId, ExitReason, OrderId, Ts};
 
 /// One execution.
@@ -27,10 +26,6 @@ pub struct Fill {
     /// The asset's contract multiplier (1 for a share): the fill's notional is quantity ×
     /// price × multiplier.
     pub multiplier: f64,
-    /// The asset's quote currency (0: the base): price, slippage and commission are in it.
-    pub currency: CurrencyId,
-    /// The rate of that currency at the fill (base units per unit; 1 for the base).
-    pub fx_rate: f64,
     /// Order type code (see `OrderKind::NAMES`).
     pub order_type: u8,
     /// True when the order still has shares left after this fill.
@@ -56,8 +51,6 @@ pub struct TradeRecord {
     pub quantity: f64,
     /// The asset's contract multiplier (1 for a share).
     pub multiplier: f64,
-    /// The asset's quote currency (0: the base).
-    pub currency: CurrencyId,
     /// Realised PnL (plus the unrealised part for an open trade), in base: exits at their
     /// fills' rates less the entry cost at the entries' rates, so the FX move while held is
     /// in it.

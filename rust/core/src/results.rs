@@ -110,8 +110,6 @@ recorder! {
         slippage: f64 = fill.slippage,
         commission: f64 = fill.commission,
         multiplier: f64 = fill.multiplier,
-        currency: u32 = u32::from(fill.currency),
-        fx_rate: f64 = fill.fx_rate,
         order_type: u8 = fill.order_type,
         partial: bool = fill.partial,
     }
@@ -130,7 +128,6 @@ recorder! {
         exit_price: f64 = t.exit_price,
         quantity: f64 = t.quantity,
         multiplier: f64 = t.multiplier,
-        currency: u32 = u32::from(t.currency),
         gross_pnl: f64 = t.gross_pnl,
         commission: f64 = t.commission,
         slippage: f64 = t.slippage,

@@ -2,7 +2,6 @@
 //! The tracker keeps each asset's open trade and hands back a [`TradeRecord`] when one closes;
 //! the engine stores it.
 
-use crate::fx::CurrencyId;
 use crate::portfolio::FillEffect;
 use crate::records::TradeRecord;
 use crate::types::{AssetId, ExitReason, Ts};
@@ -23,9 +22,6 @@ struct OpenTrade {
     slippage: f64,
     funding: f64,
     multiplier: f64,
-    /// With several currencies, the same totals in base (each amount at its rate then) and
-    /// the quote currency; unused (base = local) with one.
-    base: BaseTotals,
     /// Best and worst return seen while open (fraction of the mean entry price).
     mfe: f64,
     mae: f64,
@@ -52,10 +48,9 @@ impl OpenTrade {
     }
 }
 
-/// A trade's totals converted to base as they happen.
+/// A trade's totals converted to base as they happen (several currencies only).
 #[derive(Debug, Clone, Copy, Default)]
 struct BaseTotals {
-    currency: CurrencyId,
     entry_notional: f64,
     gross_pnl: f64,
     commission: f64,
@@ -86,16 +81,15 @@ pub struct TradeFill {
     pub multiplier: f64,
     /// The rate of the asset's currency at the fill (1 with one currency).
     pub rate: f64,
-    /// The asset's quote currency (0: the base).
-    pub currency: CurrencyId,
 }
 
 /// Tracks the open trade of every asset and returns the closed ones.
 #[derive(Debug, Clone)]
 pub struct TradeTracker {
     open: Vec<OpenTrade>,
-    /// Whether trades keep base totals beside the local ones (several currencies).
-    base: bool,
+    /// Per asset, the open trade's totals in base beside the local ones (several currencies;
+    /// empty with one, where base = local).
+    base: Vec<BaseTotals>,
 }
 
 impl TradeTracker {
@@ -103,23 +97,24 @@ impl TradeTracker {
     pub fn new(n_assets: usize) -> Self {
         TradeTracker {
             open: vec![OpenTrade::default(); n_assets],
-            base: false,
+            base: Vec::new(),
         }
     }
 
     /// Keeps every trade's PnL and costs in base as well (several currencies): each amount is
     /// converted at its fill's (or payment's) rate.
     pub fn keep_base_pnl(&mut self) {
-        self.base = true;
+        self.base = vec![BaseTotals::default(); self.open.len()];
     }
 
     /// Folds one fill into the asset's trade; returns the trade it closed when the position
     /// returns to 0 or flips.
     pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect) -> Option<TradeRecord> {
-        let base = self.base;
+        if !self.base.is_empty() {
+            self.fold_base(&fill, &effect);
+        }
         let trade = &mut self.open[fill.asset as usize];
         let size = fill.quantity.abs();
-        let r = fill.rate;
         if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
             if !trade.active {
                 *trade = OpenTrade {
@@ -130,18 +125,12 @@ impl TradeTracker {
                     multiplier: fill.multiplier,
                     ..OpenTrade::default()
                 };
-                trade.base.currency = fill.currency;
             }
             trade.entry_quantity += size;
             trade.entry_notional += size * fill.price;
             trade.entry_changed();
             trade.commission += fill.fee;
             trade.slippage += fill.slippage;
-            if base {
-                trade.base.entry_notional += size * fill.price * r;
-                trade.base.commission += fill.fee * r;
-                trade.base.slippage += fill.slippage * r;
-            }
             trade.excursion(fill.price);
             return None;
         }
@@ -154,15 +143,12 @@ impl TradeTracker {
         trade.exit_notional += closed * fill.price;
         trade.gross_pnl += effect.realized;
         trade.commission += closing_fee;
-        if base {
-            let entry = trade.base.entry_notional / trade.entry_quantity;
-            let side = effect.before.signum();
-            trade.base.gross_pnl += closed * (fill.price * r - entry) * side * trade.multiplier;
-            trade.base.commission += closing_fee * r;
-            trade.base.slippage += closing_slippage * r;
-        }
         if effect.after == 0.0 || effect.after.signum() != effect.before.signum() {
-            let record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason, base);
+            let base = self.base.get(fill.asset as usize);
+            let mut record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason);
+            if let Some(b) = base {
+                record.set_base(b);
+            }
             trade.active = false;
             if effect.after != 0.0 {
                 *trade = OpenTrade {
@@ -175,20 +161,50 @@ impl TradeTracker {
                     commission: fill.fee - closing_fee,
                     slippage: fill.slippage - closing_slippage,
                     multiplier: fill.multiplier,
-                    base: BaseTotals {
-                        currency: fill.currency,
+                    ..OpenTrade::default()
+                };
+                trade.entry_changed();
+                if let Some(b) = self.base.get_mut(fill.asset as usize) {
+                    let r = fill.rate;
+                    *b = BaseTotals {
                         entry_notional: effect.after.abs() * fill.price * r,
                         commission: (fill.fee - closing_fee) * r,
                         slippage: (fill.slippage - closing_slippage) * r,
                         ..BaseTotals::default()
-                    },
-                    ..OpenTrade::default()
-                };
-                trade.entry_changed();
+                    };
+                }
             }
             return Some(record);
         }
         None
+    }
+
+    /// Folds `fill` into its asset's base totals, before the local ones change: entries add
+    /// their cost at the fill's rate, a closing part realises `closed × (price × rate − mean
+    /// entry cost in base) × side × multiplier`; a trade that ends is read by `on_fill` and a
+    /// new one (a flip) restarted there.
+    #[inline(never)]
+    fn fold_base(&mut self, fill: &TradeFill, effect: &FillEffect) {
+        let a = fill.asset as usize;
+        let trade = &self.open[a];
+        let b = &mut self.base[a];
+        let r = fill.rate;
+        let size = fill.quantity.abs();
+        if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
+            if !trade.active {
+                *b = BaseTotals::default();
+            }
+            b.entry_notional += size * fill.price * r;
+            b.commission += fill.fee * r;
+            b.slippage += fill.slippage * r;
+            return;
+        }
+        let closed = size.min(effect.before.abs());
+        let entry = b.entry_notional / trade.entry_quantity;
+        let side = effect.before.signum();
+        b.gross_pnl += closed * (fill.price * r - entry) * side * trade.multiplier;
+        b.commission += fill.fee * closed / size * r;
+        b.slippage += fill.slippage * closed / size * r;
     }
 
     /// Restates `asset`'s open trade after a split of `ratio` new shares per old one: share
@@ -210,7 +226,9 @@ impl TradeTracker {
         let trade = &mut self.open[asset as usize];
         if trade.active {
             trade.gross_pnl += amount;
-            trade.base.gross_pnl += amount * rate;
+            if let Some(b) = self.base.get_mut(asset as usize) {
+                b.gross_pnl += amount * rate;
+            }
         }
     }
 
@@ -220,7 +238,9 @@ impl TradeTracker {
         let trade = &mut self.open[asset as usize];
         if trade.active {
             trade.funding += amount;
-            trade.base.funding += amount * rate;
+            if let Some(b) = self.base.get_mut(asset as usize) {
+                b.funding += amount * rate;
+            }
         }
     }
 
@@ -268,14 +288,14 @@ impl TradeTracker {
                 last_ts,
                 bars[asset],
                 ExitReason::EndOfData,
-                self.base,
             );
             record.exit_price = marks[asset];
             record.gross_pnl_local += unrealized;
             record.net_pnl_local += unrealized;
-            match rates.get(asset) {
-                Some(&rate) if self.base => {
-                    let entry = trade.base.entry_notional / trade.entry_quantity;
+            match (self.base.get(asset), rates.get(asset)) {
+                (Some(b), Some(&rate)) => {
+                    record.set_base(b);
+                    let entry = b.entry_notional / trade.entry_quantity;
                     let m = multipliers.get(asset).copied().unwrap_or(1.0);
                     record.gross_pnl += pos.quantity * (marks[asset] * rate - entry) * m;
                 }
@@ -294,14 +314,7 @@ fn close_record(
     ts: Ts,
     bar: u64,
     reason: ExitReason,
-    base: bool,
 ) -> TradeRecord {
-    let (gross_pnl, commission, slippage, funding) = if base {
-        let b = &t.base;
-        (b.gross_pnl, b.commission, b.slippage, b.funding)
-    } else {
-        (t.gross_pnl, t.commission, t.slippage, t.funding)
-    };
     TradeRecord {
         asset,
         long: t.long,
@@ -315,11 +328,10 @@ fn close_record(
         },
         quantity: t.entry_quantity,
         multiplier: t.multiplier,
-        currency: t.base.currency,
-        gross_pnl,
-        commission,
-        slippage,
-        funding,
+        gross_pnl: t.gross_pnl,
+        commission: t.commission,
+        slippage: t.slippage,
+        funding: t.funding,
         gross_pnl_local: t.gross_pnl,
         net_pnl_local: t.gross_pnl - t.commission + t.funding,
         mfe: t.mfe,
@@ -327,5 +339,15 @@ fn close_record(
         bars_held: bar - t.entry_bar,
         exit_reason: reason,
         open: false,
+    }
+}
+
+impl TradeRecord {
+    /// Replaces the PnL and costs (local so far) by the base totals `b`.
+    fn set_base(&mut self, b: &BaseTotals) {
+        self.gross_pnl = b.gross_pnl;
+        self.commission = b.commission;
+        self.slippage = b.slippage;
+        self.funding = b.funding;
     }
 }

@@ -284,6 +284,8 @@ class BacktestResult:
         base = config.account.base_currency
         found = engine_currencies(feed.fx, feed.currencies, list(feed.assets), base)
         self._currencies = [base] if found is None else found[0]
+        self._asset_currency = [c or base for c in feed.currencies]
+        self._fx = None if found is None else feed.fx
         self._cash = self._cash_table(raw.get("cash")) if found is not None else None
         self.fills = self._fills(pl.DataFrame(raw["fills"]))
         self.trades = self._trades(pl.DataFrame(raw["trades"]))
@@ -315,6 +317,7 @@ class BacktestResult:
         return self.universe.asset_names(pl.col("asset_id")).alias("asset")
 
     def _fills(self, df: pl.DataFrame) -> pl.DataFrame:
+        df = self._with_rates(df.with_columns(self._asset_currency_expr()))
         return df.select(
             "order_id",
             self._timestamps(pl.col("ts")).alias("timestamp"),
@@ -336,10 +339,8 @@ class BacktestResult:
             (pl.col("multiplier") if "multiplier" in df.columns else pl.lit(1.0))
             .cast(pl.Float64)
             .alias("multiplier"),
-            self._currency(df),
-            (pl.col("fx_rate") if "fx_rate" in df.columns else pl.lit(1.0))
-            .cast(pl.Float64)
-            .alias("fx_rate"),
+            "currency",
+            "fx_rate",
             (pl.col("partial") if "partial" in df.columns else pl.lit(False, dtype=pl.Boolean))
             .cast(pl.Boolean)
             .alias("partial"),
@@ -375,7 +376,7 @@ class BacktestResult:
             .then(pl.lit("open"))
             .otherwise(pl.lit("closed"))
             .alias("status"),
-            self._currency(df),
+            self._asset_currency_expr(),
             (pl.col("gross_pnl_local") if "gross_pnl_local" in df.columns else pl.col("gross_pnl"))
             .cast(pl.Float64)
             .alias("gross_pnl_local"),
@@ -390,6 +391,27 @@ class BacktestResult:
             return pl.lit(self._currencies[0], dtype=pl.String).alias("currency")
         names = dict(enumerate(self._currencies))
         return pl.col("currency").replace_strict(names, return_dtype=pl.String).alias("currency")
+
+    def _asset_currency_expr(self) -> pl.Expr:
+        """Each row's asset's quote currency (from ``asset_id``)."""
+        if len(self._currencies) == 1:
+            return pl.lit(self._currencies[0], dtype=pl.String).alias("currency")
+        names = dict(enumerate(self._asset_currency))
+        return pl.col("asset_id").replace_strict(names, return_dtype=pl.String).alias("currency")
+
+    def _with_rates(self, df: pl.DataFrame) -> pl.DataFrame:
+        """``df`` (engine ``ts``, ``currency``) with ``fx_rate``: the rate of the row's currency
+        in force at its timestamp, the last fx row at or before it (the engine's rule), 1 for
+        the base."""
+        if self._fx is None or df.height == 0:
+            return df.with_columns(pl.lit(1.0).alias("fx_rate"))
+        rates = self._fx.rename({"rate": "fx_rate"})
+        joined = (
+            df.with_row_index("__row")
+            .sort("ts")
+            .join_asof(rates, on="ts", by="currency", strategy="backward")
+        )
+        return joined.sort("__row").drop("__row").with_columns(pl.col("fx_rate").fill_null(1.0))
 
     def _cash_table(self, table: Any) -> pl.DataFrame:
         df = pl.DataFrame(table)

@@ -647,7 +647,6 @@ impl Engine {
                 reason: order.reason,
                 multiplier: self.portfolio.multiplier(order.asset),
                 rate: self.portfolio.rate_of(order.asset),
-                currency: self.portfolio.currency_of(order.asset),
             },
             effect,
         );
@@ -664,8 +663,6 @@ impl Engine {
             slippage,
             commission: fee,
             multiplier: self.portfolio.multiplier(order.asset),
-            currency: self.portfolio.currency_of(order.asset),
-            fx_rate: self.portfolio.rate_of(order.asset),
             order_type: order.fill_type(),
             partial,
         };
