@@ -266,3 +266,30 @@ def test_equity_is_cash_by_currency_plus_positions_at_their_rates(data: Any, n: 
         assert equity["equity"][day] == pytest.approx(
             expected_cash[day] + expected_positions[day], rel=1e-9, abs=1e-6
         )
+
+
+def test_risk_rules_size_by_notional_in_base() -> None:
+    from ml4t.backtest.risk import MaxPositionSize
+
+    # A future of multiplier 50 quoted in EUR at 1.2: a unit is 100 x 50 x 1.2 = 6_000 USD, so
+    # a 30_000 USD notional cap allows 5 contracts of the 8 asked.
+    frame = bars({"FESX": [100.0]})
+    instruments = {"FESX": {"asset_class": "future", "multiplier": 50, "currency": "EUR"}}
+    feed = PolarsDataFeed(frame, instruments=instruments, fx=rates("EUR", [1.2]))
+    config = BacktestConfig(execution={"mode": "same_close"})
+    rule = MaxPositionSize(notional=30_000.0)
+    result = Backtest(feed, Script({0: [("FESX", 8.0)]}), config=config, risk=[rule]).run()
+    assert result.fills["quantity"].to_list() == [5.0]
+
+
+def test_futures_exposure_is_notional_not_the_unsettled_pnl() -> None:
+    # 2 ES at 4_500 x 50: gross exposure 450_000 (its marked value, the unsettled PnL, is 0).
+    frame = bars({"ES": [4_500.0, 4_500.0]})
+    instruments = {"ES": {"asset_class": "future", "multiplier": 50, "margin_initial": 1_000}}
+    feed = PolarsDataFeed(frame, instruments=instruments)
+    config = BacktestConfig(execution={"mode": "same_close"})
+    result = Backtest(feed, Script({0: [("ES", 2.0)]}), config=config).run()
+    assert result.equity["long_value"].to_list() == [0.0, 0.0]
+    assert result.equity["gross_exposure"].to_list() == [450_000.0, 450_000.0]
+    assert result.equity["net_exposure"].to_list() == [450_000.0, 450_000.0]
+    assert result.metrics["avg_gross_exposure"] == pytest.approx(4.5)

@@ -155,6 +155,18 @@ recorder! {
 }
 
 recorder! {
+    /// Notional exposure per timestamp, only in runs with an asset marked to market (futures,
+    /// perpetuals), whose marked value (unsettled PnL) is not its exposure: the long and
+    /// short notional in base. Other runs write nothing (exposure = the marked values).
+    pub struct ExposureRecorder {
+        /// Appends one timestamp's exposure.
+        fn push(long: f64, short: f64);
+        long_exposure: f64 = long,
+        short_exposure: f64 = short,
+    }
+}
+
+recorder! {
     /// Financing, sparse: one row per timestamp that accrued any, so that runs without
     /// financing (most) write nothing per bar.
     pub struct FinancingRecorder {
@@ -350,8 +362,8 @@ recorder! {
 
 impl EquityRecorder {
     /// The stored columns plus the derived `positions_value` (long + short) and `equity`
-    /// (cash + positions).
-    fn into_equity_columns(self) -> Vec<(&'static str, ArrayRef)> {
+    /// (cash + positions), and `exposure`'s columns when it has rows.
+    fn into_equity_columns(self, exposure: ExposureRecorder) -> Vec<(&'static str, ArrayRef)> {
         let positions: Vec<f64> = self
             .long_value
             .iter()
@@ -367,6 +379,9 @@ impl EquityRecorder {
         let mut columns = self.into_columns();
         columns.push(("positions_value", ColumnType::array(positions)));
         columns.push(("equity", ColumnType::array(equity)));
+        if !exposure.is_empty() {
+            columns.extend(exposure.into_columns());
+        }
         columns
     }
 }
@@ -416,6 +431,8 @@ pub struct Recorders {
     pub trades: TradeRecorder,
     /// One row per timestamp.
     pub equity: EquityRecorder,
+    /// Notional exposure per timestamp (runs with assets marked to market only).
+    pub exposure: ExposureRecorder,
     /// Borrow fees, interest and dividends, one row per timestamp that had any.
     pub financing: FinancingRecorder,
     /// Splits applied to held positions.
@@ -461,7 +478,7 @@ impl BacktestOutput {
         BacktestOutput {
             fills: batch(recorders.fills.into_columns()),
             trades: batch(recorders.trades.into_columns()),
-            equity: batch(recorders.equity.into_equity_columns()),
+            equity: batch(recorders.equity.into_equity_columns(recorders.exposure)),
             rejections: batch(recorders.rejections.into_columns()),
             financing: batch(recorders.financing.into_columns()),
             splits: batch(recorders.splits.into_columns()),

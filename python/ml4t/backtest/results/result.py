@@ -451,6 +451,11 @@ class BacktestResult:
         curve = pl.Series("curve", performance_curve(df, self.config.initial_cash))
         peak = pl.max_horizontal(pl.col("curve").cum_max(), pl.lit(self.config.initial_cash))
         df = df.with_columns(curve)
+        # Exposure is notional: a future's or perpetual's (recorded by the engine when the run
+        # has one), not its marked value (the unsettled PnL); for shares the two are equal.
+        notional = "long_exposure" in df.columns
+        long_exposure = pl.col("long_exposure" if notional else "long_value")
+        short_exposure = pl.col("short_exposure" if notional else "short_value")
         return df.select(
             self._timestamps(pl.col("ts")).alias("timestamp"),
             "cash",
@@ -458,8 +463,8 @@ class BacktestResult:
             "short_value",
             "positions_value",
             "equity",
-            (pl.col("long_value") - pl.col("short_value")).alias("gross_exposure"),
-            (pl.col("long_value") + pl.col("short_value")).alias("net_exposure"),
+            (long_exposure - short_exposure).alias("gross_exposure"),
+            (long_exposure + short_exposure).alias("net_exposure"),
             (pl.col("curve") / peak - 1.0).alias("drawdown"),
             "borrow_fee",
             "interest",

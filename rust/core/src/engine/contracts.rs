@@ -93,6 +93,7 @@ impl Engine {
             );
         }
         self.margin_checked |= instruments.any_maintenance;
+        self.record_exposure = instruments.any_marked;
         self.funding.setup(&instruments);
         self.contracts = Some(Box::new(Contracts::new(instruments)));
         self.enable_funding();

@@ -130,6 +130,8 @@ pub struct Engine {
     next_dated: Ts,
     /// The run's currencies when there are several (`fx.rs`; `None`: one currency).
     fx: Option<Box<fx::FxState>>,
+    /// Whether the equity table records notional exposure (some asset is marked to market).
+    record_exposure: bool,
 }
 
 impl Engine {
@@ -182,6 +184,7 @@ impl Engine {
             sessions: sessions::Sessions::default(),
             next_dated: Ts::MAX,
             fx: None,
+            record_exposure: false,
         })
     }
 
@@ -252,6 +255,9 @@ impl Engine {
         }
         self.slippage_columns = self.config.slippage.bind(data)?;
         self.record.equity.reserve(data.n_timestamps());
+        if self.record_exposure {
+            self.record.exposure.reserve(data.n_timestamps());
+        }
         let assets = data.asset_ids();
         let close = data.close();
         let mut start = 0;
@@ -364,6 +370,10 @@ impl Engine {
                 self.ruin(t);
             }
             self.record.equity.push(t, cash, long, short);
+            if self.record_exposure {
+                let (long, short) = self.portfolio.exposures();
+                self.record.exposure.push(long, short);
+            }
             self.last_ts = Some(t);
             start = end;
             if epoch % Progress::EVERY == 0 {
