@@ -557,6 +557,8 @@ EXPECTED_COLUMNS = {
         "slippage": pl.Float64,
         "commission": pl.Float64,
         "multiplier": pl.Float64,
+        "currency": pl.String,
+        "fx_rate": pl.Float64,
         "partial": pl.Boolean,
     },
     "trades": {
@@ -579,6 +581,9 @@ EXPECTED_COLUMNS = {
         "mae": pl.Float64,
         "exit_reason": pl.String,
         "status": pl.String,
+        "currency": pl.String,
+        "gross_pnl_local": pl.Float64,
+        "net_pnl_local": pl.Float64,
     },
     "equity": {
         "timestamp": "datetime",
@@ -673,6 +678,9 @@ def test_long_round_trip_trade_fields() -> None:
         "mae": 0.0,  # never below the entry price
         "exit_reason": "signal",
         "status": "closed",
+        "currency": "USD",  # the base: local PnL is the base PnL
+        "gross_pnl_local": 200.0,
+        "net_pnl_local": 198.0,
     }
     assert result.final_equity == 100_000.0 + 198.0
 

@@ -214,7 +214,7 @@ def test_a_perpetual_is_liquidated_at_its_maintenance_margin() -> None:
         ({"ES": {**ES, "multiplier": 0}}, r"instruments\[ES\]\.multiplier: must be finite and > 0"),
         ({"ES": {**ES, "tick_size": -0.25}}, r"instruments\[ES\]\.tick_size"),
         ({"ES": {"asset_class": "bond"}}, r"instruments\[ES\]\.asset_class: must be one of"),
-        ({"ES": {"currency": "EUR"}}, r"instruments\[ES\]\.currency: unknown field"),
+        ({"ES": {"currency": "EUR1"}}, r"instruments\[ES\]\.currency: must be a 3-letter"),
         ({"ES": {"expiry": "2024-03-15"}}, r"instruments\[ES\]\.expiry: only futures expire"),
         (
             {"ES": {**ES, "margin_initial_pct": 0.1}},

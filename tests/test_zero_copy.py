@@ -107,6 +107,7 @@ def test_result_tables_come_back_as_arrow(feed: PolarsDataFeed) -> None:
         "financing",
         "splits",
         "orders",
+        "cash",
         "order_events",
     }
     for table in raw.values():

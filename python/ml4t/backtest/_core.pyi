@@ -588,6 +588,9 @@ class OrderContext:
     @property
     def price(self) -> float: ...
     @property
+    def unit_value(self) -> float:
+        """One unit's value in the base currency at `price` (price x multiplier x FX rate)."""
+    @property
     def open_positions(self) -> int: ...
     @property
     def gross_exposure(self) -> float: ...

@@ -70,6 +70,9 @@ class AccountSpec(TypedDict):
     margin_interest_rate: float
     cash_interest_rate: float
     on_withdrawal: Literal["error", "liquidate"]
+    base_currency: str
+    auto_convert: bool
+    fx_fee: float
 
 
 class EngineSpec(TypedDict):
@@ -94,9 +97,14 @@ class UniverseSpec(_UniverseFields, total=False):
     return from its last close to its delisting value (``None``: none; CRSP's DLRET);
     ``instruments``: per asset its instrument spec (:mod:`~ml4t.backtest.data.instruments`;
     ``None``: a share); ``session_closes``: with a trading calendar, the last data timestamp
-    (ns) of each session."""
+    (ns) of each session; with several currencies, ``currencies`` (names by code, the base
+    first), ``asset_currency`` (each asset's code) and ``fx`` (the rates: ``ts``, ``currency``
+    code, ``rate``; :mod:`~ml4t.backtest.data.fx`)."""
 
     delisted_at: list[int | None]
     delisting_return: list[float | None]
     instruments: list[dict[str, Any] | None]
     session_closes: list[int]
+    currencies: list[str]
+    asset_currency: list[int]
+    fx: Any

@@ -27,6 +27,7 @@ from ml4t.backtest._engine_spec import UniverseSpec
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import ChunkStream, PolarsDataFeed
 from ml4t.backtest.data.flows import read_flows
+from ml4t.backtest.data.fx import engine_currencies
 from ml4t.backtest.data.sessions import (
     calendar_sessions,
     session_index,
@@ -156,6 +157,13 @@ class Backtest:
         if sessions is not None or self.config.calendar is not None:
             self.feed, self.session_info = _apply_sessions(self.feed, self.config, sessions)
         self.flows = None if flows is None else _flows_table(flows, self.feed)
+        # Checked now (the account's base currency meets the feed's instruments and rates).
+        engine_currencies(
+            self.feed.fx,
+            self.feed.currencies,
+            list(self.feed.assets),
+            self.config.account.base_currency,
+        )
         extra = list(risk or [])
         self.risk_rules = self._check_risk(extra, search_path)
         # The result's config is the fully resolved one: it lists the built-in rules given here
@@ -207,6 +215,14 @@ class Backtest:
         }
         if self.feed.instruments is not None:
             spec["instruments"] = self.feed.instruments
+        currencies = engine_currencies(
+            self.feed.fx,
+            self.feed.currencies,
+            list(universe.assets),
+            self.config.account.base_currency,
+        )
+        if currencies is not None:
+            spec["currencies"], spec["asset_currency"], spec["fx"] = currencies
         if self.session_info is not None:
             spec["session_closes"] = self.session_info["session_closes"]
         execution = self.config.execution

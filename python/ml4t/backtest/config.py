@@ -195,6 +195,12 @@ class AccountConfig(ValidatedModel):
     ``on_withdrawal``: what a capital flow (``Backtest(..., flows=...)``) withdrawing more
     than the cash held does: ``error`` (the default) stops the run; ``liquidate`` first sells
     whole long positions at that timestamp's open, largest first.
+    ``base_currency``: the account's currency (a 3-letter code, ``USD`` by default): equity,
+    metrics, margin and value targets are in it; an instrument quoted in another
+    (``currency`` in ``PolarsDataFeed(instruments=...)``) settles in that one, valued at the
+    feed's ``fx`` rates. ``auto_convert``: sweep foreign cash back to the base at each close,
+    paying ``fx_fee`` (a fraction of the amount converted); by default cash stays in the
+    currency it was paid in.
     """
 
     type: Literal["margin", "cash"] = "margin"
@@ -212,6 +218,9 @@ class AccountConfig(ValidatedModel):
     margin_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     cash_interest_rate: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     on_withdrawal: Literal["error", "liquidate"] = "error"
+    base_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    auto_convert: bool = False
+    fx_fee: float = Field(default=0.0, ge=0.0, lt=1.0, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

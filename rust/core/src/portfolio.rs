@@ -1,5 +1,6 @@
 //! Portfolio accounting: cash, signed positions with average cost, last prices.
 
+use crate::fx::CurrencyId;
 use crate::types::AssetId;
 
 /// A signed position in one asset.
@@ -35,6 +36,21 @@ pub struct Portfolio {
     /// Contract terms when some asset is not a plain share (`None`: every asset is one, and
     /// every path below is the share path).
     terms: Option<Box<ContractTerms>>,
+    /// Cash per currency when some asset is quoted in a foreign one (`None`: one currency,
+    /// and `cash` is the only balance). With it, `cash` is the total in base, recomputed
+    /// whenever a balance or a rate changes.
+    ledger: Option<Box<Ledger>>,
+}
+
+/// Cash kept per currency, and the rates that value it in the base currency.
+#[derive(Debug, Clone)]
+struct Ledger {
+    /// Per asset: its quote currency (0: the base).
+    currency: Vec<CurrencyId>,
+    /// Per currency: cash held in it (the base at 0).
+    balance: Vec<f64>,
+    /// Per currency: base units per unit (1 for the base; NaN before its first rate).
+    rate: Vec<f64>,
 }
 
 /// Per-asset contract terms: the multiplier and, for assets marked to market (futures,
@@ -71,6 +87,122 @@ impl Portfolio {
             open_assets: Vec::with_capacity(n_assets),
             open_slot: vec![NOT_OPEN; n_assets],
             terms: None,
+            ledger: None,
+        }
+    }
+
+    /// Keeps cash per currency: `currency` is each asset's quote currency (0: the base) among
+    /// `n_currencies`. Every cash movement of an asset (fill, fee, variation, dividend,
+    /// funding, borrow fee) then settles in its currency, and values read in base: `cash()` is
+    /// `Σ balance × rate`, [`Self::value`] and [`Self::notional`] are converted at the
+    /// asset's rate. Implies contract terms (multiplier 1, not marked, when none were set).
+    /// Call before the first fill.
+    pub fn set_currencies(&mut self, currency: Vec<CurrencyId>, n_currencies: usize) {
+        let n = self.positions.len();
+        debug_assert!(currency.len() == n && n_currencies >= 1);
+        if self.terms.is_none() {
+            self.set_contract_terms(vec![1.0; n], vec![false; n]);
+        }
+        let mut balance = vec![0.0; n_currencies];
+        balance[0] = self.cash;
+        let mut rate = vec![f64::NAN; n_currencies];
+        rate[0] = 1.0;
+        self.ledger = Some(Box::new(Ledger {
+            currency,
+            balance,
+            rate,
+        }));
+    }
+
+    /// Whether cash is kept in several currencies.
+    #[inline]
+    pub fn has_currencies(&self) -> bool {
+        self.ledger.is_some()
+    }
+
+    /// Sets currency `c`'s rate (base units per unit); the base total is recomputed.
+    pub fn set_rate(&mut self, c: CurrencyId, rate: f64) {
+        if let Some(l) = self.ledger.as_mut() {
+            l.rate[c as usize] = rate;
+        }
+        self.refresh_cash();
+    }
+
+    /// The rate of `asset`'s quote currency (1 in a one-currency account).
+    #[inline]
+    pub fn rate_of(&self, asset: AssetId) -> f64 {
+        match &self.ledger {
+            Some(l) => l.rate[l.currency[asset as usize] as usize],
+            None => 1.0,
+        }
+    }
+
+    /// The quote currency of `asset` (0, the base, in a one-currency account).
+    #[inline]
+    pub fn currency_of(&self, asset: AssetId) -> CurrencyId {
+        self.ledger
+            .as_ref()
+            .map_or(0, |l| l.currency[asset as usize])
+    }
+
+    /// Cash per currency (the base first) and each currency's rate; empty in a one-currency
+    /// account.
+    pub fn balances(&self) -> (&[f64], &[f64]) {
+        match &self.ledger {
+            Some(l) => (&l.balance, &l.rate),
+            None => (&[], &[]),
+        }
+    }
+
+    /// Converts every foreign balance into the base at its rate, charging `fee` (a fraction of
+    /// the base amount); calls `converted(currency, amount, rate, fee_charged)` for each
+    /// non-zero one.
+    pub fn sweep_to_base(
+        &mut self,
+        fee: f64,
+        mut converted: impl FnMut(CurrencyId, f64, f64, f64),
+    ) {
+        let Some(l) = self.ledger.as_mut() else {
+            return;
+        };
+        for c in 1..l.balance.len() {
+            let amount = l.balance[c];
+            let rate = l.rate[c];
+            if amount == 0.0 || !rate.is_finite() {
+                continue;
+            }
+            let base = amount * rate;
+            let charged = base.abs() * fee;
+            l.balance[0] += base - charged;
+            l.balance[c] = 0.0;
+            converted(c as CurrencyId, amount, rate, charged);
+        }
+        self.refresh_cash();
+    }
+
+    /// Adds `amount` in `asset`'s quote currency to cash.
+    #[inline]
+    pub fn credit(&mut self, asset: AssetId, amount: f64) {
+        match self.ledger.as_mut() {
+            None => self.cash += amount,
+            Some(l) => {
+                l.balance[l.currency[asset as usize] as usize] += amount;
+                self.refresh_cash();
+            }
+        }
+    }
+
+    /// `cash = Σ balance × rate`, in currency order (a balance of 0 adds nothing, so a
+    /// currency without a rate yet is no NaN).
+    fn refresh_cash(&mut self) {
+        if let Some(l) = &self.ledger {
+            let mut total = l.balance[0];
+            for (b, r) in l.balance.iter().zip(&l.rate).skip(1) {
+                if *b != 0.0 {
+                    total += b * r;
+                }
+            }
+            self.cash = total;
         }
     }
 
@@ -123,19 +255,25 @@ impl Portfolio {
     #[inline]
     pub fn notional(&self, asset: AssetId) -> f64 {
         let a = asset as usize;
-        self.positions[a].quantity * self.last_price[a] * self.multiplier(asset)
+        self.positions[a].quantity
+            * self.last_price[a]
+            * self.multiplier(asset)
+            * self.rate_of(asset)
     }
 
     /// The marked value of `asset`'s position, what it adds to equity: its notional for a
-    /// share, its unsettled PnL for an asset marked to market.
+    /// share, its unsettled PnL for an asset marked to market (in base, at its currency's
+    /// rate).
     #[inline]
     pub fn value(&self, asset: AssetId) -> f64 {
         let a = asset as usize;
         let pos = self.positions[a].quantity;
         match &self.terms {
             None => pos * self.last_price[a],
-            Some(t) if t.marked[a] => pos * (self.last_price[a] - t.settled[a]) * t.multiplier[a],
-            Some(t) => pos * self.last_price[a] * t.multiplier[a],
+            Some(t) if t.marked[a] => {
+                pos * (self.last_price[a] - t.settled[a]) * t.multiplier[a] * self.rate_of(asset)
+            }
+            Some(t) => pos * self.last_price[a] * t.multiplier[a] * self.rate_of(asset),
         }
     }
 
@@ -146,8 +284,10 @@ impl Portfolio {
         let pos = self.positions[a].quantity;
         match &self.terms {
             None => pos * price,
-            Some(t) if t.marked[a] => pos * (price - t.settled[a]) * t.multiplier[a],
-            Some(t) => pos * price * t.multiplier[a],
+            Some(t) if t.marked[a] => {
+                pos * (price - t.settled[a]) * t.multiplier[a] * self.rate_of(asset)
+            }
+            Some(t) => pos * price * t.multiplier[a] * self.rate_of(asset),
         }
     }
 
@@ -170,8 +310,9 @@ impl Portfolio {
         (long, short)
     }
 
-    /// Settles the variation of marked-to-market `asset` at its last mark: cash moves by the
-    /// position's unsettled PnL, which becomes zero. Returns the amount (0 for other assets).
+    /// Settles the variation of marked-to-market `asset` at its last mark: cash (in its
+    /// currency) moves by the position's unsettled PnL, which becomes zero. Returns the amount
+    /// (0 for other assets).
     #[inline]
     pub fn settle(&mut self, asset: AssetId) -> f64 {
         let a = asset as usize;
@@ -189,11 +330,13 @@ impl Portfolio {
             0.0
         };
         t.settled[a] = last;
-        self.cash += amount;
+        if amount != 0.0 {
+            self.credit(asset, amount);
+        }
         amount
     }
 
-    /// Cash balance.
+    /// Cash balance (in base: the sum of every currency's balance at its rate).
     #[inline]
     pub fn cash(&self) -> f64 {
         self.cash
@@ -232,10 +375,16 @@ impl Portfolio {
         &self.open_assets
     }
 
-    /// Adds `delta` to cash (financing accruals).
+    /// Adds `delta` to the base currency's cash (interest, capital flows).
     #[inline]
     pub fn adjust_cash(&mut self, delta: f64) {
-        self.cash += delta;
+        match self.ledger.as_mut() {
+            None => self.cash += delta,
+            Some(l) => {
+                l.balance[0] += delta;
+                self.refresh_cash();
+            }
+        }
     }
 
     /// Records a new mark for `asset`.
@@ -319,13 +468,22 @@ impl Portfolio {
             None => self.cash -= quantity * price + fee,
             Some(t) => {
                 multiplier = t.multiplier[slot];
+                let ledger = self.ledger.is_some();
                 if t.marked[slot] {
                     let held = self.positions[slot].quantity;
+                    let mut variation = 0.0;
                     if held != 0.0 {
-                        self.cash += held * (price - t.settled[slot]) * multiplier;
+                        variation = held * (price - t.settled[slot]) * multiplier;
                     }
                     t.settled[slot] = price;
-                    self.cash -= fee;
+                    if ledger {
+                        self.credit(asset, variation - fee);
+                    } else {
+                        self.cash += variation;
+                        self.cash -= fee;
+                    }
+                } else if ledger {
+                    self.credit(asset, -(quantity * price * multiplier + fee));
                 } else {
                     self.cash -= quantity * price * multiplier + fee;
                 }

@@ -51,14 +51,20 @@ pub struct TradeRecord {
     pub quantity: f64,
     /// The asset's contract multiplier (1 for a share).
     pub multiplier: f64,
-    /// Realised PnL (plus the unrealised part for an open trade).
+    /// Realised PnL (plus the unrealised part for an open trade), in base: exits at their
+    /// fills' rates less the entry cost at the entries' rates, so the FX move while held is
+    /// in it.
     pub gross_pnl: f64,
-    /// Fees of all the trade's fills.
+    /// Fees of all the trade's fills, in base (each at its fill's rate).
     pub commission: f64,
-    /// Slippage cost of all the trade's fills.
+    /// Slippage cost of all the trade's fills, in base.
     pub slippage: f64,
-    /// Funding received (+) or paid (−) while open (crypto perpetuals; 0 otherwise).
+    /// Funding received (+) or paid (−) while open (crypto perpetuals; 0 otherwise), in base.
     pub funding: f64,
+    /// [`Self::gross_pnl`] in the asset's currency.
+    pub gross_pnl_local: f64,
+    /// Net PnL in the asset's currency: gross − commission + funding, all in it.
+    pub net_pnl_local: f64,
     /// Maximum favourable excursion: the best return (fraction of the entry price) at any mark
     /// or fill while open; never below 0.
     pub mfe: f64,

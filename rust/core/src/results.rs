@@ -132,6 +132,8 @@ recorder! {
         commission: f64 = t.commission,
         slippage: f64 = t.slippage,
         funding: f64 = t.funding,
+        gross_pnl_local: f64 = t.gross_pnl_local,
+        net_pnl_local: f64 = t.net_pnl_local,
         mfe: f64 = t.mfe,
         mae: f64 = t.mae,
         bars_held: u64 = t.bars_held,
@@ -149,6 +151,18 @@ recorder! {
         cash: f64 = cash,
         long_value: f64 = long_value,
         short_value: f64 = short_value,
+    }
+}
+
+recorder! {
+    /// Notional exposure per timestamp, only in runs with an asset marked to market (futures,
+    /// perpetuals), whose marked value (unsettled PnL) is not its exposure: the long and
+    /// short notional in base. Other runs write nothing (exposure = the marked values).
+    pub struct ExposureRecorder {
+        /// Appends one timestamp's exposure.
+        fn push(long: f64, short: f64);
+        long_exposure: f64 = long,
+        short_exposure: f64 = short,
     }
 }
 
@@ -206,6 +220,25 @@ impl FinancingRecorder {
         if let Some(total) = self.flow.last_mut() {
             *total += amount;
         }
+    }
+}
+
+recorder! {
+    /// Cash per currency, sparse: a row for a currency at the end of each timestamp where its
+    /// balance or rate changed (runs with one currency write none). The cash of a currency at
+    /// any time is its last row at or before it.
+    pub struct CashRecorder {
+        /// Records currency `currency`'s `cash` (in it) and `rate` (base units per unit) at
+        /// the end of `ts`, with what this close swept to base (`converted`, in the currency)
+        /// and the fee charged for it (in base).
+        fn push(ts: Ts, currency: u32, cash: f64, rate: f64, converted: f64, fx_fee: f64);
+        ts: i64 = ts,
+        currency: u32 = currency,
+        cash: f64 = cash,
+        rate: f64 = rate,
+        cash_in_base: f64 = if cash == 0.0 { 0.0 } else { cash * rate },
+        converted: f64 = converted,
+        fx_fee: f64 = fx_fee,
     }
 }
 
@@ -329,8 +362,8 @@ recorder! {
 
 impl EquityRecorder {
     /// The stored columns plus the derived `positions_value` (long + short) and `equity`
-    /// (cash + positions).
-    fn into_equity_columns(self) -> Vec<(&'static str, ArrayRef)> {
+    /// (cash + positions), and `exposure`'s columns when it has rows.
+    fn into_equity_columns(self, exposure: ExposureRecorder) -> Vec<(&'static str, ArrayRef)> {
         let positions: Vec<f64> = self
             .long_value
             .iter()
@@ -346,6 +379,9 @@ impl EquityRecorder {
         let mut columns = self.into_columns();
         columns.push(("positions_value", ColumnType::array(positions)));
         columns.push(("equity", ColumnType::array(equity)));
+        if !exposure.is_empty() {
+            columns.extend(exposure.into_columns());
+        }
         columns
     }
 }
@@ -395,10 +431,14 @@ pub struct Recorders {
     pub trades: TradeRecorder,
     /// One row per timestamp.
     pub equity: EquityRecorder,
+    /// Notional exposure per timestamp (runs with assets marked to market only).
+    pub exposure: ExposureRecorder,
     /// Borrow fees, interest and dividends, one row per timestamp that had any.
     pub financing: FinancingRecorder,
     /// Splits applied to held positions.
     pub splits: SplitRecorder,
+    /// Cash per currency (several currencies only), sparse.
+    pub cash: CashRecorder,
     /// Orders that never filled.
     pub rejections: RejectionRecorder,
     /// Every order, one row each (the order journal).
@@ -423,6 +463,9 @@ pub struct BacktestOutput {
     /// Splits applied to held positions (`ts, asset_id, split_ratio, quantity_before,
     /// quantity_after`).
     pub splits: RecordBatch,
+    /// Cash per currency, sparse (`ts, currency, cash, rate, cash_in_base, converted,
+    /// fx_fee`); empty with one currency.
+    pub cash: RecordBatch,
     /// Every order of the run, one row each, in the order they were recorded.
     pub orders: RecordBatch,
     /// Every status change of every order, in the order they happened.
@@ -435,10 +478,11 @@ impl BacktestOutput {
         BacktestOutput {
             fills: batch(recorders.fills.into_columns()),
             trades: batch(recorders.trades.into_columns()),
-            equity: batch(recorders.equity.into_equity_columns()),
+            equity: batch(recorders.equity.into_equity_columns(recorders.exposure)),
             rejections: batch(recorders.rejections.into_columns()),
             financing: batch(recorders.financing.into_columns()),
             splits: batch(recorders.splits.into_columns()),
+            cash: batch(recorders.cash.into_columns()),
             orders: batch(recorders.orders.into_columns()),
             order_events: batch(recorders.order_events.into_columns()),
         }

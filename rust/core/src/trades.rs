@@ -48,6 +48,16 @@ impl OpenTrade {
     }
 }
 
+/// A trade's totals converted to base as they happen (several currencies only).
+#[derive(Debug, Clone, Copy, Default)]
+struct BaseTotals {
+    entry_notional: f64,
+    gross_pnl: f64,
+    commission: f64,
+    slippage: f64,
+    funding: f64,
+}
+
 /// One fill as the trade tracker needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct TradeFill {
@@ -69,12 +79,17 @@ pub struct TradeFill {
     pub reason: ExitReason,
     /// The asset's contract multiplier.
     pub multiplier: f64,
+    /// The rate of the asset's currency at the fill (1 with one currency).
+    pub rate: f64,
 }
 
 /// Tracks the open trade of every asset and returns the closed ones.
 #[derive(Debug, Clone)]
 pub struct TradeTracker {
     open: Vec<OpenTrade>,
+    /// Per asset, the open trade's totals in base beside the local ones (several currencies;
+    /// empty with one, where base = local).
+    base: Vec<BaseTotals>,
 }
 
 impl TradeTracker {
@@ -82,12 +97,22 @@ impl TradeTracker {
     pub fn new(n_assets: usize) -> Self {
         TradeTracker {
             open: vec![OpenTrade::default(); n_assets],
+            base: Vec::new(),
         }
+    }
+
+    /// Keeps every trade's PnL and costs in base as well (several currencies): each amount is
+    /// converted at its fill's (or payment's) rate.
+    pub fn keep_base_pnl(&mut self) {
+        self.base = vec![BaseTotals::default(); self.open.len()];
     }
 
     /// Folds one fill into the asset's trade; returns the trade it closed when the position
     /// returns to 0 or flips.
     pub fn on_fill(&mut self, fill: TradeFill, effect: FillEffect) -> Option<TradeRecord> {
+        if !self.base.is_empty() {
+            self.fold_base(&fill, &effect);
+        }
         let trade = &mut self.open[fill.asset as usize];
         let size = fill.quantity.abs();
         if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
@@ -119,7 +144,11 @@ impl TradeTracker {
         trade.gross_pnl += effect.realized;
         trade.commission += closing_fee;
         if effect.after == 0.0 || effect.after.signum() != effect.before.signum() {
-            let record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason);
+            let base = self.base.get(fill.asset as usize);
+            let mut record = close_record(fill.asset, trade, fill.ts, fill.bar, fill.reason);
+            if let Some(b) = base {
+                record.set_base(b);
+            }
             trade.active = false;
             if effect.after != 0.0 {
                 *trade = OpenTrade {
@@ -135,10 +164,47 @@ impl TradeTracker {
                     ..OpenTrade::default()
                 };
                 trade.entry_changed();
+                if let Some(b) = self.base.get_mut(fill.asset as usize) {
+                    let r = fill.rate;
+                    *b = BaseTotals {
+                        entry_notional: effect.after.abs() * fill.price * r,
+                        commission: (fill.fee - closing_fee) * r,
+                        slippage: (fill.slippage - closing_slippage) * r,
+                        ..BaseTotals::default()
+                    };
+                }
             }
             return Some(record);
         }
         None
+    }
+
+    /// Folds `fill` into its asset's base totals, before the local ones change: entries add
+    /// their cost at the fill's rate, a closing part realises `closed × (price × rate − mean
+    /// entry cost in base) × side × multiplier`; a trade that ends is read by `on_fill` and a
+    /// new one (a flip) restarted there.
+    #[inline(never)]
+    fn fold_base(&mut self, fill: &TradeFill, effect: &FillEffect) {
+        let a = fill.asset as usize;
+        let trade = &self.open[a];
+        let b = &mut self.base[a];
+        let r = fill.rate;
+        let size = fill.quantity.abs();
+        if effect.before == 0.0 || effect.before.signum() == fill.quantity.signum() {
+            if !trade.active {
+                *b = BaseTotals::default();
+            }
+            b.entry_notional += size * fill.price * r;
+            b.commission += fill.fee * r;
+            b.slippage += fill.slippage * r;
+            return;
+        }
+        let closed = size.min(effect.before.abs());
+        let entry = b.entry_notional / trade.entry_quantity;
+        let side = effect.before.signum();
+        b.gross_pnl += closed * (fill.price * r - entry) * side * trade.multiplier;
+        b.commission += fill.fee * closed / size * r;
+        b.slippage += fill.slippage * closed / size * r;
     }
 
     /// Restates `asset`'s open trade after a split of `ratio` new shares per old one: share
@@ -154,19 +220,27 @@ impl TradeTracker {
     }
 
     /// Adds cash the position earned or owed while held (a dividend: + to a long, − from a
-    /// short) to `asset`'s open trade's gross PnL.
-    pub fn add_income(&mut self, asset: AssetId, amount: f64) {
+    /// short; in the asset's currency, worth `rate` base units each) to `asset`'s open
+    /// trade's gross PnL.
+    pub fn add_income(&mut self, asset: AssetId, amount: f64, rate: f64) {
         let trade = &mut self.open[asset as usize];
         if trade.active {
             trade.gross_pnl += amount;
+            if let Some(b) = self.base.get_mut(asset as usize) {
+                b.gross_pnl += amount * rate;
+            }
         }
     }
 
-    /// Adds funding received (+) or paid (−) by `asset`'s open trade.
-    pub fn add_funding(&mut self, asset: AssetId, amount: f64) {
+    /// Adds funding received (+) or paid (−) by `asset`'s open trade (in its currency, worth
+    /// `rate` base units each).
+    pub fn add_funding(&mut self, asset: AssetId, amount: f64, rate: f64) {
         let trade = &mut self.open[asset as usize];
         if trade.active {
             trade.funding += amount;
+            if let Some(b) = self.base.get_mut(asset as usize) {
+                b.funding += amount * rate;
+            }
         }
     }
 
@@ -187,7 +261,8 @@ impl TradeTracker {
     }
 
     /// Ends the run: every still-open trade as a record marked `open`, valued at the last
-    /// marks (× each asset's multiplier; `multipliers` empty: all 1), in asset order.
+    /// marks (× each asset's multiplier; `multipliers` empty: all 1; in base at `rates`, the
+    /// rate of each asset's currency now, with several currencies), in asset order.
     pub fn finish(
         self,
         last_ts: Ts,
@@ -195,6 +270,7 @@ impl TradeTracker {
         positions: &[crate::portfolio::Position],
         marks: &[f64],
         multipliers: &[f64],
+        rates: &[f64],
     ) -> Vec<TradeRecord> {
         let mut records = Vec::new();
         for (asset, trade) in self.open.iter().enumerate() {
@@ -214,7 +290,17 @@ impl TradeTracker {
                 ExitReason::EndOfData,
             );
             record.exit_price = marks[asset];
-            record.gross_pnl += unrealized;
+            record.gross_pnl_local += unrealized;
+            record.net_pnl_local += unrealized;
+            match (self.base.get(asset), rates.get(asset)) {
+                (Some(b), Some(&rate)) => {
+                    record.set_base(b);
+                    let entry = b.entry_notional / trade.entry_quantity;
+                    let m = multipliers.get(asset).copied().unwrap_or(1.0);
+                    record.gross_pnl += pos.quantity * (marks[asset] * rate - entry) * m;
+                }
+                _ => record.gross_pnl += unrealized,
+            }
             record.open = true;
             records.push(record);
         }
@@ -246,10 +332,22 @@ fn close_record(
         commission: t.commission,
         slippage: t.slippage,
         funding: t.funding,
+        gross_pnl_local: t.gross_pnl,
+        net_pnl_local: t.gross_pnl - t.commission + t.funding,
         mfe: t.mfe,
         mae: t.mae,
         bars_held: bar - t.entry_bar,
         exit_reason: reason,
         open: false,
+    }
+}
+
+impl TradeRecord {
+    /// Replaces the PnL and costs (local so far) by the base totals `b`.
+    fn set_base(&mut self, b: &BaseTotals) {
+        self.gross_pnl = b.gross_pnl;
+        self.commission = b.commission;
+        self.slippage = b.slippage;
+        self.funding = b.funding;
     }
 }

@@ -4,7 +4,8 @@
 //! - [`run`]: the entry points and their one chunk loop; [`arrow_io`] imports the frames
 //!   through the Arrow PyCapsule interface without copying and exports the results;
 //!   [`checked`] holds a frame imported and row-checked once, for any number of runs;
-//!   [`actions`] reads the corporate-actions table, [`flows`] the capital flows;
+//!   [`actions`] reads the corporate-actions table, [`flows`] the capital flows, [`fx`] the
+//!   currencies and FX rates;
 //!   [`observer`] reports progress from a GIL-free run.
 //! - [`spec`]: what Python describes (engine dict, built-in strategy, risk rules) -> core
 //!   values, read through [`dict`]'s path-based helpers.
@@ -21,6 +22,7 @@ mod dict;
 mod errors;
 mod features;
 mod flows;
+mod fx;
 mod observer;
 mod risk;
 mod run;

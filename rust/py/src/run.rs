@@ -25,6 +25,7 @@ use crate::errors::{
 };
 use crate::features::FeatureGroups;
 use crate::flows::read_flows;
+use crate::fx::read_currencies;
 use crate::observer::{run_observed, Observed};
 use crate::spec::config::engine_config;
 use crate::spec::instruments::read_instruments;
@@ -130,6 +131,7 @@ impl<'py> Run<'py> {
         flows: Option<&Bound<'py, PyAny>>,
     ) -> Result<Self, Error> {
         let instruments = universe.get_item("instruments")?.filter(|v| !v.is_none());
+        let currencies = read_currencies(universe, config)?;
         let universe = Arc::new(Universe::from_dict(universe)?);
         let source = ChunkSource::new(data, universe.len() as u32)?;
         let groups = Arc::new(FeatureGroups::from_dict(feature_groups)?);
@@ -149,6 +151,9 @@ impl<'py> Run<'py> {
         }
         if let Some(list) = instruments {
             engine.set_instruments(read_instruments(&list)?)?;
+        }
+        if let Some(currencies) = currencies {
+            engine.set_currencies(currencies)?;
         }
         if let Some(actions) = actions.filter(|a| !a.is_none()) {
             engine.set_corporate_actions(read_actions(actions)?)?;
@@ -263,6 +268,7 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
     out.set_item("rejections", ArrowTable::new(output.rejections))?;
     out.set_item("financing", ArrowTable::new(output.financing))?;
     out.set_item("splits", ArrowTable::new(output.splits))?;
+    out.set_item("cash", ArrowTable::new(output.cash))?;
     out.set_item("orders", ArrowTable::new(output.orders))?;
     out.set_item("order_events", ArrowTable::new(output.order_events))?;
     Ok(out)

@@ -49,7 +49,8 @@ from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
 from ml4t.backtest.data.actions import read_actions
 from ml4t.backtest.data.features import FeatureProvider
-from ml4t.backtest.data.instruments import read_instruments
+from ml4t.backtest.data.fx import check_coverage, read_fx
+from ml4t.backtest.data.instruments import quote_currencies, read_instruments
 from ml4t.backtest.data.joins import AsofJoin, JoinSpec, cast_timestamp, raw_literal
 from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan, wide_to_long
 from ml4t.backtest.data.storage import DATASET_MARKER
@@ -206,6 +207,10 @@ class PolarsDataFeed:
         instruments: optional instrument specs (futures, FX, crypto perpetuals): a frame with
             an ``asset`` column or a dict ``{asset: {field: value}}``; assets not named are
             shares (see :mod:`~ml4t.backtest.data.instruments`).
+        fx: optional FX rates, one row per (timestamp, ``currency``) with ``rate``: units of
+            the account's base currency per unit of ``currency``; the rate in force at a bar
+            is the last row at or before it (see :mod:`~ml4t.backtest.data.fx`). Needed for
+            every instrument ``currency`` other than the base.
         timestamp_column: name of the time column (in every frame).
         asset_column: name of the asset column; found automatically when ``None``.
         rename: source column name -> name the feed expects, applied to ``prices``.
@@ -251,6 +256,7 @@ class PolarsDataFeed:
         context: Source | None = None,
         actions: Source | None = None,
         instruments: Any = None,
+        fx: Source | None = None,
         timestamp_column: str = "timestamp",
         asset_column: str | None = None,
         rename: Mapping[str, str] | None = None,
@@ -289,9 +295,15 @@ class PolarsDataFeed:
             self._instruments: list[dict[str, Any] | None] | None = None
             if instruments is not None:
                 self._instruments = read_instruments(instruments, self.universe)
+            self._fx: pl.DataFrame | None = None
+            if fx is not None:
+                self._fx = read_fx(fx, universe=self.universe, timestamp=timestamp_column)
             if not self.streaming:
                 self._frame = self._build(collector)
                 self._finish(collector)
+                if self._fx is not None:
+                    first = self._frame.group_by("asset_id").agg(pl.col("ts").min())
+                    check_coverage(self._fx, self.currencies, first, self.universe)
 
     # ------------------------------------------------------------------ construction
 
@@ -398,10 +410,17 @@ class PolarsDataFeed:
         collector = Collector(raise_errors=False)
         feed = cls.__new__(cls)
         instruments = options.pop("instruments", None)
+        fx = options.pop("fx", None)
         try:
             feed._setup(collector, prices, options.pop("signals", None), **options)
             if instruments is not None:  # a bad spec is a ConfigError, not a finding
                 read_instruments(instruments, feed.universe)
+            if fx is not None:  # the fx frame raises its own errors
+                read_fx(
+                    fx,
+                    universe=feed.universe,
+                    timestamp=options.get("timestamp_column", "timestamp"),
+                )
             if feed.streaming:
                 for _ in feed._stream(collector):
                     pass
@@ -922,6 +941,17 @@ class PolarsDataFeed:
         """The instrument specs as the engine reads them, one per asset code (``None``: a
         share), or ``None`` when none were given."""
         return self.__dict__.get("_instruments")
+
+    @property
+    def fx(self) -> pl.DataFrame | None:
+        """The FX rates as checked (``ts`` Int64 ns, ``currency``, ``rate``: base units per
+        unit; sorted), ``None`` when none were given."""
+        return self.__dict__.get("_fx")
+
+    @property
+    def currencies(self) -> list[str | None]:
+        """Each asset's quote currency by code (``None``: the account's base)."""
+        return quote_currencies(self.instruments, self.n_assets)
 
     @property
     def delisting_returns(self) -> list[float | None]:

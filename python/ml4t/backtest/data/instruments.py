@@ -15,6 +15,9 @@ Given as a frame with an ``asset`` column (any frame Polars reads, or pandas) or
 ``expiry``                   futures: a date or datetime (wall clock in the data's time zone)
 ``commission_per_contract``  a fee per contract replacing the config's commission model
 ``funding_interval``         crypto perpetuals: time between funding payments (default ``"8h"``)
+``currency``                 the quote currency (a 3-letter code; default the account's base):
+                             prices, fills, fees and PnL are in it; it needs FX rates
+                             (``PolarsDataFeed(..., fx=...)``) unless it is the base
 ============================ ==================================================================
 
 Every value is checked here and each error names the asset and the field
@@ -32,6 +35,7 @@ from typing import Any
 import polars as pl
 
 from ml4t.backtest._models import UNIT_NS, duration_pieces
+from ml4t.backtest.data.fx import check_currency
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.universe import Universe
 
@@ -47,6 +51,7 @@ FIELDS = (
     "expiry",
     "commission_per_contract",
     "funding_interval",
+    "currency",
 )
 """Every field an instrument spec may have."""
 
@@ -142,6 +147,8 @@ def _spec(name: str, fields: dict[str, Any], universe: Universe) -> dict[str, An
         if asset_class != "future":
             raise fail("expiry", f"only futures expire (asset_class is {asset_class!r})")
         spec["expiry"] = _instant(fields["expiry"], lambda rule: fail("expiry", rule), universe)
+    if "currency" in fields:
+        spec["currency"] = check_currency(fields["currency"], f"instruments[{name}].currency")
     if "funding_interval" in fields:
         if asset_class != "crypto_perp":
             raise fail("funding_interval", "only crypto perpetuals pay funding")
@@ -189,3 +196,10 @@ def _interval(value: Any, fail: Any) -> int:
     if ns <= 0:
         raise fail(f"must be > 0, got {value!r}")
     return ns
+
+
+def quote_currencies(specs: list[dict[str, Any] | None] | None, n_assets: int) -> list[str | None]:
+    """Each asset's quote currency by code (``None``: the account's base)."""
+    if specs is None:
+        return [None] * n_assets
+    return [None if spec is None else spec.get("currency") for spec in specs]

@@ -762,10 +762,12 @@ def compute_metrics(
         - ``turnover``: annualised turnover, ``sum(|quantity| * price * multiplier) /
           mean(equity) / years``; one unit means trading the average equity once per year
           (a full buy-then-sell round trip of the book counts as 2).
-        - ``avg_gross_exposure``: mean over periods of ``(long_value - short_value) / equity``
+        - ``avg_gross_exposure``: mean over periods of ``gross_exposure / equity`` (notional:
+          ``long_value - short_value`` for shares, a future's notional, not its marked value)
           (``short_value`` is negative), e.g. 1.0 for a fully invested long book.
         - ``avg_net_exposure``: mean over periods of ``(long_value + short_value) / equity``.
-        - ``total_commission``, ``total_slippage``: sums of the fills' columns;
+        - ``total_commission``, ``total_slippage``: sums of the fills' columns (in base, each
+          at its ``fx_rate``);
           ``total_borrow_fees`` and ``total_interest`` (signed: + earned) from the equity curve's
           ``borrow_fee`` / ``interest`` columns when present (else 0); ``total_funding``
           (signed: + received) from its ``funding`` column (crypto perpetuals); ``total_costs`` =
@@ -906,9 +908,11 @@ def compute_metrics(
         size = pl.col("quantity").abs() * pl.col("price")
         if "multiplier" in fills.columns:
             size = size * pl.col("multiplier")
-        notional = float(fills.select(size.sum()).item())
-        total_commission = float(fills.get_column("commission").sum())
-        total_slippage = float(fills.get_column("slippage").sum())
+        # Fills are in their asset's currency: metrics are in base, at each fill's rate.
+        rate = pl.col("fx_rate") if "fx_rate" in fills.columns else pl.lit(1.0)
+        notional = float(fills.select((size * rate).sum()).item())
+        total_commission = float(fills.select((pl.col("commission") * rate).sum()).item())
+        total_slippage = float(fills.select((pl.col("slippage") * rate).sum()).item())
 
     mean_equity = float(eq.mean()) if n > 0 else _NAN
     if years <= 0.0:
@@ -1106,6 +1110,11 @@ def _exposures(
         reason = "equity is not positive at every period"
     if reason is not None:
         return undefined("avg_gross_exposure", reason), undefined("avg_net_exposure", reason)
+    if "gross_exposure" in equity.columns and "net_exposure" in equity.columns:
+        # The result's notional exposure (a future's notional, not its unsettled PnL).
+        gross = equity.get_column("gross_exposure").cast(pl.Float64).to_numpy()
+        net = equity.get_column("net_exposure").cast(pl.Float64).to_numpy()
+        return float(np.mean(gross / eq)), float(np.mean(net / eq))
     long = equity.get_column("long_value").cast(pl.Float64).to_numpy()
     short = equity.get_column("short_value").cast(pl.Float64).to_numpy()
     return float(np.mean((long - short) / eq)), float(np.mean((long + short) / eq))

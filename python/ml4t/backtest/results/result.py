@@ -42,6 +42,7 @@ from ml4t.backtest._core import (
 )
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
+from ml4t.backtest.data.fx import engine_currencies
 from ml4t.backtest.data.sources import in_memory
 from ml4t.backtest.data.validation import Collector
 from ml4t.backtest.errors import ConfigError, ResultFileError, StatsError
@@ -223,14 +224,19 @@ class BacktestResult:
 
     Attributes:
         fills: one row per execution: ``order_id, timestamp, asset, side, order_type,
-            quantity, price, reference_price, slippage, commission, multiplier, partial``
-            (``multiplier``: the contract size, 1 for a share).
+            quantity, price, reference_price, slippage, commission, multiplier, currency,
+            fx_rate, partial`` (``multiplier``: the contract size, 1 for a share; ``currency``:
+            the asset's quote currency, in which price, slippage and commission are;
+            ``fx_rate``: base units per unit of it at the fill, 1 for the base).
         trades: one row per round trip (flat to flat), closed or still open at the end:
             ``asset, side, entry_time, exit_time, entry_price, exit_price, quantity, multiplier,
             gross_pnl, commission, slippage, funding, net_pnl, return_pct, bars_held, mfe, mae,
-            exit_reason, status`` (``gross_pnl`` includes the multiplier; ``funding``: crypto
-            perpetuals' funding, + received; ``net_pnl`` = gross - commission + funding;
-            ``return_pct`` = net over the entry notional).
+            exit_reason, status, currency, gross_pnl_local, net_pnl_local`` (``gross_pnl``
+            includes the multiplier; ``funding``: crypto perpetuals' funding, + received;
+            ``net_pnl`` = gross - commission + funding; ``return_pct`` = net over the entry
+            notional). PnL and costs are in the base currency, each fill converted at its own
+            rate (so a foreign asset's FX move while held is in ``gross_pnl``);
+            ``gross_pnl_local`` / ``net_pnl_local`` are the same in the asset's ``currency``.
         equity: one row per timestamp: ``timestamp, cash, long_value, short_value,
             positions_value, equity, gross_exposure, net_exposure, drawdown, borrow_fee,
             interest, dividend, funding, flows`` (``borrow_fee, interest, dividend, funding``:
@@ -282,6 +288,13 @@ class BacktestResult:
         self._splits: pl.DataFrame | None = self._raw.pop("splits", None)
         self.universe = Universe(list(feed.assets), feed.time_zone)
         self.run_info = dict(run_info or {"started_at": None, "duration_seconds": None})
+        base = config.account.base_currency
+        found = engine_currencies(feed.fx, feed.currencies, list(feed.assets), base)
+        self._currencies = [base] if found is None else found[0]
+        self._asset_currency = [c or base for c in feed.currencies]
+        self._fx = None if found is None else feed.fx
+        cash = self._raw.pop("cash", None)
+        self._cash = self._cash_table(cash) if found is not None else None
 
     # ----------------------------------------------------------------------- record frames
     # Built on first access from the engine's tables, then cached (a loaded or unpickled
@@ -362,6 +375,7 @@ class BacktestResult:
         return self.universe.asset_names(pl.col("asset_id")).alias("asset")
 
     def _fills(self, df: pl.DataFrame) -> pl.DataFrame:
+        df = self._with_rates(df.with_columns(self._asset_currency_expr()))
         return df.select(
             "order_id",
             self._timestamps(pl.col("ts")).alias("timestamp"),
@@ -383,6 +397,8 @@ class BacktestResult:
             (pl.col("multiplier") if "multiplier" in df.columns else pl.lit(1.0))
             .cast(pl.Float64)
             .alias("multiplier"),
+            "currency",
+            "fx_rate",
             (pl.col("partial") if "partial" in df.columns else pl.lit(False, dtype=pl.Boolean))
             .cast(pl.Boolean)
             .alias("partial"),
@@ -418,7 +434,64 @@ class BacktestResult:
             .then(pl.lit("open"))
             .otherwise(pl.lit("closed"))
             .alias("status"),
+            self._asset_currency_expr(),
+            (pl.col("gross_pnl_local") if "gross_pnl_local" in df.columns else pl.col("gross_pnl"))
+            .cast(pl.Float64)
+            .alias("gross_pnl_local"),
+            (pl.col("net_pnl_local") if "net_pnl_local" in df.columns else net)
+            .cast(pl.Float64)
+            .alias("net_pnl_local"),
         )
+
+    def _currency(self, df: pl.DataFrame) -> pl.Expr:
+        """The ``currency`` code column of an engine table as names."""
+        if "currency" not in df.columns or len(self._currencies) == 1:
+            return pl.lit(self._currencies[0], dtype=pl.String).alias("currency")
+        names = dict(enumerate(self._currencies))
+        return pl.col("currency").replace_strict(names, return_dtype=pl.String).alias("currency")
+
+    def _asset_currency_expr(self) -> pl.Expr:
+        """Each row's asset's quote currency (from ``asset_id``)."""
+        if len(self._currencies) == 1:
+            return pl.lit(self._currencies[0], dtype=pl.String).alias("currency")
+        names = dict(enumerate(self._asset_currency))
+        return pl.col("asset_id").replace_strict(names, return_dtype=pl.String).alias("currency")
+
+    def _with_rates(self, df: pl.DataFrame) -> pl.DataFrame:
+        """``df`` (engine ``ts``, ``currency``) with ``fx_rate``: the rate of the row's currency
+        in force at its timestamp, the last fx row at or before it (the engine's rule), 1 for
+        the base."""
+        if self._fx is None or df.height == 0:
+            return df.with_columns(pl.lit(1.0).alias("fx_rate"))
+        rates = self._fx.rename({"rate": "fx_rate"})
+        joined = (
+            df.with_row_index("__row")
+            .sort("ts")
+            .join_asof(rates, on="ts", by="currency", strategy="backward")
+        )
+        return joined.sort("__row").drop("__row").with_columns(pl.col("fx_rate").fill_null(1.0))
+
+    def _cash_table(self, table: Any) -> pl.DataFrame:
+        df = pl.DataFrame(table)
+        return df.select(
+            self._timestamps(pl.col("ts")).alias("timestamp"),
+            self._currency(df),
+            "cash",
+            "rate",
+            "cash_in_base",
+            "converted",
+            "fx_fee",
+        )
+
+    def cash_by_currency(self) -> pl.DataFrame | None:
+        """Cash per currency, sparse: a row for a currency at the end of each timestamp where
+        its balance or rate changed (``timestamp, currency, cash, rate, cash_in_base,
+        converted, fx_fee``; ``cash`` in the currency, ``rate`` base units per unit,
+        ``converted``: the amount ``account.auto_convert`` swept to the base at that close,
+        ``fx_fee``: its cost in base). A currency's cash at any time is its last row at or
+        before it; the equity curve's ``cash`` is their sum in base. ``None`` with one
+        currency."""
+        return self._cash
 
     def _equity(self, df: pl.DataFrame, financing: pl.DataFrame | None) -> pl.DataFrame:
         # The engine records financing sparsely (only timestamps that accrued any); its
@@ -436,6 +509,11 @@ class BacktestResult:
         curve = pl.Series("curve", performance_curve(df, self.config.initial_cash))
         peak = pl.max_horizontal(pl.col("curve").cum_max(), pl.lit(self.config.initial_cash))
         df = df.with_columns(curve)
+        # Exposure is notional: a future's or perpetual's (recorded by the engine when the run
+        # has one), not its marked value (the unsettled PnL); for shares the two are equal.
+        notional = "long_exposure" in df.columns
+        long_exposure = pl.col("long_exposure" if notional else "long_value")
+        short_exposure = pl.col("short_exposure" if notional else "short_value")
         return df.select(
             self._timestamps(pl.col("ts")).alias("timestamp"),
             "cash",
@@ -443,8 +521,8 @@ class BacktestResult:
             "short_value",
             "positions_value",
             "equity",
-            (pl.col("long_value") - pl.col("short_value")).alias("gross_exposure"),
-            (pl.col("long_value") + pl.col("short_value")).alias("net_exposure"),
+            (long_exposure - short_exposure).alias("gross_exposure"),
+            (long_exposure + short_exposure).alias("net_exposure"),
             (pl.col("curve") / peak - 1.0).alias("drawdown"),
             "borrow_fee",
             "interest",
@@ -945,6 +1023,8 @@ class BacktestResult:
         """Writes every file of the layout but the manifest; returns their manifest entries."""
         frames = {name: getattr(self, name) for name in RECORD_NAMES}
         frames["positions"] = self._every_timestamp_positions()
+        if self._cash is not None:
+            frames["cash"] = self._cash  # several currencies only
         files: dict[str, dict[str, Any]] = {}
         for name, frame in frames.items():
             path = folder / f"{name}.parquet"
@@ -997,6 +1077,11 @@ class BacktestResult:
         for name in RECORD_NAMES:
             setattr(self, name, _read_parquet(folder / f"{name}.parquet"))
         self._positions_all = _read_parquet(folder / "positions.parquet")
+        self._currencies = [self.config.account.base_currency]
+        self._cash = None
+        if "cash.parquet" in listed:
+            _check_file(folder, "cash.parquet", listed)
+            self._cash = _read_parquet(folder / "cash.parquet")
         try:
             metrics = json.loads((folder / "metrics.json").read_text())
             self.__dict__["metrics"] = {k: float(v) for k, v in metrics.items()}

@@ -69,6 +69,9 @@ impl Engine {
             return;
         };
         let years = (ts - last) as f64 / YEAR_NS;
+        if self.portfolio.has_currencies() {
+            return self.accrue_in_currencies(ts, years);
+        }
         let mut borrow_fee = 0.0;
         for &asset in self.portfolio.open_assets() {
             let value = self.portfolio.quantity(asset) * self.portfolio.last_price(asset);
@@ -96,6 +99,52 @@ impl Engine {
         let interest = cash * rate * years;
         if borrow_fee != 0.0 || interest != 0.0 {
             self.portfolio.adjust_cash(interest - borrow_fee);
+            self.record
+                .financing
+                .push(ts, borrow_fee, interest, 0.0, 0.0);
+        }
+    }
+
+    /// [`Self::accrue_financing`] with several currencies: each short's borrow fee is charged
+    /// in its currency (recorded in base at its rate), interest accrues on the cash in base
+    /// and is paid in base.
+    #[inline(never)]
+    fn accrue_in_currencies(&mut self, ts: Ts, years: f64) {
+        let rules = self.config.account;
+        let mut borrow_fee = 0.0;
+        for i in 0..self.portfolio.open_assets().len() {
+            let asset = self.portfolio.open_assets()[i];
+            let value = self.portfolio.quantity(asset) * self.portfolio.last_price(asset);
+            if value < 0.0 {
+                let own = self
+                    .financing
+                    .borrow_rates
+                    .get(asset as usize)
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                let rate = if own.is_finite() {
+                    own
+                } else {
+                    rules.borrow_rate
+                };
+                let fee = rate * (-value) * years;
+                if fee != 0.0 {
+                    self.portfolio.credit(asset, -fee);
+                    borrow_fee += fee * self.portfolio.rate_of(asset);
+                }
+            }
+        }
+        let cash = self.portfolio.cash();
+        let rate = if cash < 0.0 {
+            rules.margin_interest_rate
+        } else {
+            rules.cash_interest_rate
+        };
+        let interest = cash * rate * years;
+        if interest != 0.0 {
+            self.portfolio.adjust_cash(interest);
+        }
+        if borrow_fee != 0.0 || interest != 0.0 {
             self.record
                 .financing
                 .push(ts, borrow_fee, interest, 0.0, 0.0);

@@ -20,7 +20,7 @@ impl Engine {
     /// timestamp at or after its date.
     pub fn set_corporate_actions(&mut self, actions: Vec<CorporateAction>) -> Result<()> {
         self.actions = CorporateActions::new(actions, self.n_assets)?;
-        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
+        self.next_dated = self.next_dated_event();
         Ok(())
     }
 
@@ -40,9 +40,11 @@ impl Engine {
             let held = self.portfolio.quantity(action.asset);
             if action.dividend != 0.0 && held != 0.0 {
                 let amount = held * action.dividend;
-                self.portfolio.adjust_cash(amount);
-                self.tracker.add_income(action.asset, amount);
-                dividends += amount;
+                // Paid in the asset's currency; the financing table is in base.
+                let rate = self.portfolio.rate_of(action.asset);
+                self.portfolio.credit(action.asset, amount);
+                self.tracker.add_income(action.asset, amount, rate);
+                dividends += amount * rate;
                 paid = true;
             }
             if action.splits() {

@@ -31,7 +31,7 @@ pub(super) struct Contracts {
 }
 
 impl Contracts {
-    fn new(instruments: Instruments) -> Self {
+    pub(super) fn new(instruments: Instruments) -> Self {
         let expiry: Vec<Ts> = instruments
             .specs()
             .iter()
@@ -93,6 +93,7 @@ impl Engine {
             );
         }
         self.margin_checked |= instruments.any_maintenance;
+        self.record_exposure = instruments.any_marked;
         self.funding.setup(&instruments);
         self.contracts = Some(Box::new(Contracts::new(instruments)));
         self.enable_funding();
@@ -237,9 +238,9 @@ impl Engine {
         }
     }
 
-    /// The maintenance margin of `asset`'s position at its last mark: its own rule; none when
-    /// it has only its own initial margin; else the account's `maintenance_margin` of the
-    /// notional.
+    /// The maintenance margin of `asset`'s position at its last mark, in its currency: its own
+    /// rule; none when it has only its own initial margin; else the account's
+    /// `maintenance_margin` of the notional.
     fn maintenance_requirement(&self, asset: AssetId) -> f64 {
         let quantity = self.portfolio.quantity(asset);
         let price = self.portfolio.last_price(asset);
@@ -257,12 +258,13 @@ impl Engine {
             .map_or(0.0, |f| f * quantity.abs() * price * multiplier)
     }
 
-    /// The account's maintenance requirement: the sum over open positions.
+    /// The account's maintenance requirement in base: the sum over open positions (each at
+    /// its currency's rate).
     pub(super) fn maintenance_total(&self) -> f64 {
         self.portfolio
             .open_assets()
             .iter()
-            .map(|&a| self.maintenance_requirement(a))
+            .map(|&a| self.maintenance_requirement(a) * self.portfolio.rate_of(a))
             .sum()
     }
 
@@ -297,6 +299,7 @@ impl Engine {
                         q -= closing * q.signum();
                     }
                     engine.initial_requirement(a, q, engine.portfolio.last_price(a))
+                        * engine.portfolio.rate_of(a)
                 })
                 .sum()
         };
@@ -305,7 +308,8 @@ impl Engine {
             if quantity <= 0.0 {
                 return None; // a sale of shares needs nothing
             }
-            let free = self.portfolio.cash() - staying(self);
+            // The cost and fee are in the asset's currency: the free base cash is converted.
+            let free = (self.portfolio.cash() - staying(self)) / self.portfolio.rate_of(asset);
             let notional_price = price * self.portfolio.multiplier(asset);
             let q = self
                 .commission_of(asset)
@@ -313,7 +317,7 @@ impl Engine {
                 .min(quantity);
             return Some((q, RejectReason::InsufficientCash));
         }
-        let unit = self.initial_requirement(asset, 1.0, price);
+        let unit = self.initial_requirement(asset, 1.0, price) * self.portfolio.rate_of(asset);
         if unit <= 0.0 {
             return None;
         }

@@ -381,7 +381,10 @@ impl Engine {
         let held = self.portfolio.quantity(order.asset);
         let others = self.book.pending_quantity(order.asset) - order.quantity;
         let reference = self.reference_price(data, stage, order.asset);
-        let shares = target.shares(value, reference * self.portfolio.multiplier(order.asset));
+        let unit = reference
+            * self.portfolio.multiplier(order.asset)
+            * self.portfolio.rate_of(order.asset);
+        let shares = target.shares(value, unit);
         let mut quantity = shares - held - others;
         quantity = self.step_quantity(order.asset, quantity);
         if !quantity.is_finite() || quantity.abs() > MAX_QUANTITY {
@@ -643,6 +646,7 @@ impl Engine {
                 slippage,
                 reason: order.reason,
                 multiplier: self.portfolio.multiplier(order.asset),
+                rate: self.portfolio.rate_of(order.asset),
             },
             effect,
         );

@@ -110,9 +110,11 @@ impl Engine {
             // Signed cash to the account: a long pays a positive rate.
             let amount = -(held * close[row] * multiplier * rate * crossed as f64);
             if amount != 0.0 {
-                self.portfolio.adjust_cash(amount);
-                self.tracker.add_funding(asset, amount);
-                total += amount;
+                // Paid in the asset's currency; the financing table is in base.
+                let rate = self.portfolio.rate_of(asset);
+                self.portfolio.credit(asset, amount);
+                self.tracker.add_funding(asset, amount, rate);
+                total += amount * rate;
             }
         }
         if total != 0.0 {

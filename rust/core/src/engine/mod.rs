@@ -24,7 +24,9 @@
 //!   step (owns `EventQueue`);
 //! - `contracts.rs`: instruments in the loop: per-contract fees, tick and lot rounding,
 //!   instrument margins, variation margin at each close, futures expiry (owns `Contracts`);
-//! - `funding.rs`: crypto perpetuals' funding payments (owns `Funding`).
+//! - `funding.rs`: crypto perpetuals' funding payments (owns `Funding`);
+//! - `fx.rs`: several currencies: FX rates as dated events, the rate check before fills,
+//!   the close's sweep to base and the per-currency cash table (owns `FxState`).
 
 mod account;
 mod actions;
@@ -33,6 +35,7 @@ mod events;
 mod fills;
 mod flows;
 mod funding;
+mod fx;
 mod lifecycle;
 mod risk_step;
 mod sessions;
@@ -122,9 +125,13 @@ pub struct Engine {
     flows: CapitalFlows,
     /// The run's trading sessions, when it has a calendar (`sessions.rs`).
     sessions: sessions::Sessions,
-    /// The date of the next corporate action or capital flow (`Ts::MAX`: none): the loop's
-    /// one comparison per timestamp for both.
+    /// The date of the next corporate action, capital flow or FX rate (`Ts::MAX`: none): the
+    /// loop's one comparison per timestamp for all three.
     next_dated: Ts,
+    /// The run's currencies when there are several (`fx.rs`; `None`: one currency).
+    fx: Option<Box<fx::FxState>>,
+    /// Whether the equity table records notional exposure (some asset is marked to market).
+    record_exposure: bool,
 }
 
 impl Engine {
@@ -176,6 +183,8 @@ impl Engine {
             flows: CapitalFlows::default(),
             sessions: sessions::Sessions::default(),
             next_dated: Ts::MAX,
+            fx: None,
+            record_exposure: false,
         })
     }
 
@@ -246,6 +255,9 @@ impl Engine {
         }
         self.slippage_columns = self.config.slippage.bind(data)?;
         self.record.equity.reserve(data.n_timestamps());
+        if self.record_exposure {
+            self.record.exposure.reserve(data.n_timestamps());
+        }
         let assets = data.asset_ids();
         let close = data.close();
         let mut start = 0;
@@ -267,6 +279,9 @@ impl Engine {
             }
             if t >= self.next_dated {
                 self.apply_dated(data, t, strategy)?;
+            }
+            if self.fx.is_some() {
+                self.check_fx_rates(t, start, group)?;
             }
             let step = Step {
                 data,
@@ -336,6 +351,9 @@ impl Engine {
             if !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
+            if self.fx.is_some() {
+                self.close_fx(t);
+            }
             let cash = self.portfolio.cash();
             if !(cash + long + short).is_finite() {
                 return Err(BacktestError::data_at(
@@ -352,6 +370,10 @@ impl Engine {
                 self.ruin(t);
             }
             self.record.equity.push(t, cash, long, short);
+            if self.record_exposure {
+                let (long, short) = self.portfolio.exposures();
+                self.record.exposure.push(long, short);
+            }
             self.last_ts = Some(t);
             start = end;
             if epoch % Progress::EVERY == 0 {
@@ -371,14 +393,26 @@ impl Engine {
         ts: Ts,
         strategy: &mut S,
     ) -> Result<()> {
+        if ts >= self.next_fx_ts() {
+            self.apply_fx_rates(ts);
+        }
         if ts >= self.actions.next_ts() {
             self.apply_actions(data, ts, strategy)?;
         }
         if ts >= self.flows.next_ts() {
             self.apply_flows(data, ts, strategy)?;
         }
-        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
+        self.next_dated = self.next_dated_event();
         Ok(())
+    }
+
+    /// The date of the next dated event: a corporate action, a capital flow or an FX rate.
+    #[inline]
+    fn next_dated_event(&self) -> Ts {
+        self.actions
+            .next_ts()
+            .min(self.flows.next_ts())
+            .min(self.next_fx_ts())
     }
 
     /// The ruin rule, once equity has reached zero at `ts`: every pending order is refused
@@ -431,12 +465,14 @@ impl Engine {
             );
         }
         self.deliver_order_events(strategy)?;
+        let rates = self.asset_rates();
         let open_trades = self.tracker.finish(
             last_ts,
             &self.bars_seen,
             self.portfolio.positions(),
             self.portfolio.last_prices(),
             self.portfolio.multipliers(),
+            &rates,
         );
         for trade in &open_trades {
             self.record.trades.push(trade);

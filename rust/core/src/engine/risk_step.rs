@@ -300,7 +300,13 @@ impl Engine {
         let Step { data, ts, row } = step;
         // (With `only_new`, after this close's fills: the rules see the account after them.)
         let open = self.portfolio.open_assets().len();
-        risk.update_portfolio(ts, self.portfolio.cash(), long, short, open);
+        // Exposure is notional in base (a future's, not its unsettled PnL; at each rate).
+        let exposure = if self.portfolio.has_contract_terms() {
+            self.portfolio.exposures()
+        } else {
+            (long, short)
+        };
+        risk.update_portfolio(ts, self.portfolio.cash(), (long, short), exposure, open);
         if risk.has_order_rules() && !self.book.is_empty() {
             self.project_pending(risk);
         }
@@ -357,7 +363,7 @@ impl Engine {
                 continue;
             }
             self.projected[a] = stamp;
-            let price = self.portfolio.last_price(order.asset);
+            let price = self.portfolio.last_price(order.asset) * self.unit_scale(order.asset);
             let held = self.portfolio.quantity(order.asset);
             let pending = self.book.pending_quantity(order.asset);
             if !price.is_finite() || pending == 0.0 {
@@ -429,9 +435,17 @@ impl Engine {
         let row = (self.bar_epoch[a] == self.timestamps).then_some(self.bar_row[a]);
         // An asset never priced yet is checked at price NaN: rules that value the order (size,
         // exposure, volatility sizing) then reject it; the others decide as usual.
+        let unit_value = price * self.unit_scale(asset);
         let risk = self.risk.as_mut().expect("checked above");
         let mut allowed = risk.check_order(
-            step.ts, step.data, step.row, asset, opening, position, price, row,
+            step.ts,
+            step.data,
+            step.row,
+            asset,
+            opening,
+            position,
+            (price, unit_value),
+            row,
         )?;
         allowed = self.step_quantity(asset, allowed);
         let total = closing + allowed;
@@ -442,5 +456,12 @@ impl Engine {
             self.reject_part(id, step.ts, asset, cut, RejectReason::RiskLimit, rest);
         }
         Ok((total != 0.0).then_some(total))
+    }
+
+    /// Base value of one unit of `asset` per unit of its price: multiplier × its currency's
+    /// rate (1 for a share in the base currency).
+    #[inline]
+    fn unit_scale(&self, asset: AssetId) -> f64 {
+        self.portfolio.multiplier(asset) * self.portfolio.rate_of(asset)
     }
 }

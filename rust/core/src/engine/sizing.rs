@@ -178,8 +178,9 @@ impl Engine {
             self.reject(id, step.ts, asset, f64::NAN, RejectReason::NoPrice);
             return Ok(());
         }
-        // A contract's notional is price × multiplier (1 for a share).
-        let shares = target.shares(equity, price * self.portfolio.multiplier(asset));
+        // A contract's notional is price × multiplier (1 for a share), in base at its rate.
+        let unit = price * self.portfolio.multiplier(asset) * self.portfolio.rate_of(asset);
+        let shares = target.shares(equity, unit);
         if self.config.sizing == TargetSizing::Fill {
             return self.queue_fill_sized(step, asset, target, shares);
         }

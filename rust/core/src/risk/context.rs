@@ -141,8 +141,13 @@ pub struct OrderCheck {
     /// Signed position after the closing part: shares held plus pending orders, then the
     /// order's closing part. Same side as `opening` or zero.
     pub position: f64,
-    /// The price the order is valued at: its limit (or stop), else the asset's last close.
+    /// The price the order is valued at: its limit (or stop), else the asset's last close (in
+    /// the asset's currency).
     pub price: f64,
+    /// What one unit is worth in the account's base currency at `price`: price × multiplier ×
+    /// the currency's rate (`price` for a share in the base currency). Rules that size by
+    /// value divide by it.
+    pub unit_value: f64,
     /// Row of the asset's bar at this timestamp, if it has one.
     pub row: Option<usize>,
     /// Positions open or being opened in this step, before this order.

@@ -264,9 +264,19 @@ impl RiskManager {
     }
 
     /// Updates the portfolio state at a close: peak, drawdown, the day's starting equity; and
-    /// resets the step's exposure projection for the pre-trade checks.
-    pub fn update_portfolio(&mut self, ts: Ts, cash: f64, long: f64, short: f64, open: usize) {
+    /// resets the step's exposure projection for the pre-trade checks. `long` and `short` are
+    /// the marked values equity adds up, `exposure` the (long, short) notional in base the
+    /// exposures read (the same for shares; a future's notional, not its unsettled PnL).
+    pub fn update_portfolio(
+        &mut self,
+        ts: Ts,
+        cash: f64,
+        (long, short): (f64, f64),
+        exposure: (f64, f64),
+        open: usize,
+    ) {
         let equity = cash + long + short;
+        let (long, short) = exposure;
         let p = &mut self.portfolio;
         if ts >= self.next_day_ts {
             let day = ts.div_euclid(DAY_NS);
@@ -398,7 +408,7 @@ impl RiskManager {
         asset: AssetId,
         opening: f64,
         position: f64,
-        price: f64,
+        (price, unit_value): (f64, f64),
         row: Option<usize>,
     ) -> Result<f64> {
         let mut order = OrderCheck {
@@ -406,6 +416,7 @@ impl RiskManager {
             opening,
             position,
             price,
+            unit_value,
             row,
             open_positions: self.step_open,
             gross_exposure: self.step_gross,
@@ -423,9 +434,9 @@ impl RiskManager {
                 return Ok(0.0);
             }
         }
-        if price.is_finite() {
-            self.step_gross += order.opening.abs() * price;
-            self.step_net += order.opening * price;
+        if unit_value.is_finite() {
+            self.step_gross += order.opening.abs() * unit_value;
+            self.step_net += order.opening * unit_value;
         }
         self.step_open += usize::from(position == 0.0);
         Ok(order.opening)

@@ -262,6 +262,11 @@ impl PyOrderContext {
     fn price(&self) -> f64 {
         self.check.price
     }
+    /// One unit's value in the base currency at `price` (price × multiplier × FX rate).
+    #[getter]
+    fn unit_value(&self) -> f64 {
+        self.check.unit_value
+    }
     /// Positions open or being opened in this step.
     #[getter]
     fn open_positions(&self) -> usize {

@@ -61,8 +61,8 @@ impl RiskRule for MaxPositionSize {
     fn check_order(&mut self, env: &RiskEnv, order: &OrderCheck) -> Result<RiskDecision> {
         let max_shares = match self.limit {
             PositionLimit::Shares(s) => s,
-            PositionLimit::Notional(n) => n / order.price,
-            PositionLimit::EquityFraction(f) => f * env.portfolio.equity / order.price,
+            PositionLimit::Notional(n) => n / order.unit_value,
+            PositionLimit::EquityFraction(f) => f * env.portfolio.equity / order.unit_value,
         };
         Ok(fit(order.opening, max_shares - order.position.abs()))
     }
@@ -126,7 +126,7 @@ impl RiskRule for MaxGrossExposure {
         true
     }
     fn check_order(&mut self, env: &RiskEnv, order: &OrderCheck) -> Result<RiskDecision> {
-        let room = (self.max * env.portfolio.equity - order.gross_exposure) / order.price;
+        let room = (self.max * env.portfolio.equity - order.gross_exposure) / order.unit_value;
         Ok(fit(order.opening, room))
     }
 }
@@ -158,10 +158,10 @@ impl RiskRule for MaxNetExposure {
         let net = order.net_exposure;
         if order.opening * net < 0.0 {
             // Toward zero: allowed up to the limit on the other side.
-            let room = (limit + net.abs()) / order.price;
+            let room = (limit + net.abs()) / order.unit_value;
             return Ok(fit(order.opening, room));
         }
-        let room = (limit - net.abs()) / order.price;
+        let room = (limit - net.abs()) / order.unit_value;
         Ok(fit(order.opening, room))
     }
 }
@@ -211,7 +211,15 @@ impl RiskRule for VolatilityScaledSizing {
     }
     fn check_order(&mut self, env: &RiskEnv, order: &OrderCheck) -> Result<RiskDecision> {
         let vol = env.feature(self.feature.column(), order.row);
-        let per_share = self.multiple * if self.returns { vol * order.price } else { vol };
+        // A unit's risk in base: a return volatility times its value, or a price volatility
+        // (in the asset's currency, per unit of price) scaled like the price.
+        let scale = order.unit_value / order.price;
+        let per_share = self.multiple
+            * if self.returns {
+                vol * order.unit_value
+            } else {
+                vol * scale
+            };
         if !(per_share.is_finite() && per_share > 0.0) {
             return Ok(RiskDecision::Reject);
         }
