@@ -24,6 +24,7 @@ class ExecutionSpec(TypedDict):
     stop_basis: Literal["fill", "signal_close"]
     on_delisting: Literal["close", "hold", "error"]
     delisting_gap: int
+    on_non_member: Literal["reject", "allow"]
 
 
 class CommissionSpec(TypedDict):
@@ -94,9 +95,13 @@ class UniverseSpec(_UniverseFields, total=False):
     return from its last close to its delisting value (``None``: none; CRSP's DLRET);
     ``instruments``: per asset its instrument spec (:mod:`~ml4t.backtest.data.instruments`;
     ``None``: a share); ``session_closes``: with a trading calendar, the last data timestamp
-    (ns) of each session."""
+    (ns) of each session; ``membership``: the point-in-time universe's changes as columns
+    ``ts`` (ns), ``asset_id`` and ``member``; ``reject_non_members``: with it, whether an entry
+    into a non-member is refused."""
 
     delisted_at: list[int | None]
     delisting_return: list[float | None]
     instruments: list[dict[str, Any] | None]
     session_closes: list[int]
+    membership: dict[str, list[Any]]
+    reject_non_members: bool

@@ -11,7 +11,7 @@
 //! From the bottom up; a module uses only modules of the groups above its own:
 //!
 //! - vocabulary: [`types`], [`error`], [`progress`], [`feed`] (the market data), [`actions`]
-//!   (corporate actions), [`flows`] (capital flows);
+//!   (corporate actions), [`flows`] (capital flows), [`membership`] (a point-in-time universe);
 //! - an order's words and rooms: [`orders`] (kinds, requests, the strategy's outbox, the book),
 //!   [`events`] (status changes), [`records`] (fills and trades as the loop produces them);
 //! - models and accounts: [`instruments`] (what a unit of an asset is), [`matching`], [`slippage`], [`commission`], [`portfolio`],
@@ -33,6 +33,7 @@ pub mod feed;
 pub mod flows;
 pub mod instruments;
 pub mod matching;
+pub mod membership;
 pub mod orders;
 pub mod portfolio;
 pub mod progress;

@@ -20,7 +20,7 @@ impl Engine {
     /// timestamp at or after its date.
     pub fn set_corporate_actions(&mut self, actions: Vec<CorporateAction>) -> Result<()> {
         self.actions = CorporateActions::new(actions, self.n_assets)?;
-        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
+        self.next_dated = self.next_dated_event();
         Ok(())
     }
 
@@ -33,24 +33,32 @@ impl Engine {
         ts: Ts,
         strategy: &mut S,
     ) -> Result<()> {
-        let mut dividends = 0.0;
-        let mut paid = false;
+        let (mut received, mut paid) = (0.0, 0.0);
+        let mut any = false;
         for index in self.actions.take_due(ts) {
             let action = self.actions.get(index);
             let held = self.portfolio.quantity(action.asset);
             if action.dividend != 0.0 && held != 0.0 {
                 let amount = held * action.dividend;
                 self.portfolio.adjust_cash(amount);
+                if self.members.on {
+                    let value = self.portfolio.value(action.asset);
+                    self.members.cash_moved(action.asset, amount, value);
+                }
                 self.tracker.add_income(action.asset, amount);
-                dividends += amount;
-                paid = true;
+                if amount >= 0.0 {
+                    received += amount;
+                } else {
+                    paid -= amount;
+                }
+                any = true;
             }
             if action.splits() {
                 self.split(data, ts, action.asset, action.split_ratio, strategy)?;
             }
         }
-        if paid {
-            self.record.financing.add_dividend(ts, dividends);
+        if any {
+            self.record.financing.add_dividend(ts, received, paid);
         }
         Ok(())
     }

@@ -500,6 +500,9 @@ impl Engine {
         if !self.cap_at_flat(index, ts) {
             return Ok(false);
         }
+        if self.members.reject && !self.cap_non_member(index, ts) {
+            return Ok(false);
+        }
         let order = self.book.orders()[index];
         let row = self.bar_row[order.asset as usize];
         let mut quantity = order.quantity;
@@ -608,7 +611,16 @@ impl Engine {
         fee: f64,
     ) -> Fill {
         let prior_close = self.portfolio.last_price(order.asset);
+        let before = self
+            .members
+            .on
+            .then(|| (self.portfolio.cash(), self.portfolio.value(order.asset)));
         let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
+        if let Some((cash, value)) = before {
+            // The PnL of a position in a non-member counts its fills' cash.
+            let moved = self.portfolio.cash() - cash;
+            self.members.cash_moved(order.asset, moved, value);
+        }
         if let Some(risk) = self.risk.as_mut() {
             let avg_cost = self.portfolio.position(order.asset).avg_cost;
             risk.on_fill(

@@ -20,7 +20,7 @@ impl Engine {
     /// is a `DataValidation` error (`flows.ts: outside_run`).
     pub fn set_capital_flows(&mut self, flows: CapitalFlows) {
         self.flows = flows;
-        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
+        self.next_dated = self.next_dated_event();
     }
 
     /// The flows due at `ts`, before its fills: their sum moves cash and is the timestamp's

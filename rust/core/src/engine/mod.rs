@@ -20,6 +20,8 @@
 //!   positions, trades, orders and risk state (with cash in lieu in integer mode);
 //! - `flows.rs`: capital flows (deposits, withdrawals) at the start of their timestamp;
 //! - `sessions.rs`: trading sessions: which timestamps close one (DAY orders expire there);
+//! - `membership.rs`: the point-in-time universe: who is a member now, the refusal of entries
+//!   into non-members, the PnL of positions held while not a member (owns `Members`);
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
 //!   step (owns `EventQueue`);
 //! - `contracts.rs`: instruments in the loop: per-contract fees, tick and lot rounding,
@@ -34,6 +36,7 @@ mod fills;
 mod flows;
 mod funding;
 mod lifecycle;
+mod membership;
 mod risk_step;
 mod sessions;
 mod sizing;
@@ -122,8 +125,10 @@ pub struct Engine {
     flows: CapitalFlows,
     /// The run's trading sessions, when it has a calendar (`sessions.rs`).
     sessions: sessions::Sessions,
-    /// The date of the next corporate action or capital flow (`Ts::MAX`: none): the loop's
-    /// one comparison per timestamp for both.
+    /// The point-in-time universe (`membership.rs`; off without one).
+    members: membership::Members,
+    /// The date of the next corporate action, capital flow or membership change (`Ts::MAX`:
+    /// none): the loop's one comparison per timestamp for all three.
     next_dated: Ts,
 }
 
@@ -175,6 +180,7 @@ impl Engine {
             funding: funding::Funding::default(),
             flows: CapitalFlows::default(),
             sessions: sessions::Sessions::default(),
+            members: membership::Members::default(),
             next_dated: Ts::MAX,
         })
     }
@@ -319,6 +325,9 @@ impl Engine {
             };
             let mut ctx =
                 StrategyContext::new(t, &self.portfolio, &self.book, equity, &mut self.commands);
+            if let Some(members) = self.members.members() {
+                ctx = ctx.with_members(members);
+            }
             strategy.on_timestamp(&view, &mut ctx)?;
             if !self.commands.is_empty() {
                 self.resolve_commands(step, equity)?;
@@ -351,6 +360,9 @@ impl Engine {
             if cash + long + short <= 0.0 && !self.ruined {
                 self.ruin(t);
             }
+            if self.members.on {
+                self.count_non_member_pnl(t);
+            }
             self.record.equity.push(t, cash, long, short);
             self.last_ts = Some(t);
             start = end;
@@ -363,22 +375,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Step 0 after financing, when a dated event is due: the corporate actions, then the
-    /// capital flows, dated at or before `ts`.
+    /// Step 0 after financing, when a dated event is due: the membership changes, the
+    /// corporate actions, then the capital flows, dated at or before `ts`.
     fn apply_dated<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
         ts: Ts,
         strategy: &mut S,
     ) -> Result<()> {
+        if ts >= self.members.next_ts() {
+            self.apply_membership(ts);
+        }
         if ts >= self.actions.next_ts() {
             self.apply_actions(data, ts, strategy)?;
         }
         if ts >= self.flows.next_ts() {
             self.apply_flows(data, ts, strategy)?;
         }
-        self.next_dated = self.actions.next_ts().min(self.flows.next_ts());
+        self.next_dated = self.next_dated_event();
         Ok(())
+    }
+
+    /// The date of the next corporate action, capital flow or membership change.
+    fn next_dated_event(&self) -> Ts {
+        self.actions
+            .next_ts()
+            .min(self.flows.next_ts())
+            .min(self.members.next_ts())
     }
 
     /// The ruin rule, once equity has reached zero at `ts`: every pending order is refused
