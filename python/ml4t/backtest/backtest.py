@@ -157,6 +157,15 @@ class Backtest:
             self.feed, self.session_info = _apply_sessions(self.feed, self.config, sessions)
         self.flows = None if flows is None else _flows_table(flows, self.feed)
         extra = list(risk or [])
+        if self.session_info is None:
+            counting = [
+                r for r in [*self.config.risk, *extra] if getattr(r, "max_sessions", None)
+            ]
+            if counting:
+                raise ConfigError(
+                    "risk: time_exit.max_sessions counts trading sessions: the run needs a "
+                    "calendar (BacktestConfig(calendar=...) or Backtest(..., sessions=frame))"
+                )
         self.risk_rules = self._check_risk(extra, search_path)
         # The result's config is the fully resolved one: it lists the built-in rules given here
         # too (Python rule instances are named in the manifest's run info instead).

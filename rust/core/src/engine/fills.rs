@@ -282,6 +282,12 @@ impl Engine {
         if self.stage_of(&order) != stage {
             return;
         }
+        if self.sessions.on
+            && matches!(order.kind, OrderKind::MarketOnClose)
+            && !self.sessions.at_close
+        {
+            return; // with sessions, on-close means the session's close
+        }
         let row = self.bar_row[asset];
         let bar = [data.open()[row], data.low()[row], data.high()[row]];
         // The pre-check reasons from the open; a leg activated inside the bar starts elsewhere.
@@ -289,7 +295,7 @@ impl Engine {
             return; // the bar never reaches the order's level: the common case, decided cheaply
         }
         let held = self.portfolio.quantity(order.asset);
-        let path = BarPath::new(
+        let mut path = BarPath::new(
             data.open()[row],
             data.high()[row],
             data.low()[row],
@@ -297,6 +303,9 @@ impl Engine {
             self.config.path_policy,
             sign(held),
         );
+        if self.sessions.on && !self.sessions.opens(order.asset) {
+            path = path.continuous();
+        }
         match self.trigger(&order, &path, from, stage) {
             Trigger::Fill {
                 time,

@@ -274,6 +274,9 @@ impl Engine {
             if t >= self.next_dated {
                 self.apply_dated(data, t, strategy)?;
             }
+            if self.sessions.on {
+                self.sessions.enter(t);
+            }
             let step = Step {
                 data,
                 ts: t,
@@ -293,6 +296,9 @@ impl Engine {
                         risk.mark(asset, data.high()[row], data.low()[row], price);
                     }
                 }
+            }
+            if self.sessions.on {
+                self.sessions.saw(group);
             }
             if self.delistings.any() {
                 self.delist_ending(data, t, start, group, strategy)?;
