@@ -158,9 +158,7 @@ class Backtest:
         self.flows = None if flows is None else _flows_table(flows, self.feed)
         extra = list(risk or [])
         if self.session_info is None:
-            counting = [
-                r for r in [*self.config.risk, *extra] if getattr(r, "max_sessions", None)
-            ]
+            counting = [r for r in [*self.config.risk, *extra] if getattr(r, "max_sessions", None)]
             if counting:
                 raise ConfigError(
                     "risk: time_exit.max_sessions counts trading sessions: the run needs a "
