@@ -382,7 +382,13 @@ def test_malformed_file_raises_config_error(tmp_path: Path, suffix: str, text: s
 FULL: dict[str, Any] = {
     **CUSTOM,
     "risk": [
-        {"type": "time_exit", "assets": ["A"], "max_bars": 5, "max_duration": "2d"},
+        {
+            "type": "time_exit",
+            "assets": ["A"],
+            "max_bars": 5,
+            "max_duration": "2d",
+            "max_sessions": None,
+        },
         {
             "type": "regime",
             "assets": None,

@@ -5,6 +5,7 @@ refused (``non_member``) by default; the PnL of positions held in non-members is
 
 from __future__ import annotations
 
+import random
 import warnings
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import oracle
+from conftest import _adapter
 from ml4t.backtest import (
     Backtest,
     BacktestConfig,
@@ -24,6 +27,8 @@ from ml4t.backtest import (
     TopKStrategy,
 )
 from ml4t.backtest.errors import DataValidationError
+from test_flows import LOGICS
+from test_oracle_differential import bars_frame, compare, make_config
 
 DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(8)]
 
@@ -343,3 +348,43 @@ def test_no_entry_into_a_non_member_ever_fills(seed: int) -> None:
             # Never further from zero, never across it.
             assert abs(after) <= abs(before) + 1e-9 and before * after >= -1e-9, row
         held[row["asset_id"]] = after
+
+
+# ------------------------------------------------------------------------ the oracle engine
+
+
+@pytest.mark.parametrize("mode", ["next_open", "same_close"])
+@pytest.mark.parametrize("logic_name", ["targets", "order_types"])
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_engine_matches_the_oracle_with_a_universe(seed: int, mode: str, logic_name: str) -> None:
+    """Random bars and random membership changes: the engine's fills, trades, equity and
+    refusals (``non_member`` at decision and at fill) equal the oracle's."""
+    rows = oracle.random_bar_rows(seed)
+    assets = sorted({r["asset"] for r in rows})
+    stamps = sorted({r["timestamp"] for r in rows})
+    rng = random.Random(seed)
+    changes = sorted(
+        {(rng.choice(stamps), a, rng.random() < 0.6) for a in assets for _ in range(3)},
+        key=lambda c: (c[0], c[1]),
+    )
+    seen: set[tuple[Any, str]] = set()
+    changes = [c for c in changes if (c[0], c[1]) not in seen and not seen.add((c[0], c[1]))]
+    universe = pl.DataFrame(
+        changes,
+        schema={"timestamp": pl.Datetime("us"), "asset": pl.String, "member": pl.Boolean},
+        orient="row",
+    )
+    config = make_config(mode=mode, commission={"model": "percent", "rate": 0.001})
+    feed = PolarsDataFeed(bars_frame(rows), universe=universe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = Backtest(
+            feed,
+            _adapter(LOGICS[logic_name](assets, False), "batch", oracle.SIGNAL_COLUMNS),
+            config=BacktestConfig(**config),
+        ).run(progress=False)
+    expected = oracle.run_oracle(
+        rows, config, LOGICS[logic_name](assets, False).decide, universe=changes
+    )
+    compare(result, expected, f"seed={seed} {logic_name} {mode}")
