@@ -390,6 +390,10 @@ class OracleEngine:
                     for r in group:
                         self.last_bar[r["asset"]] = ts
                 self.last_bar = {a: t for a, t in self.last_bar.items() if t < cutoff}
+        # the point-in-time universe (docs/semantics.md, "Point-in-time universe"): per asset
+        # its (timestamp, member) rows in time order; None: every asset is a member
+        self.membership: dict[str, list[tuple[Any, bool]]] | None = None
+        self.reject_non_members = execution.get("on_non_member", "reject") == "reject"
         self.ruined = False
         self.cash = float(self.config["initial_cash"])
         self.position = {a: 0.0 for a in self.assets}
@@ -479,9 +483,59 @@ class OracleEngine:
             estimate = self._short_cut(timestamp, order_id, asset, estimate)
             if estimate == 0.0:
                 return
+            estimate = self._member_cut(timestamp, order_id, asset, estimate)
+            if estimate == 0.0:
+                return
         eligible = self._eligible("market")
         self._accept(_Order(order_id, timestamp, asset, estimate, eligible=eligible))
         self.pending[-1].fill_target = target
+
+    def is_member(self, asset: str, timestamp: Any) -> bool:
+        """The asset's latest membership row at or before ``timestamp``; not a member before its
+        first row (always a member without a universe)."""
+        if self.membership is None:
+            return True
+        member = False
+        for ts, value in self.membership.get(asset, []):
+            if ts > timestamp:
+                break
+            member = value
+        return member
+
+    def _member_cut(self, timestamp: Any, order_id: int, asset: str, quantity: float) -> float:
+        """At decision time: the part of an order that would open or grow a position in a
+        non-member is refused (``non_member``); what reduces position plus pending passes."""
+        if not self.reject_non_members or self.is_member(asset, timestamp):
+            return quantity
+        current = self.current(asset)
+        closing = 0.0
+        if current * quantity < 0:
+            closing = _sign(quantity) * min(abs(quantity), abs(current))
+        opening = quantity - closing
+        if opening == 0.0:
+            return quantity
+        self._rejection(order_id, timestamp, asset, opening, "non_member")
+        return closing
+
+    def _cap_non_member(self, timestamp: Any, order: _Order) -> bool:
+        """At fill time: a non-leg order that would open or grow a position in an asset that is
+        not a member now is cut at flat (the cut part refused ``non_member``)."""
+        if not self.reject_non_members or order.parent is not None:
+            return True
+        if self.is_member(order.asset, timestamp):
+            return True
+        q = order.quantity
+        held = self.position[order.asset]
+        room = abs(held) if held != 0.0 and _sign(held) != _sign(q) else 0.0
+        if abs(q) <= room or abs(q) - room <= DUST * room:
+            return True
+        excess = q - room * _sign(q)
+        self._rejection(order.order_id, timestamp, order.asset, excess, "non_member")
+        if room == 0.0:
+            self._remove_with_waiting_legs(order)
+            return False
+        order.quantity = q - excess
+        return True
 
     def _short_cut(self, timestamp: Any, order_id: int, asset: str, quantity: float) -> float:
         """With shorting disabled, a sell is cut at a flat position; 0.0 (and a rejection) when
@@ -505,6 +559,9 @@ class OracleEngine:
         order_id = self.next_order_id
         self.next_order_id += 1
         quantity = self._short_cut(timestamp, order_id, asset, quantity)
+        if quantity == 0.0:
+            return
+        quantity = self._member_cut(timestamp, order_id, asset, quantity)
         if quantity == 0.0:
             return
         self._accept(
@@ -556,6 +613,9 @@ class OracleEngine:
             self._rejection(order_id, timestamp, asset, quantity, "delisted")
             return order_id
         quantity = self._short_cut(timestamp, order_id, asset, quantity)
+        if quantity == 0.0:
+            return order_id
+        quantity = self._member_cut(timestamp, order_id, asset, quantity)
         if quantity == 0.0:
             return order_id
         eligible = self._eligible(kind)
@@ -730,6 +790,8 @@ class OracleEngine:
             if order.quantity == 0.0 or order not in self.pending:
                 continue  # cancelled earlier in this bar (one-cancels-other, orphaned leg)
             if not self._cap_at_flat(timestamp, order):
+                continue
+            if not self._cap_non_member(timestamp, order):
                 continue
             for leg in self._execute(timestamp, order, bars[order.asset], reference, limit_like):
                 consider(leg, t)
@@ -1410,9 +1472,14 @@ def run_oracle(
     actions: list[dict[str, Any]] | None = None,
     flows: list[dict[str, Any]] | None = None,
     delisting_returns: dict[str, float] | None = None,
+    universe: list[tuple[Any, str, bool]] | None = None,
 ) -> OracleResult:
     engine = OracleEngine(bars, config)
     engine.delisting_return = dict(delisting_returns or {})
+    if universe is not None:
+        engine.membership = {}
+        for ts, asset, member in sorted(universe, key=lambda r: (r[0], r[1])):
+            engine.membership.setdefault(asset, []).append((ts, member))
     if actions:
         engine.set_actions(actions)
     if flows:

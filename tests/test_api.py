@@ -598,6 +598,7 @@ EXPECTED_COLUMNS = {
         "borrow_fee": pl.Float64,
         "interest": pl.Float64,
         "dividend": pl.Float64,
+        "dividend_paid": pl.Float64,
         "funding": pl.Float64,
         "flows": pl.Float64,
     },

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
         "stop_basis": "fill",
         "on_delisting": "close",
         "delisting_gap": 5,
+        "on_non_member": "reject",
     },
     "commission": {"model": "none", "rate": 0.0, "amount": 0.0, "minimum": 0.0},
     "slippage": {
@@ -89,6 +90,7 @@ CUSTOM: dict[str, Any] = {
         "stop_basis": "signal_close",
         "on_delisting": "hold",
         "delisting_gap": 3,
+        "on_non_member": "allow",
     },
     "commission": {"model": "percent", "rate": 1 / 3, "amount": 1e-300, "minimum": 5e-324},
     "slippage": {
@@ -145,6 +147,7 @@ def test_defaults() -> None:
             "stop_basis": "fill",
             "on_delisting": "close",
             "delisting_gap": 5,
+            "on_non_member": "reject",
         },
         "commission": {"model": "none", "rate": 0.0, "amount": 0.0, "minimum": 0.0},
         "slippage": {
@@ -388,7 +391,13 @@ def test_malformed_file_raises_config_error(tmp_path: Path, suffix: str, text: s
 FULL: dict[str, Any] = {
     **CUSTOM,
     "risk": [
-        {"type": "time_exit", "assets": ["A"], "max_bars": 5, "max_duration": "2d"},
+        {
+            "type": "time_exit",
+            "assets": ["A"],
+            "max_bars": 5,
+            "max_duration": "2d",
+            "max_sessions": None,
+        },
         {
             "type": "regime",
             "assets": None,
@@ -404,6 +413,7 @@ FULL: dict[str, Any] = {
         "indicators": None,
         "context": "macro.parquet",
         "actions": None,
+        "universe": "members.parquet",
         "timestamp_column": "ts",
         "asset_column": "ticker",
         "rename": {"Adj Close": "close", "Date": "ts"},

@@ -229,6 +229,10 @@ def test_dividends_long_and_short_in_the_equity_curve_metrics_and_trades() -> No
     result = Backtest(PolarsDataFeed(bars, actions=actions), Once(orders)).run()
     assert result.equity["dividend"].to_list() == [0.0, 0.0, 10 * 0.5 - 20 * 0.1, 0.0]
     assert result.metrics["total_dividends"] == 3.0
+    # Received by the long and paid by the short, apart (issue 16, item 6).
+    assert result.equity["dividend_paid"].to_list() == [0.0, 0.0, 20 * 0.1, 0.0]
+    assert result.metrics["dividends_received"] == 5.0
+    assert result.metrics["dividends_paid"] == 2.0
     assert result.equity["equity"][-1] == 100_003.0
     pnl = dict(result.trades.select("asset", "gross_pnl").iter_rows())
     assert pnl == {"A": 5.0, "B": -2.0}

@@ -53,6 +53,8 @@ EXPECTED_KEYS = {
     "total_borrow_fees",
     "total_interest",
     "total_dividends",
+    "dividends_received",
+    "dividends_paid",
     "total_funding",
     "total_costs",
     "periods_per_year",

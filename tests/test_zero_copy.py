@@ -109,6 +109,7 @@ def test_result_tables_come_back_as_arrow(feed: PolarsDataFeed) -> None:
         "orders",
         "cash",
         "order_events",
+        "non_member_pnl",
     }
     for table in raw.values():
         assert isinstance(table, _core.ArrowTable)

@@ -210,6 +210,13 @@ class Context:
     def is_active(self, asset: str | int) -> bool:
         """Whether ``asset`` still trades now: false from the last bar of an asset delisted in
         this run (its position was closed at that bar's close; orders for it are refused)."""
+    def is_member(self, asset: str | int) -> bool:
+        """Whether ``asset`` is a member of the point-in-time universe now (its latest row at or
+        before this timestamp; always true when the feed has no universe)."""
+    @property
+    def member_mask(self) -> bytes:
+        """Each asset's membership now by code, one byte each (1: a member), for
+        ``np.frombuffer(..., dtype=bool)``; empty when the feed has no universe."""
     @property
     def cash(self) -> float:
         """Cash balance."""

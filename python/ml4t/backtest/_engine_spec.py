@@ -24,6 +24,7 @@ class ExecutionSpec(TypedDict):
     stop_basis: Literal["fill", "signal_close"]
     on_delisting: Literal["close", "hold", "error"]
     delisting_gap: int
+    on_non_member: Literal["reject", "allow"]
 
 
 class CommissionSpec(TypedDict):
@@ -99,7 +100,9 @@ class UniverseSpec(_UniverseFields, total=False):
     ``None``: a share); ``session_closes``: with a trading calendar, the last data timestamp
     (ns) of each session; with several currencies, ``currencies`` (names by code, the base
     first), ``asset_currency`` (each asset's code) and ``fx`` (the rates: ``ts``, ``currency``
-    code, ``rate``; :mod:`~ml4t.backtest.data.fx`)."""
+    code, ``rate``; :mod:`~ml4t.backtest.data.fx`); ``membership``: the point-in-time
+    universe's changes as columns ``ts`` (ns), ``asset_id`` and ``member``;
+    ``reject_non_members``: with it, whether an entry into a non-member is refused."""
 
     delisted_at: list[int | None]
     delisting_return: list[float | None]
@@ -108,3 +111,5 @@ class UniverseSpec(_UniverseFields, total=False):
     currencies: list[str]
     asset_currency: list[int]
     fx: Any
+    membership: dict[str, list[Any]]
+    reject_non_members: bool

@@ -165,6 +165,13 @@ class Backtest:
             self.config.account.base_currency,
         )
         extra = list(risk or [])
+        if self.session_info is None:
+            counting = [r for r in [*self.config.risk, *extra] if getattr(r, "max_sessions", None)]
+            if counting:
+                raise ConfigError(
+                    "risk: time_exit.max_sessions counts trading sessions: the run needs a "
+                    "calendar (BacktestConfig(calendar=...) or Backtest(..., sessions=frame))"
+                )
         self.risk_rules = self._check_risk(extra, search_path)
         # The result's config is the fully resolved one: it lists the built-in rules given here
         # too (Python rule instances are named in the manifest's run info instead).
@@ -226,6 +233,10 @@ class Backtest:
         if self.session_info is not None:
             spec["session_closes"] = self.session_info["session_closes"]
         execution = self.config.execution
+        membership = self.feed.membership
+        if membership is not None:
+            spec["membership"] = membership.to_dict(as_series=False)
+            spec["reject_non_members"] = execution.on_non_member == "reject"
         if execution.on_delisting == "hold":
             return spec
         delisted = self.feed.delistings(execution.delisting_gap)
@@ -541,7 +552,7 @@ class _BatchDriver:
         if self._fold_at is not None and ts >= self._fold_at:
             self._fold_at = _hand_folds(self.strategy, self._folds, self, ts)
         frame = self._chunk()
-        batch = TimestampBatch(self._universe, self._columns, start, end, frame)
+        batch = TimestampBatch(self._universe, self._columns, start, end, frame, context)
         self._user_call(self._to_datetime(ts), batch, context)
 
     def on_end(self, context: Context) -> None:

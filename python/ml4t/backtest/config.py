@@ -60,7 +60,9 @@ class ExecutionConfig(ValidatedModel):
     fills); ``None`` for no limit. ``on_delisting``: an asset whose data ends before the run's
     (no bar in the last ``delisting_gap`` timestamps) has its position ``close``d at its last
     bar's close (zipline's ``auto_close_date``), is ``hold``-en marked at its last close, or is
-    an ``error``. See ``docs/semantics.md``.
+    an ``error``. ``on_non_member`` (with a point-in-time universe): an order that would open or
+    grow a position in an asset that is not a member is ``reject``-ed (reason ``non_member``;
+    reductions and exits always pass), or ``allow``-ed. See ``docs/semantics.md``.
     """
 
     mode: Literal["next_open", "same_close", "next_close"] = "next_open"
@@ -73,6 +75,7 @@ class ExecutionConfig(ValidatedModel):
     stop_basis: Literal["fill", "signal_close"] = "fill"
     on_delisting: Literal["close", "hold", "error"] = "close"
     delisting_gap: StrictInt = Field(default=5, ge=1)
+    on_non_member: Literal["reject", "allow"] = "reject"
 
 
 def _needs_model(value: str, info: ValidationInfo, amounts: tuple[str, ...], choices: str) -> str:
@@ -359,7 +362,7 @@ class DataConfig(ValidatedModel):
     """Where the data is and how to read it; :meth:`PolarsDataFeed.from_config` builds the feed.
 
     Paths (``prices``, ``signals``, ``indicators``, ``context``, ``actions``: the corporate
-    actions) are a Parquet file, a glob or a
+    actions, ``universe``: the point-in-time universe) are a Parquet file, a glob or a
     (hive-partitioned) directory; relative paths are resolved against the config file's
     directory by the CLI. ``rename`` maps source column names to the names the feed expects
     (``{"Date": "timestamp", "Adj Close": "close"}``). ``start``/``end`` (inclusive; ISO text, a
@@ -374,6 +377,7 @@ class DataConfig(ValidatedModel):
     indicators: str | None = None
     context: str | None = None
     actions: str | None = None
+    universe: str | None = None
     timestamp_column: str = "timestamp"
     asset_column: str | None = None
     rename: dict[str, str] = Field(default_factory=dict)

@@ -202,13 +202,16 @@ class TrailingStop(_DistanceRule):
 
 
 class TimeExit(BuiltinRule):
-    """Exits a position held ``max_bars`` of its asset's bars, or for ``max_duration``
-    (``"5d"``, ``"90m"`` or a ``timedelta``), at the next fill opportunity. Trades record
+    """Exits a position held ``max_bars`` of its asset's bars, for ``max_duration``
+    (``"5d"``, ``"90m"`` or a ``timedelta``), or ``max_sessions`` trading sessions (the
+    sessions begun since the entry's; needs a calendar: ``BacktestConfig(calendar=...)`` or
+    ``Backtest(..., sessions=...)``), at the next fill opportunity. Trades record
     ``time_exit``."""
 
     type: Literal["time_exit"] = "time_exit"
     max_bars: int | None = Field(default=None, ge=1)
     max_duration: str | None = None
+    max_sessions: int | None = Field(default=None, ge=1)
 
     @field_validator("max_duration", mode="before")
     @classmethod
@@ -223,8 +226,8 @@ class TimeExit(BuiltinRule):
 
     @model_validator(mode="after")
     def _some_limit(self) -> TimeExit:
-        if self.max_bars is None and self.max_duration is None:
-            raise ValueError("give max_bars, max_duration or both")
+        if self.max_bars is None and self.max_duration is None and self.max_sessions is None:
+            raise ValueError("give max_bars, max_duration or max_sessions")
         return self
 
     def spec(self) -> dict[str, Any]:

@@ -110,10 +110,11 @@ class TimestampBatch:
     """A zero-copy view of one timestamp's rows.
 
     ``batch["close"]`` or ``batch["score"]`` is a read-only numpy view; ``batch.assets`` the asset
-    names; ``batch.asset_ids`` their codes; ``batch.to_polars()`` a DataFrame view.
+    names; ``batch.asset_ids`` their codes; ``batch.members`` whether each row's asset is a
+    member of the point-in-time universe now; ``batch.to_polars()`` a DataFrame view.
     """
 
-    __slots__ = ("_columns", "_end", "_frame", "_start", "_universe")
+    __slots__ = ("_columns", "_context", "_end", "_frame", "_start", "_universe")
 
     def __init__(
         self,
@@ -122,12 +123,14 @@ class TimestampBatch:
         start: int,
         end: int,
         frame: pl.DataFrame,
+        context: Context | None = None,
     ) -> None:
         self._universe = universe
         self._columns = columns
         self._start = start
         self._end = end
         self._frame = frame  # the chunk ``columns`` come from
+        self._context = context  # the run's context, which holds the membership
 
     def __len__(self) -> int:
         return self._end - self._start
@@ -152,6 +155,19 @@ class TimestampBatch:
     def asset_ids(self) -> npt.NDArray[np.uint32]:
         """Asset codes of the rows."""
         return self._columns["asset_id"][self._start : self._end]
+
+    @property
+    def members(self) -> npt.NDArray[np.bool_]:
+        """Whether each row's asset is a member of the point-in-time universe now
+        (``PolarsDataFeed(universe=...)``: its latest row at or before this timestamp), aligned
+        with :attr:`asset_ids`; all true when the feed has no universe. Built when read, from
+        the engine's own membership (one array per call, none per bar)."""
+        mask = self._context.member_mask if self._context is not None else b""
+        if not mask:
+            return np.ones(len(self), dtype=np.bool_)
+        by_code = np.frombuffer(mask, dtype=np.bool_)
+        out: npt.NDArray[np.bool_] = by_code[self.asset_ids]
+        return out
 
     @property
     def assets(self) -> list[str]:

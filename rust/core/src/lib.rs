@@ -11,7 +11,8 @@
 //! From the bottom up; a module uses only modules of the groups above its own:
 //!
 //! - vocabulary: [`types`], [`error`], [`progress`], [`feed`] (the market data), [`actions`]
-//!   (corporate actions), [`flows`] (capital flows), [`fx`] (currencies and FX rates);
+//!   (corporate actions), [`flows`] (capital flows), [`fx`] (currencies and FX rates),
+//!   [`membership`] (a point-in-time universe);
 //! - an order's words and rooms: [`orders`] (kinds, requests, the strategy's outbox, the book),
 //!   [`events`] (status changes), [`records`] (fills and trades as the loop produces them);
 //! - models and accounts: [`instruments`] (what a unit of an asset is), [`matching`], [`slippage`], [`commission`], [`portfolio`],
@@ -34,6 +35,7 @@ pub mod flows;
 pub mod fx;
 pub mod instruments;
 pub mod matching;
+pub mod membership;
 pub mod orders;
 pub mod portfolio;
 pub mod progress;

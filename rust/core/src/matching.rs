@@ -6,7 +6,9 @@
 //! orders of one asset fill in trigger-time order, so a stop and a target inside one bar resolve
 //! deterministically. Conventions (documented in `docs/semantics.md`):
 //!
-//! - a bar that opens beyond a stop or a limit fills at the open (gap rule);
+//! - a bar that opens beyond a stop or a limit fills at the open (gap rule), unless its path is
+//!   [`BarPath::continuous`] (inside a trading session, after the asset's first bar of it):
+//!   then at the level, clamped into the bar;
 //! - a stop (or trailing stop) triggered inside the bar fills at its level, then slippage;
 //! - a limit fills at its level (never worse), after touching it or, with a through
 //!   requirement, after trading beyond it; no slippage on limit fills;
@@ -57,6 +59,8 @@ pub struct BarPath {
     pub low: f64,
     /// Bar high.
     pub high: f64,
+    /// Whether the open may gap beyond a level (the gap rule); false inside a session.
+    gaps: bool,
 }
 
 impl BarPath {
@@ -73,7 +77,26 @@ impl BarPath {
         } else {
             [open, high, low, close]
         };
-        BarPath { points, low, high }
+        BarPath {
+            points,
+            low,
+            high,
+            gaps: true,
+        }
+    }
+
+    /// The path of a bar whose open follows the previous bar's close without a gap (inside a
+    /// trading session): a level the open is already beyond fills at the level, clamped into
+    /// the bar, rather than at the open.
+    pub fn continuous(mut self) -> Self {
+        self.gaps = false;
+        self
+    }
+
+    /// `level` clamped into the bar.
+    #[inline]
+    fn inside(&self, level: f64) -> f64 {
+        level.clamp(self.low, self.high)
     }
 
     /// The open.
@@ -129,6 +152,9 @@ pub fn stop_trigger(path: &BarPath, side: Side, stop: f64, from: f64) -> Option<
     let t = path.first_reach(stop, up, from)?;
     let at = path.price_at(t);
     let gapped = if up { at > stop } else { at < stop };
+    if gapped && from == 0.0 && !path.gaps {
+        return Some((t, path.inside(stop)));
+    }
     Some((t, if gapped { at } else { stop }))
 }
 
@@ -147,6 +173,9 @@ pub fn limit_trigger(
     // Already better than the limit: fill at once. With a through rule, a price exactly at the
     // limit is only a touch.
     let better = if buy { start < limit } else { start > limit };
+    if better && from == 0.0 && !path.gaps {
+        return Some((from, path.inside(limit)));
+    }
     if better || (start == limit && margin == 0.0) {
         return Some((from, start));
     }
@@ -170,7 +199,12 @@ pub fn trailing_trigger(
     let open = path.points[0];
     let start_level = level_of(mark);
     if side * (open - start_level) <= 0.0 {
-        return Some((0.0, open));
+        let price = if path.gaps {
+            open
+        } else {
+            path.inside(start_level)
+        };
+        return Some((0.0, price));
     }
     let mut mark = if long { mark.max(open) } else { mark.min(open) };
     for k in 0..3 {

@@ -181,19 +181,22 @@ recorder! {
         dividend: f64 = dividend,
         funding: f64 = funding,
         flow: f64 = 0.0,
+        dividend_paid: f64 = 0.0,
     }
 }
 
 impl FinancingRecorder {
-    /// Adds `amount` of dividends to timestamp `ts`'s row (appended when it has none yet).
-    pub fn add_dividend(&mut self, ts: Ts, amount: f64) {
-        match self.ts.last() {
-            Some(&last) if last == ts => {
-                if let Some(total) = self.dividend.last_mut() {
-                    *total += amount;
-                }
-            }
-            _ => self.push(ts, 0.0, 0.0, amount, 0.0),
+    /// Adds dividends to timestamp `ts`'s row (appended when it has none yet): `received` on
+    /// longs (>= 0) and `paid` on shorts (>= 0); the `dividend` column holds their net.
+    pub fn add_dividend(&mut self, ts: Ts, received: f64, paid: f64) {
+        if self.ts.last() != Some(&ts) {
+            self.push(ts, 0.0, 0.0, 0.0, 0.0);
+        }
+        if let Some(total) = self.dividend.last_mut() {
+            *total += received - paid;
+        }
+        if let Some(total) = self.dividend_paid.last_mut() {
+            *total += paid;
         }
     }
 
@@ -253,6 +256,20 @@ recorder! {
         split_ratio: f64 = ratio,
         quantity_before: f64 = before,
         quantity_after: f64 = after,
+    }
+}
+
+recorder! {
+    /// The PnL of positions held while their asset was not a member of the point-in-time
+    /// universe: one row per (timestamp, asset) that earned any (a run without a universe
+    /// writes none).
+    pub struct NonMemberPnlRecorder {
+        /// Records `asset`'s PnL over timestamp `ts` (marked value change plus the cash its
+        /// fills and dividends moved).
+        fn push(ts: Ts, asset: AssetId, pnl: f64);
+        ts: i64 = ts,
+        asset_id: u32 = asset,
+        pnl: f64 = pnl,
     }
 }
 
@@ -445,6 +462,8 @@ pub struct Recorders {
     pub orders: OrderRecorder,
     /// Every status change of every order (the order journal).
     pub order_events: OrderEventRecorder,
+    /// PnL of positions held in non-members of the universe.
+    pub non_member_pnl: NonMemberPnlRecorder,
 }
 
 /// Everything a run produces, as Arrow batches.
@@ -470,6 +489,9 @@ pub struct BacktestOutput {
     pub orders: RecordBatch,
     /// Every status change of every order, in the order they happened.
     pub order_events: RecordBatch,
+    /// The PnL of positions held while their asset was not a universe member (`ts, asset_id,
+    /// pnl`).
+    pub non_member_pnl: RecordBatch,
 }
 
 impl BacktestOutput {
@@ -485,6 +507,7 @@ impl BacktestOutput {
             cash: batch(recorders.cash.into_columns()),
             orders: batch(recorders.orders.into_columns()),
             order_events: batch(recorders.order_events.into_columns()),
+            non_member_pnl: batch(recorders.non_member_pnl.into_columns()),
         }
     }
 }

@@ -17,7 +17,8 @@ pub enum SignalSizing {
 
 /// Trades a precomputed signal column: long while `signal > long_threshold`, short (or flat, when
 /// shorting is off) while `signal < short_threshold`, otherwise holds. A position is sized when it
-/// is entered and held until the signal changes side.
+/// is entered and held until the signal changes side. With a point-in-time universe it enters
+/// members only: for a non-member an entry is skipped and a flip only closes the position.
 #[derive(Debug, Clone)]
 pub struct SignalStrategy {
     column: String,
@@ -157,6 +158,16 @@ impl Strategy for SignalStrategy {
             if held == desired {
                 continue;
             }
+            // With a point-in-time universe a non-member is never entered: an entry is
+            // skipped, a flip only closes the position held.
+            let desired = if desired != 0.0 && !ctx.is_member(asset) {
+                if held == 0.0 {
+                    continue;
+                }
+                0.0
+            } else {
+                desired
+            };
             match (self.bracket, desired != 0.0) {
                 (Some(bracket), true) => {
                     let close = view.data.close()[row];
@@ -178,7 +189,8 @@ impl Strategy for SignalStrategy {
 
 /// Holds the `k` highest-scoring assets long (and the `bottom_k` lowest short) at equal weight,
 /// rebalancing every `rebalance_every` timestamps. Only assets with a bar and a finite score at the
-/// rebalance are candidates; ties go to the lower asset code.
+/// rebalance (and, with a point-in-time universe, members then) are candidates; ties go to the
+/// lower asset code.
 #[derive(Debug, Clone)]
 pub struct TopKStrategy {
     column: String,
@@ -247,7 +259,7 @@ impl Strategy for TopKStrategy {
         self.candidates.clear();
         self.candidates.extend(
             view.rows()
-                .filter(|&row| score[row].is_finite())
+                .filter(|&row| score[row].is_finite() && ctx.is_member(assets[row]))
                 .map(|row| (score[row], assets[row])),
         );
         let n = self.candidates.len();

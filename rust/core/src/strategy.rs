@@ -40,6 +40,8 @@ pub struct StrategyContext<'a> {
     portfolio: &'a Portfolio,
     book: &'a OrderBook,
     equity: f64,
+    /// Each asset's membership of the point-in-time universe (`None`: no universe).
+    members: Option<&'a [bool]>,
     /// Where orders go; the engine drains it after the callback.
     pub orders: &'a mut CommandBuffer,
 }
@@ -58,8 +60,28 @@ impl<'a> StrategyContext<'a> {
             portfolio,
             book,
             equity,
+            members: None,
             orders,
         }
+    }
+
+    /// The context with the point-in-time universe's membership, by asset code (used by the
+    /// engine when the run has a universe).
+    pub fn with_members(mut self, members: &'a [bool]) -> Self {
+        self.members = Some(members);
+        self
+    }
+
+    /// Whether `asset` is a member of the point-in-time universe now (always, without one).
+    #[inline]
+    pub fn is_member(&self, asset: AssetId) -> bool {
+        self.members.is_none_or(|m| m[asset as usize])
+    }
+
+    /// Each asset's membership now, by code (`None`: the run has no universe).
+    #[inline]
+    pub fn members(&self) -> Option<&[bool]> {
+        self.members
     }
 
     /// Cash balance.

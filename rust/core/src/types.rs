@@ -154,11 +154,14 @@ pub enum RejectReason {
     /// The futures contract has expired: its pending orders are cancelled and later orders
     /// refused.
     ContractExpired = 13,
+    /// The order would open or grow a position in an asset that is not a member of the
+    /// point-in-time universe (`execution.on_non_member = "reject"`).
+    NonMember = 14,
 }
 
 impl RejectReason {
     /// Names in code order, for the Python side.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "no_price",
         "short_not_allowed",
         "end_of_data",
@@ -173,5 +176,6 @@ impl RejectReason {
         "delisted",
         "split",
         "contract_expired",
+        "non_member",
     ];
 }

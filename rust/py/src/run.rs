@@ -164,6 +164,9 @@ impl<'py> Run<'py> {
         if let Some(closes) = universe.session_closes() {
             engine.set_session_closes(closes.to_vec())?;
         }
+        if let Some((changes, reject)) = universe.membership() {
+            engine.set_membership(changes.clone(), *reject);
+        }
         let risk_error = setup.map(|setup| {
             engine.set_risk_rules(setup.rules);
             setup.error
@@ -271,6 +274,7 @@ fn output_dict(py: Python<'_>, output: BacktestOutput) -> PyResult<Bound<'_, PyD
     out.set_item("cash", ArrowTable::new(output.cash))?;
     out.set_item("orders", ArrowTable::new(output.orders))?;
     out.set_item("order_events", ArrowTable::new(output.order_events))?;
+    out.set_item("non_member_pnl", ArrowTable::new(output.non_member_pnl))?;
     Ok(out)
 }
 

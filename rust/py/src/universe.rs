@@ -1,7 +1,8 @@
 //! The asset universe of a run as data: asset names by code, the feed's time zone and each
 //! asset's delisting, passed by Python as one dict (`{"names": [...], "time_zone":
 //! "America/New_York" | None, "delisted_at": [ns | None, ...], "delisting_return": [float |
-//! None, ...], "session_closes": [ns, ...]}`, the last three keys optional).
+//! None, ...], "session_closes": [ns, ...], "membership": {"ts": [...], "asset_id": [...],
+//! "member": [...]}, "reject_non_members": bool}`, the last five keys optional).
 //!
 //! Datetimes are built here, without a Python callback per value, and equal exactly what
 //! `ml4t.backtest.universe.Universe.to_datetime` returns: the nanoseconds are floored to
@@ -12,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use ml4t_backtest_core::membership::{Membership, MembershipChange};
 use ml4t_backtest_core::AssetId;
 use pyo3::exceptions::PyOverflowError;
 use pyo3::intern;
@@ -34,6 +36,9 @@ pub struct Universe {
     delisting_return: Vec<Option<f64>>,
     /// The last data timestamp of each trading session (`None`: no calendar).
     session_closes: Option<Vec<i64>>,
+    /// The point-in-time universe's changes and whether entries into non-members are refused
+    /// (`None`: no universe).
+    membership: Option<(Membership, bool)>,
 }
 
 impl Universe {
@@ -65,6 +70,7 @@ impl Universe {
             delisted_at: Vec::new(),
             delisting_return: Vec::new(),
             session_closes: None,
+            membership: None,
         })
     }
 
@@ -105,7 +111,35 @@ impl Universe {
             universe.delisting_return = returns;
         }
         universe.session_closes = spec.get("session_closes")?;
+        if spec.object("membership").is_some() {
+            let table = spec.section("membership")?;
+            let ts: Vec<i64> = table.req("ts")?;
+            let asset: Vec<AssetId> = table.req("asset_id")?;
+            let member: Vec<bool> = table.req("member")?;
+            if asset.len() != ts.len() || member.len() != ts.len() {
+                return Err(ml4t_backtest_core::BacktestError::config(
+                    "universe.membership",
+                    "ts, asset_id and member must have one value per change",
+                )
+                .into());
+            }
+            let changes = ts
+                .iter()
+                .zip(&asset)
+                .zip(&member)
+                .map(|((&ts, &asset), &member)| MembershipChange { ts, asset, member })
+                .collect();
+            let reject = spec.get::<bool>("reject_non_members")?.unwrap_or(true);
+            let list = Membership::new(changes, universe.len() as u32)?;
+            universe.membership = Some((list, reject));
+        }
         Ok(universe)
+    }
+
+    /// The point-in-time universe's changes and whether entries into non-members are refused
+    /// (`None`: the run has no universe).
+    pub fn membership(&self) -> Option<&(Membership, bool)> {
+        self.membership.as_ref()
     }
 
     /// Per asset, the timestamp of its last bar when it is delisted in the run (empty: none).

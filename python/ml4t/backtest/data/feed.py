@@ -52,6 +52,7 @@ from ml4t.backtest.data.features import FeatureProvider
 from ml4t.backtest.data.fx import check_coverage, read_fx
 from ml4t.backtest.data.instruments import quote_currencies, read_instruments
 from ml4t.backtest.data.joins import AsofJoin, JoinSpec, cast_timestamp, raw_literal
+from ml4t.backtest.data.membership import read_universe
 from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan, wide_to_long
 from ml4t.backtest.data.storage import DATASET_MARKER
 from ml4t.backtest.data.validation import (
@@ -204,6 +205,11 @@ class PolarsDataFeed:
             ``split_ratio`` (new shares per old share) and/or ``dividend`` (cash per share);
             any input the feed reads. Checked row by row and handed to the engine as a table
             (:attr:`actions`), not as features (see :mod:`~ml4t.backtest.data.actions`).
+        universe: optional point-in-time universe (index membership as it was), one row per
+            (timestamp, asset) with a Boolean ``member``: an asset's membership at ``t`` is its
+            latest row at or before ``t``, and before its first row it is not a member. Checked
+            row by row and handed to the engine as a change list (:attr:`membership`; see
+            :mod:`~ml4t.backtest.data.membership`).
         instruments: optional instrument specs (futures, FX, crypto perpetuals): a frame with
             an ``asset`` column or a dict ``{asset: {field: value}}``; assets not named are
             shares (see :mod:`~ml4t.backtest.data.instruments`).
@@ -255,6 +261,7 @@ class PolarsDataFeed:
         indicators: Source | None = None,
         context: Source | None = None,
         actions: Source | None = None,
+        universe: Source | None = None,
         instruments: Any = None,
         fx: Source | None = None,
         timestamp_column: str = "timestamp",
@@ -279,6 +286,7 @@ class PolarsDataFeed:
                 indicators=indicators,
                 context=context,
                 actions=actions,
+                universe=universe,
                 timestamp_column=timestamp_column,
                 asset_column=asset_column,
                 rename=rename,
@@ -389,6 +397,7 @@ class PolarsDataFeed:
             "indicators": resolve(config.indicators),
             "context": resolve(config.context),
             "actions": resolve(config.actions),
+            "universe": resolve(config.universe),
             "timestamp_column": config.timestamp_column,
             "asset_column": config.asset_column,
             "rename": config.rename,
@@ -439,6 +448,7 @@ class PolarsDataFeed:
         indicators: Source | None = None,
         context: Source | None = None,
         actions: Source | None = None,
+        universe: Source | None = None,
         timestamp_column: str = "timestamp",
         asset_column: str | None = None,
         rename: Mapping[str, str] | None = None,
@@ -578,6 +588,15 @@ class PolarsDataFeed:
         if actions is not None:
             self._actions, self._delisting_returns = read_actions(
                 actions,
+                timestamp=t,
+                asset_candidates=(a, *ASSET_COLUMN_CANDIDATES),
+                universe=self.universe,
+                collector=collector,
+            )
+        self._membership: pl.DataFrame | None = None
+        if universe is not None:
+            self._membership = read_universe(
+                universe,
                 timestamp=t,
                 asset_candidates=(a, *ASSET_COLUMN_CANDIDATES),
                 universe=self.universe,
@@ -935,6 +954,12 @@ class PolarsDataFeed:
         """The corporate actions as the engine reads them (``ts`` Int64 ns, ``asset_id`` UInt32,
         ``split_ratio``, ``dividend``; sorted, one row per key), ``None`` without any."""
         return self._actions
+
+    @property
+    def membership(self) -> pl.DataFrame | None:
+        """The point-in-time universe as the engine reads it: its changes (``ts`` Int64 ns,
+        ``asset_id`` UInt32, ``member`` Boolean; sorted), ``None`` without a universe."""
+        return self.__dict__.get("_membership")
 
     @property
     def instruments(self) -> list[dict[str, Any] | None] | None:

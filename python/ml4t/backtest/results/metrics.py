@@ -774,7 +774,12 @@ def compute_metrics(
           commission + slippage + borrow fees - interest - funding. Slippage is already inside
           the fill prices (and so inside the PnL); it is reported here to show what it cost.
         - ``total_dividends``: the equity curve's ``dividend`` column summed (signed: +
-          received on longs, - paid on shorts); income, not in ``total_costs``.
+          received on longs, - paid on shorts); income, not in ``total_costs``;
+          ``dividends_received`` and ``dividends_paid`` (both >= 0) its two sides, from the
+          ``dividend_paid`` column (``total_dividends = received - paid``).
+        - ``non_member_pnl`` (only for a run with a point-in-time universe, added by
+          :meth:`~ml4t.backtest.results.BacktestResult.metrics`): the PnL earned on positions
+          while their asset was not a member (``result.non_member_pnl`` summed).
         - ``irr``: the money-weighted annual return of :func:`irr` (the CAGR without flows);
           ``total_flows``: the ``flows`` column summed (+ net deposits).
         - ``periods_per_year``: the value used; ``risk_free``: the mean per-period risk-free
@@ -933,6 +938,11 @@ def compute_metrics(
     total_dividends = (
         float(equity.get_column("dividend").sum()) if "dividend" in equity.columns else 0.0
     )
+    dividends_paid = (
+        float(equity.get_column("dividend_paid").sum())
+        if "dividend_paid" in equity.columns
+        else 0.0
+    )
     total_funding = (
         float(equity.get_column("funding").sum()) if "funding" in equity.columns else 0.0
     )
@@ -963,6 +973,8 @@ def compute_metrics(
         "total_borrow_fees": total_borrow,
         "total_interest": total_interest,
         "total_dividends": total_dividends,
+        "dividends_received": total_dividends + dividends_paid,
+        "dividends_paid": dividends_paid,
         "total_funding": total_funding,
         "total_costs": (
             total_commission + total_slippage + total_borrow - total_interest - total_funding

@@ -239,14 +239,19 @@ class BacktestResult:
             ``gross_pnl_local`` / ``net_pnl_local`` are the same in the asset's ``currency``.
         equity: one row per timestamp: ``timestamp, cash, long_value, short_value,
             positions_value, equity, gross_exposure, net_exposure, drawdown, borrow_fee,
-            interest, dividend, funding, flows`` (``borrow_fee, interest, dividend, funding``:
-            financing of the timestamp; ``dividend`` signed, + received on longs, - paid on
-            shorts; ``funding`` signed, + received; ``flows``: the capital flow at its start,
+            interest, dividend, dividend_paid, funding, flows`` (``borrow_fee, interest,
+            dividend, funding``: financing of the timestamp; ``dividend`` signed, the net of
+            what longs received and shorts paid, ``dividend_paid`` the shorts' part (>= 0);
+            ``funding`` signed, + received; ``flows``: the capital flow at its start,
             + deposit, - withdrawal). ``drawdown`` is that of the time-weighted index when
             there are flows. A futures or perpetual position's value is its unsettled PnL (cash
             is settled to every close), so ``long_value``/``short_value`` hold no contract
             notional.
         rejected_orders: orders that never filled, with the reason.
+        non_member_pnl: with a point-in-time universe (``PolarsDataFeed(universe=...)``), the
+            PnL of positions held while their asset was not a member: ``timestamp, asset,
+            pnl``, one row per timestamp and asset that earned any (its marked value change
+            plus the cash its fills and dividends moved); ``None`` without a universe.
         orders: the order journal, one row per order of the run (explicit orders, bracket
             legs, target orders, risk exits and level exits, margin calls), by ``order_id``:
             ``order_id, timestamp`` (decided), ``asset, side, order_type, quantity`` (as
@@ -295,6 +300,12 @@ class BacktestResult:
         self._fx = None if found is None else feed.fx
         cash = self._raw.pop("cash", None)
         self._cash = self._cash_table(cash) if found is not None else None
+        self.non_member_pnl: pl.DataFrame | None = None
+        members = self._raw.pop("non_member_pnl", None)
+        if feed.membership is not None and members is not None:
+            self.non_member_pnl = pl.DataFrame(members).select(
+                self._timestamps(pl.col("ts")).alias("timestamp"), self._asset(), "pnl"
+            )
 
     # ----------------------------------------------------------------------- record frames
     # Built on first access from the engine's tables, then cached (a loaded or unpickled
@@ -498,7 +509,7 @@ class BacktestResult:
         # capital flows ride in the same table (column `flow`).
         if financing is not None and "flow" in financing.columns:
             financing = financing.rename({"flow": "flows"})
-        kinds = ("borrow_fee", "interest", "dividend", "funding", "flows")
+        kinds = ("borrow_fee", "interest", "dividend", "dividend_paid", "funding", "flows")
         if financing is not None and financing.height:
             financing = financing.select("ts", *[c for c in kinds if c in financing.columns])
             df = df.join(financing, on="ts", how="left")
@@ -527,6 +538,7 @@ class BacktestResult:
             "borrow_fee",
             "interest",
             "dividend",
+            "dividend_paid",
             "funding",
             "flows",
         )
@@ -737,7 +749,7 @@ class BacktestResult:
                     f"{rf.len()} equity timestamps"
                 )
         ppy = self.config.periods_per_year if periods_per_year == "config" else periods_per_year
-        return compute_metrics(
+        out = compute_metrics(
             self.equity,
             self.trades,
             self.fills,
@@ -747,6 +759,10 @@ class BacktestResult:
             risk_free=rf,
             sessions_per_year=self.run_info.get("sessions_per_year"),
         )
+        non_member = getattr(self, "non_member_pnl", None)
+        if non_member is not None:
+            out["non_member_pnl"] = float(non_member.get_column("pnl").sum())
+        return out
 
     def benchmark_returns(
         self, benchmark: BenchmarkInput, kind: Literal["prices", "returns"] = "prices"
@@ -1066,6 +1082,7 @@ class BacktestResult:
         self._feed = None
         self._raw = {}
         self._splits = None
+        self.non_member_pnl = None  # not saved; its sum is in the metrics
         try:
             self._input = dict(manifest["input"])
             self.universe = Universe(list(self._input["assets"]), self._input["time_zone"])

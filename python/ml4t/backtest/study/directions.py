@@ -7,7 +7,10 @@ has it), so higher (closer to zero) is better; so is ``avg_loss``, negative too 
 losing trade); costs, volatility, turnover and drawdown durations are better lower; exposures are
 ranked lower-is-better (less capital at work for the same outcome); ``num_trades`` higher (more
 evidence); ``total_interest`` (interest earned net of interest paid) and ``total_dividends``
-(dividends received net of those paid on shorts) are better higher; ``irr`` (the
+(dividends received net of those paid on shorts) are better higher, ``dividends_received``
+higher and ``dividends_paid`` lower; ``non_member_pnl`` (PnL earned while a name was out of
+the point-in-time universe) is ranked lower-is-better (less of the result from names the
+index had dropped); ``irr`` (the
 money-weighted return) higher; ``total_flows`` (net deposits, a property of the input, equal
 across the trials) is listed as higher;
 ``var_95``, ``cvar_95`` and ``worst_period`` are negative returns, better closer to zero;
@@ -49,6 +52,9 @@ DIRECTIONS: dict[str, Direction] = {
     "total_borrow_fees": "min",
     "total_interest": "max",
     "total_dividends": "max",
+    "dividends_received": "max",
+    "dividends_paid": "min",
+    "non_member_pnl": "min",
     "total_funding": "max",
     "irr": "max",
     "total_flows": "max",

@@ -33,8 +33,8 @@ impl Engine {
         ts: Ts,
         strategy: &mut S,
     ) -> Result<()> {
-        let mut dividends = 0.0;
-        let mut paid = false;
+        let (mut received, mut paid) = (0.0, 0.0);
+        let mut any = false;
         for index in self.actions.take_due(ts) {
             let action = self.actions.get(index);
             let held = self.portfolio.quantity(action.asset);
@@ -43,16 +43,25 @@ impl Engine {
                 // Paid in the asset's currency; the financing table is in base.
                 let rate = self.portfolio.rate_of(action.asset);
                 self.portfolio.credit(action.asset, amount);
+                let in_base = amount * rate;
+                if self.members.on {
+                    let value = self.portfolio.value(action.asset);
+                    self.members.cash_moved(action.asset, in_base, value);
+                }
                 self.tracker.add_income(action.asset, amount, rate);
-                dividends += amount * rate;
-                paid = true;
+                if in_base >= 0.0 {
+                    received += in_base;
+                } else {
+                    paid -= in_base;
+                }
+                any = true;
             }
             if action.splits() {
                 self.split(data, ts, action.asset, action.split_ratio, strategy)?;
             }
         }
-        if paid {
-            self.record.financing.add_dividend(ts, dividends);
+        if any {
+            self.record.financing.add_dividend(ts, received, paid);
         }
         Ok(())
     }

@@ -282,6 +282,12 @@ impl Engine {
         if self.stage_of(&order) != stage {
             return;
         }
+        if self.sessions.on
+            && matches!(order.kind, OrderKind::MarketOnClose)
+            && !self.sessions.at_close
+        {
+            return; // with sessions, on-close means the session's close
+        }
         let row = self.bar_row[asset];
         let bar = [data.open()[row], data.low()[row], data.high()[row]];
         // The pre-check reasons from the open; a leg activated inside the bar starts elsewhere.
@@ -289,7 +295,7 @@ impl Engine {
             return; // the bar never reaches the order's level: the common case, decided cheaply
         }
         let held = self.portfolio.quantity(order.asset);
-        let path = BarPath::new(
+        let mut path = BarPath::new(
             data.open()[row],
             data.high()[row],
             data.low()[row],
@@ -297,6 +303,9 @@ impl Engine {
             self.config.path_policy,
             sign(held),
         );
+        if self.sessions.on && !self.sessions.opens(order.asset) {
+            path = path.continuous();
+        }
         match self.trigger(&order, &path, from, stage) {
             Trigger::Fill {
                 time,
@@ -506,6 +515,9 @@ impl Engine {
         if !self.cap_at_flat(index, ts) {
             return Ok(false);
         }
+        if self.members.reject && !self.cap_non_member(index, ts) {
+            return Ok(false);
+        }
         let order = self.book.orders()[index];
         let row = self.bar_row[order.asset as usize];
         let mut quantity = order.quantity;
@@ -617,7 +629,16 @@ impl Engine {
         fee: f64,
     ) -> Fill {
         let prior_close = self.portfolio.last_price(order.asset);
+        let before = self
+            .members
+            .on
+            .then(|| (self.portfolio.cash(), self.portfolio.value(order.asset)));
         let effect = self.portfolio.apply_fill(order.asset, quantity, price, fee);
+        if let Some((cash, value)) = before {
+            // The PnL of a position in a non-member counts its fills' cash.
+            let moved = self.portfolio.cash() - cash;
+            self.members.cash_moved(order.asset, moved, value);
+        }
         if let Some(risk) = self.risk.as_mut() {
             let avg_cost = self.portfolio.position(order.asset).avg_cost;
             risk.on_fill(

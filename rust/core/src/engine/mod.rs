@@ -20,6 +20,8 @@
 //!   positions, trades, orders and risk state (with cash in lieu in integer mode);
 //! - `flows.rs`: capital flows (deposits, withdrawals) at the start of their timestamp;
 //! - `sessions.rs`: trading sessions: which timestamps close one (DAY orders expire there);
+//! - `membership.rs`: the point-in-time universe: who is a member now, the refusal of entries
+//!   into non-members, the PnL of positions held while not a member (owns `Members`);
 //! - `events.rs`: order events, queued while the strategy listens and delivered after each
 //!   step (owns `EventQueue`);
 //! - `contracts.rs`: instruments in the loop: per-contract fees, tick and lot rounding,
@@ -37,6 +39,7 @@ mod flows;
 mod funding;
 mod fx;
 mod lifecycle;
+mod membership;
 mod risk_step;
 mod sessions;
 mod sizing;
@@ -125,8 +128,10 @@ pub struct Engine {
     flows: CapitalFlows,
     /// The run's trading sessions, when it has a calendar (`sessions.rs`).
     sessions: sessions::Sessions,
-    /// The date of the next corporate action, capital flow or FX rate (`Ts::MAX`: none): the
-    /// loop's one comparison per timestamp for all three.
+    /// The point-in-time universe (`membership.rs`; off without one).
+    members: membership::Members,
+    /// The date of the next corporate action, capital flow, FX rate or membership change
+    /// (`Ts::MAX`: none): the loop's one comparison per timestamp for all four.
     next_dated: Ts,
     /// The run's currencies when there are several (`fx.rs`; `None`: one currency).
     fx: Option<Box<fx::FxState>>,
@@ -182,6 +187,7 @@ impl Engine {
             funding: funding::Funding::default(),
             flows: CapitalFlows::default(),
             sessions: sessions::Sessions::default(),
+            members: membership::Members::default(),
             next_dated: Ts::MAX,
             fx: None,
             record_exposure: false,
@@ -283,6 +289,9 @@ impl Engine {
             if self.fx.is_some() {
                 self.check_fx_rates(t, start, group)?;
             }
+            if self.sessions.on {
+                self.sessions.enter(t);
+            }
             let step = Step {
                 data,
                 ts: t,
@@ -302,6 +311,9 @@ impl Engine {
                         risk.mark(asset, data.high()[row], data.low()[row], price);
                     }
                 }
+            }
+            if self.sessions.on {
+                self.sessions.saw(group);
             }
             if self.delistings.any() {
                 self.delist_ending(data, t, start, group, strategy)?;
@@ -334,6 +346,9 @@ impl Engine {
             };
             let mut ctx =
                 StrategyContext::new(t, &self.portfolio, &self.book, equity, &mut self.commands);
+            if let Some(members) = self.members.members() {
+                ctx = ctx.with_members(members);
+            }
             strategy.on_timestamp(&view, &mut ctx)?;
             if !self.commands.is_empty() {
                 self.resolve_commands(step, equity)?;
@@ -369,6 +384,9 @@ impl Engine {
             if cash + long + short <= 0.0 && !self.ruined {
                 self.ruin(t);
             }
+            if self.members.on {
+                self.count_non_member_pnl(t);
+            }
             self.record.equity.push(t, cash, long, short);
             if self.record_exposure {
                 let (long, short) = self.portfolio.exposures();
@@ -385,8 +403,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Step 0 after financing, when a dated event is due: the corporate actions, then the
-    /// capital flows, dated at or before `ts`.
+    /// Step 0 after financing, when a dated event is due: the membership changes, the
+    /// corporate actions, then the capital flows, dated at or before `ts`.
     fn apply_dated<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
@@ -395,6 +413,9 @@ impl Engine {
     ) -> Result<()> {
         if ts >= self.next_fx_ts() {
             self.apply_fx_rates(ts);
+        }
+        if ts >= self.members.next_ts() {
+            self.apply_membership(ts);
         }
         if ts >= self.actions.next_ts() {
             self.apply_actions(data, ts, strategy)?;
@@ -406,13 +427,15 @@ impl Engine {
         Ok(())
     }
 
-    /// The date of the next dated event: a corporate action, a capital flow or an FX rate.
+    /// The date of the next dated event: a corporate action, a capital flow, an FX rate or a
+    /// membership change.
     #[inline]
     fn next_dated_event(&self) -> Ts {
         self.actions
             .next_ts()
             .min(self.flows.next_ts())
             .min(self.next_fx_ts())
+            .min(self.members.next_ts())
     }
 
     /// The ruin rule, once equity has reached zero at `ts`: every pending order is refused

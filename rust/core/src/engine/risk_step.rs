@@ -44,6 +44,9 @@ impl Engine {
         }
         let mut manager = RiskManager::new(rules, self.config.stop_basis);
         manager.start(self.n_assets as usize, self.config.initial_cash);
+        if self.sessions.on {
+            manager.set_session_closes(self.sessions.closes().to_vec());
+        }
         self.risk = Some(Box::new(manager));
     }
 
@@ -127,7 +130,10 @@ impl Engine {
             return None;
         }
         let side = if long { 1.0 } else { -1.0 };
-        let path = BarPath::new(open, high, low, close, self.config.path_policy, side);
+        let mut path = BarPath::new(open, high, low, close, self.config.path_policy, side);
+        if self.sessions.on && !self.sessions.opens(asset) {
+            path = path.continuous();
+        }
         let exit_side = if long { Side::Sell } else { Side::Buy };
         let hit = |(time, reference): (f64, f64), kind, reason, fraction, limit_like| LevelHit {
             position,

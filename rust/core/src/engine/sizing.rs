@@ -223,6 +223,9 @@ impl Engine {
             let Some(cut) = self.short_cut(id, asset, estimate, ts) else {
                 return Ok(());
             };
+            let Some(cut) = self.member_cut(id, asset, cut, ts) else {
+                return Ok(());
+            };
             let Some(checked) = self.pre_trade(step, id, asset, cut, f64::NAN)? else {
                 return Ok(());
             };
@@ -258,6 +261,9 @@ impl Engine {
         }
         let id = self.take_order_id();
         let Some(quantity) = self.short_cut(id, asset, quantity, ts) else {
+            return Ok(());
+        };
+        let Some(quantity) = self.member_cut(id, asset, quantity, ts) else {
             return Ok(());
         };
         let Some(quantity) = self.pre_trade(step, id, asset, quantity, f64::NAN)? else {
@@ -304,6 +310,9 @@ impl Engine {
             self.check_lot(asset, request.quantity)?;
         }
         let Some(quantity) = self.short_cut(id, asset, request.quantity, ts) else {
+            return Ok(());
+        };
+        let Some(quantity) = self.member_cut(id, asset, quantity, ts) else {
             return Ok(());
         };
         let price_hint = match request.kind {

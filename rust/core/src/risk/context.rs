@@ -103,6 +103,8 @@ pub struct RiskEnv<'a> {
     pub market_row: usize,
     /// The account.
     pub portfolio: &'a PortfolioState,
+    /// With a trading calendar, the last data timestamp of each session (empty: none).
+    pub session_closes: &'a [Ts],
 }
 
 impl RiskEnv<'_> {

@@ -86,6 +86,8 @@ pub struct RiskManager {
     step_gross: f64,
     step_net: f64,
     step_open: usize,
+    /// The run's session closes (empty without a calendar), for rules that count sessions.
+    session_closes: Vec<Ts>,
 }
 
 impl RiskManager {
@@ -115,6 +117,7 @@ impl RiskManager {
             step_gross: 0.0,
             step_net: 0.0,
             step_open: 0,
+            session_closes: Vec::new(),
         }
     }
 
@@ -342,6 +345,12 @@ impl RiskManager {
         });
     }
 
+    /// Sets the run's session closes (the last data timestamp of each session), for rules
+    /// that count trading sessions.
+    pub fn set_session_closes(&mut self, closes: Vec<Ts>) {
+        self.session_closes = closes;
+    }
+
     /// Runs every rule's timestamp hook (halts) — once per timestamp, before any evaluation.
     pub fn on_timestamp(&mut self, ts: Ts, data: &MarketData, market_row: usize) -> Result<()> {
         if !self.timestamp_rules {
@@ -352,6 +361,7 @@ impl RiskManager {
             data,
             market_row,
             portfolio: &self.portfolio,
+            session_closes: &self.session_closes,
         };
         self.rules
             .iter_mut()
@@ -373,6 +383,7 @@ impl RiskManager {
             data,
             market_row,
             portfolio: &self.portfolio,
+            session_closes: &self.session_closes,
         };
         for (rule, &evaluates) in self.rules.iter_mut().zip(&self.evaluates) {
             if evaluates {
@@ -427,6 +438,7 @@ impl RiskManager {
             data,
             market_row,
             portfolio: &self.portfolio,
+            session_closes: &self.session_closes,
         };
         for rule in self.rules.iter_mut().filter(|r| r.checks_orders()) {
             let verdict = rule.check_order(&env, &order)?;

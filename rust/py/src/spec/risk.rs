@@ -141,9 +141,10 @@ impl RuleBuilder {
                 };
                 Box::new(TrailingStop::new(distance(d, kind)?, mark, update)?)
             }
-            "time_exit" => Box::new(TimeExit::new(
+            "time_exit" => Box::new(TimeExit::with_sessions(
                 d.get::<u64>("max_bars")?,
                 d.get::<i64>("max_duration_ns")?,
+                d.get::<u64>("max_sessions")?,
             )?),
             "breakeven_stop" => Box::new(BreakevenStop::new(
                 d.req("trigger")?,

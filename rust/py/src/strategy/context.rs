@@ -32,6 +32,8 @@ pub struct PyContext {
     equity: f64,
     positions: Vec<f64>,
     prices: Vec<f64>,
+    /// Each asset's membership of the point-in-time universe (empty: no universe).
+    members: Vec<bool>,
     integer_shares: bool,
     /// Orders submitted during the current callback.
     pub buffer: CommandBuffer,
@@ -65,6 +67,7 @@ impl PyContext {
             equity: cash,
             positions: vec![0.0; n],
             prices: vec![f64::NAN; n],
+            members: Vec::new(),
             integer_shares,
             buffer: CommandBuffer::new(n as u32),
             universe,
@@ -78,6 +81,12 @@ impl PyContext {
         self.ts = ctx.ts;
         self.buffer.share_ids(ctx.orders.ids());
         self.refresh_account(ctx.portfolio(), ctx.equity());
+        if let Some(members) = ctx.members() {
+            if self.members.len() != members.len() {
+                self.members.resize(members.len(), false); // once, at the first callback
+            }
+            self.members.copy_from_slice(members);
+        }
     }
 
     /// Copies cash, positions and marks (used before `on_fill` and `on_end` too).
@@ -204,6 +213,21 @@ impl PyContext {
     fn is_active(&self, asset: &Bound<'_, PyAny>) -> PyResult<bool> {
         let code = self.universe.resolve(asset)?;
         Ok(self.universe.is_active(code, self.ts))
+    }
+
+    /// Whether `asset` is a member of the point-in-time universe now (its latest row at or
+    /// before this timestamp; always true when the feed has no universe).
+    fn is_member(&self, asset: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let code = self.universe.resolve(asset)?;
+        Ok(self.members.get(code as usize).copied().unwrap_or(true))
+    }
+
+    /// Each asset's membership now by code, one byte each (1: a member), for
+    /// `np.frombuffer(..., dtype=bool)`; empty when the feed has no universe.
+    #[getter]
+    fn member_mask<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        let bytes: Vec<u8> = self.members.iter().map(|&m| u8::from(m)).collect();
+        pyo3::types::PyBytes::new(py, &bytes)
     }
 
     /// Cash balance.

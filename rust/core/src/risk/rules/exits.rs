@@ -9,7 +9,7 @@ use crate::orders::Trail;
 use crate::risk::context::{PositionView, RiskEnv};
 use crate::risk::decision::{PositionPlan, RiskDecision};
 use crate::risk::rule::RiskRule;
-use crate::types::{AssetId, ExitReason};
+use crate::types::{AssetId, ExitReason, Ts};
 
 /// How far a level lies from its reference price.
 #[derive(Debug, Clone, PartialEq)]
@@ -305,21 +305,39 @@ impl RiskRule for TrailingStop {
     }
 }
 
-/// Exits a position held `max_bars` of its asset's bars, or for `max_duration` nanoseconds,
-/// at the next fill opportunity. Trades record `time_exit`.
+/// Exits a position held `max_bars` of its asset's bars, for `max_duration` nanoseconds, or
+/// `max_sessions` trading sessions (sessions begun since the entry's, with a calendar), at the
+/// next fill opportunity. Trades record `time_exit`.
 #[derive(Debug, Clone)]
 pub struct TimeExit {
     max_bars: Option<u64>,
     max_duration: Option<i64>,
+    max_sessions: Option<u64>,
 }
 
 impl TimeExit {
     /// At least one of the two limits must be given; both must be positive.
     pub fn new(max_bars: Option<u64>, max_duration: Option<i64>) -> Result<Self> {
-        if max_bars.is_none() && max_duration.is_none() {
+        Self::with_sessions(max_bars, max_duration, None)
+    }
+
+    /// [`TimeExit::new`] with a limit in trading sessions too (the run needs a calendar); at
+    /// least one of the three must be given, each positive.
+    pub fn with_sessions(
+        max_bars: Option<u64>,
+        max_duration: Option<i64>,
+        max_sessions: Option<u64>,
+    ) -> Result<Self> {
+        if max_sessions == Some(0) {
+            return Err(BacktestError::risk(
+                "time_exit.max_sessions",
+                "must be >= 1, got 0",
+            ));
+        }
+        if max_bars.is_none() && max_duration.is_none() && max_sessions.is_none() {
             return Err(BacktestError::risk(
                 "time_exit",
-                "give max_bars, max_duration or both",
+                "give max_bars, max_duration or max_sessions",
             ));
         }
         if max_bars == Some(0) {
@@ -339,6 +357,7 @@ impl TimeExit {
         Ok(TimeExit {
             max_bars,
             max_duration,
+            max_sessions,
         })
     }
 }
@@ -362,7 +381,21 @@ impl RiskRule for TimeExit {
         let by_time = self
             .max_duration
             .is_some_and(|d| env.ts.saturating_sub(state.entry_ts) >= d);
-        if by_bars || by_time {
+        let mut by_sessions = false;
+        if let Some(n) = self.max_sessions {
+            let closes = env.session_closes;
+            if closes.is_empty() {
+                return Err(BacktestError::risk(
+                    "time_exit.max_sessions",
+                    "counts trading sessions: the run needs a calendar (BacktestConfig(calendar=...) \
+                     or Backtest(..., sessions=frame))",
+                ));
+            }
+            // A timestamp's session is the number of sessions closed before it.
+            let session = |ts: Ts| closes.partition_point(|&close| close < ts) as u64;
+            by_sessions = session(env.ts) - session(state.entry_ts) >= n;
+        }
+        if by_bars || by_time || by_sessions {
             plan.apply(RiskDecision::Exit {
                 fraction: 1.0,
                 reason: ExitReason::TimeExit,
