@@ -14,13 +14,12 @@ import html
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
-if TYPE_CHECKING:
-    from ml4t.backtest.results.result import BacktestResult
+from ml4t.backtest.results.view import ResultView
 
 __all__ = [
     "METRICS",
@@ -214,7 +213,7 @@ def has_time_of_day(ts: pl.Series) -> bool:
     return not bool(midnight.all())
 
 
-def period_text(result: BacktestResult) -> str:
+def period_text(result: ResultView) -> str:
     """``2020-01-01 → 2021-12-31 (504 timestamps, America/New_York)``."""
     ts = result.equity.get_column("timestamp")
     if ts.len() == 0:
@@ -227,14 +226,14 @@ def period_text(result: BacktestResult) -> str:
     )
 
 
-def _annualization_text(result: BacktestResult) -> str:
+def _annualization_text(result: ResultView) -> str:
     try:
         return result.annualization.detail
     except ValueError as err:
         return f"not defined ({err})"
 
 
-def _rows(result: BacktestResult) -> list[tuple[str, str, str, float, MetricInfo]]:
+def _rows(result: ResultView) -> list[tuple[str, str, str, float, MetricInfo]]:
     """(section, key, label, value, info) for the account figures and every metric."""
     metrics = result.metrics
     account = [
@@ -253,7 +252,7 @@ def _rows(result: BacktestResult) -> list[tuple[str, str, str, float, MetricInfo
     return rows
 
 
-def summarize(result: BacktestResult, format: str) -> Any:
+def summarize(result: ResultView, format: str) -> Any:
     """The body of :meth:`BacktestResult.summary`."""
     if format == "dict":
         ts = result.equity.get_column("timestamp")
@@ -354,7 +353,7 @@ def sparkline_svg(values: np.ndarray[Any, Any], width: int = 320, height: int = 
     )
 
 
-def result_html(result: BacktestResult) -> str:
+def result_html(result: ResultView) -> str:
     """The notebook display of a result (``_repr_html_``)."""
     metrics = result.metrics
     cells = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -34,9 +34,7 @@ from ml4t.backtest.results.metrics import (
     rolling_metric,
     yearly_returns,
 )
-
-if TYPE_CHECKING:
-    from ml4t.backtest.results.result import BacktestResult, BenchmarkInput
+from ml4t.backtest.results.view import BenchmarkInput, ResultView
 
 __all__ = ["MAX_POINTS", "ResultPlots"]
 
@@ -157,7 +155,7 @@ class ResultPlots:
     Every method returns a new ``plotly.graph_objects.Figure``.
     """
 
-    def __init__(self, result: BacktestResult) -> None:
+    def __init__(self, result: ResultView) -> None:
         self._result = result
 
     # ------------------------------------------------------------------------------- helpers

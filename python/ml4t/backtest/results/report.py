@@ -30,7 +30,7 @@ import html
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -48,9 +48,7 @@ from ml4t.backtest.results.formatting import (
 )
 from ml4t.backtest.results.metrics import drawdown_periods, monthly_returns, yearly_returns
 from ml4t.backtest.results.plots import GREEN, MAX_POINTS, RED, ResultPlots, default_window
-
-if TYPE_CHECKING:
-    from ml4t.backtest.results.result import BacktestResult, BenchmarkInput
+from ml4t.backtest.results.view import BenchmarkInput, ResultView
 
 __all__ = ["MAX_POINTS", "PLOTLYJS_FILE", "PlotlyJS", "build_report_html", "write_report"]
 
@@ -137,7 +135,7 @@ def _trades_table(trades: pl.DataFrame, with_time: bool) -> str:
     return f'<table class="trades"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _drawdown_table(result: BacktestResult, with_time: bool) -> str:
+def _drawdown_table(result: ResultView, with_time: bool) -> str:
     periods = drawdown_periods(result.equity, result.config.initial_cash, TOP_DRAWDOWNS)
     if periods.height == 0:
         return '<p class="note">Equity never fell below its running peak.</p>'
@@ -167,7 +165,7 @@ def _drawdown_table(result: BacktestResult, with_time: bool) -> str:
     )
 
 
-def _extremes_table(result: BacktestResult, metrics: dict[str, float]) -> str:
+def _extremes_table(result: ResultView, metrics: dict[str, float]) -> str:
     """Skew, kurtosis, VaR, CVaR, tail ratio, best and worst day (period), month and year."""
     cash = result.config.initial_cash
     monthly = monthly_returns(result.equity, cash).get_column("return")
@@ -207,7 +205,7 @@ def _extremes_table(result: BacktestResult, metrics: dict[str, float]) -> str:
     return f'<table class="metrics">{body}</table>'
 
 
-def _class_exposure_table(result: BacktestResult) -> str | None:
+def _class_exposure_table(result: ResultView) -> str | None:
     """Mean gross and net exposure (notional over equity) per asset class, for a run with
     instruments (``None`` otherwise, or for a loaded result, which keeps no feed)."""
     feed = result._feed
@@ -321,7 +319,7 @@ def _kpis(metrics: dict[str, float], final_equity: float) -> str:
     return '<section class="kpis">' + "".join(cards) + "</section>"
 
 
-def _subtitle(result: BacktestResult, with_time: bool) -> str:
+def _subtitle(result: ResultView, with_time: bool) -> str:
     ts = result.equity.get_column("timestamp")
     cfg = result.config
     parts = []
@@ -390,7 +388,7 @@ def plotlyjs_tag(plotlyjs: PlotlyJS) -> str:
 
 
 def build_report_html(
-    result: BacktestResult,
+    result: ResultView,
     benchmark: BenchmarkInput | None = None,
     *,
     benchmark_kind: Literal["prices", "returns"] = "prices",
@@ -637,7 +635,7 @@ def build_report_html(
 
 
 def write_report(
-    result: BacktestResult,
+    result: ResultView,
     path: str | Path = "report.html",
     *,
     benchmark: BenchmarkInput | None = None,

@@ -26,7 +26,7 @@ import tempfile
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import polars as pl
@@ -56,20 +56,16 @@ from ml4t.backtest.results.metrics import (
     performance_curve,
     period_returns,
 )
+from ml4t.backtest.results.plots import ResultPlots
 from ml4t.backtest.results.positions import positions_at, sample_times
+from ml4t.backtest.results.report import write_report
+from ml4t.backtest.results.view import BenchmarkInput
 from ml4t.backtest.stats import BootstrapIntervals
 from ml4t.backtest.stats import confidence_intervals as _bootstrap_intervals
 from ml4t.backtest.universe import Universe
 
 if TYPE_CHECKING:
     from polars._typing import ArrowStreamExportable
-
-    from ml4t.backtest.results.plots import ResultPlots
-
-BenchmarkInput: TypeAlias = "pl.Series | pl.DataFrame | Any"
-"""A benchmark: a series aligned with the equity rows (Polars or pandas with a plain index, a
-numpy array), or timestamped values (a frame with ``timestamp`` and one value column; a pandas
-Series indexed by time; a pandas frame, ``pyarrow.Table`` or other Arrow stream)."""
 
 
 def _benchmark_as_polars(benchmark: Any) -> pl.Series | pl.DataFrame:
@@ -934,8 +930,6 @@ class BacktestResult:
         ``.returns_heatmap()``, ``.rolling(metric, window)``, ``.exposure()``, ``.trades()``,
         ``.positions(top=10)`` and the tearsheet's others (see
         :class:`~ml4t.backtest.results.plots.ResultPlots`)."""
-        from ml4t.backtest.results.plots import ResultPlots
-
         return ResultPlots(self)
 
     # -------------------------------------------------------------------------------- report
@@ -956,8 +950,6 @@ class BacktestResult:
         ``"directory"`` (``plotly.min.js`` beside the report); ``prediction`` names a feature
         column for the information coefficient and quantile views (defaults to the config's
         ``output.prediction``)."""
-        from ml4t.backtest.results.report import write_report
-
         return write_report(
             self,
             path,
