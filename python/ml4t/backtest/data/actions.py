@@ -35,12 +35,13 @@ from typing import Any
 
 import polars as pl
 
-from ml4t.backtest.data.joins import cast_timestamp
+from ml4t.backtest.data.joins import zoned_timestamp
 from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan
 from ml4t.backtest.data.validation import (
     Collector,
     Finding,
     FrameSpec,
+    check_time_zone,
     check_timestamp_range,
     fatal,
     first_keys,
@@ -103,15 +104,7 @@ def read_actions(
     raw_ts = schema[t]
     if not (raw_ts == pl.Date or isinstance(raw_ts, pl.Datetime)):
         fatal(collector, "dtype", f"actions.{t}", f"dtype must be Datetime or Date, got {raw_ts}")
-    zone = raw_ts.time_zone if isinstance(raw_ts, pl.Datetime) else universe.time_zone
-    if (zone or None) != (universe.time_zone or None):
-        fatal(
-            collector,
-            "timezone",
-            f"actions.{t}",
-            f"timestamps are {_tz_text(zone)} but the prices are {_tz_text(universe.time_zone)}; "
-            "use one time zone throughout (dt.replace_time_zone / dt.convert_time_zone)",
-        )
+    check_time_zone(raw_ts, universe.time_zone, f"actions.{t}", collector)
     if not isinstance(schema[a], (pl.String, pl.Categorical, pl.Enum)):
         detail = f"dtype must be String, Categorical or Enum, got {schema[a]}"
         fatal(collector, "dtype", f"actions.{a}", detail)
@@ -121,9 +114,7 @@ def read_actions(
             fatal(collector, "dtype", f"actions.{name}", detail)
     check_timestamp_range(lazy, t, raw_ts, f"actions.{t}", collector)
 
-    stamp = cast_timestamp(pl.col(t), raw_ts)
-    if raw_ts == pl.Date and universe.time_zone:
-        stamp = stamp.dt.replace_time_zone(universe.time_zone)
+    stamp = zoned_timestamp(pl.col(t), raw_ts, universe.time_zone)
     frame = (
         lazy.select(
             stamp.alias(t),
@@ -225,7 +216,3 @@ def read_actions(
         .cast(ENGINE_SCHEMA)  # type: ignore[arg-type]
     )
     return table, returns
-
-
-def _tz_text(tz: str | None) -> str:
-    return f"tz-aware ({tz})" if tz else "naive"

@@ -76,6 +76,7 @@ from ml4t.backtest.data.validation import (
     dedupe,
     fatal,
     order_rows,
+    tz_text,
 )
 from ml4t.backtest.errors import (
     ConfigError,
@@ -149,10 +150,6 @@ class _Held:
     frame: pl.DataFrame | None
     prices: pl.LazyFrame
     actions: pl.DataFrame | None
-
-
-def _tz_text(tz: str | None) -> str:
-    return f"tz-aware ({tz})" if tz else "naive"
 
 
 def _time_zone(dtype: pl.DataType) -> str | None:
@@ -754,8 +751,8 @@ class PolarsDataFeed:
                     collector,
                     "timezone",
                     f"{name}.{column}",
-                    f"timestamps are {_tz_text(_time_zone(dtype))} but prices.{t} are "
-                    f"{_tz_text(self.time_zone)}; use one time zone throughout "
+                    f"timestamps are {tz_text(_time_zone(dtype))} but prices.{t} are "
+                    f"{tz_text(self.time_zone)}; use one time zone throughout "
                     "(dt.replace_time_zone / dt.convert_time_zone)",
                 )
         keys = {t, asset, available}

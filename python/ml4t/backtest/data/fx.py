@@ -33,9 +33,15 @@ from typing import Any
 
 import polars as pl
 
-from ml4t.backtest.data.joins import cast_timestamp
+from ml4t.backtest.data.joins import zoned_timestamp
 from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan
-from ml4t.backtest.data.validation import Collector, Finding, check_timestamp_range, fatal
+from ml4t.backtest.data.validation import (
+    Collector,
+    Finding,
+    check_time_zone,
+    check_timestamp_range,
+    fatal,
+)
 from ml4t.backtest.errors import ConfigError, DataValidationError
 from ml4t.backtest.universe import Universe
 
@@ -77,24 +83,14 @@ def read_fx(source: Any, *, universe: Universe, timestamp: str = "timestamp") ->
     raw_ts = schema[t]
     if not (raw_ts == pl.Date or isinstance(raw_ts, pl.Datetime)):
         fatal(collector, "dtype", f"fx.{t}", f"dtype must be Datetime or Date, got {raw_ts}")
-    zone = raw_ts.time_zone if isinstance(raw_ts, pl.Datetime) else universe.time_zone
-    if (zone or None) != (universe.time_zone or None):
-        fatal(
-            collector,
-            "timezone",
-            f"fx.{t}",
-            f"timestamps are {_tz_text(zone)} but the prices are {_tz_text(universe.time_zone)}; "
-            "use one time zone throughout (dt.replace_time_zone / dt.convert_time_zone)",
-        )
+    check_time_zone(raw_ts, universe.time_zone, f"fx.{t}", collector)
     if schema["currency"] not in (pl.String, pl.Categorical, pl.Enum):
         fatal(collector, "dtype", "fx.currency", f"dtype must be text, got {schema['currency']}")
     if not schema["rate"].is_numeric():
         fatal(collector, "dtype", "fx.rate", f"dtype must be numeric, got {schema['rate']}")
     check_timestamp_range(lazy, t, raw_ts, f"fx.{t}", collector)
 
-    stamp = cast_timestamp(pl.col(t), raw_ts)
-    if raw_ts == pl.Date and universe.time_zone:
-        stamp = stamp.dt.replace_time_zone(universe.time_zone)
+    stamp = zoned_timestamp(pl.col(t), raw_ts, universe.time_zone)
     frame = (
         lazy.select(
             stamp.cast(universe.timestamp_dtype).to_physical().alias("ts"),
@@ -218,7 +214,3 @@ def engine_currencies(
         "rate",
     ).sort("ts", "currency")
     return names, codes, table
-
-
-def _tz_text(tz: str | None) -> str:
-    return f"tz-aware ({tz})" if tz else "naive"

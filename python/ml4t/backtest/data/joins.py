@@ -43,6 +43,14 @@ def cast_timestamp(expr: pl.Expr, raw: pl.DataType) -> pl.Expr:
     return expr.dt.cast_time_unit("ns")
 
 
+def zoned_timestamp(expr: pl.Expr, raw: pl.DataType, time_zone: str | None) -> pl.Expr:
+    """:func:`cast_timestamp`, a Date taking the prices' ``time_zone`` (its midnight there)."""
+    stamp = cast_timestamp(expr, raw)
+    if raw == pl.Date and time_zone:
+        stamp = stamp.dt.replace_time_zone(time_zone)
+    return stamp
+
+
 def raw_literal(ns: int, raw: pl.DataType, *, round_up: bool) -> pl.Expr:
     """A literal of the column's own dtype for the instant ``ns``, so filters on the raw
     column are pushed into a Parquet scan. ``round_up`` picks the first raw value >= ``ns``."""

@@ -30,12 +30,13 @@ from typing import Any
 
 import polars as pl
 
-from ml4t.backtest.data.joins import cast_timestamp
+from ml4t.backtest.data.joins import zoned_timestamp
 from ml4t.backtest.data.sources import find_timestamp_column, read_schema, scan
 from ml4t.backtest.data.validation import (
     Collector,
     Finding,
     FrameSpec,
+    check_time_zone,
     check_timestamp_range,
     fatal,
     first_keys,
@@ -85,15 +86,7 @@ def read_universe(
     raw_ts = schema[t]
     if not (raw_ts == pl.Date or isinstance(raw_ts, pl.Datetime)):
         fatal(collector, "dtype", f"universe.{t}", f"dtype must be Datetime or Date, got {raw_ts}")
-    zone = raw_ts.time_zone if isinstance(raw_ts, pl.Datetime) else universe.time_zone
-    if (zone or None) != (universe.time_zone or None):
-        fatal(
-            collector,
-            "timezone",
-            f"universe.{t}",
-            f"timestamps are {_tz_text(zone)} but the prices are {_tz_text(universe.time_zone)}; "
-            "use one time zone throughout (dt.replace_time_zone / dt.convert_time_zone)",
-        )
+    check_time_zone(raw_ts, universe.time_zone, f"universe.{t}", collector)
     if not isinstance(schema[a], (pl.String, pl.Categorical, pl.Enum)):
         detail = f"dtype must be String, Categorical or Enum, got {schema[a]}"
         fatal(collector, "dtype", f"universe.{a}", detail)
@@ -102,9 +95,7 @@ def read_universe(
         fatal(collector, "dtype", "universe.member", detail)
     check_timestamp_range(lazy, t, raw_ts, f"universe.{t}", collector)
 
-    stamp = cast_timestamp(pl.col(t), raw_ts)
-    if raw_ts == pl.Date and universe.time_zone:
-        stamp = stamp.dt.replace_time_zone(universe.time_zone)
+    stamp = zoned_timestamp(pl.col(t), raw_ts, universe.time_zone)
     frame = (
         lazy.select(stamp.alias(t), pl.col(a).cast(pl.String).alias(a), pl.col("member"))
         .with_row_index("__row")
@@ -159,7 +150,3 @@ def read_universe(
         .sort("ts", "asset_id")
         .cast(ENGINE_SCHEMA)  # type: ignore[arg-type]
     )
-
-
-def _tz_text(tz: str | None) -> str:
-    return f"tz-aware ({tz})" if tz else "naive"

@@ -268,6 +268,27 @@ def fatal(collector: Collector, rule: str, column: str, detail: str) -> NoReturn
     collector.fatal(Finding(rule, column, detail))
 
 
+def tz_text(tz: str | None) -> str:
+    """A time zone as error messages name it: ``tz-aware (Zone)`` or ``naive``."""
+    return f"tz-aware ({tz})" if tz else "naive"
+
+
+def check_time_zone(
+    raw: pl.DataType, time_zone: str | None, column: str, collector: Collector
+) -> None:
+    """A side frame's Date or Datetime column must be in the prices' ``time_zone`` (a Date takes
+    it); otherwise a fatal ``timezone`` finding on ``column``."""
+    zone = raw.time_zone if isinstance(raw, pl.Datetime) else time_zone
+    if (zone or None) != (time_zone or None):
+        fatal(
+            collector,
+            "timezone",
+            column,
+            f"timestamps are {tz_text(zone)} but the prices are {tz_text(time_zone)}; "
+            "use one time zone throughout (dt.replace_time_zone / dt.convert_time_zone)",
+        )
+
+
 @dataclass(frozen=True)
 class FrameSpec:
     """Column names of a chunk inside the pipeline (timestamps already Datetime ns, prices and
