@@ -76,17 +76,7 @@ impl Engine {
         for &asset in self.portfolio.open_assets() {
             let value = self.portfolio.quantity(asset) * self.portfolio.last_price(asset);
             if value < 0.0 {
-                let own = self
-                    .financing
-                    .borrow_rates
-                    .get(asset as usize)
-                    .copied()
-                    .unwrap_or(f64::NAN);
-                let rate = if own.is_finite() {
-                    own
-                } else {
-                    rules.borrow_rate
-                };
+                let rate = self.borrow_rate_of(asset);
                 borrow_fee += rate * (-value) * years;
             }
         }
@@ -105,6 +95,23 @@ impl Engine {
         }
     }
 
+    /// The annual borrow rate of a short in `asset`: its own (a finite value of the feed's
+    /// borrow-rate column), else the account's.
+    #[inline]
+    fn borrow_rate_of(&self, asset: AssetId) -> f64 {
+        let own = self
+            .financing
+            .borrow_rates
+            .get(asset as usize)
+            .copied()
+            .unwrap_or(f64::NAN);
+        if own.is_finite() {
+            own
+        } else {
+            self.config.account.borrow_rate
+        }
+    }
+
     /// [`Self::accrue_financing`] with several currencies: each short's borrow fee is charged
     /// in its currency (recorded in base at its rate), interest accrues on the cash in base
     /// and is paid in base.
@@ -116,17 +123,7 @@ impl Engine {
             let asset = self.portfolio.open_assets()[i];
             let value = self.portfolio.quantity(asset) * self.portfolio.last_price(asset);
             if value < 0.0 {
-                let own = self
-                    .financing
-                    .borrow_rates
-                    .get(asset as usize)
-                    .copied()
-                    .unwrap_or(f64::NAN);
-                let rate = if own.is_finite() {
-                    own
-                } else {
-                    rules.borrow_rate
-                };
+                let rate = self.borrow_rate_of(asset);
                 let fee = rate * (-value) * years;
                 if fee != 0.0 {
                     self.portfolio.credit(asset, -fee);
