@@ -17,6 +17,7 @@ import inspect
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
@@ -69,7 +70,8 @@ class Backtest:
             and :class:`~ml4t.backtest.risk.RiskRule` subclass instances. They run after the
             rules of ``config.risk``, in order.
         search_path: a directory searched first when importing the custom rules of
-            ``config.risk`` (the CLI passes the config file's directory).
+            ``config.risk``, and against which a relative ``config.data.flows`` is resolved
+            (the CLI passes the config file's directory).
         folds: what a walk-forward or CPCV study hands a Python strategy: ``(start, model,
             fold)`` triples in time order, ``start`` in engine nanoseconds; before the first
             timestamp at or after each ``start`` the strategy's ``on_fold(model, fold)`` is
@@ -80,6 +82,7 @@ class Backtest:
             first timestamp at or after its date, before that timestamp's fills; returns and
             return-based metrics become time-weighted (see ``docs/semantics.md``, "Capital
             flows"); ``account.on_withdrawal`` says what a withdrawal beyond the cash does.
+            Without it, ``config.data.flows`` (a path; relative to ``search_path``) is read.
         sessions: a session frame of your own (``session`` Date, ``open``, ``close``
             Datetimes), instead of ``config.calendar``: see :mod:`ml4t.backtest.data.sessions`.
 
@@ -156,6 +159,8 @@ class Backtest:
         self.session_info: dict[str, Any] | None = None
         if sessions is not None or self.config.calendar is not None:
             self.feed, self.session_info = _apply_sessions(self.feed, self.config, sessions)
+        if flows is None and self.config.data is not None and self.config.data.flows:
+            flows = _config_path(self.config.data.flows, search_path)
         self.flows = None if flows is None else _flows_table(flows, self.feed)
         # Checked now (the account's base currency meets the feed's instruments and rates).
         engine_currencies(
@@ -407,6 +412,13 @@ def _apply_sessions(
     info["dropped_timestamps"] = outside.len()
     info["dropped_bars"] = feed.frame.height - kept.height
     return feed.with_frame(kept), info
+
+
+def _config_path(path: str, base: str | None) -> str:
+    """``path`` from a config, resolved against ``base`` when it is relative."""
+    if base is None or Path(path).is_absolute():
+        return path
+    return str(Path(base) / path)
 
 
 def _flows_table(flows: Any, feed: PolarsDataFeed) -> pl.DataFrame:

@@ -173,8 +173,8 @@ def _run(args: argparse.Namespace) -> int:
     from ml4t.backtest.data import PolarsDataFeed
 
     path = Path(args.config)
-    config = load_config(path)
     base = path.resolve().parent
+    config = _absolute_flows(load_config(path), base)
     if config.data is None:
         raise ConfigError("data: the config has no data section (data.prices is required)")
     if config.strategy is None:
@@ -223,8 +223,8 @@ def _sweep(args: argparse.Namespace) -> int:
     raw = dict(raw)
     spec = SweepSpec.validated(raw.pop("sweep") or {}, prefix="sweep")
     direction(spec.metric, where="sweep.metric")
-    config = BacktestConfig.from_dict(raw)
     base = path.resolve().parent
+    config = _absolute_flows(BacktestConfig.from_dict(raw), base)
     if config.data is None:
         raise ConfigError("data: the config has no data section (data.prices is required)")
     if config.strategy is None:
@@ -268,6 +268,16 @@ def _sweep(args: argparse.Namespace) -> int:
         result.report(out / "report.html", spec.metric)
     _print(f"results written to {out}")
     return 0
+
+
+def _absolute_flows(config: BacktestConfig, base: Path) -> BacktestConfig:
+    """``config`` with ``data.flows`` resolved against the config file's directory, so every
+    backtest built from it (a sweep's workers included) reads the same file."""
+    data = config.data
+    if data is None or data.flows is None or Path(data.flows).is_absolute():
+        return config
+    flows = str(base / data.flows)
+    return config.model_copy(update={"data": data.model_copy(update={"flows": flows})})
 
 
 def _validate(args: argparse.Namespace) -> int:

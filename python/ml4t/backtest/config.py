@@ -362,9 +362,13 @@ class DataConfig(ValidatedModel):
     """Where the data is and how to read it; :meth:`PolarsDataFeed.from_config` builds the feed.
 
     Paths (``prices``, ``signals``, ``indicators``, ``context``, ``actions``: the corporate
-    actions, ``universe``: the point-in-time universe) are a Parquet file, a glob or a
-    (hive-partitioned) directory; relative paths are resolved against the config file's
-    directory by the CLI. ``rename`` maps source column names to the names the feed expects
+    actions, ``universe``: the point-in-time universe, ``fx``: FX rates to the base currency,
+    ``flows``: capital flows) are a Parquet file, a glob or a (hive-partitioned) directory;
+    relative paths are resolved against the config file's directory by the CLI.
+    ``instruments`` is such a path or the specs inline (``{ES: {asset_class: future,
+    multiplier: 50}}``, see :mod:`~ml4t.backtest.data.instruments`). ``flows`` is read by
+    :class:`~ml4t.backtest.Backtest` (and the CLI's ``run``), the others by the feed.
+    ``rename`` maps source column names to the names the feed expects
     (``{"Date": "timestamp", "Adj Close": "close"}``). ``start``/``end`` (inclusive; ISO text, a
     date alone means the whole day) are pushed into the scan. ``chunk_by`` (a period such as
     ``"1mo"``) or ``chunk_rows`` (a row budget) turn on streaming. ``available_column``,
@@ -378,6 +382,9 @@ class DataConfig(ValidatedModel):
     context: str | None = None
     actions: str | None = None
     universe: str | None = None
+    instruments: str | dict[str, dict[str, Any]] | None = None
+    fx: str | None = None
+    flows: str | None = None
     timestamp_column: str = "timestamp"
     asset_column: str | None = None
     rename: dict[str, str] = Field(default_factory=dict)

@@ -395,6 +395,12 @@ class PolarsDataFeed:
             "context": resolve(config.context),
             "actions": resolve(config.actions),
             "universe": resolve(config.universe),
+            "instruments": (
+                resolve(config.instruments)
+                if isinstance(config.instruments, str)
+                else config.instruments
+            ),
+            "fx": resolve(config.fx),
             "timestamp_column": config.timestamp_column,
             "asset_column": config.asset_column,
             "rename": config.rename,

@@ -1,7 +1,8 @@
 """Instrument specs (``PolarsDataFeed(..., instruments=...)``): what one unit of an asset is.
 
-Given as a frame with an ``asset`` column (any frame Polars reads, or pandas) or as a dict
-``{asset: {field: value}}``; assets not named are plain shares. Fields (all optional):
+Given as a frame with an ``asset`` column (any frame Polars reads, or pandas), a Parquet or CSV
+file of such a frame, or as a dict ``{asset: {field: value}}``; assets not named are plain
+shares. Fields (all optional):
 
 ============================ ==================================================================
 ``asset_class``              ``equity`` (default), ``future``, ``fx``, ``crypto_perp``
@@ -30,12 +31,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from ml4t.backtest._models import UNIT_NS, duration_pieces
 from ml4t.backtest.data.fx import check_currency
+from ml4t.backtest.data.sources import scan
+from ml4t.backtest.data.validation import Collector
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.universe import Universe
 
@@ -76,6 +80,9 @@ def read_instruments(source: Any, universe: Universe) -> list[dict[str, Any] | N
 
 
 def _rows(source: Any) -> dict[str, dict[str, Any]]:
+    if isinstance(source, (str, Path)):  # a file the feed can read (e.g. ``data.instruments``)
+        lazy, _, _ = scan(source, "instruments", Collector(raise_errors=True))
+        source = lazy.collect()
     if isinstance(source, Mapping):
         rows: dict[str, dict[str, Any]] = {}
         for name, fields in source.items():
