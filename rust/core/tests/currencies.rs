@@ -50,8 +50,8 @@ fn cash_at(out: &BacktestOutput, c: u32, ts: i64) -> (f64, f64) {
     let cash = f64s(&out.cash, "cash");
     let rate = f64s(&out.cash, "rate");
     (0..t.len())
-        .filter(|&i| cur[i] == c && t[i] <= ts)
-        .next_back()
+        .rev()
+        .find(|&i| cur[i] == c && t[i] <= ts)
         .map_or((0.0, f64::NAN), |i| (cash[i], rate[i]))
 }
 
