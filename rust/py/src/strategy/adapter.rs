@@ -214,13 +214,14 @@ impl Strategy for PyStrategy {
                 Ok(()) if view.index % 64 == 0 => self.report_progress(py, false),
                 other => other,
             };
-            let site = match self.mode {
-                CallMode::Batch => "on_timestamp_batch()",
-                CallMode::PerBar => "on_market_data()",
-            };
-            let (universe, ts) = (self.universe.clone(), view.ts);
-            self.drain_or_fail(py, result, || {
-                format!("{site}: {}", universe.time_text(py, ts))
+            // The error site is formatted only when the callback failed.
+            result.map_err(|err| {
+                let site = match self.mode {
+                    CallMode::Batch => "on_timestamp_batch()",
+                    CallMode::PerBar => "on_market_data()",
+                };
+                let site = format!("{site}: {}", self.universe.time_text(py, view.ts));
+                self.fail(py, err, site)
             })
         })
     }

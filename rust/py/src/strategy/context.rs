@@ -9,7 +9,7 @@ use arrow_schema::{DataType, Field, Schema};
 use ml4t_backtest_core::orders::{CommandBuffer, OrderKind, OrderRequest, TimeInForce, Trail};
 use ml4t_backtest_core::{BacktestError, StrategyContext};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyMapping, PyString};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyMapping, PyString};
 
 use crate::arrow_io::ArrowTable;
 use crate::errors::{chain, to_py_err, BacktestError as PyBacktestError, OrderError};
@@ -41,6 +41,8 @@ pub struct PyContext {
     records: UserRecords,
     /// A `rebalance` weight outside ±[`WEIGHT_SANITY`] has been warned about (once per run).
     warned_weight: bool,
+    /// `rebalance`'s resolved weights, kept between calls (no allocation per call).
+    weights: Vec<(u32, f64)>,
 }
 
 /// Beyond this absolute weight a `rebalance` weight is most likely a percent meant as a
@@ -73,6 +75,7 @@ impl PyContext {
             universe,
             records: UserRecords::default(),
             warned_weight: false,
+            weights: Vec::new(),
         }
     }
 
@@ -124,6 +127,65 @@ impl PyContext {
     /// Sets the current timestamp.
     pub fn set_ts(&mut self, ts: i64) {
         self.ts = ts;
+    }
+}
+
+impl PyContext {
+    /// `rebalance`'s fast path: an exact `dict` of exact `int` or `str` keys and exact `float`
+    /// values, read in place (no items list, no pair tuples). It runs no user code, so it
+    /// gives what [`PyContext::any_weights`] would; it returns false, leaving the general path
+    /// to start over, at the first entry it does not take (another type, or a weight the
+    /// sanity warning must see).
+    fn plain_weights(&mut self, weights: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(dict) = weights.cast_exact::<PyDict>() else {
+            return Ok(false);
+        };
+        for (asset, weight) in dict.iter() {
+            let plain_key =
+                asset.is_exact_instance_of::<PyInt>() || asset.is_exact_instance_of::<PyString>();
+            let Ok(weight) = weight.cast_exact::<PyFloat>() else {
+                return Ok(false);
+            };
+            let value = weight.value();
+            if !plain_key || (value.abs() > WEIGHT_SANITY && !self.warned_weight) {
+                return Ok(false);
+            }
+            self.weights.push((self.universe.resolve(&asset)?, value));
+        }
+        Ok(true)
+    }
+
+    /// `rebalance`'s general path: any mapping or iterable of `(asset, weight)` pairs.
+    fn any_weights(&mut self, weights: &Bound<'_, PyAny>) -> PyResult<()> {
+        const EXPECTED: &str = "{asset: weight} or (asset, weight) pairs";
+        let pairs = if let Ok(mapping) = weights.cast::<PyMapping>() {
+            mapping.items()?.into_any()
+        } else {
+            weights.clone()
+        };
+        let items = pairs
+            .try_iter()
+            .map_err(|err| bad_argument("weights", EXPECTED, weights, err))?;
+        for item in items {
+            let item = item?;
+            let (asset, weight): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item
+                .extract()
+                .map_err(|err| bad_argument("weights", EXPECTED, &item, err))?;
+            let value = number("weight", &weight)?;
+            if value.abs() > WEIGHT_SANITY && !self.warned_weight {
+                self.warned_weight = true;
+                warn_units(
+                    weights.py(),
+                    &format!(
+                        "rebalance: weight {value} for {asset} is outside ±{WEIGHT_SANITY}: \
+                         weights are fractions of equity (0.25 = 25%), not percent"
+                    ),
+                )?;
+            }
+            let code = self.universe.resolve(&asset)?;
+            self.weights.push((code, value));
+        }
+        Ok(())
     }
 }
 
@@ -419,35 +481,12 @@ impl PyContext {
     /// Hold exactly `weights` (`{asset: fraction of equity}` or `(asset, weight)` pairs) and
     /// close every other position.
     fn rebalance(&mut self, weights: &Bound<'_, PyAny>) -> PyResult<()> {
-        const EXPECTED: &str = "{asset: weight} or (asset, weight) pairs";
-        let pairs = if let Ok(mapping) = weights.cast::<PyMapping>() {
-            mapping.items()?.into_any()
-        } else {
-            weights.clone()
-        };
-        let items = pairs
-            .try_iter()
-            .map_err(|err| bad_argument("weights", EXPECTED, weights, err))?;
-        let mut resolved = Vec::new();
-        for item in items {
-            let item = item?;
-            let (asset, weight): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item
-                .extract()
-                .map_err(|err| bad_argument("weights", EXPECTED, &item, err))?;
-            let value = number("weight", &weight)?;
-            if value.abs() > WEIGHT_SANITY && !self.warned_weight {
-                self.warned_weight = true;
-                warn_units(
-                    weights.py(),
-                    &format!(
-                        "rebalance: weight {value} for {asset} is outside ±{WEIGHT_SANITY}: \
-                         weights are fractions of equity (0.25 = 25%), not percent"
-                    ),
-                )?;
-            }
-            resolved.push((self.universe.resolve(&asset)?, value));
+        self.weights.clear();
+        if !self.plain_weights(weights)? {
+            self.weights.clear();
+            self.any_weights(weights)?;
         }
-        order_result(self.buffer.rebalance(resolved))
+        order_result(self.buffer.rebalance(self.weights.drain(..)))
     }
 
     /// Records user values for this timestamp, e.g. `context.record(gross=1.2, n_long=25)`;
