@@ -8,6 +8,7 @@
 //! recorded as rejections of the last timestamp (see [`PyStrategy::with_late_rejections`]) without
 //! order events, so a strategy that resubmits on every rejection still ends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,8 @@ pub struct PyStrategy {
     /// Per-bar mode: the bound `on_market_data` method, looked up once.
     on_market_data: Option<Py<PyAny>>,
     context: Py<PyContext>,
+    /// The context's flag: its order buffer may hold intents to drain.
+    orders_waiting: Arc<AtomicBool>,
     universe: Arc<Universe>,
     /// Which feature columns are indicators and market-wide context.
     groups: Arc<FeatureGroups>,
@@ -102,11 +105,13 @@ impl PyStrategy {
             CallMode::PerBar => Some(target.getattr(py, "on_market_data")?),
             CallMode::Batch => None,
         };
+        let orders_waiting = context.borrow(py).orders_waiting();
         Ok(PyStrategy {
             mode,
             target,
             on_market_data,
             context,
+            orders_waiting,
             universe,
             groups,
             wants_fills,
@@ -205,9 +210,12 @@ impl Strategy for PyStrategy {
                     .map(|_| ()),
                 CallMode::PerBar => self.call_per_bar(py, view),
             };
-            let mut context = self.context.borrow_mut(py);
-            ctx.orders.append(&mut context.buffer);
-            drop(context);
+            // Borrow the context again only when the callback gave orders (or earlier hooks
+            // left some): most bars give none, and a borrow is an atomic operation.
+            if self.orders_waiting.load(Ordering::Relaxed) {
+                self.orders_waiting.store(false, Ordering::Relaxed);
+                ctx.orders.append(&mut self.context.borrow_mut(py).buffer);
+            }
             self.rows_seen += (view.end - view.start) as u64;
             self.last_ts = view.ts;
             let result = match result {
@@ -358,7 +366,7 @@ impl PyStrategy {
                 // Only this adapter holds the arguments (the tuple, and the event in it): the
                 // strategy kept neither, so the event moves to this bar in place.
                 Some(bar) if refcount(&bar.args) == 1 && refcount(&bar.event) == 2 => {
-                    bar.event.get().rebind(row);
+                    bar.event.get().rebind(py, row);
                     bar
                 }
                 _ => {

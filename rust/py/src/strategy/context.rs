@@ -1,6 +1,7 @@
 //! The `context` object a Python strategy receives: account state and order methods.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
@@ -37,6 +38,9 @@ pub struct PyContext {
     integer_shares: bool,
     /// Orders submitted during the current callback.
     pub buffer: CommandBuffer,
+    /// Set by every method that writes to `buffer`, so the adapter borrows the context after
+    /// a callback only when there is something to drain (see [`PyContext::orders_waiting`]).
+    waiting: Arc<AtomicBool>,
     universe: Arc<Universe>,
     records: UserRecords,
     /// A `rebalance` weight outside ±[`WEIGHT_SANITY`] has been warned about (once per run).
@@ -72,6 +76,7 @@ impl PyContext {
             members: Vec::new(),
             integer_shares,
             buffer: CommandBuffer::new(n as u32),
+            waiting: Arc::new(AtomicBool::new(false)),
             universe,
             records: UserRecords::default(),
             warned_weight: false,
@@ -122,6 +127,18 @@ impl PyContext {
         // Three columns of equal length matching the schema by construction.
         let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("records schema");
         (records.names, ArrowTable::new(batch))
+    }
+
+    /// A flag that is true whenever `buffer` may hold intents: set (never cleared) by the
+    /// order methods before they write; the adapter clears it when it drains the buffer.
+    pub fn orders_waiting(&self) -> Arc<AtomicBool> {
+        self.waiting.clone()
+    }
+
+    /// The order buffer, for a method about to write to it (raises the waiting flag).
+    fn orders(&mut self) -> &mut CommandBuffer {
+        self.waiting.store(true, Ordering::Relaxed);
+        &mut self.buffer
     }
 
     /// Sets the current timestamp.
@@ -411,7 +428,7 @@ impl PyContext {
             take_profit,
             stop_loss,
         };
-        self.buffer.submit(request).map_err(to_py_err)
+        self.orders().submit(request).map_err(to_py_err)
     }
 
     /// Change pending order `order_id`: its remaining `quantity` (signed, same side) and/or its
@@ -429,13 +446,13 @@ impl PyContext {
         let quantity = opt_number("quantity", quantity)?;
         let limit = opt_number("limit", limit)?;
         let stop = opt_number("stop", stop)?;
-        order_result(self.buffer.modify_order(id, quantity, limit, stop))
+        order_result(self.orders().modify_order(id, quantity, limit, stop))
     }
 
     /// Cancel pending order `order_id` (and the waiting legs of a bracket entry). Cancelling
     /// an order that is no longer pending is recorded in `rejected_orders` as `not_pending`.
     fn cancel_order(&mut self, order_id: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.buffer.cancel_order(self::order_id(order_id)?);
+        self.orders().cancel_order(self::order_id(order_id)?);
         Ok(())
     }
 
@@ -447,7 +464,7 @@ impl PyContext {
     ) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
         let target = number("target", target)?;
-        order_result(self.buffer.order_target_quantity(code, target))
+        order_result(self.orders().order_target_quantity(code, target))
     }
 
     /// Trade toward a target market value (negative for a short).
@@ -458,7 +475,7 @@ impl PyContext {
     ) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
         let value = number("value", value)?;
-        order_result(self.buffer.order_target_value(code, value))
+        order_result(self.orders().order_target_value(code, value))
     }
 
     /// Trade toward a target fraction of equity (negative for a short).
@@ -469,13 +486,13 @@ impl PyContext {
     ) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
         let fraction = number("fraction", fraction)?;
-        order_result(self.buffer.order_target_percent(code, fraction))
+        order_result(self.orders().order_target_percent(code, fraction))
     }
 
     /// Go flat in `asset`.
     fn close_position(&mut self, asset: &Bound<'_, PyAny>) -> PyResult<()> {
         let code = self.universe.resolve(asset)?;
-        order_result(self.buffer.close_position(code))
+        order_result(self.orders().close_position(code))
     }
 
     /// Hold exactly `weights` (`{asset: fraction of equity}` or `(asset, weight)` pairs) and
@@ -486,6 +503,7 @@ impl PyContext {
             self.weights.clear();
             self.any_weights(weights)?;
         }
+        self.waiting.store(true, Ordering::Relaxed);
         order_result(self.buffer.rebalance(self.weights.drain(..)))
     }
 

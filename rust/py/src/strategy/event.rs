@@ -5,8 +5,8 @@
 //! nothing but the engine holds it ([`MarketEvent::rebind`]): a strategy that keeps an event or
 //! its signals keeps that bar's values, one that does not costs no allocation per bar.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use ml4t_backtest_core::records::Fill;
 use ml4t_backtest_core::MarketData;
@@ -49,8 +49,22 @@ pub struct MarketEvent {
     columns: Arc<EventColumns>,
     /// The bar's row in the chunk (moved only by [`MarketEvent::rebind`]).
     row: AtomicUsize,
-    /// The `signals` mapping handed out for this bar, reused while only this event holds it.
-    signals: Mutex<Option<Py<Signals>>>,
+    /// The `signals` mapping handed out for this bar, reused while only this event holds it:
+    /// a strong reference owned by this event, or null. Only read and written with the GIL
+    /// held (this crate is built for the GIL-enabled ABI), so relaxed loads and stores are
+    /// never concurrent; unlike a lock they cost no atomic read-modify-write a bar.
+    signals: AtomicPtr<pyo3::ffi::PyObject>,
+}
+
+impl Drop for MarketEvent {
+    fn drop(&mut self) {
+        let cached = std::mem::replace(self.signals.get_mut(), std::ptr::null_mut());
+        if !cached.is_null() {
+            // SAFETY: `cached` is the strong reference this event owned, released here (an
+            // event is dropped by its deallocator, with the GIL held: attaching is a no-op).
+            Python::attach(|py| drop(unsafe { Bound::<PyAny>::from_owned_ptr(py, cached) }));
+        }
+    }
 }
 
 impl MarketEvent {
@@ -59,25 +73,30 @@ impl MarketEvent {
         MarketEvent {
             columns,
             row: AtomicUsize::new(row),
-            signals: Mutex::new(None),
+            signals: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
     /// Moves this event to `row` of the same chunk. Only call it while the caller holds the
     /// only other reference (the strategy kept nothing), so no Python code can see the change;
     /// the cached `signals` mapping moves too when nothing else holds it, else it is let go.
-    pub fn rebind(&self, row: usize) {
+    pub fn rebind(&self, py: Python<'_>, row: usize) {
         self.row.store(row, Ordering::Relaxed);
-        let mut cached = self
-            .signals
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        match cached.as_ref() {
-            Some(signals) if refcount(signals) == 1 => {
-                signals.get().row.store(row, Ordering::Relaxed)
-            }
-            Some(_) => *cached = None,
-            None => {}
+        let cached = self.signals.load(Ordering::Relaxed);
+        if cached.is_null() {
+            return;
+        }
+        // SAFETY: a non-null `cached` is the live strong reference this event owns to a
+        // `Signals` (only `signals()` stores one); the GIL is held.
+        let signals =
+            unsafe { Bound::from_borrowed_ptr(py, cached).cast_into_unchecked::<Signals>() };
+        // 2: this event's reference and `signals`' own.
+        if unsafe { pyo3::ffi::Py_REFCNT(cached) } == 2 {
+            signals.get().row.store(row, Ordering::Relaxed);
+        } else {
+            self.signals.store(std::ptr::null_mut(), Ordering::Relaxed);
+            // SAFETY: the reference this event owned, now let go.
+            drop(unsafe { Bound::from_owned_ptr(py, cached) });
         }
     }
 
@@ -156,15 +175,15 @@ impl MarketEvent {
     /// `{name: value}`.
     #[getter]
     fn signals(&self, py: Python<'_>) -> PyResult<Py<Signals>> {
-        let mut cached = self
-            .signals
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(signals) = cached.as_ref() {
-            return Ok(signals.clone_ref(py));
+        let cached = self.signals.load(Ordering::Relaxed);
+        if !cached.is_null() {
+            // SAFETY: the live strong reference this event owns to a `Signals` (see `rebind`).
+            let signals = unsafe { Bound::from_borrowed_ptr(py, cached).cast_into_unchecked() };
+            return Ok(signals.unbind());
         }
         let signals = Py::new(py, self.group(Group::All))?;
-        *cached = Some(signals.clone_ref(py));
+        self.signals
+            .store(signals.clone_ref(py).into_ptr(), Ordering::Relaxed);
         Ok(signals)
     }
 
