@@ -59,6 +59,18 @@ futures position marked to market has the same equity at every timestamp (cash d
 unsettled PnL), so the differential tests compare futures runs by equity, trades and fills.
 Not modelled: ticks, lots, instrument margins, expiry and funding.
 
+Currencies (semantics.md, *Instruments*, "Currencies"): an instrument's ``currency`` (default
+the base, ``account.base_currency``), ``config["fx"]`` rows of (``timestamp``, ``currency``,
+``rate`` in base per unit) applied at the start of the first timestamp at or after their time,
+cash kept per currency (a fill's notional and fee, a dividend, cash in lieu and a delisting's
+proceeds in the asset's currency; flows in base), every account figure in base at the rates in
+force (equity, buying power, margins, margin calls, value and percent targets), fills with
+``currency`` / ``fx_rate``, trades' PnL and costs in base (each amount at its fill's rate: exits
+at their rates less the position's average cost in base) beside ``gross_pnl_local`` /
+``net_pnl_local``, and ``account.auto_convert`` sweeping foreign cash to base at each close
+less ``fx_fee``.
+``OracleResult.cash`` is the per-currency cash table (a row when a balance or rate changed).
+
 The second half of the module holds engine-agnostic helpers for the tests: a seed-driven random
 bar generator and strategy "logics" that only use the context's public methods, so the same logic
 can drive both the oracle and the real engine.
@@ -139,6 +151,9 @@ class _OpenTrade:
     gross_pnl: float = 0.0
     commission: float = 0.0
     multiplier: float = 1.0
+    # the same totals in the base currency, each amount at its fill's rate
+    gross_pnl_base: float = 0.0
+    commission_base: float = 0.0
 
 
 @dataclass
@@ -154,6 +169,8 @@ class OracleResult:
     dividends: list[dict[str, Any]] = field(default_factory=list)
     # capital flows: the cash added (signed) at each timestamp that had any
     flows: list[dict[str, Any]] = field(default_factory=list)
+    # several currencies: (timestamp, currency, cash, rate, converted, fx_fee) rows, sparse
+    cash: list[dict[str, Any]] = field(default_factory=list)
 
     def to_polars(self) -> dict[str, Any]:
         import polars as pl
@@ -312,7 +329,7 @@ class OracleContext:
         if price is None:
             e.reject(self.timestamp, asset, math.nan, "no_price")
             return
-        price *= e.multiplier[asset]  # a contract's notional
+        price *= e.unit(asset)  # a contract's notional, in base
         shares = x / price if kind == "value" else x * e.equity() / price
         if e.fill_sizing:
             e.place_fill_sized(self.timestamp, asset, (kind, x), shares)
@@ -378,6 +395,23 @@ class OracleEngine:
         self.resize = account.get("on_insufficient", "reject") == "resize"
         specs = self.config.get("instruments") or {}
         self.multiplier = {a: float(specs.get(a, {}).get("multiplier", 1.0)) for a in self.assets}
+        # currencies: each asset's quote currency, the cash and rate per currency, the rates
+        self.base = str(account.get("base_currency") or "USD")
+        self.currency = {a: specs.get(a, {}).get("currency") or self.base for a in self.assets}
+        fx = sorted(self.config.get("fx") or [], key=lambda r: (r["timestamp"], r["currency"]))
+        self._fx = [(r["timestamp"], str(r["currency"]), float(r["rate"])) for r in fx]
+        self._next_fx = 0
+        foreign = sorted({c for c in self.currency.values() if c != self.base})
+        self.currencies = [self.base, *foreign]
+        self.several = bool(foreign)
+        self.balance = {c: 0.0 for c in self.currencies}
+        self.balance[self.base] = float(self.config["initial_cash"])
+        self.rate = {c: math.nan for c in self.currencies}
+        self.rate[self.base] = 1.0
+        self.auto_convert = bool(account.get("auto_convert", False))
+        self.fx_fee = float(account.get("fx_fee", 0.0) or 0.0)
+        self._recorded = {c: (math.nan, math.nan) for c in self.currencies}
+        self._swept: dict[str, tuple[float, float]] = {}
         # delistings (docs/semantics.md, "Delistings"): an asset with no bar in the data's last
         # `delisting_gap` timestamps is closed at its last bar (on_delisting="close")
         self.last_bar: dict[str, Any] = {}
@@ -395,9 +429,9 @@ class OracleEngine:
         self.membership: dict[str, list[tuple[Any, bool]]] | None = None
         self.reject_non_members = execution.get("on_non_member", "reject") == "reject"
         self.ruined = False
-        self.cash = float(self.config["initial_cash"])
         self.position = {a: 0.0 for a in self.assets}
         self.avg_cost = {a: 0.0 for a in self.assets}
+        self.avg_cost_base = {a: 0.0 for a in self.assets}  # in base, entries at their rates
         self.last_price: dict[str, float | None] = {a: None for a in self.assets}
         self.bars_seen = {a: 0 for a in self.assets}
         self.pending: list[_Order] = []  # the book, in submission order (legs after their entry)
@@ -408,14 +442,78 @@ class OracleEngine:
         self.result = OracleResult()
 
     # --- helpers -------------------------------------------------------------------------------
+    @property
+    def cash(self) -> float:
+        """Cash in base: Σ each currency's cash x its rate now."""
+        total = self.balance[self.base]
+        for c in self.currencies[1:]:
+            if self.balance[c] != 0.0:
+                total += self.balance[c] * self.rate[c]
+        return total
+
+    def credit(self, asset: str | None, amount: float) -> None:
+        """Adds ``amount`` to the cash of ``asset``'s currency (``None``: the base)."""
+        self.balance[self.base if asset is None else self.currency[asset]] += amount
+
+    def rate_of(self, asset: str) -> float:
+        """Base units per unit of ``asset``'s currency now."""
+        return self.rate[self.currency[asset]]
+
+    def unit(self, asset: str) -> float:
+        """What one unit of price of ``asset`` is worth in base: multiplier x rate."""
+        return self.multiplier[asset] * self.rate_of(asset)
+
+    def _apply_fx(self, timestamp: Any) -> None:
+        """Step 0: the rates dated at or before ``timestamp`` take effect."""
+        while self._next_fx < len(self._fx) and self._fx[self._next_fx][0] <= timestamp:
+            _, c, rate = self._fx[self._next_fx]
+            if c in self.rate:
+                self.rate[c] = rate
+            self._next_fx += 1
+
+    def _close_fx(self, timestamp: Any) -> None:
+        """End of a timestamp: ``auto_convert`` sweeps foreign cash to base less its fee; then
+        each currency whose cash or rate changed gets a row in the cash table."""
+        swept: dict[str, tuple[float, float]] = {}
+        if self.auto_convert:
+            for c in self.currencies[1:]:
+                amount, rate = self.balance[c], self.rate[c]
+                if amount == 0.0 or not math.isfinite(rate):
+                    continue
+                base = amount * rate
+                charged = abs(base) * self.fx_fee
+                self.balance[self.base] += base - charged
+                self.balance[c] = 0.0
+                swept[c] = (amount, charged)
+        for c in self.currencies:
+            balance, rate = self.balance[c], self.rate[c]
+            amount, fee = swept.get(c, (0.0, 0.0))
+            last = self._recorded[c]
+            same = last[0] == balance and (
+                last[1] == rate or (math.isnan(last[1]) and math.isnan(rate))
+            )
+            if same and amount == 0.0:
+                continue
+            self._recorded[c] = (balance, rate)
+            self.result.cash.append(
+                {
+                    "timestamp": timestamp,
+                    "currency": c,
+                    "cash": balance,
+                    "rate": rate,
+                    "converted": amount,
+                    "fx_fee": fee,
+                }
+            )
+
     def equity(self) -> float:
         long_value, short_value = self.market_values()
         return self.cash + long_value + short_value
 
     def market_values(self) -> tuple[float, float]:
-        m = self.multiplier
-        long_value = sum(q * self.mark(a) * m[a] for a, q in self.position.items() if q > 0)
-        short_value = sum(q * self.mark(a) * m[a] for a, q in self.position.items() if q < 0)
+        u = self.unit
+        long_value = sum(q * self.mark(a) * u(a) for a, q in self.position.items() if q > 0)
+        short_value = sum(q * self.mark(a) * u(a) for a, q in self.position.items() if q < 0)
         return long_value, short_value
 
     def mark(self, asset: str) -> float:
@@ -839,12 +937,12 @@ class OracleEngine:
                 continue
             if value is None:
                 value = self.cash + sum(
-                    q * self._reference(a, bars, stage) * self.multiplier[a]
+                    q * self._reference(a, bars, stage) * self.unit(a)
                     for a, q in self.position.items()
                     if q
                 )
             kind, x = order.fill_target
-            reference = self._reference(order.asset, bars, stage) * self.multiplier[order.asset]
+            reference = self._reference(order.asset, bars, stage) * self.unit(order.asset)
             shares = x / reference if kind == "value" else x * value / reference
             held = self.position[order.asset]
             others = self.current(order.asset) - held - order.quantity
@@ -867,9 +965,10 @@ class OracleEngine:
         (removed) or resized to the affordable part, the cut part recorded with the reason.
         Returns False when the order was rejected."""
         q = order.quantity
-        m = self.multiplier[order.asset]
+        m = self.unit(order.asset)  # in base
         if self.cash_account and q > 0:
-            allowed = min(self._cash_capacity(price * m), q)
+            rate = self.rate_of(order.asset)
+            allowed = min(self._cash_capacity(price * self.multiplier[order.asset], rate), q)
             reason = "insufficient_cash"
         elif not self.cash_account and self.initial_margin is not None:
             held = self.position[order.asset]
@@ -911,9 +1010,10 @@ class OracleEngine:
             fee = 0.0
         return float(max(fee, c.get("minimum") or 0.0, 0.0))
 
-    def _cash_capacity(self, price: float) -> float:
-        """The largest q >= 0 with ``q * price + fee(q) <= cash`` (the fee at ``price``)."""
-        c, cash = self.config["commission"], self.cash
+    def _cash_capacity(self, price: float, rate: float = 1.0) -> float:
+        """The largest q >= 0 with ``q * price + fee(q) <= cash`` (the fee at ``price``; both
+        in the asset's currency, the cash in base converted at ``rate``)."""
+        c, cash = self.config["commission"], self.cash / rate
         model, minimum = c["model"], c.get("minimum") or 0.0
         if model == "percent":
             q = cash / (price * (1 + c["rate"]))
@@ -946,7 +1046,7 @@ class OracleEngine:
             asset = max(
                 held,
                 key=lambda a: (
-                    abs(self.position[a] * self.mark(a) * self.multiplier[a]),
+                    abs(self.position[a] * self.mark(a) * self.unit(a)),
                     -self.assets.index(a),
                 ),
             )
@@ -1051,7 +1151,7 @@ class OracleEngine:
         m = self.multiplier[order.asset]
         fee = self._fee(aq, price * m)
 
-        self.cash -= q * price * m + fee
+        self.credit(order.asset, -(q * price * m + fee))
         self.result.fills.append(
             {
                 "order_id": order.order_id,
@@ -1065,6 +1165,8 @@ class OracleEngine:
                 "slippage": abs(price - reference) * aq * m,
                 "commission": fee,
                 "partial": False,
+                "currency": self.currency[order.asset],
+                "fx_rate": self.rate_of(order.asset),
             }
         )
         before = self.position[order.asset]
@@ -1097,16 +1199,21 @@ class OracleEngine:
         bar_idx = self.bar_index[asset]
         old = self.position[asset]
         aq = abs(q)
+        rate = self.rate_of(asset)
         if old == 0.0 or _sign(old) == _sign(q):  # open or increase
             if old == 0.0:
                 self._open_trade(timestamp, asset, q, bar_idx)
             trade = self.open_trade[asset]
             assert trade is not None
             self.avg_cost[asset] = (self.avg_cost[asset] * abs(old) + price * aq) / (abs(old) + aq)
+            self.avg_cost_base[asset] = (
+                self.avg_cost_base[asset] * abs(old) + price * rate * aq
+            ) / (abs(old) + aq)
             self.position[asset] = old + q
             trade.entry_qty += aq
             trade.entry_notional += aq * price
             trade.commission += fee
+            trade.commission_base += fee * rate
             return
 
         # reduce, close or cross
@@ -1118,6 +1225,11 @@ class OracleEngine:
             asset
         ]
         trade.gross_pnl += pnl
+        entry_base = self.avg_cost_base[asset]
+        trade.gross_pnl_base += (
+            closed * (price * rate - entry_base) * _sign(old) * self.multiplier[asset]
+        )
+        trade.commission_base += fee * closed / aq * rate
         trade.exit_qty += closed
         trade.exit_notional += closed * price
         trade.exit_time = timestamp
@@ -1131,13 +1243,16 @@ class OracleEngine:
             return  # partial reduction: average cost unchanged
         self._close_trade(asset, trade, reason)
         self.avg_cost[asset] = 0.0
+        self.avg_cost_base[asset] = 0.0
         if new != 0.0:  # crossed zero: the rest opens a new trade at this price
             rest = aq - abs(old)
             new = self._open_trade(timestamp, asset, q, bar_idx)
             new.entry_qty += rest
             new.entry_notional += rest * price
             new.commission += fee * (rest / aq)
+            new.commission_base += fee * (rest / aq) * rate
             self.avg_cost[asset] = price
+            self.avg_cost_base[asset] = price * rate
 
     def _open_trade(self, timestamp: Any, asset: str, q: float, bar_idx: int) -> _OpenTrade:
         trade = _OpenTrade(asset, "long" if q > 0 else "short", timestamp, bar_idx)
@@ -1152,6 +1267,7 @@ class OracleEngine:
                 t,
                 t.exit_time,
                 t.exit_notional / t.exit_qty,
+                t.gross_pnl_base,
                 t.gross_pnl,
                 t.exit_bar - t.entry_bar,
                 reason,
@@ -1166,12 +1282,13 @@ class OracleEngine:
         exit_time: Any,
         exit_price: float,
         gross: float,
+        gross_local: float,
         bars_held: int,
         reason: str,
         status: str,
     ) -> dict[str, Any]:
         entry_price = t.entry_notional / t.entry_qty
-        net = gross - t.commission
+        net = gross - t.commission_base
         return {
             "asset": t.asset,
             "side": t.side,
@@ -1181,9 +1298,12 @@ class OracleEngine:
             "exit_price": exit_price,
             "quantity": t.entry_qty,
             "gross_pnl": gross,
-            "commission": t.commission,
+            "commission": t.commission_base,
             "net_pnl": net,
-            "return_pct": net / (entry_price * t.entry_qty * t.multiplier),  # of the notional
+            "gross_pnl_local": gross_local,
+            "net_pnl_local": gross_local - t.commission,
+            # of the notional (in the asset's currency, as the engine's result computes it)
+            "return_pct": net / (entry_price * t.entry_qty * t.multiplier),
             "bars_held": bars_held,
             "exit_reason": reason,
             "status": status,
@@ -1220,11 +1340,12 @@ class OracleEngine:
             dividend = float(action.get("dividend") or 0.0)
             held = self.position[asset]
             if dividend != 0.0 and held != 0.0:
-                self.cash += held * dividend
+                self.credit(asset, held * dividend)
                 trade = self.open_trade[asset]
                 assert trade is not None
                 trade.gross_pnl += held * dividend
-                paid, total = True, total + held * dividend
+                trade.gross_pnl_base += held * dividend * self.rate_of(asset)
+                paid, total = True, total + held * dividend * self.rate_of(asset)
             ratio = float(action.get("split_ratio") or 1.0)
             if ratio != 1.0:
                 self._split(timestamp, asset, ratio, bars.get(asset))
@@ -1235,6 +1356,7 @@ class OracleEngine:
         held = self.position[asset]
         self.position[asset] = self._split_shares(held, ratio)
         self.avg_cost[asset] /= ratio
+        self.avg_cost_base[asset] /= ratio
         if self.last_price[asset] is not None:
             self.last_price[asset] = self.mark(asset) / ratio
         trade = self.open_trade[asset]
@@ -1279,7 +1401,7 @@ class OracleEngine:
                 "exit_reason": "cash_in_lieu",
             }
         )
-        self.cash += fraction * price
+        self.credit(asset, fraction * price)
         self.result.fills.append(
             {
                 "order_id": order.order_id,
@@ -1327,7 +1449,7 @@ class OracleEngine:
             self.next_order_id += 1
             self._accept(order)
             fee = self._fee(abs(held), price)
-            self.cash += held * price - fee
+            self.credit(asset, held * price - fee)
             self.result.fills.append(
                 {
                     "order_id": order.order_id,
@@ -1388,7 +1510,7 @@ class OracleEngine:
                 self._execute(timestamp, order, bars[asset], float(bars[asset]["open"]), False)
         if amount < 0.0 and self.cash < -amount:
             raise ValueError(f"withdrawal_exceeds_cash: withdrawing {-amount} with {self.cash}")
-        self.cash += amount
+        self.credit(None, amount)
         self.result.flows.append({"timestamp": timestamp, "amount": amount})
 
     # --- the loop ------------------------------------------------------------------------------
@@ -1400,6 +1522,8 @@ class OracleEngine:
             bars = {r["asset"]: r for r in rows}
             # index (0-based) of this timestamp's bar within each asset's own bar sequence
             self.bar_index = {a: self.bars_seen[a] for a in bars}
+            if self._fx:
+                self._apply_fx(timestamp)
             if self._actions:
                 self._corporate_actions(timestamp, bars)
             if self._flows:
@@ -1421,6 +1545,8 @@ class OracleEngine:
             # 5. same-bar mode: market and on-close orders fill now at the close
             if self.mode == "same_close":
                 self._stage(timestamp, bars, "close")
+            if self.several:
+                self._close_fx(timestamp)
             if not self.ruined and self.equity() <= 0.0:
                 self._ruin(timestamp)
             # 6. record equity
@@ -1451,11 +1577,17 @@ class OracleEngine:
             mark = self.last_price[a]
             assert mark is not None
             unrealised = self.position[a] * (mark - self.avg_cost[a]) * self.multiplier[a]
+            unrealised_base = (
+                self.position[a]
+                * (mark * self.rate_of(a) - self.avg_cost_base[a])
+                * self.multiplier[a]
+            )
             self.result.trades.append(
                 self._trade_record(
                     t,
                     last_time,
                     mark,
+                    t.gross_pnl_base + unrealised_base,
                     t.gross_pnl + unrealised,
                     (self.bars_seen[a] - 1) - t.entry_bar,
                     "end_of_data",

@@ -51,7 +51,9 @@ impl OpenTrade {
 /// A trade's totals converted to base as they happen (several currencies only).
 #[derive(Debug, Clone, Copy, Default)]
 struct BaseTotals {
-    entry_notional: f64,
+    /// Average cost in base of the position held, per unit (before the multiplier): moved by
+    /// entries like the portfolio's average cost, kept by reductions.
+    mean_entry: f64,
     gross_pnl: f64,
     commission: f64,
     slippage: f64,
@@ -167,7 +169,7 @@ impl TradeTracker {
                 if let Some(b) = self.base.get_mut(fill.asset as usize) {
                     let r = fill.rate;
                     *b = BaseTotals {
-                        entry_notional: effect.after.abs() * fill.price * r,
+                        mean_entry: fill.price * r,
                         commission: (fill.fee - closing_fee) * r,
                         slippage: (fill.slippage - closing_slippage) * r,
                         ..BaseTotals::default()
@@ -181,7 +183,7 @@ impl TradeTracker {
 
     /// Folds `fill` into its asset's base totals, before the local ones change: entries add
     /// their cost at the fill's rate, a closing part realises `closed × (price × rate − mean
-    /// entry cost in base) × side × multiplier`; a trade that ends is read by `on_fill` and a
+    /// average cost in base) × side × multiplier` (the portfolio's average-cost rule, in base); a trade that ends is read by `on_fill` and a
     /// new one (a flip) restarted there.
     #[inline(never)]
     fn fold_base(&mut self, fill: &TradeFill, effect: &FillEffect) {
@@ -194,15 +196,15 @@ impl TradeTracker {
             if !trade.active {
                 *b = BaseTotals::default();
             }
-            b.entry_notional += size * fill.price * r;
+            let held = effect.before.abs();
+            b.mean_entry = (b.mean_entry * held + size * fill.price * r) / (held + size);
             b.commission += fill.fee * r;
             b.slippage += fill.slippage * r;
             return;
         }
         let closed = size.min(effect.before.abs());
-        let entry = b.entry_notional / trade.entry_quantity;
         let side = effect.before.signum();
-        b.gross_pnl += closed * (fill.price * r - entry) * side * trade.multiplier;
+        b.gross_pnl += closed * (fill.price * r - b.mean_entry) * side * trade.multiplier;
         b.commission += fill.fee * closed / size * r;
         b.slippage += fill.slippage * closed / size * r;
     }
@@ -216,6 +218,9 @@ impl TradeTracker {
             trade.entry_quantity *= ratio;
             trade.exit_quantity *= ratio;
             trade.entry_changed();
+            if let Some(b) = self.base.get_mut(asset as usize) {
+                b.mean_entry /= ratio;
+            }
         }
     }
 
@@ -295,7 +300,7 @@ impl TradeTracker {
             match (self.base.get(asset), rates.get(asset)) {
                 (Some(b), Some(&rate)) => {
                     record.set_base(b);
-                    let entry = b.entry_notional / trade.entry_quantity;
+                    let entry = b.mean_entry;
                     let m = multipliers.get(asset).copied().unwrap_or(1.0);
                     record.gross_pnl += pos.quantity * (marks[asset] * rate - entry) * m;
                 }

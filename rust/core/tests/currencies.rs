@@ -187,3 +187,35 @@ proptest! {
         }
     }
 }
+
+/// A trade scaled in, cut and scaled in again realises its base PnL against the position's
+/// average cost in base, as the local PnL does against the local average cost: at a constant
+/// rate the base PnL is the local PnL × the rate. Buy 100 at 100, sell 50 at 110, buy 50 at
+/// 120, sell 100 at 130: local PnL 50 × 10 + 100 × (130 − 110) = 2,500 EUR, 2,750 USD at 1.10
+/// (the engine before this fix, which used the mean of the entries so far, gave 3,116.67).
+#[test]
+fn base_pnl_follows_the_average_cost_through_a_partial_exit() {
+    let rows: Vec<Row> = [100.0, 110.0, 120.0, 130.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| flat(i as i64 * DAY, 0, p))
+        .collect();
+    let data = market(&rows, 1, &[]);
+    let script = vec![
+        (0, Cmd::Submit(0, 100.0)),
+        (1, Cmd::Submit(0, -50.0)),
+        (2, Cmd::Submit(0, 50.0)),
+        (3, Cmd::Submit(0, -100.0)),
+    ];
+    let out = run_fx(
+        &data,
+        vec![1],
+        eur(&[1.10, 1.10, 1.10, 1.10]),
+        Conversion::Keep,
+        script,
+        &same_close(),
+    );
+    assert_eq!(f64s(&out.trades, "gross_pnl_local"), vec![2_500.0]);
+    let base = f64s(&out.trades, "gross_pnl")[0];
+    assert!((base - 2_750.0).abs() < 1e-9, "base PnL {base}");
+}
