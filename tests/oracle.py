@@ -70,6 +70,9 @@ at their rates less the position's average cost in base) beside ``gross_pnl_loca
 ``net_pnl_local``, and ``account.auto_convert`` sweeping foreign cash to base at each close
 less ``fx_fee``.
 ``OracleResult.cash`` is the per-currency cash table (a row when a balance or rate changed).
+A foreign future is booked on the notional like any future, which gives the engine's equity
+while foreign cash is kept; under ``auto_convert`` the sweep would convert the notional itself,
+so that combination is not modelled.
 
 The second half of the module holds engine-agnostic helpers for the tests: a seed-driven random
 bar generator and strategy "logics" that only use the context's public methods, so the same logic
