@@ -405,9 +405,22 @@ proptest! {
         let l = f64s(&out.equity, "long_value");
         let s = f64s(&out.equity, "short_value");
         let e = f64s(&out.equity, "equity");
+        let ts = i64s(&out.equity, "ts");
+        let fill_ts = i64s(&out.fills, "ts");
+        let fill_q = f64s(&out.fills, "quantity");
+        let side = u8s(&out.fills, "side");
         for i in 0..e.len() {
             prop_assert_eq!(e[i], c[i] + l[i] + s[i]);
             prop_assert!(e[i].is_finite());
+            // After the close's margin call: what is still held is covered at maintenance.
+            let held: f64 = (0..fill_ts.len())
+                .filter(|&f| fill_ts[f] <= ts[i])
+                .map(|f| if side[f] == 0 { fill_q[f] } else { -fill_q[f] })
+                .sum();
+            prop_assert!(
+                held == 0.0 || e[i] >= 11_000.0 * held.abs(),
+                "equity {} below maintenance for {} contracts at {}", e[i], held, i
+            );
         }
         // The same path without the multiplier's settlement: realised PnL + fees add up.
         let gross: f64 = f64s(&out.trades, "gross_pnl").iter().sum();
