@@ -156,3 +156,33 @@ def test_time_exit_counts_sessions() -> None:
     assert result.trades.get_column("exit_reason").to_list() == ["time_exit"]
     with pytest.raises(ConfigError, match="max_sessions"):
         Backtest(feed, Once(orders), risk=[TimeExit(max_sessions=1)])
+
+
+def test_futures_settle_variation_margin_at_the_session_close_only() -> None:
+    """A future (multiplier 50) bought at 10:00's close at 100; the 12:00 bar closes at 104
+    and 16:00 at 102, day 2's 11:00 at 98. With sessions the +200 and +100 of the bars inside
+    day 1 stay unsettled (cash only pays the fill) until day 1's 16:00 close settles 2 x 50 =
+    +100; day 2 settles (day 2's close 100 - 102) x 50 = -100 at 16:00. Without sessions every
+    bar settles. Equity is the same at every bar either way."""
+    bars = hourly(
+        {
+            datetime(2024, 3, 4, 12): 104.0,
+            datetime(2024, 3, 4, 16): 102.0,
+            datetime(2024, 3, 5, 11): 98.0,
+        }
+    )
+    spec = {"A": {"asset_class": "future", "multiplier": 50.0}}
+    feed = PolarsDataFeed(bars, instruments=spec)
+    config = BacktestConfig(execution={"mode": "same_close"}, commission={"model": "none"})
+    orders = {datetime(2024, 3, 4, 10): [(1.0, {})]}
+    daily = Backtest(feed, Once(orders), config=config, sessions=SESSIONS).run(progress=False)
+    every = Backtest(feed, Once(orders), config=config).run(progress=False)
+    cash = daily.equity["cash"].to_list()
+    start = 100_000.0
+    assert cash[:6] == [start] * 6  # 10:00-15:00 of day 1: nothing settled
+    assert cash[6] == start + 100.0  # day 1's 16:00: (102 - 100) x 50
+    assert cash[7:13] == [start + 100.0] * 6  # inside day 2, 98 at 11:00 included
+    assert cash[13] == start  # day 2's 16:00: (100 - 102) x 50
+    assert every.equity["cash"][1] == start  # 11:00 at 100: no variation
+    assert every.equity["cash"][2] == start + 200.0  # 12:00 at 104 settles at once
+    assert daily.equity["equity"].to_list() == every.equity["equity"].to_list()

@@ -340,8 +340,20 @@ impl Engine {
     }
 
     /// Step 2b: variation margin. Every marked-to-market position whose asset has a bar now
-    /// settles its unsettled PnL into cash at this close.
+    /// settles its unsettled PnL into cash at this close; with sessions, every open one at the
+    /// session's last timestamp only.
     pub(super) fn settle_variation(&mut self) {
+        if self.sessions.on {
+            // With sessions, the exchange's daily settlement: every open position at the
+            // session's last timestamp, at its last mark.
+            if self.sessions.at_close {
+                for i in 0..self.portfolio.open_assets().len() {
+                    let asset = self.portfolio.open_assets()[i];
+                    self.portfolio.settle(asset);
+                }
+            }
+            return;
+        }
         let epoch = self.timestamps;
         for i in 0..self.portfolio.open_assets().len() {
             let asset = self.portfolio.open_assets()[i];
