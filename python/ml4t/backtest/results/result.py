@@ -116,6 +116,20 @@ _CODED = {"rejected_orders": ("rejections", REJECT_REASONS), "trades": ("trades"
 """Which engine table and code list a record's coded column (reason, exit reason) reads."""
 
 
+def _drawdown(curve: np.ndarray, floor: float) -> np.ndarray | None:
+    """``curve / max(running max of curve, floor) - 1``, in one numpy buffer: the values
+    Polars' ``cum_max``, ``max_horizontal`` and division give (a maximum is exact), without
+    their three intermediate columns. ``None`` when the curve holds a NaN, whose ordering
+    Polars and numpy read differently (the caller keeps the Polars expression then)."""
+    if np.isnan(curve).any():
+        return None
+    peak = np.maximum.accumulate(curve)
+    np.maximum(peak, floor, out=peak)
+    np.divide(curve, peak, out=peak)
+    peak -= 1.0
+    return peak
+
+
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:
     return codes.replace_strict(list(range(len(names))), names, return_dtype=pl.String)
 
@@ -513,9 +527,15 @@ class BacktestResult:
             pl.col(c).fill_null(0.0) if c in df.columns else pl.lit(0.0).alias(c) for c in kinds
         )
         # The drawdown reads the time-weighted index when cash flowed in or out.
-        curve = pl.Series("curve", performance_curve(df, self.config.initial_cash))
-        peak = pl.max_horizontal(pl.col("curve").cum_max(), pl.lit(self.config.initial_cash))
-        df = df.with_columns(curve)
+        curve = performance_curve(df, self.config.initial_cash)
+        drawdown = _drawdown(curve, self.config.initial_cash)
+        drawdown_expr: pl.Expr | pl.Series
+        if drawdown is None:
+            peak = pl.max_horizontal(pl.col("curve").cum_max(), pl.lit(self.config.initial_cash))
+            drawdown_expr = (pl.col("curve") / peak - 1.0).alias("drawdown")
+            df = df.with_columns(pl.Series("curve", curve))
+        else:
+            drawdown_expr = pl.Series("drawdown", drawdown)
         # Exposure is notional: a future's or perpetual's (recorded by the engine when the run
         # has one), not its marked value (the unsettled PnL); for shares the two are equal.
         notional = "long_exposure" in df.columns
@@ -530,7 +550,7 @@ class BacktestResult:
             "equity",
             (long_exposure - short_exposure).alias("gross_exposure"),
             (long_exposure + short_exposure).alias("net_exposure"),
-            (pl.col("curve") / peak - 1.0).alias("drawdown"),
+            drawdown_expr,
             "borrow_fee",
             "interest",
             "dividend",
@@ -567,15 +587,31 @@ class BacktestResult:
 
     def _orders(self, df: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
         quantity = pl.col("quantity")
-        fill = pl.col("status").is_in(_FILL_STATUSES)
-        filled = pl.col("quantity").filter(fill)
-        summary = events.group_by("order_id", maintain_order=True).agg(
+        # Grouped over the events sorted by order (stably: each order's history keeps its
+        # time order), so that Polars groups contiguous slices; the summaries' row order does
+        # not matter (joined by order_id, then sorted). The fill sums group the fill events
+        # alone (filtered once, not within every group): the same values in the same order,
+        # so the same sums.
+        ids = events.get_column("order_id")
+        by_order = (
+            events.with_columns(ids.set_sorted())
+            if ids.is_sorted()
+            else events.sort("order_id", maintain_order=True)
+        )
+        summary = by_order.group_by("order_id", maintain_order=True).agg(
             pl.col("status").last(),
-            filled.sum().alias("filled_quantity"),
-            ((filled * pl.col("price").filter(fill)).sum() / filled.sum()).alias("avg_fill_price"),
             pl.struct("timestamp", "status", "quantity", "remaining", "price", "reason").alias(
                 "history"
             ),
+        )
+        fills = (
+            by_order.filter(pl.col("status").is_in(_FILL_STATUSES))
+            .select("order_id", quantity, (quantity * pl.col("price")).alias("value"))
+            .group_by("order_id", maintain_order=True)
+            .agg(
+                quantity.sum().alias("filled_quantity"),
+                (pl.col("value").sum() / quantity.sum()).alias("avg_fill_price"),
+            )
         )
         orders = df.select(
             "order_id",
@@ -601,15 +637,22 @@ class BacktestResult:
             _names(pl.col("origin"), ORDER_ORIGINS),
             _names(pl.col("exit_reason"), EXIT_REASONS),
         )
-        return (
-            orders.join(summary, on="order_id", how="left", maintain_order="left")
-            .with_columns(
-                pl.col("filled_quantity").fill_null(0.0),
-                pl.when(pl.col("filled_quantity") > 0)
-                .then(pl.col("avg_fill_price"))
-                .alias("avg_fill_price"),
-            )
-            .sort("order_id")
+        ids = orders.get_column("order_id")
+        if ids.is_sorted() and summary.get_column("order_id").equals(ids):
+            # The engine's orders come by id and each has events: the summary lines up row
+            # by row (what the join and the sort would give, without them).
+            joined = orders.hstack(summary.drop("order_id")).with_columns(ids.set_sorted())
+        else:
+            joined = orders.join(summary, on="order_id", how="left", maintain_order="left")
+            joined = joined.sort("order_id")
+        return joined.join(fills, on="order_id", how="left", maintain_order="left").select(
+            *orders.columns,
+            "status",
+            pl.col("filled_quantity").fill_null(0.0),
+            pl.when(pl.col("filled_quantity") > 0)
+            .then(pl.col("avg_fill_price"))
+            .alias("avg_fill_price"),
+            "history",
         )
 
     def _records(self, table: object | None, names: list[str]) -> pl.DataFrame:
