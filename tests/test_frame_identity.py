@@ -32,6 +32,7 @@ from ml4t.backtest._core import (
     TIME_IN_FORCE,
 )
 from ml4t.backtest.results.metrics import performance_curve
+from ml4t.backtest.results.result import _drawdown, _exposures
 from ml4t.backtest.risk import StopLoss, TimeExit, TrailingStop
 
 # ------------------------------------------------------------- the former construction
@@ -286,3 +287,49 @@ def test_drawdown_keeps_polars_semantics_on_nan_equity() -> None:
     values[10] = math.inf
     broken = raw.with_columns(pl.Series("equity", values))
     _check(result._equity(broken, None), reference_equity(result, broken, None))
+
+
+@pytest.mark.parametrize("kind", ["walk", "rising", "falling", "flat", "spikes", "short"])
+def test_blockwise_drawdown_is_the_polars_drawdown_bit_for_bit(kind: str) -> None:
+    """The block-by-block running maximum (blocks of 4096 rows, filled where no new high)
+    gives Polars' ``cum_max`` / ``max_horizontal`` / division bit for bit."""
+    rng = np.random.default_rng(7)
+    n = 3 * 4096 + 17 if kind != "short" else 100
+    floor = 1_000.0
+    curve = {
+        "walk": floor * np.exp(np.cumsum(rng.normal(0.0, 0.01, n))),
+        "rising": floor + np.arange(n, dtype=np.float64),
+        "falling": floor - np.arange(n, dtype=np.float64),
+        "flat": np.full(n, floor),
+        "spikes": np.where(rng.random(n) < 0.001, 5e3, 900.0) + rng.random(n),
+        "short": floor * np.exp(np.cumsum(rng.normal(0.0, 0.05, n))),
+    }[kind]
+    if kind == "spikes":
+        curve[[4095, 4096, 8191, n - 1]] = [math.inf, 2e4, -math.inf, 3e4]
+    frame = pl.DataFrame({"curve": curve})
+    peak = pl.max_horizontal(pl.col("curve").cum_max(), pl.lit(floor))
+    expected = frame.select(pl.col("curve") / peak - 1.0).to_series().to_numpy()
+    built = _drawdown(curve, floor)
+    assert built is not None
+    assert np.array_equal(built.view(np.int64), expected.view(np.int64))
+
+
+@pytest.mark.parametrize(
+    ("long", "short"),
+    [
+        ([1.0, 0.0, 2.5], [0.0, 0.0, 0.0]),  # no short side: the long column, shared
+        ([1.0, -0.0, 2.5], [0.0, 0.0, 0.0]),  # -0.0 + 0.0 is +0.0: the sum is computed
+        ([1.0, 0.0, 2.5], [0.0, -0.0, 0.0]),  # a -0.0 short value: both computed
+        ([1.0, 0.0, 2.5], [0.5, 0.0, 3.0]),
+    ],
+)
+def test_exposures_equal_the_sum_and_difference(long: list[float], short: list[float]) -> None:
+    frame = pl.DataFrame({"long_value": long, "short_value": short})
+    gross, net = _exposures(frame["long_value"], frame["short_value"])
+    built = frame.select(gross, net)
+    lv, sv = pl.col("long_value"), pl.col("short_value")
+    expected = frame.select((lv - sv).alias("gross_exposure"), (lv + sv).alias("net_exposure"))
+    for name in ("gross_exposure", "net_exposure"):
+        assert np.array_equal(
+            built[name].to_numpy().view(np.int64), expected[name].to_numpy().view(np.int64)
+        )

@@ -116,18 +116,55 @@ _CODED = {"rejected_orders": ("rejections", REJECT_REASONS), "trades": ("trades"
 """Which engine table and code list a record's coded column (reason, exit reason) reads."""
 
 
+_BLOCK = 4096
+"""Rows per block of :func:`_drawdown`'s running maximum."""
+
+
 def _drawdown(curve: np.ndarray, floor: float) -> np.ndarray | None:
-    """``curve / max(running max of curve, floor) - 1``, in one numpy buffer: the values
-    Polars' ``cum_max``, ``max_horizontal`` and division give (a maximum is exact), without
-    their three intermediate columns. ``None`` when the curve holds a NaN, whose ordering
-    Polars and numpy read differently (the caller keeps the Polars expression then)."""
-    if np.isnan(curve).any():
+    """``curve / max(running max of curve, floor) - 1`` in one numpy buffer: the values
+    Polars' ``cum_max``, ``max_horizontal`` and division give (a maximum is exact, whatever
+    the grouping), without their intermediate columns. The running maximum goes block by
+    block: a block whose own maximum does not exceed the peak so far is that peak throughout
+    (filled, not scanned). ``None`` when the curve holds a NaN, which Polars and numpy order
+    differently, or the floor is not positive (the caller keeps the Polars expression)."""
+    if not floor > 0.0 or np.isnan(curve).any():
         return None
-    peak = np.maximum.accumulate(curve)
-    np.maximum(peak, floor, out=peak)
+    n = curve.shape[0]
+    peak = np.empty(n, dtype=np.float64)
+    cut = n - n % _BLOCK
+    highs = curve[:cut].reshape(-1, _BLOCK).max(axis=1) if cut else np.empty(0)
+    carry = floor
+    for i, start in enumerate(range(0, n, _BLOCK)):
+        stop = min(start + _BLOCK, n)
+        out = peak[start:stop]
+        high = highs[i] if start < cut else curve[start:stop].max()
+        if high <= carry:
+            out.fill(carry)
+            continue
+        np.maximum.accumulate(curve[start:stop], out=out)
+        np.maximum(out, carry, out=out)
+        carry = float(out[-1])
     np.divide(curve, peak, out=peak)
     peak -= 1.0
     return peak
+
+
+_NEGATIVE_ZERO = np.float64(-0.0).view(np.int64)
+
+
+def _exposures(long: pl.Series, short: pl.Series) -> tuple[pl.Expr | pl.Series, ...]:
+    """``long - short`` and ``long + short`` (``gross_exposure``, ``net_exposure``). With no
+    short side (every short value +0.0) both are the long column itself, shared instead of
+    computed into two new columns: ``x - 0.0`` is ``x``, and so is ``x + 0.0`` unless ``x`` is
+    -0.0 (then the sum is computed)."""
+    gross: pl.Expr | pl.Series = (pl.col(long.name) - pl.col(short.name)).alias("gross_exposure")
+    net: pl.Expr | pl.Series = (pl.col(long.name) + pl.col(short.name)).alias("net_exposure")
+    if long.null_count() or short.null_count() or short.to_numpy().view(np.int64).any():
+        return gross, net
+    gross = long.alias("gross_exposure")
+    if not (long.to_numpy().view(np.int64) == _NEGATIVE_ZERO).any():
+        net = long.alias("net_exposure")
+    return gross, net
 
 
 def _names(codes: pl.Expr, names: list[str]) -> pl.Expr:
@@ -539,8 +576,10 @@ class BacktestResult:
         # Exposure is notional: a future's or perpetual's (recorded by the engine when the run
         # has one), not its marked value (the unsettled PnL); for shares the two are equal.
         notional = "long_exposure" in df.columns
-        long_exposure = pl.col("long_exposure" if notional else "long_value")
-        short_exposure = pl.col("short_exposure" if notional else "short_value")
+        gross, net = _exposures(
+            df.get_column("long_exposure" if notional else "long_value"),
+            df.get_column("short_exposure" if notional else "short_value"),
+        )
         return df.select(
             self._timestamps(pl.col("ts")).alias("timestamp"),
             "cash",
@@ -548,8 +587,8 @@ class BacktestResult:
             "short_value",
             "positions_value",
             "equity",
-            (long_exposure - short_exposure).alias("gross_exposure"),
-            (long_exposure + short_exposure).alias("net_exposure"),
+            gross,
+            net,
             drawdown_expr,
             "borrow_fee",
             "interest",
