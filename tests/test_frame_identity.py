@@ -333,3 +333,16 @@ def test_exposures_equal_the_sum_and_difference(long: list[float], short: list[f
         assert np.array_equal(
             built[name].to_numpy().view(np.int64), expected[name].to_numpy().view(np.int64)
         )
+
+
+def test_a_single_asset_feed_codes_its_rows_as_before() -> None:
+    """One asset: every row's code is 0 without casting the names, the same column (dtype,
+    values, one chunk) the Enum cast gave; the run is the same."""
+    bars = _bars(1, 500, 5, None, timedelta(minutes=1)).drop("score")
+    feed = PolarsDataFeed(bars)
+    codes = feed.frame.get_column("asset_id")
+    expected = bars.select(
+        pl.col("asset").cast(pl.Enum(["S00"])).to_physical().cast(pl.UInt32).alias("asset_id")
+    ).to_series()
+    assert codes.dtype == pl.UInt32 and codes.n_chunks() == 1
+    assert codes.equals(expected)

@@ -331,12 +331,26 @@ def check_null_keys(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) 
     return frame.filter(~bad_any)
 
 
+def _out_of_order(spec: FrameSpec) -> pl.Expr:
+    """Rows before their predecessor in (timestamp, asset code) order."""
+    ts, code = pl.col(spec.timestamp), pl.col(CODE)
+    return (ts < ts.shift(1)) | ((ts == ts.shift(1)) & (code < code.shift(1)))
+
+
+def _duplicates(spec: FrameSpec) -> tuple[pl.Expr, pl.Expr]:
+    """Of a sorted frame: rows with the same key as the next row, and rows sharing their key
+    with a neighbour."""
+    ts, code = pl.col(spec.timestamp), pl.col(CODE)
+    same_next = ((ts == ts.shift(-1)) & (code == code.shift(-1))).fill_null(False)
+    same_prev = ((ts == ts.shift(1)) & (code == code.shift(1))).fill_null(False)
+    return same_next, same_next | same_prev
+
+
 def order_rows(
     frame: pl.DataFrame, spec: FrameSpec, policy: ValidationConfig, collector: Collector
 ) -> pl.DataFrame:
     """Sorts by (timestamp, asset code), or reports ``sort_order`` under ``sort="raise"``."""
-    ts, code = pl.col(spec.timestamp), pl.col(CODE)
-    bad = (ts < ts.shift(1)) | ((ts == ts.shift(1)) & (code < code.shift(1)))
+    bad = _out_of_order(spec)
     count = int(frame.select(bad.fill_null(False).sum()).item())
     if not count:
         return frame
@@ -358,10 +372,7 @@ def dedupe(
 ) -> pl.DataFrame:
     """Duplicate (timestamp, asset) rows of a sorted frame: ``duplicate``, or drop all but the
     last under ``duplicates="drop"``."""
-    ts, code = pl.col(spec.timestamp), pl.col(CODE)
-    same_next = ((ts == ts.shift(-1)) & (code == code.shift(-1))).fill_null(False)
-    same_prev = ((ts == ts.shift(1)) & (code == code.shift(1))).fill_null(False)
-    in_group = same_next | same_prev
+    same_next, in_group = _duplicates(spec)
     count = int(frame.select(in_group.sum()).item())
     if not count:
         return frame
@@ -504,6 +515,10 @@ def _report_checks(
 
 def check_bars(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) -> None:
     """Nulls, NaN/inf, positive prices, non-negative volume and OHLC consistency."""
+    _report_checks(frame, spec, collector, _bar_checks())
+
+
+def _bar_checks() -> list[tuple[str, str, pl.Expr, str]]:
     checks: list[tuple[str, str, pl.Expr, str]] = []
     for name in PRICE_COLUMNS:
         col = pl.col(name)
@@ -519,7 +534,7 @@ def check_bars(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) -> No
     for name in ("open", "close"):
         col = pl.col(name)
         checks.append((name, "ohlc", (col < low) | (col > high), "must lie within [low, high]"))
-    _report_checks(frame, spec, collector, checks)
+    return checks
 
 
 def clean_features(
@@ -546,6 +561,10 @@ def clean_features(
 
 def check_features(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) -> None:
     """Feature columns: no nulls (a bar without a value) and no infinities; NaN is allowed."""
+    _report_checks(frame, spec, collector, _feature_checks(spec))
+
+
+def _feature_checks(spec: FrameSpec) -> list[tuple[str, str, pl.Expr, str]]:
     checks: list[tuple[str, str, pl.Expr, str]] = []
     for name in spec.features:
         col = pl.col(name)
@@ -562,4 +581,15 @@ def check_features(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) -
         checks.append(
             (name, "not_finite", col.is_infinite(), "values must not be +-inf (NaN is allowed)")
         )
-    _report_checks(frame, spec, collector, checks)
+    return checks
+
+
+def all_clear(frame: pl.DataFrame, spec: FrameSpec, *, features: bool) -> bool:
+    """Whether ``frame`` (a chunk as :func:`order_rows` receives it) breaks none of the rules
+    :func:`order_rows`, :func:`dedupe`, :func:`check_bars` and, with ``features``,
+    :func:`check_features` report, all counted in one pass. The feed then skips those steps
+    (each would find nothing); otherwise it runs them, and they report what they find."""
+    checks = _bar_checks() + (_feature_checks(spec) if features else [])
+    masks = [_out_of_order(spec), _duplicates(spec)[1], *[expr for _, _, expr, _ in checks]]
+    found = frame.select([m.fill_null(False).any().alias(f"c{i}") for i, m in enumerate(masks)])
+    return not any(found.row(0))
