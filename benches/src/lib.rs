@@ -171,6 +171,97 @@ pub fn make_data(
     MarketData::new(batch, n_assets).expect("generated data is valid")
 }
 
+/// Issue 18's W1 in the core alone: one asset, `n_bars` minute bars of a log random walk (close
+/// steps N(0, 0.1 %), the open 0.02 % off the previous close, a spread of |N(0, 0.05 %)| of the
+/// close), with the signal +1 where SMA(close, 10) > SMA(close, 50) and -1 elsewhere, the rule
+/// of `benches/workloads.py` (this crate's generator, so not the same numbers: about the same
+/// share of flips, 2.7 % of the bars fill).
+pub fn make_w1(n_bars: usize, seed: u64) -> MarketData {
+    const FAST: usize = 10;
+    const SLOW: usize = 50;
+    let mut rng = Rng::new(seed);
+    let mut close = Vec::with_capacity(n_bars);
+    let mut level = 0.0f64;
+    for _ in 0..n_bars {
+        level += 0.001 * rng.normal();
+        close.push(100.0 * level.exp());
+    }
+    let mut open = Vec::with_capacity(n_bars);
+    let (mut high, mut low) = (Vec::with_capacity(n_bars), Vec::with_capacity(n_bars));
+    for (i, &c) in close.iter().enumerate() {
+        let o = if i == 0 {
+            100.0
+        } else {
+            close[i - 1] * (1.0 + 0.0002 * rng.normal())
+        };
+        let spread = (0.0005 * rng.normal()).abs() * c;
+        open.push(o);
+        high.push(o.max(c) + spread);
+        low.push(o.min(c) - spread);
+    }
+    let (mut fast, mut slow) = (0.0f64, 0.0f64);
+    let mut signal = Vec::with_capacity(n_bars);
+    for i in 0..n_bars {
+        fast += close[i];
+        slow += close[i];
+        if i >= FAST {
+            fast -= close[i - FAST];
+        }
+        if i >= SLOW {
+            slow -= close[i - SLOW];
+        }
+        let up = i + 1 >= SLOW && fast / FAST as f64 > slow / SLOW as f64;
+        signal.push(if up { 1.0 } else { -1.0 });
+    }
+    let ts: Vec<i64> = (0..n_bars as i64)
+        .map(|i| 1_577_836_800_000_000_000 + i * 60_000_000_000)
+        .collect();
+    let schema = Schema::new(vec![
+        Field::new("ts", DataType::Int64, false),
+        Field::new("asset_id", DataType::UInt32, false),
+        Field::new("open", DataType::Float64, false),
+        Field::new("high", DataType::Float64, false),
+        Field::new("low", DataType::Float64, false),
+        Field::new("close", DataType::Float64, false),
+        Field::new("volume", DataType::Float64, false),
+        Field::new("signal", DataType::Float64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ts)),
+        Arc::new(UInt32Array::from(vec![0u32; n_bars])),
+        Arc::new(Float64Array::from(open)),
+        Arc::new(Float64Array::from(high)),
+        Arc::new(Float64Array::from(low)),
+        Arc::new(Float64Array::from(close)),
+        Arc::new(Float64Array::from(vec![1_000_000.0; n_bars])),
+        Arc::new(Float64Array::from(signal)),
+    ];
+    let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("consistent columns");
+    MarketData::new(batch, 1).expect("generated data is valid")
+}
+
+/// W1's run as `benches/workloads.py` configures it: 1M cash, 0.1 % commission, next open, a
+/// margin account without initial margin (maintenance checked), 100 shares long on +1, flat
+/// on -1.
+pub fn run_w1(data: &MarketData) -> BacktestOutput {
+    let config = EngineConfig {
+        initial_cash: 1_000_000.0,
+        commission: CommissionModel::Percent {
+            rate: 0.001,
+            minimum: 0.0,
+        },
+        account: ml4t_backtest_core::config::AccountRules {
+            initial_margin: None,
+            ..ml4t_backtest_core::config::AccountRules::default()
+        },
+        ..EngineConfig::default()
+    };
+    let mut strategy =
+        SignalStrategy::new("signal", SignalSizing::Quantity(100.0), 0.0, 0.0, false)
+            .expect("valid strategy");
+    run_backtest([data], &mut strategy, &config).expect("run succeeds")
+}
+
 /// 0.1% commission, next-open fills: the configuration of the foundation benchmarks.
 pub fn bench_config() -> EngineConfig {
     EngineConfig {

@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use ml4t_backtest_benches::{
-    make_data, peak_bytes, reset_peak, run_signal, run_signal_bracket, run_signal_idle_rules,
-    run_signal_rules, run_top_k, run_top_k_dividends, run_top_k_mixed, run_top_k_rules, PeakAlloc,
+    make_data, make_w1, peak_bytes, reset_peak, run_signal, run_signal_bracket,
+    run_signal_idle_rules, run_signal_rules, run_top_k, run_top_k_dividends, run_top_k_mixed,
+    run_top_k_rules, run_w1, PeakAlloc,
 };
 use ml4t_backtest_core::{BacktestOutput, MarketData};
 
@@ -72,6 +73,8 @@ fn main() {
         repeats,
         run_signal_idle_rules,
     );
+    let w1 = make_w1(if quick { 100_000 } else { 1_000_000 }, 18);
+    measure("w1: 1 asset, SMA cross", &w1, repeats, run_w1);
     let a_worst = make_data(1, bars_a, 60_000_000_000, 0.5, 1);
     measure("a: signal, flips 50%/bar", &a_worst, repeats, run_signal);
     let b = make_data(500, bars_b, 86_400_000_000_000, 0.01, 2);

@@ -148,20 +148,23 @@ impl Strategy for SignalStrategy {
             };
             let asset = assets[row];
             let current = ctx.position(asset) + ctx.pending(asset);
-            let held = if current > 0.0 {
-                1.0
-            } else if current < 0.0 {
-                -1.0
+            // The side held (NaN counts as flat) is the side wanted: nothing to do. Tested
+            // against the wanted side directly, without building the held side's sign.
+            let flat = current == 0.0 || current.is_nan();
+            let same = if desired > 0.0 {
+                current > 0.0
+            } else if desired < 0.0 {
+                current < 0.0
             } else {
-                0.0
+                flat
             };
-            if held == desired {
+            if same {
                 continue;
             }
             // With a point-in-time universe a non-member is never entered: an entry is
             // skipped, a flip only closes the position held.
             let desired = if desired != 0.0 && !ctx.is_member(asset) {
-                if held == 0.0 {
+                if flat {
                     continue;
                 }
                 0.0
