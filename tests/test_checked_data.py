@@ -58,3 +58,22 @@ def test_a_token_for_another_universe_is_refused() -> None:
     feed.__dict__["_checked"] = token
     with pytest.raises(DataValidationError, match="checked for 3 assets, the run has 2"):
         Backtest(feed, SignalStrategy("signal", quantity=1)).run(progress=False)
+
+
+def test_the_feed_trusts_its_own_validation_but_not_a_frame_handed_in() -> None:
+    """The feed's frame is taken without the engine's row re-check (its rows were validated
+    when the feed was built), and gives the same run as a fully re-checked token; a frame
+    given through ``with_frame`` is checked by the engine again."""
+    bars = make_bars(n_assets=3, n_bars=120, seed=5)
+    feed = PolarsDataFeed(bars)
+    strategy = SignalStrategy("signal", quantity=10)
+    trusted = Backtest(feed, strategy).run(progress=False)
+    rechecked = PolarsDataFeed(bars)
+    rechecked.__dict__["_checked"] = CheckedData(rechecked.engine_frame, 3)
+    full = Backtest(rechecked, strategy).run(progress=False)
+    assert trusted.fills.equals(full.fills) and trusted.equity.equals(full.equity)
+    token = CheckedData(feed.engine_frame, 3, validated=True)
+    assert token.n_rows == feed.engine_frame.height
+    shuffled = feed.with_frame(feed.frame.reverse())
+    with pytest.raises(DataValidationError, match=r"increasing asset codes|sorted by time"):
+        Backtest(shuffled, strategy).run(progress=False)

@@ -15,7 +15,9 @@ few validation policies. Properties:
     when it fails, the feed raises the report's first finding: same exception type, same message;
 (c) every message reads ``location: rule: detail`` with the rule a ``[a-z_]+`` name;
 (d) when the feed builds, a short backtest runs and gives finite equity at every timestamp, or
-    raises a ``BacktestError``.
+    raises a ``BacktestError``;
+(e) when the feed builds, its frame passes every row check of the engine (which therefore takes
+    the feed's frame without re-checking it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ml4t.backtest import Backtest, BacktestConfig, PolarsDataFeed, Strategy, validate
+from ml4t.backtest._core import CheckedData
 from ml4t.backtest.data.validation import Finding
 from ml4t.backtest.errors import BacktestError
 
@@ -361,8 +364,12 @@ def test_feed_and_validate_agree_on_messy_frames(spec: dict[str, Any]) -> None:
         check_message_shape(str(error))  # (c)
         return
 
-    # (d) a short backtest over the feed: finite equity or a BacktestError
+    # (e) what the feed built holds every rule the engine checks row by row, so the engine may
+    # take the feed's frame without re-checking it (CheckedData(..., validated=True))
     assert feed is not None
+    CheckedData(feed.frame, feed.n_assets)
+
+    # (d) a short backtest over the feed: finite equity or a BacktestError
     check_short_backtest(feed)
 
 

@@ -177,9 +177,12 @@ class CheckedData:
     for a universe of ``n_assets``; runs handed it skip the import and the re-check (an
     in-memory ``PolarsDataFeed`` builds it on its first run). Shares the frame's buffers."""
 
-    def __new__(cls, data: _ArrowStreamExportable, n_assets: int) -> CheckedData:
+    def __new__(
+        cls, data: _ArrowStreamExportable, n_assets: int, *, validated: bool = False
+    ) -> CheckedData:
         """Imports ``data`` and checks every row; raises ``DataValidationError`` naming the
-        column and row."""
+        column and row. ``validated=True``: the rows were proven by the feed's validation
+        (only the schema, dtypes and nulls are checked again)."""
 
     @property
     def n_rows(self) -> int:

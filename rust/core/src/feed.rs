@@ -43,6 +43,27 @@ impl MarketData {
     ///
     /// `n_assets` is the size of the asset universe; every `asset_id` must be below it.
     pub fn new(batch: RecordBatch, n_assets: u32) -> Result<Self> {
+        let mut data = Self::wrap(batch, n_assets)?;
+        data.n_timestamps = data.check_rows()?;
+        Ok(data)
+    }
+
+    /// Wraps `batch` whose rows a validator already proved to hold every rule
+    /// [`MarketData::new`] checks (time order, increasing asset codes within a timestamp, codes
+    /// below `n_assets`, finite positive prices, finite non-negative volume, consistent OHLC):
+    /// the schema, dtypes and nulls are still checked, the rows only counted. The Python feed
+    /// uses it for the frame it validated itself (`tests/test_fuzz_frames.py` proves on hostile
+    /// frames that every frame the feed builds passes [`MarketData::new`]'s checks).
+    pub fn new_validated(batch: RecordBatch, n_assets: u32) -> Result<Self> {
+        let mut data = Self::wrap(batch, n_assets)?;
+        let ts = data.ts();
+        data.n_timestamps =
+            usize::from(!ts.is_empty()) + ts.windows(2).filter(|w| w[1] != w[0]).count();
+        Ok(data)
+    }
+
+    /// The schema, dtype and null checks, and the column views.
+    fn wrap(batch: RecordBatch, n_assets: u32) -> Result<Self> {
         let schema = batch.schema();
         let expect = |name: &str, dtype: DataType| -> Result<usize> {
             let idx = schema.index_of(name).map_err(|_| {
@@ -107,7 +128,7 @@ impl MarketData {
             .as_primitive::<UInt32Type>()
             .values()
             .clone();
-        let mut data = MarketData {
+        Ok(MarketData {
             batch,
             n_assets,
             n_timestamps: 0,
@@ -117,9 +138,7 @@ impl MarketData {
             feature_names,
             features,
             id: NEXT_CHUNK_ID.fetch_add(1, Ordering::Relaxed),
-        };
-        data.n_timestamps = data.check_rows()?;
-        Ok(data)
+        })
     }
 
     /// Checks every row; returns the number of distinct timestamps. Each rule is one tight

@@ -39,13 +39,21 @@ impl CheckedData {
 #[pymethods]
 impl CheckedData {
     /// Imports `data` (any object with `__arrow_c_stream__`) and checks every row for a
-    /// universe of `n_assets`; raises `DataValidationError` naming the column and row.
+    /// universe of `n_assets`; raises `DataValidationError` naming the column and row. With
+    /// `validated=True` the rows were proven by the feed's validation: only the schema, dtypes
+    /// and nulls are checked again.
     #[new]
-    fn new(data: &Bound<'_, PyAny>, n_assets: u32) -> Result<Self, Error> {
+    #[pyo3(signature = (data, n_assets, *, validated = false))]
+    fn new(data: &Bound<'_, PyAny>, n_assets: u32, validated: bool) -> Result<Self, Error> {
+        let wrap = if validated {
+            MarketData::new_validated
+        } else {
+            MarketData::new
+        };
         let chunks = import_batches(data)?
             .into_iter()
             .filter(|batch| batch.num_rows() > 0)
-            .map(|batch| MarketData::new(batch, n_assets))
+            .map(|batch| wrap(batch, n_assets))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CheckedData { chunks, n_assets })
     }

@@ -1044,15 +1044,19 @@ class PolarsDataFeed:
         self._finish(collector)
 
     def engine_data(self) -> CheckedData | ChunkStream:
-        """What ``Backtest`` hands to the engine: for an in-memory feed, its frame imported and
-        row-checked by the engine once (a ``CheckedData``, built on the first run and
-        reused by every later one, a sweep's trials included: no re-import, no re-check); for
+        """What ``Backtest`` hands to the engine: for an in-memory feed, its frame imported once
+        (a ``CheckedData`` trusting the feed's own validation of the rows, built on the first
+        run and reused by every later one, a sweep's trials included: no re-import, no
+        re-check); for
         a streaming feed a new :class:`ChunkStream` (one per run, so runs over one feed in
         several threads never see each other's chunks)."""
         if self._frame is not None:
             checked = self.__dict__.get("_checked")
             if checked is None:
-                checked = CheckedData(self._frame, self.n_assets)
+                # The rows were validated when the feed was built (every rule the engine would
+                # check again; tests/test_fuzz_frames.py proves it on hostile frames).
+                proven = not self.__dict__.get("_rows_unproven", False)
+                checked = CheckedData(self._frame, self.n_assets, validated=proven)
                 self.__dict__["_checked"] = checked
             return checked
         return ChunkStream(self.iter_chunks())
@@ -1439,6 +1443,7 @@ class PolarsDataFeed:
             {k: v for k, v in self.__dict__.items() if k not in (*self._CACHED, "_delistings")}
         )
         copy._frame = frame
+        copy.__dict__["_rows_unproven"] = True  # a frame given here is checked by the engine
         return copy
 
     _CACHED = ("features", "n_rows", "_bounds", "_checked", "_delistings")
