@@ -145,29 +145,39 @@ pub fn make_data(
             signal.push(side[a as usize]);
         }
     }
-    let schema = Schema::new(vec![
+    market_data(
+        ts,
+        asset,
+        [open, high, low, close, volume],
+        vec![("signal", signal), ("score", score)],
+        n_assets,
+    )
+}
+
+/// The engine's frame of these columns (`ts`, `asset_id`, `open high low close volume`, then
+/// the named Float64 features), checked.
+fn market_data(
+    ts: Vec<i64>,
+    asset: Vec<u32>,
+    prices: [Vec<f64>; 5],
+    features: Vec<(&str, Vec<f64>)>,
+    n_assets: u32,
+) -> MarketData {
+    let mut fields = vec![
         Field::new("ts", DataType::Int64, false),
         Field::new("asset_id", DataType::UInt32, false),
-        Field::new("open", DataType::Float64, false),
-        Field::new("high", DataType::Float64, false),
-        Field::new("low", DataType::Float64, false),
-        Field::new("close", DataType::Float64, false),
-        Field::new("volume", DataType::Float64, false),
-        Field::new("signal", DataType::Float64, false),
-        Field::new("score", DataType::Float64, false),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ts)),
         Arc::new(UInt32Array::from(asset)),
-        Arc::new(Float64Array::from(open)),
-        Arc::new(Float64Array::from(high)),
-        Arc::new(Float64Array::from(low)),
-        Arc::new(Float64Array::from(close)),
-        Arc::new(Float64Array::from(volume)),
-        Arc::new(Float64Array::from(signal)),
-        Arc::new(Float64Array::from(score)),
     ];
-    let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("consistent columns");
+    let names = ["open", "high", "low", "close", "volume"];
+    for (name, values) in names.into_iter().zip(prices).chain(features) {
+        fields.push(Field::new(name, DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from(values)));
+    }
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("consistent columns");
     MarketData::new(batch, n_assets).expect("generated data is valid")
 }
 
@@ -216,28 +226,14 @@ pub fn make_w1(n_bars: usize, seed: u64) -> MarketData {
     let ts: Vec<i64> = (0..n_bars as i64)
         .map(|i| 1_577_836_800_000_000_000 + i * 60_000_000_000)
         .collect();
-    let schema = Schema::new(vec![
-        Field::new("ts", DataType::Int64, false),
-        Field::new("asset_id", DataType::UInt32, false),
-        Field::new("open", DataType::Float64, false),
-        Field::new("high", DataType::Float64, false),
-        Field::new("low", DataType::Float64, false),
-        Field::new("close", DataType::Float64, false),
-        Field::new("volume", DataType::Float64, false),
-        Field::new("signal", DataType::Float64, false),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(ts)),
-        Arc::new(UInt32Array::from(vec![0u32; n_bars])),
-        Arc::new(Float64Array::from(open)),
-        Arc::new(Float64Array::from(high)),
-        Arc::new(Float64Array::from(low)),
-        Arc::new(Float64Array::from(close)),
-        Arc::new(Float64Array::from(vec![1_000_000.0; n_bars])),
-        Arc::new(Float64Array::from(signal)),
-    ];
-    let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("consistent columns");
-    MarketData::new(batch, 1).expect("generated data is valid")
+    let volume = vec![1_000_000.0; n_bars];
+    market_data(
+        ts,
+        vec![0u32; n_bars],
+        [open, high, low, close, volume],
+        vec![("signal", signal)],
+        1,
+    )
 }
 
 /// W1's run as `benches/workloads.py` configures it: 1M cash, 0.1 % commission, next open, a

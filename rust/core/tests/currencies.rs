@@ -55,10 +55,9 @@ fn cash_at(out: &BacktestOutput, c: u32, ts: i64) -> (f64, f64) {
         .map_or((0.0, f64::NAN), |i| (cash[i], rate[i]))
 }
 
-/// SAP closes 90, 100, 110 EUR while EUR/USD is 1.10, 1.20, 1.00; 100 bought at day 1's close
-/// and sold at day 2's, no fees.
-#[test]
-fn a_eur_stock_bought_from_a_usd_account_while_eurusd_moves() {
+/// SAP (quoted in EUR) closes 90, 100, 110 while EUR/USD is 1.10, 1.20, 1.00; 100 bought at
+/// day 1's close and sold at day 2's, no fees.
+fn sap_round_trip(conversion: Conversion) -> BacktestOutput {
     let rows: Vec<Row> = [90.0, 100.0, 110.0]
         .iter()
         .enumerate()
@@ -66,14 +65,20 @@ fn a_eur_stock_bought_from_a_usd_account_while_eurusd_moves() {
         .collect();
     let data = market(&rows, 1, &[]);
     let script = vec![(1, Cmd::Submit(0, 100.0)), (2, Cmd::Submit(0, -100.0))];
-    let out = run_fx(
+    run_fx(
         &data,
         vec![1],
         eur(&[1.10, 1.20, 1.00]),
-        Conversion::Keep,
+        conversion,
         script,
         &same_close(),
-    );
+    )
+}
+
+/// The round trip of [`sap_round_trip`] with the EUR cash kept.
+#[test]
+fn a_eur_stock_bought_from_a_usd_account_while_eurusd_moves() {
+    let out = sap_round_trip(Conversion::Keep);
     let cash = f64s(&out.equity, "cash");
     let long = f64s(&out.equity, "long_value");
     // Day 1: EUR cash -10,000 (x 1.20 = -12,000 USD), the position 100 x 100 x 1.20 = 12,000.
@@ -92,21 +97,7 @@ fn a_eur_stock_bought_from_a_usd_account_while_eurusd_moves() {
 /// +1,000 EUR become 1,000 x 1.00 = 1,000 USD less a 1 USD fee, and no EUR is left.
 #[test]
 fn auto_convert_sweeps_foreign_cash_to_base_at_each_close_with_its_fee() {
-    let rows: Vec<Row> = [90.0, 100.0, 110.0]
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| flat(i as i64 * DAY, 0, p))
-        .collect();
-    let data = market(&rows, 1, &[]);
-    let script = vec![(1, Cmd::Submit(0, 100.0)), (2, Cmd::Submit(0, -100.0))];
-    let out = run_fx(
-        &data,
-        vec![1],
-        eur(&[1.10, 1.20, 1.00]),
-        Conversion::AutoConvert { fee: 0.001 },
-        script,
-        &same_close(),
-    );
+    let out = sap_round_trip(Conversion::AutoConvert { fee: 0.001 });
     // Day 1: -10,000 EUR swept at 1.20: -12,000 USD, a 12 USD fee (0.1 % of the amount).
     assert_eq!(cash_at(&out, 1, DAY).0, 0.0);
     assert_eq!(cash_at(&out, 0, DAY).0, 100_000.0 - 12_000.0 - 12.0);

@@ -3,12 +3,14 @@
 //! every value of every result batch, taken before the core loop's performance work, so that a
 //! change of the loop that moves any bit of any result fails here.
 
-use std::sync::Arc;
+mod common;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type, UInt8Type};
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+
+use common::{bar, market, Row};
 
 use ml4t_backtest_core::commission::CommissionModel;
 use ml4t_backtest_core::config::AccountRules;
@@ -63,31 +65,15 @@ fn w1_data(n: usize) -> MarketData {
             _ => -1.0,
         })
         .collect();
-    let ts: Vec<i64> = (0..n as i64)
-        .map(|i| 1_577_836_800_000_000_000 + i * 60_000_000_000)
+    let rows: Vec<Row> = (0..n)
+        .map(|i| {
+            let ts = 1_577_836_800_000_000_000 + i as i64 * 60_000_000_000;
+            bar(ts, 0, open[i], high[i], low[i], close[i])
+                .vol(1_000_000.0)
+                .feat(&[signal[i]])
+        })
         .collect();
-    let schema = Schema::new(vec![
-        Field::new("ts", DataType::Int64, false),
-        Field::new("asset_id", DataType::UInt32, false),
-        Field::new("open", DataType::Float64, false),
-        Field::new("high", DataType::Float64, false),
-        Field::new("low", DataType::Float64, false),
-        Field::new("close", DataType::Float64, false),
-        Field::new("volume", DataType::Float64, false),
-        Field::new("signal", DataType::Float64, false),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(ts)),
-        Arc::new(UInt32Array::from(vec![0u32; n])),
-        Arc::new(Float64Array::from(open)),
-        Arc::new(Float64Array::from(high)),
-        Arc::new(Float64Array::from(low)),
-        Arc::new(Float64Array::from(close)),
-        Arc::new(Float64Array::from(vec![1_000_000.0; n])),
-        Arc::new(Float64Array::from(signal)),
-    ];
-    let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("consistent columns");
-    MarketData::new(batch, 1).expect("valid bars")
+    market(&rows, 1, &["signal"])
 }
 
 fn w1_run(data: &MarketData) -> BacktestOutput {
