@@ -40,6 +40,7 @@ __all__ = [
     "__version__",
     "check_risk_rules",
     "column_address",
+    "rows_clear",
     "run_builtin",
     "run_python",
 ]
@@ -178,15 +179,25 @@ class CheckedData:
     in-memory ``PolarsDataFeed`` builds it on its first run). Shares the frame's buffers."""
 
     def __new__(
-        cls, data: _ArrowStreamExportable, n_assets: int, *, validated: bool = False
+        cls,
+        data: _ArrowStreamExportable | Sequence[_ArrowStreamExportable],
+        n_assets: int,
+        *,
+        validated: bool = False,
     ) -> CheckedData:
-        """Imports ``data`` and checks every row; raises ``DataValidationError`` naming the
-        column and row. ``validated=True``: the rows were proven by the feed's validation
+        """Imports ``data`` (a frame, or a sequence of frames: one frame's pages in time order,
+        each imported in place) and checks every row; raises ``DataValidationError`` naming
+        the column and row. ``validated=True``: the rows were proven by the feed's validation
         (only the schema, dtypes and nulls are checked again)."""
 
     @property
     def n_rows(self) -> int:
         """The number of rows."""
+
+def rows_clear(pages: Iterable[_ArrowStreamExportable], n_assets: int, *, features: bool) -> bool:
+    """Whether the rows of ``pages`` (frames in row order, each exported in place; a timestamp
+    may span two) hold every row rule the engine checks and, with ``features``, have no null
+    or infinite feature value (NaN allowed). ``False`` only says some rule is broken."""
 
 # --- strategy/context.rs ------------------------------------------------------------------------
 

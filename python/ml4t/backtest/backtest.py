@@ -291,7 +291,7 @@ class Backtest:
                     _BatchDriver(
                         self.strategy,
                         self.feed,
-                        data if isinstance(data, ChunkStream) else self.feed.engine_frame,
+                        data if isinstance(data, ChunkStream) else self.feed.engine_pages,
                         self.folds,
                     )
                     if mode == "batch"
@@ -505,41 +505,53 @@ def _refuse_async(obj: object, location: str) -> None:
 class _BatchDriver:
     """Called by the engine once per timestamp; builds the batch view and calls the user.
 
-    The numpy views are taken once per chunk: once for an in-memory feed, and again whenever
-    this run's :class:`ChunkStream` hands the engine a new chunk (its ``serial`` changes; the
-    engine's row indexes are relative to its ``current`` chunk). The driver reads the chunk
-    from its own run's stream, never from the feed, so concurrent runs over one feed are safe.
+    The numpy views are taken once per chunk, and the engine's row indexes are relative to
+    it: for an in-memory feed, once per page of :attr:`PolarsDataFeed.engine_pages` (the
+    engine moves to the next page when the timestamp passes the current page's last); when
+    it streams, whenever this run's :class:`ChunkStream` hands the engine a new chunk (its
+    ``serial`` changes; the chunk is its ``current``). The driver reads the chunk from its own
+    run's stream, never from the feed, so concurrent runs over one feed are safe.
     """
 
     def __init__(
         self,
         strategy: Strategy,
         feed: PolarsDataFeed,
-        data: pl.DataFrame | ChunkStream,
+        data: list[pl.DataFrame] | pl.DataFrame | ChunkStream,
         folds: Sequence[tuple[int, Any, Any]] = (),
     ) -> None:
-        """``data`` is the feed's frame, or the run's :class:`ChunkStream` when it streams;
-        ``folds`` the models to hand ``strategy.on_fold`` (see :class:`Backtest`)."""
+        """``data`` is the feed's engine pages (or a frame the engine reads whole), or the
+        run's :class:`ChunkStream` when it streams; ``folds`` the models to hand
+        ``strategy.on_fold`` (see :class:`Backtest`)."""
         self.strategy = strategy
         self._folds = list(folds)
         self._next_fold = 0
         self._fold_at = self._folds[0][0] if self._folds else None
-        self._data = data
+        # A frame handed to the engine whole is exported as one batch: a single page.
+        self._data = [data] if isinstance(data, pl.DataFrame) else data
         self._universe = feed.universe
         self._serial = -1
+        self._page = -1  # the engine page loaded, and its last timestamp
+        self._page_last_ts = 0
         self._frame: pl.DataFrame | None = None
         self._columns: dict[str, npt.NDArray[Any]] = {}
         self._context: Context | None = None
         self._user_call = strategy.on_timestamp_batch
         self._to_datetime = feed.to_datetime
 
-    def _chunk(self) -> pl.DataFrame:
-        """The chunk the engine is in, its numpy views loaded when it is new."""
+    def _chunk(self, ts: int) -> pl.DataFrame:
+        """The chunk the engine is in at ``ts``, its numpy views loaded when it is new."""
         data = self._data
-        if isinstance(data, pl.DataFrame):
-            if self._frame is None:
-                self._load(data)
-            return data
+        if isinstance(data, list):
+            frame = self._frame
+            if frame is None or ts > self._page_last_ts:
+                self._page += 1
+                while int(data[self._page].get_column("ts")[-1]) < ts:  # whole timestamps
+                    self._page += 1
+                frame = data[self._page]
+                self._page_last_ts = int(frame.get_column("ts")[-1])
+                self._load(frame)
+            return frame
         frame = self._frame
         if frame is None or data.serial != self._serial:
             if data.current is None:  # the engine only calls between chunks it has read
@@ -563,7 +575,7 @@ class _BatchDriver:
             raise RuntimeError("on_timestamp called before on_start")
         if self._fold_at is not None and ts >= self._fold_at:
             self._fold_at = _hand_folds(self.strategy, self._folds, self, ts)
-        frame = self._chunk()
+        frame = self._chunk(ts)
         batch = TimestampBatch(self._universe, self._columns, start, end, frame, context)
         self._user_call(self._to_datetime(ts), batch, context)
 

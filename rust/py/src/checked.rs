@@ -38,8 +38,9 @@ impl CheckedData {
 
 #[pymethods]
 impl CheckedData {
-    /// Imports `data` (any object with `__arrow_c_stream__`) and checks every row for a
-    /// universe of `n_assets`; raises `DataValidationError` naming the column and row. With
+    /// Imports `data` (any object with `__arrow_c_stream__`, or a sequence of them: the pages of
+    /// one frame in time order, each imported in place) and checks every row for a universe
+    /// of `n_assets`; raises `DataValidationError` naming the column and row. With
     /// `validated=True` the rows were proven by the feed's validation: only the schema, dtypes
     /// and nulls are checked again.
     #[new]
@@ -50,7 +51,16 @@ impl CheckedData {
         } else {
             MarketData::new
         };
-        let chunks = import_batches(data)?
+        let batches = if data.hasattr("__arrow_c_stream__")? {
+            import_batches(data)?
+        } else {
+            let mut batches = Vec::new();
+            for page in data.try_iter()? {
+                batches.extend(import_batches(&page?)?);
+            }
+            batches
+        };
+        let chunks = batches
             .into_iter()
             .filter(|batch| batch.num_rows() > 0)
             .map(|batch| wrap(batch, n_assets))
@@ -72,4 +82,37 @@ impl CheckedData {
             self.n_assets
         )
     }
+}
+
+/// Whether the rows of `pages` (frames in row order, each exporting one batch in place;
+/// a timestamp may span two of them) hold every row rule the engine checks and, with
+/// `features`, have no null or infinite feature value: the feed's one-pass test of a chunk
+/// under the default policy. `False` says only that some rule is broken; the feed's per-rule
+/// passes then name it.
+#[pyfunction]
+#[pyo3(signature = (pages, n_assets, *, features))]
+pub fn rows_clear(pages: &Bound<'_, PyAny>, n_assets: u32, features: bool) -> PyResult<bool> {
+    let mut last: Option<(i64, u32)> = None;
+    for page in pages.try_iter()? {
+        for batch in import_batches(&page?)? {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let Ok(data) = MarketData::new(batch, n_assets) else {
+                return Ok(false);
+            };
+            if features && !data.features_hold() {
+                return Ok(false);
+            }
+            let (t1, a1) = (data.ts()[0], data.asset_ids()[0]);
+            if let Some((t0, a0)) = last {
+                if t1 < t0 || (t1 == t0 && a1 <= a0) {
+                    return Ok(false);
+                }
+            }
+            let end = data.len() - 1;
+            last = Some((data.ts()[end], data.asset_ids()[end]));
+        }
+    }
+    Ok(true)
 }

@@ -7,9 +7,10 @@
 - :mod:`~ml4t.backtest.data.validation`: the rules, their findings and the cleaning policy;
 - :mod:`~ml4t.backtest.data.joins`: point-in-time joins of signal, indicator and context frames;
 - :mod:`~ml4t.backtest.data.features`: :class:`FeatureProvider`, the public view of the features;
-- :mod:`~ml4t.backtest.data.storage`: :func:`write_dataset`, the Parquet layout the feed reads.
+- :mod:`~ml4t.backtest.data.storage`: :func:`write_dataset`, the Parquet layout the feed reads;
+- :mod:`~ml4t.backtest.data.chunks`: the engine frame's pages (the input's chunks, in place).
 
-A bar's walk: ``feed -> sources -> validation -> joins -> validation -> feed``.
+A bar's walk: ``feed -> sources -> validation -> joins -> validation -> feed -> chunks``.
 """
 
 from ml4t.backtest.data.features import FeatureProvider

@@ -48,6 +48,7 @@ from ml4t.backtest._core import CheckedData
 from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
 from ml4t.backtest.data.actions import read_actions
+from ml4t.backtest.data.chunks import timestamp_aligned, timestamp_pages
 from ml4t.backtest.data.features import FeatureProvider
 from ml4t.backtest.data.fx import check_coverage, read_fx
 from ml4t.backtest.data.instruments import quote_currencies, read_instruments
@@ -557,7 +558,7 @@ class PolarsDataFeed:
             )
         else:
             self._raw = self._prices.collect()
-            names = self._raw[a].drop_nulls().cast(pl.String).unique()
+            names = _asset_names(self._raw.get_column(a))
         self.universe = replace(self.universe, assets=sorted(names.to_list()))
         if not self.assets and self._is_empty():
             window = " between start and end" if start is not None or end is not None else ""
@@ -841,7 +842,7 @@ class PolarsDataFeed:
             or policy.ohlc != "raise"
         )
         features_checked = not state.joins and policy.missing_signals == "raise"
-        if not bars_cleaned and all_clear(frame, spec, features=features_checked):
+        if not bars_cleaned and all_clear(frame, spec, len(self.assets), features=features_checked):
             if features_checked:
                 return self._engine_frame(frame)
         else:
@@ -859,12 +860,15 @@ class PolarsDataFeed:
         """A checked chunk in the engine's schema."""
         spec = self._spec
         t = spec.timestamp
-        return frame.select(
-            pl.col(t).to_physical().alias("ts"),
-            pl.col(CODE).alias("asset_id"),
-            *PRICE_COLUMNS,
-            *spec.features,
-        ).rechunk()
+        # The input's chunks are kept (no copy) where they hold whole timestamps.
+        return timestamp_aligned(
+            frame.select(
+                pl.col(t).to_physical().alias("ts"),
+                pl.col(CODE).alias("asset_id"),
+                *PRICE_COLUMNS,
+                *spec.features,
+            )
+        )
 
     def _new_pass(self) -> _Pass:
         return _Pass([AsofJoin(j) for j in self._joins])
@@ -1056,10 +1060,28 @@ class PolarsDataFeed:
                 # The rows were validated when the feed was built (every rule the engine would
                 # check again; tests/test_fuzz_frames.py proves it on hostile frames).
                 proven = not self.__dict__.get("_rows_unproven", False)
-                checked = CheckedData(self._frame, self.n_assets, validated=proven)
+                checked = CheckedData(self.engine_pages, self.n_assets, validated=proven)
                 self.__dict__["_checked"] = checked
             return checked
         return ChunkStream(self.iter_chunks())
+
+    @property
+    def engine_pages(self) -> list[pl.DataFrame]:
+        """An in-memory feed's frame as the engine reads it: pages in time order, each one
+        chunk holding whole timestamps, sharing the frame's buffers where it can
+        (:mod:`~ml4t.backtest.data.chunks`). The engine's row indexes are relative to a page."""
+        if self._frame is None:
+            raise ConfigError("engine_pages: a streaming feed hands the engine its chunks")
+        pages = self.__dict__.get("_pages")
+        if pages is None:
+            if self.__dict__.get("_rows_unproven", False):
+                # A frame given through with_frame is checked as one page (it may be unsorted,
+                # and its errors then name its own rows).
+                pages = [self._frame.rechunk()]
+            else:
+                pages = timestamp_pages(self._frame)
+            self.__dict__["_pages"] = pages
+        return pages
 
     def validation_report(self) -> ValidationReport:
         """Every finding over the whole data, without raising. An in-memory feed was checked
@@ -1446,7 +1468,7 @@ class PolarsDataFeed:
         copy.__dict__["_rows_unproven"] = True  # a frame given here is checked by the engine
         return copy
 
-    _CACHED = ("features", "n_rows", "_bounds", "_checked", "_delistings")
+    _CACHED = ("features", "n_rows", "_bounds", "_checked", "_pages", "_delistings")
     """Cached properties, rebuilt after unpickling rather than carried."""
 
     _NOT_CARRIED = ("_held", "_view")
@@ -1516,6 +1538,19 @@ class PolarsDataFeed:
             + "<br>".join(lines)
             + "</div>"
         )
+
+
+def _asset_names(assets: pl.Series) -> pl.Series:
+    """The distinct non-null names of ``assets``. A String column holding one name throughout
+    (a single-asset frame) is recognised by one comparison with its first name, about ten
+    times cheaper than hashing every row."""
+    names = assets.drop_nulls()
+    if assets.dtype == pl.String and names.len() > 0:
+        first = names[0]
+        if (names == first).all():
+            return pl.Series(assets.name, [first], dtype=pl.String)
+    unique: pl.Series = names.cast(pl.String).unique()
+    return unique
 
 
 def validate(data: Any, /, **feed_options: Any) -> ValidationReport:

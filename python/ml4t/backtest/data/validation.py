@@ -57,7 +57,9 @@ from typing import Literal, NoReturn
 
 import polars as pl
 
+from ml4t.backtest._core import rows_clear
 from ml4t.backtest.config import ValidationConfig
+from ml4t.backtest.data.chunks import chunk_slices
 from ml4t.backtest.errors import BacktestError, DataValidationError
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -584,12 +586,17 @@ def _feature_checks(spec: FrameSpec) -> list[tuple[str, str, pl.Expr, str]]:
     return checks
 
 
-def all_clear(frame: pl.DataFrame, spec: FrameSpec, *, features: bool) -> bool:
+def all_clear(frame: pl.DataFrame, spec: FrameSpec, n_assets: int, *, features: bool) -> bool:
     """Whether ``frame`` (a chunk as :func:`order_rows` receives it) breaks none of the rules
     :func:`order_rows`, :func:`dedupe`, :func:`check_bars` and, with ``features``,
-    :func:`check_features` report, all counted in one pass. The feed then skips those steps
+    :func:`check_features` report. The engine's own row check tests them all in one
+    branch-free pass over the chunk's buffers, in place (``_core.rows_clear``; the same
+    verdict as those rules, ``tests/test_all_clear.py``). The feed then skips those steps
     (each would find nothing); otherwise it runs them, and they report what they find."""
-    checks = _bar_checks() + (_feature_checks(spec) if features else [])
-    masks = [_out_of_order(spec), _duplicates(spec)[1], *[expr for _, _, expr, _ in checks]]
-    found = frame.select([m.fill_null(False).any().alias(f"c{i}") for i, m in enumerate(masks)])
-    return not any(found.row(0))
+    columns = [
+        pl.col(spec.timestamp).to_physical().alias("ts"),
+        pl.col(CODE).alias("asset_id"),
+        *PRICE_COLUMNS,
+        *(spec.features if features else []),
+    ]
+    return rows_clear(chunk_slices(frame.select(columns)), n_assets, features=features)
