@@ -746,6 +746,9 @@ impl Engine {
     /// Cancels the waiting (inactive) bracket legs of entry `entry_id`, removed unfilled: they
     /// could never activate.
     pub(super) fn cancel_waiting_legs(&mut self, entry_id: u64, entry_index: usize, ts: Ts) {
+        if !self.book.has_legs() {
+            return;
+        }
         for index in entry_index + 1..self.book.orders().len() {
             let leg = self.book.orders()[index];
             if leg.parent == entry_id && !leg.active {
@@ -757,6 +760,9 @@ impl Engine {
 
     /// Activates the bracket legs of entry `entry_id` (now fully filled), from path time `time`.
     fn activate_legs(&mut self, entry_id: u64, entry_index: usize, time: f64) {
+        if !self.book.has_legs() {
+            return;
+        }
         let count = self.book.orders().len();
         for index in entry_index + 1..count {
             let leg = self.book.orders()[index];
@@ -770,6 +776,9 @@ impl Engine {
     /// Once a position is flat or has flipped, the bracket legs that protected it would open a
     /// new position: they are cancelled.
     fn cancel_orphan_legs(&mut self, asset: AssetId, executing: usize, ts: Ts) {
+        if !self.book.has_legs() {
+            return;
+        }
         for index in 0..self.book.orders().len() {
             let order = self.book.orders()[index];
             if index != executing
@@ -855,6 +864,9 @@ impl Engine {
     /// An entry that ends partly filled gives its legs the filled quantity; unfilled, it takes
     /// them away.
     fn expire_entry_legs(&mut self, entry_index: usize, ts: Ts) {
+        if !self.book.has_legs() {
+            return;
+        }
         let entry = self.book.orders()[entry_index];
         for index in entry_index + 1..self.book.orders().len() {
             let leg = self.book.orders()[index];

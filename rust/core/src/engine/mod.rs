@@ -87,6 +87,8 @@ pub struct Engine {
     /// Rebalance marks, tagged with `rebalance_epoch`.
     listed: Vec<u64>,
     rebalance_epoch: u64,
+    /// A rebalance's candidates for closing (held or pending assets), kept between calls.
+    exposed: Vec<AssetId>,
     /// The fill passes' working state (`fills.rs`).
     scratch: FillScratch,
     /// Order events waiting for the strategy (`events.rs`).
@@ -165,6 +167,7 @@ impl Engine {
             bars_seen: vec![0; n],
             listed: vec![0; n],
             rebalance_epoch: 0,
+            exposed: Vec::with_capacity(n),
             scratch: FillScratch::new(),
             events: EventQueue::default(),
             journal: Journal::default(),

@@ -81,14 +81,34 @@ impl Engine {
                         }
                         self.queue_value(step, asset, TargetSize::Fraction(weight), equity)?;
                     }
-                    for asset in 0..self.n_assets {
+                    // Only a held asset or one with a pending market order can be exposed: those,
+                    // in asset order (the order a scan of every asset closes them in).
+                    let mut exposed = std::mem::take(&mut self.exposed);
+                    exposed.clear();
+                    exposed.extend_from_slice(self.portfolio.open_assets());
+                    exposed.extend(
+                        self.book
+                            .orders()
+                            .iter()
+                            .filter(|o| o.counts_as_pending())
+                            .map(|o| o.asset),
+                    );
+                    exposed.sort_unstable();
+                    exposed.dedup();
+                    let mut result = Ok(());
+                    for &asset in &exposed {
                         let a = asset as usize;
-                        let exposed = self.portfolio.quantity(asset) != 0.0
+                        let open = self.portfolio.quantity(asset) != 0.0
                             || self.book.pending_quantity(asset) != 0.0;
-                        if exposed && self.listed[a] != self.rebalance_epoch {
-                            self.queue_target(step, asset, 0.0)?;
+                        if open && self.listed[a] != self.rebalance_epoch {
+                            result = self.queue_target(step, asset, 0.0);
+                            if result.is_err() {
+                                break;
+                            }
                         }
                     }
+                    self.exposed = exposed;
+                    result?;
                 }
             }
         }

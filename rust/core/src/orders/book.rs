@@ -16,6 +16,9 @@ pub struct OrderBook {
     /// The asset of every order id the run has used (accepted or rejected), so that a cancel
     /// or modify of an order no longer pending is recorded against the right asset.
     asset_by_id: Vec<AssetId>,
+    /// How many orders in `orders` are bracket legs (`parent != 0`), filled ones included until
+    /// the next sweep: with none, the fill path skips its scans for legs.
+    legs: usize,
 }
 
 impl OrderBook {
@@ -27,6 +30,7 @@ impl OrderBook {
             pending_count: vec![0; n_assets],
             ids_sorted: true,
             asset_by_id: Vec::with_capacity(64),
+            legs: 0,
         }
     }
 
@@ -57,7 +61,14 @@ impl OrderBook {
             self.pending_quantity[order.asset as usize] += order.quantity;
             self.pending_count[order.asset as usize] += 1;
         }
+        self.legs += usize::from(order.parent != 0);
         self.orders.push(order);
+    }
+
+    /// Whether any order in the book is a bracket leg (a scan for one finds nothing when not).
+    #[inline]
+    pub fn has_legs(&self) -> bool {
+        self.legs != 0
     }
 
     /// Makes the inactive order at `index` active with `quantity` (a bracket leg whose entry
@@ -150,6 +161,9 @@ impl OrderBook {
     #[inline]
     pub fn sweep(&mut self) {
         self.orders.retain(Order::is_live);
+        if self.legs != 0 {
+            self.legs = self.orders.iter().filter(|o| o.parent != 0).count();
+        }
         if !self.ids_sorted {
             self.ids_sorted = self.orders.windows(2).all(|w| w[0].id < w[1].id);
         }
@@ -160,6 +174,7 @@ impl OrderBook {
         self.pending_quantity.iter_mut().for_each(|q| *q = 0.0);
         self.pending_count.iter_mut().for_each(|c| *c = 0);
         self.ids_sorted = true;
+        self.legs = 0;
         self.orders.drain(..)
     }
 }
@@ -186,5 +201,25 @@ mod tests {
         assert_eq!(book.position_of(9), Some(1));
         assert_eq!(book.position_of(7), Some(2));
         assert_eq!(book.position_of(3), Some(0));
+    }
+
+    #[test]
+    fn has_legs_counts_bracket_legs_until_they_are_swept() {
+        let mut book = OrderBook::new(1);
+        book.push(Order::market(1, 0, 1.0, 0, 1));
+        assert!(!book.has_legs());
+        book.push(Order {
+            parent: 1,
+            active: false,
+            ..Order::market(2, 0, -1.0, 0, 1)
+        });
+        assert!(book.has_legs());
+        book.mark_filled(1);
+        assert!(
+            book.has_legs(),
+            "a filled leg stays in the book until the sweep"
+        );
+        book.sweep();
+        assert!(!book.has_legs());
     }
 }
