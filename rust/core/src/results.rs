@@ -422,14 +422,13 @@ impl EquityWriter {
         }
     }
 
-    /// Appends one timestamp's account state (panics beyond the room asked for).
+    /// Appends one timestamp's account state.
     #[inline]
     pub fn push(&mut self, ts: Ts, cash: f64, long_value: f64, short_value: f64) {
+        if self.len == self.cap {
+            self.grow();
+        }
         let i = self.len;
-        assert!(
-            i < self.cap,
-            "more equity rows than the chunk has timestamps"
-        );
         // SAFETY: `i` is below every column's capacity, and the columns are not touched
         // otherwise until `finish` sets their length to the rows written.
         unsafe {
@@ -444,19 +443,32 @@ impl EquityWriter {
         self.len = i + 1;
     }
 
+    /// More room than was asked for (never needed when the timestamps were counted right).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let rec = Self::finish_at(std::mem::take(&mut self.rec), self.len);
+        *self = EquityWriter::new(rec, self.len.max(1));
+    }
+
     /// The recorder with the rows written.
-    pub fn finish(mut self) -> EquityRecorder {
+    pub fn finish(self) -> EquityRecorder {
+        Self::finish_at(self.rec, self.len)
+    }
+
+    /// `rec` with the length of its columns set to `len`, the rows written.
+    fn finish_at(mut rec: EquityRecorder, len: usize) -> EquityRecorder {
         // SAFETY: rows `..len` of every column were written by `push` (or before) and
         // `len <= cap <= capacity`.
         unsafe {
-            self.rec.ts.set_len(self.len);
-            self.rec.cash.set_len(self.len);
-            self.rec.long_value.set_len(self.len);
-            self.rec.short_value.set_len(self.len);
-            self.rec.positions_value.set_len(self.len);
-            self.rec.equity.set_len(self.len);
+            rec.ts.set_len(len);
+            rec.cash.set_len(len);
+            rec.long_value.set_len(len);
+            rec.short_value.set_len(len);
+            rec.positions_value.set_len(len);
+            rec.equity.set_len(len);
         }
-        self.rec
+        rec
     }
 }
 
@@ -576,6 +588,29 @@ impl BacktestOutput {
             orders: batch(recorders.orders.into_columns()),
             order_events: batch(recorders.order_events.into_columns()),
             non_member_pnl: batch(recorders.non_member_pnl.into_columns()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_equity_writer_grows_past_the_rows_asked_for() {
+        let mut writer = EquityWriter::new(EquityRecorder::default(), 1);
+        for i in 0..100 {
+            writer.push(i, 10.0, i as f64, -0.5);
+        }
+        let mut writer = EquityWriter::new(writer.finish(), 0);
+        writer.push(100, 10.0, 100.0, -0.5);
+        let rec = writer.finish();
+        assert_eq!(rec.len(), 101);
+        assert_eq!(rec.ts, (0..=100).collect::<Vec<i64>>());
+        assert!(rec.cash.iter().all(|&c| c == 10.0));
+        for i in 0..=100 {
+            assert_eq!(rec.positions_value[i], i as f64 - 0.5);
+            assert_eq!(rec.equity[i], 10.0 + (i as f64 - 0.5));
         }
     }
 }
