@@ -143,7 +143,8 @@ recorder! {
 }
 
 recorder! {
-    /// The account state of each timestamp (the equity curve's stored columns).
+    /// The account state of each timestamp: the equity curve, with `positions_value` (long +
+    /// short) and `equity` (cash + positions) derived as the row is written.
     pub struct EquityRecorder {
         /// Appends one timestamp's account state.
         fn push(ts: Ts, cash: f64, long_value: f64, short_value: f64);
@@ -151,6 +152,8 @@ recorder! {
         cash: f64 = cash,
         long_value: f64 = long_value,
         short_value: f64 = short_value,
+        positions_value: f64 = long_value + short_value,
+        equity: f64 = cash + (long_value + short_value),
     }
 }
 
@@ -377,25 +380,102 @@ recorder! {
     }
 }
 
+/// The equity curve's rows of one chunk, written into capacity reserved for all of its
+/// timestamps: one capacity test a row for the six columns instead of `Vec::push`'s one per
+/// column. [`EquityWriter::finish`] gives the recorder back with the rows written.
+#[derive(Debug)]
+pub struct EquityWriter {
+    rec: EquityRecorder,
+    ts: *mut i64,
+    cash: *mut f64,
+    long_value: *mut f64,
+    short_value: *mut f64,
+    positions_value: *mut f64,
+    equity: *mut f64,
+    len: usize,
+    cap: usize,
+}
+
+impl EquityWriter {
+    /// Takes `rec` over, with room for `rows` more rows.
+    pub fn new(mut rec: EquityRecorder, rows: usize) -> Self {
+        rec.reserve(rows);
+        let len = rec.len();
+        let cap = rec
+            .ts
+            .capacity()
+            .min(rec.cash.capacity())
+            .min(rec.long_value.capacity())
+            .min(rec.short_value.capacity())
+            .min(rec.positions_value.capacity())
+            .min(rec.equity.capacity());
+        EquityWriter {
+            ts: rec.ts.as_mut_ptr(),
+            cash: rec.cash.as_mut_ptr(),
+            long_value: rec.long_value.as_mut_ptr(),
+            short_value: rec.short_value.as_mut_ptr(),
+            positions_value: rec.positions_value.as_mut_ptr(),
+            equity: rec.equity.as_mut_ptr(),
+            rec,
+            len,
+            cap,
+        }
+    }
+
+    /// Appends one timestamp's account state.
+    #[inline]
+    pub fn push(&mut self, ts: Ts, cash: f64, long_value: f64, short_value: f64) {
+        if self.len == self.cap {
+            self.grow();
+        }
+        let i = self.len;
+        // SAFETY: `i` is below every column's capacity, and the columns are not touched
+        // otherwise until `finish` sets their length to the rows written.
+        unsafe {
+            self.ts.add(i).write(ts);
+            self.cash.add(i).write(cash);
+            self.long_value.add(i).write(long_value);
+            self.short_value.add(i).write(short_value);
+            let positions_value = long_value + short_value;
+            self.positions_value.add(i).write(positions_value);
+            self.equity.add(i).write(cash + positions_value);
+        }
+        self.len = i + 1;
+    }
+
+    /// More room than was asked for (never needed when the timestamps were counted right).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let rec = Self::finish_at(std::mem::take(&mut self.rec), self.len);
+        *self = EquityWriter::new(rec, self.len.max(1));
+    }
+
+    /// The recorder with the rows written.
+    pub fn finish(self) -> EquityRecorder {
+        Self::finish_at(self.rec, self.len)
+    }
+
+    /// `rec` with the length of its columns set to `len`, the rows written.
+    fn finish_at(mut rec: EquityRecorder, len: usize) -> EquityRecorder {
+        // SAFETY: rows `..len` of every column were written by `push` (or before) and
+        // `len <= cap <= capacity`.
+        unsafe {
+            rec.ts.set_len(len);
+            rec.cash.set_len(len);
+            rec.long_value.set_len(len);
+            rec.short_value.set_len(len);
+            rec.positions_value.set_len(len);
+            rec.equity.set_len(len);
+        }
+        rec
+    }
+}
+
 impl EquityRecorder {
-    /// The stored columns plus the derived `positions_value` (long + short) and `equity`
-    /// (cash + positions), and `exposure`'s columns when it has rows.
+    /// The equity curve's columns, and `exposure`'s when it has rows.
     fn into_equity_columns(self, exposure: ExposureRecorder) -> Vec<(&'static str, ArrayRef)> {
-        let positions: Vec<f64> = self
-            .long_value
-            .iter()
-            .zip(&self.short_value)
-            .map(|(l, s)| l + s)
-            .collect();
-        let equity: Vec<f64> = self
-            .cash
-            .iter()
-            .zip(&positions)
-            .map(|(c, p)| c + p)
-            .collect();
         let mut columns = self.into_columns();
-        columns.push(("positions_value", ColumnType::array(positions)));
-        columns.push(("equity", ColumnType::array(equity)));
         if !exposure.is_empty() {
             columns.extend(exposure.into_columns());
         }
@@ -508,6 +588,29 @@ impl BacktestOutput {
             orders: batch(recorders.orders.into_columns()),
             order_events: batch(recorders.order_events.into_columns()),
             non_member_pnl: batch(recorders.non_member_pnl.into_columns()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_equity_writer_grows_past_the_rows_asked_for() {
+        let mut writer = EquityWriter::new(EquityRecorder::default(), 1);
+        for i in 0..100 {
+            writer.push(i, 10.0, i as f64, -0.5);
+        }
+        let mut writer = EquityWriter::new(writer.finish(), 0);
+        writer.push(100, 10.0, 100.0, -0.5);
+        let rec = writer.finish();
+        assert_eq!(rec.len(), 101);
+        assert_eq!(rec.ts, (0..=100).collect::<Vec<i64>>());
+        assert!(rec.cash.iter().all(|&c| c == 10.0));
+        for i in 0..=100 {
+            assert_eq!(rec.positions_value[i], i as f64 - 0.5);
+            assert_eq!(rec.equity[i], 10.0 + (i as f64 - 0.5));
         }
     }
 }

@@ -125,16 +125,16 @@ impl Strategy for SignalStrategy {
         Ok(())
     }
 
-    #[inline]
+    // Always: the engine's loop is generic over the strategy, and this test is the hot part.
+    #[inline(always)]
     fn on_timestamp(
         &mut self,
         view: &TimestampView<'_>,
         ctx: &mut StrategyContext<'_>,
     ) -> Result<()> {
-        let signal = view.data.feature_at(self.column_pos);
-        let assets = view.data.asset_ids();
-        for row in view.rows() {
-            let s = signal[row];
+        let signal = &view.data.feature_at(self.column_pos)[view.rows()];
+        let assets = &view.data.asset_ids()[view.rows()];
+        for (offset, (&s, &asset)) in signal.iter().zip(assets).enumerate() {
             let desired = if s > self.long_threshold {
                 1.0
             } else if s < self.short_threshold {
@@ -146,45 +146,59 @@ impl Strategy for SignalStrategy {
             } else {
                 continue;
             };
-            let asset = assets[row];
             let current = ctx.position(asset) + ctx.pending(asset);
             // The side held (NaN counts as flat) is the side wanted: nothing to do. Tested
             // against the wanted side directly, without building the held side's sign.
-            let flat = current == 0.0 || current.is_nan();
             let same = if desired > 0.0 {
                 current > 0.0
             } else if desired < 0.0 {
                 current < 0.0
             } else {
-                flat
+                current == 0.0 || current.is_nan()
             };
-            if same {
-                continue;
+            if !same {
+                self.act(view.data, ctx, view.start + offset, asset, desired, current)?;
             }
-            // With a point-in-time universe a non-member is never entered: an entry is
-            // skipped, a flip only closes the position held.
-            let desired = if desired != 0.0 && !ctx.is_member(asset) {
-                if flat {
-                    continue;
-                }
-                0.0
-            } else {
-                desired
-            };
-            match (self.bracket, desired != 0.0) {
-                (Some(bracket), true) => {
-                    let close = view.data.close()[row];
-                    self.enter_with_bracket(ctx, asset, desired, current, close, bracket)?;
-                }
-                _ => match self.sizing {
-                    SignalSizing::Quantity(q) => {
-                        ctx.orders.order_target_quantity(asset, desired * q)?
-                    }
-                    SignalSizing::Weight(w) => {
-                        ctx.orders.order_target_percent(asset, desired * w)?
-                    }
-                },
+        }
+        Ok(())
+    }
+}
+
+impl SignalStrategy {
+    /// The orders of a change of side at `row`: out of line, so that the test above stays
+    /// small enough to inline into the loop.
+    #[inline(never)]
+    fn act(
+        &self,
+        data: &MarketData,
+        ctx: &mut StrategyContext<'_>,
+        row: usize,
+        asset: AssetId,
+        desired: f64,
+        current: f64,
+    ) -> Result<()> {
+        let flat = current == 0.0 || current.is_nan();
+        // With a point-in-time universe a non-member is never entered: an entry is
+        // skipped, a flip only closes the position held.
+        let desired = if desired != 0.0 && !ctx.is_member(asset) {
+            if flat {
+                return Ok(());
             }
+            0.0
+        } else {
+            desired
+        };
+        match (self.bracket, desired != 0.0) {
+            (Some(bracket), true) => {
+                let close = data.close()[row];
+                self.enter_with_bracket(ctx, asset, desired, current, close, bracket)?;
+            }
+            _ => match self.sizing {
+                SignalSizing::Quantity(q) => {
+                    ctx.orders.order_target_quantity(asset, desired * q)?
+                }
+                SignalSizing::Weight(w) => ctx.orders.order_target_percent(asset, desired * w)?,
+            },
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ use crate::observer::{run_observed, Observed};
 use crate::spec::config::engine_config;
 use crate::spec::instruments::read_instruments;
 use crate::spec::risk::risk_setup;
-use crate::spec::strategy::builtin_strategy;
+use crate::spec::strategy::{builtin_strategy, BuiltinStrategy};
 use crate::strategy::context::PyContext;
 use crate::strategy::{CallMode, PyStrategy};
 use crate::universe::Universe;
@@ -304,10 +304,15 @@ pub fn run_builtin<'py>(
     catch_panic(|| {
         let run = Run::new(data, universe, config, risk, feature_groups, actions, flows)?;
         let (slippage_error, risk_error) = (run.slippage_error.clone(), run.risk_error.clone());
-        let mut builtin = builtin_strategy(strategy)?;
-        let strategy = builtin.as_strategy();
+        let builtin = builtin_strategy(strategy)?;
         let universe = run.universe.clone();
-        match run.drive(py, strategy, Driver::Released(progress.as_ref()))? {
+        let driver = Driver::Released(progress.as_ref());
+        // Each built-in strategy by its own type, so that the core's loop inlines its callback.
+        let result = match builtin {
+            BuiltinStrategy::Signal(mut s) => run.drive(py, &mut s, driver),
+            BuiltinStrategy::TopK(mut s) => run.drive(py, &mut s, driver),
+        };
+        match result? {
             Ok(output) => Ok(output_dict(py, output)?),
             Err(err) => Err(failure(py, &universe, err, &slippage_error, None, &risk_error).into()),
         }

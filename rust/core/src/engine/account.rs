@@ -260,7 +260,29 @@ impl Engine {
     /// a bar now, at the close with slippage and commission. Trades record `margin_call`.
     /// `marked` is the (long, short) market value as marked now; returns whether anything was
     /// liquidated (the values then changed).
+    #[inline]
     pub(super) fn margin_call<S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        ts: Ts,
+        strategy: &mut S,
+        marked: (f64, f64),
+    ) -> Result<bool> {
+        // The first round's test, inline: most closes of a share account are above the margin.
+        if let (Some(m), None) = (self.config.account.maintenance_margin, &self.contracts) {
+            let (long, short) = marked;
+            let required = m * (long - short);
+            let equity = self.portfolio.cash() + long + short;
+            if self.portfolio.open_assets().is_empty() || required == 0.0 || equity >= required {
+                return Ok(false);
+            }
+        }
+        self.margin_rounds(data, ts, strategy, marked)
+    }
+
+    /// [`Self::margin_call`]'s rounds, out of line.
+    #[inline(never)]
+    fn margin_rounds<S: Strategy + ?Sized>(
         &mut self,
         data: &MarketData,
         ts: Ts,

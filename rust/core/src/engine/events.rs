@@ -37,6 +37,11 @@ impl EventQueue {
     pub(super) fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+
+    /// Whether events are collected (none ever waits otherwise).
+    pub(super) fn listening(&self) -> bool {
+        self.listening
+    }
 }
 
 /// The order journal's working state (its tables are in the recorders).

@@ -53,7 +53,7 @@ use crate::flows::CapitalFlows;
 use crate::orders::{CommandBuffer, Order, OrderBook, OrderIds, OrderState, TargetSize};
 use crate::portfolio::Portfolio;
 use crate::progress::Progress;
-use crate::results::{BacktestOutput, Recorders};
+use crate::results::{BacktestOutput, EquityWriter, Recorders};
 use crate::risk::BoxedRule;
 use crate::risk::RiskManager;
 use crate::slippage::SlippageColumns;
@@ -263,16 +263,68 @@ impl Engine {
             self.resolve_funding_column(data)?;
         }
         self.slippage_columns = self.config.slippage.bind(data)?;
-        self.record.equity.reserve(data.n_timestamps());
         if self.record_exposure {
             self.record.exposure.reserve(data.n_timestamps());
         }
-        let assets = data.asset_ids();
-        let close = data.close();
+        let mut curve =
+            EquityWriter::new(std::mem::take(&mut self.record.equity), data.n_timestamps());
+        // The loop is compiled once per pair of these switches, chosen here once per chunk.
+        let plain = self.plain();
+        let single = data.n_timestamps() == data.len();
+        let result = match (plain, single) {
+            (true, true) => self.run_groups::<true, true, S>(data, strategy, &mut curve),
+            (true, false) => self.run_groups::<true, false, S>(data, strategy, &mut curve),
+            (false, true) => self.run_groups::<false, true, S>(data, strategy, &mut curve),
+            (false, false) => self.run_groups::<false, false, S>(data, strategy, &mut curve),
+        };
+        self.record.equity = curve.finish();
+        result?;
+        self.report_progress(ts.len())?;
+        self.rows_before += ts.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the run uses none of the features the loop tests for at every timestamp:
+    /// financing, dated events, several currencies, sessions, risk rules, delistings,
+    /// instruments, a universe, order events, same-close fills, exposure recording. None of
+    /// them is switched on during a chunk.
+    fn plain(&self) -> bool {
+        !self.financing.on
+            && self.next_dated == Ts::MAX
+            && self.fx.is_none()
+            && !self.sessions.on
+            && self.risk.is_none()
+            && !self.delistings.any()
+            && self.contracts.is_none()
+            && !self.members.on
+            && !self.events.listening()
+            && self.config.execution != ExecutionMode::SameClose
+            && !self.record_exposure
+    }
+
+    /// The loop over the timestamp groups of `data`, the one statement of the order of steps.
+    /// `PLAIN`: the run is [`Engine::plain`], whose feature tests are compiled out; `SINGLE`:
+    /// every group has one row.
+    fn run_groups<const PLAIN: bool, const SINGLE: bool, S: Strategy + ?Sized>(
+        &mut self,
+        data: &MarketData,
+        strategy: &mut S,
+        curve: &mut EquityWriter,
+    ) -> Result<()> {
+        let ts = data.ts();
+        let n = ts.len();
+        // One value a row, as `ts`: slicing them to its length lets the compiler drop the
+        // bounds checks of the group's rows below.
+        let assets = &data.asset_ids()[..n];
+        let close = &data.close()[..n];
         let mut start = 0;
-        while start < ts.len() {
+        while start < n {
             let t = ts[start];
-            let end = group_end(ts, start);
+            let end = if SINGLE {
+                start + 1
+            } else {
+                group_end(ts, start)
+            };
             self.timestamps += 1;
             let epoch = self.timestamps;
             let group = &assets[start..end];
@@ -282,17 +334,17 @@ impl Engine {
                 self.bar_row[a] = start + offset;
                 self.bars_seen[a] += 1;
             }
-            if self.financing.on {
+            if !PLAIN && self.financing.on {
                 self.accrue_financing(t);
                 self.financing.read_borrow_rates(data, start, group);
             }
-            if t >= self.next_dated {
+            if !PLAIN && t >= self.next_dated {
                 self.apply_dated(data, t, strategy)?;
             }
-            if self.fx.is_some() {
+            if !PLAIN && self.fx.is_some() {
                 self.check_fx_rates(t, start, group)?;
             }
-            if self.sessions.on {
+            if !PLAIN && self.sessions.on {
                 self.sessions.enter(t);
             }
             let step = Step {
@@ -300,7 +352,8 @@ impl Engine {
                 ts: t,
                 row: start,
             };
-            let levels_live = self.risk.is_some() && !self.portfolio.open_assets().is_empty();
+            let levels_live =
+                !PLAIN && self.risk.is_some() && !self.portfolio.open_assets().is_empty();
             if !self.book.is_empty() || levels_live {
                 self.bar_pass(data, t, strategy)?;
             }
@@ -309,19 +362,19 @@ impl Engine {
                 if self.portfolio.quantity(asset) != 0.0 {
                     // Only a held asset with a new price can move its trade's MFE/MAE.
                     self.tracker.mark(asset, price);
-                    if let Some(risk) = self.risk.as_mut() {
+                    if let Some(risk) = self.risk.as_mut().filter(|_| !PLAIN) {
                         let row = start + offset;
                         risk.mark(asset, data.high()[row], data.low()[row], price);
                     }
                 }
             }
-            if self.sessions.on {
+            if !PLAIN && self.sessions.on {
                 self.sessions.saw(group);
             }
-            if self.delistings.any() {
+            if !PLAIN && self.delistings.any() {
                 self.delist_ending(data, t, start, group, strategy)?;
             }
-            if self.contracts.is_some() {
+            if !PLAIN && self.contracts.is_some() {
                 self.contract_step(data, t, start, group, strategy)?;
             }
             // Marked values, shared by the margin call, the risk step and the strategy's equity
@@ -333,10 +386,10 @@ impl Engine {
             {
                 (long, short) = self.portfolio.market_values();
             }
-            if self.risk.is_some() && !self.ruined {
+            if !PLAIN && self.risk.is_some() && !self.ruined {
                 self.risk_step(step, (long, short), false)?;
             }
-            if !self.events.is_empty() {
+            if !PLAIN && !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
             let equity = self.portfolio.cash() + long + short;
@@ -349,14 +402,15 @@ impl Engine {
             };
             let mut ctx =
                 StrategyContext::new(t, &self.portfolio, &self.book, equity, &mut self.commands);
-            if let Some(members) = self.members.members() {
+            if let Some(members) = self.members.members().filter(|_| !PLAIN) {
                 ctx = ctx.with_members(members);
             }
             strategy.on_timestamp(&view, &mut ctx)?;
             if !self.commands.is_empty() {
                 self.resolve_commands(step, equity)?;
             }
-            if self.config.execution == ExecutionMode::SameClose
+            if !PLAIN
+                && self.config.execution == ExecutionMode::SameClose
                 && !self.book.is_empty()
                 && self.close_pass(data, t, strategy)?
             {
@@ -366,10 +420,10 @@ impl Engine {
                     self.risk_step(step, (long, short), true)?;
                 }
             }
-            if !self.events.is_empty() {
+            if !PLAIN && !self.events.is_empty() {
                 self.deliver_order_events(strategy)?;
             }
-            if self.fx.is_some() {
+            if !PLAIN && self.fx.is_some() {
                 self.close_fx(t);
             }
             let cash = self.portfolio.cash();
@@ -387,11 +441,11 @@ impl Engine {
             if cash + long + short <= 0.0 && !self.ruined {
                 self.ruin(t);
             }
-            if self.members.on {
+            if !PLAIN && self.members.on {
                 self.count_non_member_pnl(t);
             }
-            self.record.equity.push(t, cash, long, short);
-            if self.record_exposure {
+            curve.push(t, cash, long, short);
+            if !PLAIN && self.record_exposure {
                 let (long, short) = self.portfolio.exposures();
                 self.record.exposure.push(long, short);
             }
@@ -401,8 +455,6 @@ impl Engine {
                 self.report_progress(end)?;
             }
         }
-        self.report_progress(ts.len())?;
-        self.rows_before += ts.len() as u64;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! or `TopKStrategy.spec()`) -> the core strategy that runs without Python.
 
 use ml4t_backtest_core::strategies::{SignalSizing, SignalStrategy, TopKStrategy};
-use ml4t_backtest_core::{BacktestError, Strategy};
+use ml4t_backtest_core::BacktestError;
 use pyo3::types::PyDict;
 use pyo3::Bound;
 
@@ -14,16 +14,6 @@ pub enum BuiltinStrategy {
     Signal(SignalStrategy),
     /// See [`TopKStrategy`].
     TopK(TopKStrategy),
-}
-
-impl BuiltinStrategy {
-    /// The strategy as a trait object.
-    pub fn as_strategy(&mut self) -> &mut (dyn Strategy + Send) {
-        match self {
-            BuiltinStrategy::Signal(s) => s,
-            BuiltinStrategy::TopK(s) => s,
-        }
-    }
 }
 
 /// Builds a built-in strategy from its spec dict (`{"kind": "signal" | "top_k", ...}`).
