@@ -40,6 +40,7 @@ __all__ = [
     "__version__",
     "check_risk_rules",
     "column_address",
+    "group_runs",
     "rows_clear",
     "run_builtin",
     "run_python",
@@ -156,6 +157,11 @@ def column_address(data: _ArrowStreamExportable, name: str) -> int | None:
     """Address of the first value of column ``name`` as seen from Rust after importing ``data``
     through the Arrow PyCapsule interface (used to prove the import makes no copy); ``None``
     when ``data`` is empty or has no such column."""
+
+def group_runs(data: _ArrowStreamExportable, key: str, name: str) -> ArrowTable:
+    """Groups the rows of ``data`` (one chunk, sorted by its non-null UInt64 column ``key``)
+    into runs of equal keys: a table of each run's ``key`` and, as ``name``, the list of the
+    run's rows of the other columns as structs, sharing ``data``'s buffers (no copy)."""
 
 # --- arrow_io.rs --------------------------------------------------------------------------------
 

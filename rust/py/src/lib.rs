@@ -64,6 +64,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run::run_python, m)?)?;
     m.add_function(wrap_pyfunction!(run::column_address, m)?)?;
     m.add_function(wrap_pyfunction!(checked::rows_clear, m)?)?;
+    m.add_function(wrap_pyfunction!(arrow_io::group_runs, m)?)?;
     m.add_function(wrap_pyfunction!(spec::risk::check_risk_rules, m)?)?;
     m.add_class::<risk::objects::PyRiskDecision>()?;
     m.add_class::<risk::objects::PyRiskContext>()?;

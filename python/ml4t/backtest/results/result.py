@@ -39,6 +39,7 @@ from ml4t.backtest._core import (
     REJECT_REASONS,
     TIME_IN_FORCE,
     __version__,
+    group_runs,
 )
 from ml4t.backtest.config import BacktestConfig
 from ml4t.backtest.data import PolarsDataFeed
@@ -106,6 +107,9 @@ _NO_REASON = 255
 """The engine's ``reason`` code of an order event without one."""
 
 _FILL_STATUSES = ("partially_filled", "filled")
+
+_HISTORY = ("timestamp", "status", "quantity", "remaining", "price", "reason")
+"""The fields of an order's ``history`` (its events' columns, in this order)."""
 
 _ENGINE_TABLES = frozenset(
     ("fills", "trades", "equity", "rejections", "financing", "splits", "orders", "order_events")
@@ -626,32 +630,42 @@ class BacktestResult:
 
     def _orders(self, df: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
         quantity = pl.col("quantity")
-        # Grouped over the events sorted by order (stably: each order's history keeps its
-        # time order), so that Polars groups contiguous slices; the summaries' row order does
-        # not matter (joined by order_id, then sorted). The fill sums group the fill events
-        # alone (filtered once, not within every group): the same values in the same order,
-        # so the same sums.
+        # The events sorted by order (stably: each order's history keeps its time order),
+        # only the columns read, on one thread (a parallel gather spreads its buffers over the
+        # allocator's thread arenas: twice the peak memory for the same copy). Each order's
+        # history is its run of rows there: `group_runs` makes the lists over these very
+        # buffers (a Polars grouping would copy them once more). The summaries' row order
+        # does not matter (joined by order_id, then sorted). The fill sums group the fill
+        # events alone (the three columns filtered once, not within every group): the same
+        # values in the same order, so the same sums.
         ids = events.get_column("order_id")
+        by_order = events.select("order_id", *_HISTORY)
         by_order = (
-            events.with_columns(ids.set_sorted())
+            by_order.with_columns(ids.set_sorted())
             if ids.is_sorted()
-            else events.sort("order_id", maintain_order=True)
-        )
-        summary = by_order.group_by("order_id", maintain_order=True).agg(
-            pl.col("status").last(),
-            pl.struct("timestamp", "status", "quantity", "remaining", "price", "reason").alias(
-                "history"
-            ),
-        )
+            else by_order.sort("order_id", maintain_order=True, multithreaded=False)
+        ).rechunk()
+        fill = pl.col("status").is_in(_FILL_STATUSES)
         fills = (
-            by_order.filter(pl.col("status").is_in(_FILL_STATUSES))
-            .select("order_id", quantity, (quantity * pl.col("price")).alias("value"))
+            by_order.select(
+                pl.col("order_id").filter(fill),
+                quantity.filter(fill),
+                (quantity * pl.col("price")).filter(fill).alias("value"),
+            )
             .group_by("order_id", maintain_order=True)
             .agg(
                 quantity.sum().alias("filled_quantity"),
                 (pl.col("value").sum() / quantity.sum()).alias("avg_fill_price"),
             )
         )
+        order_id = pl.col("order_id")
+        last = by_order.select(pl.col("status").filter(order_id.ne_missing(order_id.shift(-1))))
+        summary = (
+            pl.DataFrame(group_runs(by_order, "order_id", "history"))
+            .hstack(last)
+            .select("order_id", "status", "history")
+        )
+        del by_order, last
         orders = df.select(
             "order_id",
             self._timestamps(pl.col("ts")).alias("timestamp"),
