@@ -561,10 +561,10 @@ class OracleEngine:
 
     def place_target(self, timestamp: Any, asset: str, target: float) -> None:
         """A target order: trade ``target - current``; a difference of at most DUST times the
-        larger of the two is float rounding, not a trade, and is dropped."""
+        largest of the two and the position is float rounding, not a trade, and is dropped."""
         current = self.current(asset)
         quantity = target - current
-        if abs(quantity) <= DUST * max(abs(target), abs(current)):
+        if abs(quantity) <= DUST * max(abs(target), abs(current), abs(self.position[asset])):
             return
         self.place(timestamp, asset, quantity, target_based=True)
 
