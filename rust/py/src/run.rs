@@ -194,6 +194,10 @@ impl<'py> Run<'py> {
         driver: Driver<'_>,
     ) -> Result<Result<BacktestOutput, EngineError>, Error> {
         let n_assets = self.universe.len() as u32;
+        if let ChunkSource::Checked(chunks) = &self.source {
+            let total = chunks.as_slice().iter().map(MarketData::n_timestamps).sum();
+            self.engine.reserve_timestamps(total);
+        }
         while let Some(chunk) = self.source.next_chunk(n_assets)? {
             if let Err(err) = self.slippage.check_columns(&chunk) {
                 return Ok(Err(err));

@@ -213,6 +213,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Reserves the result curves for `n_timestamps` more timestamps, when the caller knows
+    /// the whole run's count before its first chunk (an in-memory frame handed over in pages):
+    /// each chunk's own reservation then finds the room already there, so the curves are
+    /// allocated once, at their final size, instead of growing chunk by chunk.
+    pub fn reserve_timestamps(&mut self, n_timestamps: usize) {
+        self.record.equity.reserve(n_timestamps);
+        if self.record_exposure {
+            self.record.exposure.reserve(n_timestamps);
+        }
+    }
+
     /// The account as it stands.
     pub fn portfolio(&self) -> &Portfolio {
         &self.portfolio
