@@ -313,9 +313,13 @@ fn topk_rebalance_output_is_pinned_bit_for_bit() {
             "cash account resize, fill-time sizing",
             (3211, 3354, 407, 4693703925521717368, 8515192490578953753),
         ),
+        // Re-pinned once, for a correctness fix rather than speed: the code the pins were
+        // taken on booked 373 orders here of at most 4.5e-13 shares each (float residue of a
+        // position and its capped remainders, each filled once); a target that close to the
+        // position makes no order now (docs/semantics.md, the dust rule).
         (
             "same close, volume cap",
-            (21626, 8268, 32, 4693671726863318264, 3200946262738854227),
+            (21253, 7895, 32, 4693671726863318256, 11988527862605807646),
         ),
         (
             "next close",
