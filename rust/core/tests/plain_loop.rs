@@ -6,9 +6,9 @@
 mod common;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::Array;
 
-use common::{bar, market, split_at, Row};
+use common::{bar, market, output_batches, split_at, Row};
 
 use ml4t_backtest_core::commission::CommissionModel;
 use ml4t_backtest_core::config::AccountRules;
@@ -119,24 +119,9 @@ fn signal(quantity: f64, allow_short: bool) -> SignalStrategy {
     .expect("valid strategy")
 }
 
-fn batches(out: &BacktestOutput) -> [(&'static str, &RecordBatch); 10] {
-    [
-        ("fills", &out.fills),
-        ("trades", &out.trades),
-        ("equity", &out.equity),
-        ("rejections", &out.rejections),
-        ("financing", &out.financing),
-        ("splits", &out.splits),
-        ("cash", &out.cash),
-        ("orders", &out.orders),
-        ("order_events", &out.order_events),
-        ("non_member_pnl", &out.non_member_pnl),
-    ]
-}
-
 /// Every batch of `a` and `b` has the same schema, rows, nulls and value bytes.
 fn assert_same_bits(a: &BacktestOutput, b: &BacktestOutput) {
-    for ((name, x), (_, y)) in batches(a).into_iter().zip(batches(b)) {
+    for ((name, x), (_, y)) in output_batches(a).into_iter().zip(output_batches(b)) {
         assert_eq!(x.schema(), y.schema(), "{name}: schema");
         assert_eq!(x.num_rows(), y.num_rows(), "{name}: rows");
         for (field, (cx, cy)) in x

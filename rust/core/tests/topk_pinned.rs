@@ -9,11 +9,9 @@
 mod common;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type, UInt8Type};
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
+use arrow_array::types::Float64Type;
 
-use common::{bar, market};
+use common::{bar, hash_output, market};
 
 use ml4t_backtest_core::commission::CommissionModel;
 use ml4t_backtest_core::config::{AccountKind, AccountRules, Insufficient, TargetSizing};
@@ -179,81 +177,6 @@ fn configs() -> Vec<(&'static str, EngineConfig, usize, usize)> {
             7,
         ),
     ]
-}
-
-/// FNV-1a over bytes.
-struct Fnv(u64);
-
-impl Fnv {
-    fn eat(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3);
-        }
-    }
-}
-
-/// Hashes every column name, null and value bit of `batch`.
-fn hash_batch(hash: &mut Fnv, name: &str, batch: &RecordBatch) {
-    hash.eat(name.as_bytes());
-    hash.eat(&(batch.num_rows() as u64).to_le_bytes());
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        hash.eat(field.name().as_bytes());
-        for i in 0..column.len() {
-            hash.eat(&[u8::from(column.is_null(i))]);
-        }
-        match column.data_type() {
-            DataType::Float64 => column
-                .as_primitive::<Float64Type>()
-                .values()
-                .iter()
-                .for_each(|v| hash.eat(&v.to_bits().to_le_bytes())),
-            DataType::Int64 => column
-                .as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .for_each(|v| hash.eat(&v.to_le_bytes())),
-            DataType::UInt64 => column
-                .as_primitive::<UInt64Type>()
-                .values()
-                .iter()
-                .for_each(|v| hash.eat(&v.to_le_bytes())),
-            DataType::UInt32 => column
-                .as_primitive::<UInt32Type>()
-                .values()
-                .iter()
-                .for_each(|v| hash.eat(&v.to_le_bytes())),
-            DataType::UInt8 => column
-                .as_primitive::<UInt8Type>()
-                .values()
-                .iter()
-                .for_each(|v| hash.eat(&[*v])),
-            DataType::Boolean => {
-                let values = column.as_boolean();
-                (0..values.len()).for_each(|i| hash.eat(&[u8::from(values.value(i))]));
-            }
-            other => panic!("column {name}.{} of unhashed type {other}", field.name()),
-        }
-    }
-}
-
-fn hash_output(out: &BacktestOutput) -> u64 {
-    let mut hash = Fnv(0xCBF2_9CE4_8422_2325);
-    for (name, batch) in [
-        ("fills", &out.fills),
-        ("trades", &out.trades),
-        ("equity", &out.equity),
-        ("rejections", &out.rejections),
-        ("financing", &out.financing),
-        ("splits", &out.splits),
-        ("cash", &out.cash),
-        ("orders", &out.orders),
-        ("order_events", &out.order_events),
-        ("non_member_pnl", &out.non_member_pnl),
-    ] {
-        hash_batch(&mut hash, name, batch);
-    }
-    hash.0
 }
 
 /// Fills, orders, rejections, the final equity's bits and the hash of every batch.

@@ -69,12 +69,6 @@ def chunk_slices(frame: pl.DataFrame) -> list[pl.DataFrame]:
     return [frame.slice(a, b - a).rechunk() for a, b in itertools.pairwise(cuts)]
 
 
-def timestamp_aligned(frame: pl.DataFrame, ts: str = "ts") -> pl.DataFrame:
-    """``frame`` as one frame of :func:`timestamp_pages` (concatenated without a copy)."""
-    pages = timestamp_pages(frame, ts)
-    return pages[0] if len(pages) == 1 else pl.concat(pages, rechunk=False)
-
-
 def _cuts(ts: pl.Series, boundaries: list[int]) -> list[tuple[int, int, bool]]:
     """The frame's rows split at ``boundaries``, each boundary inside a timestamp widened to
     that timestamp's rows (a bridge, flagged to be copied): ``(start, end, copy)`` in order.

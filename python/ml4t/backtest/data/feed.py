@@ -48,7 +48,7 @@ from ml4t.backtest._core import CheckedData
 from ml4t.backtest._models import timedelta_text
 from ml4t.backtest.config import DataConfig, ValidationConfig
 from ml4t.backtest.data.actions import read_actions
-from ml4t.backtest.data.chunks import timestamp_aligned, timestamp_pages
+from ml4t.backtest.data.chunks import timestamp_pages
 from ml4t.backtest.data.features import FeatureProvider
 from ml4t.backtest.data.fx import check_coverage, read_fx
 from ml4t.backtest.data.instruments import quote_currencies, read_instruments
@@ -857,24 +857,22 @@ class PolarsDataFeed:
         return self._engine_frame(frame)
 
     def _engine_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """A checked chunk in the engine's schema."""
+        """A checked chunk in the engine's schema, in the input's own chunks (no copy: the
+        engine reads an in-memory frame through :attr:`engine_pages`)."""
         spec = self._spec
         t = spec.timestamp
-        # The input's chunks are kept (no copy) where they hold whole timestamps.
-        return timestamp_aligned(
-            frame.select(
-                pl.col(t).to_physical().alias("ts"),
-                pl.col(CODE).alias("asset_id"),
-                *PRICE_COLUMNS,
-                *spec.features,
-            )
+        return frame.select(
+            pl.col(t).to_physical().alias("ts"),
+            pl.col(CODE).alias("asset_id"),
+            *PRICE_COLUMNS,
+            *spec.features,
         )
 
     def _new_pass(self) -> _Pass:
         return _Pass([AsofJoin(j) for j in self._joins])
 
     def _build(self, collector: Collector) -> pl.DataFrame:
-        """In memory: the whole frame as one chunk."""
+        """In memory: the whole frame, in the input's chunks."""
         raw = self._raw if self._raw is not None else self._prices.collect()
         self._raw = None
         return self._process(raw, None, None, self._new_pass(), collector)
@@ -938,7 +936,8 @@ class PolarsDataFeed:
                 query = query.filter(pl.col(t) >= raw_literal(lo, raw, round_up=True))
             if hi is not None:
                 query = query.filter(pl.col(t) < raw_literal(hi, raw, round_up=True))
-            out = self._process(query.collect(), lo, hi, state, collector)
+            # One chunk, so the engine's import and the batch driver's numpy views share it.
+            out = self._process(query.collect(), lo, hi, state, collector).rechunk()
             if out.height:
                 yield out
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type, UInt8Type};
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 
 use ml4t_backtest_core::commission::CommissionModel;
@@ -850,4 +850,90 @@ pub fn run_script_with_rules(
     )
     .expect("backtest runs");
     (out, strategy)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output hashes (the pinned tests)
+// ---------------------------------------------------------------------------------------------
+
+/// FNV-1a over bytes.
+struct Fnv(u64);
+
+impl Fnv {
+    fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+}
+
+/// Hashes every column name, null and value bit of `batch`.
+fn hash_batch(hash: &mut Fnv, name: &str, batch: &RecordBatch) {
+    hash.eat(name.as_bytes());
+    hash.eat(&(batch.num_rows() as u64).to_le_bytes());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        hash.eat(field.name().as_bytes());
+        for i in 0..column.len() {
+            hash.eat(&[u8::from(column.is_null(i))]);
+        }
+        match column.data_type() {
+            DataType::Float64 => column
+                .as_primitive::<Float64Type>()
+                .values()
+                .iter()
+                .for_each(|v| hash.eat(&v.to_bits().to_le_bytes())),
+            DataType::Int64 => column
+                .as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .for_each(|v| hash.eat(&v.to_le_bytes())),
+            DataType::UInt64 => column
+                .as_primitive::<UInt64Type>()
+                .values()
+                .iter()
+                .for_each(|v| hash.eat(&v.to_le_bytes())),
+            DataType::UInt32 => column
+                .as_primitive::<UInt32Type>()
+                .values()
+                .iter()
+                .for_each(|v| hash.eat(&v.to_le_bytes())),
+            DataType::UInt8 => column
+                .as_primitive::<UInt8Type>()
+                .values()
+                .iter()
+                .for_each(|v| hash.eat(&[*v])),
+            DataType::Boolean => {
+                let values = column.as_boolean();
+                (0..values.len()).for_each(|i| hash.eat(&[u8::from(values.value(i))]));
+            }
+            other => panic!("column {name}.{} of unhashed type {other}", field.name()),
+        }
+    }
+}
+
+/// Every result batch of `out`, named, in a fixed order.
+pub fn output_batches(out: &BacktestOutput) -> [(&'static str, &RecordBatch); 10] {
+    [
+        ("fills", &out.fills),
+        ("trades", &out.trades),
+        ("equity", &out.equity),
+        ("rejections", &out.rejections),
+        ("financing", &out.financing),
+        ("splits", &out.splits),
+        ("cash", &out.cash),
+        ("orders", &out.orders),
+        ("order_events", &out.order_events),
+        ("non_member_pnl", &out.non_member_pnl),
+    ]
+}
+
+/// FNV-1a of every column name, null and value bit of every result batch: what the pinned
+/// tests compare with the hash taken before a change.
+pub fn hash_output(out: &BacktestOutput) -> u64 {
+    let mut hash = Fnv(0xCBF2_9CE4_8422_2325);
+    for (name, batch) in output_batches(out) {
+        hash_batch(&mut hash, name, batch);
+    }
+    hash.0
 }
