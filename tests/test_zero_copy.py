@@ -3,11 +3,14 @@ slices of the same buffers, and result tables come back as Arrow streams."""
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from ml4t.backtest import (
     Backtest,
@@ -18,6 +21,7 @@ from ml4t.backtest import (
     TimestampBatch,
     _core,
 )
+from ml4t.backtest.results import result as result_module
 from ml4t.backtest.synthetic import make_bars
 
 
@@ -137,3 +141,64 @@ def test_result_tables_come_back_as_arrow(feed: PolarsDataFeed) -> None:
         result.equity["equity"].to_numpy(),
         (result.equity["cash"] + result.equity["positions_value"]).to_numpy(),
     )
+
+
+def test_table_columns_share_the_buffers(
+    feed: PolarsDataFeed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ArrowTable.columns`` splits a table into one table per column over the same buffers,
+    and a result's tables imported column by column equal their import at once."""
+    monkeypatch.setattr(result_module, "_SPLIT_ROWS", 0)
+    raw = _core.run_builtin(
+        feed.engine_frame,
+        {"names": feed.assets, "time_zone": feed.time_zone},
+        BacktestConfig().engine_dict(),
+        SignalStrategy("signal", quantity=5.0).spec(),
+    )
+    for table in raw.values():
+        whole = pl.DataFrame(table)
+        columns = table.columns()
+        assert [c for part in columns for c in pl.DataFrame(part).columns] == whole.columns
+        assert all(len(part) == len(table) for part in columns)
+        for part in columns:
+            column = pl.DataFrame(part).to_series()
+            assert column.equals(whole[column.name])
+            if column.dtype == pl.Float64 and column.len():
+                assert address(column) == address(whole[column.name])
+        assert_frame_equal(result_module._import_table(table), whole)
+
+
+def _glibc_in_use() -> int:
+    """Bytes glibc's allocator (the engine's) has handed out and not yet taken back."""
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks "
+            "keepcost".split()
+        ]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads glibc's mallinfo2")
+def test_engine_columns_a_frame_drops_are_freed() -> None:
+    """Building ``orders`` and ``order_events`` frees the engine columns they do not keep
+    (the raw quantities, prices, codes): each engine column is its own import, so one kept
+    column (the order ids) no longer holds its whole table alive."""
+    n = 200_000
+    bars = make_bars(n_assets=1, n_bars=n, seed=3, interval="1m")
+    bars = bars.with_columns(signal=pl.Series([1.0, -1.0] * (n // 2)))
+    config = BacktestConfig(account={"initial_margin": None})
+    result = Backtest(PolarsDataFeed(bars), SignalStrategy("signal", quantity=1), config=config)
+    result = result.run(progress=False)
+    raw_bytes = sum(result._raw[name].estimated_size() for name in ("orders", "order_events"))
+    before = _glibc_in_use()
+    assert result.orders.height >= n // 2 - 1
+    freed = before - _glibc_in_use()
+    # The two frames keep `order_id` and `ts` of each table (4 of its 23 columns); most of
+    # the rest is freed (the whole table stayed allocated before).
+    assert freed > raw_bytes / 2, (freed, raw_bytes)

@@ -173,6 +173,11 @@ class ArrowTable:
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> CapsuleType:
         """Exports the table as an Arrow C stream capsule (``requested_schema`` is ignored)."""
 
+    def columns(self) -> list[ArrowTable]:
+        """One single-column table per column, over the same buffers: imported one by one, each
+        column is freed on its own (one import of the whole table keeps every column alive
+        while any one of them is)."""
+
     def __len__(self) -> int:
         """Number of rows."""
 

@@ -64,6 +64,22 @@ impl ArrowTable {
         PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
     }
 
+    /// The table as one single-column table per column, sharing the buffers. Imported one by
+    /// one, each column is its own Arrow C import and is freed on its own (one import of the
+    /// whole table keeps every column alive while any one of them is).
+    fn columns(&self) -> PyResult<Vec<ArrowTable>> {
+        let schema = self.batch.schema();
+        (0..self.batch.num_columns())
+            .map(|i| {
+                let field = schema.field(i).clone();
+                let column = self.batch.column(i).clone();
+                RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![column])
+                    .map(ArrowTable::new)
+                    .map_err(|err| PyValueError::new_err(format!("ArrowTable.columns: {err}")))
+            })
+            .collect()
+    }
+
     /// Number of rows.
     fn __len__(&self) -> usize {
         self.batch.num_rows()

@@ -116,6 +116,21 @@ _ENGINE_TABLES = frozenset(
 )
 """The engine's result tables (``_core.ArrowTable``), imported into Polars at once."""
 
+_SPLIT_ROWS = 16_384
+"""Engine tables of at least this many rows are imported column by column."""
+
+
+def _import_table(table: Any) -> pl.DataFrame:
+    """An engine table in Polars, without a copy. A long table is imported column by column:
+    a column its record frame does not keep (a raw code, a quantity made absolute) is then
+    freed with the raw table, where one import of the whole table keeps every column alive as
+    long as any one of them is. A short table is imported at once (a column's import costs
+    about 8 us, more than its memory is worth)."""
+    if len(table) < _SPLIT_ROWS:
+        return pl.DataFrame(table)
+    return pl.DataFrame([pl.DataFrame(column).to_series() for column in table.columns()])
+
+
 _CODED = {"rejected_orders": ("rejections", REJECT_REASONS), "trades": ("trades", EXIT_REASONS)}
 """Which engine table and code list a record's coded column (reason, exit reason) reads."""
 
@@ -338,7 +353,7 @@ class BacktestResult:
         # The engine's tables, imported without a copy; each record frame is built from its
         # table on first access (and the table dropped then).
         self._raw: dict[str, Any] = {
-            name: pl.DataFrame(table) if name in _ENGINE_TABLES else table
+            name: _import_table(table) if name in _ENGINE_TABLES else table
             for name, table in raw.items()
         }
         self._splits: pl.DataFrame | None = self._raw.pop("splits", None)
