@@ -315,8 +315,10 @@ def first_keys(frame: pl.DataFrame, mask: pl.Expr | pl.Series, spec: FrameSpec) 
 
 def check_null_keys(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) -> pl.DataFrame:
     """Null timestamps or assets (named by row index); returns the frame without them."""
-    bad_any: pl.Expr = pl.lit(False)
+    bad_any: pl.Expr | None = None
     for name in (spec.timestamp, spec.asset):
+        if not frame.get_column(name).null_count():  # known without a scan
+            continue
         rows = frame.select(pl.arg_where(pl.col(name).is_null()).alias("row"))["row"]
         if rows.len():
             collector.error(
@@ -329,8 +331,9 @@ def check_null_keys(frame: pl.DataFrame, spec: FrameSpec, collector: Collector) 
                     key_kind="rows",
                 )
             )
-            bad_any = bad_any | pl.col(name).is_null()
-    return frame.filter(~bad_any)
+            null = pl.col(name).is_null()
+            bad_any = null if bad_any is None else bad_any | null
+    return frame if bad_any is None else frame.filter(~bad_any)
 
 
 def _out_of_order(spec: FrameSpec) -> pl.Expr:
