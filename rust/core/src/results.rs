@@ -142,20 +142,77 @@ recorder! {
     }
 }
 
-recorder! {
-    /// The account state of each timestamp: the equity curve, with `positions_value` (long +
-    /// short) and `equity` (cash + positions) derived as the row is written.
-    pub struct EquityRecorder {
-        /// Appends one timestamp's account state.
-        fn push(ts: Ts, cash: f64, long_value: f64, short_value: f64);
-        ts: i64 = ts,
-        cash: f64 = cash,
-        long_value: f64 = long_value,
-        short_value: f64 = short_value,
-        positions_value: f64 = long_value + short_value,
-        equity: f64 = cash + (long_value + short_value),
+/// The account state of each timestamp: the equity curve, written by [`EquityWriter`].
+/// `positions_value` (long + short) is derived when the table is built: with no short side
+/// (most runs) it is the `long_value` column itself, not a copy.
+#[derive(Debug, Default, Clone)]
+pub struct EquityRecorder {
+    ts: Vec<i64>,
+    cash: Vec<f64>,
+    long_value: Vec<f64>,
+    short_value: Vec<f64>,
+    equity: Vec<f64>,
+}
+
+impl EquityRecorder {
+    /// Number of rows so far.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True before the first row.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Reserves room for `additional` more rows (large columns are advised huge pages).
+    pub fn reserve(&mut self, additional: usize) {
+        self.ts.reserve(additional);
+        advise_huge_pages(&mut self.ts);
+        for column in [
+            &mut self.cash,
+            &mut self.long_value,
+            &mut self.short_value,
+            &mut self.equity,
+        ] {
+            column.reserve(additional);
+            advise_huge_pages(column);
+        }
+    }
+
+    /// Row `i`'s `positions_value` (long + short), as the table holds it.
+    pub fn positions_value(&self, i: usize) -> f64 {
+        self.long_value[i] + self.short_value[i]
+    }
+
+    /// The named Arrow columns. `positions_value` is `long_value + short_value` row by row:
+    /// when every short value is +0.0 that sum is the long value itself unless the long value
+    /// is -0.0, so the column is then `long_value`'s own buffer.
+    fn into_columns(self) -> Vec<(&'static str, ArrayRef)> {
+        let no_short = self.short_value.iter().all(|s| s.to_bits() == 0);
+        let positions = if no_short && !self.long_value.iter().any(|l| l.to_bits() == NEGATIVE_ZERO)
+        {
+            None
+        } else {
+            let sums = self.long_value.iter().zip(&self.short_value);
+            Some(ColumnType::array(
+                sums.map(|(l, s)| l + s).collect::<Vec<f64>>(),
+            ))
+        };
+        let long: ArrayRef = ColumnType::array(self.long_value);
+        vec![
+            ("ts", ColumnType::array(self.ts)),
+            ("cash", ColumnType::array(self.cash)),
+            ("long_value", long.clone()),
+            ("short_value", ColumnType::array(self.short_value)),
+            ("positions_value", positions.unwrap_or(long)),
+            ("equity", ColumnType::array(self.equity)),
+        ]
     }
 }
+
+/// The bits of -0.0.
+const NEGATIVE_ZERO: u64 = 0x8000_0000_0000_0000;
 
 recorder! {
     /// Notional exposure per timestamp, only in runs with an asset marked to market (futures,
@@ -381,7 +438,7 @@ recorder! {
 }
 
 /// The equity curve's rows of one chunk, written into capacity reserved for all of its
-/// timestamps: one capacity test a row for the six columns instead of `Vec::push`'s one per
+/// timestamps: one capacity test a row for the five columns instead of `Vec::push`'s one per
 /// column. [`EquityWriter::finish`] gives the recorder back with the rows written.
 #[derive(Debug)]
 pub struct EquityWriter {
@@ -390,7 +447,6 @@ pub struct EquityWriter {
     cash: *mut f64,
     long_value: *mut f64,
     short_value: *mut f64,
-    positions_value: *mut f64,
     equity: *mut f64,
     len: usize,
     cap: usize,
@@ -407,14 +463,12 @@ impl EquityWriter {
             .min(rec.cash.capacity())
             .min(rec.long_value.capacity())
             .min(rec.short_value.capacity())
-            .min(rec.positions_value.capacity())
             .min(rec.equity.capacity());
         EquityWriter {
             ts: rec.ts.as_mut_ptr(),
             cash: rec.cash.as_mut_ptr(),
             long_value: rec.long_value.as_mut_ptr(),
             short_value: rec.short_value.as_mut_ptr(),
-            positions_value: rec.positions_value.as_mut_ptr(),
             equity: rec.equity.as_mut_ptr(),
             rec,
             len,
@@ -436,9 +490,7 @@ impl EquityWriter {
             self.cash.add(i).write(cash);
             self.long_value.add(i).write(long_value);
             self.short_value.add(i).write(short_value);
-            let positions_value = long_value + short_value;
-            self.positions_value.add(i).write(positions_value);
-            self.equity.add(i).write(cash + positions_value);
+            self.equity.add(i).write(cash + (long_value + short_value));
         }
         self.len = i + 1;
     }
@@ -465,7 +517,6 @@ impl EquityWriter {
             rec.cash.set_len(len);
             rec.long_value.set_len(len);
             rec.short_value.set_len(len);
-            rec.positions_value.set_len(len);
             rec.equity.set_len(len);
         }
         rec
@@ -596,6 +647,68 @@ impl BacktestOutput {
 mod tests {
     use super::*;
 
+    fn curve_columns(rec: EquityRecorder) -> Vec<(&'static str, Vec<f64>)> {
+        rec.into_columns()
+            .into_iter()
+            .filter_map(|(name, array)| {
+                let values = array.as_any().downcast_ref::<Float64Array>()?;
+                Some((name, values.values().to_vec()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_only_curve_shares_long_value_as_positions_value() {
+        let mut writer = EquityWriter::new(EquityRecorder::default(), 3);
+        for (i, long) in [0.0, 5.0, 7.5].into_iter().enumerate() {
+            writer.push(i as i64, 100.0, long, 0.0);
+        }
+        let rec = writer.finish();
+        let columns = rec.clone().into_columns();
+        let long = columns[2].1.to_data();
+        let positions = columns[4].1.to_data();
+        // The same buffer, not a copy.
+        assert_eq!(long.buffers()[0].as_ptr(), positions.buffers()[0].as_ptr());
+        let values = curve_columns(rec);
+        assert_eq!(values[2], ("short_value", vec![0.0; 3]));
+        assert_eq!(values[3], ("positions_value", vec![0.0, 5.0, 7.5]));
+        assert_eq!(values[4], ("equity", vec![100.0, 105.0, 107.5]));
+    }
+
+    #[test]
+    fn a_short_side_is_summed_across_chunks() {
+        let mut writer = EquityWriter::new(EquityRecorder::default(), 2);
+        writer.push(0, 10.0, 1.0, 0.0);
+        writer.push(1, 10.0, 1.0, 0.0);
+        let mut writer = EquityWriter::new(writer.finish(), 3);
+        writer.push(2, 10.0, 1.0, -2.0);
+        writer.push(3, 10.0, 0.0, 0.0);
+        let mut writer = EquityWriter::new(writer.finish(), 1);
+        writer.push(4, 10.0, 2.0, -0.5);
+        let values = curve_columns(writer.finish());
+        assert_eq!(values[2], ("short_value", vec![0.0, 0.0, -2.0, 0.0, -0.5]));
+        assert_eq!(
+            values[3],
+            ("positions_value", vec![1.0, 1.0, -1.0, 0.0, 1.5])
+        );
+        assert_eq!(values[4], ("equity", vec![11.0, 11.0, 9.0, 10.0, 11.5]));
+    }
+
+    #[test]
+    fn a_negative_zero_short_or_long_keeps_the_sums_bits() {
+        // -0.0 short: not +0.0, so summed; -0.0 + -0.0 stays -0.0.
+        let mut writer = EquityWriter::new(EquityRecorder::default(), 1);
+        writer.push(0, 1.0, -0.0, -0.0);
+        let values = curve_columns(writer.finish());
+        assert_eq!(values[3].1[0].to_bits(), (-0.0f64).to_bits());
+        // -0.0 long without a short side: long + 0.0 is +0.0, computed, not shared.
+        let mut writer = EquityWriter::new(EquityRecorder::default(), 1);
+        writer.push(0, 1.0, -0.0, 0.0);
+        let values = curve_columns(writer.finish());
+        assert_eq!(values[1].1[0].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(values[3].1[0].to_bits(), 0.0f64.to_bits());
+    }
+
     #[test]
     fn the_equity_writer_grows_past_the_rows_asked_for() {
         let mut writer = EquityWriter::new(EquityRecorder::default(), 1);
@@ -609,7 +722,7 @@ mod tests {
         assert_eq!(rec.ts, (0..=100).collect::<Vec<i64>>());
         assert!(rec.cash.iter().all(|&c| c == 10.0));
         for i in 0..=100 {
-            assert_eq!(rec.positions_value[i], i as f64 - 0.5);
+            assert_eq!(rec.positions_value(i), i as f64 - 0.5);
             assert_eq!(rec.equity[i], 10.0 + (i as f64 - 0.5));
         }
     }
