@@ -161,36 +161,29 @@ impl MarketData {
         let (ts, asset) = (self.ts(), self.asset_ids());
         let n_assets = self.n_assets;
         // Each rule counts the rows that break it, in a simple zipped loop over equal-length
-        // slices: a sum of flags as wide as the values tested vectorises into compares and
-        // adds, where an OR of byte flags stays scalar. A block's columns stay in cache
-        // between its loops.
+        // slices (`row_rules`): a sum of flags as wide as the values tested vectorises into
+        // compares and adds, where an OR of byte flags stays scalar. A block's columns stay
+        // in cache between its loops.
+        let k = row_rules::kernels();
         let mut broken = 0u64;
         let mut n_timestamps = usize::from(n > 0);
         let mut start = 0;
         while start < n {
             let end = (start + BLOCK).min(n);
-            let outside: u32 = asset[start..end]
-                .iter()
-                .map(|&a| u32::from(a >= n_assets))
-                .sum();
-            broken += u64::from(outside);
+            broken += (k.codes_outside)(&asset[start..end], n_assets);
             let from = start.max(1);
             let (t0, t1) = (&ts[from - 1..end - 1], &ts[from..end]);
             let (a0, a1) = (&asset[from - 1..end - 1], &asset[from..end]);
-            let mut new_timestamps = 0u64;
-            for (((&t0, &t1), &a0), &a1) in t0.iter().zip(t1).zip(a0).zip(a1) {
-                broken += u64::from(t1 < t0) | (u64::from(t1 == t0) & u64::from(a1 <= a0));
-                new_timestamps += u64::from(t1 != t0);
-            }
+            let (unordered, new_timestamps) = (k.out_of_order)(t0, t1, a0, a1);
+            broken += unordered;
             n_timestamps += new_timestamps as usize;
-            // NaN fails every comparison, so the finiteness tests catch it.
             let (open, high) = (&self.open()[start..end], &self.high()[start..end]);
             let (low, close) = (&self.low()[start..end], &self.close()[start..end]);
             for column in [open, high, low, close] {
-                broken += count_not_positive_finite(column);
+                broken += (k.not_positive_finite)(column);
             }
-            broken += count_not_finite_non_negative(&self.volume()[start..end]);
-            broken += count_outside_bar(open, high, low, close);
+            broken += (k.not_finite_non_negative)(&self.volume()[start..end]);
+            broken += (k.outside_bar)(open, high, low, close);
             start = end;
         }
         (broken == 0).then_some(n_timestamps)
@@ -437,38 +430,189 @@ pub fn group_end(ts: &[Ts], start: usize) -> usize {
     end
 }
 
-// The row rules' counting loops, each compiled on its own: inside the block loop of
-// `MarketData::rows_hold` LLVM turned the float tests into scalar integer tests of the bits
-// (25 instructions a value); alone, each loop vectorises.
+/// The row rules' counting loops. Each is compiled on its own (inside the block loop of
+/// `MarketData::rows_hold` LLVM turned the float tests into scalar integer tests of the bits,
+/// 25 instructions a value; alone, each loop vectorises), and twice on x86-64: for the
+/// baseline (SSE2) and for AVX2, picked at run time (AVX2 compares 64-bit integers, so the
+/// time-order loop vectorises too, and holds four floats a register). The counts are exact
+/// integers either way.
+mod row_rules {
+    /// Time order over pairs of neighbouring rows: `(t0, t1, a0, a1) -> (broken, new)`.
+    type OrderKernel = fn(&[i64], &[i64], &[u32], &[u32]) -> (u64, u64);
+    /// A test over a bar's four prices.
+    type BarKernel = fn(&[f64], &[f64], &[f64], &[f64]) -> u64;
 
-/// Values that are not finite and positive (NaN fails every comparison).
-#[inline(never)]
-fn count_not_positive_finite(values: &[f64]) -> u64 {
-    values
-        .iter()
-        .map(|&v| u64::from(!((v > 0.0) & (v <= f64::MAX))))
-        .sum()
-}
+    /// The kernels of one instruction set.
+    #[derive(Clone, Copy)]
+    pub struct Kernels {
+        /// Codes at or above `n_assets`.
+        pub codes_outside: fn(&[u32], u32) -> u64,
+        /// Rows before their predecessor (time, then code) and rows starting a new
+        /// timestamp, of the pairs `(t0[i], a0[i])`, `(t1[i], a1[i])`.
+        pub out_of_order: OrderKernel,
+        /// Values that are not finite and positive (NaN fails every comparison).
+        pub not_positive_finite: fn(&[f64]) -> u64,
+        /// Values that are not finite and non-negative.
+        pub not_finite_non_negative: fn(&[f64]) -> u64,
+        /// Bars whose open or close lies outside their low..high.
+        pub outside_bar: BarKernel,
+    }
 
-/// Values that are not finite and non-negative.
-#[inline(never)]
-#[allow(clippy::manual_range_contains)] // `&`, not `contains`'s `&&`: branch-free, as above
-fn count_not_finite_non_negative(values: &[f64]) -> u64 {
-    values
-        .iter()
-        .map(|&v| u64::from(!((v >= 0.0) & (v <= f64::MAX))))
-        .sum()
-}
+    macro_rules! kernels {
+        ($(#[$attr:meta])*) => {
+            $(#[$attr])*
+            #[inline(never)]
+            pub fn codes_outside(codes: &[u32], n_assets: u32) -> u64 {
+                codes.iter().map(|&a| u64::from(a >= n_assets)).sum()
+            }
 
-/// Bars whose open or close lies outside their low..high.
-#[inline(never)]
-fn count_outside_bar(open: &[f64], high: &[f64], low: &[f64], close: &[f64]) -> u64 {
-    open.iter()
-        .zip(high)
-        .zip(low)
-        .zip(close)
-        .map(|(((&o, &h), &l), &c)| {
-            u64::from(l > o) | u64::from(l > c) | u64::from(h < o) | u64::from(h < c)
-        })
-        .sum()
+            $(#[$attr])*
+            #[inline(never)]
+            pub fn out_of_order(t0: &[i64], t1: &[i64], a0: &[u32], a1: &[u32]) -> (u64, u64) {
+                let mut broken = 0u64;
+                let mut new_timestamps = 0u64;
+                for (((&t0, &t1), &a0), &a1) in t0.iter().zip(t1).zip(a0).zip(a1) {
+                    broken += u64::from(t1 < t0) | (u64::from(t1 == t0) & u64::from(a1 <= a0));
+                    new_timestamps += u64::from(t1 != t0);
+                }
+                (broken, new_timestamps)
+            }
+
+            $(#[$attr])*
+            #[inline(never)]
+            pub fn not_positive_finite(values: &[f64]) -> u64 {
+                values
+                    .iter()
+                    .map(|&v| u64::from(!((v > 0.0) & (v <= f64::MAX))))
+                    .sum()
+            }
+
+            $(#[$attr])*
+            #[inline(never)]
+            #[allow(clippy::manual_range_contains)] // `&`, not `contains`'s `&&`: branch-free
+            pub fn not_finite_non_negative(values: &[f64]) -> u64 {
+                values
+                    .iter()
+                    .map(|&v| u64::from(!((v >= 0.0) & (v <= f64::MAX))))
+                    .sum()
+            }
+
+            $(#[$attr])*
+            #[inline(never)]
+            pub fn outside_bar(open: &[f64], high: &[f64], low: &[f64], close: &[f64]) -> u64 {
+                open.iter()
+                    .zip(high)
+                    .zip(low)
+                    .zip(close)
+                    .map(|(((&o, &h), &l), &c)| {
+                        u64::from(l > o) | u64::from(l > c) | u64::from(h < o) | u64::from(h < c)
+                    })
+                    .sum()
+            }
+        };
+    }
+
+    /// The baseline kernels.
+    mod portable {
+        kernels!();
+    }
+
+    /// The AVX2 kernels: each `unsafe` only for its target feature, and called only after
+    /// the CPU was found to have it.
+    #[cfg(target_arch = "x86_64")]
+    mod avx2 {
+        kernels!(#[target_feature(enable = "avx2")]);
+    }
+
+    /// The fastest kernels this CPU runs.
+    pub fn kernels() -> Kernels {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // Safe wrappers: the feature was detected just above.
+            return Kernels {
+                // SAFETY (each): this CPU has AVX2.
+                codes_outside: |c, n| unsafe { avx2::codes_outside(c, n) },
+                out_of_order: |t0, t1, a0, a1| unsafe { avx2::out_of_order(t0, t1, a0, a1) },
+                not_positive_finite: |v| unsafe { avx2::not_positive_finite(v) },
+                not_finite_non_negative: |v| unsafe { avx2::not_finite_non_negative(v) },
+                outside_bar: |o, h, l, c| unsafe { avx2::outside_bar(o, h, l, c) },
+            };
+        }
+        portable_kernels()
+    }
+
+    /// The baseline kernels (every CPU).
+    pub fn portable_kernels() -> Kernels {
+        Kernels {
+            codes_outside: portable::codes_outside,
+            out_of_order: portable::out_of_order,
+            not_positive_finite: portable::not_positive_finite,
+            not_finite_non_negative: portable::not_finite_non_negative,
+            outside_bar: portable::outside_bar,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn special() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                Just(0.0),
+                Just(-0.0),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+                Just(f64::MAX),
+                Just(f64::MIN_POSITIVE),
+                -10.0..10.0f64,
+            ]
+        }
+
+        proptest! {
+            /// The kernels this CPU picks count exactly what the baseline ones count.
+            #[test]
+            fn detected_kernels_equal_the_baseline(
+                values in prop::collection::vec(special(), 0..300),
+                ts in prop::collection::vec(prop_oneof![Just(i64::MIN), Just(i64::MAX), -3..3i64], 301),
+                codes in prop::collection::vec(0..6u32, 301),
+            ) {
+                let (fast, base) = (kernels(), portable_kernels());
+                let n = values.len();
+                let (t0, t1, a0, a1) = (&ts[..n], &ts[1..=n], &codes[..n], &codes[1..=n]);
+                prop_assert_eq!((fast.codes_outside)(a0, 4), (base.codes_outside)(a0, 4));
+                prop_assert_eq!((fast.out_of_order)(t0, t1, a0, a1), (base.out_of_order)(t0, t1, a0, a1));
+                prop_assert_eq!((fast.not_positive_finite)(&values), (base.not_positive_finite)(&values));
+                prop_assert_eq!(
+                    (fast.not_finite_non_negative)(&values),
+                    (base.not_finite_non_negative)(&values)
+                );
+                let mut rotated = values.clone();
+                rotated.rotate_left(n / 3);
+                let reversed: Vec<f64> = values.iter().rev().copied().collect();
+                prop_assert_eq!(
+                    (fast.outside_bar)(&values, &rotated, &reversed, &values),
+                    (base.outside_bar)(&values, &rotated, &reversed, &values)
+                );
+            }
+        }
+
+        #[test]
+        fn the_baseline_counts_each_rule() {
+            let k = portable_kernels();
+            assert_eq!((k.codes_outside)(&[0, 3, 4, 9], 4), 2);
+            assert_eq!(
+                (k.out_of_order)(&[1, 2, 2, 5], &[2, 2, 1, 5], &[0, 1, 0, 2], &[1, 1, 0, 3]),
+                (2, 2)
+            );
+            let v = [1.0, 0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, f64::MAX];
+            assert_eq!((k.not_positive_finite)(&v), 5);
+            assert_eq!((k.not_finite_non_negative)(&v), 3);
+            assert_eq!(
+                (k.outside_bar)(&[1.0, 5.0], &[2.0, 4.0], &[0.5, 3.0], &[1.5, 3.5]),
+                1
+            );
+        }
+    }
 }
