@@ -68,12 +68,10 @@ impl ArrowTable {
     /// one, each column is its own Arrow C import and is freed on its own (one import of the
     /// whole table keeps every column alive while any one of them is).
     fn columns(&self) -> PyResult<Vec<ArrowTable>> {
-        let schema = self.batch.schema();
         (0..self.batch.num_columns())
             .map(|i| {
-                let field = schema.field(i).clone();
-                let column = self.batch.column(i).clone();
-                RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![column])
+                self.batch
+                    .project(&[i])
                     .map(ArrowTable::new)
                     .map_err(|err| PyValueError::new_err(format!("ArrowTable.columns: {err}")))
             })

@@ -114,7 +114,7 @@ _HISTORY = ("timestamp", "status", "quantity", "remaining", "price", "reason")
 _ENGINE_TABLES = frozenset(
     ("fills", "trades", "equity", "rejections", "financing", "splits", "orders", "order_events")
 )
-"""The engine's result tables (``_core.ArrowTable``), imported into Polars at once."""
+"""The engine's result tables (``_core.ArrowTable``), imported into Polars by ``_import_table``."""
 
 _SPLIT_ROWS = 16_384
 """Engine tables of at least this many rows are imported column by column."""
